@@ -1,0 +1,115 @@
+//! Comparing two configurations into a reload plan.
+//!
+//! A reload (SIGHUP, or `reload` in the shell) must leave unchanged programs running, so the
+//! supervisor needs to know, per program name, what happened between the configuration it
+//! runs and the one just read. The comparison is the whole [`ProgramSpec`]: any field that
+//! differs, however small (`stoptime` included), makes the program `changed`; deciding which
+//! changes could be applied without a restart is the supervisor's business, not this crate's.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Config;
+
+/// What a reload does, by program name; each list is sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadPlan {
+    /// In the new configuration only.
+    pub added: Vec<String>,
+    /// In both, with a different [`crate::ProgramSpec`].
+    pub changed: Vec<String>,
+    /// In the old configuration only.
+    pub removed: Vec<String>,
+    /// In both, identical.
+    pub unchanged: Vec<String>,
+}
+
+impl ReloadPlan {
+    /// Whether the reload changes nothing: no program added, changed or removed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// Compares the running configuration `old` with the freshly read `new`.
+pub fn diff(old: &Config, new: &Config) -> ReloadPlan {
+    let mut plan = ReloadPlan::default();
+    // Both maps are BTreeMaps, so every list comes out in name order.
+    for (name, spec) in &new.programs {
+        match old.programs.get(name) {
+            None => plan.added.push(name.clone()),
+            Some(old_spec) if old_spec != spec => plan.changed.push(name.clone()),
+            Some(_) => plan.unchanged.push(name.clone()),
+        }
+    }
+    plan.removed = old
+        .programs
+        .keys()
+        .filter(|name| !new.programs.contains_key(*name))
+        .cloned()
+        .collect();
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(text: &str) -> Config {
+        match Config::parse(text, Path::new("/etc/taskmaster.yaml")) {
+            Ok(config) => config,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn diff_sorts_programs_into_added_changed_removed_and_unchanged() {
+        let old = config(
+            "programs:\n  web: {cmd: a}\n  zeta: {cmd: z}\n  gone: {cmd: g}\n  alpha: {cmd: x}\n",
+        );
+        let new = config(
+            "programs:\n  zeta: {cmd: z, stoptime: 11}\n  web: {cmd: a}\n  new: {cmd: n}\n  alpha: {cmd: x, numprocs: 2}\n  beta: {cmd: b}\n",
+        );
+        let plan = diff(&old, &new);
+        assert_eq!(plan.added, ["beta", "new"]);
+        assert_eq!(plan.changed, ["alpha", "zeta"]);
+        assert_eq!(plan.removed, ["gone"]);
+        assert_eq!(plan.unchanged, ["web"]);
+        assert!(!plan.is_empty());
+    }
+
+    #[test]
+    fn identical_configurations_give_an_empty_plan() {
+        let text = "programs:\n  web: {cmd: a}\n  db: {cmd: b}\n";
+        let plan = diff(&config(text), &config(text));
+        assert!(plan.is_empty());
+        assert_eq!(plan.unchanged, ["db", "web"]);
+    }
+
+    #[test]
+    fn any_field_change_makes_a_program_changed() {
+        let base = "programs:\n  web:\n    cmd: a\n";
+        for extra in [
+            "    env: {A: b}\n",
+            "    umask: 077\n",
+            "    stopsignal: INT\n",
+            "    stdout: out.log\n",
+            "    autostart: false\n",
+        ] {
+            let text = format!("{base}{extra}");
+            let Ok(new) = Config::parse(&text, Path::new("/etc/taskmaster.yaml")) else {
+                continue;
+            };
+            assert_eq!(diff(&config(base), &new).changed, ["web"], "{extra}");
+        }
+    }
+
+    #[test]
+    fn empty_plan_when_only_unchanged() {
+        let plan = ReloadPlan {
+            unchanged: vec!["web".into()],
+            ..ReloadPlan::default()
+        };
+        assert!(plan.is_empty());
+    }
+}

@@ -1,0 +1,122 @@
+//! # taskmaster's configuration
+//!
+//! Theory of operation: a configuration file goes through two layers, as ripgrep's flags do.
+//!
+//! 1. **Raw** ([`raw`]): the YAML text becomes a tree of nodes that remember where they stand
+//!    (line and column). Nothing is interpreted yet: every scalar is kept as the text the user
+//!    wrote, so `umask: 022` stays `"022"` and is read as octal, never as the integer 22.
+//! 2. **Validated** ([`Config`], [`ProgramSpec`]): every key is checked, every default applied,
+//!    every path resolved against the configuration file's folder and every signal resolved to
+//!    its number. All errors are collected, not only the first, each naming its place:
+//!    `taskmaster.yaml:12:5: programs.web.stopsignal: unknown signal "TERMM" (did you mean TERM?)`.
+//!
+//! Nothing past this boundary re-checks input: the supervisor trusts a [`Config`].
+//! [`diff`] compares two configurations into a [`ReloadPlan`], the input of a reload.
+
+mod diff;
+mod duration;
+mod error;
+pub mod raw;
+mod signal;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use diff::{diff, ReloadPlan};
+pub use duration::parse_duration;
+pub use error::{ConfigError, ConfigErrors};
+pub use signal::Signal;
+
+/// A whole, validated configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// The file this configuration was read from.
+    pub path: PathBuf,
+    /// The event log (`logfile:`), default `taskmaster.log` beside the configuration file.
+    pub logfile: PathBuf,
+    /// Every program, by name, in name order.
+    pub programs: BTreeMap<String, ProgramSpec>,
+}
+
+/// One program of the configuration, with every default applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramSpec {
+    /// The key under `programs:`.
+    pub name: String,
+    /// `cmd` as the user wrote it.
+    pub cmd: String,
+    /// `cmd` split into words the way a shell splits them; never empty.
+    pub argv: Vec<String>,
+    /// How many copies run; at least 1.
+    pub numprocs: u32,
+    pub autostart: bool,
+    pub autorestart: AutoRestart,
+    /// Exit codes that count as expected.
+    pub exitcodes: Vec<i32>,
+    /// How long a process must stay up to count as started (RUNNING).
+    pub starttime: Duration,
+    /// Failed starts allowed before giving up (FATAL).
+    pub startretries: u32,
+    pub stopsignal: Signal,
+    /// How long to wait after `stopsignal` before SIGKILL.
+    pub stoptime: Duration,
+    /// Where the child's stdout goes; `None` discards it.
+    pub stdout: Option<PathBuf>,
+    /// Where the child's stderr goes; `None` discards it.
+    pub stderr: Option<PathBuf>,
+    /// Variables merged over taskmaster's own environment.
+    pub env: BTreeMap<String, String>,
+    /// The child's working directory; `None` inherits taskmaster's.
+    pub workingdir: Option<PathBuf>,
+    /// The child's umask; `None` inherits taskmaster's.
+    pub umask: Option<u32>,
+}
+
+/// When a process that exited from RUNNING is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AutoRestart {
+    Always,
+    Never,
+    /// Only when the exit code is not one of `exitcodes` (or the process was killed by a signal).
+    Unexpected,
+}
+
+impl ProgramSpec {
+    /// Whether an exit with this code counts as expected.
+    pub fn is_expected_exit(&self, code: i32) -> bool {
+        self.exitcodes.contains(&code)
+    }
+
+    /// The names of this program's processes: `[NAME]` for numprocs 1, else
+    /// `[NAME_00, NAME_01, ...]`.
+    pub fn process_names(&self) -> Vec<String> {
+        if self.numprocs == 1 {
+            vec![self.name.clone()]
+        } else {
+            (0..self.numprocs)
+                .map(|i| format!("{}_{i:02}", self.name))
+                .collect()
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::single(ConfigError::file_level(path, format!("cannot read: {e}")))
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates `text` as if it had been read from `path` (used in errors, and to resolve
+    /// relative paths against the file's folder).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        let tree = raw::parse(text, path)?;
+        validate::validate(&tree, path)
+    }
+}

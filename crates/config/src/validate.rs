@@ -1,0 +1,589 @@
+//! The validated layer: a raw tree becomes a [`Config`] the supervisor can trust.
+//!
+//! Every key is checked here and nowhere else; every default is applied, every relative path
+//! resolved against the configuration file's folder (without touching the filesystem: a
+//! missing folder is the supervisor's error to report when it starts the program), and every
+//! signal resolved to its number.
+//!
+//! Validation never stops at the first problem. Each check records its error and moves on,
+//! so a single run reports everything wrong with a file, sorted in file order. A bad value is
+//! reported at the value; an unknown or misplaced key at the key.
+//!
+//! Keys are tables ([`TOP_LEVEL_KEYS`], [`PROGRAM_KEYS`]) mapping a name to the function that
+//! reads it: adding a key is one entry (plus the field it fills), and the tables are also what
+//! "did you mean" and "valid keys" are computed from, so they can never fall out of step.
+//!
+//! Leniency, decided once for every key of its kind:
+//! - Scalars are read from their text whatever their quoting: `numprocs: "4"` is 4 and
+//!   `autostart: "yes"` is true; `umask` digits are always octal.
+//! - A null (`~`, or nothing) means "absent" only where absence has a meaning of its own:
+//!   `programs` and `env` (empty), `stdout`, `stderr`, `workingdir` and `umask` (`None`), a
+//!   program (no keys, so `cmd` is missing). Anywhere else a null is an error, because
+//!   `numprocs:` with nothing after it is more likely a slip than a wish for the default.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{did_you_mean, ConfigError, ConfigErrors};
+use crate::raw::{Node, Value};
+use crate::{parse_duration, AutoRestart, Config, ProgramSpec, Signal};
+
+/// Validates a raw tree read from `path`.
+pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut checker = Checker {
+        file: path,
+        dir,
+        errors: Vec::new(),
+    };
+    let mut top = TopLevel::default();
+    match &tree.value {
+        Value::Mapping(pairs) => checker.keys(pairs, "", TOP_LEVEL_KEYS, &mut top),
+        _ => checker.error(
+            tree,
+            "",
+            format!(
+                "expected a mapping with keys such as \"programs\", found {}",
+                describe(tree)
+            ),
+        ),
+    }
+    if !checker.errors.is_empty() {
+        return Err(ConfigErrors::sorted(checker.errors));
+    }
+    let logfile = top
+        .logfile
+        .unwrap_or_else(|| checker.dir.join("taskmaster.log"));
+    Ok(Config {
+        path: path.to_path_buf(),
+        logfile,
+        programs: top.programs,
+    })
+}
+
+/// A key and the function that reads its value into `T`: `(checker, value, dotted key, T)`.
+type Key<T> = (&'static str, fn(&mut Checker, &Node, &str, &mut T));
+
+/// What the top level collects before it becomes a [`Config`].
+#[derive(Default)]
+struct TopLevel {
+    logfile: Option<PathBuf>,
+    programs: BTreeMap<String, ProgramSpec>,
+}
+
+const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
+    ("programs", |c, node, key, top| c.programs(node, key, top)),
+    ("logfile", |c, node, key, top| {
+        top.logfile = c.path(node, key)
+    }),
+];
+
+/// A program being read: the spec with every default applied, and whether `cmd` was given.
+struct Draft {
+    spec: ProgramSpec,
+    has_cmd: bool,
+}
+
+const PROGRAM_KEYS: &[Key<Draft>] = &[
+    ("cmd", |c, node, key, d| {
+        d.has_cmd = true;
+        if let Some((cmd, argv)) = c.command(node, key) {
+            d.spec.cmd = cmd;
+            d.spec.argv = argv;
+        }
+    }),
+    ("numprocs", |c, node, key, d| {
+        if let Some(n) = c.integer(node, key, 1, 1000) {
+            d.spec.numprocs = n;
+        }
+    }),
+    ("autostart", |c, node, key, d| {
+        if let Some(b) = c.boolean(node, key) {
+            d.spec.autostart = b;
+        }
+    }),
+    ("autorestart", |c, node, key, d| {
+        if let Some(a) = c.autorestart(node, key) {
+            d.spec.autorestart = a;
+        }
+    }),
+    ("exitcodes", |c, node, key, d| {
+        if let Some(codes) = c.exitcodes(node, key) {
+            d.spec.exitcodes = codes;
+        }
+    }),
+    ("starttime", |c, node, key, d| {
+        if let Some(t) = c.duration(node, key) {
+            d.spec.starttime = t;
+        }
+    }),
+    ("startretries", |c, node, key, d| {
+        if let Some(n) = c.integer(node, key, 0, u32::MAX) {
+            d.spec.startretries = n;
+        }
+    }),
+    ("stopsignal", |c, node, key, d| {
+        if let Some(s) = c.signal(node, key) {
+            d.spec.stopsignal = s;
+        }
+    }),
+    ("stoptime", |c, node, key, d| {
+        if let Some(t) = c.duration(node, key) {
+            d.spec.stoptime = t;
+        }
+    }),
+    ("stdout", |c, node, key, d| {
+        d.spec.stdout = c.optional_path(node, key);
+    }),
+    ("stderr", |c, node, key, d| {
+        d.spec.stderr = c.optional_path(node, key);
+    }),
+    ("env", |c, node, key, d| c.env(node, key, &mut d.spec.env)),
+    ("workingdir", |c, node, key, d| {
+        d.spec.workingdir = c.optional_path(node, key);
+    }),
+    ("umask", |c, node, key, d| {
+        if let Some(umask) = c.umask(node, key) {
+            d.spec.umask = umask;
+        }
+    }),
+];
+
+/// A program with nothing but defaults (and no command yet).
+fn defaults(name: &str) -> ProgramSpec {
+    ProgramSpec {
+        name: name.to_string(),
+        cmd: String::new(),
+        argv: Vec::new(),
+        numprocs: 1,
+        autostart: true,
+        autorestart: AutoRestart::Unexpected,
+        exitcodes: vec![0],
+        starttime: Duration::from_secs(1),
+        startretries: 3,
+        stopsignal: Signal::TERM,
+        stoptime: Duration::from_secs(10),
+        stdout: None,
+        stderr: None,
+        env: BTreeMap::new(),
+        workingdir: None,
+        umask: None,
+    }
+}
+
+/// Reads values and records every error it meets.
+///
+/// Each reader returns `None` after recording an error, so callers just skip the field.
+struct Checker<'a> {
+    file: &'a Path,
+    /// Relative paths are resolved against this folder.
+    dir: PathBuf,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, node: &Node, key: &str, message: String) {
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line: node.line,
+            column: node.column,
+            key: key.to_string(),
+            message,
+        });
+    }
+
+    /// Reads each pair of a mapping with the reader the table names for its key.
+    fn keys<T>(&mut self, pairs: &[(Node, Node)], path: &str, table: &[Key<T>], target: &mut T) {
+        for (key_node, value) in pairs {
+            let Some(name) = self.key_name(key_node, path) else {
+                continue;
+            };
+            match table.iter().find(|(known, _)| *known == name) {
+                Some((_, read)) => read(self, value, &join(path, name), target),
+                None => {
+                    let names: Vec<&str> = table.iter().map(|(known, _)| *known).collect();
+                    let message = match did_you_mean(name, &names) {
+                        Some(close) => format!("unknown key {name:?} (did you mean {close:?}?)"),
+                        None => {
+                            format!("unknown key {name:?} (valid keys: {})", names.join(", "))
+                        }
+                    };
+                    self.error(key_node, path, message);
+                }
+            }
+        }
+    }
+
+    /// A mapping key's text; keys must be scalars.
+    fn key_name<'n>(&mut self, key: &'n Node, path: &str) -> Option<&'n str> {
+        match &key.value {
+            Value::Scalar { text, .. } => Some(text),
+            _ => {
+                self.error(
+                    key,
+                    path,
+                    format!("expected a key name, found {}", describe(key)),
+                );
+                None
+            }
+        }
+    }
+
+    /// A scalar's text, or an error saying what was expected instead.
+    fn scalar<'n>(&mut self, node: &'n Node, key: &str, expected: &str) -> Option<&'n str> {
+        match &node.value {
+            Value::Scalar { text, .. } => Some(text),
+            _ => {
+                self.error(
+                    node,
+                    key,
+                    format!("expected {expected}, found {}", describe(node)),
+                );
+                None
+            }
+        }
+    }
+
+    fn programs(&mut self, node: &Node, key: &str, top: &mut TopLevel) {
+        let pairs = match &node.value {
+            Value::Null => return,
+            Value::Mapping(pairs) => pairs,
+            _ => {
+                let message = format!(
+                    "expected a mapping of program names to programs, found {}",
+                    describe(node)
+                );
+                return self.error(node, key, message);
+            }
+        };
+        // Process name -> the program that owns it, to catch `web` (numprocs 2) beside `web_01`.
+        let mut process_names: HashMap<String, String> = HashMap::new();
+        for (name_node, program) in pairs {
+            let Some(name) = self.key_name(name_node, key) else {
+                continue;
+            };
+            let path = join(key, name);
+            if !is_valid_program_name(name) {
+                let message = format!(
+                    "invalid program name {name:?}: a name starts with a letter or digit and \
+                     holds only letters, digits, \"_\", \".\" and \"-\""
+                );
+                self.error(name_node, key, message);
+            }
+            let mut draft = Draft {
+                spec: defaults(name),
+                has_cmd: false,
+            };
+            match &program.value {
+                Value::Null => {}
+                Value::Mapping(fields) => self.keys(fields, &path, PROGRAM_KEYS, &mut draft),
+                _ => {
+                    let message = format!(
+                        "expected a mapping of program keys, found {}",
+                        describe(program)
+                    );
+                    self.error(program, &path, message);
+                    continue;
+                }
+            }
+            if !draft.has_cmd {
+                self.error(name_node, &path, "missing required key \"cmd\"".to_string());
+            }
+            for process in draft.spec.process_names() {
+                if let Some(owner) = process_names.get(&process) {
+                    let message =
+                        format!("process name {process:?} is also a process of program {owner:?}");
+                    self.error(name_node, &path, message);
+                    break;
+                }
+            }
+            for process in draft.spec.process_names() {
+                process_names.insert(process, name.to_string());
+            }
+            top.programs.insert(name.to_string(), draft.spec);
+        }
+    }
+
+    fn command(&mut self, node: &Node, key: &str) -> Option<(String, Vec<String>)> {
+        let text = self.scalar(node, key, "a command")?;
+        match shell_words::split(text) {
+            Ok(argv) if argv.is_empty() => {
+                let message = format!("expected a command, found {}", describe(node));
+                self.error(node, key, message);
+                None
+            }
+            Ok(argv) => Some((text.to_string(), argv)),
+            Err(e) => {
+                let message = format!("cannot split {} into words: {e}", quote(text));
+                self.error(node, key, message);
+                None
+            }
+        }
+    }
+
+    /// A decimal integer from `min` to `max`.
+    fn integer(&mut self, node: &Node, key: &str, min: u32, max: u32) -> Option<u32> {
+        let expected = format!("an integer >= {min}");
+        let text = self.scalar(node, key, &expected)?;
+        let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+        let value = digits.then(|| text.parse::<u64>().unwrap_or(u64::MAX));
+        match value {
+            Some(n) if n > u64::from(max) => {
+                let message = format!("expected an integer <= {max}, found {}", describe(node));
+                self.error(node, key, message);
+                None
+            }
+            Some(n) if n >= u64::from(min) => u32::try_from(n).ok(),
+            _ => {
+                let message = format!("expected {expected}, found {}", describe(node));
+                self.error(node, key, message);
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
+        let expected = "true or false (or yes/no, on/off)";
+        let text = self.scalar(node, key, expected)?;
+        let value = parse_bool(text);
+        if value.is_none() {
+            self.error(
+                node,
+                key,
+                format!("expected {expected}, found {}", describe(node)),
+            );
+        }
+        value
+    }
+
+    fn autorestart(&mut self, node: &Node, key: &str) -> Option<AutoRestart> {
+        let expected = "always, never or unexpected";
+        let text = self.scalar(node, key, expected)?;
+        let value = match text.to_ascii_lowercase().as_str() {
+            "always" => Some(AutoRestart::Always),
+            "never" => Some(AutoRestart::Never),
+            "unexpected" => Some(AutoRestart::Unexpected),
+            _ => match parse_bool(text) {
+                Some(true) => Some(AutoRestart::Always),
+                Some(false) => Some(AutoRestart::Never),
+                None => None,
+            },
+        };
+        if value.is_none() {
+            let hint = match did_you_mean(text, &["always", "never", "unexpected"]) {
+                Some(close) => format!(" (did you mean {close:?}?)"),
+                None => String::new(),
+            };
+            let message = format!("expected {expected}, found {}{hint}", describe(node));
+            self.error(node, key, message);
+        }
+        value
+    }
+
+    /// One exit code, or a list of them.
+    fn exitcodes(&mut self, node: &Node, key: &str) -> Option<Vec<i32>> {
+        match &node.value {
+            Value::Scalar { .. } => self.exitcode(node, key).map(|code| vec![code]),
+            Value::Sequence(items) => {
+                let codes: Vec<Option<i32>> =
+                    items.iter().map(|item| self.exitcode(item, key)).collect();
+                codes.into_iter().collect()
+            }
+            Value::Null | Value::Mapping(_) => {
+                let message = format!(
+                    "expected an exit code or a list of exit codes, found {}",
+                    describe(node)
+                );
+                self.error(node, key, message);
+                None
+            }
+        }
+    }
+
+    fn exitcode(&mut self, node: &Node, key: &str) -> Option<i32> {
+        let expected = "an exit code from 0 to 255";
+        let text = self.scalar(node, key, expected)?;
+        let code =
+            (!text.is_empty() && text.len() <= 3 && text.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| text.parse::<i32>().ok())
+                .flatten()
+                .filter(|code| (0..=255).contains(code));
+        if code.is_none() {
+            self.error(
+                node,
+                key,
+                format!("expected {expected}, found {}", describe(node)),
+            );
+        }
+        code
+    }
+
+    fn duration(&mut self, node: &Node, key: &str) -> Option<Duration> {
+        let text = self.scalar(node, key, "a duration such as 1, 1.5s or 500ms")?;
+        match parse_duration(text) {
+            Ok(duration) => Some(duration),
+            Err(message) => {
+                self.error(node, key, message);
+                None
+            }
+        }
+    }
+
+    fn signal(&mut self, node: &Node, key: &str) -> Option<Signal> {
+        let text = self.scalar(node, key, "a signal name such as TERM")?;
+        match text.parse::<Signal>() {
+            Ok(signal) => Some(signal),
+            Err(message) => {
+                self.error(node, key, message);
+                None
+            }
+        }
+    }
+
+    /// A path, resolved against the configuration file's folder.
+    fn path(&mut self, node: &Node, key: &str) -> Option<PathBuf> {
+        let text = self.scalar(node, key, "a path")?;
+        if text.is_empty() {
+            self.error(node, key, "expected a path, found \"\"".to_string());
+            return None;
+        }
+        if text.contains('\0') {
+            self.error(
+                node,
+                key,
+                "a path cannot contain a NUL character".to_string(),
+            );
+            return None;
+        }
+        Some(self.dir.join(text))
+    }
+
+    /// A path, or null for none.
+    fn optional_path(&mut self, node: &Node, key: &str) -> Option<PathBuf> {
+        match node.value {
+            Value::Null => None,
+            _ => self.path(node, key),
+        }
+    }
+
+    /// `NAME: value` pairs; values are kept as written, numbers and booleans included.
+    fn env(&mut self, node: &Node, key: &str, env: &mut BTreeMap<String, String>) {
+        let pairs = match &node.value {
+            Value::Null => return,
+            Value::Mapping(pairs) => pairs,
+            _ => {
+                let message = format!(
+                    "expected a mapping of variable names to values, found {}",
+                    describe(node)
+                );
+                return self.error(node, key, message);
+            }
+        };
+        for (name_node, value) in pairs {
+            let Some(name) = self.key_name(name_node, key) else {
+                continue;
+            };
+            if name.is_empty() || name.contains(['=', '\0']) {
+                let message = format!(
+                    "invalid variable name {}: a name is not empty and holds no \"=\" or NUL",
+                    quote(name)
+                );
+                self.error(name_node, key, message);
+                continue;
+            }
+            let path = join(key, name);
+            let text = match &value.value {
+                Value::Scalar { text, .. } => text,
+                Value::Null => {
+                    let message =
+                        "expected a value, found null (write \"\" for an empty value)".to_string();
+                    self.error(value, &path, message);
+                    continue;
+                }
+                _ => {
+                    let message = format!(
+                        "expected a string, number or boolean, found {}",
+                        describe(value)
+                    );
+                    self.error(value, &path, message);
+                    continue;
+                }
+            };
+            if text.contains('\0') {
+                let message = "a value cannot contain a NUL character".to_string();
+                self.error(value, &path, message);
+                continue;
+            }
+            env.insert(name.to_string(), text.clone());
+        }
+    }
+
+    /// Octal digits however written (`022`, `"022"`, `0o22`, `22`), at most 777; null = none.
+    fn umask(&mut self, node: &Node, key: &str) -> Option<Option<u32>> {
+        if node.value == Value::Null {
+            return Some(None);
+        }
+        let expected = "an octal umask from 000 to 777 such as 022";
+        let text = self.scalar(node, key, expected)?;
+        let digits = text.strip_prefix("0o").unwrap_or(text);
+        let value = (!digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+            .then(|| u32::from_str_radix(digits, 8).ok())
+            .flatten()
+            .filter(|&umask| umask <= 0o777);
+        if value.is_none() {
+            self.error(
+                node,
+                key,
+                format!("expected {expected}, found {}", describe(node)),
+            );
+        }
+        value.map(Some)
+    }
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" => Some(true),
+        "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// `[A-Za-z0-9][A-Za-z0-9_.-]*`: no `:`, which separates a group from a program.
+fn is_valid_program_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// `parent.name`, or `name` at the top level.
+fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+/// What a node is, for "found ..." in messages.
+fn describe(node: &Node) -> String {
+    match &node.value {
+        Value::Null => "null".to_string(),
+        Value::Scalar { text, .. } => quote(text),
+        Value::Sequence(_) => "a list".to_string(),
+        Value::Mapping(_) => "a mapping".to_string(),
+    }
+}
+
+/// `text` in double quotes, escaped, and cut short if long.
+fn quote(text: &str) -> String {
+    const LIMIT: usize = 60;
+    match text.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{:?}...", &text[..cut]),
+        None => format!("{text:?}"),
+    }
+}

@@ -1,0 +1,575 @@
+//! Every program key: its default, each form it accepts, and each rejection with its message
+//! and its line:column.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use taskmaster_config::{AutoRestart, Config, ConfigErrors, ProgramSpec, Signal};
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    Config::parse(text, Path::new("t.yaml"))
+}
+
+/// A program `web` with `cmd: run` and `fields` (one key per line), starting on line 4.
+fn program_text(fields: &str) -> String {
+    let mut text = String::from("programs:\n  web:\n    cmd: run\n");
+    for line in fields.lines() {
+        text.push_str("    ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
+fn program(fields: &str) -> ProgramSpec {
+    match parse(&program_text(fields)) {
+        Ok(mut config) => match config.programs.remove("web") {
+            Some(spec) => spec,
+            None => panic!("no program web"),
+        },
+        Err(e) => panic!("{fields:?}:\n{e}"),
+    }
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(config) => panic!("accepted {text:?} as {config:?}"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn program_errors(fields: &str) -> Vec<String> {
+    errors(&program_text(fields))
+}
+
+// ---- defaults -------------------------------------------------------------------------------
+
+#[test]
+fn every_key_but_cmd_has_a_default() {
+    let spec = program("");
+    assert_eq!(spec.name, "web");
+    assert_eq!(spec.cmd, "run");
+    assert_eq!(spec.argv, ["run"]);
+    assert_eq!(spec.numprocs, 1);
+    assert!(spec.autostart);
+    assert_eq!(spec.autorestart, AutoRestart::Unexpected);
+    assert_eq!(spec.exitcodes, [0]);
+    assert_eq!(spec.starttime, Duration::from_secs(1));
+    assert_eq!(spec.startretries, 3);
+    assert_eq!(spec.stopsignal, Signal::TERM);
+    assert_eq!(spec.stoptime, Duration::from_secs(10));
+    assert_eq!(spec.stdout, None);
+    assert_eq!(spec.stderr, None);
+    assert!(spec.env.is_empty());
+    assert_eq!(spec.workingdir, None);
+    assert_eq!(spec.umask, None);
+}
+
+#[test]
+fn logfile_defaults_to_taskmaster_log_beside_the_configuration() {
+    let config = Config::parse("programs: {}", Path::new("/etc/tm/taskmaster.yaml")).unwrap();
+    assert_eq!(config.logfile, PathBuf::from("/etc/tm/taskmaster.log"));
+    let config = Config::parse("", Path::new("taskmaster.yaml")).unwrap();
+    assert_eq!(config.logfile, PathBuf::from("./taskmaster.log"));
+}
+
+#[test]
+fn logfile_relative_is_resolved_against_the_configuration_folder() {
+    let config = Config::parse("logfile: logs/tm.log", Path::new("/etc/tm/t.yaml")).unwrap();
+    assert_eq!(config.logfile, PathBuf::from("/etc/tm/logs/tm.log"));
+    let config = Config::parse("logfile: /var/log/tm.log", Path::new("/etc/tm/t.yaml")).unwrap();
+    assert_eq!(config.logfile, PathBuf::from("/var/log/tm.log"));
+}
+
+#[test]
+fn logfile_rejects_null_and_lists() {
+    assert_eq!(
+        errors("logfile:\n"),
+        ["t.yaml:1:1: logfile: expected a path, found null"]
+    );
+    assert_eq!(
+        errors("logfile: [a]\n"),
+        ["t.yaml:1:10: logfile: expected a path, found a list"]
+    );
+}
+
+#[test]
+fn empty_file_and_missing_programs_mean_zero_programs() {
+    for text in ["", "# nothing\n", "programs:\n", "programs: {}\n", "---\n"] {
+        let config = parse(text).unwrap();
+        assert!(config.programs.is_empty(), "{text:?}");
+    }
+}
+
+// ---- cmd ------------------------------------------------------------------------------------
+
+#[test]
+fn cmd_is_required_and_reported_at_the_program_name() {
+    assert_eq!(
+        errors("programs:\n  web:\n    numprocs: 2\n"),
+        ["t.yaml:2:3: programs.web: missing required key \"cmd\""]
+    );
+    assert_eq!(
+        errors("programs:\n  web:\n"),
+        ["t.yaml:2:3: programs.web: missing required key \"cmd\""]
+    );
+}
+
+#[test]
+fn cmd_is_split_like_a_shell_splits_it() {
+    let spec = program_text("");
+    let spec = spec.replace("cmd: run", r#"cmd: "sh -c 'echo \"hi there\"' x\\ y""#);
+    let config = parse(&spec).unwrap();
+    let web = &config.programs["web"];
+    assert_eq!(web.cmd, r#"sh -c 'echo "hi there"' x\ y"#);
+    assert_eq!(web.argv, ["sh", "-c", r#"echo "hi there""#, "x y"]);
+}
+
+#[test]
+fn cmd_with_unbalanced_quote_is_an_error_naming_the_key() {
+    assert_eq!(
+        errors("programs:\n  web:\n    cmd: \"sh -c 'oops\"\n"),
+        ["t.yaml:3:10: programs.web.cmd: cannot split \"sh -c 'oops\" into words: missing closing quote"]
+    );
+}
+
+#[test]
+fn cmd_must_have_at_least_one_word() {
+    assert_eq!(
+        errors("programs:\n  web:\n    cmd: \"  \"\n"),
+        ["t.yaml:3:10: programs.web.cmd: expected a command, found \"  \""]
+    );
+    assert_eq!(
+        errors("programs:\n  web:\n    cmd:\n"),
+        ["t.yaml:3:5: programs.web.cmd: expected a command, found null"]
+    );
+    assert_eq!(
+        errors("programs:\n  web:\n    cmd: [ls, -l]\n"),
+        ["t.yaml:3:10: programs.web.cmd: expected a command, found a list"]
+    );
+}
+
+// ---- numprocs, startretries -------------------------------------------------------------------
+
+#[test]
+fn numprocs_accepts_integers_from_1_to_1000_quoted_or_not() {
+    assert_eq!(program("numprocs: 4").numprocs, 4);
+    assert_eq!(program("numprocs: \"4\"").numprocs, 4);
+    assert_eq!(program("numprocs: 1000").numprocs, 1000);
+    assert_eq!(program("numprocs: 010").numprocs, 10);
+}
+
+#[test]
+fn numprocs_rejects_zero_words_decimals_and_huge_numbers() {
+    assert_eq!(
+        program_errors("numprocs: abc"),
+        ["t.yaml:4:15: programs.web.numprocs: expected an integer >= 1, found \"abc\""]
+    );
+    assert_eq!(
+        program_errors("numprocs: 0"),
+        ["t.yaml:4:15: programs.web.numprocs: expected an integer >= 1, found \"0\""]
+    );
+    assert_eq!(
+        program_errors("numprocs: 1.5"),
+        ["t.yaml:4:15: programs.web.numprocs: expected an integer >= 1, found \"1.5\""]
+    );
+    assert_eq!(
+        program_errors("numprocs: -1"),
+        ["t.yaml:4:15: programs.web.numprocs: expected an integer >= 1, found \"-1\""]
+    );
+    assert_eq!(
+        program_errors("numprocs: 1001"),
+        ["t.yaml:4:15: programs.web.numprocs: expected an integer <= 1000, found \"1001\""]
+    );
+    assert_eq!(
+        program_errors("numprocs: 99999999999999999999999"),
+        ["t.yaml:4:15: programs.web.numprocs: expected an integer <= 1000, found \"99999999999999999999999\""]
+    );
+    assert_eq!(
+        program_errors("numprocs:"),
+        ["t.yaml:4:5: programs.web.numprocs: expected an integer >= 1, found null"]
+    );
+    assert_eq!(
+        program_errors("numprocs: {a: 1}"),
+        ["t.yaml:4:15: programs.web.numprocs: expected an integer >= 1, found a mapping"]
+    );
+}
+
+#[test]
+fn startretries_accepts_zero_and_up() {
+    assert_eq!(program("startretries: 0").startretries, 0);
+    assert_eq!(program("startretries: 4294967295").startretries, u32::MAX);
+    assert_eq!(
+        program_errors("startretries: -1"),
+        ["t.yaml:4:19: programs.web.startretries: expected an integer >= 0, found \"-1\""]
+    );
+    assert_eq!(
+        program_errors("startretries: 4294967296"),
+        ["t.yaml:4:19: programs.web.startretries: expected an integer <= 4294967295, found \"4294967296\""]
+    );
+    assert_eq!(
+        program_errors("startretries: 2.0"),
+        ["t.yaml:4:19: programs.web.startretries: expected an integer >= 0, found \"2.0\""]
+    );
+}
+
+// ---- booleans -------------------------------------------------------------------------------
+
+#[test]
+fn autostart_accepts_true_false_yes_no_on_off_in_any_case() {
+    for text in ["true", "True", "TRUE", "yes", "Yes", "on", "ON", "\"true\""] {
+        assert!(program(&format!("autostart: {text}")).autostart, "{text}");
+    }
+    for text in ["false", "False", "no", "NO", "off", "Off", "'no'"] {
+        assert!(!program(&format!("autostart: {text}")).autostart, "{text}");
+    }
+}
+
+#[test]
+fn autostart_rejects_other_words() {
+    assert_eq!(
+        program_errors("autostart: maybe"),
+        ["t.yaml:4:16: programs.web.autostart: expected true or false (or yes/no, on/off), found \"maybe\""]
+    );
+    assert_eq!(
+        program_errors("autostart: 1"),
+        ["t.yaml:4:16: programs.web.autostart: expected true or false (or yes/no, on/off), found \"1\""]
+    );
+}
+
+// ---- autorestart ----------------------------------------------------------------------------
+
+#[test]
+fn autorestart_accepts_words_in_any_case_and_booleans() {
+    let cases = [
+        ("always", AutoRestart::Always),
+        ("ALWAYS", AutoRestart::Always),
+        ("never", AutoRestart::Never),
+        ("Never", AutoRestart::Never),
+        ("unexpected", AutoRestart::Unexpected),
+        ("UnExpected", AutoRestart::Unexpected),
+        ("true", AutoRestart::Always),
+        ("yes", AutoRestart::Always),
+        ("false", AutoRestart::Never),
+        ("off", AutoRestart::Never),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(
+            program(&format!("autorestart: {text}")).autorestart,
+            expected,
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn autorestart_rejects_other_words_with_a_suggestion() {
+    assert_eq!(
+        program_errors("autorestart: alwyas"),
+        ["t.yaml:4:18: programs.web.autorestart: expected always, never or unexpected, found \"alwyas\" (did you mean \"always\"?)"]
+    );
+    assert_eq!(
+        program_errors("autorestart: 5"),
+        ["t.yaml:4:18: programs.web.autorestart: expected always, never or unexpected, found \"5\""]
+    );
+}
+
+// ---- exitcodes ------------------------------------------------------------------------------
+
+#[test]
+fn exitcodes_accepts_one_integer_or_a_list() {
+    assert_eq!(program("exitcodes: 2").exitcodes, [2]);
+    assert_eq!(program("exitcodes: [0, 2, 255]").exitcodes, [0, 2, 255]);
+    assert_eq!(program("exitcodes:\n  - 1\n  - 3").exitcodes, [1, 3]);
+    assert_eq!(program("exitcodes: []").exitcodes, Vec::<i32>::new());
+    assert_eq!(program("exitcodes: \"7\"").exitcodes, [7]);
+}
+
+#[test]
+fn exitcodes_rejects_each_code_outside_0_to_255_at_its_position() {
+    assert_eq!(
+        program_errors("exitcodes: [0, 256, x, -1]"),
+        [
+            "t.yaml:4:20: programs.web.exitcodes: expected an exit code from 0 to 255, found \"256\"",
+            "t.yaml:4:25: programs.web.exitcodes: expected an exit code from 0 to 255, found \"x\"",
+            "t.yaml:4:28: programs.web.exitcodes: expected an exit code from 0 to 255, found \"-1\"",
+        ]
+    );
+    assert_eq!(
+        program_errors("exitcodes: 1.0"),
+        ["t.yaml:4:16: programs.web.exitcodes: expected an exit code from 0 to 255, found \"1.0\""]
+    );
+    assert_eq!(
+        program_errors("exitcodes: {a: 1}"),
+        ["t.yaml:4:16: programs.web.exitcodes: expected an exit code or a list of exit codes, found a mapping"]
+    );
+    assert_eq!(
+        program_errors("exitcodes: [[1]]"),
+        ["t.yaml:4:17: programs.web.exitcodes: expected an exit code from 0 to 255, found a list"]
+    );
+}
+
+// ---- durations ------------------------------------------------------------------------------
+
+#[test]
+fn starttime_and_stoptime_accept_seconds_and_units() {
+    assert_eq!(program("starttime: 0").starttime, Duration::ZERO);
+    assert_eq!(
+        program("starttime: 1.5").starttime,
+        Duration::from_millis(1500)
+    );
+    assert_eq!(
+        program("starttime: 500ms").starttime,
+        Duration::from_millis(500)
+    );
+    assert_eq!(program("stoptime: 2m").stoptime, Duration::from_secs(120));
+    assert_eq!(
+        program("stoptime: \"30 s\"").stoptime,
+        Duration::from_secs(30)
+    );
+    assert_eq!(program("stoptime: 1h").stoptime, Duration::from_secs(3600));
+}
+
+#[test]
+fn durations_reject_negative_and_unknown_units_with_the_parsers_message() {
+    assert_eq!(
+        program_errors("starttime: -1"),
+        ["t.yaml:4:16: programs.web.starttime: invalid duration \"-1\": must not be negative"]
+    );
+    assert_eq!(
+        program_errors("stoptime: 10x"),
+        ["t.yaml:4:15: programs.web.stoptime: invalid duration \"10x\": unknown unit \"x\" (expected ms, s, m or h)"]
+    );
+    assert_eq!(
+        program_errors("stoptime: [1]"),
+        ["t.yaml:4:15: programs.web.stoptime: expected a duration such as 1, 1.5s or 500ms, found a list"]
+    );
+}
+
+// ---- stopsignal -----------------------------------------------------------------------------
+
+#[test]
+fn stopsignal_accepts_every_form() {
+    for text in ["TERM", "SIGTERM", "term", "sigterm", "15", "\"15\""] {
+        assert_eq!(
+            program(&format!("stopsignal: {text}")).stopsignal,
+            Signal::TERM,
+            "{text}"
+        );
+    }
+    assert_eq!(program("stopsignal: USR1").stopsignal, Signal::USR1);
+    assert_eq!(program("stopsignal: SIGKILL").stopsignal, Signal::KILL);
+    assert_eq!(program("stopsignal: RTMIN+2").stopsignal.number(), 36);
+}
+
+#[test]
+fn stopsignal_rejects_unknown_names_with_a_suggestion() {
+    assert_eq!(
+        errors("programs:\n  web:\n    cmd: run\n    stopsignal: TERMM\n"),
+        ["t.yaml:4:17: programs.web.stopsignal: unknown signal \"TERMM\" (did you mean TERM?)"]
+    );
+    assert_eq!(
+        program_errors("stopsignal: 0"),
+        ["t.yaml:4:17: programs.web.stopsignal: unknown signal \"0\" (signal numbers are 1 to 31 and 34 to 64)"]
+    );
+    assert_eq!(
+        program_errors("stopsignal:"),
+        ["t.yaml:4:5: programs.web.stopsignal: expected a signal name such as TERM, found null"]
+    );
+}
+
+// ---- paths ----------------------------------------------------------------------------------
+
+#[test]
+fn stdout_and_stderr_are_paths_resolved_against_the_configuration_folder() {
+    let text = program_text("stdout: out/web.log\nstderr: /var/log/web.err");
+    let config = Config::parse(&text, Path::new("/etc/tm/taskmaster.yaml")).unwrap();
+    let web = &config.programs["web"];
+    assert_eq!(web.stdout, Some(PathBuf::from("/etc/tm/out/web.log")));
+    assert_eq!(web.stderr, Some(PathBuf::from("/var/log/web.err")));
+}
+
+#[test]
+fn relative_paths_in_a_configuration_without_folder_resolve_against_dot() {
+    let spec = program("stdout: web.log\nworkingdir: srv");
+    assert_eq!(spec.stdout, Some(PathBuf::from("./web.log")));
+    assert_eq!(spec.workingdir, Some(PathBuf::from("./srv")));
+}
+
+#[test]
+fn null_stdout_stderr_and_workingdir_mean_none() {
+    let spec = program("stdout: ~\nstderr:\nworkingdir: null");
+    assert_eq!(spec.stdout, None);
+    assert_eq!(spec.stderr, None);
+    assert_eq!(spec.workingdir, None);
+}
+
+#[test]
+fn workingdir_is_resolved_against_the_configuration_folder() {
+    let text = program_text("workingdir: ../srv");
+    let config = Config::parse(&text, Path::new("/etc/tm/taskmaster.yaml")).unwrap();
+    assert_eq!(
+        config.programs["web"].workingdir,
+        Some(PathBuf::from("/etc/tm/../srv"))
+    );
+}
+
+#[test]
+fn paths_reject_empty_strings_lists_and_nul() {
+    assert_eq!(
+        program_errors("stdout: \"\""),
+        ["t.yaml:4:13: programs.web.stdout: expected a path, found \"\""]
+    );
+    assert_eq!(
+        program_errors("workingdir: [a]"),
+        ["t.yaml:4:17: programs.web.workingdir: expected a path, found a list"]
+    );
+    assert_eq!(
+        program_errors("stderr: \"a\\0b\""),
+        ["t.yaml:4:13: programs.web.stderr: a path cannot contain a NUL character"]
+    );
+}
+
+// ---- env ------------------------------------------------------------------------------------
+
+#[test]
+fn env_keeps_numbers_and_booleans_as_written() {
+    let spec = program("env:\n  ANSWER: 42\n  DEBUG: true\n  RATIO: 1.50\n  NAME: web\n  EMPTY: \"\"\n  OCTAL: 022");
+    let pairs: Vec<(&str, &str)> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("ANSWER", "42"),
+            ("DEBUG", "true"),
+            ("EMPTY", ""),
+            ("NAME", "web"),
+            ("OCTAL", "022"),
+            ("RATIO", "1.50")
+        ]
+    );
+}
+
+#[test]
+fn env_null_means_no_variables() {
+    assert!(program("env:").env.is_empty());
+    assert!(program("env: {}").env.is_empty());
+}
+
+#[test]
+fn env_rejects_bad_names_null_values_and_nested_values() {
+    assert_eq!(
+        program_errors("env:\n  A=B: 1\n  \"\": 2\n  NULL_VALUE:\n  LIST: [1]"),
+        [
+            "t.yaml:5:7: programs.web.env: invalid variable name \"A=B\": a name is not empty and holds no \"=\" or NUL",
+            "t.yaml:6:7: programs.web.env: invalid variable name \"\": a name is not empty and holds no \"=\" or NUL",
+            "t.yaml:7:7: programs.web.env.NULL_VALUE: expected a value, found null (write \"\" for an empty value)",
+            "t.yaml:8:13: programs.web.env.LIST: expected a string, number or boolean, found a list",
+        ]
+    );
+    assert_eq!(
+        program_errors("env: [A=1]"),
+        ["t.yaml:4:10: programs.web.env: expected a mapping of variable names to values, found a list"]
+    );
+}
+
+// ---- umask ----------------------------------------------------------------------------------
+
+#[test]
+fn plain_umask_022_is_octal() {
+    assert_eq!(program("umask: 022").umask, Some(0o22));
+}
+
+#[test]
+fn umask_digits_are_octal_however_written() {
+    for text in ["022", "\"022\"", "'022'", "0o22", "22", "0022"] {
+        assert_eq!(
+            program(&format!("umask: {text}")).umask,
+            Some(0o22),
+            "{text}"
+        );
+    }
+    assert_eq!(program("umask: '077'").umask, Some(0o77));
+    assert_eq!(program("umask: 0").umask, Some(0));
+    assert_eq!(program("umask: 777").umask, Some(0o777));
+    assert_eq!(program("umask: ~").umask, None);
+}
+
+#[test]
+fn umask_rejects_non_octal_digits_and_values_over_777() {
+    let message = |found: &str| {
+        format!("t.yaml:4:12: programs.web.umask: expected an octal umask from 000 to 777 such as 022, found {found}")
+    };
+    assert_eq!(program_errors("umask: 089"), [message("\"089\"")]);
+    assert_eq!(program_errors("umask: 1000"), [message("\"1000\"")]);
+    assert_eq!(program_errors("umask: 0x1f"), [message("\"0x1f\"")]);
+    assert_eq!(program_errors("umask: -022"), [message("\"-022\"")]);
+    assert_eq!(program_errors("umask: \"\""), [message("\"\"")]);
+    assert_eq!(program_errors("umask: [1]"), [message("a list")]);
+}
+
+// ---- program names --------------------------------------------------------------------------
+
+#[test]
+fn program_names_allow_letters_digits_underscore_dot_and_dash() {
+    let config = parse("programs:\n  a-b_c.d: {cmd: x}\n  9lives: {cmd: x}\n").unwrap();
+    assert_eq!(
+        config.programs.keys().collect::<Vec<_>>(),
+        ["9lives", "a-b_c.d"]
+    );
+}
+
+#[test]
+fn program_names_reject_colons_spaces_and_leading_punctuation() {
+    let message = |name: &str, col: usize| {
+        format!("t.yaml:{}:3: programs: invalid program name {name:?}: a name starts with a letter or digit and holds only letters, digits, \"_\", \".\" and \"-\"", col)
+    };
+    assert_eq!(
+        errors("programs:\n  group:web: {cmd: x}\n  \"a b\": {cmd: x}\n  _x: {cmd: x}\n  \"\": {cmd: x}\n"),
+        [
+            message("group:web", 2),
+            message("a b", 3),
+            message("_x", 4),
+            message("", 5)
+        ]
+    );
+}
+
+#[test]
+fn programs_whose_process_names_collide_are_rejected() {
+    assert_eq!(
+        errors("programs:\n  web: {cmd: x, numprocs: 2}\n  web_01: {cmd: y}\n"),
+        ["t.yaml:3:3: programs.web_01: process name \"web_01\" is also a process of program \"web\""]
+    );
+}
+
+#[test]
+fn programs_and_programs_entries_must_be_mappings() {
+    assert_eq!(
+        errors("programs: [web]\n"),
+        ["t.yaml:1:11: programs: expected a mapping of program names to programs, found a list"]
+    );
+    assert_eq!(
+        errors("programs:\n  web: run\n"),
+        ["t.yaml:2:8: programs.web: expected a mapping of program keys, found \"run\""]
+    );
+    assert_eq!(
+        errors("- programs\n"),
+        ["t.yaml:1:1: expected a mapping with keys such as \"programs\", found a list"]
+    );
+    assert_eq!(
+        errors("hello\n"),
+        ["t.yaml:1:1: expected a mapping with keys such as \"programs\", found \"hello\""]
+    );
+}
+
+#[test]
+fn keys_must_be_names_not_collections() {
+    assert_eq!(
+        errors("programs:\n  web:\n    cmd: x\n    ? [a]\n    : 1\n"),
+        ["t.yaml:4:7: programs.web: expected a key name, found a list"]
+    );
+}

@@ -1,0 +1,224 @@
+//! What users ask of the supervisor and what it answers: the control interface shared by the
+//! shell, `ctl` and the API. These are core types, not wire types: the API crate maps them.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use taskmaster_config::{ReloadPlan, Signal};
+
+use crate::process::{LastExit, State};
+use crate::time::Time;
+
+/// Identifies a request whose reply comes later, in an [`crate::Action::Reply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Ticket(pub u64);
+
+/// A request from a user. Targets are the words the user typed: `web`, `workers:*`,
+/// `workers:workers_00`, a group name, or `all`; an empty list means all (for status and pid).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    Status(Vec<String>),
+    /// Start, and answer once each process is RUNNING or has failed to start.
+    Start(Vec<String>),
+    /// Stop, and answer once each process has stopped.
+    Stop(Vec<String>),
+    /// Stop then start each process.
+    Restart(Vec<String>),
+    Signal {
+        signal: Signal,
+        targets: Vec<String>,
+    },
+    /// The pids of processes; with no target, taskmaster's own.
+    Pid(Vec<String>),
+    /// Re-read the configuration file and apply the difference.
+    Reload,
+    /// Stop every process, then exit.
+    Shutdown,
+}
+
+impl fmt::Display for Request {
+    /// The request as a shell command, for the event log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (verb, targets) = match self {
+            Request::Status(t) => ("status", t),
+            Request::Start(t) => ("start", t),
+            Request::Stop(t) => ("stop", t),
+            Request::Restart(t) => ("restart", t),
+            Request::Signal { signal, targets } => {
+                return write!(f, "signal {} {}", signal.name(), targets.join(" "));
+            }
+            Request::Pid(t) => ("pid", t),
+            Request::Reload => return f.write_str("reload"),
+            Request::Shutdown => return f.write_str("shutdown"),
+        };
+        f.write_str(verb)?;
+        for target in targets {
+            write!(f, " {target}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    Status {
+        /// The supervisor's clock when the snapshot was taken, to turn times into ages.
+        now: Time,
+        processes: Vec<ProcessInfo>,
+        /// Targets that named nothing.
+        errors: Vec<Outcome>,
+    },
+    /// One line per process and step: `web: started`, `api: ERROR (spawn error)`.
+    Outcomes(Vec<Outcome>),
+    Pids {
+        /// Pid per process; `None` when it has no child.
+        pids: Vec<(String, Option<u32>)>,
+        errors: Vec<Outcome>,
+    },
+    /// taskmaster's own pid (`pid` with no target).
+    DaemonPid(u32),
+    Reloaded(ReloadPlan),
+    /// The new configuration was invalid; nothing changed. One message per error.
+    ReloadRejected(Vec<String>),
+    ShuttingDown,
+}
+
+/// What happened to one process for one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub process: String,
+    pub result: Result<Done, Failure>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Done {
+    Started,
+    Stopped,
+    Signalled,
+}
+
+/// Why a request failed for one process. The texts are supervisorctl's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Failure {
+    NoSuchProcess,
+    AlreadyStarted,
+    NotRunning,
+    /// The program could not be executed; the text says why.
+    SpawnError(String),
+    /// It exited before it was up for `starttime`.
+    AbnormalTermination,
+    /// It was removed from the configuration while the request waited.
+    Removed,
+    ShuttingDown,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.result {
+            Ok(Done::Started) => write!(f, "{}: started", self.process),
+            Ok(Done::Stopped) => write!(f, "{}: stopped", self.process),
+            Ok(Done::Signalled) => write!(f, "{}: signalled", self.process),
+            Err(failure) => write!(f, "{}: ERROR ({failure})", self.process),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Failure::NoSuchProcess => "no such process",
+            Failure::AlreadyStarted => "already started",
+            Failure::NotRunning => "not running",
+            Failure::SpawnError(_) => "spawn error",
+            Failure::AbnormalTermination => "abnormal termination",
+            Failure::Removed => "removed from the configuration",
+            Failure::ShuttingDown => "shutting down",
+        })
+    }
+}
+
+/// A snapshot of one process, for `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub name: String,
+    pub program: String,
+    pub state: State,
+    pub pid: Option<u32>,
+    pub started_at: Option<Time>,
+    pub stopped_at: Option<Time>,
+    pub spawn_error: Option<String>,
+    pub last_exit: Option<LastExit>,
+}
+
+/// The message supervisord shows for a start that failed by exiting early.
+pub const EXITED_TOO_QUICKLY: &str = "Exited too quickly (process log may have details)";
+
+impl ProcessInfo {
+    /// supervisorctl's description column: `pid 4242, uptime 0:01:02` when running, the reason
+    /// when failed, the stop time when stopped. `now` is the snapshot's time; `date` renders the
+    /// wall-clock date of a moment that lies the given duration in the past.
+    pub fn description(&self, now: Time, date: impl Fn(Duration) -> String) -> String {
+        let failure = || {
+            self.spawn_error
+                .clone()
+                .unwrap_or_else(|| EXITED_TOO_QUICKLY.to_string())
+        };
+        match self.state {
+            State::Running => match (self.pid, self.started_at) {
+                (Some(pid), Some(started)) => {
+                    format!("pid {pid}, uptime {}", format_uptime(now.since(started)))
+                }
+                _ => String::new(),
+            },
+            State::Backoff | State::Fatal => failure(),
+            State::Stopped | State::Exited => match self.stopped_at {
+                Some(stopped) => date(now.since(stopped)),
+                None => "Not started".to_string(),
+            },
+            State::Starting | State::Stopping | State::Unknown => String::new(),
+        }
+    }
+}
+
+/// `H:MM:SS`, or `N days, H:MM:SS`, as supervisorctl prints uptimes.
+pub fn format_uptime(uptime: Duration) -> String {
+    let secs = uptime.as_secs();
+    let (days, secs) = (secs / 86_400, secs % 86_400);
+    let clock = format!("{}:{:02}:{:02}", secs / 3600, secs % 3600 / 60, secs % 60);
+    match days {
+        0 => clock,
+        1 => format!("1 day, {clock}"),
+        n => format!("{n} days, {clock}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_is_formatted_like_supervisorctl() {
+        assert_eq!(format_uptime(Duration::from_secs(62)), "0:01:02");
+        assert_eq!(format_uptime(Duration::from_secs(3 * 3600 + 5)), "3:00:05");
+        assert_eq!(
+            format_uptime(Duration::from_secs(2 * 86_400 + 61)),
+            "2 days, 0:01:01"
+        );
+    }
+
+    #[test]
+    fn outcomes_read_like_supervisorctl() {
+        let ok = Outcome {
+            process: "web".into(),
+            result: Ok(Done::Started),
+        };
+        assert_eq!(ok.to_string(), "web: started");
+        let err = Outcome {
+            process: "api".into(),
+            result: Err(Failure::SpawnError("no such file".into())),
+        };
+        assert_eq!(err.to_string(), "api: ERROR (spawn error)");
+    }
+}

@@ -1,0 +1,174 @@
+//! Properties that hold whatever happens, in whatever order.
+
+mod world;
+
+use std::collections::HashSet;
+
+use proptest::prelude::*;
+use taskmaster_core::{Event, Request, Signal, State};
+use world::{code, killed, secs, World};
+
+const CONFIGS: [&str; 3] = [
+    "
+programs:
+  web:
+    cmd: /bin/web
+    starttime: 1
+    startretries: 2
+  workers:
+    cmd: /bin/worker
+    numprocs: 2
+    starttime: 0
+    autorestart: always
+  bad:
+    cmd: /bin/bad
+    startretries: 1
+",
+    "
+programs:
+  web:
+    cmd: /bin/web --changed
+    starttime: 1
+  workers:
+    cmd: /bin/worker
+    numprocs: 3
+    starttime: 0
+    autorestart: always
+",
+    "
+programs:
+  api:
+    cmd: /bin/api
+    autorestart: never
+",
+];
+
+const TARGETS: [&str; 6] = ["web", "workers", "workers:workers_01", "bad", "api", "all"];
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// The n-th live child exits with a code, or is killed.
+    Exit(usize, Option<i32>),
+    Wait(u32),
+    Start(usize),
+    Stop(usize),
+    Restart(usize),
+    Signal(usize),
+    Reload(usize),
+    /// A reaped pid that is none of ours.
+    Stray,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..8usize, prop::option::of(0..4i32)).prop_map(|(i, c)| Step::Exit(i, c)),
+        3 => (0..3000u32).prop_map(Step::Wait),
+        2 => (0..TARGETS.len()).prop_map(Step::Start),
+        2 => (0..TARGETS.len()).prop_map(Step::Stop),
+        1 => (0..TARGETS.len()).prop_map(Step::Restart),
+        1 => (0..TARGETS.len()).prop_map(Step::Signal),
+        1 => (0..CONFIGS.len()).prop_map(Step::Reload),
+        1 => Just(Step::Stray),
+    ]
+}
+
+fn live_pids(w: &World) -> Vec<u32> {
+    w.sup.processes().filter_map(|p| p.pid).collect()
+}
+
+fn check_invariants(w: &World) {
+    let mut seen = HashSet::new();
+    for p in w.sup.processes() {
+        let has_child = matches!(p.state, State::Starting | State::Running | State::Stopping);
+        assert_eq!(
+            p.pid.is_some(),
+            has_child,
+            "{} is {} with pid {:?}",
+            p.name,
+            p.state,
+            p.pid
+        );
+        if let Some(pid) = p.pid {
+            assert!(seen.insert(pid), "pid {pid} belongs to two processes");
+        }
+    }
+    if w.exited {
+        assert!(w.sup.is_shutting_down());
+        assert!(live_pids(w).is_empty(), "exit with children alive");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn any_sequence_keeps_the_invariants_and_answers_every_request(
+        steps in prop::collection::vec(step(), 0..60)
+    ) {
+        let mut w = World::with_failing(CONFIGS[0], &[("bad", "cannot execute /bin/bad")]);
+        let mut tickets = Vec::new();
+        for s in steps {
+            match s {
+                Step::Exit(i, c) => {
+                    let pids = live_pids(&w);
+                    if !pids.is_empty() {
+                        let pid = pids[i % pids.len()];
+                        let status = c.map_or(killed(Signal::KILL), code);
+                        w.handle(Event::Exited { pid, status });
+                    }
+                }
+                Step::Wait(ms) => w.advance(secs(f64::from(ms) / 1000.0)),
+                Step::Start(t) => tickets.push(w.request(Request::Start(vec![TARGETS[t].into()]))),
+                Step::Stop(t) => tickets.push(w.request(Request::Stop(vec![TARGETS[t].into()]))),
+                Step::Restart(t) => tickets.push(w.request(Request::Restart(vec![TARGETS[t].into()]))),
+                Step::Signal(t) => tickets.push(w.request(Request::Signal {
+                    signal: Signal::HUP,
+                    targets: vec![TARGETS[t].into()],
+                })),
+                Step::Reload(c) => { w.reload(CONFIGS[c]); }
+                Step::Stray => w.handle(Event::Exited { pid: 1, status: code(0) }),
+            }
+            check_invariants(&w);
+        }
+
+        // Shut down, and let every child die when asked: everything must settle.
+        w.request(Request::Shutdown);
+        for _ in 0..100 {
+            let pids = live_pids(&w);
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                w.handle(Event::Exited { pid, status: killed(Signal::TERM) });
+                check_invariants(&w);
+            }
+        }
+        w.advance(secs(100.0));
+        prop_assert!(w.exited, "never exited after shutdown");
+        prop_assert_eq!(w.sup.next_deadline(), None);
+        for ticket in tickets {
+            let replies = w.replies.iter().filter(|(t, _)| *t == ticket).count();
+            prop_assert_eq!(replies, 1, "ticket {:?} got {} replies", ticket, replies);
+        }
+    }
+
+    #[test]
+    fn backoff_delays_grow_by_one_second_until_fatal(retries in 0u32..6) {
+        let yaml = format!("programs:\n  web:\n    cmd: /bin/web\n    startretries: {retries}\n");
+        let mut w = World::new(&yaml);
+        let mut delays = Vec::new();
+        loop {
+            w.exit("web", code(1));
+            if w.state("web") == "FATAL" {
+                break;
+            }
+            let deadline = w.sup.next_deadline().expect("retry scheduled");
+            let delay = deadline.since(w.now);
+            delays.push(delay.as_secs());
+            w.advance(delay);
+        }
+        let expected: Vec<u64> = (1..=u64::from(retries)).collect();
+        prop_assert_eq!(delays, expected);
+        prop_assert_eq!(w.spawn_count("web"), retries as usize + 1);
+    }
+}

@@ -1,0 +1,580 @@
+//! Every transition of the state machine, driven through a fake world.
+
+mod world;
+
+use taskmaster_core::{Done, Failure, Outcome, Reply, Request, Scope, Signal};
+use world::{code, killed, secs, Sent, World};
+
+const WEB: &str = "
+programs:
+  web:
+    cmd: /bin/web
+    starttime: 2
+    stoptime: 5
+";
+
+fn outcomes(reply: &Reply) -> Vec<String> {
+    match reply {
+        Reply::Outcomes(o) => o.iter().map(Outcome::to_string).collect(),
+        other => panic!("expected outcomes, got {other:?}"),
+    }
+}
+
+#[test]
+fn autostart_programs_are_spawned_at_once() {
+    let w = World::new(WEB);
+    assert_eq!(w.state("web"), "STARTING");
+    assert_eq!(w.spawn_count("web"), 1);
+}
+
+#[test]
+fn programs_without_autostart_stay_stopped() {
+    let w = World::new("programs:\n  web:\n    cmd: /bin/web\n    autostart: false\n");
+    assert_eq!(w.state("web"), "STOPPED");
+    assert!(w.spawns.is_empty());
+}
+
+#[test]
+fn a_process_is_running_once_up_for_starttime() {
+    let mut w = World::new(WEB);
+    w.advance(secs(1.9));
+    assert_eq!(w.state("web"), "STARTING");
+    w.advance(secs(0.1));
+    assert_eq!(w.state("web"), "RUNNING");
+}
+
+#[test]
+fn starttime_zero_is_running_as_soon_as_spawned() {
+    let w = World::new("programs:\n  once:\n    cmd: /bin/once\n    starttime: 0\n");
+    assert_eq!(w.state("once"), "RUNNING");
+}
+
+#[test]
+fn failed_starts_back_off_one_two_three_seconds_then_give_up() {
+    // startretries 3: the first attempt and three retries, as supervisord does.
+    let mut w = World::new(WEB);
+    let mut delays = Vec::new();
+    for attempt in 1..=4 {
+        assert_eq!(w.spawn_count("web"), attempt);
+        w.exit("web", code(1));
+        if attempt == 4 {
+            break;
+        }
+        assert_eq!(w.state("web"), "BACKOFF");
+        let before = w.now;
+        let deadline = w.sup.next_deadline().expect("a retry is scheduled");
+        delays.push(deadline.since(before).as_secs());
+        w.advance(deadline.since(before));
+        assert_eq!(w.state("web"), "STARTING");
+    }
+    assert_eq!(delays, [1, 2, 3]);
+    assert_eq!(w.state("web"), "FATAL");
+    assert_eq!(w.sup.next_deadline(), None, "nothing more is scheduled");
+    assert!(w.logs.iter().any(|l| l.contains("gave up")), "{:?}", w.logs);
+}
+
+#[test]
+fn startretries_zero_gives_up_after_the_first_failure() {
+    let mut w = World::new("programs:\n  web:\n    cmd: /bin/web\n    startretries: 0\n");
+    w.exit("web", code(1));
+    assert_eq!(w.state("web"), "FATAL");
+}
+
+#[test]
+fn running_resets_the_failed_start_count() {
+    let mut w = World::new(WEB);
+    w.exit("web", code(1));
+    w.advance(secs(1.0));
+    w.advance(secs(2.0));
+    assert_eq!(w.state("web"), "RUNNING");
+    assert_eq!(w.sup.process("web").unwrap().backoff, 0);
+}
+
+#[test]
+fn a_spawn_error_backs_off_then_is_fatal_with_the_error_as_description() {
+    let mut w = World::with_failing(WEB, &[("web", "cannot execute /bin/web: No such file")]);
+    assert_eq!(w.state("web"), "BACKOFF");
+    w.advance(secs(10.0));
+    assert_eq!(w.state("web"), "FATAL");
+    assert_eq!(w.spawn_count("web"), 4);
+    let Reply::Status { now, processes, .. } = w.ask(Request::Status(vec![])) else {
+        panic!()
+    };
+    assert_eq!(
+        processes[0].description(now, |_| String::new()),
+        "cannot execute /bin/web: No such file"
+    );
+}
+
+#[test]
+fn exiting_too_quickly_is_described_like_supervisord() {
+    let mut w = World::new("programs:\n  web:\n    cmd: /bin/web\n    startretries: 0\n");
+    w.exit("web", code(0));
+    let Reply::Status { now, processes, .. } = w.ask(Request::Status(vec![])) else {
+        panic!()
+    };
+    assert_eq!(
+        processes[0].description(now, |_| String::new()),
+        "Exited too quickly (process log may have details)"
+    );
+}
+
+fn running(yaml_extra: &str) -> World {
+    let mut w = World::new(&format!(
+        "programs:\n  web:\n    cmd: /bin/web\n    starttime: 1\n{yaml_extra}"
+    ));
+    w.advance(secs(1.0));
+    assert_eq!(w.state("web"), "RUNNING");
+    w
+}
+
+#[test]
+fn autorestart_unexpected_restarts_only_on_an_unexpected_code() {
+    let mut w = running("    exitcodes: [0, 2]\n");
+    w.exit("web", code(2));
+    assert_eq!(w.state("web"), "EXITED");
+    assert_eq!(w.spawn_count("web"), 1);
+
+    let mut w = running("    exitcodes: [0, 2]\n");
+    w.exit("web", code(3));
+    assert_eq!(w.state("web"), "STARTING");
+    assert_eq!(w.spawn_count("web"), 2);
+}
+
+#[test]
+fn a_signal_death_is_never_expected() {
+    let mut w = running("    exitcodes: 0\n");
+    w.exit("web", killed(Signal::SEGV));
+    assert_eq!(w.state("web"), "STARTING", "restarted");
+    let last = w.sup.process("web").unwrap().last_exit.unwrap();
+    assert!(!last.expected);
+}
+
+#[test]
+fn autorestart_always_restarts_even_an_expected_exit() {
+    let mut w = running("    autorestart: always\n");
+    w.exit("web", code(0));
+    assert_eq!(w.state("web"), "STARTING");
+}
+
+#[test]
+fn autorestart_never_leaves_it_exited() {
+    let mut w = running("    autorestart: never\n");
+    w.exit("web", code(9));
+    assert_eq!(w.state("web"), "EXITED");
+    assert_eq!(w.spawn_count("web"), 1);
+}
+
+#[test]
+fn autorestart_true_and_false_mean_always_and_never() {
+    let mut w = running("    autorestart: true\n");
+    w.exit("web", code(0));
+    assert_eq!(w.state("web"), "STARTING");
+    let mut w = running("    autorestart: false\n");
+    w.exit("web", code(1));
+    assert_eq!(w.state("web"), "EXITED");
+}
+
+#[test]
+fn stop_sends_stopsignal_to_the_group_then_sigkill_after_stoptime() {
+    let mut w = running("    stopsignal: USR1\n    stoptime: 5\n");
+    let pid = w.pid("web");
+    let ticket = w.request(Request::Stop(vec!["web".into()]));
+    assert_eq!(w.state("web"), "STOPPING");
+    assert_eq!(
+        w.signals.last(),
+        Some(&Sent {
+            pid,
+            signal: Signal::USR1,
+            scope: Scope::Group
+        })
+    );
+    assert!(w.reply(ticket).is_none(), "stop waits for the exit");
+    w.advance(secs(4.9));
+    assert_eq!(w.signals.len(), 1, "no SIGKILL before stoptime");
+    w.advance(secs(0.1));
+    assert_eq!(
+        w.signals.last(),
+        Some(&Sent {
+            pid,
+            signal: Signal::KILL,
+            scope: Scope::Group
+        })
+    );
+    w.exit("web", killed(Signal::KILL));
+    assert_eq!(w.state("web"), "STOPPED");
+    assert_eq!(outcomes(w.reply(ticket).unwrap()), ["web: stopped"]);
+    assert_eq!(w.spawn_count("web"), 1, "a stopped process is not restarted");
+}
+
+#[test]
+fn after_a_stop_the_rest_of_the_group_is_killed() {
+    let mut w = running("");
+    let pid = w.pid("web");
+    w.request(Request::Stop(vec!["web".into()]));
+    w.exit("web", code(0));
+    assert_eq!(
+        w.signals.last(),
+        Some(&Sent {
+            pid,
+            signal: Signal::KILL,
+            scope: Scope::Group
+        })
+    );
+}
+
+#[test]
+fn stopping_a_process_in_backoff_cancels_its_retry() {
+    let mut w = World::new(WEB);
+    w.exit("web", code(1));
+    assert_eq!(w.state("web"), "BACKOFF");
+    assert_eq!(outcomes(&w.ask(Request::Stop(vec!["web".into()]))), ["web: stopped"]);
+    assert_eq!(w.state("web"), "STOPPED");
+    w.advance(secs(60.0));
+    assert_eq!(w.spawn_count("web"), 1);
+}
+
+#[test]
+fn start_answers_once_the_process_is_running() {
+    let mut w = World::new("programs:\n  web:\n    cmd: /bin/web\n    autostart: false\n");
+    let ticket = w.request(Request::Start(vec!["web".into()]));
+    assert_eq!(w.state("web"), "STARTING");
+    assert!(w.reply(ticket).is_none());
+    w.advance(secs(1.0));
+    assert_eq!(outcomes(w.reply(ticket).unwrap()), ["web: started"]);
+}
+
+#[test]
+fn start_reports_an_abnormal_termination_at_the_first_failed_attempt() {
+    let mut w = World::new("programs:\n  web:\n    cmd: /bin/web\n    autostart: false\n");
+    let ticket = w.request(Request::Start(vec!["web".into()]));
+    w.exit("web", code(1));
+    assert_eq!(
+        outcomes(w.reply(ticket).unwrap()),
+        ["web: ERROR (abnormal termination)"]
+    );
+}
+
+#[test]
+fn start_reports_a_spawn_error() {
+    let mut w = World::with_failing(
+        "programs:\n  web:\n    cmd: /bin/web\n    autostart: false\n",
+        &[("web", "cannot execute")],
+    );
+    let reply = w.ask(Request::Start(vec!["web".into()]));
+    assert_eq!(outcomes(&reply), ["web: ERROR (spawn error)"]);
+}
+
+#[test]
+fn errors_name_the_process_like_supervisorctl() {
+    let mut w = running("");
+    let reply = w.ask(Request::Start(vec!["web".into(), "nope".into()]));
+    assert_eq!(
+        outcomes(&reply),
+        ["nope: ERROR (no such process)", "web: ERROR (already started)"]
+    );
+    w.request(Request::Stop(vec!["web".into()]));
+    w.exit("web", code(0));
+    let reply = w.ask(Request::Stop(vec!["web".into()]));
+    assert_eq!(outcomes(&reply), ["web: ERROR (not running)"]);
+}
+
+#[test]
+fn restart_stops_then_starts() {
+    let mut w = running("");
+    let first = w.pid("web");
+    let ticket = w.request(Request::Restart(vec!["web".into()]));
+    w.exit("web", killed(Signal::TERM));
+    assert_eq!(w.state("web"), "STARTING");
+    assert_ne!(w.pid("web"), first);
+    w.advance(secs(1.0));
+    assert_eq!(
+        outcomes(w.reply(ticket).unwrap()),
+        ["web: stopped", "web: started"]
+    );
+}
+
+#[test]
+fn restart_of_a_stopped_process_just_starts_it() {
+    let mut w = World::new("programs:\n  web:\n    cmd: /bin/web\n    autostart: false\n    starttime: 0\n");
+    let reply = w.ask(Request::Restart(vec!["web".into()]));
+    assert_eq!(outcomes(&reply), ["web: started"]);
+}
+
+#[test]
+fn start_while_stopping_starts_again_once_stopped() {
+    let mut w = running("");
+    w.request(Request::Stop(vec!["web".into()]));
+    let ticket = w.request(Request::Start(vec!["web".into()]));
+    w.exit("web", code(0));
+    assert_eq!(w.state("web"), "STARTING");
+    w.advance(secs(1.0));
+    assert_eq!(outcomes(w.reply(ticket).unwrap()), ["web: started"]);
+}
+
+#[test]
+fn signal_goes_to_the_process_alone() {
+    let mut w = running("");
+    let pid = w.pid("web");
+    let reply = w.ask(Request::Signal {
+        signal: Signal::HUP,
+        targets: vec!["web".into()],
+    });
+    assert_eq!(outcomes(&reply), ["web: signalled"]);
+    assert_eq!(
+        w.signals.last(),
+        Some(&Sent {
+            pid,
+            signal: Signal::HUP,
+            scope: Scope::Process
+        })
+    );
+}
+
+#[test]
+fn signal_to_a_stopped_process_is_not_running() {
+    let mut w = World::new("programs:\n  web:\n    cmd: /bin/web\n    autostart: false\n");
+    let reply = w.ask(Request::Signal {
+        signal: Signal::HUP,
+        targets: vec!["web".into()],
+    });
+    assert_eq!(outcomes(&reply), ["web: ERROR (not running)"]);
+}
+
+const WORKERS: &str = "
+programs:
+  workers:
+    cmd: /bin/worker
+    numprocs: 3
+    starttime: 0
+  web:
+    cmd: /bin/web
+    starttime: 0
+";
+
+#[test]
+fn numprocs_makes_a_group_of_numbered_processes() {
+    let w = World::new(WORKERS);
+    let names: Vec<&str> = w.sup.processes().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["web", "workers:workers_00", "workers:workers_01", "workers:workers_02"]
+    );
+}
+
+#[test]
+fn a_group_is_addressed_by_name_by_star_or_each_process() {
+    let mut w = World::new(WORKERS);
+    for target in ["workers:*", "workers"] {
+        let Reply::Pids { pids, errors } = w.ask(Request::Pid(vec![target.into()])) else {
+            panic!()
+        };
+        assert!(errors.is_empty());
+        assert_eq!(pids.len(), 3, "{target}");
+    }
+    for target in ["workers:workers_01", "workers_01"] {
+        let Reply::Pids { pids, .. } = w.ask(Request::Pid(vec![target.into()])) else {
+            panic!()
+        };
+        assert_eq!(pids[0].0, "workers:workers_01");
+    }
+    let Reply::Pids { pids, .. } = w.ask(Request::Pid(vec!["all".into()])) else {
+        panic!()
+    };
+    assert_eq!(pids.len(), 4);
+    let Reply::Pids { errors, .. } = w.ask(Request::Pid(vec!["workers:nope".into()])) else {
+        panic!()
+    };
+    assert_eq!(errors.len(), 1);
+}
+
+#[test]
+fn pid_without_a_name_is_the_daemons() {
+    let mut w = World::new(WORKERS);
+    assert_eq!(w.ask(Request::Pid(vec![])), Reply::DaemonPid(1));
+}
+
+#[test]
+fn the_pid_of_an_unknown_child_is_ignored() {
+    let mut w = running("");
+    let before = w.logs.len();
+    w.handle(taskmaster_core::Event::Exited {
+        pid: 99_999,
+        status: code(0),
+    });
+    assert_eq!(w.state("web"), "RUNNING");
+    assert_eq!(w.logs.len(), before);
+}
+
+#[test]
+fn an_unchanged_reload_touches_nothing() {
+    let mut w = World::new(WORKERS);
+    let (spawns, signals) = (w.spawns.len(), w.signals.len());
+    let reply = w.reload(WORKERS);
+    assert!(matches!(reply, Reply::Reloaded(plan) if plan.is_empty()));
+    assert_eq!((w.spawns.len(), w.signals.len()), (spawns, signals));
+}
+
+#[test]
+fn reload_restarts_changed_stops_removed_starts_added_and_leaves_the_rest() {
+    let mut w = World::new(WORKERS);
+    let web_pid = w.pid("web");
+    let new = "
+programs:
+  workers:
+    cmd: /bin/worker --fast
+    numprocs: 2
+    starttime: 0
+  api:
+    cmd: /bin/api
+    starttime: 0
+";
+    let Reply::Reloaded(plan) = w.reload(new) else {
+        panic!()
+    };
+    assert_eq!(plan.added, ["api"]);
+    assert_eq!(plan.changed, ["workers"]);
+    assert_eq!(plan.removed, ["web"]);
+    assert_eq!(w.state("api"), "RUNNING");
+    assert_eq!(w.state("web"), "STOPPING");
+    // The old workers stop; their replacements wait until the last one is gone.
+    let old: Vec<u32> = (0..3).map(|i| w.pid(&format!("workers:workers_0{i}"))).collect();
+    for pid in &old[..2] {
+        w.handle(taskmaster_core::Event::Exited {
+            pid: *pid,
+            status: code(0),
+        });
+    }
+    assert_eq!(w.spawn_count("workers:workers_00"), 1, "waits for every old worker");
+    w.handle(taskmaster_core::Event::Exited {
+        pid: old[2],
+        status: code(0),
+    });
+    let names: Vec<&str> = w.sup.processes().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["api", "web", "workers:workers_00", "workers:workers_01"]);
+    assert_eq!(w.spawn_count("workers:workers_00"), 2);
+    assert_eq!(w.sup.process("workers:workers_00").unwrap().spec.cmd, "/bin/worker --fast");
+    w.handle(taskmaster_core::Event::Exited {
+        pid: web_pid,
+        status: code(0),
+    });
+    assert!(w.sup.process("web").is_none(), "removed once stopped");
+}
+
+#[test]
+fn a_rejected_reload_changes_nothing() {
+    let mut w = World::new(WORKERS);
+    let before = w.sup.clone();
+    let ticket = w.request(Request::Reload);
+    w.handle(taskmaster_core::Event::ConfigLoaded {
+        ticket: Some(ticket),
+        result: Err(vec!["taskmaster.yaml:3:5: programs.web.cmd: missing".into()]),
+    });
+    assert!(matches!(w.reply(ticket), Some(Reply::ReloadRejected(e)) if e.len() == 1));
+    assert_eq!(w.sup, before);
+    assert!(w.logs.iter().any(|l| l.contains("reload rejected")));
+}
+
+#[test]
+fn a_reload_without_a_ticket_still_applies() {
+    let mut w = World::new(WORKERS);
+    w.handle(taskmaster_core::Event::Request {
+        ticket: None,
+        request: Request::Reload,
+    });
+    assert_eq!(w.loads, [None]);
+    w.handle(taskmaster_core::Event::ConfigLoaded {
+        ticket: None,
+        result: Ok(world::config("programs: {}\n")),
+    });
+    assert!(w.replies.is_empty());
+    assert!(w.sup.processes().all(|p| p.state.name() == "STOPPING"));
+}
+
+#[test]
+fn shutdown_stops_everything_and_exits_when_the_last_is_gone() {
+    let mut w = World::new(WORKERS);
+    w.exit("web", code(1)); // an unexpected exit: restarted before the shutdown
+    assert_eq!(w.ask(Request::Shutdown), Reply::ShuttingDown);
+    let pids: Vec<u32> = w.sup.processes().filter_map(|p| p.pid).collect();
+    assert_eq!(pids.len(), 4);
+    for (i, pid) in pids.iter().enumerate() {
+        assert!(!w.exited, "exit before every process stopped");
+        w.handle(taskmaster_core::Event::Exited {
+            pid: *pid,
+            status: code(i as i32),
+        });
+    }
+    assert!(w.exited);
+    assert!(w.sup.processes().all(|p| p.state.name() == "STOPPED"));
+}
+
+#[test]
+fn nothing_starts_during_a_shutdown() {
+    let mut w = running("    autorestart: always\n");
+    w.ask(Request::Shutdown);
+    let reply = w.ask(Request::Start(vec!["web".into()]));
+    assert_eq!(outcomes(&reply), ["web: ERROR (shutting down)"]);
+    w.exit("web", code(0));
+    assert_eq!(w.spawn_count("web"), 1);
+    let reply = w.ask(Request::Start(vec!["web".into()]));
+    assert_eq!(outcomes(&reply), ["web: ERROR (shutting down)"]);
+}
+
+#[test]
+fn shutdown_with_nothing_running_exits_at_once() {
+    let mut w = World::new("programs:\n  web:\n    cmd: /bin/web\n    autostart: false\n");
+    w.ask(Request::Shutdown);
+    assert!(w.exited);
+}
+
+#[test]
+fn commands_are_written_to_the_event_log() {
+    let mut w = running("");
+    w.ask(Request::Signal {
+        signal: Signal::HUP,
+        targets: vec!["web".into()],
+    });
+    assert!(w.logs.iter().any(|l| l == "command: signal HUP web"), "{:?}", w.logs);
+}
+
+#[test]
+fn exits_are_logged_with_code_signal_and_verdict() {
+    let mut w = running("    autorestart: never\n");
+    w.exit("web", code(3));
+    assert!(w.logs.iter().any(|l| l == "web: exited with code 3 (not expected)"), "{:?}", w.logs);
+    let mut w = running("    autorestart: never\n");
+    w.exit(
+        "web",
+        taskmaster_core::ExitStatus::Signal {
+            signal: Signal::SEGV,
+            core_dumped: true,
+        },
+    );
+    assert!(
+        w.logs.iter().any(|l| l == "web: killed by SIGSEGV (core dumped) (not expected)"),
+        "{:?}",
+        w.logs
+    );
+}
+
+#[test]
+fn the_supervisor_state_round_trips_through_serde() {
+    // What a hot backup needs: the whole state as plain data.
+    let mut w = running("");
+    w.request(Request::Stop(vec!["web".into()])); // a waiting request and a deadline
+    let text = serde_json::to_string(&w.sup).expect("serializes");
+    let copy: taskmaster_core::Supervisor = serde_json::from_str(&text).expect("deserializes");
+    assert_eq!(copy, w.sup);
+    assert_eq!(copy.next_deadline(), w.sup.next_deadline());
+    let _ = (Done::Started, Failure::Removed);
+}
+
+#[test]
+fn a_second_shutdown_is_answered_but_not_logged_again() {
+    let mut w = running("");
+    w.ask(Request::Shutdown);
+    let logged = w.logs.len();
+    assert_eq!(w.ask(Request::Shutdown), Reply::ShuttingDown);
+    assert_eq!(w.logs.len(), logged);
+}

@@ -1,0 +1,203 @@
+#![allow(dead_code)] // each test binary uses a part of the world
+//! A fake world for the supervisor: it carries out actions the way the runtime would, with
+//! invented pids and a clock the test moves by hand, and records what happened.
+
+use std::path::Path;
+use std::time::Duration;
+
+use taskmaster_core::{
+    Action, Config, Event, ExitStatus, Reply, Request, Scope, Signal, Supervisor, Ticket, Time,
+};
+
+pub fn config(yaml: &str) -> Config {
+    Config::parse(yaml, Path::new("/etc/taskmaster/taskmaster.yaml"))
+        .unwrap_or_else(|e| panic!("test configuration is invalid: {e}"))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sent {
+    pub pid: u32,
+    pub signal: Signal,
+    pub scope: Scope,
+}
+
+pub struct World {
+    pub sup: Supervisor,
+    pub now: Time,
+    next_pid: u32,
+    next_ticket: u64,
+    /// Program names whose spawns fail, with the error.
+    pub failing: Vec<(String, String)>,
+    /// Every spawn, in order: (process, pid or None when it failed).
+    pub spawns: Vec<(String, Option<u32>)>,
+    pub signals: Vec<Sent>,
+    pub logs: Vec<String>,
+    pub replies: Vec<(Ticket, Reply)>,
+    pub loads: Vec<Option<Ticket>>,
+    pub exited: bool,
+}
+
+impl World {
+    pub fn new(yaml: &str) -> World {
+        World::with_failing(yaml, &[])
+    }
+
+    /// A world where spawning the programs named in `failing` fails with the error given.
+    pub fn with_failing(yaml: &str, failing: &[(&str, &str)]) -> World {
+        let now = Time::from_nanos(1_000_000_000);
+        let (sup, actions) = Supervisor::new(config(yaml), 1, now);
+        let mut world = World {
+            sup,
+            now,
+            next_pid: 100,
+            next_ticket: 0,
+            failing: failing
+                .iter()
+                .map(|(p, e)| (p.to_string(), e.to_string()))
+                .collect(),
+            spawns: Vec::new(),
+            signals: Vec::new(),
+            logs: Vec::new(),
+            replies: Vec::new(),
+            loads: Vec::new(),
+            exited: false,
+        };
+        world.carry_out(actions);
+        world
+    }
+
+    pub fn handle(&mut self, event: Event) {
+        let actions = self.sup.handle(event, self.now);
+        self.carry_out(actions);
+    }
+
+    fn carry_out(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Spawn { process, spec } => {
+                    let failure = self
+                        .failing
+                        .iter()
+                        .find(|(program, _)| *program == spec.name)
+                        .map(|(_, error)| error.clone());
+                    let event = match failure {
+                        Some(error) => {
+                            self.spawns.push((process.clone(), None));
+                            Event::SpawnFailed { process, error }
+                        }
+                        None => {
+                            self.next_pid += 1;
+                            let pid = self.next_pid;
+                            self.spawns.push((process.clone(), Some(pid)));
+                            Event::Spawned { process, pid }
+                        }
+                    };
+                    self.handle(event);
+                }
+                Action::Signal { pid, signal, scope } => {
+                    self.signals.push(Sent { pid, signal, scope })
+                }
+                Action::LoadConfig { ticket } => self.loads.push(ticket),
+                Action::Log(notice) => self.logs.push(match notice.process {
+                    Some(p) => format!("{p}: {}", notice.message),
+                    None => notice.message,
+                }),
+                Action::Reply { ticket, reply } => self.replies.push((ticket, reply)),
+                Action::Exit => {
+                    assert!(!self.exited, "Exit was sent twice");
+                    self.exited = true;
+                }
+            }
+        }
+    }
+
+    /// Moves the clock on, firing every deadline on the way, in order.
+    pub fn advance(&mut self, by: Duration) {
+        let until = self.now + by;
+        while let Some(deadline) = self.sup.next_deadline() {
+            if deadline > until {
+                break;
+            }
+            self.now = self.now.max(deadline);
+            self.handle(Event::Timer);
+        }
+        self.now = until;
+    }
+
+    /// Sends a request; returns its ticket (the reply may come now or later).
+    pub fn request(&mut self, request: Request) -> Ticket {
+        self.next_ticket += 1;
+        let ticket = Ticket(self.next_ticket);
+        self.handle(Event::Request {
+            ticket: Some(ticket),
+            request,
+        });
+        ticket
+    }
+
+    pub fn reply(&self, ticket: Ticket) -> Option<&Reply> {
+        self.replies
+            .iter()
+            .find(|(t, _)| *t == ticket)
+            .map(|(_, r)| r)
+    }
+
+    /// Sends a request and returns its reply, which must come at once.
+    pub fn ask(&mut self, request: Request) -> Reply {
+        let ticket = self.request(request.clone());
+        self.reply(ticket)
+            .cloned()
+            .unwrap_or_else(|| panic!("no immediate reply to {request:?}"))
+    }
+
+    pub fn state(&self, name: &str) -> &'static str {
+        self.sup
+            .process(name)
+            .unwrap_or_else(|| panic!("no process {name}"))
+            .state
+            .name()
+    }
+
+    pub fn pid(&self, name: &str) -> u32 {
+        self.sup
+            .process(name)
+            .and_then(|p| p.pid)
+            .unwrap_or_else(|| panic!("{name} has no pid"))
+    }
+
+    /// The child of `name` exits with `status`.
+    pub fn exit(&mut self, name: &str, status: ExitStatus) {
+        let pid = self.pid(name);
+        self.handle(Event::Exited { pid, status });
+    }
+
+    pub fn spawn_count(&self, name: &str) -> usize {
+        self.spawns.iter().filter(|(p, _)| p == name).count()
+    }
+
+    /// Reloads with a new configuration text.
+    pub fn reload(&mut self, yaml: &str) -> Reply {
+        let ticket = self.request(Request::Reload);
+        assert_eq!(self.loads.last(), Some(&Some(ticket)), "no LoadConfig asked");
+        self.handle(Event::ConfigLoaded {
+            ticket: Some(ticket),
+            result: Ok(config(yaml)),
+        });
+        self.reply(ticket).cloned().expect("reload replied")
+    }
+}
+
+pub fn code(c: i32) -> ExitStatus {
+    ExitStatus::Code(c)
+}
+
+pub fn killed(signal: Signal) -> ExitStatus {
+    ExitStatus::Signal {
+        signal,
+        core_dumped: false,
+    }
+}
+
+pub fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}

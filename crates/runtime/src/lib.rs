@@ -1,0 +1,292 @@
+//! # The runtime: taskmaster's one event loop
+//!
+//! Theory of operation. [`Daemon`] owns the pure [`Supervisor`] and does, on one
+//! single-threaded tokio loop, all the I/O the supervisor asks for. It waits for:
+//!
+//! - **SIGCHLD**: it then reaps with `waitpid(-1, WNOHANG)` until nothing is left, and tells the
+//!   supervisor of each exit. taskmaster is a child subreaper, so orphaned grandchildren come
+//!   back to it and are reaped too: no zombies. (tokio's own process support is not used: it
+//!   reaps only the children it spawned and cannot share reaping with a subreaper.)
+//! - **the supervisor's next deadline**: a single sleep until then, never a periodic tick.
+//! - **requests** from the shell or another thread, through a [`Handle`].
+//! - **SIGHUP** (reload) and **SIGTERM/SIGINT** (graceful shutdown).
+//!
+//! Each event goes to [`Supervisor::handle`]; the actions it returns are carried out in order.
+//! A spawn is carried out at once and its result fed straight back, so the supervisor never
+//! sees another event between asking for a child and learning its pid.
+//!
+//! Children are signalled through pidfds, which cannot reach a process that reused a pid; a
+//! process group is signalled with killpg while its leader is still ours.
+
+mod clock;
+mod eventlog;
+mod spawn;
+mod sys;
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use rustix::process::{pidfd_open, Pid, PidfdFlags};
+use taskmaster_config::Config;
+use taskmaster_core::{Action, Event, Reply, Request, Scope, Signal, Supervisor, Ticket};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+
+use eventlog::EventLog;
+
+/// What went wrong starting the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the event log {path}: {source}")]
+    EventLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot set up the event loop or its signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// A request could not be answered: the daemon has exited.
+#[derive(Debug, thiserror::Error)]
+#[error("taskmaster is no longer running")]
+pub struct Gone;
+
+/// Sends requests to a running [`Daemon`] from any thread.
+#[derive(Clone)]
+pub struct Handle {
+    sender: mpsc::UnboundedSender<Message>,
+}
+
+struct Message {
+    request: Request,
+    reply: oneshot::Sender<Reply>,
+}
+
+impl Handle {
+    /// Sends a request and blocks until its reply (a start returns once the processes are
+    /// RUNNING or have failed). Must not be called from the daemon's own thread.
+    pub fn call(&self, request: Request) -> Result<Reply, Gone> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Message { request, reply })
+            .map_err(|_| Gone)?;
+        answer.blocking_recv().map_err(|_| Gone)
+    }
+}
+
+/// Prepares this process to supervise: a subreaper, with default signal dispositions to pass
+/// on and no stray descriptors to leak. Call once, first thing, before any thread exists.
+pub fn prepare_process() {
+    sys::mark_inherited_fds_cloexec();
+    sys::reset_ignored_signals();
+    // Without it orphaned grandchildren go to pid 1 and we cannot reap them; failing to set it
+    // costs only that, so it is not fatal.
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+}
+
+pub struct Daemon {
+    supervisor: Supervisor,
+    /// Actions returned by `Supervisor::new`, carried out when the loop starts.
+    initial: Vec<Action>,
+    config_path: PathBuf,
+    log: EventLog,
+    base_env: Vec<(OsString, OsString)>,
+    /// A pidfd per live child, by pid.
+    pidfds: HashMap<u32, OwnedFd>,
+    requests: mpsc::UnboundedReceiver<Message>,
+    waiting: HashMap<Ticket, oneshot::Sender<Reply>>,
+    next_ticket: u64,
+    exit: bool,
+}
+
+impl Daemon {
+    /// A daemon for `config`, and the handle to send it requests. Nothing starts until
+    /// [`Daemon::run`]. `verbose` echoes the event log to stderr.
+    pub fn new(config: Config, verbose: bool) -> Result<(Daemon, Handle), StartError> {
+        let log = EventLog::open(&config.logfile, verbose).map_err(|source| StartError::EventLog {
+            path: config.logfile.clone(),
+            source,
+        })?;
+        let config_path = config.path.clone();
+        let (supervisor, initial) = Supervisor::new(config, std::process::id(), clock::now());
+        let (sender, requests) = mpsc::unbounded_channel();
+        let daemon = Daemon {
+            supervisor,
+            initial,
+            config_path,
+            log,
+            base_env: std::env::vars_os().collect(),
+            pidfds: HashMap::new(),
+            requests,
+            waiting: HashMap::new(),
+            next_ticket: 0,
+            exit: false,
+        };
+        Ok((daemon, Handle { sender }))
+    }
+
+    /// Runs the loop on the calling thread until every process has stopped after a shutdown
+    /// (a `shutdown` request, SIGTERM or SIGINT).
+    pub fn run_blocking(self) -> Result<(), StartError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(StartError::Signals)?;
+        runtime.block_on(self.run())
+    }
+
+    async fn run(mut self) -> Result<(), StartError> {
+        // Handlers go in before the first spawn, so that no SIGCHLD can be missed.
+        let mut sigchld = signal(SignalKind::child()).map_err(StartError::Signals)?;
+        let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
+        let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+        let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+        self.log.say(format!(
+            "taskmaster started (pid {}, configuration {})",
+            std::process::id(),
+            self.config_path.display()
+        ));
+        let initial = std::mem::take(&mut self.initial);
+        self.carry_out(initial);
+        self.reap();
+
+        while !self.exit {
+            let next_deadline = self.supervisor.next_deadline();
+            tokio::select! {
+                biased;
+                _ = sigchld.recv() => self.reap(),
+                _ = sigterm.recv() => self.signalled("SIGTERM"),
+                _ = sigint.recv() => self.signalled("SIGINT"),
+                _ = sighup.recv() => {
+                    self.log.say("SIGHUP received: reloading the configuration");
+                    self.dispatch(Event::Request { ticket: None, request: Request::Reload });
+                }
+                Some(message) = self.requests.recv() => self.request(message),
+                () = sleep_until(next_deadline) => self.dispatch(Event::Timer),
+            }
+        }
+        self.log.say("taskmaster exits: every process has stopped");
+        Ok(())
+    }
+
+    fn signalled(&mut self, name: &str) {
+        self.log.say(format!("{name} received: shutting down"));
+        self.dispatch(Event::Request {
+            ticket: None,
+            request: Request::Shutdown,
+        });
+    }
+
+    fn request(&mut self, message: Message) {
+        self.next_ticket += 1;
+        let ticket = Ticket(self.next_ticket);
+        self.waiting.insert(ticket, message.reply);
+        self.dispatch(Event::Request {
+            ticket: Some(ticket),
+            request: message.request,
+        });
+    }
+
+    /// Reaps every child that has ended and tells the supervisor of each.
+    fn reap(&mut self) {
+        while let Some((pid, status)) = sys::reap_one() {
+            self.pidfds.remove(&pid);
+            self.dispatch(Event::Exited { pid, status });
+        }
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        let actions = self.supervisor.handle(event, clock::now());
+        self.carry_out(actions);
+    }
+
+    fn carry_out(&mut self, actions: Vec<Action>) {
+        let mut queue = VecDeque::from(actions);
+        while let Some(action) = queue.pop_front() {
+            let follow_up = match action {
+                Action::Spawn { process, spec } => {
+                    let event = match spawn::spawn(&process, &spec, &self.base_env) {
+                        Ok(child) => {
+                            self.track(child.pid);
+                            Event::Spawned {
+                                process,
+                                pid: child.pid,
+                            }
+                        }
+                        Err(error) => Event::SpawnFailed { process, error },
+                    };
+                    Some(event)
+                }
+                Action::Signal { pid, signal, scope } => {
+                    self.send_signal(pid, signal, scope);
+                    None
+                }
+                Action::LoadConfig { ticket } => {
+                    let result = Config::load(&self.config_path)
+                        .map_err(|errors| errors.iter().map(|e| e.to_string()).collect());
+                    if let Ok(config) = &result {
+                        if let Err(e) = self.log.reopen(&config.logfile) {
+                            self.log.say(format!(
+                                "cannot open the new event log {}: {e}; keeping this one",
+                                config.logfile.display()
+                            ));
+                        }
+                    }
+                    Some(Event::ConfigLoaded { ticket, result })
+                }
+                Action::Log(notice) => {
+                    self.log.write(&notice);
+                    None
+                }
+                Action::Reply { ticket, reply } => {
+                    if let Some(waiting) = self.waiting.remove(&ticket) {
+                        let _ = waiting.send(reply); // the asker may have gone; nothing to do
+                    }
+                    None
+                }
+                Action::Exit => {
+                    self.exit = true;
+                    None
+                }
+            };
+            if let Some(event) = follow_up {
+                queue.extend(self.supervisor.handle(event, clock::now()));
+            }
+        }
+    }
+
+    fn track(&mut self, pid: u32) {
+        let pidfd = i32::try_from(pid)
+            .ok()
+            .and_then(Pid::from_raw)
+            .and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok());
+        if let Some(pidfd) = pidfd {
+            self.pidfds.insert(pid, pidfd);
+        }
+    }
+
+    fn send_signal(&mut self, pid: u32, signal: Signal, scope: Scope) {
+        let result = match (scope, self.pidfds.get(&pid)) {
+            (Scope::Group, _) => sys::kill_group(pid, signal),
+            (Scope::Process, Some(pidfd)) => sys::pidfd_send_signal(pidfd.as_fd(), signal),
+            (Scope::Process, None) => sys::kill(pid, signal),
+        };
+        // ESRCH is normal: the process (or every member of the group) is already gone.
+        if let Err(e) = result {
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                self.log
+                    .say(format!("cannot send {} to {pid}: {e}", signal.name()));
+            }
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until(deadline: Option<taskmaster_core::Time>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep(deadline.since(clock::now())).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,118 @@
+//! The few operating-system calls that rustix does not wrap safely. Every `unsafe` block of
+//! taskmaster lives here, each with the reason it is sound.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use taskmaster_core::{ExitStatus, Signal};
+
+/// Marks every descriptor above stderr close-on-exec, so that children inherit only 0, 1 and 2
+/// even when taskmaster itself was started with stray descriptors open. Everything taskmaster
+/// opens afterwards is close-on-exec already (Rust's default).
+pub fn mark_inherited_fds_cloexec() {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on descriptors; it closes
+    // nothing and touches no memory. An old kernel answers ENOSYS, which we ignore.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
+}
+
+/// Resets to their defaults the signals taskmaster inherited as ignored (under `nohup`, say),
+/// so that children start with default dispositions. Handled signals are reset by exec itself.
+/// SIGPIPE is left alone: Rust ignores it on purpose, and std resets it in every child.
+pub fn reset_ignored_signals() {
+    for number in 1..=libc::SIGRTMAX() {
+        if number == libc::SIGKILL || number == libc::SIGSTOP || number == libc::SIGPIPE {
+            continue;
+        }
+        // SAFETY: sigaction with a null new action only reads the current disposition into
+        // `current`, a zeroed sigaction we own.
+        let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+        if unsafe { libc::sigaction(number, std::ptr::null(), &mut current) } != 0 {
+            continue;
+        }
+        if current.sa_sigaction == libc::SIG_IGN {
+            // SAFETY: installing SIG_DFL registers no handler code; nothing can race with it
+            // because this runs at start-up, before any thread or child exists.
+            unsafe { libc::signal(number, libc::SIG_DFL) };
+        }
+    }
+}
+
+/// Sends a signal to the process a pidfd refers to: unlike kill(pid), it can never reach a
+/// process that reused the pid.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> std::io::Result<()> {
+    // SAFETY: the syscall takes a descriptor we borrow (valid for the call), a signal number,
+    // a null siginfo (allowed: the kernel fills one in) and no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal.number(),
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Sends a signal to a pid.
+pub fn kill(pid: u32, signal: Signal) -> std::io::Result<()> {
+    send(i32::try_from(pid).unwrap_or(i32::MAX), signal)
+}
+
+/// Sends a signal to every process of the process group `pgid`.
+pub fn kill_group(pgid: u32, signal: Signal) -> std::io::Result<()> {
+    let pgid = i32::try_from(pgid).unwrap_or(i32::MAX);
+    if pgid <= 1 {
+        // kill(-1) would signal every process we may signal; never let a bad pid get there.
+        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    send(-pgid, signal)
+}
+
+fn send(target: i32, signal: Signal) -> std::io::Result<()> {
+    // SAFETY: kill takes two integers and touches no memory of ours.
+    if unsafe { libc::kill(target, signal.number()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Reaps one child that has ended, if any, without blocking: `waitpid(-1, WNOHANG)`.
+/// As a subreaper, that includes orphaned grandchildren.
+pub fn reap_one() -> Option<(u32, ExitStatus)> {
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: waitpid writes the status into `status`, an integer we own.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid > 0 {
+            return Some((pid.unsigned_abs(), decode(status)));
+        }
+        if pid < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return None; // 0: children remain, none ended; -1 ECHILD: no children at all
+    }
+}
+
+fn decode(status: libc::c_int) -> ExitStatus {
+    if libc::WIFSIGNALED(status) {
+        let number = libc::WTERMSIG(status);
+        ExitStatus::Signal {
+            signal: Signal::from_number(number).unwrap_or(Signal::KILL),
+            core_dumped: libc::WCOREDUMP(status),
+        }
+    } else {
+        ExitStatus::Code(libc::WEXITSTATUS(status))
+    }
+}

@@ -1,0 +1,193 @@
+//! The commands: their names, their arguments, and their help.
+
+use taskmaster_core::{Request, Signal};
+
+/// A command line, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// A blank line.
+    Empty,
+    Run(Request),
+    /// `help` or `help COMMAND`.
+    Help(Option<String>),
+    /// `quit` / `exit`: leave the shell.
+    Quit,
+}
+
+/// One command of the language.
+pub struct CommandInfo {
+    pub name: &'static str,
+    pub usage: &'static str,
+    pub summary: &'static str,
+    /// Whether its arguments are process names (for completion).
+    pub takes_names: bool,
+}
+
+const fn info(
+    name: &'static str,
+    usage: &'static str,
+    summary: &'static str,
+    takes_names: bool,
+) -> CommandInfo {
+    CommandInfo {
+        name,
+        usage,
+        summary,
+        takes_names,
+    }
+}
+
+/// Every command, in the order `help` lists them.
+pub const COMMANDS: &[CommandInfo] = &[
+    info("status", "status [NAME...]", "show the state of processes (all by default)", true),
+    info("start", "start NAME...", "start processes and wait until they are RUNNING", true),
+    info("stop", "stop NAME...", "stop processes and wait until they have stopped", true),
+    info("restart", "restart NAME...", "stop, then start processes", true),
+    info("signal", "signal SIG NAME...", "send a signal (TERM, HUP, USR1, 15...) to processes", true),
+    info("pid", "pid [NAME...]", "show the pid of processes, or taskmaster's own", true),
+    info("reload", "reload", "re-read the configuration file and apply what changed", false),
+    info("shutdown", "shutdown", "stop every process and exit taskmaster", false),
+    info("help", "help [COMMAND]", "list the commands, or explain one", false),
+    info("quit", "quit", "leave the shell (in `run`, this also shuts taskmaster down)", false),
+];
+
+/// Names take the forms `NAME`, `GROUP:NAME`, `GROUP:*` or `all`.
+const NAMES_HELP: &str = "NAME is a process (web, workers:workers_00), a group (workers or workers:*), or all";
+
+/// Understands one command line. The error is the message to show.
+pub fn parse(line: &str) -> Result<Parsed, String> {
+    let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+    let Some((verb, args)) = words.split_first() else {
+        return Ok(Parsed::Empty);
+    };
+    let args = args.to_vec();
+    let needs_names = |args: Vec<String>| {
+        if args.is_empty() {
+            Err(format!(
+                "error: {verb} needs at least one process name (or all); usage: {}",
+                usage(verb)
+            ))
+        } else {
+            Ok(args)
+        }
+    };
+    let no_args = |request: Parsed| {
+        if args.is_empty() {
+            Ok(request)
+        } else {
+            Err(format!("error: {verb} takes no arguments"))
+        }
+    };
+    match verb.as_str() {
+        "status" => Ok(Parsed::Run(Request::Status(args))),
+        "start" => Ok(Parsed::Run(Request::Start(needs_names(args)?))),
+        "stop" => Ok(Parsed::Run(Request::Stop(needs_names(args)?))),
+        "restart" => Ok(Parsed::Run(Request::Restart(needs_names(args)?))),
+        "signal" => {
+            let Some((signal, targets)) = args.split_first() else {
+                return Err(format!("error: signal needs a signal and a name; usage: {}", usage(verb)));
+            };
+            let signal: Signal = signal.parse().map_err(|e| format!("error: {e}"))?;
+            Ok(Parsed::Run(Request::Signal {
+                signal,
+                targets: needs_names(targets.to_vec())?,
+            }))
+        }
+        "pid" => Ok(Parsed::Run(Request::Pid(args))),
+        "reload" => no_args(Parsed::Run(Request::Reload)),
+        "shutdown" => no_args(Parsed::Run(Request::Shutdown)),
+        "help" | "?" => Ok(Parsed::Help(args.first().cloned())),
+        "quit" | "exit" => no_args(Parsed::Quit),
+        _ => Err(format!(
+            "unknown command \"{verb}\" (type help for the list of commands)"
+        )),
+    }
+}
+
+fn usage(verb: &str) -> &'static str {
+    COMMANDS
+        .iter()
+        .find(|c| c.name == verb)
+        .map_or("", |c| c.usage)
+}
+
+/// The text of `help` or `help COMMAND`.
+pub fn help(topic: Option<&str>) -> Vec<String> {
+    match topic {
+        None => {
+            let mut lines = vec!["commands:".to_string()];
+            for c in COMMANDS {
+                lines.push(format!("  {:<20}{}", c.usage, c.summary));
+            }
+            lines.push(NAMES_HELP.to_string());
+            lines
+        }
+        Some(topic) => match COMMANDS.iter().find(|c| c.name == topic) {
+            Some(c) => {
+                let mut lines = vec![format!("{}: {}", c.usage, c.summary)];
+                if c.takes_names {
+                    lines.push(NAMES_HELP.to_string());
+                }
+                lines
+            }
+            None => vec![format!("no help for \"{topic}\": not a command")],
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_passed_through_in_order() {
+        assert_eq!(
+            parse("start web workers:*").unwrap(),
+            Parsed::Run(Request::Start(vec!["web".into(), "workers:*".into()]))
+        );
+    }
+
+    #[test]
+    fn start_without_a_name_is_an_error_with_usage() {
+        let error = parse("start").unwrap_err();
+        assert!(error.contains("usage: start NAME..."), "{error}");
+    }
+
+    #[test]
+    fn signal_accepts_every_spelling_of_a_signal() {
+        for spelling in ["HUP", "SIGHUP", "hup", "1"] {
+            assert_eq!(
+                parse(&format!("signal {spelling} web")).unwrap(),
+                Parsed::Run(Request::Signal {
+                    signal: Signal::HUP,
+                    targets: vec!["web".into()]
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_signal_is_named_in_the_error() {
+        let error = parse("signal TERMM web").unwrap_err();
+        assert!(error.contains("TERMM"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_command_says_how_to_get_help() {
+        let error = parse("strat web").unwrap_err();
+        assert!(error.contains("unknown command \"strat\""), "{error}");
+        assert!(error.contains("help"), "{error}");
+    }
+
+    #[test]
+    fn blank_lines_do_nothing() {
+        assert_eq!(parse("   ").unwrap(), Parsed::Empty);
+    }
+
+    #[test]
+    fn every_command_has_help() {
+        for c in COMMANDS {
+            assert!(help(Some(c.name))[0].starts_with(c.usage));
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Replies as the lines a user reads, in supervisorctl's layout so that people and scripts
+//! that know supervisorctl can read them.
+
+use std::time::Duration;
+
+use taskmaster_core::{Outcome, ProcessInfo, Reply, State, Time};
+
+/// The lines to print for a reply.
+pub fn render(reply: &Reply) -> Vec<String> {
+    match reply {
+        Reply::Status {
+            now,
+            processes,
+            errors,
+        } => {
+            let mut lines = status_lines(*now, processes);
+            lines.extend(errors.iter().map(Outcome::to_string));
+            lines
+        }
+        Reply::Outcomes(outcomes) => outcomes.iter().map(Outcome::to_string).collect(),
+        Reply::Pids { pids, errors } => pids
+            .iter()
+            .map(|(_, pid)| pid.unwrap_or(0).to_string())
+            .chain(errors.iter().map(Outcome::to_string))
+            .collect(),
+        Reply::DaemonPid(pid) => vec![pid.to_string()],
+        Reply::Reloaded(plan) => {
+            let mut parts = Vec::new();
+            for (what, names) in [
+                ("added", &plan.added),
+                ("changed", &plan.changed),
+                ("removed", &plan.removed),
+            ] {
+                if !names.is_empty() {
+                    parts.push(format!("{what} {}", names.join(", ")));
+                }
+            }
+            if parts.is_empty() {
+                vec!["reloaded: nothing changed".to_string()]
+            } else {
+                vec![format!("reloaded: {}", parts.join("; "))]
+            }
+        }
+        Reply::ReloadRejected(errors) => {
+            let mut lines =
+                vec!["error: the configuration has errors; nothing was changed:".to_string()];
+            lines.extend(errors.iter().map(|e| format!("  {e}")));
+            lines
+        }
+        Reply::ShuttingDown => vec!["Shut down".to_string()],
+    }
+}
+
+/// Whether a reply reports success, by supervisorctl's rule: every process named is RUNNING
+/// (for status), every action reached its goal, and every name was known.
+pub fn succeeded(reply: &Reply) -> bool {
+    match reply {
+        Reply::Status {
+            processes, errors, ..
+        } => errors.is_empty() && processes.iter().all(|p| p.state == State::Running),
+        Reply::Outcomes(outcomes) => outcomes.iter().all(|o| o.result.is_ok()),
+        Reply::Pids { errors, .. } => errors.is_empty(),
+        Reply::ReloadRejected(_) => false,
+        Reply::DaemonPid(_) | Reply::Reloaded(_) | Reply::ShuttingDown => true,
+    }
+}
+
+/// `web                              RUNNING   pid 4242, uptime 0:01:02`: the name padded to
+/// three more than the longest (at least 30), the state to 10, then the description.
+pub fn status_lines(now: Time, processes: &[ProcessInfo]) -> Vec<String> {
+    let width = processes
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(30)
+        + 3;
+    processes
+        .iter()
+        .map(|p| {
+            let description = p.description(now, stop_date);
+            format!("{:<width$}{:<10}{}", p.name, p.state.name(), description)
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+/// The local date of a moment `ago` in the past, as supervisorctl shows stop times.
+fn stop_date(ago: Duration) -> String {
+    let now = jiff::Zoned::now();
+    let then = jiff::SignedDuration::try_from(ago)
+        .ok()
+        .and_then(|ago| now.checked_sub(ago).ok())
+        .unwrap_or(now);
+    then.strftime("%b %d %I:%M %p").to_string()
+}
