@@ -66,6 +66,8 @@ pub enum Value {
 /// Parses `text` (read from `path`, which is only used in errors) into a tree.
 pub fn parse(text: &str, path: &Path) -> Result<Node, ConfigErrors> {
     let mut builder = Builder::new(path);
+    // The parser reads a byte-order mark as part of the first key.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut parser = Parser::new_from_str(text);
     while !builder.done() {
         match parser.next_token() {
@@ -481,6 +483,16 @@ mod tests {
         for text in ["", "\n\n", "# comment only\n", "---\n", "--- ~\n", "...\n"] {
             assert_eq!(tree(text).value, Value::Mapping(Vec::new()), "{text:?}");
         }
+    }
+
+    #[test]
+    fn byte_order_mark_and_crlf_line_ends_are_ignored() {
+        let node = value_of("\u{feff}a:\r\n  b: 022\r\n", "a");
+        assert_eq!((node.line, node.column), (2, 3));
+        let Value::Mapping(pairs) = node.value else {
+            panic!("not a mapping");
+        };
+        assert_eq!(pairs[0].1.value, scalar("022", false));
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //!   program (no keys, so `cmd` is missing). Anywhere else a null is an error, because
 //!   `numprocs:` with nothing after it is more likely a slip than a wish for the default.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -260,13 +260,13 @@ impl Checker<'_> {
                 return self.error(node, key, message);
             }
         };
-        // Process name -> the program that owns it, to catch `web` (numprocs 2) beside `web_01`.
-        let mut process_names: HashMap<String, String> = HashMap::new();
+        let mut names_in_file_order: Vec<(&Node, &str)> = Vec::new();
         for (name_node, program) in pairs {
             let Some(name) = self.key_name(name_node, key) else {
                 continue;
             };
             let path = join(key, name);
+            names_in_file_order.push((name_node, name));
             if !is_valid_program_name(name) {
                 let message = format!(
                     "invalid program name {name:?}: a name starts with a letter or digit and \
@@ -293,18 +293,14 @@ impl Checker<'_> {
             if !draft.has_cmd {
                 self.error(name_node, &path, "missing required key \"cmd\"".to_string());
             }
-            for process in draft.spec.process_names() {
-                if let Some(owner) = process_names.get(&process) {
-                    let message =
-                        format!("process name {process:?} is also a process of program {owner:?}");
-                    self.error(name_node, &path, message);
-                    break;
-                }
-            }
-            for process in draft.spec.process_names() {
-                process_names.insert(process, name.to_string());
-            }
             top.programs.insert(name.to_string(), draft.spec);
+        }
+        for (name_node, name) in names_in_file_order {
+            if let Some(owner) = process_name_owner(name, &top.programs) {
+                let message =
+                    format!("process name {name:?} is also a process of program {owner:?}");
+                self.error(name_node, &join(key, name), message);
+            }
         }
     }
 
@@ -558,6 +554,28 @@ fn is_valid_program_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// The other program that also runs a process named like program `name`, if any.
+///
+/// Processes are named `NAME` (numprocs 1) or `NAME_00`, `NAME_01`... Two programs' names can
+/// only clash one way: a program with one process named like another's numbered process
+/// (`web_01` beside `web` with numprocs 2), since `P_i = Q_j` splits at the last `_` into
+/// `P = Q`. Checking that costs one lookup per program, however large `numprocs` is.
+fn process_name_owner<'p>(
+    name: &str,
+    programs: &'p BTreeMap<String, ProgramSpec>,
+) -> Option<&'p str> {
+    if programs.get(name)?.numprocs != 1 {
+        return None;
+    }
+    let (prefix, digits) = name.rsplit_once('_')?;
+    let index: u32 = digits.parse().ok()?;
+    if format!("{index:02}") != digits {
+        return None;
+    }
+    let (owner, spec) = programs.get_key_value(prefix)?;
+    (spec.numprocs > 1 && index < spec.numprocs).then_some(owner.as_str())
 }
 
 /// `parent.name`, or `name` at the top level.

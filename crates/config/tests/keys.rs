@@ -573,3 +573,19 @@ fn keys_must_be_names_not_collections() {
         ["t.yaml:4:7: programs.web: expected a key name, found a list"]
     );
 }
+
+#[test]
+fn process_names_that_do_not_collide_are_accepted() {
+    let text = "programs:\n  web: {cmd: x, numprocs: 2}\n  web_02: {cmd: y}\n  web_1: {cmd: y}\n  web_01x: {cmd: y}\n  db_00: {cmd: y}\n  web_01_00: {cmd: y, numprocs: 2}\n";
+    assert!(parse(text).is_ok());
+    let text = "programs:\n  web_01: {cmd: y}\n  web: {cmd: x, numprocs: 1}\n";
+    assert!(parse(text).is_ok());
+}
+
+#[test]
+fn process_name_collision_is_reported_whatever_the_order() {
+    assert_eq!(
+        errors("programs:\n  w_10: {cmd: y}\n  w: {cmd: x, numprocs: 11}\n"),
+        ["t.yaml:2:3: programs.w_10: process name \"w_10\" is also a process of program \"w\""]
+    );
+}
