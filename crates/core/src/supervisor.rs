@@ -57,10 +57,15 @@ pub enum Action {
         scope: Scope,
     },
     /// Read the configuration file again, then report [`Event::ConfigLoaded`].
-    LoadConfig { ticket: Option<Ticket> },
+    LoadConfig {
+        ticket: Option<Ticket>,
+    },
     /// Write a line to the event log.
     Log(Notice),
-    Reply { ticket: Ticket, reply: Reply },
+    Reply {
+        ticket: Ticket,
+        reply: Reply,
+    },
     /// Every process has stopped after a shutdown: the daemon may exit.
     Exit,
 }
@@ -401,7 +406,12 @@ impl Supervisor {
     }
 
     /// Starts a process at rest; `Ok` means it is on its way (the outcome comes later).
-    fn start_process(&mut self, name: &str, now: Time, out: &mut Vec<Action>) -> Result<(), Failure> {
+    fn start_process(
+        &mut self,
+        name: &str,
+        now: Time,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Failure> {
         if self.shutting_down {
             return Err(Failure::ShuttingDown);
         }
@@ -424,7 +434,12 @@ impl Supervisor {
     }
 
     /// Stops a process; `Ok` means it is stopped or on its way.
-    fn stop_process(&mut self, name: &str, now: Time, out: &mut Vec<Action>) -> Result<(), Failure> {
+    fn stop_process(
+        &mut self,
+        name: &str,
+        now: Time,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Failure> {
         let p = self.processes.get_mut(name).ok_or(Failure::NoSuchProcess)?;
         match (p.state, p.pid) {
             (State::Starting | State::Running, Some(pid)) => {
@@ -463,7 +478,13 @@ impl Supervisor {
 
     // ---- requests -----------------------------------------------------------------------
 
-    fn request(&mut self, ticket: Option<Ticket>, request: Request, now: Time, out: &mut Vec<Action>) {
+    fn request(
+        &mut self,
+        ticket: Option<Ticket>,
+        request: Request,
+        now: Time,
+        out: &mut Vec<Action>,
+    ) {
         let repeated_shutdown = request == Request::Shutdown && self.shutting_down;
         if !matches!(request, Request::Status(_) | Request::Pid(_)) && !repeated_shutdown {
             out.push(Action::Log(Notice {
@@ -493,17 +514,23 @@ impl Supervisor {
                     .collect();
                 Some(Reply::Pids { pids, errors })
             }
-            Request::Start(targets) => self.act_and_wait(ticket, &targets, now, out, |s, n, now, out| {
-                s.start_process(n, now, out).map(|()| Goal::Running)
-            }),
-            Request::Stop(targets) => self.act_and_wait(ticket, &targets, now, out, |s, n, now, out| {
-                s.stop_process(n, now, out).map(|()| Goal::Stopped)
-            }),
+            Request::Start(targets) => {
+                self.act_and_wait(ticket, &targets, now, out, |s, n, now, out| {
+                    s.start_process(n, now, out).map(|()| Goal::Running)
+                })
+            }
+            Request::Stop(targets) => {
+                self.act_and_wait(ticket, &targets, now, out, |s, n, now, out| {
+                    s.stop_process(n, now, out).map(|()| Goal::Stopped)
+                })
+            }
             Request::Restart(targets) => {
                 self.act_and_wait(ticket, &targets, now, out, |s, n, now, out| {
                     match s.processes.get(n).map(|p| p.state.is_stopped()) {
                         Some(true) => s.start_process(n, now, out).map(|()| Goal::Running),
-                        _ => s.stop_process(n, now, out).map(|()| Goal::StoppedThenRunning),
+                        _ => s
+                            .stop_process(n, now, out)
+                            .map(|()| Goal::StoppedThenRunning),
                     }
                 })
             }
@@ -733,7 +760,8 @@ impl Supervisor {
             }
         }
 
-        if self.shutting_down && !self.exit_sent && self.processes.values().all(|p| p.pid.is_none()) {
+        if self.shutting_down && !self.exit_sent && self.processes.values().all(|p| p.pid.is_none())
+        {
             self.exit_sent = true;
             out.push(Action::Exit);
         }

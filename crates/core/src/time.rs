@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// The runtime reads the clock (CLOCK_MONOTONIC, which every process on the host shares) and
 /// hands the reading to the supervisor; the supervisor never reads a clock itself.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Time(u64);
 
 impl Time {

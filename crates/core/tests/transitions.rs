@@ -204,7 +204,11 @@ fn stop_sends_stopsignal_to_the_group_then_sigkill_after_stoptime() {
     w.exit("web", killed(Signal::KILL));
     assert_eq!(w.state("web"), "STOPPED");
     assert_eq!(outcomes(w.reply(ticket).unwrap()), ["web: stopped"]);
-    assert_eq!(w.spawn_count("web"), 1, "a stopped process is not restarted");
+    assert_eq!(
+        w.spawn_count("web"),
+        1,
+        "a stopped process is not restarted"
+    );
 }
 
 #[test]
@@ -228,7 +232,10 @@ fn stopping_a_process_in_backoff_cancels_its_retry() {
     let mut w = World::new(WEB);
     w.exit("web", code(1));
     assert_eq!(w.state("web"), "BACKOFF");
-    assert_eq!(outcomes(&w.ask(Request::Stop(vec!["web".into()]))), ["web: stopped"]);
+    assert_eq!(
+        outcomes(&w.ask(Request::Stop(vec!["web".into()]))),
+        ["web: stopped"]
+    );
     assert_eq!(w.state("web"), "STOPPED");
     w.advance(secs(60.0));
     assert_eq!(w.spawn_count("web"), 1);
@@ -271,7 +278,10 @@ fn errors_name_the_process_like_supervisorctl() {
     let reply = w.ask(Request::Start(vec!["web".into(), "nope".into()]));
     assert_eq!(
         outcomes(&reply),
-        ["nope: ERROR (no such process)", "web: ERROR (already started)"]
+        [
+            "nope: ERROR (no such process)",
+            "web: ERROR (already started)"
+        ]
     );
     w.request(Request::Stop(vec!["web".into()]));
     w.exit("web", code(0));
@@ -296,7 +306,9 @@ fn restart_stops_then_starts() {
 
 #[test]
 fn restart_of_a_stopped_process_just_starts_it() {
-    let mut w = World::new("programs:\n  web:\n    cmd: /bin/web\n    autostart: false\n    starttime: 0\n");
+    let mut w = World::new(
+        "programs:\n  web:\n    cmd: /bin/web\n    autostart: false\n    starttime: 0\n",
+    );
     let reply = w.ask(Request::Restart(vec!["web".into()]));
     assert_eq!(outcomes(&reply), ["web: started"]);
 }
@@ -358,7 +370,12 @@ fn numprocs_makes_a_group_of_numbered_processes() {
     let names: Vec<&str> = w.sup.processes().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
-        ["web", "workers:workers_00", "workers:workers_01", "workers:workers_02"]
+        [
+            "web",
+            "workers:workers_00",
+            "workers:workers_01",
+            "workers:workers_02"
+        ]
     );
 }
 
@@ -438,22 +455,34 @@ programs:
     assert_eq!(w.state("api"), "RUNNING");
     assert_eq!(w.state("web"), "STOPPING");
     // The old workers stop; their replacements wait until the last one is gone.
-    let old: Vec<u32> = (0..3).map(|i| w.pid(&format!("workers:workers_0{i}"))).collect();
+    let old: Vec<u32> = (0..3)
+        .map(|i| w.pid(&format!("workers:workers_0{i}")))
+        .collect();
     for pid in &old[..2] {
         w.handle(taskmaster_core::Event::Exited {
             pid: *pid,
             status: code(0),
         });
     }
-    assert_eq!(w.spawn_count("workers:workers_00"), 1, "waits for every old worker");
+    assert_eq!(
+        w.spawn_count("workers:workers_00"),
+        1,
+        "waits for every old worker"
+    );
     w.handle(taskmaster_core::Event::Exited {
         pid: old[2],
         status: code(0),
     });
     let names: Vec<&str> = w.sup.processes().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["api", "web", "workers:workers_00", "workers:workers_01"]);
+    assert_eq!(
+        names,
+        ["api", "web", "workers:workers_00", "workers:workers_01"]
+    );
     assert_eq!(w.spawn_count("workers:workers_00"), 2);
-    assert_eq!(w.sup.process("workers:workers_00").unwrap().spec.cmd, "/bin/worker --fast");
+    assert_eq!(
+        w.sup.process("workers:workers_00").unwrap().spec.cmd,
+        "/bin/worker --fast"
+    );
     w.handle(taskmaster_core::Event::Exited {
         pid: web_pid,
         status: code(0),
@@ -535,14 +564,24 @@ fn commands_are_written_to_the_event_log() {
         signal: Signal::HUP,
         targets: vec!["web".into()],
     });
-    assert!(w.logs.iter().any(|l| l == "command: signal HUP web"), "{:?}", w.logs);
+    assert!(
+        w.logs.iter().any(|l| l == "command: signal HUP web"),
+        "{:?}",
+        w.logs
+    );
 }
 
 #[test]
 fn exits_are_logged_with_code_signal_and_verdict() {
     let mut w = running("    autorestart: never\n");
     w.exit("web", code(3));
-    assert!(w.logs.iter().any(|l| l == "web: exited with code 3 (not expected)"), "{:?}", w.logs);
+    assert!(
+        w.logs
+            .iter()
+            .any(|l| l == "web: exited with code 3 (not expected)"),
+        "{:?}",
+        w.logs
+    );
     let mut w = running("    autorestart: never\n");
     w.exit(
         "web",
@@ -552,7 +591,9 @@ fn exits_are_logged_with_code_signal_and_verdict() {
         },
     );
     assert!(
-        w.logs.iter().any(|l| l == "web: killed by SIGSEGV (core dumped) (not expected)"),
+        w.logs
+            .iter()
+            .any(|l| l == "web: killed by SIGSEGV (core dumped) (not expected)"),
         "{:?}",
         w.logs
     );

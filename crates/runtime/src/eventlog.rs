@@ -39,7 +39,10 @@ impl EventLog {
         // One write per line, so lines from concurrent writers never interleave. A full disk
         // must not stop supervision, so a failed write is only echoed.
         if let Err(e) = self.file.write_all(line.as_bytes()) {
-            eprintln!("taskmaster: cannot write event log {}: {e}", self.path.display());
+            eprintln!(
+                "taskmaster: cannot write event log {}: {e}",
+                self.path.display()
+            );
         }
         if self.echo {
             let _ = std::io::stderr().write_all(line.as_bytes());

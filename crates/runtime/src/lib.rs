@@ -76,11 +76,10 @@ impl Handle {
     }
 }
 
-/// Prepares this process to supervise: a subreaper, with default signal dispositions to pass
-/// on and no stray descriptors to leak. Call once, first thing, before any thread exists.
+/// Prepares this process to supervise: a subreaper, with no stray descriptors to leak to its
+/// children. Call once, first thing, before any thread exists.
 pub fn prepare_process() {
     sys::mark_inherited_fds_cloexec();
-    sys::reset_ignored_signals();
     // Without it orphaned grandchildren go to pid 1 and we cannot reap them; failing to set it
     // costs only that, so it is not fatal.
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
@@ -105,10 +104,11 @@ impl Daemon {
     /// A daemon for `config`, and the handle to send it requests. Nothing starts until
     /// [`Daemon::run`]. `verbose` echoes the event log to stderr.
     pub fn new(config: Config, verbose: bool) -> Result<(Daemon, Handle), StartError> {
-        let log = EventLog::open(&config.logfile, verbose).map_err(|source| StartError::EventLog {
-            path: config.logfile.clone(),
-            source,
-        })?;
+        let log =
+            EventLog::open(&config.logfile, verbose).map_err(|source| StartError::EventLog {
+                path: config.logfile.clone(),
+                source,
+            })?;
         let config_path = config.path.clone();
         let (supervisor, initial) = Supervisor::new(config, std::process::id(), clock::now());
         let (sender, requests) = mpsc::unbounded_channel();

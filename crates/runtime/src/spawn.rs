@@ -1,8 +1,8 @@
 //! Starting a child the way a program's settings say.
 //!
 //! std's `Command` does the fork/exec and reports exec and chdir failures back to us
-//! synchronously. Without a umask to set it uses posix_spawn (vfork-class cost); with one, a
-//! fork whose pre-exec step calls only umask(2), which is async-signal-safe.
+//! synchronously. Its pre-exec step (`sys::setup_child`) resets signal dispositions and sets
+//! the umask, with async-signal-safe calls only.
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -10,7 +10,6 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use rustix::fs::Mode;
 use taskmaster_core::ProgramSpec;
 
 /// A started child.
@@ -21,7 +20,11 @@ pub struct Spawned {
 /// Starts one child for process `name` of program `spec`. `base_env` is taskmaster's own
 /// environment, which the program's `env` is merged over. The error text says what failed,
 /// for the process's status and the event log.
-pub fn spawn(name: &str, spec: &ProgramSpec, base_env: &[(OsString, OsString)]) -> Result<Spawned, String> {
+pub fn spawn(
+    name: &str,
+    spec: &ProgramSpec,
+    base_env: &[(OsString, OsString)],
+) -> Result<Spawned, String> {
     let program = spec
         .argv
         .first()
@@ -53,17 +56,7 @@ pub fn spawn(name: &str, spec: &ProgramSpec, base_env: &[(OsString, OsString)]) 
         }
         command.current_dir(dir);
     }
-    if let Some(mask) = spec.umask {
-        let mode = Mode::from_bits_truncate(mask);
-        // SAFETY: the closure runs between fork and exec, where only async-signal-safe calls
-        // are allowed; umask(2) is one, and the closure allocates nothing.
-        unsafe {
-            command.pre_exec(move || {
-                rustix::process::umask(mode);
-                Ok(())
-            });
-        }
-    }
+    crate::sys::setup_child(&mut command, spec.umask);
     let child = command
         .spawn()
         .map_err(|e| format!("cannot execute {program}: {}", plain(&e)))?;
@@ -79,7 +72,13 @@ fn output(path: Option<&Path>, stream: &str) -> Result<Stdio, String> {
         .append(true)
         .create(true)
         .open(path)
-        .map_err(|e| format!("cannot open {stream} file {}: {}", path.display(), plain(&e)))?;
+        .map_err(|e| {
+            format!(
+                "cannot open {stream} file {}: {}",
+                path.display(),
+                plain(&e)
+            )
+        })?;
     Ok(Stdio::from(file))
 }
 

@@ -2,6 +2,8 @@
 //! taskmaster lives here, each with the reason it is sound.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 
 use taskmaster_core::{ExitStatus, Signal};
 
@@ -21,25 +23,30 @@ pub fn mark_inherited_fds_cloexec() {
     }
 }
 
-/// Resets to their defaults the signals taskmaster inherited as ignored (under `nohup`, say),
-/// so that children start with default dispositions. Handled signals are reset by exec itself.
-/// SIGPIPE is left alone: Rust ignores it on purpose, and std resets it in every child.
-pub fn reset_ignored_signals() {
-    for number in 1..=libc::SIGRTMAX() {
-        if number == libc::SIGKILL || number == libc::SIGSTOP || number == libc::SIGPIPE {
-            continue;
-        }
-        // SAFETY: sigaction with a null new action only reads the current disposition into
-        // `current`, a zeroed sigaction we own.
-        let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
-        if unsafe { libc::sigaction(number, std::ptr::null(), &mut current) } != 0 {
-            continue;
-        }
-        if current.sa_sigaction == libc::SIG_IGN {
-            // SAFETY: installing SIG_DFL registers no handler code; nothing can race with it
-            // because this runs at start-up, before any thread or child exists.
-            unsafe { libc::signal(number, libc::SIG_DFL) };
-        }
+/// Makes `command` set up its child, between fork and exec: every signal back to its default
+/// disposition, and the umask if one is given.
+///
+/// exec resets handled signals but keeps ignored ones, so a signal that taskmaster inherited
+/// as ignored (under `nohup`, say) would otherwise be ignored in every child too; and glibc's
+/// posix_spawn, which std uses when it can, leaves its two internal signals (32 and 33)
+/// ignored in the child. Resetting them here, in the child, avoids both.
+pub fn setup_child(command: &mut Command, umask: Option<u32>) {
+    let mode = umask.map(rustix::fs::Mode::from_bits_truncate);
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: it makes only signal(2)/sigaction(2) and umask(2)
+    // calls, allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            for number in 1..=libc::SIGRTMAX() {
+                // glibc refuses its internal signals (EINVAL); exec resets them (they are
+                // handled, not ignored, in a forked child). KILL and STOP cannot be changed.
+                libc::signal(number, libc::SIG_DFL);
+            }
+            if let Some(mode) = mode {
+                rustix::process::umask(mode);
+            }
+            Ok(())
+        });
     }
 }
 

@@ -39,20 +39,71 @@ const fn info(
 
 /// Every command, in the order `help` lists them.
 pub const COMMANDS: &[CommandInfo] = &[
-    info("status", "status [NAME...]", "show the state of processes (all by default)", true),
-    info("start", "start NAME...", "start processes and wait until they are RUNNING", true),
-    info("stop", "stop NAME...", "stop processes and wait until they have stopped", true),
-    info("restart", "restart NAME...", "stop, then start processes", true),
-    info("signal", "signal SIG NAME...", "send a signal (TERM, HUP, USR1, 15...) to processes", true),
-    info("pid", "pid [NAME...]", "show the pid of processes, or taskmaster's own", true),
-    info("reload", "reload", "re-read the configuration file and apply what changed", false),
-    info("shutdown", "shutdown", "stop every process and exit taskmaster", false),
-    info("help", "help [COMMAND]", "list the commands, or explain one", false),
-    info("quit", "quit", "leave the shell (in `run`, this also shuts taskmaster down)", false),
+    info(
+        "status",
+        "status [NAME...]",
+        "show the state of processes (all by default)",
+        true,
+    ),
+    info(
+        "start",
+        "start NAME...",
+        "start processes and wait until they are RUNNING",
+        true,
+    ),
+    info(
+        "stop",
+        "stop NAME...",
+        "stop processes and wait until they have stopped",
+        true,
+    ),
+    info(
+        "restart",
+        "restart NAME...",
+        "stop, then start processes",
+        true,
+    ),
+    info(
+        "signal",
+        "signal SIG NAME...",
+        "send a signal (TERM, HUP, USR1, 15...) to processes",
+        true,
+    ),
+    info(
+        "pid",
+        "pid [NAME...]",
+        "show the pid of processes, or taskmaster's own",
+        true,
+    ),
+    info(
+        "reload",
+        "reload",
+        "re-read the configuration file and apply what changed",
+        false,
+    ),
+    info(
+        "shutdown",
+        "shutdown",
+        "stop every process and exit taskmaster",
+        false,
+    ),
+    info(
+        "help",
+        "help [COMMAND]",
+        "list the commands, or explain one",
+        false,
+    ),
+    info(
+        "quit",
+        "quit",
+        "leave the shell (in `run`, this also shuts taskmaster down)",
+        false,
+    ),
 ];
 
 /// Names take the forms `NAME`, `GROUP:NAME`, `GROUP:*` or `all`.
-const NAMES_HELP: &str = "NAME is a process (web, workers:workers_00), a group (workers or workers:*), or all";
+const NAMES_HELP: &str =
+    "NAME is a process (web, workers:workers_00), a group (workers or workers:*), or all";
 
 /// Understands one command line. The error is the message to show.
 pub fn parse(line: &str) -> Result<Parsed, String> {
@@ -85,7 +136,10 @@ pub fn parse(line: &str) -> Result<Parsed, String> {
         "restart" => Ok(Parsed::Run(Request::Restart(needs_names(args)?))),
         "signal" => {
             let Some((signal, targets)) = args.split_first() else {
-                return Err(format!("error: signal needs a signal and a name; usage: {}", usage(verb)));
+                return Err(format!(
+                    "error: signal needs a signal and a name; usage: {}",
+                    usage(verb)
+                ));
             };
             let signal: Signal = signal.parse().map_err(|e| format!("error: {e}"))?;
             Ok(Parsed::Run(Request::Signal {

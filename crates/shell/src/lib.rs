@@ -19,7 +19,7 @@ pub mod repl;
 use taskmaster_core::{Reply, Request};
 
 pub use command::{parse, Parsed, COMMANDS};
-pub use repl::{run_interactive, run_script, history_path};
+pub use repl::{history_path, run_interactive, run_script};
 
 /// Where the shell's requests go.
 pub trait Backend {

@@ -66,7 +66,11 @@ pub fn run_interactive(backend: &dyn Backend, history: Option<&Path>) -> Result<
 
 /// Runs commands read line by line (stdin that is not a terminal), printing each command's
 /// output and no prompt, until end of input, `quit` or an accepted `shutdown`.
-pub fn run_script(backend: &dyn Backend, input: impl BufRead, mut output: impl Write) -> std::io::Result<()> {
+pub fn run_script(
+    backend: &dyn Backend,
+    input: impl BufRead,
+    mut output: impl Write,
+) -> std::io::Result<()> {
     for line in input.lines() {
         let executed = execute(backend, &line?);
         for text in &executed.lines {
@@ -109,7 +113,12 @@ impl ShellHelper<'_> {
 impl Completer for ShellHelper<'_> {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let before = &line[..pos];
         let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
         let word = &before[start..];
@@ -117,12 +126,12 @@ impl Completer for ShellHelper<'_> {
         let candidates: Vec<String> = match earlier.first() {
             None => COMMANDS.iter().map(|c| c.name.to_string()).collect(),
             Some(&"help") => COMMANDS.iter().map(|c| c.name.to_string()).collect(),
-            Some(&"signal") if earlier.len() == 1 => {
-                ["HUP", "INT", "QUIT", "KILL", "USR1", "USR2", "TERM", "CONT", "STOP"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            }
+            Some(&"signal") if earlier.len() == 1 => [
+                "HUP", "INT", "QUIT", "KILL", "USR1", "USR2", "TERM", "CONT", "STOP",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             Some(verb) if COMMANDS.iter().any(|c| c.name == *verb && c.takes_names) => {
                 self.process_names()
             }
@@ -145,7 +154,11 @@ impl Hinter for ShellHelper<'_> {
 }
 
 impl Highlighter for ShellHelper<'_> {
-    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(
+        &'s self,
+        prompt: &'p str,
+        _default: bool,
+    ) -> Cow<'b, str> {
         Cow::Borrowed(prompt)
     }
 }

@@ -3,8 +3,11 @@
 //! `taskmaster-shell`.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use taskmaster_config::Config;
@@ -13,7 +16,11 @@ use taskmaster_runtime::{Daemon, Handle};
 use taskmaster_shell::Backend;
 
 #[derive(Parser)]
-#[command(name = "taskmaster", version, about = "A process supervisor: starts the programs a configuration file describes and keeps them alive")]
+#[command(
+    name = "taskmaster",
+    version,
+    about = "A process supervisor: starts the programs a configuration file describes and keeps them alive"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,6 +49,9 @@ enum Command {
     },
 }
 
+/// How long `run` waits, after the daemon has stopped, for the shell to print its last lines.
+const SHELL_FAREWELL: Duration = Duration::from_secs(5);
+
 /// Exit status for a configuration with errors (`check`, or `run` refusing to start).
 const INVALID_CONFIG: u8 = 2;
 
@@ -58,7 +68,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(path: &PathBuf) -> ExitCode {
+fn check(path: &Path) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
             println!(
@@ -75,7 +85,7 @@ fn check(path: &PathBuf) -> ExitCode {
     }
 }
 
-fn run(path: &PathBuf, with_shell: bool, verbose: bool) -> ExitCode {
+fn run(path: &Path, with_shell: bool, verbose: bool) -> ExitCode {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(errors) => {
@@ -92,15 +102,29 @@ fn run(path: &PathBuf, with_shell: bool, verbose: bool) -> ExitCode {
         }
     };
     let terminal = SavedTerminal::save();
-    if with_shell {
-        let backend = InProcess(handle);
+    let shell_done = with_shell.then(|| {
+        let backend = InProcess {
+            handle,
+            asked_shutdown: Arc::new(AtomicBool::new(false)),
+        };
+        let asked_shutdown = Arc::clone(&backend.asked_shutdown);
+        let (done, shell_done) = mpsc::channel();
         std::thread::spawn(move || {
             shell(&backend);
             // Leaving the shell (quit, Ctrl-D, end of input) shuts taskmaster down.
-            let _ = backend.0.call(Request::Shutdown);
+            let _ = backend.call(Request::Shutdown);
+            let _ = done.send(());
         });
-    }
+        (asked_shutdown, shell_done)
+    });
     let result = daemon.run_blocking();
+    if let Some((asked_shutdown, shell_done)) = shell_done {
+        // When the shell asked for the shutdown it is printing its answer ("Shut down") and
+        // about to end: let it finish. When a signal did, it may be waiting for input: don't.
+        if asked_shutdown.load(Ordering::SeqCst) {
+            let _ = shell_done.recv_timeout(SHELL_FAREWELL);
+        }
+    }
     terminal.restore();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -124,11 +148,18 @@ fn shell(backend: &InProcess) {
 }
 
 /// The shell's backend when the daemon runs in the same process.
-struct InProcess(Handle);
+struct InProcess {
+    handle: Handle,
+    /// Set before the shell sends a shutdown, so that `run` waits for its last words.
+    asked_shutdown: Arc<AtomicBool>,
+}
 
 impl Backend for InProcess {
     fn call(&self, request: Request) -> Result<Reply, String> {
-        self.0.call(request).map_err(|e| e.to_string())
+        if request == Request::Shutdown {
+            self.asked_shutdown.store(true, Ordering::SeqCst);
+        }
+        self.handle.call(request).map_err(|e| e.to_string())
     }
 }
 

@@ -178,7 +178,11 @@ impl World {
     /// Reloads with a new configuration text.
     pub fn reload(&mut self, yaml: &str) -> Reply {
         let ticket = self.request(Request::Reload);
-        assert_eq!(self.loads.last(), Some(&Some(ticket)), "no LoadConfig asked");
+        assert_eq!(
+            self.loads.last(),
+            Some(&Some(ticket)),
+            "no LoadConfig asked"
+        );
         self.handle(Event::ConfigLoaded {
             ticket: Some(ticket),
             result: Ok(config(yaml)),
