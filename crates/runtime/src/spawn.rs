@@ -35,7 +35,8 @@ pub fn spawn(
         .env_clear()
         .envs(base_env.iter().map(|(k, v)| (k, v)))
         .envs(&spec.env)
-        .env("TASKMASTER_PROCESS_NAME", name)
+        // As supervisord's SUPERVISOR_PROCESS_NAME: the name within its group (`workers_00`).
+        .env("TASKMASTER_PROCESS_NAME", name.rsplit(':').next().unwrap_or(name))
         .env("TASKMASTER_GROUP_NAME", &spec.name)
         .stdin(Stdio::null())
         .stdout(output(spec.stdout.as_deref(), "stdout")?)
