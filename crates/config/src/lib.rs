@@ -108,7 +108,13 @@ impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors::single(ConfigError::file_level(path, format!("cannot read: {e}")))
+            // The OS's words without Rust's " (os error N)" suffix.
+            let reason = e.to_string();
+            let reason = reason.split(" (os error").next().unwrap_or(&reason);
+            ConfigErrors::single(ConfigError::file_level(
+                path,
+                format!("cannot read: {reason}"),
+            ))
         })?;
         Config::parse(&text, path)
     }

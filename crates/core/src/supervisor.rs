@@ -101,6 +101,12 @@ enum Goal {
     StoppedThenRunning,
 }
 
+/// A process a request names, and whether it was named alone (not through `all` or a group).
+struct Named {
+    name: String,
+    alone: bool,
+}
+
 /// The supervisor: every process record, and the rules that move them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Supervisor {
@@ -535,10 +541,11 @@ impl Supervisor {
                 })
             }
             Request::Signal { signal, targets } => {
-                let (names, mut outcomes) = self.resolve_all(&targets);
-                for name in names {
+                let (named, mut outcomes) = self.resolve_named(&targets);
+                for Named { name, alone } in named {
                     let pid = self.processes.get(&name).and_then(|p| p.pid);
                     let result = match pid {
+                        None if !alone => continue,
                         Some(pid) => {
                             log(out, &name, format!("sending {}", signal.name()));
                             out.push(Action::Signal {
@@ -581,7 +588,7 @@ impl Supervisor {
         out: &mut Vec<Action>,
         act: impl Fn(&mut Self, &str, Time, &mut Vec<Action>) -> Result<Goal, Failure>,
     ) -> Option<Reply> {
-        let (names, errors) = self.resolve_all(targets);
+        let (named, errors) = self.resolve_named(targets);
         let mut items: Vec<WaitItem> = errors
             .into_iter()
             .map(|outcome| WaitItem {
@@ -590,13 +597,16 @@ impl Supervisor {
                 outcomes: vec![outcome],
             })
             .collect();
-        for name in names {
+        for Named { name, alone } in named {
             let item = match act(self, &name, now, out) {
                 Ok(goal) => WaitItem {
                     process: name,
                     goal: Some(goal),
                     outcomes: Vec::new(),
                 },
+                // As supervisord's *All and *Group calls do: `stop all` stops what runs and
+                // says nothing of the rest; only a process named alone gets "not running".
+                Err(Failure::AlreadyStarted | Failure::NotRunning) if !alone => continue,
                 Err(failure) => WaitItem {
                     outcomes: vec![Outcome {
                         process: name.clone(),
@@ -803,10 +813,21 @@ impl Supervisor {
     /// The processes the targets name, in order and without repeats, and an error outcome for
     /// each target that names none. No target means every process.
     fn resolve_all(&self, targets: &[String]) -> (Vec<String>, Vec<Outcome>) {
+        let (named, errors) = self.resolve_named(targets);
+        (named.into_iter().map(|n| n.name).collect(), errors)
+    }
+
+    /// Like [`Self::resolve_all`], remembering for each process whether it was named alone or
+    /// came with others (`all`, a group).
+    fn resolve_named(&self, targets: &[String]) -> (Vec<Named>, Vec<Outcome>) {
         if targets.is_empty() {
-            return (self.processes.keys().cloned().collect(), Vec::new());
+            let all = self.processes.keys().cloned();
+            return (
+                all.map(|name| Named { name, alone: false }).collect(),
+                Vec::new(),
+            );
         }
-        let mut names: Vec<String> = Vec::new();
+        let mut named: Vec<Named> = Vec::new();
         let mut errors = Vec::new();
         for target in targets {
             let found = self.resolve(target);
@@ -816,13 +837,15 @@ impl Supervisor {
                     result: Err(Failure::NoSuchProcess),
                 });
             }
+            let alone = found.len() == 1 && !target.ends_with(":*") && target != "all";
             for name in found {
-                if !names.contains(&name) {
-                    names.push(name);
+                match named.iter_mut().find(|n| n.name == name) {
+                    Some(earlier) => earlier.alone |= alone,
+                    None => named.push(Named { name, alone }),
                 }
             }
         }
-        (names, errors)
+        (named, errors)
     }
 
     /// `all`; `GROUP:*`; `GROUP:PROCESS`; or a bare name: a process, a group, or a process of a

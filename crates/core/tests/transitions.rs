@@ -619,3 +619,65 @@ fn a_second_shutdown_is_answered_but_not_logged_again() {
     assert_eq!(w.ask(Request::Shutdown), Reply::ShuttingDown);
     assert_eq!(w.logs.len(), logged);
 }
+
+const MIXED: &str = "
+programs:
+  web:
+    cmd: /bin/web
+    starttime: 0
+  idle:
+    cmd: /bin/idle
+    autostart: false
+  workers:
+    cmd: /bin/worker
+    numprocs: 2
+    starttime: 0
+";
+
+#[test]
+fn stop_all_stops_what_runs_and_says_nothing_of_the_rest() {
+    let mut w = World::new(MIXED);
+    let ticket = w.request(Request::Stop(vec!["all".into()]));
+    for name in ["web", "workers:workers_00", "workers:workers_01"] {
+        w.exit(name, killed(Signal::TERM));
+    }
+    assert_eq!(
+        outcomes(w.reply(ticket).unwrap()),
+        [
+            "web: stopped",
+            "workers:workers_00: stopped",
+            "workers:workers_01: stopped"
+        ]
+    );
+}
+
+#[test]
+fn start_of_a_group_starts_what_is_stopped_and_says_nothing_of_the_rest() {
+    let mut w = World::new(MIXED);
+    w.request(Request::Stop(vec!["workers:workers_01".into()]));
+    w.exit("workers:workers_01", killed(Signal::TERM));
+    let reply = w.ask(Request::Start(vec!["workers:*".into()]));
+    assert_eq!(outcomes(&reply), ["workers:workers_01: started"]);
+}
+
+#[test]
+fn a_process_named_alone_still_gets_its_error() {
+    let mut w = World::new(MIXED);
+    let ticket = w.request(Request::Stop(vec!["idle".into(), "all".into()]));
+    for name in ["web", "workers:workers_00", "workers:workers_01"] {
+        w.exit(name, killed(Signal::TERM));
+    }
+    let reply = outcomes(w.reply(ticket).unwrap());
+    assert_eq!(reply[0], "idle: ERROR (not running)");
+    assert_eq!(reply.len(), 4, "{reply:?}");
+}
+
+#[test]
+fn signal_all_signals_what_runs() {
+    let mut w = World::new(MIXED);
+    let reply = w.ask(Request::Signal {
+        signal: Signal::HUP,
+        targets: vec!["all".into()],
+    });
+    assert_eq!(outcomes(&reply).len(), 3, "idle is skipped: {reply:?}");
+}

@@ -76,9 +76,10 @@ impl Handle {
     }
 }
 
-/// Prepares this process to supervise: a subreaper, with no stray descriptors to leak to its
-/// children. Call once, first thing, before any thread exists.
+/// Prepares this process to supervise: a subreaper, with no signal blocked and no stray
+/// descriptors to leak to its children. Call once, first thing, before any thread exists.
 pub fn prepare_process() {
+    sys::unblock_all_signals();
     sys::mark_inherited_fds_cloexec();
     // Without it orphaned grandchildren go to pid 1 and we cannot reap them; failing to set it
     // costs only that, so it is not fatal.

@@ -36,7 +36,10 @@ pub fn spawn(
         .envs(base_env.iter().map(|(k, v)| (k, v)))
         .envs(&spec.env)
         // As supervisord's SUPERVISOR_PROCESS_NAME: the name within its group (`workers_00`).
-        .env("TASKMASTER_PROCESS_NAME", name.rsplit(':').next().unwrap_or(name))
+        .env(
+            "TASKMASTER_PROCESS_NAME",
+            name.rsplit(':').next().unwrap_or(name),
+        )
         .env("TASKMASTER_GROUP_NAME", &spec.name)
         .stdin(Stdio::null())
         .stdout(output(spec.stdout.as_deref(), "stdout")?)

@@ -23,25 +23,66 @@ pub fn mark_inherited_fds_cloexec() {
     }
 }
 
+/// Unblocks every signal in the calling thread. taskmaster may be started with signals blocked
+/// (its parent's mask is inherited); with SIGCHLD or SIGTERM blocked it would never learn of an
+/// exit or a shutdown. Call before any thread exists, so that every thread inherits the mask.
+pub fn unblock_all_signals() {
+    // SAFETY: sigemptyset initializes `set`, a sigset_t we own; sigprocmask reads it and
+    // writes nothing back (null old set).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// The kernel's `struct sigaction` (x86_64 and aarch64 share this layout), for rt_sigaction
+/// made directly: glibc's wrapper refuses its internal signals 32 and 33.
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
 /// Makes `command` set up its child, between fork and exec: every signal back to its default
-/// disposition, and the umask if one is given.
+/// disposition, an empty signal mask, and the umask if one is given.
 ///
-/// exec resets handled signals but keeps ignored ones, so a signal that taskmaster inherited
-/// as ignored (under `nohup`, say) would otherwise be ignored in every child too; and glibc's
-/// posix_spawn, which std uses when it can, leaves its two internal signals (32 and 33)
-/// ignored in the child. Resetting them here, in the child, avoids both.
+/// exec resets handled signals but keeps ignored ones and the mask, so whatever taskmaster
+/// inherited (a signal ignored under `nohup`, a mask from its parent, glibc's internal signals
+/// left ignored by a posix_spawn that started taskmaster) would otherwise reach every child.
 pub fn setup_child(command: &mut Command, umask: Option<u32>) {
     let mode = umask.map(rustix::fs::Mode::from_bits_truncate);
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: it makes only signal(2)/sigaction(2) and umask(2)
-    // calls, allocates nothing and takes no lock.
+    // async-signal-safe calls are allowed: it makes only the rt_sigaction, sigprocmask and
+    // umask system calls, on values it owns, allocates nothing and takes no lock.
     unsafe {
         command.pre_exec(move || {
+            let default = KernelSigaction {
+                handler: libc::SIG_DFL,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            };
             for number in 1..=libc::SIGRTMAX() {
-                // glibc refuses its internal signals (EINVAL); exec resets them (they are
-                // handled, not ignored, in a forked child). KILL and STOP cannot be changed.
-                libc::signal(number, libc::SIG_DFL);
+                // KILL and STOP cannot be changed (EINVAL); nothing else can fail here.
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    number,
+                    &default as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    std::mem::size_of::<u64>(),
+                );
             }
+            let empty: u64 = 0;
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &empty as *const u64,
+                std::ptr::null_mut::<u64>(),
+                std::mem::size_of::<u64>(),
+            );
             if let Some(mode) = mode {
                 rustix::process::umask(mode);
             }
