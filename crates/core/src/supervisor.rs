@@ -491,8 +491,11 @@ impl Supervisor {
         now: Time,
         out: &mut Vec<Action>,
     ) {
+        // A user's command is logged (a request without a ticket comes from a signal, which the
+        // runtime logs); so are neither queries nor a shutdown already under way.
         let repeated_shutdown = request == Request::Shutdown && self.shutting_down;
-        if !matches!(request, Request::Status(_) | Request::Pid(_)) && !repeated_shutdown {
+        let query = matches!(request, Request::Status(_) | Request::Pid(_));
+        if ticket.is_some() && !query && !repeated_shutdown {
             out.push(Action::Log(Notice {
                 process: None,
                 message: format!("command: {request}"),

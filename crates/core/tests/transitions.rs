@@ -681,3 +681,13 @@ fn signal_all_signals_what_runs() {
     });
     assert_eq!(outcomes(&reply).len(), 3, "idle is skipped: {reply:?}");
 }
+
+#[test]
+fn requests_from_signals_are_not_logged_as_commands() {
+    let mut w = running("");
+    w.handle(taskmaster_core::Event::Request {
+        ticket: None,
+        request: Request::Reload,
+    });
+    assert!(!w.logs.iter().any(|l| l.starts_with("command:")), "{:?}", w.logs);
+}

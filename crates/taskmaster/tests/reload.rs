@@ -525,7 +525,7 @@ fn reload_without_a_configuration_file_is_rejected_and_changes_nothing() {
         [
             "error: the configuration has errors; nothing was changed:".to_owned(),
             format!(
-                "  {}: cannot read: No such file or directory (os error 2)",
+                "  {}: cannot read: No such file or directory",
                 path.display()
             ),
         ]
