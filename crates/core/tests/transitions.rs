@@ -689,5 +689,9 @@ fn requests_from_signals_are_not_logged_as_commands() {
         ticket: None,
         request: Request::Reload,
     });
-    assert!(!w.logs.iter().any(|l| l.starts_with("command:")), "{:?}", w.logs);
+    assert!(
+        !w.logs.iter().any(|l| l.starts_with("command:")),
+        "{:?}",
+        w.logs
+    );
 }
