@@ -76,10 +76,11 @@ impl Handle {
     }
 }
 
-/// Prepares this process to supervise: a subreaper, with no signal blocked and no stray
-/// descriptors to leak to its children. Call once, first thing, before any thread exists.
+/// Prepares this process to supervise: a subreaper, with no signal blocked or ignored and no
+/// stray descriptors to leak to its children. Call once, first thing, before any thread exists.
 pub fn prepare_process() {
     sys::unblock_all_signals();
+    sys::reset_ignored_signals();
     sys::mark_inherited_fds_cloexec();
     // Without it orphaned grandchildren go to pid 1 and we cannot reap them; failing to set it
     // costs only that, so it is not fatal.
@@ -152,6 +153,7 @@ impl Daemon {
         let initial = std::mem::take(&mut self.initial);
         self.carry_out(initial);
         self.reap();
+        self.log.flush();
 
         while !self.exit {
             let next_deadline = self.supervisor.next_deadline();
@@ -167,8 +169,10 @@ impl Daemon {
                 Some(message) = self.requests.recv() => self.request(message),
                 () = sleep_until(next_deadline) => self.dispatch(Event::Timer),
             }
+            self.log.flush();
         }
         self.log.say("taskmaster exits: every process has stopped");
+        self.log.flush();
         Ok(())
     }
 

@@ -1,8 +1,11 @@
 //! The few operating-system calls that rustix does not wrap safely. Every `unsafe` block of
 //! taskmaster lives here, each with the reason it is sound.
 
+use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Command;
 
 use taskmaster_core::{ExitStatus, Signal};
@@ -46,35 +49,69 @@ struct KernelSigaction {
     mask: u64,
 }
 
-/// Makes `command` set up its child, between fork and exec: every signal back to its default
-/// disposition, an empty signal mask, and the umask if one is given.
+/// Resets every signal taskmaster inherited as ignored to its default disposition, so that
+/// children start with default dispositions: exec resets handled signals but keeps ignored
+/// ones. That covers a signal ignored under `nohup` and glibc's internal signals 32 and 33,
+/// which a taskmaster started by posix_spawn (from any multi-threaded program) gets ignored.
+/// SIGPIPE stays ignored in taskmaster (Rust's choice, so that a closed pipe is an error rather
+/// than death); std resets it in every child. Done once here rather than in each child: that
+/// would cost 64 system calls per spawn.
+pub fn reset_ignored_signals() {
+    for number in 1..=libc::SIGRTMAX() {
+        if number == libc::SIGKILL || number == libc::SIGSTOP || number == libc::SIGPIPE {
+            continue;
+        }
+        let mut current = KernelSigaction {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: rt_sigaction with a null new action only writes the current one into
+        // `current`, a struct of the kernel's layout that we own.
+        let read = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                number,
+                std::ptr::null::<KernelSigaction>(),
+                &mut current as *mut KernelSigaction,
+                std::mem::size_of::<u64>(),
+            )
+        };
+        if read != 0 || current.handler != libc::SIG_IGN {
+            continue;
+        }
+        let default = KernelSigaction {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: installing SIG_DFL registers no handler code; this runs at start-up,
+        // before any thread or child exists.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                number,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                std::mem::size_of::<u64>(),
+            );
+        }
+    }
+}
+
+/// Makes `command` set up its child, between fork and exec: an empty signal mask, and the
+/// umask if one is given. (Dispositions need nothing here: see [`reset_ignored_signals`].)
 ///
-/// exec resets handled signals but keeps ignored ones and the mask, so whatever taskmaster
-/// inherited (a signal ignored under `nohup`, a mask from its parent, glibc's internal signals
-/// left ignored by a posix_spawn that started taskmaster) would otherwise reach every child.
+/// exec keeps the signal mask, and std does not clear it on its fork path.
 pub fn setup_child(command: &mut Command, umask: Option<u32>) {
     let mode = umask.map(rustix::fs::Mode::from_bits_truncate);
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: it makes only the rt_sigaction, sigprocmask and
-    // umask system calls, on values it owns, allocates nothing and takes no lock.
+    // async-signal-safe calls are allowed: it makes only the rt_sigprocmask and umask system
+    // calls, on values it owns, allocates nothing and takes no lock.
     unsafe {
         command.pre_exec(move || {
-            let default = KernelSigaction {
-                handler: libc::SIG_DFL,
-                flags: 0,
-                restorer: 0,
-                mask: 0,
-            };
-            for number in 1..=libc::SIGRTMAX() {
-                // KILL and STOP cannot be changed (EINVAL); nothing else can fail here.
-                libc::syscall(
-                    libc::SYS_rt_sigaction,
-                    number,
-                    &default as *const KernelSigaction,
-                    std::ptr::null_mut::<KernelSigaction>(),
-                    std::mem::size_of::<u64>(),
-                );
-            }
             let empty: u64 = 0;
             libc::syscall(
                 libc::SYS_rt_sigprocmask,
@@ -88,6 +125,168 @@ pub fn setup_child(command: &mut Command, umask: Option<u32>) {
             }
             Ok(())
         });
+    }
+}
+
+/// What [`posix_spawn`] starts: a command line, its whole environment, its working directory,
+/// and the descriptors that become its stdin, stdout and stderr.
+pub struct Launch<'a> {
+    pub argv: &'a [String],
+    pub env: &'a [(OsString, OsString)],
+    pub cwd: Option<&'a Path>,
+    pub stdio: [BorrowedFd<'a>; 3],
+}
+
+/// Starts a child with posix_spawn (glibc clones with CLONE_VFORK: no copy of taskmaster's
+/// memory, about a quarter faster than fork at mass start), in its own process group, with an
+/// empty signal mask and every signal at its default disposition. The program is looked up in
+/// taskmaster's PATH, as supervisord does. Exec and chdir failures come back as the error.
+pub fn posix_spawn(launch: &Launch<'_>) -> std::io::Result<u32> {
+    let invalid = |_| std::io::Error::from_raw_os_error(libc::EINVAL);
+    let argv: Vec<CString> = launch
+        .argv
+        .iter()
+        .map(|arg| CString::new(arg.as_bytes()).map_err(invalid))
+        .collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = launch
+        .env
+        .iter()
+        .map(|(key, value)| {
+            let mut entry = key.as_bytes().to_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(value.as_bytes());
+            CString::new(entry).map_err(invalid)
+        })
+        .collect::<Result<_, _>>()?;
+    let cwd = launch
+        .cwd
+        .map(|dir| CString::new(dir.as_os_str().as_bytes()).map_err(invalid))
+        .transpose()?;
+    let program = argv
+        .first()
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let argv_ptrs: Vec<*mut libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr().cast_mut())
+        .chain(std::iter::once(std::ptr::null_mut()))
+        .collect();
+    let envp_ptrs: Vec<*mut libc::c_char> = envp
+        .iter()
+        .map(|e| e.as_ptr().cast_mut())
+        .chain(std::iter::once(std::ptr::null_mut()))
+        .collect();
+
+    let attributes = SpawnAttributes::new()?;
+    let mut actions = FileActions::new()?;
+    for (target, fd) in (0..).zip(launch.stdio.iter()) {
+        actions.dup2(*fd, target)?;
+    }
+    if let Some(cwd) = &cwd {
+        actions.chdir(cwd)?;
+    }
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: every pointer is valid for the call: `program`, and `argv_ptrs` and `envp_ptrs`
+    // (null-terminated arrays of pointers into CStrings that outlive the call); `actions` and
+    // `attributes` are initialized.
+    check(unsafe {
+        libc::posix_spawnp(
+            &mut pid,
+            program.as_ptr(),
+            &actions.0,
+            &attributes.0,
+            argv_ptrs.as_ptr(),
+            envp_ptrs.as_ptr(),
+        )
+    })?;
+    Ok(pid.unsigned_abs())
+}
+
+/// A posix_spawn error code as an io::Error.
+fn check(code: libc::c_int) -> std::io::Result<()> {
+    match code {
+        0 => Ok(()),
+        code => Err(std::io::Error::from_raw_os_error(code)),
+    }
+}
+
+/// posix_spawn's attributes: own process group, empty mask, every signal to its default.
+struct SpawnAttributes(libc::posix_spawnattr_t);
+
+impl SpawnAttributes {
+    fn new() -> std::io::Result<SpawnAttributes> {
+        // SAFETY: posix_spawnattr_init initializes the zeroed struct we own; on success the
+        // guard destroys it on drop. The sigset_t values are ours, initialized by sigemptyset
+        // and sigfillset before use.
+        unsafe {
+            let mut attributes = SpawnAttributes(std::mem::zeroed());
+            check(libc::posix_spawnattr_init(&mut attributes.0))?;
+            let flags = libc::POSIX_SPAWN_SETPGROUP
+                | libc::POSIX_SPAWN_SETSIGMASK
+                | libc::POSIX_SPAWN_SETSIGDEF;
+            check(libc::posix_spawnattr_setflags(
+                &mut attributes.0,
+                flags as libc::c_short,
+            ))?;
+            check(libc::posix_spawnattr_setpgroup(&mut attributes.0, 0))?;
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            check(libc::posix_spawnattr_setsigmask(&mut attributes.0, &empty))?;
+            let mut every: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut every);
+            // glibc's sigfillset leaves out its internal signals 32 and 33, and its posix_spawn
+            // then sets them to SIG_IGN in the child, which exec keeps. Their bits are set by
+            // hand: in the kernel's (and glibc's) layout, signal n is bit n-1 of the first word.
+            let words = (&mut every as *mut libc::sigset_t).cast::<u64>();
+            *words |= (1 << 31) | (1 << 32);
+            check(libc::posix_spawnattr_setsigdefault(
+                &mut attributes.0,
+                &every,
+            ))?;
+            Ok(attributes)
+        }
+    }
+}
+
+impl Drop for SpawnAttributes {
+    fn drop(&mut self) {
+        // SAFETY: initialized in `new` (a guard exists only after a successful init).
+        unsafe { libc::posix_spawnattr_destroy(&mut self.0) };
+    }
+}
+
+struct FileActions(libc::posix_spawn_file_actions_t);
+
+impl FileActions {
+    fn new() -> std::io::Result<FileActions> {
+        // SAFETY: initializes the zeroed struct we own; the guard destroys it on drop.
+        unsafe {
+            let mut actions = FileActions(std::mem::zeroed());
+            check(libc::posix_spawn_file_actions_init(&mut actions.0))?;
+            Ok(actions)
+        }
+    }
+}
+
+impl FileActions {
+    /// In the child: `target` becomes a copy of `fd` (and loses close-on-exec).
+    fn dup2(&mut self, fd: BorrowedFd<'_>, target: libc::c_int) -> std::io::Result<()> {
+        // SAFETY: `self.0` is initialized; glibc records the two numbers.
+        check(unsafe {
+            libc::posix_spawn_file_actions_adddup2(&mut self.0, fd.as_raw_fd(), target)
+        })
+    }
+
+    /// In the child: change to `dir` before exec.
+    fn chdir(&mut self, dir: &CString) -> std::io::Result<()> {
+        // SAFETY: `self.0` is initialized; glibc copies the path.
+        check(unsafe { libc::posix_spawn_file_actions_addchdir_np(&mut self.0, dir.as_ptr()) })
+    }
+}
+
+impl Drop for FileActions {
+    fn drop(&mut self) {
+        // SAFETY: initialized in `new`.
+        unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
     }
 }
 

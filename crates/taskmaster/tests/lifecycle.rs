@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::fs;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -31,6 +32,27 @@ fn launch(sandbox: &Sandbox, programs: &str) -> Taskmaster {
 /// configuration.
 fn write_programs(sandbox: &Sandbox, programs: &str) {
     sandbox.write_config(&format!("programs:\n{programs}"));
+}
+
+/// Two programs that write a report and sleep: `web` (started by posix_spawn) and `masked`
+/// (with a umask, which posix_spawn cannot set, so started by fork and exec). What a child
+/// inherits must not depend on which way it was started.
+fn two_reporters_config(sandbox: &Sandbox) -> String {
+    let reporter =
+        |name: &str| fixture_cmd(&["report", &sandbox.file_str(name), "sleep", "forever"]);
+    format!(
+        "    web:\n      cmd: {}\n      starttime: 0\n    masked:\n      cmd: {}\n      starttime: 0\n      umask: 027\n",
+        reporter("web.report"),
+        reporter("masked.report"),
+    )
+}
+
+/// The reports of [`two_reporters_config`]'s programs, once both are written.
+fn reports(sandbox: &Sandbox) -> [HashMap<String, String>; 2] {
+    ["web.report", "masked.report"].map(|name| {
+        sandbox.wait_for_file(name, TIMEOUT);
+        read_report(&sandbox.file(name))
+    })
 }
 
 /// A `cmd:` value running `sh -c SCRIPT`, ready to follow `cmd: ` in YAML.
@@ -705,14 +727,7 @@ fn many_restarts_leave_no_zombie_children() {
 #[test]
 fn a_child_gets_only_descriptors_0_1_2_even_when_taskmaster_inherited_more() {
     let sandbox = Sandbox::new();
-    let report = sandbox.file_str("report");
-    write_programs(
-        &sandbox,
-        &format!(
-            "    web:\n      cmd: {}\n      starttime: 0\n",
-            fixture_cmd(&["report", &report, "sleep", "forever"])
-        ),
-    );
+    write_programs(&sandbox, &two_reporters_config(&sandbox));
     fs::write(sandbox.file("inherited"), "").expect("create the file to inherit");
     // Opened close-on-exec (std's default) so that no other test's child gets it; only the
     // taskmaster spawned here has the flag cleared, in its pre-exec step.
@@ -737,23 +752,16 @@ fn a_child_gets_only_descriptors_0_1_2_even_when_taskmaster_inherited_more() {
         Err(e) => eprintln!("taskmaster's fd {extra_fd}: {e}"),
     }
 
-    sandbox.wait_for_file("report", TIMEOUT);
-    let report = read_report(&sandbox.file("report"));
-    assert_eq!(report["fds"], "0,1,2");
+    for report in reports(&sandbox) {
+        assert_eq!(report["fds"], "0,1,2", "{report:?}");
+    }
     assert!(tm.pid("web").is_some());
 }
 
 #[test]
 fn a_child_starts_with_default_dispositions_and_an_empty_mask() {
     let sandbox = Sandbox::new();
-    let report = sandbox.file_str("report");
-    write_programs(
-        &sandbox,
-        &format!(
-            "    web:\n      cmd: {}\n      starttime: 0\n",
-            fixture_cmd(&["report", &report, "sleep", "forever"])
-        ),
-    );
+    write_programs(&sandbox, &two_reporters_config(&sandbox));
     let mut cmd = sandbox.taskmaster_command(&[]);
     // taskmaster starts with signals it does not handle itself ignored and blocked, as under
     // `nohup` or a careless parent; exec keeps both.
@@ -783,15 +791,19 @@ fn a_child_starts_with_default_dispositions_and_an_empty_mask() {
         signals_in_mask(&proc_status_field(daemon, "SigBlk:")),
     );
 
-    sandbox.wait_for_file("report", TIMEOUT);
-    let report = read_report(&sandbox.file("report"));
-    assert_eq!(signals_in_mask(&report["sigblk"]), Vec::<i32>::new());
-    // glibc's internal signals (32, 33) have a test of their own.
-    let ignored: Vec<i32> = signals_in_mask(&report["sigign"])
-        .into_iter()
-        .filter(|&n| n < 32)
-        .collect();
-    assert_eq!(ignored, Vec::<i32>::new());
+    for report in reports(&sandbox) {
+        assert_eq!(
+            signals_in_mask(&report["sigblk"]),
+            Vec::<i32>::new(),
+            "{report:?}"
+        );
+        // glibc's internal signals (32, 33) have a test of their own.
+        let ignored: Vec<i32> = signals_in_mask(&report["sigign"])
+            .into_iter()
+            .filter(|&n| n < 32)
+            .collect();
+        assert_eq!(ignored, Vec::<i32>::new(), "{report:?}");
+    }
     assert!(tm.pid("web").is_some());
 }
 
@@ -802,21 +814,18 @@ fn a_child_starts_with_default_dispositions_and_an_empty_mask() {
 #[test]
 fn a_child_does_not_inherit_glibcs_internal_signals_ignored() {
     let sandbox = Sandbox::new();
-    let report = sandbox.file_str("report");
-    let mut tm = launch(
-        &sandbox,
-        &format!(
-            "    web:\n      cmd: {}\n      starttime: 0\n",
-            fixture_cmd(&["report", &report, "sleep", "forever"])
-        ),
-    );
+    let mut tm = launch(&sandbox, &two_reporters_config(&sandbox));
     eprintln!(
         "taskmaster ignores {:?}",
         signals_in_mask(&proc_status_field(tm.daemon_pid(), "SigIgn:"))
     );
-    sandbox.wait_for_file("report", TIMEOUT);
-    let report = read_report(&sandbox.file("report"));
-    assert_eq!(signals_in_mask(&report["sigign"]), Vec::<i32>::new());
+    for report in reports(&sandbox) {
+        assert_eq!(
+            signals_in_mask(&report["sigign"]),
+            Vec::<i32>::new(),
+            "{report:?}"
+        );
+    }
     assert!(tm.pid("web").is_some());
 }
 
