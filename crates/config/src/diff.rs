@@ -28,6 +28,24 @@ impl ReloadPlan {
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
     }
+
+    /// What the reload changes, in words: `added api; changed web, db; removed old`, or
+    /// `nothing changed`. The event log and the shell both say it this way.
+    pub fn summary(&self) -> String {
+        if self.is_empty() {
+            return "nothing changed".to_string();
+        }
+        let parts: Vec<String> = [
+            ("added", &self.added),
+            ("changed", &self.changed),
+            ("removed", &self.removed),
+        ]
+        .into_iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(what, names)| format!("{what} {}", names.join(", ")))
+        .collect();
+        parts.join("; ")
+    }
 }
 
 /// Compares the running configuration `old` with the freshly read `new`.
@@ -111,5 +129,22 @@ mod tests {
             ..ReloadPlan::default()
         };
         assert!(plan.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::ReloadPlan;
+
+    #[test]
+    fn summary_names_each_kind_of_change_present() {
+        let plan = ReloadPlan {
+            added: vec!["api".into()],
+            changed: vec!["db".into(), "web".into()],
+            removed: vec![],
+            unchanged: vec!["x".into()],
+        };
+        assert_eq!(plan.summary(), "added api; changed db, web");
+        assert_eq!(ReloadPlan::default().summary(), "nothing changed");
     }
 }

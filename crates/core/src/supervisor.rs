@@ -651,7 +651,7 @@ impl Supervisor {
                 self.config = config;
                 out.push(Action::Log(Notice {
                     process: None,
-                    message: format!("reload: {}", describe_plan(&plan)),
+                    message: format!("reload: {}", plan.summary()),
                 }));
                 Reply::Reloaded(plan)
             }
@@ -914,21 +914,4 @@ fn log(out: &mut Vec<Action>, process: &str, message: String) {
         process: Some(process.to_string()),
         message,
     }));
-}
-
-fn describe_plan(plan: &ReloadPlan) -> String {
-    if plan.is_empty() {
-        return "nothing changed".to_string();
-    }
-    let mut parts = Vec::new();
-    for (what, names) in [
-        ("added", &plan.added),
-        ("changed", &plan.changed),
-        ("removed", &plan.removed),
-    ] {
-        if !names.is_empty() {
-            parts.push(format!("{what} {}", names.join(", ")));
-        }
-    }
-    parts.join("; ")
 }

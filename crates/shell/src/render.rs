@@ -24,23 +24,7 @@ pub fn render(reply: &Reply) -> Vec<String> {
             .chain(errors.iter().map(Outcome::to_string))
             .collect(),
         Reply::DaemonPid(pid) => vec![pid.to_string()],
-        Reply::Reloaded(plan) => {
-            let mut parts = Vec::new();
-            for (what, names) in [
-                ("added", &plan.added),
-                ("changed", &plan.changed),
-                ("removed", &plan.removed),
-            ] {
-                if !names.is_empty() {
-                    parts.push(format!("{what} {}", names.join(", ")));
-                }
-            }
-            if parts.is_empty() {
-                vec!["reloaded: nothing changed".to_string()]
-            } else {
-                vec![format!("reloaded: {}", parts.join("; "))]
-            }
-        }
+        Reply::Reloaded(plan) => vec![format!("reloaded: {}", plan.summary())],
         Reply::ReloadRejected(errors) => {
             let mut lines =
                 vec!["error: the configuration has errors; nothing was changed:".to_string()];
