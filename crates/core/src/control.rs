@@ -2,6 +2,7 @@
 //! shell, `ctl` and the API. These are core types, not wire types: the API crate maps them.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -150,6 +151,9 @@ pub struct ProcessInfo {
     pub stopped_at: Option<Time>,
     pub spawn_error: Option<String>,
     pub last_exit: Option<LastExit>,
+    /// The files its stdout and stderr go to, if any.
+    pub stdout: Option<PathBuf>,
+    pub stderr: Option<PathBuf>,
 }
 
 /// The message supervisord shows for a start that failed by exiting early.

@@ -62,6 +62,12 @@ pub enum Action {
     },
     /// Write a line to the event log.
     Log(Notice),
+    /// A process changed state (for event subscribers; the log has its own lines).
+    StateChanged {
+        process: String,
+        from: State,
+        to: State,
+    },
     Reply {
         ticket: Ticket,
         reply: Reply,
@@ -232,7 +238,7 @@ impl Supervisor {
         let up_for = p.started_at.map_or(Duration::ZERO, |at| now.since(at));
         match p.state {
             State::Stopping => {
-                p.state = State::Stopped;
+                change_state(p, State::Stopped, out);
                 log(out, &name, format!("stopped ({status})"));
                 // The leader is gone; whatever else is left in its group goes too.
                 out.push(Action::Signal {
@@ -277,7 +283,7 @@ impl Supervisor {
         let Some(p) = self.processes.get_mut(name) else {
             return;
         };
-        p.state = State::Exited;
+        change_state(p, State::Exited, out);
         let verdict = if expected { "expected" } else { "not expected" };
         log(out, name, format!("{status} ({verdict})"));
         let restart = match p.spec.autorestart {
@@ -345,7 +351,7 @@ impl Supervisor {
         let Some(p) = self.processes.get_mut(name) else {
             return;
         };
-        p.state = State::Starting;
+        change_state(p, State::Starting, out);
         p.started_at = Some(now);
         p.spawn_error = None;
         p.deadline = None;
@@ -360,7 +366,7 @@ impl Supervisor {
         let Some(p) = self.processes.get_mut(name) else {
             return;
         };
-        p.state = State::Running;
+        change_state(p, State::Running, out);
         p.backoff = 0;
         p.deadline = None;
         let message = if p.spec.starttime.is_zero() {
@@ -381,12 +387,12 @@ impl Supervisor {
         p.stopped_at = Some(now);
         p.deadline = None;
         if shutting_down || p.is_retiring() {
-            p.state = State::Stopped;
+            change_state(p, State::Stopped, out);
             return;
         }
         p.backoff += 1;
         if p.backoff > p.spec.startretries {
-            p.state = State::Fatal;
+            change_state(p, State::Fatal, out);
             let attempts = p.backoff;
             p.backoff = 0;
             log(
@@ -395,7 +401,7 @@ impl Supervisor {
                 format!("gave up: FATAL after {attempts} failed start attempt(s)"),
             );
         } else {
-            p.state = State::Backoff;
+            change_state(p, State::Backoff, out);
             let delay = Duration::from_secs(u64::from(p.backoff));
             p.deadline = Some((now + delay, Deadline::Retry));
             log(
@@ -449,7 +455,7 @@ impl Supervisor {
         let p = self.processes.get_mut(name).ok_or(Failure::NoSuchProcess)?;
         match (p.state, p.pid) {
             (State::Starting | State::Running, Some(pid)) => {
-                p.state = State::Stopping;
+                change_state(p, State::Stopping, out);
                 p.deadline = Some((now + p.spec.stoptime, Deadline::Kill));
                 log(
                     out,
@@ -464,7 +470,7 @@ impl Supervisor {
                 Ok(())
             }
             (State::Starting | State::Running | State::Backoff, _) => {
-                p.state = State::Stopped;
+                change_state(p, State::Stopped, out);
                 p.deadline = None;
                 p.stopped_at = Some(now);
                 log(out, name, "stopped (no child was running)".to_string());
@@ -891,6 +897,8 @@ impl Supervisor {
             stopped_at: p.stopped_at,
             spawn_error: p.spawn_error.clone(),
             last_exit: p.last_exit,
+            stdout: p.spec.stdout.clone(),
+            stderr: p.spec.stderr.clone(),
         })
     }
 }
@@ -906,6 +914,18 @@ impl WaitItem {
     fn finish(&mut self, result: Result<Done, Failure>) {
         self.record(result);
         self.goal = None;
+    }
+}
+
+/// Moves a process to `state`, announcing the change to whoever follows events.
+fn change_state(p: &mut Process, state: State, out: &mut Vec<Action>) {
+    if p.state != state {
+        out.push(Action::StateChanged {
+            process: p.name.clone(),
+            from: p.state,
+            to: state,
+        });
+        p.state = state;
     }
 }
 

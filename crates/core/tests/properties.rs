@@ -92,6 +92,36 @@ fn check_invariants(w: &World) {
             assert!(seen.insert(pid), "pid {pid} belongs to two processes");
         }
     }
+    // The announced changes never lie: each starts where the last one for that process
+    // ended (records start STOPPED), and the last one is where the process is now.
+    let mut announced: std::collections::HashMap<&str, State> = std::collections::HashMap::new();
+    for (process, change) in &w.changes {
+        let Some((from, to)) = change else {
+            announced.remove(process.as_str());
+            continue;
+        };
+        let before = announced
+            .get(process.as_str())
+            .copied()
+            .unwrap_or(State::Stopped);
+        assert_eq!(
+            *from, before,
+            "{process}: announced {from} -> {to} after {before}"
+        );
+        assert_ne!(from, to, "{process}: a change to the same state");
+        announced.insert(process, *to);
+    }
+    for p in w.sup.processes() {
+        let last = announced
+            .get(p.name.as_str())
+            .copied()
+            .unwrap_or(State::Stopped);
+        assert_eq!(
+            last, p.state,
+            "{}: last announced {last}, is {}",
+            p.name, p.state
+        );
+    }
     if w.exited {
         assert!(w.sup.is_shutting_down());
         assert!(live_pids(w).is_empty(), "exit with children alive");

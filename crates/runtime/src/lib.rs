@@ -25,14 +25,16 @@ mod sys;
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
+use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 use taskmaster_config::Config;
-use taskmaster_core::{Action, Event, Reply, Request, Scope, Signal, Supervisor, Ticket};
+use taskmaster_core::{Action, Event, Reply, Request, Scope, Signal, State, Supervisor, Ticket};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use eventlog::EventLog;
 
@@ -48,6 +50,26 @@ pub enum StartError {
     Signals(std::io::Error),
 }
 
+/// What subscribers of the daemon's events receive: every state change and every event-log
+/// line, as they happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DaemonEvent {
+    StateChanged {
+        process: String,
+        from: State,
+        to: State,
+        at: SystemTime,
+    },
+    Log {
+        process: Option<String>,
+        message: String,
+        at: SystemTime,
+    },
+}
+
+/// How many events a slow subscriber may fall behind before it misses some.
+const EVENT_BACKLOG: usize = 4096;
+
 /// A request could not be answered: the daemon has exited.
 #[derive(Debug, thiserror::Error)]
 #[error("taskmaster is no longer running")]
@@ -57,6 +79,7 @@ pub struct Gone;
 #[derive(Clone)]
 pub struct Handle {
     sender: mpsc::UnboundedSender<Message>,
+    events: broadcast::Sender<DaemonEvent>,
 }
 
 struct Message {
@@ -68,11 +91,26 @@ impl Handle {
     /// Sends a request and blocks until its reply (a start returns once the processes are
     /// RUNNING or have failed). Must not be called from the daemon's own thread.
     pub fn call(&self, request: Request) -> Result<Reply, Gone> {
+        self.send(request)?.blocking_recv().map_err(|_| Gone)
+    }
+
+    /// Sends a request and waits for its reply without blocking the thread: for tasks running
+    /// on the daemon's own loop, such as the API server.
+    pub async fn request(&self, request: Request) -> Result<Reply, Gone> {
+        self.send(request)?.await.map_err(|_| Gone)
+    }
+
+    /// Every state change and event-log line from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<DaemonEvent> {
+        self.events.subscribe()
+    }
+
+    fn send(&self, request: Request) -> Result<oneshot::Receiver<Reply>, Gone> {
         let (reply, answer) = oneshot::channel();
         self.sender
             .send(Message { request, reply })
             .map_err(|_| Gone)?;
-        answer.blocking_recv().map_err(|_| Gone)
+        Ok(answer)
     }
 }
 
@@ -97,6 +135,7 @@ pub struct Daemon {
     /// A pidfd per live child, by pid.
     pidfds: HashMap<u32, OwnedFd>,
     requests: mpsc::UnboundedReceiver<Message>,
+    events: broadcast::Sender<DaemonEvent>,
     waiting: HashMap<Ticket, oneshot::Sender<Reply>>,
     next_ticket: u64,
     exit: bool,
@@ -114,6 +153,7 @@ impl Daemon {
         let config_path = config.path.clone();
         let (supervisor, initial) = Supervisor::new(config, std::process::id(), clock::now());
         let (sender, requests) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
         let daemon = Daemon {
             supervisor,
             initial,
@@ -122,21 +162,36 @@ impl Daemon {
             base_env: std::env::vars_os().collect(),
             pidfds: HashMap::new(),
             requests,
+            events: events.clone(),
             waiting: HashMap::new(),
             next_ticket: 0,
             exit: false,
         };
-        Ok((daemon, Handle { sender }))
+        Ok((daemon, Handle { sender, events }))
     }
 
     /// Runs the loop on the calling thread until every process has stopped after a shutdown
     /// (a `shutdown` request, SIGTERM or SIGINT).
     pub fn run_blocking(self) -> Result<(), StartError> {
+        self.run_blocking_with(std::future::pending())
+    }
+
+    /// Like [`Daemon::run_blocking`], with `service` (the control API) running on the same loop
+    /// until the daemon exits.
+    pub fn run_blocking_with(
+        self,
+        service: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(StartError::Signals)?;
-        runtime.block_on(self.run())
+        runtime.block_on(async {
+            let service = tokio::spawn(service);
+            let result = self.run().await;
+            service.abort();
+            result
+        })
     }
 
     async fn run(mut self) -> Result<(), StartError> {
@@ -243,6 +298,21 @@ impl Daemon {
                 }
                 Action::Log(notice) => {
                     self.log.write(&notice);
+                    // Nobody may be listening; that is fine.
+                    let _ = self.events.send(DaemonEvent::Log {
+                        process: notice.process,
+                        message: notice.message,
+                        at: SystemTime::now(),
+                    });
+                    None
+                }
+                Action::StateChanged { process, from, to } => {
+                    let _ = self.events.send(DaemonEvent::StateChanged {
+                        process,
+                        from,
+                        to,
+                        at: SystemTime::now(),
+                    });
                     None
                 }
                 Action::Reply { ticket, reply } => {

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use taskmaster_core::{
-    Action, Config, Event, ExitStatus, Reply, Request, Scope, Signal, Supervisor, Ticket, Time,
+    Action, Config, Event, ExitStatus, Reply, Request, Scope, Signal, State, Supervisor, Ticket,
+    Time,
 };
 
 pub fn config(yaml: &str) -> Config {
@@ -34,6 +35,9 @@ pub struct World {
     pub logs: Vec<String>,
     pub replies: Vec<(Ticket, Reply)>,
     pub loads: Vec<Option<Ticket>>,
+    /// Every announced state change: (process, from, to), and `None` for a record removed
+    /// (announced by its `removed` log line); a record added later starts STOPPED again.
+    pub changes: Vec<(String, Option<(State, State)>)>,
     pub exited: bool,
 }
 
@@ -60,6 +64,7 @@ impl World {
             logs: Vec::new(),
             replies: Vec::new(),
             loads: Vec::new(),
+            changes: Vec::new(),
             exited: false,
         };
         world.carry_out(actions);
@@ -98,10 +103,18 @@ impl World {
                     self.signals.push(Sent { pid, signal, scope })
                 }
                 Action::LoadConfig { ticket } => self.loads.push(ticket),
-                Action::Log(notice) => self.logs.push(match notice.process {
-                    Some(p) => format!("{p}: {}", notice.message),
-                    None => notice.message,
-                }),
+                Action::StateChanged { process, from, to } => {
+                    self.changes.push((process, Some((from, to))))
+                }
+                Action::Log(notice) => {
+                    if let (Some(process), "removed") = (&notice.process, notice.message.as_str()) {
+                        self.changes.push((process.clone(), None));
+                    }
+                    self.logs.push(match notice.process {
+                        Some(p) => format!("{p}: {}", notice.message),
+                        None => notice.message,
+                    })
+                }
                 Action::Reply { ticket, reply } => self.replies.push((ticket, reply)),
                 Action::Exit => {
                     assert!(!self.exited, "Exit was sent twice");
