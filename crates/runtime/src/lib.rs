@@ -37,6 +37,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use eventlog::EventLog;
+pub use sys::FileWatch;
 
 /// What went wrong starting the daemon.
 #[derive(Debug, thiserror::Error)]

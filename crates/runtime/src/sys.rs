@@ -363,3 +363,32 @@ fn decode(status: libc::c_int) -> ExitStatus {
         ExitStatus::Code(libc::WEXITSTATUS(status))
     }
 }
+
+/// A file watched for writes (inotify), to wait on from the event loop without polling.
+pub struct FileWatch {
+    fd: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+}
+
+impl FileWatch {
+    /// Watches `path`; must be called on a tokio runtime.
+    pub fn new(path: &Path) -> std::io::Result<FileWatch> {
+        use rustix::fs::inotify;
+        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
+        inotify::add_watch(&fd, path, inotify::WatchFlags::MODIFY)?;
+        // SAFETY: `fd` is an open descriptor that the AsyncFd owns from here on, so it stays
+        // open and the same for the AsyncFd's whole life.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)?;
+        Ok(FileWatch { fd })
+    }
+
+    /// Waits until the file has been written to since the last call.
+    pub async fn changed(&self) -> std::io::Result<()> {
+        let mut ready = self.fd.readable().await?;
+        // Read and forget every pending event: all they say is "the file changed".
+        let mut buffer = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+        let mut reader = rustix::fs::inotify::Reader::new(self.fd.get_ref(), &mut buffer);
+        while reader.next().is_ok() {}
+        ready.clear_ready();
+        Ok(())
+    }
+}

@@ -12,6 +12,13 @@ pub enum Parsed {
     Help(Option<String>),
     /// `quit` / `exit`: leave the shell.
     Quit,
+    /// `tail [-f] NAME [stdout|stderr]`: the end of a process's output, and with `-f` what
+    /// comes next.
+    Tail {
+        name: String,
+        stream: String,
+        follow: bool,
+    },
 }
 
 /// One command of the language.
@@ -148,6 +155,7 @@ pub fn parse(line: &str) -> Result<Parsed, String> {
             }))
         }
         "pid" => Ok(Parsed::Run(Request::Pid(args))),
+        "tail" => parse_tail(&args),
         "reload" => no_args(Parsed::Run(Request::Reload)),
         "shutdown" => no_args(Parsed::Run(Request::Shutdown)),
         "help" | "?" => Ok(Parsed::Help(args.first().cloned())),
@@ -155,6 +163,25 @@ pub fn parse(line: &str) -> Result<Parsed, String> {
         _ => Err(format!(
             "unknown command \"{verb}\" (type help for the list of commands)"
         )),
+    }
+}
+
+fn parse_tail(args: &[String]) -> Result<Parsed, String> {
+    let follow = args.first().is_some_and(|a| a == "-f");
+    let rest = &args[usize::from(follow)..];
+    let usage = || format!("error: usage: {}", usage("tail"));
+    match rest {
+        [name] => Ok(Parsed::Tail {
+            name: name.clone(),
+            stream: "stdout".to_string(),
+            follow,
+        }),
+        [name, stream] if stream == "stdout" || stream == "stderr" => Ok(Parsed::Tail {
+            name: name.clone(),
+            stream: stream.clone(),
+            follow,
+        }),
+        _ => Err(usage()),
     }
 }
 
@@ -231,6 +258,28 @@ mod tests {
         let error = parse("strat web").unwrap_err();
         assert!(error.contains("unknown command \"strat\""), "{error}");
         assert!(error.contains("help"), "{error}");
+    }
+
+    #[test]
+    fn tail_takes_follow_a_name_and_a_stream() {
+        assert_eq!(
+            parse("tail -f web stderr").unwrap(),
+            Parsed::Tail {
+                name: "web".into(),
+                stream: "stderr".into(),
+                follow: true
+            }
+        );
+        assert_eq!(
+            parse("tail web").unwrap(),
+            Parsed::Tail {
+                name: "web".into(),
+                stream: "stdout".into(),
+                follow: false
+            }
+        );
+        assert!(parse("tail web stdin").unwrap_err().contains("usage"));
+        assert!(parse("tail").unwrap_err().contains("usage"));
     }
 
     #[test]

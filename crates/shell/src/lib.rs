@@ -16,6 +16,8 @@ pub mod command;
 pub mod render;
 pub mod repl;
 
+use std::io::Write;
+
 use taskmaster_core::{Reply, Request};
 
 pub use command::{parse, Parsed, COMMANDS};
@@ -25,6 +27,17 @@ pub use repl::{history_path, run_interactive, run_script};
 pub trait Backend {
     /// Sends one request and waits for its reply; the error says why there is none.
     fn call(&self, request: Request) -> Result<Reply, String>;
+
+    /// Writes the last `bytes` bytes of a process's `stream` (stdout or stderr) to `out`, and
+    /// with `follow` everything written next, until interrupted.
+    fn tail(
+        &self,
+        name: &str,
+        stream: &str,
+        bytes: u64,
+        follow: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), String>;
 }
 
 /// Whether the shell goes on after a command.
@@ -35,28 +48,67 @@ pub enum Flow {
     Quit,
 }
 
+/// How a command went, by supervisorctl's convention for exit statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Done (exit status 0).
+    Success,
+    /// A process named is not RUNNING (for status), or an action did not reach its goal
+    /// (exit status 3).
+    NotReached,
+    /// The command was wrong, or taskmaster could not be reached (exit status 1).
+    Error,
+}
+
+impl Verdict {
+    pub fn exit_status(self) -> u8 {
+        match self {
+            Verdict::Success => 0,
+            Verdict::Error => 1,
+            Verdict::NotReached => 3,
+        }
+    }
+}
+
 /// What one command line produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Executed {
     /// The lines to print.
     pub lines: Vec<String>,
     pub flow: Flow,
-    /// supervisorctl's convention: false when a process named is not RUNNING (for status) or
-    /// an action did not reach its goal.
-    pub success: bool,
+    pub verdict: Verdict,
+    /// The reply the lines were rendered from, for output in another form (`--json`).
+    pub reply: Option<Reply>,
 }
 
-/// Parses and runs one command line against `backend`.
-pub fn execute(backend: &dyn Backend, line: &str) -> Executed {
-    let done = |lines, flow, success| Executed {
+/// Parses and runs one command line against `backend`. `tail` writes to `out` as it goes.
+pub fn execute(backend: &dyn Backend, line: &str, out: &mut dyn Write) -> Executed {
+    let done = |lines, flow, verdict| Executed {
         lines,
         flow,
-        success,
+        verdict,
+        reply: None,
     };
     match parse(line) {
-        Ok(Parsed::Empty) => done(Vec::new(), Flow::Continue, true),
-        Ok(Parsed::Help(topic)) => done(command::help(topic.as_deref()), Flow::Continue, true),
-        Ok(Parsed::Quit) => done(Vec::new(), Flow::Quit, true),
+        Ok(Parsed::Empty) => done(Vec::new(), Flow::Continue, Verdict::Success),
+        Ok(Parsed::Help(topic)) => done(
+            command::help(topic.as_deref()),
+            Flow::Continue,
+            Verdict::Success,
+        ),
+        Ok(Parsed::Quit) => done(Vec::new(), Flow::Quit, Verdict::Success),
+        Ok(Parsed::Tail {
+            name,
+            stream,
+            follow,
+        }) => match backend.tail(&name, &stream, TAIL_BYTES, follow, out) {
+            Ok(()) => done(Vec::new(), Flow::Continue, Verdict::Success),
+            Err(error) => done(
+                vec![format!("error: {error}")],
+                Flow::Continue,
+                Verdict::Error,
+            ),
+        },
         Ok(Parsed::Run(request)) => {
             let shutting_down = request == Request::Shutdown;
             match backend.call(request) {
@@ -66,11 +118,28 @@ pub fn execute(backend: &dyn Backend, line: &str) -> Executed {
                     } else {
                         Flow::Continue
                     };
-                    done(render::render(&reply), flow, render::succeeded(&reply))
+                    let verdict = if render::succeeded(&reply) {
+                        Verdict::Success
+                    } else {
+                        Verdict::NotReached
+                    };
+                    Executed {
+                        lines: render::render(&reply),
+                        flow,
+                        verdict,
+                        reply: Some(reply),
+                    }
                 }
-                Err(error) => done(vec![format!("error: {error}")], Flow::Continue, false),
+                Err(error) => done(
+                    vec![format!("error: {error}")],
+                    Flow::Continue,
+                    Verdict::Error,
+                ),
             }
         }
-        Err(error) => done(vec![error], Flow::Continue, false),
+        Err(error) => done(vec![error], Flow::Continue, Verdict::Error),
     }
 }
+
+/// How much of a log `tail` shows before following: supervisorctl's 1600 bytes.
+pub const TAIL_BYTES: u64 = 1600;

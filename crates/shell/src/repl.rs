@@ -49,7 +49,7 @@ pub fn run_interactive(backend: &dyn Backend, history: Option<&Path>) -> Result<
                         let _ = editor.save_history(path);
                     }
                 }
-                let executed = execute(backend, &line);
+                let executed = execute(backend, &line, &mut std::io::stdout());
                 for text in &executed.lines {
                     println!("{text}");
                 }
@@ -72,7 +72,7 @@ pub fn run_script(
     mut output: impl Write,
 ) -> std::io::Result<()> {
     for line in input.lines() {
-        let executed = execute(backend, &line?);
+        let executed = execute(backend, &line?, &mut output);
         for text in &executed.lines {
             writeln!(output, "{text}")?;
         }

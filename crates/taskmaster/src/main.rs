@@ -2,7 +2,7 @@
 //! work is done by `taskmaster-config`, `taskmaster-core`, `taskmaster-runtime` and
 //! `taskmaster-shell`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,10 +10,11 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use taskmaster_api::{Client, ControlSocket};
 use taskmaster_config::Config;
 use taskmaster_core::{Reply, Request};
 use taskmaster_runtime::{Daemon, Handle};
-use taskmaster_shell::Backend;
+use taskmaster_shell::{Backend, Verdict};
 
 #[derive(Parser)]
 #[command(
@@ -41,12 +42,51 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Control a running taskmaster: run one command and exit, or, with no command, open the
+    /// control shell. Exit status: 0 done, 1 usage or connection error, 3 a process not
+    /// RUNNING or an action that did not reach its goal.
+    Ctl {
+        /// The running taskmaster's configuration file, to find its control socket
+        #[arg(short, long, default_value = "taskmaster.yaml")]
+        config: PathBuf,
+        /// The control socket itself (overrides -c)
+        #[arg(short, long)]
+        socket: Option<PathBuf>,
+        /// Print answers as JSON (the API's), not as text
+        #[arg(long)]
+        json: bool,
+        /// The command and its arguments, as typed in the shell (`status web`)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Validate a configuration file: print every error and exit 2, or exit 0
     Check {
         /// The configuration file
         #[arg(short, long, default_value = "taskmaster.yaml")]
         config: PathBuf,
     },
+}
+
+impl Command {
+    /// The same command with its file paths made absolute, so that every path derived from
+    /// them (log files, the socket) is absolute too: they are shown to users and other tools.
+    fn with_absolute_paths(mut self) -> Command {
+        let absolute = |path: &mut PathBuf| {
+            if let Ok(full) = std::path::absolute(&*path) {
+                *path = full;
+            }
+        };
+        match &mut self {
+            Command::Run { config, .. } | Command::Check { config } => absolute(config),
+            Command::Ctl { config, socket, .. } => {
+                absolute(config);
+                if let Some(socket) = socket {
+                    absolute(socket);
+                }
+            }
+        }
+        self
+    }
 }
 
 /// How long `run` waits, after the daemon has stopped, for the shell to print its last lines.
@@ -58,8 +98,18 @@ const INVALID_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     // Before anything else, and before any thread exists.
     taskmaster_runtime::prepare_process();
-    match Cli::parse().command {
+    match Cli::parse().command.with_absolute_paths() {
         Command::Check { config } => check(&config),
+        Command::Ctl {
+            config,
+            socket,
+            json,
+            command,
+        } => ctl(
+            &socket.unwrap_or_else(|| socket_path(&config)),
+            json,
+            &command,
+        ),
         Command::Run {
             config,
             no_shell,
@@ -101,10 +151,17 @@ fn run(path: &Path, with_shell: bool, verbose: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let socket = match ControlSocket::bind(&socket_path(path)) {
+        Ok(socket) => socket,
+        Err(e) => {
+            eprintln!("taskmaster: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let terminal = SavedTerminal::save();
     let shell_done = with_shell.then(|| {
         let backend = InProcess {
-            handle,
+            handle: handle.clone(),
             asked_shutdown: Arc::new(AtomicBool::new(false)),
         };
         let asked_shutdown = Arc::clone(&backend.asked_shutdown);
@@ -117,7 +174,7 @@ fn run(path: &Path, with_shell: bool, verbose: bool) -> ExitCode {
         });
         (asked_shutdown, shell_done)
     });
-    let result = daemon.run_blocking();
+    let result = daemon.run_blocking_with(socket.serve(handle));
     if let Some((asked_shutdown, shell_done)) = shell_done {
         // When the shell asked for the shutdown it is printing its answer ("Shut down") and
         // about to end: let it finish. When a signal did, it may be waiting for input: don't.
@@ -135,14 +192,66 @@ fn run(path: &Path, with_shell: bool, verbose: bool) -> ExitCode {
     }
 }
 
-fn shell(backend: &InProcess) {
+/// The control socket of the taskmaster whose configuration is `config`: `taskmaster.sock`
+/// beside it.
+fn socket_path(config: &Path) -> PathBuf {
+    let folder = config.parent().filter(|p| !p.as_os_str().is_empty());
+    folder.unwrap_or(Path::new(".")).join("taskmaster.sock")
+}
+
+fn ctl(socket: &Path, json: bool, command: &[String]) -> ExitCode {
+    let client = match Client::new(socket) {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("taskmaster ctl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let backend = Remote(client);
+    if command.is_empty() {
+        return match interactive_or_script(&backend) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("taskmaster ctl: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let mut stdout = std::io::stdout();
+    let executed = taskmaster_shell::execute(&backend, &command.join(" "), &mut stdout);
+    if json {
+        let value = match &executed.reply {
+            Some(reply) => taskmaster_api::wire::reply_json(reply),
+            None if executed.lines.is_empty() => serde_json::json!({}),
+            None => serde_json::json!({ "error": executed.lines.join("\n") }),
+        };
+        println!("{value}");
+    } else if executed.verdict == Verdict::Error {
+        for line in &executed.lines {
+            eprintln!("{line}");
+        }
+    } else {
+        for line in &executed.lines {
+            println!("{line}");
+        }
+    }
+    ExitCode::from(executed.verdict.exit_status())
+}
+
+/// The shell on a terminal, or commands read from stdin.
+fn interactive_or_script(backend: &dyn Backend) -> Result<(), String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         let history = taskmaster_shell::history_path();
-        if let Err(e) = taskmaster_shell::run_interactive(backend, history.as_deref()) {
-            eprintln!("taskmaster: shell: {e}");
-        }
-    } else if let Err(e) = taskmaster_shell::run_script(backend, stdin.lock(), std::io::stdout()) {
+        taskmaster_shell::run_interactive(backend, history.as_deref()).map_err(|e| e.to_string())
+    } else {
+        taskmaster_shell::run_script(backend, stdin.lock(), std::io::stdout())
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn shell(backend: &InProcess) {
+    if let Err(e) = interactive_or_script(backend) {
         eprintln!("taskmaster: shell: {e}");
     }
 }
@@ -160,6 +269,73 @@ impl Backend for InProcess {
             self.asked_shutdown.store(true, Ordering::SeqCst);
         }
         self.handle.call(request).map_err(|e| e.to_string())
+    }
+
+    fn tail(
+        &self,
+        name: &str,
+        stream: &str,
+        bytes: u64,
+        follow: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), String> {
+        if follow {
+            // Here Ctrl-C reaches taskmaster itself, which would shut everything down.
+            return Err(
+                "tail -f is for `taskmaster ctl`, where Ctrl-C stops only the tail".to_string(),
+            );
+        }
+        let Ok(Reply::Status { processes, .. }) =
+            self.call(Request::Status(vec![name.to_string()]))
+        else {
+            return Err(format!("no such process: {name}"));
+        };
+        let [process] = processes.as_slice() else {
+            return Err(format!("no single process named {name}"));
+        };
+        let path = match stream {
+            "stderr" => &process.stderr,
+            _ => &process.stdout,
+        };
+        let path = path.as_ref().ok_or_else(|| {
+            format!("{name}'s {stream} is discarded (no `{stream}:` file in its configuration)")
+        })?;
+        let tail =
+            read_tail(path, bytes).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        out.write_all(&tail).map_err(|e| e.to_string())
+    }
+}
+
+/// The last `bytes` bytes of a file.
+fn read_tail(path: &Path, bytes: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    file.seek(SeekFrom::Start(size.saturating_sub(bytes)))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)?;
+    Ok(tail)
+}
+
+/// The shell's backend in `taskmaster ctl`: a taskmaster reached through its control socket.
+struct Remote(Client);
+
+impl Backend for Remote {
+    fn call(&self, request: Request) -> Result<Reply, String> {
+        self.0.call(request).map_err(|e| e.to_string())
+    }
+
+    fn tail(
+        &self,
+        name: &str,
+        stream: &str,
+        bytes: u64,
+        follow: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), String> {
+        self.0
+            .tail(name, stream, bytes, follow, out)
+            .map_err(|e| e.to_string())
     }
 }
 

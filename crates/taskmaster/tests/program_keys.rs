@@ -1060,6 +1060,8 @@ fn stdout_and_stderr_absent_or_null_are_discarded() {
         "absent.pid",
         "nulled.pid",
         ".taskmaster_history",
+        // The control socket, beside the configuration.
+        "taskmaster.sock",
     ];
     let unexpected: Vec<&String> = files
         .iter()

@@ -1,0 +1,256 @@
+//! The client `taskmaster ctl` uses: core requests in, core replies out, HTTP over the unix
+//! socket in between. Blocking: it runs a small single-threaded runtime of its own.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use taskmaster_core::{Outcome, Reply, Request};
+
+use crate::wire;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot connect to taskmaster at {path}: {reason} (is `taskmaster run` running? point at its socket with -s SOCKET, or at its configuration with -c FILE)"
+    )]
+    Connect { path: PathBuf, reason: String },
+    #[error("taskmaster answered {status}: {message}")]
+    Refused { status: u16, message: String },
+    #[error("the connection to taskmaster failed: {0}")]
+    Http(String),
+    #[error("cannot understand taskmaster's answer: {0}")]
+    Decode(String),
+}
+
+/// A connection point to a running taskmaster.
+pub struct Client {
+    socket: PathBuf,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// A raw answer: status and body.
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+}
+
+impl Client {
+    pub fn new(socket: &Path) -> Result<Client, ClientError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        Ok(Client {
+            socket: socket.to_path_buf(),
+            runtime,
+        })
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Sends one request, the way `run`'s shell would to its daemon.
+    pub fn call(&self, request: Request) -> Result<Reply, ClientError> {
+        match request {
+            Request::Status(names) => self.status(&names),
+            Request::Start(targets) => self.act("start", &targets, None),
+            Request::Stop(targets) => self.act("stop", &targets, None),
+            Request::Restart(targets) => self.act("restart", &targets, None),
+            Request::Signal { signal, targets } => {
+                let body = wire::SignalRequest {
+                    signal: signal.name().to_string(),
+                };
+                self.act("signal", &targets, Some(body))
+            }
+            Request::Pid(names) if names.is_empty() => {
+                let pid: wire::Pid = self.json(self.send(Method::GET, "/v1/pid", None)?)?;
+                Ok(Reply::DaemonPid(pid.pid))
+            }
+            Request::Pid(names) => match self.status(&names)? {
+                Reply::Status {
+                    processes, errors, ..
+                } => Ok(Reply::Pids {
+                    pids: processes.into_iter().map(|p| (p.name, p.pid)).collect(),
+                    errors,
+                }),
+                other => Ok(other),
+            },
+            Request::Reload => {
+                let answer = self.send(Method::POST, "/v1/reload", None)?;
+                if answer.status == StatusCode::UNPROCESSABLE_ENTITY {
+                    let error: wire::Error = decode(&answer.body)?;
+                    return Ok(Reply::ReloadRejected(error.errors));
+                }
+                Ok(Reply::Reloaded(wire::to_plan(self.json(answer)?)))
+            }
+            Request::Shutdown => {
+                let answer = self.send(Method::POST, "/v1/shutdown", None)?;
+                ok(&answer)?;
+                Ok(Reply::ShuttingDown)
+            }
+        }
+    }
+
+    fn status(&self, names: &[String]) -> Result<Reply, ClientError> {
+        let path = if names.is_empty() {
+            "/v1/processes".to_string()
+        } else {
+            format!("/v1/processes?names={}", names.join(","))
+        };
+        let status: wire::Status = self.json(self.send(Method::GET, &path, None)?)?;
+        Ok(wire::to_reply_status(status))
+    }
+
+    /// One request per target, in order, as supervisorctl does.
+    fn act(
+        &self,
+        verb: &str,
+        targets: &[String],
+        body: Option<wire::SignalRequest>,
+    ) -> Result<Reply, ClientError> {
+        let body = body
+            .map(|b| serde_json::to_vec(&b))
+            .transpose()
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        for target in targets {
+            let answer = self.send(
+                Method::POST,
+                &format!("/v1/processes/{target}/{verb}"),
+                body.clone(),
+            )?;
+            // 404 (the name matched nothing) still carries the results.
+            if answer.status != StatusCode::NOT_FOUND {
+                ok(&answer)?;
+            }
+            let results: wire::Results = decode(&answer.body)?;
+            outcomes.extend(results.results.into_iter().map(wire::to_outcome));
+        }
+        Ok(Reply::Outcomes(outcomes))
+    }
+
+    /// Writes a process's `stream` (stdout or stderr) to `out`: the last `bytes` bytes, and
+    /// then, when `follow`, whatever comes until the connection ends.
+    pub fn tail(
+        &self,
+        name: &str,
+        stream: &str,
+        bytes: u64,
+        follow: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), ClientError> {
+        let path = format!("/v1/processes/{name}/log/{stream}?offset=-{bytes}&follow={follow}");
+        self.runtime.block_on(async {
+            let response = self.request(Method::GET, &path, None).await?;
+            let status = response.status();
+            let mut body = response.into_body();
+            if !status.is_success() {
+                let bytes = body
+                    .collect()
+                    .await
+                    .map_err(|e| ClientError::Http(e.to_string()))?
+                    .to_bytes();
+                return Err(refused(status, &bytes));
+            }
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| ClientError::Http(e.to_string()))?;
+                if let Some(data) = frame.data_ref() {
+                    out.write_all(data)
+                        .and_then(|()| out.flush())
+                        .map_err(|e| ClientError::Http(format!("cannot write the output: {e}")))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn json<T: DeserializeOwned>(&self, answer: Answer) -> Result<T, ClientError> {
+        ok(&answer)?;
+        decode(&answer.body)
+    }
+
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, ClientError> {
+        self.runtime.block_on(async {
+            let response = self.request(method, path, body).await?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Http(e.to_string()))?
+                .to_bytes();
+            Ok(Answer { status, body })
+        })
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|error| ClientError::Connect {
+                path: self.socket.clone(),
+                reason: plain(&error),
+            })?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        tokio::spawn(connection);
+        let mut builder = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "taskmaster");
+        if body.is_some() {
+            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))
+    }
+}
+
+fn ok(answer: &Answer) -> Result<(), ClientError> {
+    if answer.status.is_success() {
+        Ok(())
+    } else {
+        Err(refused(answer.status, &answer.body))
+    }
+}
+
+fn refused(status: StatusCode, body: &[u8]) -> ClientError {
+    let message = serde_json::from_slice::<wire::Error>(body)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).trim().to_string());
+    ClientError::Refused {
+        status: status.as_u16(),
+        message,
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()))
+}
+
+/// An I/O error's text without Rust's " (os error N)" suffix.
+fn plain(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    text.split(" (os error").next().unwrap_or(&text).to_string()
+}

@@ -1,0 +1,23 @@
+//! # The control API
+//!
+//! Theory of operation. A running taskmaster serves HTTP/1.1 on a unix socket (mode 0600; a
+//! peer whose uid is neither taskmaster's nor root is refused). The JSON API lives under `/v1`
+//! and is documented, with examples, in `docs/api.md`.
+//!
+//! The server ([`server`]) turns each HTTP request into a core `Request`, sends it to the
+//! daemon through a runtime `Handle` (it runs on the daemon's own event loop, so it never
+//! blocks it), and turns the core `Reply` into JSON. The client ([`client`]) does the reverse
+//! for `taskmaster ctl`: a core `Request` becomes an HTTP request, and the JSON answer becomes
+//! a core `Reply` again, so `ctl` renders exactly what `run`'s shell renders.
+//!
+//! [`wire`] holds the JSON types: this crate is the only one that knows JSON. Core types are
+//! not wire types; `wire` maps between them in both directions.
+
+pub mod client;
+mod follow;
+mod listen;
+pub mod server;
+pub mod wire;
+
+pub use client::{Client, ClientError};
+pub use listen::{BindError, ControlSocket};

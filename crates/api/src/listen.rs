@@ -1,0 +1,115 @@
+//! The control socket: where it is made, who may connect, and the accept loop.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use taskmaster_runtime::Handle;
+use tokio::io::AsyncWriteExt;
+
+use crate::server;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error(
+        "another taskmaster is already serving {0}; stop it, or give this one another `socket:`"
+    )]
+    InUse(PathBuf),
+    #[error("cannot use {0} for the control socket: it exists and is not a socket")]
+    NotASocket(PathBuf),
+    #[error("cannot listen on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The unix socket the API is served on, bound and ready. The file is removed when the server
+/// stops.
+pub struct ControlSocket {
+    listener: std::os::unix::net::UnixListener,
+    path: PathBuf,
+}
+
+impl ControlSocket {
+    /// Binds `path`, mode 0600. A socket file left by a taskmaster that died (nobody answers
+    /// on it) is replaced; one that answers means another taskmaster runs, and is an error.
+    pub fn bind(path: &Path) -> Result<ControlSocket, BindError> {
+        let io = |source| BindError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Ok(metadata) = std::fs::symlink_metadata(path) {
+            if !metadata.file_type().is_socket() {
+                return Err(BindError::NotASocket(path.to_path_buf()));
+            }
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(BindError::InUse(path.to_path_buf()));
+            }
+            std::fs::remove_file(path).map_err(io)?;
+        }
+        let listener = std::os::unix::net::UnixListener::bind(path).map_err(io)?;
+        // Until this chmod the umask decides; the peer check below covers that moment.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        listener.set_nonblocking(true).map_err(io)?;
+        Ok(ControlSocket {
+            listener,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serves the API until the future is dropped (the daemon exits), then removes the file.
+    /// Must run on the daemon's loop.
+    pub async fn serve(self, handle: Handle) {
+        let _remove = RemoveOnDrop(self.path.clone());
+        let Ok(listener) = tokio::net::UnixListener::from_std(self.listener) else {
+            return;
+        };
+        let app = server::router(handle);
+        let own_uid = rustix::process::getuid().as_raw();
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue; // out of descriptors, say: the next accept may work
+            };
+            let peer = stream.peer_cred().map(|c| c.uid()).ok();
+            if peer != Some(own_uid) && peer != Some(0) {
+                tokio::spawn(async move {
+                    let _ = stream.write_all(refusal(peer, own_uid).as_bytes()).await;
+                });
+                continue;
+            }
+            let service = TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                // A client that goes away mid-request is its own business.
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+}
+
+/// The whole answer to a peer that may not connect.
+fn refusal(peer: Option<u32>, own_uid: u32) -> String {
+    let who = peer.map_or("an unknown uid".to_string(), |uid| format!("uid {uid}"));
+    let body = format!(
+        "{{\"error\":\"refused: {who} is neither taskmaster's (uid {own_uid}) nor root\"}}\n"
+    );
+    format!(
+        "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

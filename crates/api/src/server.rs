@@ -1,0 +1,399 @@
+//! The HTTP routes of `/v1`: each turns a request into a core `Request`, asks the daemon, and
+//! turns the `Reply` into JSON. Bad input of every kind gets a 4xx with `{"error": ...}`.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::Stream;
+use serde::Deserialize;
+use taskmaster_core::{Failure, Reply, Request, Signal};
+use taskmaster_runtime::{DaemonEvent, Handle};
+use tokio::sync::broadcast;
+
+use crate::wire;
+
+/// The largest request body accepted; every valid one is far smaller.
+pub const MAX_BODY: usize = 64 * 1024;
+
+pub fn router(handle: Handle) -> Router {
+    Router::new()
+        .route("/v1/processes", get(list))
+        .route("/v1/processes/{name}", get(one))
+        .route("/v1/processes/{name}/start", post(start))
+        .route("/v1/processes/{name}/stop", post(stop))
+        .route("/v1/processes/{name}/restart", post(restart))
+        .route("/v1/processes/{name}/signal", post(signal))
+        .route("/v1/processes/{name}/log/{stream}", get(log))
+        .route("/v1/reload", post(reload))
+        .route("/v1/shutdown", post(shutdown))
+        .route("/v1/pid", get(pid))
+        .route("/v1/events", get(events))
+        .fallback(no_route)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(handle)
+}
+
+/// An error answer: a status and `{"error": ...}`.
+struct ApiError(StatusCode, wire::Error);
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError(
+            status,
+            wire::Error {
+                error: message.into(),
+                errors: Vec::new(),
+            },
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+/// A JSON body, whose rejections (malformed, too large, wrong content type) answer with
+/// `{"error": ...}` like every other error.
+struct JsonBody<T>(T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    Json<T>: axum::extract::FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text())),
+        }
+    }
+}
+
+async fn ask(handle: &Handle, request: Request) -> Result<Reply, ApiError> {
+    handle
+        .request(request)
+        .await
+        .map_err(|gone| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, gone.to_string()))
+}
+
+fn unexpected(reply: Reply) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("unexpected reply from the supervisor: {reply:?}"),
+    )
+}
+
+#[derive(Deserialize)]
+struct NamesQuery {
+    /// Comma-separated names, as the shell takes them; absent means all.
+    names: Option<String>,
+}
+
+async fn list(
+    State(handle): State<Handle>,
+    Query(query): Query<NamesQuery>,
+) -> Result<Json<wire::Status>, ApiError> {
+    let names = query
+        .names
+        .map(|names| {
+            names
+                .split(',')
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    match ask(&handle, Request::Status(names)).await? {
+        Reply::Status {
+            now,
+            processes,
+            errors,
+        } => Ok(Json(wire::status(now, &processes, &errors))),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn one(
+    State(handle): State<Handle>,
+    Path(name): Path<String>,
+) -> Result<Json<wire::Process>, ApiError> {
+    match ask(&handle, Request::Status(vec![name.clone()])).await? {
+        Reply::Status { now, processes, .. } => match processes.as_slice() {
+            [process] if process.name == name || processes.len() == 1 => {
+                Ok(Json(wire::process(&wire::Clock::new(now), process)))
+            }
+            [] => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no such process: {name}"),
+            )),
+            _ => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "{name} names {} processes; list them with /v1/processes?names={name}",
+                    processes.len()
+                ),
+            )),
+        },
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Runs an action and answers with every process's result: 404 when the name matched
+/// nothing, 200 otherwise (each result says whether it reached its goal).
+async fn act(handle: &Handle, request: Request) -> Result<Response, ApiError> {
+    match ask(handle, request).await? {
+        Reply::Outcomes(outcomes) => {
+            let nothing_matched = !outcomes.is_empty()
+                && outcomes
+                    .iter()
+                    .all(|o| o.result == Err(Failure::NoSuchProcess));
+            let status = if nothing_matched {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::OK
+            };
+            let results = wire::Results {
+                results: outcomes.iter().map(wire::result).collect(),
+            };
+            Ok((status, Json(results)).into_response())
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn start(
+    State(handle): State<Handle>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    act(&handle, Request::Start(vec![name])).await
+}
+
+async fn stop(
+    State(handle): State<Handle>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    act(&handle, Request::Stop(vec![name])).await
+}
+
+async fn restart(
+    State(handle): State<Handle>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    act(&handle, Request::Restart(vec![name])).await
+}
+
+async fn signal(
+    State(handle): State<Handle>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<wire::SignalRequest>,
+) -> Result<Response, ApiError> {
+    let signal: Signal = body
+        .signal
+        .parse()
+        .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    act(
+        &handle,
+        Request::Signal {
+            signal,
+            targets: vec![name],
+        },
+    )
+    .await
+}
+
+async fn reload(State(handle): State<Handle>) -> Result<Response, ApiError> {
+    match ask(&handle, Request::Reload).await? {
+        Reply::Reloaded(plan) => Ok(Json(wire::reloaded(&plan)).into_response()),
+        Reply::ReloadRejected(errors) => Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            wire::Error {
+                error: "the configuration has errors; nothing was changed".to_string(),
+                errors,
+            },
+        )),
+        Reply::ShuttingDown => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down",
+        )),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn shutdown(State(handle): State<Handle>) -> Result<Response, ApiError> {
+    match ask(&handle, Request::Shutdown).await? {
+        Reply::ShuttingDown => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "shutting_down": true })),
+        )
+            .into_response()),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn pid(State(handle): State<Handle>) -> Result<Json<wire::Pid>, ApiError> {
+    match ask(&handle, Request::Pid(Vec::new())).await? {
+        Reply::DaemonPid(pid) => Ok(Json(wire::Pid { pid })),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    /// Where to start: a byte offset, or from the end when negative (`-1000`: the last 1000
+    /// bytes). Default: the start.
+    offset: Option<i64>,
+    /// How many bytes at most. Default: to the end.
+    length: Option<u64>,
+    /// Keep the answer open and send what the process writes next (`tail -f`).
+    #[serde(default)]
+    follow: bool,
+}
+
+/// A process's stdout or stderr file: a byte range of it, or all of it that comes.
+async fn log(
+    State(handle): State<Handle>,
+    Path((name, stream)): Path<(String, String)>,
+    Query(query): Query<LogQuery>,
+) -> Result<Response, ApiError> {
+    let path = log_path(&handle, &name, &stream).await?;
+    let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+    let start = match query.offset {
+        None => 0,
+        Some(offset) if offset < 0 => size.saturating_sub(offset.unsigned_abs()),
+        Some(offset) => offset.unsigned_abs().min(size),
+    };
+    let headers = [
+        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+        (
+            header::HeaderName::from_static("x-log-offset"),
+            start.to_string(),
+        ),
+        (
+            header::HeaderName::from_static("x-log-size"),
+            size.to_string(),
+        ),
+    ];
+    if query.follow {
+        let body = Body::from_stream(crate::follow::follow(path, start));
+        return Ok((headers, body).into_response());
+    }
+    let end = query
+        .length
+        .map_or(size, |length| start.saturating_add(length).min(size));
+    let bytes = crate::follow::read_range(&path, start, end)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+    Ok((headers, bytes).into_response())
+}
+
+/// The file a process's `stream` goes to, or why there is none.
+async fn log_path(handle: &Handle, name: &str, stream: &str) -> Result<PathBuf, ApiError> {
+    if stream != "stdout" && stream != "stderr" {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("no stream {stream:?}: it is stdout or stderr"),
+        ));
+    }
+    let Reply::Status { processes, .. } =
+        ask(handle, Request::Status(vec![name.to_string()])).await?
+    else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected reply",
+        ));
+    };
+    let [process] = processes.as_slice() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no single process named {name}"),
+        ));
+    };
+    let path = if stream == "stdout" {
+        &process.stdout
+    } else {
+        &process.stderr
+    };
+    path.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("{name}'s {stream} is discarded (no `{stream}:` file in its configuration)"),
+        )
+    })
+}
+
+/// `GET /v1/events`: a server-sent-events stream of every state change (`event: state`) and
+/// every event-log line (`event: log`), as they happen.
+async fn events(
+    State(handle): State<Handle>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let receiver = handle.subscribe();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            let event = match receiver.recv().await {
+                Ok(event) => event,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let event = SseEvent::default()
+                        .event("lagged")
+                        .data(format!("{{\"missed\":{missed}}}"));
+                    return Some((Ok(event), receiver));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            let (kind, data) = match event {
+                DaemonEvent::StateChanged {
+                    process,
+                    from,
+                    to,
+                    at,
+                } => (
+                    "state",
+                    wire::Event::State {
+                        process,
+                        from: from.name().to_string(),
+                        to: to.name().to_string(),
+                        at: wire::unix(at),
+                    },
+                ),
+                DaemonEvent::Log {
+                    process,
+                    message,
+                    at,
+                } => (
+                    "log",
+                    wire::Event::Log {
+                        process,
+                        message,
+                        at: wire::unix(at),
+                    },
+                ),
+            };
+            if let Ok(json) = serde_json::to_string(&data) {
+                return Some((Ok(SseEvent::default().event(kind).data(json)), receiver));
+            }
+        }
+    });
+    Sse::new(stream)
+}
+
+async fn no_route() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such endpoint; the API is described in docs/api.md",
+    )
+}

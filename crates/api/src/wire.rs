@@ -1,0 +1,362 @@
+//! The JSON of the API, and its mapping to and from the core's types.
+//!
+//! Times on the wire are Unix timestamps in seconds (with a fraction). The core measures time
+//! on a monotonic clock; [`Clock`] converts a reply's monotonic times to wall-clock ones, and
+//! the client converts back by using wall-clock nanoseconds as its monotonic origin (only
+//! differences between times matter to the renderer).
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use taskmaster_core::{
+    Done, ExitStatus, Failure, LastExit, Outcome, ProcessInfo, ReloadPlan, Reply, Signal, State,
+    Time,
+};
+
+/// One process, as `GET /v1/processes` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Process {
+    /// `web`, or `workers:workers_00` in a group.
+    pub name: String,
+    /// The program (group) it belongs to.
+    pub group: String,
+    /// supervisord's state name: `RUNNING`, `STOPPED`, ...
+    pub state: String,
+    pub pid: Option<u32>,
+    /// supervisorctl's description column: `pid 4242, uptime 0:01:02`, a failure's reason...
+    pub description: String,
+    /// When the current or last child started (Unix time, seconds).
+    pub start: Option<f64>,
+    /// When the last child ended or the process was stopped (Unix time, seconds).
+    pub stop: Option<f64>,
+    pub spawn_error: Option<String>,
+    pub last_exit: Option<Exit>,
+    pub stdout: Option<PathBuf>,
+    pub stderr: Option<PathBuf>,
+}
+
+/// How a process last ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exit {
+    /// The exit code, when it exited.
+    pub code: Option<i32>,
+    /// The signal's name (`SIGSEGV`), when a signal killed it.
+    pub signal: Option<String>,
+    pub core_dumped: bool,
+    /// Whether `exitcodes` expected it.
+    pub expected: bool,
+}
+
+/// `GET /v1/processes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The server's time when the snapshot was taken (Unix time, seconds).
+    pub now: f64,
+    pub processes: Vec<Process>,
+    /// Names that matched nothing.
+    #[serde(default)]
+    pub errors: Vec<Result_>,
+}
+
+/// What happened to one process: `{"process": "web", "ok": true, "result": "started"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename = "Result")]
+pub struct Result_ {
+    pub process: String,
+    pub ok: bool,
+    /// `started`, `stopped`, `signalled`; or, when not ok: `no_such_process`,
+    /// `already_started`, `not_running`, `spawn_error`, `abnormal_termination`, `removed`,
+    /// `shutting_down`.
+    pub result: String,
+    /// More about a failure (a spawn error's cause).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The answer to start, stop, restart and signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub results: Vec<Result_>,
+}
+
+/// `POST /v1/reload` when the file was valid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reloaded {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// Any error: `{"error": "what went wrong"}`, with more fields where useful.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Error {
+    pub error: String,
+    /// Every problem, one per line, for a rejected configuration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// `GET /v1/pid`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pid {
+    pub pid: u32,
+}
+
+/// `POST /v1/processes/{name}/signal`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalRequest {
+    /// `HUP`, `SIGHUP`, `hup` or `1`.
+    pub signal: String,
+}
+
+/// One event of `GET /v1/events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    State {
+        process: String,
+        from: String,
+        to: String,
+        at: f64,
+    },
+    Log {
+        process: Option<String>,
+        message: String,
+        at: f64,
+    },
+}
+
+// ---- core -> wire (the server) ---------------------------------------------------------
+
+/// Converts a reply's monotonic times to wall-clock ones.
+pub struct Clock {
+    /// The reply's `now` on the monotonic clock.
+    now: Time,
+    /// The same moment as Unix time, in seconds.
+    wall: f64,
+}
+
+impl Clock {
+    pub fn new(now: Time) -> Clock {
+        Clock {
+            now,
+            wall: unix_now(),
+        }
+    }
+
+    pub fn wall(&self, at: Time) -> f64 {
+        self.wall - self.now.since(at).as_secs_f64()
+    }
+}
+
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+pub fn unix(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+pub fn status(now: Time, processes: &[ProcessInfo], errors: &[Outcome]) -> Status {
+    let clock = Clock::new(now);
+    Status {
+        now: clock.wall,
+        processes: processes.iter().map(|p| process(&clock, p)).collect(),
+        errors: errors.iter().map(result).collect(),
+    }
+}
+
+pub fn process(clock: &Clock, info: &ProcessInfo) -> Process {
+    Process {
+        name: info.name.clone(),
+        group: info.program.clone(),
+        state: info.state.name().to_string(),
+        pid: info.pid,
+        description: info.description(clock.now, |ago| {
+            // The server's local time, as supervisorctl shows stop times.
+            let wall = clock.wall - ago.as_secs_f64();
+            local_date(wall)
+        }),
+        start: info.started_at.map(|t| clock.wall(t)),
+        stop: info.stopped_at.map(|t| clock.wall(t)),
+        spawn_error: info.spawn_error.clone(),
+        last_exit: info.last_exit.map(|exit| Exit {
+            code: match exit.status {
+                ExitStatus::Code(code) => Some(code),
+                ExitStatus::Signal { .. } => None,
+            },
+            signal: match exit.status {
+                ExitStatus::Signal { signal, .. } => Some(signal.to_string()),
+                ExitStatus::Code(_) => None,
+            },
+            core_dumped: matches!(
+                exit.status,
+                ExitStatus::Signal {
+                    core_dumped: true,
+                    ..
+                }
+            ),
+            expected: exit.expected,
+        }),
+        stdout: info.stdout.clone(),
+        stderr: info.stderr.clone(),
+    }
+}
+
+/// supervisorctl's stop-time format, `Nov 22 02:29 AM`, in the server's local time.
+fn local_date(unix_seconds: f64) -> String {
+    jiff::Timestamp::from_second(unix_seconds as i64)
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()))
+        .map_or_else(
+            |_| String::new(),
+            |t| t.strftime("%b %d %I:%M %p").to_string(),
+        )
+}
+
+pub fn result(outcome: &Outcome) -> Result_ {
+    let (ok, result, detail) = match &outcome.result {
+        Ok(Done::Started) => (true, "started", None),
+        Ok(Done::Stopped) => (true, "stopped", None),
+        Ok(Done::Signalled) => (true, "signalled", None),
+        Err(Failure::NoSuchProcess) => (false, "no_such_process", None),
+        Err(Failure::AlreadyStarted) => (false, "already_started", None),
+        Err(Failure::NotRunning) => (false, "not_running", None),
+        Err(Failure::SpawnError(why)) => (false, "spawn_error", Some(why.clone())),
+        Err(Failure::AbnormalTermination) => (false, "abnormal_termination", None),
+        Err(Failure::Removed) => (false, "removed", None),
+        Err(Failure::ShuttingDown) => (false, "shutting_down", None),
+    };
+    Result_ {
+        process: outcome.process.clone(),
+        ok,
+        result: result.to_string(),
+        detail,
+    }
+}
+
+pub fn reloaded(plan: &ReloadPlan) -> Reloaded {
+    Reloaded {
+        added: plan.added.clone(),
+        changed: plan.changed.clone(),
+        removed: plan.removed.clone(),
+    }
+}
+
+// ---- wire -> core (the client) ---------------------------------------------------------
+
+/// A Unix time in seconds as a core `Time` whose origin is the Unix epoch.
+fn time(unix_seconds: f64) -> Time {
+    Time::from_nanos((unix_seconds.max(0.0) * 1e9) as u64)
+}
+
+pub fn to_reply_status(status: Status) -> Reply {
+    Reply::Status {
+        now: time(status.now),
+        processes: status.processes.into_iter().map(to_process_info).collect(),
+        errors: status.errors.into_iter().map(to_outcome).collect(),
+    }
+}
+
+pub fn to_process_info(p: Process) -> ProcessInfo {
+    ProcessInfo {
+        name: p.name,
+        program: p.group,
+        state: parse_state(&p.state),
+        pid: p.pid,
+        started_at: p.start.map(time),
+        stopped_at: p.stop.map(time),
+        spawn_error: p.spawn_error,
+        last_exit: p.last_exit.map(|exit| LastExit {
+            status: match (
+                exit.code,
+                exit.signal
+                    .as_deref()
+                    .and_then(|s| s.parse::<Signal>().ok()),
+            ) {
+                (Some(code), _) => ExitStatus::Code(code),
+                (None, Some(signal)) => ExitStatus::Signal {
+                    signal,
+                    core_dumped: exit.core_dumped,
+                },
+                (None, None) => ExitStatus::Code(-1),
+            },
+            expected: exit.expected,
+        }),
+        stdout: p.stdout,
+        stderr: p.stderr,
+    }
+}
+
+fn parse_state(name: &str) -> State {
+    [
+        State::Stopped,
+        State::Starting,
+        State::Running,
+        State::Backoff,
+        State::Stopping,
+        State::Exited,
+        State::Fatal,
+    ]
+    .into_iter()
+    .find(|s| s.name() == name)
+    .unwrap_or(State::Unknown)
+}
+
+pub fn to_outcome(r: Result_) -> Outcome {
+    let result = match r.result.as_str() {
+        "started" => Ok(Done::Started),
+        "stopped" => Ok(Done::Stopped),
+        "signalled" => Ok(Done::Signalled),
+        "no_such_process" => Err(Failure::NoSuchProcess),
+        "already_started" => Err(Failure::AlreadyStarted),
+        "not_running" => Err(Failure::NotRunning),
+        "spawn_error" => Err(Failure::SpawnError(r.detail.unwrap_or_default())),
+        "removed" => Err(Failure::Removed),
+        "shutting_down" => Err(Failure::ShuttingDown),
+        _ => Err(Failure::AbnormalTermination),
+    };
+    Outcome {
+        process: r.process,
+        result,
+    }
+}
+
+pub fn to_plan(reloaded: Reloaded) -> ReloadPlan {
+    ReloadPlan {
+        added: reloaded.added,
+        changed: reloaded.changed,
+        removed: reloaded.removed,
+        unchanged: Vec::new(),
+    }
+}
+
+/// Any reply as the JSON the API would answer with (for `ctl --json`).
+pub fn reply_json(reply: &Reply) -> serde_json::Value {
+    let json =
+        |value: serde_json::Result<serde_json::Value>| value.unwrap_or(serde_json::Value::Null);
+    match reply {
+        Reply::Status {
+            now,
+            processes,
+            errors,
+        } => json(serde_json::to_value(status(*now, processes, errors))),
+        Reply::Outcomes(outcomes) => json(serde_json::to_value(Results {
+            results: outcomes.iter().map(result).collect(),
+        })),
+        Reply::Pids { pids, errors } => serde_json::json!({
+            "pids": pids.iter().map(|(process, pid)| serde_json::json!({"process": process, "pid": pid})).collect::<Vec<_>>(),
+            "errors": errors.iter().map(result).collect::<Vec<_>>(),
+        }),
+        Reply::DaemonPid(pid) => serde_json::json!({ "pid": pid }),
+        Reply::Reloaded(plan) => json(serde_json::to_value(reloaded(plan))),
+        Reply::ReloadRejected(errors) => serde_json::json!({
+            "error": "the configuration has errors; nothing was changed",
+            "errors": errors,
+        }),
+        Reply::ShuttingDown => serde_json::json!({ "shutting_down": true }),
+    }
+}
