@@ -89,6 +89,24 @@ impl Client {
                 }
                 Ok(Reply::Reloaded(wire::to_plan(self.json(answer)?)))
             }
+            Request::Reread => {
+                let answer = self.send(Method::POST, "/v1/reread", None)?;
+                if answer.status == StatusCode::UNPROCESSABLE_ENTITY {
+                    let error: wire::Error = decode(&answer.body)?;
+                    return Ok(Reply::ReloadRejected(error.errors));
+                }
+                Ok(Reply::Compared(wire::to_plan(self.json(answer)?)))
+            }
+            Request::AddGroup(names) => self.groups(Method::POST, &names),
+            Request::RemoveGroup(names) => self.groups(Method::DELETE, &names),
+            Request::Config => {
+                let config: wire::ConfigFiles =
+                    self.json(self.send(Method::GET, "/v1/config", None)?)?;
+                Ok(Reply::Config {
+                    active: Box::new(config.active),
+                    staged: config.staged.map(Box::new),
+                })
+            }
             Request::Shutdown => {
                 let answer = self.send(Method::POST, "/v1/shutdown", None)?;
                 ok(&answer)?;
@@ -129,6 +147,17 @@ impl Client {
             if answer.status != StatusCode::NOT_FOUND {
                 ok(&answer)?;
             }
+            let results: wire::Results = decode(&answer.body)?;
+            outcomes.extend(results.results.into_iter().map(wire::to_outcome));
+        }
+        Ok(Reply::Outcomes(outcomes))
+    }
+
+    /// Adds (POST) or removes (DELETE) each program, in order.
+    fn groups(&self, method: Method, names: &[String]) -> Result<Reply, ClientError> {
+        let mut outcomes = Vec::new();
+        for name in names {
+            let answer = self.send(method.clone(), &format!("/v1/groups/{name}"), None)?;
             let results: wire::Results = decode(&answer.body)?;
             outcomes.extend(results.results.into_iter().map(wire::to_outcome));
         }

@@ -32,6 +32,9 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/processes/{name}/signal", post(signal))
         .route("/v1/processes/{name}/log/{stream}", get(log))
         .route("/v1/reload", post(reload))
+        .route("/v1/reread", post(reread))
+        .route("/v1/config", get(config))
+        .route("/v1/groups/{name}", post(add_group).delete(remove_group))
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/pid", get(pid))
         .route("/v1/events", get(events))
@@ -228,6 +231,45 @@ async fn reload(State(handle): State<Handle>) -> Result<Response, ApiError> {
         )),
         other => Err(unexpected(other)),
     }
+}
+
+/// What `reload` would change, changing nothing; the file read is staged for `add`.
+async fn reread(State(handle): State<Handle>) -> Result<Response, ApiError> {
+    match ask(&handle, Request::Reread).await? {
+        Reply::Compared(plan) => Ok(Json(wire::reloaded(&plan)).into_response()),
+        Reply::ReloadRejected(errors) => Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            wire::Error {
+                error: "the configuration has errors".to_string(),
+                errors,
+            },
+        )),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn config(State(handle): State<Handle>) -> Result<Json<wire::ConfigFiles>, ApiError> {
+    match ask(&handle, Request::Config).await? {
+        Reply::Config { active, staged } => Ok(Json(wire::ConfigFiles {
+            active: *active,
+            staged: staged.map(|s| *s),
+        })),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn add_group(
+    State(handle): State<Handle>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    act(&handle, Request::AddGroup(vec![name])).await
+}
+
+async fn remove_group(
+    State(handle): State<Handle>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    act(&handle, Request::RemoveGroup(vec![name])).await
 }
 
 async fn shutdown(State(handle): State<Handle>) -> Result<Response, ApiError> {

@@ -97,6 +97,13 @@ pub struct Error {
     pub errors: Vec<String>,
 }
 
+/// `GET /v1/config`: the configuration in force, and the one a reread staged, if any.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigFiles {
+    pub active: taskmaster_core::Config,
+    pub staged: Option<taskmaster_core::Config>,
+}
+
 /// `GET /v1/pid`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pid {
@@ -222,6 +229,8 @@ pub fn result(outcome: &Outcome) -> Result_ {
         Ok(Done::Started) => (true, "started", None),
         Ok(Done::Stopped) => (true, "stopped", None),
         Ok(Done::Signalled) => (true, "signalled", None),
+        Ok(Done::Added) => (true, "added", None),
+        Ok(Done::Removed) => (true, "removed", None),
         Err(Failure::NoSuchProcess) => (false, "no_such_process", None),
         Err(Failure::AlreadyStarted) => (false, "already_started", None),
         Err(Failure::NotRunning) => (false, "not_running", None),
@@ -229,6 +238,8 @@ pub fn result(outcome: &Outcome) -> Result_ {
         Err(Failure::AbnormalTermination) => (false, "abnormal_termination", None),
         Err(Failure::Removed) => (false, "removed", None),
         Err(Failure::ShuttingDown) => (false, "shutting_down", None),
+        Err(Failure::AlreadyAdded) => (false, "already_added", None),
+        Err(Failure::StillRunning) => (false, "still_running", None),
     };
     Result_ {
         process: outcome.process.clone(),
@@ -307,16 +318,20 @@ fn parse_state(name: &str) -> State {
 }
 
 pub fn to_outcome(r: Result_) -> Outcome {
-    let result = match r.result.as_str() {
-        "started" => Ok(Done::Started),
-        "stopped" => Ok(Done::Stopped),
-        "signalled" => Ok(Done::Signalled),
-        "no_such_process" => Err(Failure::NoSuchProcess),
-        "already_started" => Err(Failure::AlreadyStarted),
-        "not_running" => Err(Failure::NotRunning),
-        "spawn_error" => Err(Failure::SpawnError(r.detail.unwrap_or_default())),
-        "removed" => Err(Failure::Removed),
-        "shutting_down" => Err(Failure::ShuttingDown),
+    let result = match (r.ok, r.result.as_str()) {
+        (true, "started") => Ok(Done::Started),
+        (true, "stopped") => Ok(Done::Stopped),
+        (true, "signalled") => Ok(Done::Signalled),
+        (true, "added") => Ok(Done::Added),
+        (true, "removed") => Ok(Done::Removed),
+        (_, "no_such_process") => Err(Failure::NoSuchProcess),
+        (_, "already_started") => Err(Failure::AlreadyStarted),
+        (_, "not_running") => Err(Failure::NotRunning),
+        (_, "spawn_error") => Err(Failure::SpawnError(r.detail.unwrap_or_default())),
+        (_, "removed") => Err(Failure::Removed),
+        (_, "shutting_down") => Err(Failure::ShuttingDown),
+        (_, "already_added") => Err(Failure::AlreadyAdded),
+        (_, "still_running") => Err(Failure::StillRunning),
         _ => Err(Failure::AbnormalTermination),
     };
     Outcome {
@@ -352,7 +367,10 @@ pub fn reply_json(reply: &Reply) -> serde_json::Value {
             "errors": errors.iter().map(result).collect::<Vec<_>>(),
         }),
         Reply::DaemonPid(pid) => serde_json::json!({ "pid": pid }),
-        Reply::Reloaded(plan) => json(serde_json::to_value(reloaded(plan))),
+        Reply::Reloaded(plan) | Reply::Compared(plan) => json(serde_json::to_value(reloaded(plan))),
+        Reply::Config { active, staged } => {
+            serde_json::json!({ "active": active, "staged": staged })
+        }
         Reply::ReloadRejected(errors) => serde_json::json!({
             "error": "the configuration has errors; nothing was changed",
             "errors": errors,

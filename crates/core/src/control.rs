@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use taskmaster_config::{ReloadPlan, Signal};
+use taskmaster_config::{Config, ReloadPlan, Signal};
 
 use crate::process::{LastExit, State};
 use crate::time::Time;
@@ -34,6 +34,15 @@ pub enum Request {
     Pid(Vec<String>),
     /// Re-read the configuration file and apply the difference.
     Reload,
+    /// Re-read the configuration file and say what differs, changing nothing: the new file
+    /// is kept staged for [`Request::AddGroup`] (supervisord's `reloadConfig`).
+    Reread,
+    /// Add programs from the staged configuration (supervisord's `addProcessGroup`).
+    AddGroup(Vec<String>),
+    /// Remove programs whose processes have all stopped (supervisord's `removeProcessGroup`).
+    RemoveGroup(Vec<String>),
+    /// The configuration in force, and the one staged by a reread if any.
+    Config,
     /// Stop every process, then exit.
     Shutdown,
 }
@@ -51,6 +60,10 @@ impl fmt::Display for Request {
             }
             Request::Pid(t) => ("pid", t),
             Request::Reload => return f.write_str("reload"),
+            Request::Reread => return f.write_str("reread"),
+            Request::AddGroup(t) => ("add", t),
+            Request::RemoveGroup(t) => ("remove", t),
+            Request::Config => return f.write_str("config"),
             Request::Shutdown => return f.write_str("shutdown"),
         };
         f.write_str(verb)?;
@@ -81,6 +94,12 @@ pub enum Reply {
     /// taskmaster's own pid (`pid` with no target).
     DaemonPid(u32),
     Reloaded(ReloadPlan),
+    /// What a reread found different; nothing was changed.
+    Compared(ReloadPlan),
+    Config {
+        active: Box<Config>,
+        staged: Option<Box<Config>>,
+    },
     /// The new configuration was invalid; nothing changed. One message per error.
     ReloadRejected(Vec<String>),
     ShuttingDown,
@@ -98,6 +117,10 @@ pub enum Done {
     Started,
     Stopped,
     Signalled,
+    /// A program (process group) was added.
+    Added,
+    /// A program (process group) was removed.
+    Removed,
 }
 
 /// Why a request failed for one process. The texts are supervisorctl's.
@@ -113,6 +136,10 @@ pub enum Failure {
     /// It was removed from the configuration while the request waited.
     Removed,
     ShuttingDown,
+    /// The program is already in force (add).
+    AlreadyAdded,
+    /// Some of the program's processes are not stopped (remove).
+    StillRunning,
 }
 
 impl fmt::Display for Outcome {
@@ -121,6 +148,8 @@ impl fmt::Display for Outcome {
             Ok(Done::Started) => write!(f, "{}: started", self.process),
             Ok(Done::Stopped) => write!(f, "{}: stopped", self.process),
             Ok(Done::Signalled) => write!(f, "{}: signalled", self.process),
+            Ok(Done::Added) => write!(f, "{}: added process group", self.process),
+            Ok(Done::Removed) => write!(f, "{}: removed process group", self.process),
             Err(failure) => write!(f, "{}: ERROR ({failure})", self.process),
         }
     }
@@ -136,6 +165,8 @@ impl fmt::Display for Failure {
             Failure::AbnormalTermination => "abnormal termination",
             Failure::Removed => "removed from the configuration",
             Failure::ShuttingDown => "shutting down",
+            Failure::AlreadyAdded => "already added",
+            Failure::StillRunning => "process group still running",
         })
     }
 }

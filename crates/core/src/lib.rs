@@ -27,6 +27,6 @@ mod time;
 
 pub use control::{Done, Failure, Outcome, ProcessInfo, Reply, Request, Ticket};
 pub use process::{ExitStatus, LastExit, Process, State};
-pub use supervisor::{Action, Event, Notice, Scope, Supervisor};
+pub use supervisor::{Action, Event, LoadPurpose, Notice, Scope, Supervisor};
 pub use taskmaster_config::{AutoRestart, Config, ProgramSpec, ReloadPlan, Signal};
 pub use time::Time;

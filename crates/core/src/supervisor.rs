@@ -28,8 +28,19 @@ pub enum Event {
     /// The runtime carried out [`Action::LoadConfig`]; on error, one message per problem.
     ConfigLoaded {
         ticket: Option<Ticket>,
+        purpose: LoadPurpose,
         result: Result<Config, Vec<String>>,
     },
+}
+
+/// What a configuration is read again for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LoadPurpose {
+    /// A reload: apply the difference.
+    Apply,
+    /// A reread (supervisord's `reloadConfig`): compare and keep it staged, change nothing;
+    /// groups are then added or removed one by one.
+    Stage,
 }
 
 /// Whom a signal is for.
@@ -56,8 +67,10 @@ pub enum Action {
         signal: Signal,
         scope: Scope,
     },
-    /// Read the configuration file again, then report [`Event::ConfigLoaded`].
+    /// Read the configuration file again, then report [`Event::ConfigLoaded`] with the same
+    /// ticket and purpose.
     LoadConfig {
+        purpose: LoadPurpose,
         ticket: Option<Ticket>,
     },
     /// Write a line to the event log.
@@ -123,6 +136,8 @@ pub struct Supervisor {
     /// starts once the last of them is gone.
     waiting_programs: BTreeMap<String, Arc<ProgramSpec>>,
     waiters: Vec<Waiter>,
+    /// The configuration last reread (not applied): where added groups come from.
+    staged: Option<Config>,
     shutting_down: bool,
     exit_sent: bool,
     daemon_pid: u32,
@@ -137,6 +152,7 @@ impl Supervisor {
             processes: BTreeMap::new(),
             waiting_programs: BTreeMap::new(),
             waiters: Vec::new(),
+            staged: None,
             shutting_down: false,
             exit_sent: false,
             daemon_pid,
@@ -159,9 +175,16 @@ impl Supervisor {
             Event::Exited { pid, status } => self.exited(pid, status, now, &mut out),
             Event::Timer => self.deadlines_passed(now, &mut out),
             Event::Request { ticket, request } => self.request(ticket, request, now, &mut out),
-            Event::ConfigLoaded { ticket, result } => {
-                self.config_loaded(ticket, result, now, &mut out)
-            }
+            Event::ConfigLoaded {
+                ticket,
+                purpose: LoadPurpose::Apply,
+                result,
+            } => self.config_loaded(ticket, result, now, &mut out),
+            Event::ConfigLoaded {
+                ticket,
+                purpose: LoadPurpose::Stage,
+                result,
+            } => self.config_staged(ticket, result, &mut out),
         }
         self.settle(now, &mut out);
         out
@@ -574,9 +597,47 @@ impl Supervisor {
                 Some(Reply::Outcomes(outcomes))
             }
             Request::Reload => {
-                out.push(Action::LoadConfig { ticket });
+                out.push(Action::LoadConfig {
+                    purpose: LoadPurpose::Apply,
+                    ticket,
+                });
                 None
             }
+            Request::Reread => {
+                out.push(Action::LoadConfig {
+                    purpose: LoadPurpose::Stage,
+                    ticket,
+                });
+                None
+            }
+            Request::AddGroup(names) => Some(Reply::Outcomes(
+                names
+                    .into_iter()
+                    .map(|name| {
+                        let result = self.add_group(&name, now, out);
+                        Outcome {
+                            process: name,
+                            result,
+                        }
+                    })
+                    .collect(),
+            )),
+            Request::RemoveGroup(names) => Some(Reply::Outcomes(
+                names
+                    .into_iter()
+                    .map(|name| {
+                        let result = self.remove_group(&name, out);
+                        Outcome {
+                            process: name,
+                            result,
+                        }
+                    })
+                    .collect(),
+            )),
+            Request::Config => Some(Reply::Config {
+                active: Box::new(self.config.clone()),
+                staged: self.staged.clone().map(Box::new),
+            }),
             Request::Shutdown => {
                 self.shutdown(now, out);
                 Some(Reply::ShuttingDown)
@@ -633,6 +694,88 @@ impl Supervisor {
         None // the reply comes from settle(), possibly within this same event
     }
 
+    /// A reread: compare with what runs, keep it staged, change nothing.
+    fn config_staged(
+        &mut self,
+        ticket: Option<Ticket>,
+        result: Result<Config, Vec<String>>,
+        out: &mut Vec<Action>,
+    ) {
+        let reply = match result {
+            Err(errors) => {
+                for error in &errors {
+                    out.push(Action::Log(Notice {
+                        process: None,
+                        message: format!("reread rejected: {error}"),
+                    }));
+                }
+                Reply::ReloadRejected(errors)
+            }
+            Ok(config) => {
+                let plan = diff(&self.config, &config);
+                self.staged = Some(config);
+                Reply::Compared(plan)
+            }
+        };
+        if let Some(ticket) = ticket {
+            out.push(Action::Reply { ticket, reply });
+        }
+    }
+
+    /// Adds a program from the staged configuration (or the active one when nothing is
+    /// staged), as supervisord's `addProcessGroup`.
+    fn add_group(&mut self, name: &str, now: Time, out: &mut Vec<Action>) -> Result<Done, Failure> {
+        if self.shutting_down {
+            return Err(Failure::ShuttingDown);
+        }
+        let source = self.staged.as_ref().unwrap_or(&self.config);
+        let spec = source
+            .programs
+            .get(name)
+            .cloned()
+            .ok_or(Failure::NoSuchProcess)?;
+        if self.processes.values().any(|p| p.program() == name) {
+            return Err(Failure::AlreadyAdded);
+        }
+        self.config.programs.insert(name.to_string(), spec.clone());
+        out.push(Action::Log(Notice {
+            process: Some(name.to_string()),
+            message: "added".to_string(),
+        }));
+        self.add_program(Arc::new(spec), now, out);
+        Ok(Done::Added)
+    }
+
+    /// Removes a program whose processes have all stopped, as supervisord's
+    /// `removeProcessGroup`.
+    fn remove_group(&mut self, name: &str, out: &mut Vec<Action>) -> Result<Done, Failure> {
+        let members: Vec<String> = self
+            .processes
+            .values()
+            .filter(|p| p.program() == name)
+            .map(|p| p.name.clone())
+            .collect();
+        if members.is_empty() {
+            return Err(Failure::NoSuchProcess);
+        }
+        if members
+            .iter()
+            .any(|m| self.processes.get(m).is_some_and(|p| !p.state.is_stopped()))
+        {
+            return Err(Failure::StillRunning);
+        }
+        for member in members {
+            self.processes.remove(&member);
+        }
+        self.config.programs.remove(name);
+        self.waiting_programs.remove(name);
+        out.push(Action::Log(Notice {
+            process: Some(name.to_string()),
+            message: "removed".to_string(),
+        }));
+        Ok(Done::Removed)
+    }
+
     fn config_loaded(
         &mut self,
         ticket: Option<Ticket>,
@@ -655,6 +798,7 @@ impl Supervisor {
                 let plan = diff(&self.config, &config);
                 self.apply(&plan, &config, now, out);
                 self.config = config;
+                self.staged = None;
                 out.push(Action::Log(Notice {
                     process: None,
                     message: format!("reload: {}", plan.summary()),

@@ -55,6 +55,9 @@ enum Step {
     Restart(usize),
     Signal(usize),
     Reload(usize),
+    Reread(usize),
+    Add(usize),
+    Remove(usize),
     /// A reaped pid that is none of ours.
     Stray,
 }
@@ -68,6 +71,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..TARGETS.len()).prop_map(Step::Restart),
         1 => (0..TARGETS.len()).prop_map(Step::Signal),
         1 => (0..CONFIGS.len()).prop_map(Step::Reload),
+        1 => (0..CONFIGS.len()).prop_map(Step::Reread),
+        1 => (0..TARGETS.len()).prop_map(Step::Add),
+        1 => (0..TARGETS.len()).prop_map(Step::Remove),
         1 => Just(Step::Stray),
     ]
 }
@@ -156,6 +162,9 @@ proptest! {
                     targets: vec![TARGETS[t].into()],
                 })),
                 Step::Reload(c) => { w.reload(CONFIGS[c]); }
+                Step::Reread(c) => { w.reread(CONFIGS[c]); }
+                Step::Add(t) => tickets.push(w.request(Request::AddGroup(vec![TARGETS[t].into()]))),
+                Step::Remove(t) => tickets.push(w.request(Request::RemoveGroup(vec![TARGETS[t].into()]))),
                 Step::Stray => w.handle(Event::Exited { pid: 1, status: code(0) }),
             }
             check_invariants(&w);

@@ -497,6 +497,7 @@ fn a_rejected_reload_changes_nothing() {
     let ticket = w.request(Request::Reload);
     w.handle(taskmaster_core::Event::ConfigLoaded {
         ticket: Some(ticket),
+        purpose: taskmaster_core::LoadPurpose::Apply,
         result: Err(vec!["taskmaster.yaml:3:5: programs.web.cmd: missing".into()]),
     });
     assert!(matches!(w.reply(ticket), Some(Reply::ReloadRejected(e)) if e.len() == 1));
@@ -514,6 +515,7 @@ fn a_reload_without_a_ticket_still_applies() {
     assert_eq!(w.loads, [None]);
     w.handle(taskmaster_core::Event::ConfigLoaded {
         ticket: None,
+        purpose: taskmaster_core::LoadPurpose::Apply,
         result: Ok(world::config("programs: {}\n")),
     });
     assert!(w.replies.is_empty());
@@ -694,4 +696,89 @@ fn requests_from_signals_are_not_logged_as_commands() {
         "{:?}",
         w.logs
     );
+}
+
+const TWO: &str = "
+programs:
+  web:
+    cmd: /bin/web
+    starttime: 0
+  old:
+    cmd: /bin/old
+    starttime: 0
+";
+
+const TWO_NEXT: &str = "
+programs:
+  web:
+    cmd: /bin/web --new
+    starttime: 0
+  api:
+    cmd: /bin/api
+    starttime: 0
+";
+
+#[test]
+fn reread_reports_the_difference_and_changes_nothing() {
+    let mut w = World::new(TWO);
+    let (spawns, signals) = (w.spawns.len(), w.signals.len());
+    let Reply::Compared(plan) = w.reread(TWO_NEXT) else {
+        panic!()
+    };
+    assert_eq!(
+        (plan.added, plan.changed, plan.removed),
+        (
+            vec!["api".to_string()],
+            vec!["web".to_string()],
+            vec!["old".to_string()]
+        )
+    );
+    assert_eq!((w.spawns.len(), w.signals.len()), (spawns, signals));
+    assert!(w.sup.process("api").is_none());
+}
+
+#[test]
+fn add_takes_a_program_from_the_reread_file_and_starts_it() {
+    let mut w = World::new(TWO);
+    w.reread(TWO_NEXT);
+    let reply = w.ask(Request::AddGroup(vec!["api".into()]));
+    assert_eq!(outcomes(&reply), ["api: added process group"]);
+    assert_eq!(w.state("api"), "RUNNING");
+    assert!(w.sup.config().programs.contains_key("api"));
+    // Now in force, so a second add is refused, and an unknown name too.
+    let reply = w.ask(Request::AddGroup(vec!["api".into(), "nope".into()]));
+    assert_eq!(
+        outcomes(&reply),
+        [
+            "api: ERROR (already added)",
+            "nope: ERROR (no such process)"
+        ]
+    );
+}
+
+#[test]
+fn remove_refuses_a_running_program_and_forgets_a_stopped_one() {
+    let mut w = World::new(TWO);
+    let reply = w.ask(Request::RemoveGroup(vec!["old".into()]));
+    assert_eq!(
+        outcomes(&reply),
+        ["old: ERROR (process group still running)"]
+    );
+    w.request(Request::Stop(vec!["old".into()]));
+    w.exit("old", killed(Signal::TERM));
+    let reply = w.ask(Request::RemoveGroup(vec!["old".into()]));
+    assert_eq!(outcomes(&reply), ["old: removed process group"]);
+    assert!(w.sup.process("old").is_none());
+    assert!(!w.sup.config().programs.contains_key("old"));
+}
+
+#[test]
+fn a_reload_forgets_what_a_reread_staged() {
+    let mut w = World::new(TWO);
+    w.reread(TWO_NEXT);
+    w.reload(TWO);
+    let Reply::Config { staged, .. } = w.ask(Request::Config) else {
+        panic!()
+    };
+    assert!(staged.is_none());
 }

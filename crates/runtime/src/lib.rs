@@ -32,7 +32,9 @@ use std::time::SystemTime;
 
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 use taskmaster_config::Config;
-use taskmaster_core::{Action, Event, Reply, Request, Scope, Signal, State, Supervisor, Ticket};
+use taskmaster_core::{
+    Action, Event, LoadPurpose, Reply, Request, Scope, Signal, State, Supervisor, Ticket,
+};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -284,10 +286,11 @@ impl Daemon {
                     self.send_signal(pid, signal, scope);
                     None
                 }
-                Action::LoadConfig { ticket } => {
+                Action::LoadConfig { ticket, purpose } => {
                     let result = Config::load(&self.config_path)
                         .map_err(|errors| errors.iter().map(|e| e.to_string()).collect());
-                    if let Ok(config) = &result {
+                    // Only a configuration that is applied may move the event log.
+                    if let (Ok(config), LoadPurpose::Apply) = (&result, purpose) {
                         if let Err(e) = self.log.reopen(&config.logfile) {
                             self.log.say(format!(
                                 "cannot open the new event log {}: {e}; keeping this one",
@@ -295,7 +298,11 @@ impl Daemon {
                             ));
                         }
                     }
-                    Some(Event::ConfigLoaded { ticket, result })
+                    Some(Event::ConfigLoaded {
+                        ticket,
+                        purpose,
+                        result,
+                    })
                 }
                 Action::Log(notice) => {
                     self.log.write(&notice);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use taskmaster_core::{Outcome, ProcessInfo, Reply, State, Time};
+use taskmaster_core::{Outcome, ProcessInfo, ReloadPlan, Reply, State, Time};
 
 /// The lines to print for a reply.
 pub fn render(reply: &Reply) -> Vec<String> {
@@ -25,6 +25,26 @@ pub fn render(reply: &Reply) -> Vec<String> {
             .collect(),
         Reply::DaemonPid(pid) => vec![pid.to_string()],
         Reply::Reloaded(plan) => vec![format!("reloaded: {}", plan.summary())],
+        Reply::Compared(plan) => compared_lines(plan),
+        Reply::Config { active, staged } => {
+            // `avail`: every program of the file last read, in force or not.
+            let file = staged.as_deref().unwrap_or(active);
+            file.programs
+                .values()
+                .map(|spec| {
+                    let in_use = if active.programs.contains_key(&spec.name) {
+                        "in use"
+                    } else {
+                        "avail"
+                    };
+                    let start = if spec.autostart { "auto" } else { "manual" };
+                    format!(
+                        "{:<32} {in_use:<12} {start:<10} {}",
+                        spec.name, spec.numprocs
+                    )
+                })
+                .collect()
+        }
         Reply::ReloadRejected(errors) => {
             let mut lines =
                 vec!["error: the configuration has errors; nothing was changed:".to_string()];
@@ -45,7 +65,11 @@ pub fn succeeded(reply: &Reply) -> bool {
         Reply::Outcomes(outcomes) => outcomes.iter().all(|o| o.result.is_ok()),
         Reply::Pids { errors, .. } => errors.is_empty(),
         Reply::ReloadRejected(_) => false,
-        Reply::DaemonPid(_) | Reply::Reloaded(_) | Reply::ShuttingDown => true,
+        Reply::DaemonPid(_)
+        | Reply::Reloaded(_)
+        | Reply::Compared(_)
+        | Reply::Config { .. }
+        | Reply::ShuttingDown => true,
     }
 }
 
@@ -78,4 +102,20 @@ fn stop_date(ago: Duration) -> String {
         .and_then(|ago| now.checked_sub(ago).ok())
         .unwrap_or(now);
     then.strftime("%b %d %I:%M %p").to_string()
+}
+
+/// `reread`, as supervisorctl says it: what a reload would add, change and remove.
+fn compared_lines(plan: &ReloadPlan) -> Vec<String> {
+    if plan.is_empty() {
+        return vec!["No config updates to processes".to_string()];
+    }
+    let mut lines = Vec::new();
+    lines.extend(plan.changed.iter().map(|name| format!("{name}: changed")));
+    lines.extend(plan.added.iter().map(|name| format!("{name}: available")));
+    lines.extend(
+        plan.removed
+            .iter()
+            .map(|name| format!("{name}: disappeared")),
+    );
+    lines
 }

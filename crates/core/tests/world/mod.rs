@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use taskmaster_core::{
-    Action, Config, Event, ExitStatus, Reply, Request, Scope, Signal, State, Supervisor, Ticket,
-    Time,
+    Action, Config, Event, ExitStatus, LoadPurpose, Reply, Request, Scope, Signal, State,
+    Supervisor, Ticket, Time,
 };
 
 pub fn config(yaml: &str) -> Config {
@@ -102,7 +102,7 @@ impl World {
                 Action::Signal { pid, signal, scope } => {
                     self.signals.push(Sent { pid, signal, scope })
                 }
-                Action::LoadConfig { ticket } => self.loads.push(ticket),
+                Action::LoadConfig { ticket, .. } => self.loads.push(ticket),
                 Action::StateChanged { process, from, to } => {
                     self.changes.push((process, Some((from, to))))
                 }
@@ -198,9 +198,21 @@ impl World {
         );
         self.handle(Event::ConfigLoaded {
             ticket: Some(ticket),
+            purpose: LoadPurpose::Apply,
             result: Ok(config(yaml)),
         });
         self.reply(ticket).cloned().expect("reload replied")
+    }
+
+    /// Rereads a new configuration text (compare and stage, apply nothing).
+    pub fn reread(&mut self, yaml: &str) -> Reply {
+        let ticket = self.request(Request::Reread);
+        self.handle(Event::ConfigLoaded {
+            ticket: Some(ticket),
+            purpose: LoadPurpose::Stage,
+            result: Ok(config(yaml)),
+        });
+        self.reply(ticket).cloned().expect("reread replied")
     }
 }
 
