@@ -14,8 +14,12 @@
 //!    daemon's CPU time over the window, from utime+stime in /proc/PID/stat (clock ticks, so
 //!    10 ms steps) and, more precisely, from /proc/PID/task/*/schedstat (ns), and its VmRSS at
 //!    both ends. Target: under 10 ms of CPU (judged on schedstat when the kernel has it).
-//! 4. **supervisord**, when `SUPERVISORD` names its executable, runs 1-3 from an equivalent
-//!    supervisord.conf. It gets 10 restarts instead of 200: it takes about a second for each.
+//! 4. **Control latency.** 100 sleepers, all RUNNING, then 50 runs of `taskmaster ctl status`,
+//!    each a whole client process, as a user or a script runs it: median and p99. Target:
+//!    median under 10 ms. supervisord's figure is `supervisorctl status`.
+//! 5. **supervisord**, when `SUPERVISORD` names its executable, runs 1-4 from an equivalent
+//!    supervisord.conf (supervisorctl is taken from the same folder). It gets 10 restarts
+//!    instead of 200: it takes about a second for each.
 //!
 //! Targets are printed PASS/MISS; a miss never fails the run, since this is a measurement, not
 //! a test. The exit status is non-zero only when a taskmaster figure could not be measured at
@@ -51,6 +55,8 @@ const POLL: Duration = Duration::from_millis(5);
 const TARGET_RESTART_MEDIAN_MS: f64 = 2.0;
 const TARGET_MASS_START_MS: f64 = 1000.0;
 const TARGET_IDLE_CPU_MS: f64 = 10.0;
+const STATUS_CALLS: usize = 50;
+const TARGET_STATUS_MEDIAN_MS: f64 = 10.0;
 
 fn main() -> ExitCode {
     let tools = Tools::find();
@@ -58,8 +64,12 @@ fn main() -> ExitCode {
     let restart = restart_latency(&tools);
     let mass = mass_start(&tools);
     let idle = idle_cost(&tools);
-    print_summary(&restart, &mass, &idle);
-    let measured = restart.taskmaster.is_ok() && mass.taskmaster.is_ok() && idle.taskmaster.is_ok();
+    let control = control_latency(&tools);
+    print_summary(&restart, &mass, &idle, &control);
+    let measured = restart.taskmaster.is_ok()
+        && mass.taskmaster.is_ok()
+        && idle.taskmaster.is_ok()
+        && control.taskmaster.is_ok();
     if measured {
         ExitCode::SUCCESS
     } else {
@@ -84,7 +94,7 @@ struct RestartFigures {
 /// Scenario 1: restart latency.
 fn restart_latency(tools: &Tools) -> RestartFigures {
     println!(
-        "\n[1/3] restart latency: {RESTARTS} restarts of `tm-fixture stamp FILE exit 0` \
+        "\n[1/4] restart latency: {RESTARTS} restarts of `tm-fixture stamp FILE exit 0` \
          (starttime 0, autorestart always)"
     );
     let floor = restart_floor(tools);
@@ -204,7 +214,7 @@ struct MassFigures {
 /// Scenario 2: mass start.
 fn mass_start(tools: &Tools) -> MassFigures {
     println!(
-        "\n[2/3] mass start: {MASS_PROCS} processes of `tm-fixture sleep forever` (starttime 0), \
+        "\n[2/4] mass start: {MASS_PROCS} processes of `tm-fixture sleep forever` (starttime 0), \
          daemon spawned → {MASS_PROCS} RUNNING lines in its log"
     );
     let floor = mass_floor(tools);
@@ -297,7 +307,7 @@ struct IdleFigures {
 /// Scenario 3: idle cost.
 fn idle_cost(tools: &Tools) -> IdleFigures {
     println!(
-        "\n[3/3] idle cost: {IDLE_PROCS} sleeping processes, all RUNNING, then {IDLE_WINDOW:?} \
+        "\n[3/4] idle cost: {IDLE_PROCS} sleeping processes, all RUNNING, then {IDLE_WINDOW:?} \
          of nothing happening"
     );
     let taskmaster = idle_supervised(Kind::Taskmaster, tools);
@@ -354,6 +364,97 @@ fn idle_supervised(kind: Kind, tools: &Tools) -> Result<IdleRun, String> {
     })
 }
 
+struct ControlFigures {
+    taskmaster: Result<Latency, String>,
+    supervisord: Option<Result<Latency, String>>,
+}
+
+/// Scenario 4: control latency. `taskmaster ctl status` with 100 programs, each call a whole
+/// client process (start, connect, ask, print, exit), as a user or a script runs it; against
+/// `supervisorctl status` on supervisord with the same programs.
+fn control_latency(tools: &Tools) -> ControlFigures {
+    println!(
+        "\n[4/4] control latency: `status` of {IDLE_PROCS} RUNNING processes by the command-line \
+         client, {STATUS_CALLS} calls, each a new client process"
+    );
+    let taskmaster = status_latency(Kind::Taskmaster, tools);
+    report("taskmaster ctl", &taskmaster, |latency| {
+        format!(
+            "{}   target median < 10 ms: {}",
+            latency.describe(),
+            verdict(Some(latency.median()), TARGET_STATUS_MEDIAN_MS)
+        )
+    });
+    let supervisord = tools.supervisord.as_ref().map(|_| {
+        let figures = status_latency(Kind::Supervisord, tools);
+        report("supervisorctl", &figures, |latency| {
+            let tm = taskmaster.as_ref().ok().map(Latency::median);
+            format!(
+                "{}   taskmaster/supervisorctl median {}",
+                latency.describe(),
+                fmt_ratio(ratio(tm, Some(latency.median())))
+            )
+        });
+        figures
+    });
+    not_measured_note(&supervisord);
+    ControlFigures {
+        taskmaster,
+        supervisord,
+    }
+}
+
+fn status_latency(kind: Kind, tools: &Tools) -> Result<Latency, String> {
+    let dir = temp_dir()?;
+    let program = Program {
+        name: "sleeper",
+        argv: vec![path_arg(&tools.fixture), "sleep".into(), "forever".into()],
+        numprocs: IDLE_PROCS,
+    };
+    let mut daemon = Daemon::start(kind, tools, dir.path(), &program)?;
+    daemon.wait_running(IDLE_PROCS as usize, START_DEADLINE)?;
+    let mut client = match kind {
+        Kind::Taskmaster => {
+            let mut command = Command::new(&tools.taskmaster);
+            command
+                .arg("ctl")
+                .arg("-s")
+                .arg(dir.path().join("taskmaster.sock"))
+                .arg("status");
+            command
+        }
+        Kind::Supervisord => {
+            let supervisord = tools.supervisord.as_ref().ok_or("SUPERVISORD is not set")?;
+            let mut command = Command::new(supervisord.with_file_name("supervisorctl"));
+            command
+                .arg("-c")
+                .arg(dir.path().join("supervisord.conf"))
+                .arg("status");
+            command
+        }
+    };
+    let mut gaps_ms = Vec::with_capacity(STATUS_CALLS);
+    for _ in 0..STATUS_CALLS {
+        let started = Instant::now();
+        let output = client
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run the client: {e}"))?;
+        gaps_ms.push(ms(started.elapsed()));
+        let lines = String::from_utf8_lossy(&output.stdout).lines().count();
+        if !output.status.success() || lines != IDLE_PROCS as usize {
+            return Err(format!(
+                "the client answered {} with {lines} lines: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+    }
+    warn_on_failed_shutdown(kind, daemon.shutdown());
+    gaps_ms.sort_by(f64::total_cmp);
+    Ok(Latency { gaps_ms })
+}
+
 // ---- the summary --------------------------------------------------------------------------
 
 /// One line of the summary table.
@@ -368,7 +469,14 @@ struct Row {
     verdict: String,
 }
 
-fn print_summary(restart: &RestartFigures, mass: &MassFigures, idle: &IdleFigures) {
+fn print_summary(
+    restart: &RestartFigures,
+    mass: &MassFigures,
+    idle: &IdleFigures,
+    control: &ControlFigures,
+) {
+    let tm_status = control.taskmaster.as_ref().ok().map(Latency::median);
+    let sv_status = sv_value(&control.supervisord, Latency::median);
     let tm_median = restart.taskmaster.as_ref().ok().map(Latency::median);
     let tm_p99 = restart.taskmaster.as_ref().ok().map(Latency::p99);
     let floor_median = restart.floor.as_ref().ok().map(Latency::median);
@@ -459,6 +567,16 @@ fn print_summary(restart: &RestartFigures, mass: &MassFigures, idle: &IdleFigure
             supervisord: sv_cell(sv_ticks, fmt_ms),
             tm_sv: sv_ratio(tm_ticks, sv_ticks),
             verdict: "-".to_string(),
+        },
+        Row {
+            what: "ctl status, 100 procs, median",
+            target: "< 10 ms",
+            taskmaster: opt(tm_status, fmt_ms),
+            floor: "-".to_string(),
+            tm_floor: "-".to_string(),
+            supervisord: sv_cell(sv_status, fmt_ms),
+            tm_sv: sv_ratio(tm_status, sv_status),
+            verdict: verdict(tm_status, TARGET_STATUS_MEDIAN_MS).to_string(),
         },
         Row {
             what: "idle RSS, 100 procs",
@@ -600,7 +718,8 @@ fn taskmaster_config(dir: &Path, program: &Program) -> (String, PathBuf) {
     (text, log)
 }
 
-/// supervisord's equivalent configuration (no control server at all), and its log's path.
+/// supervisord's equivalent configuration, with its control server on a unix socket as
+/// taskmaster always has one, and its log's path.
 fn supervisord_config(dir: &Path, program: &Program) -> (String, PathBuf) {
     let log = dir.join("supervisord.log");
     // Three pipes per child, and supervisord refuses to start below `minfds`.
@@ -631,7 +750,17 @@ fn supervisord_config(dir: &Path, program: &Program) -> (String, PathBuf) {
          startsecs=0\n\
          startretries=3\n\
          stdout_logfile=NONE\n\
-         stderr_logfile=NONE\n",
+         stderr_logfile=NONE\n\
+         \n\
+         [unix_http_server]\n\
+         file={socket}\n\
+         \n\
+         [rpcinterface:supervisor]\n\
+         supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
+         \n\
+         [supervisorctl]\n\
+         serverurl=unix://{socket}\n",
+        socket = path_arg(&dir.join("supervisor.sock")),
         log = path_arg(&log),
         pidfile = path_arg(&dir.join("supervisord.pid")),
         dir = path_arg(dir),
