@@ -1,12 +1,15 @@
 //! The control socket: where it is made, who may connect, and the accept loop.
 
+use std::convert::Infallible;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use taskmaster_runtime::Handle;
-use tokio::io::AsyncWriteExt;
 
 use crate::server;
 
@@ -73,37 +76,44 @@ impl ControlSocket {
         let app = server::router(handle);
         let own_uid = rustix::process::getuid().as_raw();
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
+            let Ok((stream, _)) = listener.accept().await else {
                 continue; // out of descriptors, say: the next accept may work
             };
             let peer = stream.peer_cred().map(|c| c.uid()).ok();
-            if peer != Some(own_uid) && peer != Some(0) {
+            let io = TokioIo::new(stream);
+            let mut http = hyper::server::conn::http1::Builder::new();
+            // A client that goes away mid-request is its own business: errors are dropped.
+            if peer == Some(own_uid) || peer == Some(0) {
+                let service = TowerToHyperService::new(app.clone());
                 tokio::spawn(async move {
-                    let _ = stream.write_all(refusal(peer, own_uid).as_bytes()).await;
+                    let _ = http.serve_connection(io, service).await;
                 });
-                continue;
+            } else {
+                // Refused through HTTP, after the request is read, so that the client hears
+                // why rather than seeing its connection cut.
+                let refused =
+                    service_fn(move |_| async move { Ok::<_, Infallible>(refusal(peer, own_uid)) });
+                tokio::spawn(async move {
+                    let _ = http.keep_alive(false).serve_connection(io, refused).await;
+                });
             }
-            let service = TowerToHyperService::new(app.clone());
-            tokio::spawn(async move {
-                // A client that goes away mid-request is its own business.
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
         }
     }
 }
 
-/// The whole answer to a peer that may not connect.
-fn refusal(peer: Option<u32>, own_uid: u32) -> String {
+/// The answer to every request of a peer that may not connect.
+fn refusal(peer: Option<u32>, own_uid: u32) -> hyper::Response<Full<Bytes>> {
     let who = peer.map_or("an unknown uid".to_string(), |uid| format!("uid {uid}"));
     let body = format!(
         "{{\"error\":\"refused: {who} is neither taskmaster's (uid {own_uid}) nor root\"}}\n"
     );
-    format!(
-        "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = hyper::StatusCode::FORBIDDEN;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 struct RemoveOnDrop(PathBuf);
