@@ -4,7 +4,9 @@
 //! carries the file, the 1-based line and column of the offending text, and the dotted key
 //! path (`programs.web.stopsignal`) that reached it. Validation never stops at the first
 //! problem: it gathers them all into [`ConfigErrors`], which prints them one per line in file
-//! order, so a user fixes a whole file in one round instead of one error per run.
+//! order, so a user fixes a whole file in one round instead of one error per run. A supervisord
+//! INI file can include others: errors are then grouped by file, files in the order they were
+//! read, and in file order within each.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -76,18 +78,39 @@ impl ConfigErrors {
         self.0.is_empty()
     }
 
-    /// Puts the errors in file order (line, then column); ties keep their order.
+    /// Puts the errors in file order (line, then column), files in the order they first
+    /// appear; ties keep their order.
     pub(crate) fn sorted(mut errors: Vec<ConfigError>) -> ConfigErrors {
-        errors.sort_by_key(|e| (e.line, e.column));
+        let files = first_appearances(&errors);
+        errors.sort_by_key(|e| (file_rank(&files, e), e.line, e.column));
         ConfigErrors(errors)
     }
 }
 
+/// Each file named by `errors`, once, in the order of its first error.
+fn first_appearances(errors: &[ConfigError]) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for error in errors {
+        if !files.contains(&error.file) {
+            files.push(error.file.clone());
+        }
+    }
+    files
+}
+
+fn file_rank(files: &[PathBuf], error: &ConfigError) -> usize {
+    files
+        .iter()
+        .position(|file| *file == error.file)
+        .unwrap_or(usize::MAX)
+}
+
 impl fmt::Display for ConfigErrors {
-    /// One error per line, in file order.
+    /// One error per line, grouped by file (in order of first appearance), in file order.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let files = first_appearances(&self.0);
         let mut errors: Vec<&ConfigError> = self.0.iter().collect();
-        errors.sort_by_key(|e| (e.line, e.column));
+        errors.sort_by_key(|e| (file_rank(&files, e), e.line, e.column));
         for (i, error) in errors.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
@@ -167,6 +190,17 @@ mod tests {
         );
         assert_eq!(errors.len(), 3);
         assert_eq!(ConfigErrors::single(error(1, 1, "")).len(), 1);
+    }
+
+    #[test]
+    fn errors_of_several_files_are_grouped_by_file_in_order_of_appearance() {
+        let mut included = error(1, 1, "b");
+        included.file = PathBuf::from("conf.d/a.conf");
+        let errors = ConfigErrors(vec![error(9, 1, "a"), included, error(2, 1, "c")]);
+        assert_eq!(
+            errors.to_string(),
+            "taskmaster.yaml:2:1: c: bad\ntaskmaster.yaml:9:1: a: bad\nconf.d/a.conf:1:1: b: bad"
+        );
     }
 
     #[test]

@@ -12,10 +12,20 @@
 //!
 //! Nothing past this boundary re-checks input: the supervisor trusts a [`Config`].
 //! [`diff`] compares two configurations into a [`ReloadPlan`], the input of a reload.
+//!
+//! A file can also be a supervisord INI file ([`ini`]), which goes through the same two
+//! layers (its own raw reader, then a translation with the YAML's value parsers) into the same
+//! [`Config`]; [`Config::load`] tells the formats apart ([`detect_format`]). [`to_yaml`]
+//! writes any `Config` back as YAML, for `taskmaster convert`.
+//!
+//! I/O happens only in [`Config::load`] (and [`ini::load`]): reading the file, the files an
+//! INI file includes, and, for INI expansions, the environment and the host name.
 
 mod diff;
 mod duration;
+mod emit;
 mod error;
+pub mod ini;
 pub mod raw;
 mod signal;
 mod validate;
@@ -28,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use diff::{diff, ReloadPlan};
 pub use duration::parse_duration;
+pub use emit::to_yaml;
 pub use error::{ConfigError, ConfigErrors};
 pub use signal::Signal;
 
@@ -104,8 +115,49 @@ impl ProgramSpec {
     }
 }
 
+/// The two formats a configuration file can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// taskmaster's own YAML.
+    Yaml,
+    /// supervisord's INI (`supervisord.conf`).
+    Ini,
+}
+
+/// The format of a file named `path` holding `text`: INI for a name ending in `.conf` or
+/// `.ini` (in any case), or for a file whose first line that is neither blank nor a comment
+/// (`#` or `;`) is a `[section]` header; YAML otherwise. A YAML configuration is a mapping,
+/// so it never starts with `[`.
+pub fn detect_format(path: &Path, text: &str) -> Format {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if matches!(extension.as_deref(), Some("conf" | "ini")) {
+        return Format::Ini;
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with(['#', ';']));
+    // A header is `[name]`, maybe followed by a comment; `[a]: x` is YAML.
+    let is_header = first.is_some_and(|line| {
+        line.starts_with('[')
+            && line.rfind(']').is_some_and(|end| {
+                let after = line[end + 1..].trim_start();
+                end > 1 && (after.is_empty() || after.starts_with([';', '#']))
+            })
+    });
+    if is_header {
+        Format::Ini
+    } else {
+        Format::Yaml
+    }
+}
+
 impl Config {
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path`, YAML or supervisord INI ([`detect_format`]).
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             // The OS's words without Rust's " (os error N)" suffix.
@@ -116,11 +168,21 @@ impl Config {
                 format!("cannot read: {reason}"),
             ))
         })?;
-        Config::parse(&text, path)
+        match detect_format(path, &text) {
+            Format::Yaml => Config::parse(&text, path),
+            Format::Ini => Config::parse_ini(&text, path),
+        }
     }
 
-    /// Validates `text` as if it had been read from `path` (used in errors, and to resolve
-    /// relative paths against the file's folder).
+    /// Validates supervisord INI `text` as if it had been read from `path`, with taskmaster's
+    /// environment and host name for the expansions. Its `[include]` files are read. What the
+    /// `Config` cannot hold (priorities, the HTTP servers) is in [`ini::parse`]'s result.
+    pub fn parse_ini(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        ini::parse(text, path, &ini::Host::current()).map(|ini| ini.config)
+    }
+
+    /// Validates YAML `text` as if it had been read from `path` (used in errors, and to
+    /// resolve relative paths against the file's folder).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         let tree = raw::parse(text, path)?;
         validate::validate(&tree, path)

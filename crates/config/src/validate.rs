@@ -154,7 +154,7 @@ const PROGRAM_KEYS: &[Key<Draft>] = &[
 ];
 
 /// A program with nothing but defaults (and no command yet).
-fn defaults(name: &str) -> ProgramSpec {
+pub(crate) fn defaults(name: &str) -> ProgramSpec {
     ProgramSpec {
         name: name.to_string(),
         cmd: String::new(),
@@ -268,11 +268,7 @@ impl Checker<'_> {
             let path = join(key, name);
             names_in_file_order.push((name_node, name));
             if !is_valid_program_name(name) {
-                let message = format!(
-                    "invalid program name {name:?}: a name starts with a letter or digit and \
-                     holds only letters, digits, \"_\", \".\" and \"-\""
-                );
-                self.error(name_node, key, message);
+                self.error(name_node, key, invalid_program_name(name));
             }
             let mut draft = Draft {
                 spec: defaults(name),
@@ -306,15 +302,15 @@ impl Checker<'_> {
 
     fn command(&mut self, node: &Node, key: &str) -> Option<(String, Vec<String>)> {
         let text = self.scalar(node, key, "a command")?;
-        match shell_words::split(text) {
-            Ok(argv) if argv.is_empty() => {
-                let message = format!("expected a command, found {}", describe(node));
-                self.error(node, key, message);
-                None
-            }
-            Ok(argv) => Some((text.to_string(), argv)),
-            Err(e) => {
-                let message = format!("cannot split {} into words: {e}", quote(text));
+        let argv = self.check(node, key, split_command(text))?;
+        Some((text.to_string(), argv))
+    }
+
+    /// Records the error of a shared value parser, if any.
+    fn check<T>(&mut self, node: &Node, key: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(message) => {
                 self.error(node, key, message);
                 None
             }
@@ -323,23 +319,8 @@ impl Checker<'_> {
 
     /// A decimal integer from `min` to `max`.
     fn integer(&mut self, node: &Node, key: &str, min: u32, max: u32) -> Option<u32> {
-        let expected = format!("an integer >= {min}");
-        let text = self.scalar(node, key, &expected)?;
-        let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
-        let value = digits.then(|| text.parse::<u64>().unwrap_or(u64::MAX));
-        match value {
-            Some(n) if n > u64::from(max) => {
-                let message = format!("expected an integer <= {max}, found {}", describe(node));
-                self.error(node, key, message);
-                None
-            }
-            Some(n) if n >= u64::from(min) => u32::try_from(n).ok(),
-            _ => {
-                let message = format!("expected {expected}, found {}", describe(node));
-                self.error(node, key, message);
-                None
-            }
-        }
+        let text = self.scalar(node, key, &format!("an integer >= {min}"))?;
+        self.check(node, key, parse_integer(text, min, max))
     }
 
     fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
@@ -370,11 +351,11 @@ impl Checker<'_> {
             },
         };
         if value.is_none() {
-            let hint = match did_you_mean(text, &["always", "never", "unexpected"]) {
-                Some(close) => format!(" (did you mean {close:?}?)"),
-                None => String::new(),
-            };
-            let message = format!("expected {expected}, found {}{hint}", describe(node));
+            let message = format!(
+                "expected {expected}, found {}{}",
+                describe(node),
+                hint(text, &["always", "never", "unexpected"])
+            );
             self.error(node, key, message);
         }
         value
@@ -401,60 +382,24 @@ impl Checker<'_> {
     }
 
     fn exitcode(&mut self, node: &Node, key: &str) -> Option<i32> {
-        let expected = "an exit code from 0 to 255";
-        let text = self.scalar(node, key, expected)?;
-        let code =
-            (!text.is_empty() && text.len() <= 3 && text.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| text.parse::<i32>().ok())
-                .flatten()
-                .filter(|code| (0..=255).contains(code));
-        if code.is_none() {
-            self.error(
-                node,
-                key,
-                format!("expected {expected}, found {}", describe(node)),
-            );
-        }
-        code
+        let text = self.scalar(node, key, "an exit code from 0 to 255")?;
+        self.check(node, key, parse_exitcode(text))
     }
 
     fn duration(&mut self, node: &Node, key: &str) -> Option<Duration> {
         let text = self.scalar(node, key, "a duration such as 1, 1.5s or 500ms")?;
-        match parse_duration(text) {
-            Ok(duration) => Some(duration),
-            Err(message) => {
-                self.error(node, key, message);
-                None
-            }
-        }
+        self.check(node, key, parse_duration(text))
     }
 
     fn signal(&mut self, node: &Node, key: &str) -> Option<Signal> {
         let text = self.scalar(node, key, "a signal name such as TERM")?;
-        match text.parse::<Signal>() {
-            Ok(signal) => Some(signal),
-            Err(message) => {
-                self.error(node, key, message);
-                None
-            }
-        }
+        self.check(node, key, text.parse::<Signal>())
     }
 
     /// A path, resolved against the configuration file's folder.
     fn path(&mut self, node: &Node, key: &str) -> Option<PathBuf> {
         let text = self.scalar(node, key, "a path")?;
-        if text.is_empty() {
-            self.error(node, key, "expected a path, found \"\"".to_string());
-            return None;
-        }
-        if text.contains('\0') {
-            self.error(
-                node,
-                key,
-                "a path cannot contain a NUL character".to_string(),
-            );
-            return None;
-        }
+        self.check(node, key, check_path(text))?;
         Some(self.dir.join(text))
     }
 
@@ -483,12 +428,7 @@ impl Checker<'_> {
             let Some(name) = self.key_name(name_node, key) else {
                 continue;
             };
-            if name.is_empty() || name.contains(['=', '\0']) {
-                let message = format!(
-                    "invalid variable name {}: a name is not empty and holds no \"=\" or NUL",
-                    quote(name)
-                );
-                self.error(name_node, key, message);
+            if self.check(name_node, key, check_env_name(name)).is_none() {
                 continue;
             }
             let path = join(key, name);
@@ -509,9 +449,7 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            if text.contains('\0') {
-                let message = "a value cannot contain a NUL character".to_string();
-                self.error(value, &path, message);
+            if self.check(value, &path, check_env_value(text)).is_none() {
                 continue;
             }
             env.insert(name.to_string(), text.clone());
@@ -523,25 +461,111 @@ impl Checker<'_> {
         if node.value == Value::Null {
             return Some(None);
         }
-        let expected = "an octal umask from 000 to 777 such as 022";
-        let text = self.scalar(node, key, expected)?;
-        let digits = text.strip_prefix("0o").unwrap_or(text);
-        let value = (!digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)))
-            .then(|| u32::from_str_radix(digits, 8).ok())
-            .flatten()
-            .filter(|&umask| umask <= 0o777);
-        if value.is_none() {
-            self.error(
-                node,
-                key,
-                format!("expected {expected}, found {}", describe(node)),
-            );
-        }
-        value.map(Some)
+        let text = self.scalar(node, key, UMASK_EXPECTED)?;
+        self.check(node, key, parse_umask(text)).map(Some)
     }
 }
 
-fn parse_bool(text: &str) -> Option<bool> {
+// ---- value parsers shared by the YAML and INI readers ---------------------------------------
+//
+// Each takes the text as written and returns the value, or the complete message to show at
+// that text. Both formats thus accept the same forms and say the same thing about a bad value.
+
+const UMASK_EXPECTED: &str = "an octal umask from 000 to 777 such as 022";
+
+/// `text` split into words like a shell splits them; at least one word.
+pub(crate) fn split_command(text: &str) -> Result<Vec<String>, String> {
+    match shell_words::split(text) {
+        Ok(argv) if argv.is_empty() => Err(format!("expected a command, found {}", quote(text))),
+        Ok(argv) => Ok(argv),
+        Err(e) => Err(format!("cannot split {} into words: {e}", quote(text))),
+    }
+}
+
+/// A decimal integer (digits only) from `min` to `max`.
+pub(crate) fn parse_integer(text: &str, min: u32, max: u32) -> Result<u32, String> {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    let value = digits.then(|| text.parse::<u64>().unwrap_or(u64::MAX));
+    match value {
+        Some(n) if n > u64::from(max) => Err(format!(
+            "expected an integer <= {max}, found {}",
+            quote(text)
+        )),
+        // n <= max, so it fits.
+        Some(n) if n >= u64::from(min) => Ok(u32::try_from(n).unwrap_or(max)),
+        _ => Err(format!(
+            "expected an integer >= {min}, found {}",
+            quote(text)
+        )),
+    }
+}
+
+/// One exit code, 0 to 255, in decimal digits.
+pub(crate) fn parse_exitcode(text: &str) -> Result<i32, String> {
+    (!text.is_empty() && text.len() <= 3 && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse::<i32>().ok())
+        .flatten()
+        .filter(|code| (0..=255).contains(code))
+        .ok_or_else(|| format!("expected an exit code from 0 to 255, found {}", quote(text)))
+}
+
+/// Octal digits however written (`022`, `0o22`, `22`), at most 777.
+pub(crate) fn parse_umask(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    (!digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        .then(|| u32::from_str_radix(digits, 8).ok())
+        .flatten()
+        .filter(|&umask| umask <= 0o777)
+        .ok_or_else(|| format!("expected {UMASK_EXPECTED}, found {}", quote(text)))
+}
+
+/// A path's text: not empty, no NUL.
+pub(crate) fn check_path(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("expected a path, found \"\"".to_string());
+    }
+    if text.contains('\0') {
+        return Err("a path cannot contain a NUL character".to_string());
+    }
+    Ok(())
+}
+
+/// An environment variable's name: not empty, no `=`, no NUL.
+pub(crate) fn check_env_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains(['=', '\0']) {
+        return Err(format!(
+            "invalid variable name {}: a name is not empty and holds no \"=\" or NUL",
+            quote(name)
+        ));
+    }
+    Ok(())
+}
+
+/// An environment variable's value: no NUL.
+pub(crate) fn check_env_value(value: &str) -> Result<(), String> {
+    if value.contains('\0') {
+        return Err("a value cannot contain a NUL character".to_string());
+    }
+    Ok(())
+}
+
+/// ` (did you mean "x"?)` when `word` is close to one of `candidates`, else nothing.
+pub(crate) fn hint(word: &str, candidates: &[&str]) -> String {
+    match did_you_mean(word, candidates) {
+        Some(close) => format!(" (did you mean {close:?}?)"),
+        None => String::new(),
+    }
+}
+
+/// The message for a program name [`is_valid_program_name`] refuses.
+pub(crate) fn invalid_program_name(name: &str) -> String {
+    format!(
+        "invalid program name {name:?}: a name starts with a letter or digit and \
+         holds only letters, digits, \"_\", \".\" and \"-\""
+    )
+}
+
+pub(crate) fn parse_bool(text: &str) -> Option<bool> {
     match text.to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" => Some(true),
         "false" | "no" | "off" => Some(false),
@@ -550,7 +574,7 @@ fn parse_bool(text: &str) -> Option<bool> {
 }
 
 /// `[A-Za-z0-9][A-Za-z0-9_.-]*`: no `:`, which separates a group from a program.
-fn is_valid_program_name(name: &str) -> bool {
+pub(crate) fn is_valid_program_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
@@ -562,7 +586,7 @@ fn is_valid_program_name(name: &str) -> bool {
 /// only clash one way: a program with one process named like another's numbered process
 /// (`web_01` beside `web` with numprocs 2), since `P_i = Q_j` splits at the last `_` into
 /// `P = Q`. Checking that costs one lookup per program, however large `numprocs` is.
-fn process_name_owner<'p>(
+pub(crate) fn process_name_owner<'p>(
     name: &str,
     programs: &'p BTreeMap<String, ProgramSpec>,
 ) -> Option<&'p str> {
@@ -598,7 +622,7 @@ fn describe(node: &Node) -> String {
 }
 
 /// `text` in double quotes, escaped, and cut short if long.
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     const LIMIT: usize = 60;
     match text.char_indices().nth(LIMIT) {
         Some((cut, _)) => format!("{:?}...", &text[..cut]),

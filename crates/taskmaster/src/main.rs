@@ -65,6 +65,12 @@ enum Command {
         #[arg(short, long, default_value = "taskmaster.yaml")]
         config: PathBuf,
     },
+    /// Print a configuration file (taskmaster YAML or supervisord INI) as taskmaster YAML;
+    /// on errors print every one and exit 2
+    Convert {
+        /// The configuration file
+        file: PathBuf,
+    },
 }
 
 impl Command {
@@ -78,6 +84,7 @@ impl Command {
         };
         match &mut self {
             Command::Run { config, .. } | Command::Check { config } => absolute(config),
+            Command::Convert { file } => absolute(file),
             Command::Ctl { config, socket, .. } => {
                 absolute(config);
                 if let Some(socket) = socket {
@@ -100,6 +107,7 @@ fn main() -> ExitCode {
     taskmaster_runtime::prepare_process();
     match Cli::parse().command.with_absolute_paths() {
         Command::Check { config } => check(&config),
+        Command::Convert { file } => convert(&file),
         Command::Ctl {
             config,
             socket,
@@ -127,6 +135,26 @@ fn check(path: &Path) -> ExitCode {
                 config.programs.len()
             );
             ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::from(INVALID_CONFIG)
+        }
+    }
+}
+
+/// `convert`: the configuration, read in either format, as YAML on stdout.
+fn convert(path: &Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(config) => {
+            let yaml = taskmaster_config::to_yaml(&config);
+            match std::io::stdout().write_all(yaml.as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("taskmaster: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(errors) => {
             eprintln!("{errors}");

@@ -1,0 +1,325 @@
+//! The sections other than `[program:x]` and `[include]`: `[supervisord]` (the event log, the
+//! environment of every program, and the daemon's own settings, which taskmaster accepts only
+//! where it already behaves as supervisord does with them), the control servers and client
+//! (`[unix_http_server]`, `[inet_http_server]`, `[supervisorctl]`, handed back in
+//! [`IniConfig`](super::IniConfig)), and `[rpcinterface:supervisor]`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::raw::Section;
+use super::{
+    absolute, no_backups, not_rotated, values, At, Credentials, InetHttpServer, Scope,
+    Supervisorctl, Translator, UnixHttpServer,
+};
+use crate::validate::{hint, parse_integer, quote};
+
+impl Translator<'_> {
+    /// `[supervisord]`: returns the event log's path, if given; sets the global environment.
+    pub(super) fn supervisord(&mut self, src: usize, section: &Section) -> Option<PathBuf> {
+        let options = self.options(src, section, SUPERVISORD_OPTIONS);
+        // Its own values see taskmaster's environment only, as in supervisord.
+        let scope = Scope {
+            here: self.sources[src].here.clone(),
+            global_env: BTreeMap::new(),
+        };
+        let mut texts: BTreeMap<&str, (At, String)> = BTreeMap::new();
+        for (&option, opt) in &options {
+            let at = At::new(src, section, opt);
+            if let Some(reason) = refused_supervisord(option) {
+                self.at_name(&at, reason.to_string());
+                continue;
+            }
+            let mut names = scope.names(self.host);
+            names.option = option;
+            if let Some(text) = self.expanded(&at, &names) {
+                texts.insert(option, (at, text));
+            }
+        }
+        let mut logfile = None;
+        let maxbytes = texts
+            .get("logfile_maxbytes")
+            .map(|(_, text)| values::byte_size(text));
+        for (option, (at, text)) in &texts {
+            match *option {
+                "logfile" => logfile = self.log_path(src, at, text),
+                "environment" => {
+                    if let Some(env) = self.environment(at, text) {
+                        self.global_env = env;
+                    }
+                }
+                // How supervisord itself runs: taskmaster always stays in the foreground,
+                // prints its event log only with -v, and never makes AUTO child logs to clean.
+                "nodaemon" | "silent" | "nocleanup" => {
+                    self.check(at, values::boolean(text));
+                }
+                "minfds" | "minprocs" => {
+                    let (default, flag) = if *option == "minfds" {
+                        (MINFDS, 'n')
+                    } else {
+                        (MINPROCS, 'u')
+                    };
+                    let n = self.check(at, parse_integer(text, 0, u32::MAX));
+                    if n.is_some_and(|n| n > default) {
+                        let message = format!(
+                            "taskmaster does not raise resource limits: raise the limit before \
+                             starting it (ulimit -{flag}), then remove {option} or set it to at \
+                             most {default}"
+                        );
+                        self.at_value(at, message);
+                    }
+                }
+                "loglevel" => {
+                    let level = text.to_lowercase();
+                    if !LOG_LEVELS.contains(&level.as_str()) {
+                        let message = format!(
+                            "expected one of {}, found {}{}",
+                            LOG_LEVELS.join(", "),
+                            quote(text),
+                            hint(&level, LOG_LEVELS)
+                        );
+                        self.at_value(at, message);
+                    } else if level != "info" {
+                        let message = "taskmaster's event log has one level, which records what \
+                                       supervisord's info level does; remove loglevel or set it \
+                                       to info"
+                            .to_string();
+                        self.at_value(at, message);
+                    }
+                }
+                "logfile_maxbytes" => {
+                    let rotates = self
+                        .check(at, values::byte_size(text))
+                        .is_some_and(|n| n != 0);
+                    if rotates {
+                        self.at_value(at, not_rotated("its event log", option));
+                    }
+                }
+                "logfile_backups" => {
+                    let valid = self.check(at, parse_integer(text, 0, u32::MAX)).is_some();
+                    if valid && maxbytes != Some(Ok(0)) {
+                        self.at_name(at, no_backups("logfile_maxbytes"));
+                    }
+                }
+                "strip_ansi" => {
+                    let strips = self.check(at, values::boolean(text)) == Some(true);
+                    if strips {
+                        let message = "taskmaster writes the output of programs as they write \
+                                       it; remove strip_ansi or set it to false"
+                            .to_string();
+                        self.at_value(at, message);
+                    }
+                }
+                _ => {}
+            }
+        }
+        logfile
+    }
+
+    /// `username` and `password` of a server section: both or neither.
+    fn credentials(&mut self, texts: &BTreeMap<&str, (At, String)>) -> Option<Credentials> {
+        match (texts.get("username"), texts.get("password")) {
+            (Some((_, username)), Some((_, password))) => Some(Credentials {
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            (Some((at, _)), None) | (None, Some((at, _))) => {
+                let missing = if at.opt.name == "username" {
+                    "password"
+                } else {
+                    "username"
+                };
+                let message =
+                    format!("{missing} is missing: give both username and password, or neither");
+                self.at_name(at, message);
+                None
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// A plain section's options, expanded.
+    fn texts<'s>(
+        &mut self,
+        src: usize,
+        section: &'s Section,
+        known: &[&str],
+    ) -> BTreeMap<&'s str, (At<'s>, String)> {
+        let options = self.options(src, section, known);
+        let scope = self.scope(src);
+        let mut texts = BTreeMap::new();
+        for (option, opt) in options {
+            let at = At::new(src, section, opt);
+            let mut names = scope.names(self.host);
+            names.option = option;
+            if let Some(text) = self.expanded(&at, &names) {
+                texts.insert(option, (at, text));
+            }
+        }
+        texts
+    }
+
+    pub(super) fn unix_http_server(
+        &mut self,
+        src: usize,
+        section: &Section,
+    ) -> Option<UnixHttpServer> {
+        let known = ["file", "chmod", "chown", "username", "password"];
+        let texts = self.texts(src, section, &known);
+        let credentials = self.credentials(&texts);
+        let mut file = None;
+        let mut chmod = 0o700;
+        let mut chown = None;
+        for (option, (at, text)) in &texts {
+            match *option {
+                "file" => file = self.log_path(src, at, text),
+                "chmod" => chmod = self.check(at, values::file_mode(text)).unwrap_or(chmod),
+                "chown" => chown = self.check(at, values::owner(text)),
+                _ => {}
+            }
+        }
+        if !section.options.iter().any(|o| o.name == "file") {
+            self.at_section(src, section, "missing required option \"file\"".to_string());
+        }
+        Some(UnixHttpServer {
+            file: file?,
+            chmod,
+            chown,
+            credentials,
+        })
+    }
+
+    pub(super) fn inet_http_server(
+        &mut self,
+        src: usize,
+        section: &Section,
+    ) -> Option<InetHttpServer> {
+        let texts = self.texts(src, section, &["port", "username", "password"]);
+        let credentials = self.credentials(&texts);
+        if !section.options.iter().any(|o| o.name == "port") {
+            self.at_section(src, section, "missing required option \"port\"".to_string());
+        }
+        let (at, text) = texts.get("port")?;
+        let (host, port) = self.check(at, values::inet_address(text))?;
+        Some(InetHttpServer {
+            host,
+            port,
+            credentials,
+        })
+    }
+
+    pub(super) fn supervisorctl(&mut self, src: usize, section: &Section) -> Supervisorctl {
+        let known = [
+            "serverurl",
+            "username",
+            "password",
+            "prompt",
+            "history_file",
+        ];
+        let texts = self.texts(src, section, &known);
+        let mut ctl = Supervisorctl::default();
+        for (option, (at, text)) in texts {
+            match option {
+                "serverurl" => match self.check(&at, values::server_url(&text)) {
+                    Some(values::ServerUrl::Unix(path)) => {
+                        if let Some(path) = self.log_path(src, &at, path) {
+                            ctl.serverurl = Some(format!("unix://{}", absolute(&path).display()));
+                        }
+                    }
+                    Some(values::ServerUrl::Other) => ctl.serverurl = Some(text),
+                    None => {}
+                },
+                "username" => ctl.username = Some(text),
+                "password" => ctl.password = Some(text),
+                "prompt" => ctl.prompt = Some(text),
+                "history_file" => ctl.history_file = self.log_path(src, &at, &text),
+                _ => {}
+            }
+        }
+        ctl
+    }
+
+    /// Only supervisord's own interface, which every supervisord.conf names, is accepted.
+    pub(super) fn rpcinterface(&mut self, src: usize, section: &Section) {
+        const FACTORY: &str = "supervisor.rpcinterface_factory";
+        const MAIN: &str = "supervisor.rpcinterface:make_main_rpcinterface";
+        if section.name != "rpcinterface:supervisor" {
+            let message = "custom RPC interfaces are not supported; only \
+                           [rpcinterface:supervisor] is accepted"
+                .to_string();
+            self.at_section(src, section, message);
+            return;
+        }
+        let scope = self.scope(src);
+        for opt in &section.options {
+            let at = At::new(src, section, opt);
+            if opt.name != FACTORY {
+                let message = format!(
+                    "unknown option {:?}: options besides {FACTORY} configure a custom RPC \
+                     interface, which taskmaster does not support",
+                    opt.name
+                );
+                self.at_name(&at, message);
+                continue;
+            }
+            let text = self.expanded(&at, &scope.names(self.host));
+            if text.is_some_and(|text| text != MAIN) {
+                let message = format!("custom RPC interfaces are not supported; expected {MAIN}");
+                self.at_value(&at, message);
+            }
+        }
+    }
+}
+
+const SUPERVISORD_OPTIONS: &[&str] = &[
+    "logfile",
+    "environment",
+    "nodaemon",
+    "silent",
+    "nocleanup",
+    "minfds",
+    "minprocs",
+    "loglevel",
+    "logfile_maxbytes",
+    "logfile_backups",
+    "strip_ansi",
+    "pidfile",
+    "umask",
+    "user",
+    "directory",
+    "identifier",
+    "childlogdir",
+];
+
+/// supervisord's defaults for `minfds` and `minprocs`: at or below Linux's default limits, so
+/// that supervisord itself changes nothing with them; nor does taskmaster.
+const MINFDS: u32 = 1024;
+const MINPROCS: u32 = 200;
+
+const LOG_LEVELS: &[&str] = &[
+    "critical", "error", "warn", "info", "debug", "trace", "blather",
+];
+
+/// Why a `[supervisord]` option is refused whatever its value.
+fn refused_supervisord(option: &str) -> Option<&'static str> {
+    Some(match option {
+        "pidfile" => {
+            "taskmaster writes no pid file (the shell's pid command prints its pid); remove \
+             this option"
+        }
+        "umask" => {
+            "taskmaster does not change its own umask; set umask in each [program:x] instead"
+        }
+        "user" => "taskmaster does not switch users; start it as that user",
+        "directory" => {
+            "taskmaster does not change its own directory; set directory in each [program:x] \
+             instead"
+        }
+        "identifier" => "taskmaster has no XML-RPC interface to identify; remove this option",
+        "childlogdir" => {
+            "taskmaster has no automatic child logs (AUTO); give each program a stdout_logfile \
+             (and a stderr_logfile), then remove this option"
+        }
+        _ => return None,
+    })
+}

@@ -1,0 +1,1469 @@
+//! supervisord INI files: the examples field by field, every option's mapping, every
+//! expansion, supervisord's comment and continuation rules, every refusal with its place,
+//! includes, format detection and the YAML round trip.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use taskmaster_config::ini::{self, Credentials, Host, IniConfig, Owner};
+use taskmaster_config::{
+    detect_format, to_yaml, AutoRestart, Config, ConfigErrors, Format, ProgramSpec, Signal,
+};
+
+const FILE: &str = "/sv/t.conf";
+
+/// The environment and host name the expansions see in these tests.
+fn host() -> Host {
+    Host {
+        env: map(&[("HOME", "/home/ann"), ("APP", "shop"), ("EMPTY", "")]),
+        node_name: Some("box".to_string()),
+    }
+}
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn parse(text: &str) -> Result<IniConfig, ConfigErrors> {
+    ini::parse(text, Path::new(FILE), &host())
+}
+
+fn read(text: &str) -> IniConfig {
+    match parse(text) {
+        Ok(config) => config,
+        Err(e) => panic!("{text}\n---\n{e}"),
+    }
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(config) => panic!("accepted {text:?} as {config:?}"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// `[program:web]` with `command=run`, then `fields` from line 3 on.
+fn program_text(fields: &str) -> String {
+    format!("[program:web]\ncommand=run\n{fields}")
+}
+
+fn program(fields: &str) -> ProgramSpec {
+    let mut config = read(&program_text(fields)).config;
+    match config.programs.remove("web") {
+        Some(spec) => spec,
+        None => panic!("no program web"),
+    }
+}
+
+fn program_errors(fields: &str) -> Vec<String> {
+    errors(&program_text(fields))
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/supervisord")
+        .join(name)
+}
+
+/// The examples' folder as `%(here)s` gives it: absolute, without `..`.
+fn examples_here() -> PathBuf {
+    let mut here = PathBuf::new();
+    for component in example("").components() {
+        match component {
+            std::path::Component::ParentDir => {
+                here.pop();
+            }
+            other => here.push(other),
+        }
+    }
+    here
+}
+
+fn load_example(name: &str) -> IniConfig {
+    match ini::load(&example(name), &host()) {
+        Ok(config) => config,
+        Err(e) => panic!("{name}:\n{e}"),
+    }
+}
+
+// ---- the examples ---------------------------------------------------------------------------
+
+#[test]
+fn webapp_example_gives_web_workers_and_beat_with_every_value_written() {
+    let ini = load_example("webapp.conf");
+    let config = &ini.config;
+    let names: Vec<&str> = config.programs.keys().map(String::as_str).collect();
+    assert_eq!(names, ["beat", "web", "worker"]);
+    assert_eq!(config.logfile, PathBuf::from("/tmp/taskmaster-webapp.log"));
+    let here = examples_here().display().to_string();
+    let global = [("APP_ENV", "production"), ("APP_ROOT", here.as_str())];
+
+    let web = &config.programs["web"];
+    assert_eq!(
+        web.cmd,
+        "sh -c 'echo \"web: listening on 127.0.0.1:$PORT (production)\"; exec sleep 3600'"
+    );
+    assert_eq!(
+        web.argv,
+        [
+            "sh",
+            "-c",
+            "echo \"web: listening on 127.0.0.1:$PORT (production)\"; exec sleep 3600"
+        ]
+    );
+    assert_eq!(web.numprocs, 1);
+    assert_eq!(web.process_names(), ["web"]);
+    assert!(web.autostart);
+    assert_eq!(web.autorestart, AutoRestart::Always);
+    assert_eq!(web.exitcodes, [0]);
+    assert_eq!(web.starttime, Duration::from_secs(2));
+    assert_eq!(web.startretries, 5);
+    assert_eq!(web.stopsignal, Signal::INT);
+    assert_eq!(web.stoptime, Duration::from_secs(30));
+    assert_eq!(web.stdout, Some(PathBuf::from("/tmp/webapp-web.log")));
+    assert_eq!(web.stderr, web.stdout, "redirect_stderr");
+    assert_eq!(web.workingdir, Some(PathBuf::from("/tmp")));
+    assert_eq!(web.umask, None);
+    let mut env = map(&global);
+    env.extend(map(&[
+        ("PORT", "8000"),
+        ("WORKERS", "4"),
+        ("DATABASE_URL", "postgres://app@localhost/app"),
+    ]));
+    assert_eq!(web.env, env);
+
+    let worker = &config.programs["worker"];
+    assert_eq!(
+        worker.argv,
+        [
+            "sh",
+            "-c",
+            "while true; do echo \"worker: polling the queue\"; sleep 5; done"
+        ]
+    );
+    assert_eq!(worker.numprocs, 3);
+    assert_eq!(
+        worker.process_names(),
+        ["worker_00", "worker_01", "worker_02"]
+    );
+    assert_eq!(worker.autorestart, AutoRestart::Unexpected);
+    assert_eq!(worker.exitcodes, [0, 2]);
+    assert_eq!(worker.starttime, Duration::from_secs(1));
+    assert_eq!(worker.startretries, 3);
+    assert_eq!(worker.stopsignal, Signal::TERM);
+    assert_eq!(worker.stoptime, Duration::from_secs(60));
+    assert_eq!(worker.stdout, Some(PathBuf::from("/tmp/webapp-worker.log")));
+    assert_eq!(worker.stderr, Some(PathBuf::from("/tmp/webapp-worker.err")));
+    assert_eq!(worker.umask, Some(0o22));
+    assert_eq!(worker.workingdir, None);
+    let mut env = map(&global);
+    env.insert("QUEUE".into(), "default;high".into());
+    assert_eq!(worker.env, env);
+
+    let beat = &config.programs["beat"];
+    assert_eq!(beat.argv, ["sleep", "3600"]);
+    assert!(!beat.autostart);
+    assert_eq!(beat.autorestart, AutoRestart::Never);
+    assert_eq!(beat.starttime, Duration::ZERO);
+    assert_eq!(beat.stdout, None);
+    assert_eq!(beat.stderr, None);
+    assert_eq!(beat.env, map(&global));
+
+    assert_eq!(
+        ini.priorities,
+        [("beat", 999), ("web", 100), ("worker", 200)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<BTreeMap<_, _>>()
+    );
+    let server = ini.unix_http_server.expect("unix_http_server");
+    assert_eq!(server.file, PathBuf::from("/tmp/taskmaster-webapp.sock"));
+    assert_eq!(server.chmod, 0o700);
+    assert_eq!(server.chown, None);
+    assert_eq!(
+        server.credentials,
+        Some(Credentials {
+            username: "admin".into(),
+            password: "{SHA}82ab876d1387bfafe46cc1c8a2ef074eae50cb1d".into()
+        })
+    );
+    assert_eq!(ini.inet_http_server, None);
+    let ctl = ini.supervisorctl.expect("supervisorctl");
+    assert_eq!(
+        ctl.serverurl.as_deref(),
+        Some("unix:///tmp/taskmaster-webapp.sock")
+    );
+    assert_eq!(ctl.username.as_deref(), Some("admin"));
+    assert_eq!(ctl.password.as_deref(), Some("thepassword"));
+}
+
+#[test]
+fn pool_example_gives_eight_processes_named_as_taskmaster_names_them() {
+    let ini = load_example("pool.conf");
+    let here = examples_here();
+    assert_eq!(ini.config.logfile, here.join("pool.log"));
+    let pool = &ini.config.programs["pool"];
+    assert_eq!(pool.numprocs, 8);
+    assert_eq!(
+        pool.process_names(),
+        (0..8).map(|i| format!("pool_{i:02}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        pool.argv,
+        [
+            "sh",
+            "-c",
+            "echo \"pool of 8 started on box\"; exec sleep 3600"
+        ]
+    );
+    assert!(pool.autostart);
+    assert_eq!(pool.autorestart, AutoRestart::Always);
+    assert_eq!(pool.starttime, Duration::ZERO);
+    assert_eq!(pool.startretries, 10);
+    assert_eq!(pool.stopsignal, Signal::QUIT);
+    assert_eq!(pool.stoptime, Duration::from_secs(5));
+    let dir = example("");
+    assert_eq!(pool.stdout, Some(dir.join("logs/pool.log")));
+    assert_eq!(pool.stderr, Some(dir.join("logs/pool.err")));
+    assert_eq!(pool.env, map(&[("POOL_SIZE", "8"), ("POOL", "pool")]));
+    assert_eq!(ini.priorities["pool"], 999);
+    assert_eq!(ini.unix_http_server, None);
+    assert_eq!(ini.supervisorctl, None);
+}
+
+#[test]
+fn main_example_includes_conf_d_files_with_their_own_here_and_folder() {
+    let ini = load_example("supervisord.conf");
+    let here = examples_here();
+    let config = &ini.config;
+    assert_eq!(config.path, example("supervisord.conf"));
+    assert_eq!(config.logfile, PathBuf::from("/tmp/taskmaster-main.log"));
+    let names: Vec<&str> = config.programs.keys().map(String::as_str).collect();
+    assert_eq!(names, ["api", "cron"]);
+
+    let api = &config.programs["api"];
+    let conf_d = here.join("conf.d");
+    assert_eq!(
+        api.argv,
+        [
+            "sh".to_string(),
+            "-c".to_string(),
+            format!(
+                "echo \"api: serving from {}\"; exec sleep 3600",
+                conf_d.display()
+            )
+        ]
+    );
+    assert_eq!(api.workingdir, Some(conf_d.clone()));
+    assert_eq!(api.stdout, Some(example("conf.d/api.log")));
+    assert_eq!(api.stderr, Some(example("conf.d/api.err")));
+    assert_eq!(api.autorestart, AutoRestart::Unexpected);
+    assert_eq!(api.exitcodes, [0]);
+    assert_eq!(api.stoptime, Duration::from_secs(15));
+    assert_eq!(api.env, map(&[("API_PORT", "9100")]));
+
+    let cron = &config.programs["cron"];
+    assert_eq!(
+        cron.argv,
+        ["sh", "-c", "while sleep 60; do echo tick; done"]
+    );
+    assert_eq!(cron.autorestart, AutoRestart::Always);
+    assert_eq!(cron.starttime, Duration::ZERO);
+    assert_eq!(cron.stopsignal, Signal::HUP);
+    assert_eq!(cron.stoptime, Duration::from_secs(2));
+    assert_eq!(cron.stdout, None);
+    assert_eq!(cron.stderr, None, "redirected into a discarded stdout");
+    assert_eq!(ini.priorities["cron"], 50);
+    assert_eq!(ini.priorities["api"], 999);
+
+    let server = ini.unix_http_server.expect("unix_http_server");
+    assert_eq!(server.file, here.join("taskmaster.sock"));
+    assert_eq!(server.chmod, 0o770);
+    assert_eq!(
+        server.chown,
+        Some(Owner {
+            user: "nobody".into(),
+            group: Some("nogroup".into())
+        })
+    );
+    assert_eq!(server.credentials, None);
+    let inet = ini.inet_http_server.expect("inet_http_server");
+    assert_eq!(inet.host.as_deref(), Some("127.0.0.1"));
+    assert_eq!(inet.port, 9001);
+    let ctl = ini.supervisorctl.expect("supervisorctl");
+    assert_eq!(
+        ctl.serverurl,
+        Some(format!("unix://{}/taskmaster.sock", here.display()))
+    );
+    assert_eq!(ctl.prompt.as_deref(), Some("main"));
+}
+
+#[test]
+fn config_load_reads_the_examples_as_ini() {
+    for name in ["webapp.conf", "pool.conf", "supervisord.conf"] {
+        let path = example(name);
+        let loaded = match Config::load(&path) {
+            Ok(config) => config,
+            Err(e) => panic!("{name}:\n{e}"),
+        };
+        // Only pool.conf uses %(host_node_name)s, which differs from the test host's.
+        if name != "pool.conf" {
+            assert_eq!(loaded, load_example(name).config, "{name}");
+        }
+    }
+}
+
+// ---- defaults -------------------------------------------------------------------------------
+
+#[test]
+fn a_program_with_only_a_command_gets_supervisords_defaults() {
+    let spec = program("");
+    assert_eq!(spec.name, "web");
+    assert_eq!(spec.cmd, "run");
+    assert_eq!(spec.argv, ["run"]);
+    assert_eq!(spec.numprocs, 1);
+    assert!(spec.autostart);
+    assert_eq!(spec.autorestart, AutoRestart::Unexpected);
+    assert_eq!(spec.exitcodes, [0]);
+    assert_eq!(spec.starttime, Duration::from_secs(1));
+    assert_eq!(spec.startretries, 3);
+    assert_eq!(spec.stopsignal, Signal::TERM);
+    assert_eq!(spec.stoptime, Duration::from_secs(10));
+    assert_eq!(spec.stdout, None, "supervisord's AUTO cannot be expressed");
+    assert_eq!(spec.stderr, None);
+    assert!(spec.env.is_empty());
+    assert_eq!(spec.workingdir, None);
+    assert_eq!(spec.umask, None);
+    let ini = read(&program_text(""));
+    assert_eq!(ini.priorities["web"], 999);
+    assert_eq!(ini.config.logfile, PathBuf::from("/sv/supervisord.log"));
+    assert_eq!(ini.unix_http_server, None);
+    assert_eq!(ini.inet_http_server, None);
+    assert_eq!(ini.supervisorctl, None);
+}
+
+#[test]
+fn a_file_without_programs_or_without_supervisord_section_is_valid() {
+    for text in [
+        "",
+        "; nothing\n",
+        "[supervisord]\n",
+        "[program:a]\ncommand=x\n",
+    ] {
+        assert!(parse(text).is_ok(), "{text:?}");
+    }
+}
+
+// ---- every option ---------------------------------------------------------------------------
+
+#[test]
+fn command_is_expanded_then_split_like_the_yaml_cmd() {
+    let spec = read("[program:web]\ncommand=/bin/sh -c \"echo 'a b'\" %(program_name)s\n")
+        .config
+        .programs
+        .remove("web")
+        .unwrap();
+    assert_eq!(spec.cmd, "/bin/sh -c \"echo 'a b'\" web");
+    assert_eq!(spec.argv, ["/bin/sh", "-c", "echo 'a b'", "web"]);
+}
+
+#[test]
+fn command_is_required_and_must_split() {
+    assert_eq!(
+        errors("[program:web]\nautostart=true\n"),
+        ["/sv/t.conf:1:1: program:web: missing required option \"command\""]
+    );
+    assert_eq!(
+        errors("[program:web]\ncommand=sh -c 'oops\n"),
+        ["/sv/t.conf:2:9: program:web.command: cannot split \"sh -c 'oops\" into words: missing closing quote"]
+    );
+    assert_eq!(
+        errors("[program:web]\ncommand=\n"),
+        ["/sv/t.conf:2:9: program:web.command: expected a command, found \"\""]
+    );
+}
+
+#[test]
+fn autostart_takes_supervisords_booleans() {
+    for (text, expected) in [
+        ("true", true),
+        ("yes", true),
+        ("on", true),
+        ("1", true),
+        ("TRUE", true),
+        ("false", false),
+        ("no", false),
+        ("off", false),
+        ("0", false),
+    ] {
+        assert_eq!(
+            program(&format!("autostart={text}\n")).autostart,
+            expected,
+            "{text}"
+        );
+    }
+    assert_eq!(
+        program_errors("autostart=maybe\n"),
+        ["/sv/t.conf:3:11: program:web.autostart: expected true or false (or yes/no, on/off, 1/0), found \"maybe\""]
+    );
+}
+
+#[test]
+fn autorestart_takes_true_false_and_unexpected() {
+    for (text, expected) in [
+        ("true", AutoRestart::Always),
+        ("1", AutoRestart::Always),
+        ("false", AutoRestart::Never),
+        ("off", AutoRestart::Never),
+        ("unexpected", AutoRestart::Unexpected),
+        ("UNEXPECTED", AutoRestart::Unexpected),
+    ] {
+        assert_eq!(
+            program(&format!("autorestart={text}\n")).autorestart,
+            expected,
+            "{text}"
+        );
+    }
+    assert_eq!(
+        program_errors("autorestart=unexpectd\n"),
+        ["/sv/t.conf:3:13: program:web.autorestart: expected true, false or unexpected, found \"unexpectd\" (did you mean \"unexpected\"?)"]
+    );
+}
+
+#[test]
+fn startsecs_and_stopwaitsecs_become_starttime_and_stoptime() {
+    let spec = program("startsecs=0\nstopwaitsecs=30\n");
+    assert_eq!(spec.starttime, Duration::ZERO);
+    assert_eq!(spec.stoptime, Duration::from_secs(30));
+    // taskmaster's durations are accepted too.
+    let spec = program("startsecs=1.5\nstopwaitsecs=500ms\n");
+    assert_eq!(spec.starttime, Duration::from_millis(1500));
+    assert_eq!(spec.stoptime, Duration::from_millis(500));
+    assert_eq!(
+        program_errors("startsecs=-1\nstopwaitsecs=ten\n"),
+        [
+            "/sv/t.conf:3:11: program:web.startsecs: invalid duration \"-1\": must not be negative",
+            "/sv/t.conf:4:14: program:web.stopwaitsecs: invalid duration \"ten\": expected a number of seconds such as 1 or 1.5, or a number with a unit ms, s, m or h such as 500ms",
+        ]
+    );
+}
+
+#[test]
+fn startretries_is_an_integer_from_zero() {
+    assert_eq!(program("startretries=0\n").startretries, 0);
+    assert_eq!(program("startretries=7\n").startretries, 7);
+    assert_eq!(
+        program_errors("startretries=-1\n"),
+        ["/sv/t.conf:3:14: program:web.startretries: expected an integer >= 0, found \"-1\""]
+    );
+}
+
+#[test]
+fn exitcodes_are_a_comma_separated_list_and_nothing_means_none() {
+    assert_eq!(program("exitcodes=0,2\n").exitcodes, [0, 2]);
+    assert_eq!(program("exitcodes= 1 , 3 ,255\n").exitcodes, [1, 3, 255]);
+    assert_eq!(program("exitcodes=\n").exitcodes, Vec::<i32>::new());
+    assert_eq!(
+        program_errors("exitcodes=0, 256,x\n"),
+        [
+            "/sv/t.conf:3:14: program:web.exitcodes: expected an exit code from 0 to 255, found \"256\"",
+            "/sv/t.conf:3:18: program:web.exitcodes: expected an exit code from 0 to 255, found \"x\"",
+        ]
+    );
+}
+
+#[test]
+fn stopsignal_takes_names_and_numbers() {
+    for text in ["INT", "SIGINT", "int", "2"] {
+        assert_eq!(
+            program(&format!("stopsignal={text}\n")).stopsignal,
+            Signal::INT,
+            "{text}"
+        );
+    }
+    assert_eq!(program("stopsignal=USR1\n").stopsignal, Signal::USR1);
+    assert_eq!(
+        program_errors("stopsignal=TERMM\n"),
+        ["/sv/t.conf:3:12: program:web.stopsignal: unknown signal \"TERMM\" (did you mean TERM?)"]
+    );
+}
+
+#[test]
+fn stopasgroup_and_killasgroup_are_accepted_true_and_refused_false() {
+    let spec = program("stopasgroup=true\nkillasgroup=true\n");
+    assert_eq!(spec, program(""));
+    assert_eq!(
+        program_errors("stopasgroup=false\nkillasgroup=0\n"),
+        [
+            "/sv/t.conf:3:13: program:web.stopasgroup: taskmaster always sends stopsignal to the whole process group of the program, as supervisord does with stopasgroup = true; remove this line or set it to true",
+            "/sv/t.conf:4:13: program:web.killasgroup: taskmaster always sends SIGKILL to the whole process group of the program, as supervisord does with killasgroup = true; remove this line or set it to true",
+        ]
+    );
+}
+
+#[test]
+fn stdout_and_stderr_logfiles_are_paths_none_or_off() {
+    let spec = program("stdout_logfile=out.log\nstderr_logfile=/var/log/err.log\n");
+    assert_eq!(spec.stdout, Some(PathBuf::from("/sv/out.log")));
+    assert_eq!(spec.stderr, Some(PathBuf::from("/var/log/err.log")));
+    for none in ["NONE", "none", "OFF", "off"] {
+        let spec = program(&format!("stdout_logfile={none}\nstderr_logfile={none}\n"));
+        assert_eq!((spec.stdout, spec.stderr), (None, None), "{none}");
+    }
+    let spec = program("stdout_logfile=~/logs/web.log\n");
+    assert_eq!(spec.stdout, Some(PathBuf::from("/home/ann/logs/web.log")));
+}
+
+#[test]
+fn auto_and_syslog_logfiles_and_tilde_user_are_refused() {
+    assert_eq!(
+        program_errors("stdout_logfile=AUTO\nstderr_logfile=syslog\n"),
+        [
+            "/sv/t.conf:3:16: program:web.stdout_logfile: AUTO is not supported: taskmaster has no automatic log folder; name a file, or NONE to discard the output",
+            "/sv/t.conf:4:16: program:web.stderr_logfile: taskmaster does not write to syslog",
+        ]
+    );
+    assert_eq!(
+        program_errors("stdout_logfile=~bob/web.log\n"),
+        ["/sv/t.conf:3:16: program:web.stdout_logfile: \"~bob/web.log\": ~user is not supported; write the folder in full"]
+    );
+}
+
+#[test]
+fn redirect_stderr_sends_stderr_to_the_stdout_file() {
+    let spec = program("redirect_stderr=true\nstdout_logfile=/l/out.log\n");
+    assert_eq!(spec.stdout, Some(PathBuf::from("/l/out.log")));
+    assert_eq!(spec.stderr, Some(PathBuf::from("/l/out.log")));
+    let spec = program("redirect_stderr=true\n");
+    assert_eq!((spec.stdout, spec.stderr), (None, None));
+    let spec = program("redirect_stderr=true\nstdout_logfile=o\nstderr_logfile=NONE\n");
+    assert_eq!(spec.stderr, Some(PathBuf::from("/sv/o")));
+    let spec = program("redirect_stderr=false\nstdout_logfile=o\nstderr_logfile=e\n");
+    assert_eq!(spec.stderr, Some(PathBuf::from("/sv/e")));
+    assert_eq!(
+        program_errors("redirect_stderr=true\nstdout_logfile=o\nstderr_logfile=e\n"),
+        ["/sv/t.conf:5:1: program:web.stderr_logfile: stderr_logfile is not used with redirect_stderr = true (standard error goes to stdout_logfile, as in supervisord); remove one of them"]
+    );
+}
+
+#[test]
+fn environment_uses_supervisords_quoting_over_the_global_environment() {
+    let text = "\
+[supervisord]
+environment=LANG=C,SHARED=\"global\"
+
+[program:web]
+command=run
+environment=SHARED='mine',A=\"x, y\",B=/usr/bin:/bin,C=\"\",D=a\\ b
+";
+    let spec = read(text).config.programs.remove("web").unwrap();
+    assert_eq!(
+        spec.env,
+        map(&[
+            ("LANG", "C"),
+            ("SHARED", "mine"),
+            ("A", "x, y"),
+            ("B", "/usr/bin:/bin"),
+            ("C", ""),
+            ("D", "a b"),
+        ])
+    );
+}
+
+#[test]
+fn environment_refuses_what_supervisord_would_misread_at_its_place() {
+    assert_eq!(
+        program_errors("environment=URL=http://x?y=1\n"),
+        ["/sv/t.conf:3:25: program:web.environment: expected \",\" after the value of URL, found '?' (quote values that hold characters other than letters, digits and _ / . + - ( ) :, as in KEY=\"a value\")"]
+    );
+    assert_eq!(
+        program_errors("environment=A=1 B=2\n"),
+        ["/sv/t.conf:3:17: program:web.environment: expected \",\" after the value of A, found \"B\" (pairs are separated by commas)"]
+    );
+    assert_eq!(
+        program_errors("environment=A=1,A=2\n"),
+        ["/sv/t.conf:3:17: program:web.environment: variable A is given twice"]
+    );
+    assert_eq!(
+        program_errors("environment=A=\"unclosed\n"),
+        ["/sv/t.conf:3:15: program:web.environment: missing closing quote"]
+    );
+}
+
+#[test]
+fn directory_becomes_workingdir_resolved_against_the_files_folder() {
+    assert_eq!(
+        program("directory=/srv/app\n").workingdir,
+        Some(PathBuf::from("/srv/app"))
+    );
+    assert_eq!(
+        program("directory=app\n").workingdir,
+        Some(PathBuf::from("/sv/app"))
+    );
+    assert_eq!(
+        program_errors("directory=\n"),
+        ["/sv/t.conf:3:11: program:web.directory: expected a path, found \"\""]
+    );
+}
+
+#[test]
+fn umask_is_octal() {
+    assert_eq!(program("umask=022\n").umask, Some(0o22));
+    assert_eq!(program("umask=0o77\n").umask, Some(0o77));
+    assert_eq!(program("umask=777\n").umask, Some(0o777));
+    assert_eq!(
+        program_errors("umask=089\n"),
+        ["/sv/t.conf:3:7: program:web.umask: expected an octal umask from 000 to 777 such as 022, found \"089\""]
+    );
+}
+
+#[test]
+fn priority_is_a_signed_integer_handed_back_beside_the_config() {
+    let ini = read("[program:a]\ncommand=x\npriority=-5\n[program:b]\ncommand=x\npriority=100\n");
+    assert_eq!(ini.priorities["a"], -5);
+    assert_eq!(ini.priorities["b"], 100);
+    assert_eq!(
+        program_errors("priority=high\n"),
+        ["/sv/t.conf:3:10: program:web.priority: expected an integer from -2147483648 to 2147483647, found \"high\""]
+    );
+}
+
+#[test]
+fn numprocs_needs_process_num_in_process_name() {
+    let spec = program("numprocs=3\nprocess_name=%(program_name)s_%(process_num)02d\n");
+    assert_eq!(spec.numprocs, 3);
+    assert_eq!(spec.process_names(), ["web_00", "web_01", "web_02"]);
+    // Any pattern giving the same names is fine.
+    let spec = program("numprocs=2\nprocess_name=%(group_name)s_%(process_num)02d\n");
+    assert_eq!(spec.numprocs, 2);
+    assert_eq!(
+        program_errors("numprocs=2\n"),
+        ["/sv/t.conf:3:1: program:web.numprocs: with numprocs > 1, process_name must use %(process_num); taskmaster names the processes of web web_00, web_01, ... (process_name = %(program_name)s_%(process_num)02d)"]
+    );
+    assert_eq!(
+        program_errors("numprocs=0\n"),
+        ["/sv/t.conf:3:10: program:web.numprocs: expected an integer >= 1, found \"0\""]
+    );
+}
+
+#[test]
+fn process_name_must_give_taskmasters_names() {
+    assert_eq!(
+        program("process_name=%(program_name)s\n").process_names(),
+        ["web"]
+    );
+    assert_eq!(program("process_name=web\n").process_names(), ["web"]);
+    assert_eq!(
+        program_errors("numprocs=2\nprocess_name=%(program_name)s-%(process_num)d\n"),
+        ["/sv/t.conf:4:1: program:web.process_name: this names process 0 \"web-0\"; taskmaster names the processes of web web_00, web_01, ... (process_name = %(program_name)s_%(process_num)02d)"]
+    );
+    assert_eq!(
+        program_errors("process_name=worker\n"),
+        ["/sv/t.conf:3:1: program:web.process_name: this names the process \"worker\"; taskmaster names a program's single process after the program (\"web\")"]
+    );
+}
+
+#[test]
+fn numprocs_start_is_accepted_only_where_the_names_stay_taskmasters() {
+    // One process not named after its number: process_num is simply 5.
+    let text = "[program:web]\nnumprocs_start=5\ncommand=run --port=80%(process_num)02d\n";
+    let spec = read(text).config.programs.remove("web").unwrap();
+    assert_eq!(spec.argv, ["run", "--port=8005"]);
+    assert_eq!(
+        program_errors("numprocs=2\nnumprocs_start=1\nprocess_name=%(program_name)s_%(process_num)02d\n"),
+        ["/sv/t.conf:4:1: program:web.numprocs_start: numprocs_start = 1 names process 0 \"web_01\"; taskmaster names the processes of web web_00, web_01, ... (process_name = %(program_name)s_%(process_num)02d)"]
+    );
+}
+
+#[test]
+fn user_is_refused() {
+    assert_eq!(
+        program_errors("user=www-data\n"),
+        ["/sv/t.conf:3:1: program:web.user: taskmaster does not switch users: it runs every program as the user it runs as"]
+    );
+}
+
+#[test]
+fn log_options_are_accepted_only_with_the_values_taskmaster_already_honours() {
+    let accepted = "\
+stdout_logfile_maxbytes=0
+stdout_logfile_backups=10
+stderr_logfile_maxbytes=0MB
+stderr_logfile_backups=0
+stdout_capture_maxbytes=0
+stderr_capture_maxbytes=0
+stdout_events_enabled=false
+stderr_events_enabled=0
+stdout_syslog=false
+stderr_syslog=no
+serverurl=AUTO
+";
+    assert_eq!(program(accepted), program(""));
+    assert_eq!(
+        program_errors(
+            "stdout_logfile_maxbytes=50MB\nstdout_logfile_backups=10\nstderr_logfile_backups=1\n\
+             stdout_capture_maxbytes=1KB\nstdout_events_enabled=true\nstderr_syslog=true\n\
+             serverurl=http://127.0.0.1:9001\n"
+        ),
+        [
+            "/sv/t.conf:3:25: program:web.stdout_logfile_maxbytes: taskmaster does not rotate the output of programs; remove stdout_logfile_maxbytes or set it to 0",
+            "/sv/t.conf:4:1: program:web.stdout_logfile_backups: taskmaster does not rotate logs, so it keeps no backups; remove this option (it is accepted only beside stdout_logfile_maxbytes = 0)",
+            "/sv/t.conf:5:1: program:web.stderr_logfile_backups: taskmaster does not rotate logs, so it keeps no backups; remove this option (it is accepted only beside stderr_logfile_maxbytes = 0)",
+            "/sv/t.conf:6:25: program:web.stdout_capture_maxbytes: taskmaster has no capture mode (it sends no events); remove stdout_capture_maxbytes or set it to 0",
+            "/sv/t.conf:7:23: program:web.stdout_events_enabled: taskmaster sends no event notifications; remove stdout_events_enabled or set it to false",
+            "/sv/t.conf:8:15: program:web.stderr_syslog: taskmaster does not write to syslog; remove stderr_syslog or set it to false",
+            "/sv/t.conf:9:11: program:web.serverurl: taskmaster gives programs no SUPERVISOR_SERVER_URL; remove serverurl or set it to AUTO",
+        ]
+    );
+}
+
+#[test]
+fn option_names_are_case_insensitive_as_in_supervisord() {
+    let spec = read("[program:web]\nCommand = run\nAutoStart : false\n")
+        .config
+        .programs
+        .remove("web")
+        .unwrap();
+    assert_eq!(spec.argv, ["run"]);
+    assert!(!spec.autostart);
+}
+
+#[test]
+fn program_names_follow_taskmasters_rules_and_may_not_clash() {
+    assert!(read("[program: web ]\ncommand=x\n")
+        .config
+        .programs
+        .contains_key("web"));
+    assert_eq!(
+        errors("[program:a b]\ncommand=x\n"),
+        ["/sv/t.conf:1:1: program:a b: invalid program name \"a b\": a name starts with a letter or digit and holds only letters, digits, \"_\", \".\" and \"-\""]
+    );
+    assert_eq!(
+        errors("[program:web]\ncommand=x\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\n[program:web_01]\ncommand=x\n"),
+        ["/sv/t.conf:5:1: program:web_01: process name \"web_01\" is also a process of program \"web\""]
+    );
+}
+
+// ---- expansions -----------------------------------------------------------------------------
+
+#[test]
+fn every_expansion_is_replaced() {
+    let text = "\
+[program:web]
+command=run %(program_name)s %(group_name)s %(here)s %(host_node_name)s %(ENV_APP)s [%(ENV_EMPTY)s] %(process_num)d %(numprocs)d 100%%
+";
+    let spec = read(text).config.programs.remove("web").unwrap();
+    assert_eq!(spec.cmd, "run web web /sv box shop [] 0 1 100%");
+}
+
+#[test]
+fn here_is_the_folder_of_the_file_absolute_and_normalized() {
+    let ini = ini::parse(
+        "[program:web]\ncommand=run %(here)s\n",
+        Path::new("/a/./b/../c/t.conf"),
+        &host(),
+    )
+    .unwrap();
+    assert_eq!(ini.config.programs["web"].argv, ["run", "/a/c"]);
+}
+
+#[test]
+fn env_expansions_see_the_global_then_the_programs_own_environment() {
+    let text = "\
+[supervisord]
+environment=ROOT=/srv
+logfile=%(ENV_HOME)s/sv.log
+
+[program:web]
+environment=PORT=80%(process_num)02d
+command=run --root %(ENV_ROOT)s --port %(ENV_PORT)s
+directory=%(ENV_ROOT)s/web
+stdout_logfile=%(ENV_ROOT)s/%(program_name)s-%(ENV_PORT)s.log
+";
+    let ini = read(text);
+    assert_eq!(ini.config.logfile, PathBuf::from("/home/ann/sv.log"));
+    let web = &ini.config.programs["web"];
+    assert_eq!(web.argv, ["run", "--root", "/srv", "--port", "8000"]);
+    assert_eq!(web.workingdir, Some(PathBuf::from("/srv/web")));
+    assert_eq!(web.stdout, Some(PathBuf::from("/srv/web-8000.log")));
+}
+
+#[test]
+fn a_missing_environment_variable_is_an_error_naming_it() {
+    assert_eq!(
+        program_errors("directory=/x/%(ENV_NOPE)s\n"),
+        ["/sv/t.conf:3:14: program:web.directory: environment variable NOPE is not set (for %(ENV_NOPE)s)"]
+    );
+    // The [supervisord] section sees taskmaster's environment only, as in supervisord.
+    assert_eq!(
+        errors("[supervisord]\nenvironment=A=1\nlogfile=%(ENV_A)s\n"),
+        ["/sv/t.conf:3:9: supervisord.logfile: environment variable A is not set (for %(ENV_A)s)"]
+    );
+}
+
+#[test]
+fn process_num_is_only_where_supervisord_expands_it() {
+    assert_eq!(
+        program_errors("startsecs=%(process_num)d\n"),
+        ["/sv/t.conf:3:11: program:web.startsecs: %(process_num)d is not available in startsecs: supervisord expands it only in command, process_name, environment, directory and the stdout_* and stderr_* log options"]
+    );
+    assert_eq!(
+        errors("[supervisord]\nlogfile=%(program_name)s.log\n"),
+        ["/sv/t.conf:2:9: supervisord.logfile: %(program_name)s is only available in [program:x] sections"]
+    );
+}
+
+#[test]
+fn a_value_that_differs_between_processes_is_an_error_naming_the_option() {
+    assert_eq!(
+        errors("[program:w]\ncommand=run --port=80%(process_num)02d\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\nstdout_logfile=/l/%(process_num)d.log\nenvironment=N=%(process_num)d\n"),
+        [
+            "/sv/t.conf:2:1: program:w.command: this value differs between the processes of w (\"run --port=8000\" for process 0, \"run --port=8001\" for process 1); taskmaster runs every process of a program with the same settings",
+            "/sv/t.conf:5:1: program:w.stdout_logfile: this value differs between the processes of w (\"/l/0.log\" for process 0, \"/l/1.log\" for process 1); taskmaster runs every process of a program with the same settings",
+            "/sv/t.conf:6:1: program:w.environment: this value differs between the processes of w (\"N=0\" for process 0, \"N=1\" for process 1); taskmaster runs every process of a program with the same settings",
+        ]
+    );
+    // The same value for every process is fine, whatever it refers to.
+    let spec = read("[program:w]\ncommand=run %(numprocs)d %(program_name)s\nnumprocs=4\nprocess_name=%(program_name)s_%(process_num)02d\n")
+        .config
+        .programs
+        .remove("w")
+        .unwrap();
+    assert_eq!(spec.argv, ["run", "4", "w"]);
+}
+
+#[test]
+fn double_percent_is_a_literal_and_a_lone_percent_is_an_error_at_its_place() {
+    let spec = read("[program:web]\ncommand=printf 100%%\n")
+        .config
+        .programs
+        .remove("web");
+    assert_eq!(spec.unwrap().argv, ["printf", "100%"]);
+    assert_eq!(
+        errors("[program:web]\ncommand=printf 100%\n"),
+        ["/sv/t.conf:2:19: program:web.command: \"%\" must start an expansion such as %(program_name)s; write %% for a literal %"]
+    );
+    assert_eq!(
+        errors("[program:web]\ncommand=x %(nope)s\n"),
+        ["/sv/t.conf:2:11: program:web.command: unknown name %(nope) (available: here, host_node_name, ENV_<variable>, program_name, group_name, process_num, numprocs)"]
+    );
+    assert_eq!(
+        errors("[program:web]\ncommand=x %(program_name)d\n"),
+        ["/sv/t.conf:2:11: program:web.command: %(program_name)d needs a number, and program_name is text (write %(program_name)s)"]
+    );
+}
+
+#[test]
+fn host_node_name_without_a_known_host_name_is_an_error() {
+    let host = Host {
+        node_name: None,
+        ..host()
+    };
+    let Err(errors) = ini::parse(
+        "[program:a]\ncommand=x %(host_node_name)s\n",
+        Path::new(FILE),
+        &host,
+    ) else {
+        panic!("accepted");
+    };
+    assert_eq!(
+        errors.to_string(),
+        "/sv/t.conf:2:11: program:a.command: the host name for %(host_node_name)s is unknown (cannot read /proc/sys/kernel/hostname)"
+    );
+}
+
+// ---- comments and continuation lines --------------------------------------------------------
+
+#[test]
+fn semicolon_and_hash_comment_only_after_whitespace() {
+    let text = "\
+; a comment
+# another
+[program:web] ; comment after a header
+command=sh -c 'a;b' ; the first ; is kept, the second starts a comment
+stdout_logfile=/l/a#b.log   # likewise for #
+environment=A=\"x;y\",B=\"p#q\"	;	a tab is whitespace too
+";
+    let spec = read(text).config.programs.remove("web").unwrap();
+    assert_eq!(spec.argv, ["sh", "-c", "a;b"]);
+    assert_eq!(spec.stdout, Some(PathBuf::from("/l/a#b.log")));
+    assert_eq!(spec.env, map(&[("A", "x;y"), ("B", "p#q")]));
+}
+
+#[test]
+fn a_comment_inside_quotes_still_ends_the_value_as_in_supervisord() {
+    // supervisord's own documentation warns about this: command=bash -c 'foo ; bar' is cut.
+    assert_eq!(
+        errors("[program:web]\ncommand=bash -c 'foo ; bar'\n"),
+        ["/sv/t.conf:2:9: program:web.command: cannot split \"bash -c 'foo\" into words: missing closing quote"]
+    );
+}
+
+#[test]
+fn deeper_indented_lines_continue_a_value() {
+    let text = "\
+[program:web]
+command=sh -c
+    'echo started; exec sleep 60'
+environment=
+    A=\"1\",
+    ; a comment line inside a value is skipped
+    B=\"2\"
+autostart=false
+";
+    let spec = read(text).config.programs.remove("web").unwrap();
+    assert_eq!(spec.cmd, "sh -c\n'echo started; exec sleep 60'");
+    assert_eq!(spec.argv, ["sh", "-c", "echo started; exec sleep 60"]);
+    assert_eq!(spec.env, map(&[("A", "1"), ("B", "2")]));
+    assert!(!spec.autostart);
+}
+
+#[test]
+fn an_indented_option_after_a_header_starts_a_new_option() {
+    let spec = read("[program:web]\n  command=run\n  autostart=false\n")
+        .config
+        .programs
+        .remove("web")
+        .unwrap();
+    assert_eq!(spec.argv, ["run"]);
+    assert!(!spec.autostart);
+}
+
+#[test]
+fn errors_in_continued_values_point_into_the_right_line() {
+    assert_eq!(
+        errors("[program:web]\ncommand=run\nexitcodes=0,\n  1,\n  x\n"),
+        ["/sv/t.conf:5:3: program:web.exitcodes: expected an exit code from 0 to 255, found \"x\""]
+    );
+    assert_eq!(
+        errors("[program:web]\ncommand=run\n  %(nope)s\n"),
+        ["/sv/t.conf:3:3: program:web.command: unknown name %(nope) (available: here, host_node_name, ENV_<variable>, program_name, group_name, process_num, numprocs)"]
+    );
+}
+
+// ---- sections and options taskmaster does not take ------------------------------------------
+
+#[test]
+fn unsupported_sections_are_errors_naming_them() {
+    let text = "\
+[group:site]
+programs=web,api
+
+[eventlistener:mail]
+command=x
+
+[fcgi-program:php]
+command=x
+
+[ctlplugin:wait]
+supervisor.ctl_factory = x
+
+[rpcinterface:custom]
+supervisor.rpcinterface_factory = my:make
+
+[DEFAULT]
+x=1
+
+[porgram:web]
+command=x
+
+[supervisor]
+
+[nonsense]
+";
+    assert_eq!(
+        errors(text),
+        [
+            "/sv/t.conf:1:1: group:site: heterogeneous groups are not supported: a taskmaster group is the processes of one program (numprocs), so the programs (web,api) cannot be put under the name \"site\"; remove this section (each program is then its own group)",
+            "/sv/t.conf:4:1: eventlistener:mail: event listeners are not supported: taskmaster sends no event notifications",
+            "/sv/t.conf:7:1: fcgi-program:php: FastCGI programs are not supported: taskmaster opens no sockets for its programs; use a [program:x] that opens its own",
+            "/sv/t.conf:10:1: ctlplugin:wait: supervisorctl plugins are not supported",
+            "/sv/t.conf:13:1: rpcinterface:custom: custom RPC interfaces are not supported; only [rpcinterface:supervisor] is accepted",
+            "/sv/t.conf:16:1: DEFAULT: [DEFAULT] (options shared by every section) is not supported: write each option in its section",
+            "/sv/t.conf:19:1: unknown section [porgram:web] (did you mean [program:web]?)",
+            "/sv/t.conf:22:1: unknown section [supervisor] (did you mean [supervisord]?)",
+            "/sv/t.conf:24:1: unknown section [nonsense] (taskmaster reads [program:x], [supervisord], [include], [unix_http_server], [inet_http_server], [supervisorctl] and [rpcinterface:supervisor])",
+        ]
+    );
+}
+
+#[test]
+fn rpcinterface_supervisor_is_accepted_only_as_every_supervisord_conf_has_it() {
+    let text = "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n";
+    assert!(parse(text).is_ok());
+    assert_eq!(
+        errors("[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = my.pkg:make\nretries = 1\n"),
+        [
+            "/sv/t.conf:2:35: rpcinterface:supervisor.supervisor.rpcinterface_factory: custom RPC interfaces are not supported; expected supervisor.rpcinterface:make_main_rpcinterface",
+            "/sv/t.conf:3:1: rpcinterface:supervisor.retries: unknown option \"retries\": options besides supervisor.rpcinterface_factory configure a custom RPC interface, which taskmaster does not support",
+        ]
+    );
+}
+
+#[test]
+fn unknown_options_are_errors_with_a_suggestion() {
+    assert_eq!(
+        program_errors("stoptime=5\ncomand=x\nstartsecs=1\nbogus=1\n"),
+        [
+            "/sv/t.conf:3:1: program:web: unknown option \"stoptime\" (did you mean \"stopwaitsecs\"?)",
+            "/sv/t.conf:4:1: program:web: unknown option \"comand\" (did you mean \"command\"?)",
+            "/sv/t.conf:6:1: program:web: unknown option \"bogus\" (valid options: command, process_name, numprocs, numprocs_start, priority, autostart, startsecs, startretries, autorestart, exitcodes, stopsignal, stopwaitsecs, stopasgroup, killasgroup, user, redirect_stderr, stdout_logfile, stdout_logfile_maxbytes, stdout_logfile_backups, stdout_capture_maxbytes, stdout_events_enabled, stdout_syslog, stderr_logfile, stderr_logfile_maxbytes, stderr_logfile_backups, stderr_capture_maxbytes, stderr_events_enabled, stderr_syslog, environment, directory, umask, serverurl)",
+        ]
+    );
+    assert_eq!(
+        errors("[supervisord]\nlogfil=x\n[unix_http_server]\nfile=/s\nchmode=0700\n"),
+        [
+            "/sv/t.conf:2:1: supervisord: unknown option \"logfil\" (did you mean \"logfile\"?)",
+            "/sv/t.conf:5:1: unix_http_server: unknown option \"chmode\" (did you mean \"chmod\"?)",
+        ]
+    );
+}
+
+#[test]
+fn supervisord_section_accepts_what_means_nothing_for_taskmaster() {
+    // supervisord's own sample file, as echo_supervisord_conf prints it (minus pidfile).
+    let text = "\
+[supervisord]
+logfile=/tmp/supervisord.log ; main log file; default $CWD/supervisord.log
+logfile_maxbytes=0
+logfile_backups=10
+loglevel=info
+nodaemon=false
+silent=false
+minfds=1024
+minprocs=200
+nocleanup=true
+strip_ansi=false
+";
+    let ini = read(text);
+    assert_eq!(ini.config.logfile, PathBuf::from("/tmp/supervisord.log"));
+    assert!(ini.config.programs.is_empty());
+}
+
+#[test]
+fn supervisord_options_taskmaster_cannot_honour_are_errors_naming_them() {
+    let text = "\
+[supervisord]
+logfile_maxbytes=50MB
+logfile_backups=10
+loglevel=debug
+minfds=65536
+minprocs=201
+strip_ansi=true
+pidfile=/tmp/supervisord.pid
+umask=022
+user=root
+directory=/tmp
+identifier=supervisor
+childlogdir=/tmp
+";
+    assert_eq!(
+        errors(text),
+        [
+            "/sv/t.conf:2:18: supervisord.logfile_maxbytes: taskmaster does not rotate its event log; remove logfile_maxbytes or set it to 0",
+            "/sv/t.conf:3:1: supervisord.logfile_backups: taskmaster does not rotate logs, so it keeps no backups; remove this option (it is accepted only beside logfile_maxbytes = 0)",
+            "/sv/t.conf:4:10: supervisord.loglevel: taskmaster's event log has one level, which records what supervisord's info level does; remove loglevel or set it to info",
+            "/sv/t.conf:5:8: supervisord.minfds: taskmaster does not raise resource limits: raise the limit before starting it (ulimit -n), then remove minfds or set it to at most 1024",
+            "/sv/t.conf:6:10: supervisord.minprocs: taskmaster does not raise resource limits: raise the limit before starting it (ulimit -u), then remove minprocs or set it to at most 200",
+            "/sv/t.conf:7:12: supervisord.strip_ansi: taskmaster writes the output of programs as they write it; remove strip_ansi or set it to false",
+            "/sv/t.conf:8:1: supervisord.pidfile: taskmaster writes no pid file (the shell's pid command prints its pid); remove this option",
+            "/sv/t.conf:9:1: supervisord.umask: taskmaster does not change its own umask; set umask in each [program:x] instead",
+            "/sv/t.conf:10:1: supervisord.user: taskmaster does not switch users; start it as that user",
+            "/sv/t.conf:11:1: supervisord.directory: taskmaster does not change its own directory; set directory in each [program:x] instead",
+            "/sv/t.conf:12:1: supervisord.identifier: taskmaster has no XML-RPC interface to identify; remove this option",
+            "/sv/t.conf:13:1: supervisord.childlogdir: taskmaster has no automatic child logs (AUTO); give each program a stdout_logfile (and a stderr_logfile), then remove this option",
+        ]
+    );
+    assert_eq!(
+        errors("[supervisord]\nloglevel=loud\n"),
+        ["/sv/t.conf:2:10: supervisord.loglevel: expected one of critical, error, warn, info, debug, trace, blather, found \"loud\""]
+    );
+}
+
+#[test]
+fn server_sections_are_read_and_checked() {
+    let text = "\
+[unix_http_server]
+file=run/tm.sock
+chmod=0770
+chown=app
+
+[inet_http_server]
+port=*:9001
+username=u
+password=p
+
+[supervisorctl]
+serverurl=http://localhost:9001
+history_file=~/.tm_history
+";
+    let ini = read(text);
+    let unix = ini.unix_http_server.unwrap();
+    assert_eq!(unix.file, PathBuf::from("/sv/run/tm.sock"));
+    assert_eq!(unix.chmod, 0o770);
+    assert_eq!(
+        unix.chown,
+        Some(Owner {
+            user: "app".into(),
+            group: None
+        })
+    );
+    let inet = ini.inet_http_server.unwrap();
+    assert_eq!((inet.host, inet.port), (None, 9001));
+    assert_eq!(
+        inet.credentials,
+        Some(Credentials {
+            username: "u".into(),
+            password: "p".into()
+        })
+    );
+    let ctl = ini.supervisorctl.unwrap();
+    assert_eq!(ctl.serverurl.as_deref(), Some("http://localhost:9001"));
+    assert_eq!(
+        ctl.history_file,
+        Some(PathBuf::from("/home/ann/.tm_history"))
+    );
+
+    let text = "\
+[unix_http_server]
+chmod=0999
+username=u
+
+[inet_http_server]
+port=localhost:99999
+password=p
+
+[supervisorctl]
+serverurl=localhost
+";
+    assert_eq!(
+        errors(text),
+        [
+            "/sv/t.conf:1:1: unix_http_server: missing required option \"file\"",
+            "/sv/t.conf:2:7: unix_http_server.chmod: expected an octal mode such as 0700, found \"0999\"",
+            "/sv/t.conf:3:1: unix_http_server.username: password is missing: give both username and password, or neither",
+            "/sv/t.conf:6:6: inet_http_server.port: expected a port from 1 to 65535, or host:port, found \"localhost:99999\"",
+            "/sv/t.conf:7:1: inet_http_server.password: username is missing: give both username and password, or neither",
+            "/sv/t.conf:10:11: supervisorctl.serverurl: expected unix:///path/to/socket or http://host:port, found \"localhost\"",
+        ]
+    );
+    assert_eq!(
+        errors("[inet_http_server]\n"),
+        ["/sv/t.conf:1:1: inet_http_server: missing required option \"port\""]
+    );
+}
+
+// ---- the file's structure -------------------------------------------------------------------
+
+#[test]
+fn malformed_lines_and_repeated_names_are_errors() {
+    let text = "\
+command=orphan
+[program:web]
+command=run
+command=again
+not an option
+[program:web]
+[include]junk
+";
+    assert_eq!(
+        errors(text),
+        [
+            "/sv/t.conf:1:1: an option must come after a [section] header",
+            "/sv/t.conf:4:1: program:web: duplicate option \"command\" (first at line 3, column 1)",
+            "/sv/t.conf:5:1: program:web: expected \"name = value\", a [section] header or a comment, found \"not an option\"",
+            "/sv/t.conf:6:1: duplicate section [program:web] (first at line 2, column 1)",
+            "/sv/t.conf:7:1: include: missing required option \"files\"",
+            "/sv/t.conf:7:10: unexpected text \"junk\" after the section header",
+        ]
+    );
+}
+
+#[test]
+fn every_error_is_reported_in_file_order() {
+    let text = "\
+[supervisord]
+pidfile=/x
+
+[program:a]
+command=run
+numprocs=abc
+stopsignal=TERMM
+
+[program:b]
+umask=999
+user=b
+";
+    assert_eq!(
+        errors(text),
+        [
+            "/sv/t.conf:2:1: supervisord.pidfile: taskmaster writes no pid file (the shell's pid command prints its pid); remove this option",
+            "/sv/t.conf:6:10: program:a.numprocs: expected an integer >= 1, found \"abc\"",
+            "/sv/t.conf:7:12: program:a.stopsignal: unknown signal \"TERMM\" (did you mean TERM?)",
+            "/sv/t.conf:9:1: program:b: missing required option \"command\"",
+            "/sv/t.conf:10:7: program:b.umask: expected an octal umask from 000 to 777 such as 022, found \"999\"",
+            "/sv/t.conf:11:1: program:b.user: taskmaster does not switch users: it runs every program as the user it runs as",
+        ]
+    );
+}
+
+// ---- includes -------------------------------------------------------------------------------
+
+/// A fresh folder for one test, removed when dropped.
+struct Folder(PathBuf);
+
+impl Folder {
+    fn new(name: &str) -> Folder {
+        let path =
+            std::env::temp_dir().join(format!("taskmaster-ini-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Folder(path)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn load(path: &Path) -> Result<IniConfig, ConfigErrors> {
+    ini::load(path, &host())
+}
+
+#[test]
+fn includes_are_read_in_sorted_order_relative_to_the_including_file() {
+    let dir = Folder::new("sorted");
+    dir.write("conf.d/b.conf", "[program:b]\ncommand=b\n");
+    dir.write("conf.d/a.conf", "[program:a]\ncommand=a %(here)s\n");
+    dir.write("conf.d/.hidden.conf", "[program:hidden]\ncommand=x\n");
+    dir.write("conf.d/notes.txt", "not a configuration\n");
+    std::fs::create_dir_all(dir.0.join("conf.d/folder.conf")).unwrap();
+    dir.write("extra.ini", "[program:extra]\ncommand=e\n");
+    let main = dir.write(
+        "main.conf",
+        "[include]\nfiles = conf.d/*.conf extra.ini conf.d/?.conf nothing/*.conf\n",
+    );
+    let ini = load(&main).unwrap();
+    let names: Vec<&str> = ini.config.programs.keys().map(String::as_str).collect();
+    assert_eq!(names, ["a", "b", "extra"]);
+    assert_eq!(
+        ini.config.programs["a"].argv,
+        ["a".to_string(), dir.0.join("conf.d").display().to_string()]
+    );
+}
+
+#[test]
+fn errors_in_included_files_name_the_included_file_after_the_main_ones() {
+    let dir = Folder::new("errors");
+    dir.write("conf.d/a.conf", "[program:a]\ncommand=a\nstopsignal=99\n");
+    dir.write(
+        "conf.d/b.conf",
+        "[include]\nfiles=x\n[program:main]\ncommand=dup\n",
+    );
+    let main = dir.write(
+        "main.conf",
+        "[include]\nfiles=conf.d/*.conf missing.conf\n[program:main]\ncommand=x\nuser=x\n",
+    );
+    let Err(errors) = load(&main) else {
+        panic!("accepted");
+    };
+    let d = dir.0.display();
+    assert_eq!(
+        errors.to_string(),
+        format!(
+            "{d}/main.conf:2:7: include.files: included file {d}/missing.conf: cannot read: No such file or directory\n\
+             {d}/main.conf:5:1: program:main.user: taskmaster does not switch users: it runs every program as the user it runs as\n\
+             {d}/conf.d/a.conf:3:12: program:a.stopsignal: unknown signal \"99\" (signal numbers are 1 to 31 and 34 to 64)\n\
+             {d}/conf.d/b.conf:1:1: include: an included file cannot include others: supervisord reads [include] only in the main file\n\
+             {d}/conf.d/b.conf:3:1: duplicate section [program:main] (first in {d}/main.conf at line 3, column 1)"
+        )
+    );
+}
+
+#[test]
+fn an_unreadable_included_file_is_a_file_level_error() {
+    let dir = Folder::new("unreadable");
+    dir.write("bad.conf", "");
+    std::fs::write(dir.0.join("bad.conf"), [0xff, 0xfe, b'\n']).unwrap();
+    let main = dir.write("main.conf", "[include]\nfiles=*.conf\n");
+    let Err(errors) = load(&main) else {
+        panic!("accepted");
+    };
+    assert_eq!(
+        errors.to_string(),
+        format!(
+            "{}/bad.conf: cannot read: stream did not contain valid UTF-8",
+            dir.0.display()
+        )
+    );
+}
+
+#[test]
+fn a_file_matched_twice_or_the_main_file_itself_is_read_once() {
+    let dir = Folder::new("once");
+    dir.write("a.conf", "[program:a]\ncommand=a\n");
+    let main = dir.write(
+        "main.conf",
+        "[include]\nfiles=*.conf a.conf\n[program:m]\ncommand=m\n",
+    );
+    let ini = load(&main).unwrap();
+    assert_eq!(ini.config.programs.len(), 2);
+}
+
+// ---- format detection -----------------------------------------------------------------------
+
+#[test]
+fn format_is_ini_by_extension_or_by_a_leading_section_header() {
+    for name in [
+        "x.conf",
+        "x.ini",
+        "X.CONF",
+        "/etc/supervisor/supervisord.conf",
+    ] {
+        assert_eq!(
+            detect_format(Path::new(name), "programs: {}"),
+            Format::Ini,
+            "{name}"
+        );
+    }
+    for text in [
+        "[supervisord]\n",
+        "\n; comment\n# comment\n  [program:web] ; trailing\ncommand=x\n",
+        "\u{feff}[program:web]\n",
+    ] {
+        assert_eq!(
+            detect_format(Path::new("x.yaml"), text),
+            Format::Ini,
+            "{text:?}"
+        );
+    }
+    for text in [
+        "programs: {}\n",
+        "# [program:web]\nprograms: {}\n",
+        "[a]: 1\n",
+        "[]\n",
+        "",
+    ] {
+        assert_eq!(
+            detect_format(Path::new("x.yaml"), text),
+            Format::Yaml,
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
+fn config_load_reads_either_format() {
+    let dir = Folder::new("detect");
+    let ini = dir.write("by-content.yaml", "[program:web]\ncommand=run\n");
+    let yaml = dir.write("tm.yaml", "programs:\n  web:\n    cmd: run\n");
+    let by_content = Config::load(&ini).unwrap();
+    let from_yaml = Config::load(&yaml).unwrap();
+    assert_eq!(by_content.programs, from_yaml.programs);
+    assert_eq!(by_content.logfile, dir.0.join("supervisord.log"));
+    assert_eq!(from_yaml.logfile, dir.0.join("taskmaster.log"));
+    let Err(errors) = Config::load(&dir.write("bad.conf", "[program:web]\nstoptime=1\n")) else {
+        panic!("accepted");
+    };
+    assert_eq!(errors.len(), 2);
+}
+
+// ---- YAML ------------------------------------------------------------------------------------
+
+/// INI -> Config -> YAML -> Config gives the same programs and event log.
+fn assert_round_trip(config: &Config) {
+    let yaml = to_yaml(config);
+    let path = config.path.with_extension("yaml");
+    let again = match Config::parse(&yaml, &path) {
+        Ok(again) => again,
+        Err(e) => panic!("{yaml}\n---\n{e}"),
+    };
+    assert_eq!(again.programs, config.programs, "{yaml}");
+    assert_eq!(again.logfile, config.logfile, "{yaml}");
+}
+
+#[test]
+fn every_example_survives_the_yaml_round_trip() {
+    for name in ["webapp.conf", "pool.conf", "supervisord.conf"] {
+        assert_round_trip(&load_example(name).config);
+    }
+}
+
+#[test]
+fn awkward_values_survive_the_yaml_round_trip() {
+    let text = "\
+[supervisord]
+logfile=logs/tm log.log
+
+[program:null]
+command=sh -c 'echo \"quoted\" \\\\ back; printf \"%%s\\n\" tab' # comment
+environment=EMPTY=\"\",COLON=\"a: b\",HASH=\"# not a comment\",TRUE=true,NUM=\"010\",
+    UNICODE=\"é☃\",NL=\"a\\nb\",QUOTE='say \"hi\"'
+startsecs=0.25
+stopwaitsecs=1.000000001
+exitcodes=
+umask=007
+directory=relative dir
+stdout_logfile=/dev/null
+stopsignal=RTMIN+3
+
+[program:1.5]
+command=true
+autostart=off
+autorestart=false
+";
+    let ini = read(text);
+    assert_eq!(ini.config.programs["null"].env["NL"], "a\\nb");
+    assert_round_trip(&ini.config);
+}
+
+#[test]
+fn to_yaml_writes_every_key() {
+    let config = read("[program:web]\ncommand=run\numask=022\nenvironment=A=1\n").config;
+    assert_eq!(
+        to_yaml(&config),
+        "\
+logfile: \"/sv/supervisord.log\"
+programs:
+  \"web\":
+    cmd: \"run\"
+    numprocs: 1
+    autostart: true
+    autorestart: unexpected
+    exitcodes: [0]
+    starttime: 1
+    startretries: 3
+    stopsignal: \"TERM\"
+    stoptime: 10
+    umask: \"022\"
+    env:
+      \"A\": \"1\"
+"
+    );
+    let empty = read("").config;
+    assert_eq!(
+        to_yaml(&empty),
+        "logfile: \"/sv/supervisord.log\"\nprograms: {}\n"
+    );
+}
+
+#[test]
+fn yaml_configurations_survive_the_round_trip_too() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/taskmaster.yaml");
+    assert_round_trip(&Config::load(&path).unwrap());
+}
