@@ -21,6 +21,15 @@ use crate::{AutoRestart, Config, ProgramSpec};
 pub fn to_yaml(config: &Config) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "logfile: {}", path(&config.logfile));
+    let _ = writeln!(out, "socket: {}", path(&config.socket));
+    if let Some(http) = &config.http {
+        out.push_str("http:\n");
+        let _ = writeln!(out, "  listen: {}", string(&http.listen.to_string()));
+        if let Some(credentials) = &http.credentials {
+            let _ = writeln!(out, "  username: {}", string(&credentials.username));
+            let _ = writeln!(out, "  password: {}", string(&credentials.password));
+        }
+    }
     if config.programs.is_empty() {
         out.push_str("programs: {}\n");
         return out;
@@ -52,6 +61,7 @@ fn program(out: &mut String, spec: &ProgramSpec) {
     key("startretries", spec.startretries.to_string());
     key("stopsignal", string(spec.stopsignal.name()));
     key("stoptime", seconds(spec.stoptime));
+    key("priority", spec.priority.to_string());
     if let Some(stdout) = &spec.stdout {
         key("stdout", path(stdout));
     }

@@ -31,6 +31,7 @@ mod signal;
 mod validate;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -40,6 +41,7 @@ pub use diff::{diff, ReloadPlan};
 pub use duration::parse_duration;
 pub use emit::to_yaml;
 pub use error::{ConfigError, ConfigErrors};
+pub use ini::Credentials;
 pub use signal::Signal;
 
 /// A whole, validated configuration file.
@@ -49,6 +51,11 @@ pub struct Config {
     pub path: PathBuf,
     /// The event log (`logfile:`), default `taskmaster.log` beside the configuration file.
     pub logfile: PathBuf,
+    /// The control socket (`socket:`), default `taskmaster.sock` beside the configuration
+    /// file.
+    pub socket: PathBuf,
+    /// A TCP listener for the control API (`http:`), if any.
+    pub http: Option<HttpListener>,
     /// Every program, by name, in name order.
     pub programs: BTreeMap<String, ProgramSpec>,
 }
@@ -85,6 +92,35 @@ pub struct ProgramSpec {
     pub workingdir: Option<PathBuf>,
     /// The child's umask; `None` inherits taskmaster's.
     pub umask: Option<u32>,
+    /// Lower starts first and stops last (supervisord's `priority`, default 999).
+    pub priority: u32,
+}
+
+/// The control API on a TCP address, with HTTP basic authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpListener {
+    pub listen: SocketAddr,
+    /// Required, unless `listen` is a loopback address.
+    pub credentials: Option<Credentials>,
+}
+
+impl HttpListener {
+    /// Checks that a listener is safe to open: an address other machines can reach needs
+    /// credentials.
+    pub(crate) fn check(
+        listen: SocketAddr,
+        credentials: Option<Credentials>,
+    ) -> Result<HttpListener, String> {
+        if credentials.is_none() && !listen.ip().is_loopback() {
+            return Err(format!(
+                "{listen} can be reached from other machines: give a username and a password, or listen on 127.0.0.1"
+            ));
+        }
+        Ok(HttpListener {
+            listen,
+            credentials,
+        })
+    }
 }
 
 /// When a process that exited from RUNNING is started again.

@@ -22,12 +22,13 @@
 //!   `numprocs:` with nothing after it is more likely a slip than a wish for the default.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{did_you_mean, ConfigError, ConfigErrors};
 use crate::raw::{Node, Value};
-use crate::{parse_duration, AutoRestart, Config, ProgramSpec, Signal};
+use crate::{parse_duration, AutoRestart, Config, Credentials, HttpListener, ProgramSpec, Signal};
 
 /// Validates a raw tree read from `path`.
 pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors> {
@@ -58,9 +59,14 @@ pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors>
     let logfile = top
         .logfile
         .unwrap_or_else(|| checker.dir.join("taskmaster.log"));
+    let socket = top
+        .socket
+        .unwrap_or_else(|| checker.dir.join("taskmaster.sock"));
     Ok(Config {
         path: path.to_path_buf(),
         logfile,
+        socket,
+        http: top.http,
         programs: top.programs,
     })
 }
@@ -72,6 +78,8 @@ type Key<T> = (&'static str, fn(&mut Checker, &Node, &str, &mut T));
 #[derive(Default)]
 struct TopLevel {
     logfile: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    http: Option<HttpListener>,
     programs: BTreeMap<String, ProgramSpec>,
 }
 
@@ -79,6 +87,37 @@ const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
     ("programs", |c, node, key, top| c.programs(node, key, top)),
     ("logfile", |c, node, key, top| {
         top.logfile = c.path(node, key)
+    }),
+    ("socket", |c, node, key, top| top.socket = c.path(node, key)),
+    ("http", |c, node, key, top| top.http = c.http(node, key)),
+];
+
+/// `http:` being read.
+#[derive(Default)]
+struct HttpDraft {
+    listen: Option<SocketAddr>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+const HTTP_KEYS: &[Key<HttpDraft>] = &[
+    ("listen", |c, node, key, d| {
+        let text = c.scalar(node, key, "an address such as 127.0.0.1:9001");
+        if let Some(text) = text {
+            d.listen = c.check(
+                node,
+                key,
+                text.parse::<SocketAddr>().map_err(|_| {
+                    format!("expected an address such as 127.0.0.1:9001, found {text:?}")
+                }),
+            );
+        }
+    }),
+    ("username", |c, node, key, d| {
+        d.username = c.scalar(node, key, "a user name").map(str::to_string);
+    }),
+    ("password", |c, node, key, d| {
+        d.password = c.scalar(node, key, "a password").map(str::to_string);
     }),
 ];
 
@@ -151,6 +190,11 @@ const PROGRAM_KEYS: &[Key<Draft>] = &[
             d.spec.umask = umask;
         }
     }),
+    ("priority", |c, node, key, d| {
+        if let Some(n) = c.integer(node, key, 0, 1_000_000) {
+            d.spec.priority = n;
+        }
+    }),
 ];
 
 /// A program with nothing but defaults (and no command yet).
@@ -172,6 +216,7 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         env: BTreeMap::new(),
         workingdir: None,
         umask: None,
+        priority: 999,
     }
 }
 
@@ -394,6 +439,43 @@ impl Checker<'_> {
     fn signal(&mut self, node: &Node, key: &str) -> Option<Signal> {
         let text = self.scalar(node, key, "a signal name such as TERM")?;
         self.check(node, key, text.parse::<Signal>())
+    }
+
+    /// `http:`: `listen`, and `username` with `password`.
+    fn http(&mut self, node: &Node, key: &str) -> Option<HttpListener> {
+        let Value::Mapping(pairs) = &node.value else {
+            let message = format!(
+                "expected a mapping with listen, username and password, found {}",
+                describe(node)
+            );
+            self.error(node, key, message);
+            return None;
+        };
+        let mut draft = HttpDraft::default();
+        self.keys(pairs, key, HTTP_KEYS, &mut draft);
+        let Some(listen) = draft.listen else {
+            if !pairs
+                .iter()
+                .any(|(k, _)| matches!(&k.value, Value::Scalar { text, .. } if text == "listen"))
+            {
+                self.error(node, key, "missing required key \"listen\"".to_string());
+            }
+            return None;
+        };
+        let credentials = match (draft.username, draft.password) {
+            (Some(username), Some(password)) => Some(Credentials { username, password }),
+            (None, None) => None,
+            _ => {
+                self.error(
+                    node,
+                    key,
+                    "username and password go together: give both or neither".to_string(),
+                );
+                return None;
+            }
+        };
+        let listener = HttpListener::check(listen, credentials);
+        self.check(node, key, listener)
     }
 
     /// A path, resolved against the configuration file's folder.

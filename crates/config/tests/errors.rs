@@ -41,7 +41,7 @@ bogus: 1
             "t.yaml:9:10: programs.web.cmd: cannot split \"sh -c 'oops\" into words: missing closing quote",
             "t.yaml:10:5: programs.web: unknown key \"stoptimee\" (did you mean \"stoptime\"?)",
             "t.yaml:11:10: logfile: expected a path, found a list",
-            "t.yaml:12:1: unknown key \"bogus\" (valid keys: programs, logfile)",
+            "t.yaml:12:1: unknown key \"bogus\" (valid keys: programs, logfile, socket, http)",
         ]
     );
 }
@@ -53,7 +53,7 @@ fn the_display_of_all_errors_is_one_per_line() {
     };
     assert_eq!(
         errors.to_string(),
-        "t.yaml:1:1: unknown key \"a\" (valid keys: programs, logfile)\n\
+        "t.yaml:1:1: unknown key \"a\" (valid keys: programs, logfile, socket, http)\n\
          t.yaml:3:3: programs.web: missing required key \"cmd\""
     );
 }
@@ -80,7 +80,7 @@ fn unknown_program_key_suggests_the_closest_or_lists_all() {
         errors("programs:\n  web:\n    command: x\n"),
         [
             "t.yaml:2:3: programs.web: missing required key \"cmd\"",
-            "t.yaml:3:5: programs.web: unknown key \"command\" (valid keys: cmd, numprocs, autostart, autorestart, exitcodes, starttime, startretries, stopsignal, stoptime, stdout, stderr, env, workingdir, umask)",
+            "t.yaml:3:5: programs.web: unknown key \"command\" (valid keys: cmd, numprocs, autostart, autorestart, exitcodes, starttime, startretries, stopsignal, stoptime, stdout, stderr, env, workingdir, umask, priority)",
         ]
     );
     assert_eq!(

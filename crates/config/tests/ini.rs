@@ -1395,6 +1395,8 @@ fn assert_round_trip(config: &Config) {
     };
     assert_eq!(again.programs, config.programs, "{yaml}");
     assert_eq!(again.logfile, config.logfile, "{yaml}");
+    assert_eq!(again.socket, config.socket, "{yaml}");
+    assert_eq!(again.http, config.http, "{yaml}");
 }
 
 #[test]
@@ -1439,6 +1441,7 @@ fn to_yaml_writes_every_key() {
         to_yaml(&config),
         "\
 logfile: \"/sv/supervisord.log\"
+socket: \"/sv/taskmaster.sock\"
 programs:
   \"web\":
     cmd: \"run\"
@@ -1450,6 +1453,7 @@ programs:
     startretries: 3
     stopsignal: \"TERM\"
     stoptime: 10
+    priority: 999
     umask: \"022\"
     env:
       \"A\": \"1\"
@@ -1458,7 +1462,7 @@ programs:
     let empty = read("").config;
     assert_eq!(
         to_yaml(&empty),
-        "logfile: \"/sv/supervisord.log\"\nprograms: {}\n"
+        "logfile: \"/sv/supervisord.log\"\nsocket: \"/sv/taskmaster.sock\"\nprograms: {}\n"
     );
 }
 
@@ -1466,4 +1470,30 @@ programs:
 fn yaml_configurations_survive_the_round_trip_too() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/taskmaster.yaml");
     assert_round_trip(&Config::load(&path).unwrap());
+}
+
+#[test]
+fn ini_servers_and_priorities_become_the_configuration() {
+    let config = taskmaster_config::Config::parse_ini(
+        "[unix_http_server]\nfile=/run/sv.sock\n\n[inet_http_server]\nport=127.0.0.1:9001\n\n[program:a]\ncommand=x\npriority=10\n",
+        std::path::Path::new("/sv/t.conf"),
+    )
+    .unwrap();
+    assert_eq!(config.socket, std::path::Path::new("/run/sv.sock"));
+    assert_eq!(config.http.unwrap().listen.to_string(), "127.0.0.1:9001");
+    assert_eq!(config.programs["a"].priority, 10);
+}
+
+#[test]
+fn ini_inet_server_on_every_interface_needs_credentials() {
+    let errors = taskmaster_config::Config::parse_ini(
+        "[inet_http_server]\nport=:9001\n",
+        std::path::Path::new("/sv/t.conf"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        errors.contains("give a username and a password"),
+        "{errors}"
+    );
 }

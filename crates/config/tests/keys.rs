@@ -589,3 +589,81 @@ fn process_name_collision_is_reported_whatever_the_order() {
         ["t.yaml:2:3: programs.w_10: process name \"w_10\" is also a process of program \"w\""]
     );
 }
+
+#[test]
+fn socket_defaults_beside_the_file_and_resolves_relative_paths() {
+    let config = Config::parse("programs: {}\n", Path::new("/etc/tm/t.yaml")).unwrap();
+    assert_eq!(config.socket, Path::new("/etc/tm/taskmaster.sock"));
+    let config = Config::parse("socket: run/tm.sock\n", Path::new("/etc/tm/t.yaml")).unwrap();
+    assert_eq!(config.socket, Path::new("/etc/tm/run/tm.sock"));
+}
+
+#[test]
+fn http_on_loopback_needs_no_credentials() {
+    let config = Config::parse("http:\n  listen: 127.0.0.1:9001\n", Path::new("/t.yaml")).unwrap();
+    let http = config.http.expect("an http listener");
+    assert_eq!(http.listen.to_string(), "127.0.0.1:9001");
+    assert_eq!(http.credentials, None);
+}
+
+#[test]
+fn http_on_a_reachable_address_without_credentials_is_refused() {
+    let errors =
+        Config::parse("http:\n  listen: 0.0.0.0:9001\n", Path::new("/t.yaml")).unwrap_err();
+    let text = errors.to_string();
+    assert!(text.starts_with("/t.yaml:2:3: http:"), "{text}");
+    assert!(text.contains("give a username and a password"), "{text}");
+    let config = Config::parse(
+        "http:\n  listen: 0.0.0.0:9001\n  username: admin\n  password: s3cret\n",
+        Path::new("/t.yaml"),
+    )
+    .unwrap();
+    let credentials = config.http.unwrap().credentials.unwrap();
+    assert_eq!(
+        (credentials.username.as_str(), credentials.password.as_str()),
+        ("admin", "s3cret")
+    );
+}
+
+#[test]
+fn http_errors_name_the_place_and_the_cause() {
+    for (yaml, needle) in [
+        (
+            "http:\n  listen: nine\n",
+            "expected an address such as 127.0.0.1:9001",
+        ),
+        ("http:\n  username: a\n", "missing required key \"listen\""),
+        (
+            "http:\n  listen: 127.0.0.1:1\n  username: a\n",
+            "username and password go together",
+        ),
+        ("http: 9001\n", "expected a mapping with listen"),
+        (
+            "http:\n  listen: 127.0.0.1:1\n  user: a\n",
+            "unknown key \"user\"",
+        ),
+    ] {
+        let text = Config::parse(yaml, Path::new("/t.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains(needle), "{yaml:?}: {text}");
+    }
+}
+
+#[test]
+fn priority_defaults_to_999_and_takes_an_integer() {
+    let config = Config::parse(
+        "programs:\n  a:\n    cmd: x\n  b:\n    cmd: x\n    priority: 5\n",
+        Path::new("/t.yaml"),
+    )
+    .unwrap();
+    assert_eq!(config.programs["a"].priority, 999);
+    assert_eq!(config.programs["b"].priority, 5);
+    let text = Config::parse(
+        "programs:\n  a:\n    cmd: x\n    priority: high\n",
+        Path::new("/t.yaml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(text.contains("programs.a.priority"), "{text}");
+}

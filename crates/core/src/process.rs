@@ -133,6 +133,9 @@ pub struct Process {
     pub last_exit: Option<LastExit>,
     pub(crate) deadline: Option<(Time, Deadline)>,
     pub(crate) after_stop: AfterStop,
+    /// How many times it has come to STOPPED: a request waiting for a stop compares counts,
+    /// since the process may be started again within the very event that stopped it.
+    pub(crate) stops: u64,
 }
 
 impl Process {
@@ -149,6 +152,7 @@ impl Process {
             last_exit: None,
             deadline: None,
             after_stop: AfterStop::Nothing,
+            stops: 0,
         }
     }
 

@@ -110,6 +110,8 @@ struct WaitItem {
     /// `None` once every outcome for this process is known.
     goal: Option<Goal>,
     outcomes: Vec<Outcome>,
+    /// The process's stop count when the request came: a higher one means it has stopped.
+    stops_before: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,7 +160,7 @@ impl Supervisor {
             daemon_pid,
         };
         let mut out = Vec::new();
-        for spec in config.programs.into_values() {
+        for spec in by_priority(config.programs.into_values()) {
             supervisor.add_program(Arc::new(spec), now, &mut out);
         }
         (supervisor, out)
@@ -665,14 +667,17 @@ impl Supervisor {
                 process: outcome.process.clone(),
                 goal: None,
                 outcomes: vec![outcome],
+                stops_before: 0,
             })
             .collect();
         for Named { name, alone } in named {
+            let stops_before = self.processes.get(&name).map_or(0, |p| p.stops);
             let item = match act(self, &name, now, out) {
                 Ok(goal) => WaitItem {
                     process: name,
                     goal: Some(goal),
                     outcomes: Vec::new(),
+                    stops_before,
                 },
                 // As supervisord's *All and *Group calls do: `stop all` stops what runs and
                 // says nothing of the rest; only a process named alone gets "not running".
@@ -684,6 +689,7 @@ impl Supervisor {
                     }],
                     process: name,
                     goal: None,
+                    stops_before,
                 },
             };
             items.push(item);
@@ -818,10 +824,13 @@ impl Supervisor {
             self.waiting_programs.remove(name);
             self.retire_program(name, now, out);
         }
-        for name in plan.changed.iter().chain(&plan.added) {
-            let Some(spec) = config.programs.get(name) else {
-                continue;
-            };
+        let arriving = plan
+            .changed
+            .iter()
+            .chain(&plan.added)
+            .filter_map(|name| config.programs.get(name).cloned());
+        for spec in by_priority(arriving) {
+            let name = &spec.name;
             let spec = Arc::new(spec.clone());
             if self.processes.values().any(|p| p.program() == name) {
                 self.retire_program(name, now, out);
@@ -873,15 +882,45 @@ impl Supervisor {
             process: None,
             message: "shutting down: stopping every process".to_string(),
         }));
-        let names: Vec<String> = self.processes.keys().cloned().collect();
-        for name in names {
-            let _ = self.stop_process(&name, now, out);
+        self.stop_next_level(now, out);
+    }
+
+    /// During a shutdown, as supervisord does: once nothing is stopping, stop every process
+    /// of the highest priority still running; lower priorities wait until it is down.
+    fn stop_next_level(&mut self, now: Time, out: &mut Vec<Action>) {
+        loop {
+            if self.processes.values().any(|p| p.state == State::Stopping) {
+                return;
+            }
+            let running = |p: &Process| !p.state.is_stopped();
+            let Some(level) = self
+                .processes
+                .values()
+                .filter(|p| running(p))
+                .map(|p| p.spec.priority)
+                .max()
+            else {
+                return;
+            };
+            let names: Vec<String> = self
+                .processes
+                .values()
+                .filter(|p| running(p) && p.spec.priority == level)
+                .map(|p| p.name.clone())
+                .collect();
+            for name in names {
+                let _ = self.stop_process(&name, now, out);
+            }
         }
     }
 
     /// After every event: answer the requests whose processes have reached their goals, drop
     /// retired records, start programs that were waiting for them, and exit after a shutdown.
     fn settle(&mut self, now: Time, out: &mut Vec<Action>) {
+        // First, as it may stop more processes, which the waiters below must see.
+        if self.shutting_down {
+            self.stop_next_level(now, out);
+        }
         let mut waiters = std::mem::take(&mut self.waiters);
         for waiter in &mut waiters {
             for item in &mut waiter.items {
@@ -911,16 +950,16 @@ impl Supervisor {
             log(out, &name, "removed".to_string());
         }
 
-        let ready: Vec<String> = self
+        let mut ready: Vec<Arc<ProgramSpec>> = self
             .waiting_programs
-            .keys()
-            .filter(|program| !self.processes.values().any(|p| p.program() == *program))
+            .values()
+            .filter(|spec| !self.processes.values().any(|p| p.program() == spec.name))
             .cloned()
             .collect();
-        for program in ready {
-            if let Some(spec) = self.waiting_programs.remove(&program) {
-                self.add_program(spec, now, out);
-            }
+        ready.sort_by_key(|spec| spec.priority);
+        for spec in ready {
+            self.waiting_programs.remove(&spec.name);
+            self.add_program(spec, now, out);
         }
 
         if self.shutting_down && !self.exit_sent && self.processes.values().all(|p| p.pid.is_none())
@@ -949,15 +988,21 @@ impl Supervisor {
                     None => item.finish(Err(Failure::AbnormalTermination)),
                 },
             },
-            Goal::Stopped if p.state.is_stopped() => item.finish(Ok(Done::Stopped)),
-            Goal::StoppedThenRunning if p.state.is_stopped() => {
+            Goal::Stopped | Goal::StoppedThenRunning
+                if !(p.state.is_stopped() || p.stops > item.stops_before) => {}
+            Goal::Stopped => item.finish(Ok(Done::Stopped)),
+            Goal::StoppedThenRunning => {
                 item.record(Ok(Done::Stopped));
-                match self.start_process(&item.process, now, out) {
-                    Ok(()) => item.goal = Some(Goal::Running),
-                    Err(failure) => item.finish(Err(failure)),
+                // Someone else's start may already have it on its way up.
+                if matches!(p.state, State::Starting | State::Running) {
+                    item.goal = Some(Goal::Running);
+                } else {
+                    match self.start_process(&item.process, now, out) {
+                        Ok(()) => item.goal = Some(Goal::Running),
+                        Err(failure) => item.finish(Err(failure)),
+                    }
                 }
             }
-            Goal::Stopped | Goal::StoppedThenRunning => {}
         }
     }
 
@@ -1064,6 +1109,9 @@ impl WaitItem {
 /// Moves a process to `state`, announcing the change to whoever follows events.
 fn change_state(p: &mut Process, state: State, out: &mut Vec<Action>) {
     if p.state != state {
+        if state == State::Stopped {
+            p.stops += 1;
+        }
         out.push(Action::StateChanged {
             process: p.name.clone(),
             from: p.state,
@@ -1078,4 +1126,11 @@ fn log(out: &mut Vec<Action>, process: &str, message: String) {
         process: Some(process.to_string()),
         message,
     }));
+}
+
+/// Programs in the order they start: ascending priority, then name.
+fn by_priority(specs: impl Iterator<Item = ProgramSpec>) -> Vec<ProgramSpec> {
+    let mut specs: Vec<ProgramSpec> = specs.collect();
+    specs.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
+    specs
 }

@@ -135,7 +135,7 @@ fn check_invariants(w: &World) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn any_sequence_keeps_the_invariants_and_answers_every_request(

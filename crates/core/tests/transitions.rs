@@ -782,3 +782,83 @@ fn a_reload_forgets_what_a_reread_staged() {
     };
     assert!(staged.is_none());
 }
+
+const PRIORITIES: &str = "
+programs:
+  db:
+    cmd: /bin/db
+    priority: 1
+    starttime: 0
+  web:
+    cmd: /bin/web
+    priority: 500
+    starttime: 0
+  cache:
+    cmd: /bin/cache
+    priority: 1
+    starttime: 0
+  worker:
+    cmd: /bin/worker
+    starttime: 0
+";
+
+#[test]
+fn programs_start_in_ascending_priority() {
+    let w = World::new(PRIORITIES);
+    let order: Vec<&str> = w.spawns.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(order, ["cache", "db", "web", "worker"]);
+}
+
+#[test]
+fn shutdown_stops_in_descending_priority_one_level_at_a_time() {
+    let mut w = World::new(PRIORITIES);
+    w.ask(Request::Shutdown);
+    let stopping = |w: &World| -> Vec<String> {
+        w.sup
+            .processes()
+            .filter(|p| p.state.name() == "STOPPING")
+            .map(|p| p.name.clone())
+            .collect()
+    };
+    assert_eq!(stopping(&w), ["worker"], "priority 999 first");
+    w.exit("worker", killed(Signal::TERM));
+    assert_eq!(stopping(&w), ["web"]);
+    w.exit("web", killed(Signal::TERM));
+    assert_eq!(stopping(&w), ["cache", "db"], "one level together");
+    w.exit("db", killed(Signal::TERM));
+    assert_eq!(stopping(&w), ["cache"]);
+    assert!(!w.exited);
+    w.exit("cache", killed(Signal::TERM));
+    assert!(w.exited);
+}
+
+#[test]
+fn a_level_that_will_not_stop_is_killed_and_the_shutdown_goes_on() {
+    let mut w = World::new(PRIORITIES);
+    w.ask(Request::Shutdown);
+    let worker = w.pid("worker");
+    w.advance(secs(10.0)); // stoptime: SIGKILL
+    assert!(w
+        .signals
+        .iter()
+        .any(|s| s.pid == worker && s.signal == Signal::KILL));
+    w.exit("worker", killed(Signal::KILL));
+    assert_eq!(w.state("web"), "STOPPING");
+}
+
+/// Regression: a restart whose stop was followed, within the same event, by another request's
+/// start never saw the process STOPPED and waited forever.
+#[test]
+fn restart_answers_when_a_concurrent_start_restarts_the_process_first() {
+    let mut w = running("");
+    let restart = w.request(Request::Restart(vec!["web".into()]));
+    let start = w.request(Request::Start(vec!["web".into()]));
+    w.exit("web", killed(Signal::TERM));
+    assert_eq!(w.state("web"), "STARTING", "the start took it up again");
+    w.advance(secs(1.0));
+    assert_eq!(
+        outcomes(w.reply(restart).unwrap()),
+        ["web: stopped", "web: started"]
+    );
+    assert_eq!(outcomes(w.reply(start).unwrap()), ["web: started"]);
+}

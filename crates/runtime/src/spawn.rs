@@ -93,9 +93,16 @@ fn environment(
     let mut env: BTreeMap<OsString, OsString> = base_env.iter().cloned().collect();
     env.extend(spec.env.iter().map(|(k, v)| (k.into(), v.into())));
     // As supervisord's SUPERVISOR_PROCESS_NAME: the name within its group (`workers_00`).
+    // supervisord's own names are set too, for programs that come from it and read them.
     let process_name = name.rsplit(':').next().unwrap_or(name);
-    env.insert("TASKMASTER_PROCESS_NAME".into(), process_name.into());
-    env.insert("TASKMASTER_GROUP_NAME".into(), (&spec.name).into());
+    for (prefix, enabled) in [
+        ("TASKMASTER", "TASKMASTER_ENABLED"),
+        ("SUPERVISOR", "SUPERVISOR_ENABLED"),
+    ] {
+        env.insert(format!("{prefix}_PROCESS_NAME").into(), process_name.into());
+        env.insert(format!("{prefix}_GROUP_NAME").into(), (&spec.name).into());
+        env.insert(enabled.into(), "1".into());
+    }
     env.into_iter().collect()
 }
 

@@ -172,15 +172,16 @@ fn run(path: &Path, with_shell: bool, verbose: bool) -> ExitCode {
             return ExitCode::from(INVALID_CONFIG);
         }
     };
-    let (daemon, handle) = match Daemon::new(config, verbose) {
-        Ok(pair) => pair,
+    // First, so that a second taskmaster on the same socket is refused before it does anything.
+    let socket = match ControlSocket::bind(&config.socket) {
+        Ok(socket) => socket,
         Err(e) => {
             eprintln!("taskmaster: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let socket = match ControlSocket::bind(&socket_path(path)) {
-        Ok(socket) => socket,
+    let (daemon, handle) = match Daemon::new(config, verbose) {
+        Ok(pair) => pair,
         Err(e) => {
             eprintln!("taskmaster: {e}");
             return ExitCode::FAILURE;
@@ -220,11 +221,16 @@ fn run(path: &Path, with_shell: bool, verbose: bool) -> ExitCode {
     }
 }
 
-/// The control socket of the taskmaster whose configuration is `config`: `taskmaster.sock`
-/// beside it.
+/// The control socket of the taskmaster whose configuration is `config`: its `socket:`, or
+/// `taskmaster.sock` beside it when the file cannot be read (being edited, say).
 fn socket_path(config: &Path) -> PathBuf {
-    let folder = config.parent().filter(|p| !p.as_os_str().is_empty());
-    folder.unwrap_or(Path::new(".")).join("taskmaster.sock")
+    Config::load(config).map_or_else(
+        |_| {
+            let folder = config.parent().filter(|p| !p.as_os_str().is_empty());
+            folder.unwrap_or(Path::new(".")).join("taskmaster.sock")
+        },
+        |config| config.socket,
+    )
 }
 
 fn ctl(socket: &Path, json: bool, command: &[String]) -> ExitCode {

@@ -294,6 +294,13 @@ fn numprocs_names_each_copy_in_its_environment() {
             "copy {index}"
         );
         assert_eq!(report["env.TASKMASTER_GROUP_NAME"], "worker");
+        // supervisord's names too, for programs that come from it.
+        assert_eq!(
+            report["env.SUPERVISOR_PROCESS_NAME"],
+            report["env.TASKMASTER_PROCESS_NAME"]
+        );
+        assert_eq!(report["env.SUPERVISOR_GROUP_NAME"], "worker");
+        assert_eq!(report["env.SUPERVISOR_ENABLED"], "1");
         assert_eq!(report["pid"], pid.to_string());
     }
 }

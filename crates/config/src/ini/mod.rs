@@ -103,7 +103,7 @@ pub struct IniConfig {
 }
 
 /// `username` and `password`, which supervisord requires together.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Credentials {
     pub username: String,
     /// As written: clear text, or `{SHA}` followed by a hex SHA-1 digest.
@@ -567,6 +567,8 @@ impl Translator<'_> {
             config: Config {
                 path: self.sources[0].path.clone(),
                 logfile: logfile.unwrap_or_else(|| self.sources[0].dir.join("supervisord.log")),
+                socket: self.sources[0].dir.join("taskmaster.sock"),
+                http: None,
                 programs: BTreeMap::new(),
             },
             priorities: BTreeMap::new(),
@@ -585,17 +587,28 @@ impl Translator<'_> {
                 ("supervisord", None) | ("include", None) => {}
                 ("program", Some(program)) => {
                     let program = raw::strip(program);
-                    if let Some((spec, priority)) = self.program(src, section, program) {
+                    if let Some((mut spec, priority)) = self.program(src, section, program) {
                         headers.push((src, section, program));
                         result.priorities.insert(program.to_string(), priority);
+                        // Negative priorities (allowed by supervisord) all come first.
+                        spec.priority = u32::try_from(priority).unwrap_or(0);
                         result.config.programs.insert(program.to_string(), spec);
                     }
                 }
                 ("unix_http_server", None) => {
                     result.unix_http_server = self.unix_http_server(src, section);
+                    if let Some(server) = &result.unix_http_server {
+                        result.config.socket = server.file.clone();
+                    }
                 }
                 ("inet_http_server", None) => {
                     result.inet_http_server = self.inet_http_server(src, section);
+                    if let Some(server) = &result.inet_http_server {
+                        match inet_listener(server) {
+                            Ok(listener) => result.config.http = Some(listener),
+                            Err(message) => self.at_section(src, section, message),
+                        }
+                    }
                 }
                 ("supervisorctl", None) => {
                     result.supervisorctl = Some(self.supervisorctl(src, section));
@@ -767,4 +780,17 @@ fn unknown_section(name: &str) -> String {
              [rpcinterface:supervisor])"
         ),
     }
+}
+
+/// `[inet_http_server]` as taskmaster's listener: `port = :9001` (every interface) is
+/// 0.0.0.0, `localhost` is 127.0.0.1; other host names must be written as addresses.
+fn inet_listener(server: &InetHttpServer) -> Result<crate::HttpListener, String> {
+    let ip: std::net::IpAddr = match server.host.as_deref() {
+        None => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        Some("localhost") => std::net::Ipv4Addr::LOCALHOST.into(),
+        Some(host) => host.trim_matches(['[', ']']).parse().map_err(|_| {
+            format!("port: {host:?} is not an IP address; taskmaster listens on addresses, not host names")
+        })?,
+    };
+    crate::HttpListener::check((ip, server.port).into(), server.credentials.clone())
 }
