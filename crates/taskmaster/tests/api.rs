@@ -17,8 +17,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rustix::process::Signal;
 use serde_json::{json, Value};
 use support::{
-    fixture_bin, fixture_cmd, is_alive, proc_stat, run_to_completion, send_signal, taskmaster_bin,
-    wait_dead, wait_until, wait_until_or_none, yaml_quote, Sandbox, Taskmaster, TIMEOUT,
+    config, fixture_bin, fixture_cmd, is_alive, proc_stat, program, run_to_completion, send_signal,
+    taskmaster_bin, wait_dead, wait_until, wait_until_or_none, web_program, yaml_quote, Sandbox,
+    Taskmaster, TIMEOUT,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -374,29 +375,6 @@ fn sse_events(body: &[u8]) -> Vec<(String, Value)> {
 // Daemons and configurations
 // ---------------------------------------------------------------------------------------------
 
-/// One program of a configuration: `name`, its `cmd` (already a YAML value) and more keys.
-fn program(name: &str, cmd: &str, keys: &[&str]) -> String {
-    let mut yaml = format!("  {name}:\n    cmd: {cmd}\n");
-    for key in keys {
-        yaml.push_str(&format!("    {key}\n"));
-    }
-    yaml
-}
-
-fn config(programs: &[String]) -> String {
-    format!("programs:\n{}", programs.concat())
-}
-
-/// `web`: writes its pid to web.pid and `hello` to web.out, then sleeps.
-fn web(sandbox: &Sandbox) -> String {
-    let pidfile = sandbox.file_str("web.pid");
-    program(
-        "web",
-        &fixture_cmd(&["pidfile", &pidfile, "print", "hello", "sleep", "forever"]),
-        &["starttime: 0", "stoptime: 1", "stdout: web.out"],
-    )
-}
-
 /// `workers`: two processes that sleep, output discarded.
 fn workers() -> String {
     program(
@@ -435,7 +413,7 @@ fn web_pid(sandbox: &Sandbox, tm: &mut Taskmaster, api: &Api) -> u32 {
 /// A daemon with `web` and `workers`, and web's pid.
 fn web_and_workers() -> (Sandbox, Taskmaster, Api, u32) {
     let sandbox = Sandbox::new();
-    let (mut tm, api) = start(&sandbox, &config(&[web(&sandbox), workers()]));
+    let (mut tm, api) = start(&sandbox, &config(&[web_program(&sandbox), workers()]));
     let pid = web_pid(&sandbox, &mut tm, &api);
     (sandbox, tm, api, pid)
 }
@@ -748,7 +726,7 @@ fn all_acts_on_every_process_and_leaves_out_those_with_nothing_to_do() {
     let (_tm, api) = start(
         &sandbox,
         &config(&[
-            web(&sandbox),
+            web_program(&sandbox),
             workers(),
             program(
                 "idle",
@@ -838,7 +816,7 @@ fn start_of_a_running_process_is_already_started_and_stop_of_a_stopped_one_not_r
     let (mut tm, api) = start(
         &sandbox,
         &config(&[
-            web(&sandbox),
+            web_program(&sandbox),
             program(
                 "idle",
                 &fixture_cmd(&["sleep", "forever"]),
@@ -1040,7 +1018,7 @@ fn reload_answers_what_was_added_changed_and_removed() {
     let (mut tm, api) = start(
         &sandbox,
         &config(&[
-            web(&sandbox),
+            web_program(&sandbox),
             sleeper("changes", &["starttime: 0", "stoptime: 1"]),
             sleeper("goes", &["starttime: 0", "stoptime: 1"]),
         ]),
@@ -1048,7 +1026,7 @@ fn reload_answers_what_was_added_changed_and_removed() {
     let pid = web_pid(&sandbox, &mut tm, &api);
     api.running_pid("goes");
     sandbox.write_config(&config(&[
-        web(&sandbox),
+        web_program(&sandbox),
         sleeper("changes", &["starttime: 0", "stoptime: 2"]),
         sleeper("comes", &["starttime: 0"]),
     ]));
@@ -1462,7 +1440,7 @@ fn the_socket_in_use_advice_names_a_setting_that_exists() {
 #[test]
 fn a_stale_socket_left_by_a_killed_daemon_is_replaced() {
     let sandbox = Sandbox::new();
-    let yaml = config(&[web(&sandbox)]);
+    let yaml = config(&[web_program(&sandbox)]);
     let (mut first, api) = start(&sandbox, &yaml);
     let old_web = web_pid(&sandbox, &mut first, &api);
     send_signal(first.daemon_pid(), Signal::KILL).expect("kill the daemon");

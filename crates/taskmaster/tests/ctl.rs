@@ -12,9 +12,9 @@ use std::process::{Command, Output, Stdio};
 use rustix::process::Signal;
 use serde_json::Value;
 use support::{
-    fixture_cmd, is_alive, run_to_completion, send_signal, shell_quote, taskmaster_bin, wait_dead,
-    wait_until_or_none, yaml_quote, Process, PtySession, Sandbox, Taskmaster, CTRL_D, ENTER, TAB,
-    TIMEOUT,
+    config, current_line, fixture_cmd, is_alive, program, run_to_completion, send_signal,
+    shell_quote, taskmaster_bin, wait_dead, wait_until_or_none, web_program, yaml_quote, Process,
+    PtySession, Sandbox, Taskmaster, CTRL_D, ENTER, TAB, TIMEOUT,
 };
 
 const PROMPT: &str = "taskmaster> ";
@@ -22,29 +22,6 @@ const PROMPT: &str = "taskmaster> ";
 // ---------------------------------------------------------------------------------------------
 // Daemons and configurations
 // ---------------------------------------------------------------------------------------------
-
-/// One program of a configuration: `name`, its `cmd` (already a YAML value) and more keys.
-fn program(name: &str, cmd: &str, keys: &[&str]) -> String {
-    let mut yaml = format!("  {name}:\n    cmd: {cmd}\n");
-    for key in keys {
-        yaml.push_str(&format!("    {key}\n"));
-    }
-    yaml
-}
-
-fn config(programs: &[String]) -> String {
-    format!("programs:\n{}", programs.concat())
-}
-
-/// `web`: writes its pid to web.pid and `hello` to web.out, then sleeps.
-fn web_program(sandbox: &Sandbox) -> String {
-    let pidfile = sandbox.file_str("web.pid");
-    program(
-        "web",
-        &fixture_cmd(&["pidfile", &pidfile, "print", "hello", "sleep", "forever"]),
-        &["starttime: 0", "stoptime: 1", "stdout: web.out"],
-    )
-}
 
 /// `idle`: never started unless asked.
 fn idle() -> String {
@@ -603,17 +580,6 @@ fn interactive(sandbox: &Sandbox) -> PtySession {
     let session = PtySession::spawn(ctl_command(sandbox, &["-s", &socket]));
     session.wait_for_screen(|s| s.contains(PROMPT), TIMEOUT);
     session
-}
-
-/// The last line of the screen that holds anything: where the cursor's prompt is.
-fn current_line(screen: &str) -> String {
-    screen
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim_end()
-        .to_string()
 }
 
 #[test]

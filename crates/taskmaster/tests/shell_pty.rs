@@ -4,7 +4,8 @@
 mod support;
 
 use support::{
-    fixture_cmd, is_alive, wait_dead, PtySession, Sandbox, CTRL_C, CTRL_D, ENTER, TAB, TIMEOUT, UP,
+    current_line, fixture_cmd, is_alive, wait_dead, PtySession, Sandbox, CTRL_C, CTRL_D, ENTER,
+    TAB, TIMEOUT, UP,
 };
 
 const PROMPT: &str = "taskmaster> ";
@@ -37,17 +38,6 @@ fn shell(sandbox: &Sandbox) -> (PtySession, u32) {
     let web = sandbox.wait_for_pidfile("web.pid", TIMEOUT);
     session.track(web);
     (session, web)
-}
-
-/// The last line of the screen that holds anything: where the cursor's prompt is.
-fn current_line(screen: &str) -> String {
-    screen
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim_end()
-        .to_string()
 }
 
 fn count(screen: &str, needle: &str) -> usize {

@@ -1149,3 +1149,43 @@ impl Drop for PtySession {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Small configurations
+// ---------------------------------------------------------------------------------------------
+
+/// One program of a configuration: `name`, its `cmd` (already a YAML value, as
+/// [`fixture_cmd`] gives) and more `key: value` lines.
+pub fn program(name: &str, cmd: &str, keys: &[&str]) -> String {
+    let mut yaml = format!("  {name}:\n    cmd: {cmd}\n");
+    for key in keys {
+        yaml.push_str(&format!("    {key}\n"));
+    }
+    yaml
+}
+
+/// A configuration of the programs [`program`] gives.
+pub fn config(programs: &[String]) -> String {
+    format!("programs:\n{}", programs.concat())
+}
+
+/// `web`: writes its pid to web.pid and `hello` to web.out, then sleeps.
+pub fn web_program(sandbox: &Sandbox) -> String {
+    let pidfile = sandbox.file_str("web.pid");
+    program(
+        "web",
+        &fixture_cmd(&["pidfile", &pidfile, "print", "hello", "sleep", "forever"]),
+        &["starttime: 0", "stoptime: 1", "stdout: web.out"],
+    )
+}
+
+/// The last line of a terminal screen that holds anything: where the cursor's prompt is.
+pub fn current_line(screen: &str) -> String {
+    screen
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim_end()
+        .to_string()
+}
