@@ -1,5 +1,6 @@
 //! Reading a process's log file: a byte range, or everything from an offset on as it is
-//! written (`tail -f`). Following waits on inotify, never on a timer.
+//! written (`tail -f`). Following waits on inotify, never on a timer, and starts again from the
+//! beginning of a file that was truncated under it.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,11 @@ impl Following {
             if !chunk.is_empty() {
                 self.position += chunk.len() as u64;
                 return Ok(Bytes::from(chunk));
+            }
+            if tokio::fs::metadata(&self.path).await?.len() < self.position {
+                // Truncated (a `clear`): what comes next is written from the start.
+                self.position = 0;
+                continue;
             }
             if let Some(watch) = &self.watch {
                 watch.changed().await?;

@@ -2,7 +2,8 @@
 //!
 //! Theory of operation. A running taskmaster serves HTTP/1.1 on a unix socket (mode 0600; a
 //! peer whose uid is neither taskmaster's nor root is refused). The JSON API lives under `/v1`
-//! and is documented, with examples, in `docs/api.md`.
+//! and is documented, with examples, in `docs/api.md`; supervisord's XML-RPC, in the same
+//! document's "supervisorctl" section.
 //!
 //! The server ([`server`]) turns each HTTP request into a core `Request`, sends it to the
 //! daemon through a runtime `Handle` (it runs on the daemon's own event loop, so it never
@@ -12,12 +13,20 @@
 //!
 //! [`wire`] holds the JSON types: this crate is the only one that knows JSON. Core types are
 //! not wire types; `wire` maps between them in both directions.
+//!
+//! [`xmlrpc`] serves supervisord's interface on the same socket (`POST /RPC2`, and
+//! `/logtail` and `/mainlogtail` for `tail -f`), so the real `supervisorctl` drives taskmaster
+//! unchanged; it is the only part of the crate that knows XML. [`tcp`] serves the same routes
+//! on a TCP port, behind HTTP basic auth, as supervisord's `[inet_http_server]`.
 
 pub mod client;
 mod follow;
 mod listen;
 pub mod server;
+pub mod tcp;
 pub mod wire;
+pub mod xmlrpc;
 
 pub use client::{Client, ClientError};
 pub use listen::{BindError, ControlSocket};
+pub use tcp::{ControlTcp, TcpError, TcpSettings};

@@ -1,5 +1,6 @@
 //! The HTTP routes of `/v1`: each turns a request into a core `Request`, asks the daemon, and
 //! turns the `Reply` into JSON. Bad input of every kind gets a 4xx with `{"error": ...}`.
+//! supervisord's routes (`/RPC2`, `/logtail`, `/mainlogtail`) come from [`crate::xmlrpc`].
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -38,9 +39,11 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/pid", get(pid))
         .route("/v1/events", get(events))
+        .with_state(handle.clone())
+        // supervisord's XML-RPC and log-tail routes, for supervisorctl.
+        .merge(crate::xmlrpc::router(handle))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(handle)
 }
 
 /// An error answer: a status and `{"error": ...}`.
