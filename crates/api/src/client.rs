@@ -107,6 +107,13 @@ impl Client {
                     staged: config.staged.map(Box::new),
                 })
             }
+            Request::DaemonState => {
+                let state: serde_json::Value =
+                    self.json(self.send(Method::GET, "/v1/state", None)?)?;
+                Ok(Reply::DaemonState {
+                    shutting_down: state["shutting_down"].as_bool().unwrap_or(false),
+                })
+            }
             Request::Shutdown => {
                 let answer = self.send(Method::POST, "/v1/shutdown", None)?;
                 ok(&answer)?;

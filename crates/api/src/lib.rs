@@ -30,3 +30,19 @@ pub mod xmlrpc;
 pub use client::{Client, ClientError};
 pub use listen::{BindError, ControlSocket};
 pub use tcp::{ControlTcp, TcpError, TcpSettings};
+
+/// Serves the API on the control socket, and on TCP when configured, until the daemon exits.
+pub async fn serve(
+    socket: ControlSocket,
+    tcp: Option<ControlTcp>,
+    handle: taskmaster_runtime::Handle,
+    exiting: taskmaster_runtime::Exiting,
+) {
+    match tcp {
+        Some(tcp) => {
+            let on_socket = socket.serve(handle.clone(), exiting.clone());
+            tokio::join!(on_socket, tcp.serve(handle, exiting));
+        }
+        None => socket.serve(handle, exiting).await,
+    }
+}

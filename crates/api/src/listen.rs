@@ -8,8 +8,9 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use taskmaster_runtime::Handle;
+use taskmaster_runtime::{Exiting, Handle};
 
 use crate::server;
 
@@ -66,18 +67,23 @@ impl ControlSocket {
         &self.path
     }
 
-    /// Serves the API until the future is dropped (the daemon exits), then removes the file.
-    /// Must run on the daemon's loop.
-    pub async fn serve(self, handle: Handle) {
+    /// Serves the API until the daemon exits, then finishes the answers under way (the
+    /// runtime bounds how long) and removes the file. Must run on the daemon's loop.
+    pub async fn serve(self, handle: Handle, mut exiting: Exiting) {
         let _remove = RemoveOnDrop(self.path.clone());
         let Ok(listener) = tokio::net::UnixListener::from_std(self.listener) else {
             return;
         };
         let app = server::router(handle);
         let own_uid = rustix::process::getuid().as_raw();
+        let graceful = GracefulShutdown::new();
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue; // out of descriptors, say: the next accept may work
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => continue, // out of descriptors, say: the next accept may work
+                },
+                () = exiting.wait() => break,
             };
             let peer = stream.peer_cred().map(|c| c.uid()).ok();
             let io = TokioIo::new(stream);
@@ -85,19 +91,23 @@ impl ControlSocket {
             // A client that goes away mid-request is its own business: errors are dropped.
             if peer == Some(own_uid) || peer == Some(0) {
                 let service = TowerToHyperService::new(app.clone());
+                let connection = graceful.watch(http.serve_connection(io, service));
                 tokio::spawn(async move {
-                    let _ = http.serve_connection(io, service).await;
+                    let _ = connection.await;
                 });
             } else {
                 // Refused through HTTP, after the request is read, so that the client hears
                 // why rather than seeing its connection cut.
                 let refused =
                     service_fn(move |_| async move { Ok::<_, Infallible>(refusal(peer, own_uid)) });
+                let connection =
+                    graceful.watch(http.keep_alive(false).serve_connection(io, refused));
                 tokio::spawn(async move {
-                    let _ = http.keep_alive(false).serve_connection(io, refused).await;
+                    let _ = connection.await;
                 });
             }
         }
+        graceful.shutdown().await;
     }
 }
 

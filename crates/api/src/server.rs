@@ -38,6 +38,7 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/groups/{name}", post(add_group).delete(remove_group))
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/pid", get(pid))
+        .route("/v1/state", get(state))
         .route("/v1/events", get(events))
         .with_state(handle.clone())
         // supervisord's XML-RPC and log-tail routes, for supervisorctl.
@@ -298,6 +299,16 @@ async fn shutdown(State(handle): State<Handle>) -> Result<Response, ApiError> {
 async fn pid(State(handle): State<Handle>) -> Result<Json<wire::Pid>, ApiError> {
     match ask(&handle, Request::Pid(Vec::new())).await? {
         Reply::DaemonPid(pid) => Ok(Json(wire::Pid { pid })),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `{"shutting_down": false}`: whether the daemon is on its way out.
+async fn state(State(handle): State<Handle>) -> Result<Json<serde_json::Value>, ApiError> {
+    match ask(&handle, Request::DaemonState).await? {
+        Reply::DaemonState { shutting_down } => {
+            Ok(Json(serde_json::json!({ "shutting_down": shutting_down })))
+        }
         other => Err(unexpected(other)),
     }
 }

@@ -17,8 +17,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use taskmaster_runtime::Handle;
+use taskmaster_runtime::{Exiting, Handle};
 
 use crate::server;
 
@@ -130,9 +131,9 @@ impl ControlTcp {
         self.listener.local_addr()
     }
 
-    /// Serves the API until the future is dropped (the daemon exits). Must run on the
-    /// daemon's loop.
-    pub async fn serve(self, handle: Handle) {
+    /// Serves the API until the daemon exits, then finishes the answers under way (the
+    /// runtime bounds how long). Must run on the daemon's loop.
+    pub async fn serve(self, handle: Handle, mut exiting: Exiting) {
         let Ok(listener) = tokio::net::TcpListener::from_std(self.listener) else {
             return;
         };
@@ -140,18 +141,26 @@ impl ControlTcp {
         if let Some(credentials) = self.credentials {
             app = app.layer(axum::middleware::from_fn_with_state(credentials, authorize));
         }
+        let graceful = GracefulShutdown::new();
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue; // out of descriptors, say: the next accept may work
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => continue, // out of descriptors, say: the next accept may work
+                },
+                () = exiting.wait() => break,
             };
             let _ = stream.set_nodelay(true);
             let service = TowerToHyperService::new(app.clone());
+            let connection = graceful.watch(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
             tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let _ = connection.await;
             });
         }
+        graceful.shutdown().await;
     }
 }
 

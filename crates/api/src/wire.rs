@@ -376,5 +376,8 @@ pub fn reply_json(reply: &Reply) -> serde_json::Value {
             "errors": errors,
         }),
         Reply::ShuttingDown => serde_json::json!({ "shutting_down": true }),
+        Reply::DaemonState { shutting_down } => {
+            serde_json::json!({ "shutting_down": shutting_down })
+        }
     }
 }

@@ -132,7 +132,8 @@ fn supervisorctl_drives_taskmaster_over_tcp_with_a_password_and_nothing_without(
     .expect("bind");
     let addr = tcp.local_addr().expect("address");
     let served = handle.clone();
-    let running = std::thread::spawn(move || daemon.run_blocking_with(tcp.serve(served)));
+    let running =
+        std::thread::spawn(move || daemon.run_blocking_with(|exiting| tcp.serve(served, exiting)));
 
     let url = format!("http://{addr}");
     let (code, out) = supervisorctl(

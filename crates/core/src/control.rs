@@ -43,6 +43,8 @@ pub enum Request {
     RemoveGroup(Vec<String>),
     /// The configuration in force, and the one staged by a reread if any.
     Config,
+    /// Whether the daemon is running or shutting down.
+    DaemonState,
     /// Stop every process, then exit.
     Shutdown,
 }
@@ -64,6 +66,7 @@ impl fmt::Display for Request {
             Request::AddGroup(t) => ("add", t),
             Request::RemoveGroup(t) => ("remove", t),
             Request::Config => return f.write_str("config"),
+            Request::DaemonState => return f.write_str("state"),
             Request::Shutdown => return f.write_str("shutdown"),
         };
         f.write_str(verb)?;
@@ -103,6 +106,9 @@ pub enum Reply {
     /// The new configuration was invalid; nothing changed. One message per error.
     ReloadRejected(Vec<String>),
     ShuttingDown,
+    DaemonState {
+        shutting_down: bool,
+    },
 }
 
 /// What happened to one process for one request.

@@ -525,7 +525,10 @@ impl Supervisor {
         // A user's command is logged (a request without a ticket comes from a signal, which the
         // runtime logs); so are neither queries nor a shutdown already under way.
         let repeated_shutdown = request == Request::Shutdown && self.shutting_down;
-        let query = matches!(request, Request::Status(_) | Request::Pid(_));
+        let query = matches!(
+            request,
+            Request::Status(_) | Request::Pid(_) | Request::Config | Request::DaemonState
+        );
         if ticket.is_some() && !query && !repeated_shutdown {
             out.push(Action::Log(Notice {
                 process: None,
@@ -636,6 +639,9 @@ impl Supervisor {
                     })
                     .collect(),
             )),
+            Request::DaemonState => Some(Reply::DaemonState {
+                shutting_down: self.shutting_down,
+            }),
             Request::Config => Some(Reply::Config {
                 active: Box::new(self.config.clone()),
                 staged: self.staged.clone().map(Box::new),

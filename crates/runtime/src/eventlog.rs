@@ -1,6 +1,7 @@
 //! The event log: one timestamped line per event, appended to `logfile`, and echoed to stderr
 //! with `-v`. Lines are gathered while the loop handles one wake-up and written together at its
-//! end ([`EventLog::flush`]): starting 1000 programs is one write, not 2000.
+//! end ([`EventLog::flush`]): starting 1000 programs is one write, not 2000. A reply flushes
+//! first, so that whoever receives it finds in the log everything that led to it.
 
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};

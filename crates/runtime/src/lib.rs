@@ -70,6 +70,20 @@ pub enum DaemonEvent {
     },
 }
 
+/// How long a service may take to finish its answers once the daemon is exiting.
+pub const SERVICE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Tells a service that the daemon is about to exit.
+#[derive(Clone)]
+pub struct Exiting(tokio::sync::watch::Receiver<bool>);
+
+impl Exiting {
+    /// Returns once the daemon is exiting.
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|exiting| *exiting).await;
+    }
+}
+
 /// How many events a slow subscriber may fall behind before it misses some.
 const EVENT_BACKLOG: usize = 4096;
 
@@ -176,23 +190,30 @@ impl Daemon {
     /// Runs the loop on the calling thread until every process has stopped after a shutdown
     /// (a `shutdown` request, SIGTERM or SIGINT).
     pub fn run_blocking(self) -> Result<(), StartError> {
-        self.run_blocking_with(std::future::pending())
+        self.run_blocking_with(|_| std::future::pending())
     }
 
-    /// Like [`Daemon::run_blocking`], with `service` (the control API) running on the same loop
-    /// until the daemon exits.
-    pub fn run_blocking_with(
+    /// Like [`Daemon::run_blocking`], with a service (the control API) running on the same
+    /// loop. When the daemon is about to exit, the service is told through [`Exiting`] and
+    /// given [`SERVICE_DRAIN`] to finish what it is answering, such as the reply to the
+    /// shutdown itself.
+    pub fn run_blocking_with<Service>(
         self,
-        service: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), StartError> {
+        service: impl FnOnce(Exiting) -> Service,
+    ) -> Result<(), StartError>
+    where
+        Service: Future<Output = ()> + Send + 'static,
+    {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(StartError::Signals)?;
         runtime.block_on(async {
-            let service = tokio::spawn(service);
+            let (exiting, told) = tokio::sync::watch::channel(false);
+            let service = tokio::spawn(service(Exiting(told)));
             let result = self.run().await;
-            service.abort();
+            let _ = exiting.send(true);
+            let _ = tokio::time::timeout(SERVICE_DRAIN, service).await;
             result
         })
     }
@@ -324,6 +345,8 @@ impl Daemon {
                     None
                 }
                 Action::Reply { ticket, reply } => {
+                    // Whoever gets the answer may read the log next: it must hold what led to it.
+                    self.log.flush();
                     if let Some(waiting) = self.waiting.remove(&ticket) {
                         let _ = waiting.send(reply); // the asker may have gone; nothing to do
                     }

@@ -52,6 +52,11 @@ pub fn render(reply: &Reply) -> Vec<String> {
             lines
         }
         Reply::ShuttingDown => vec!["Shut down".to_string()],
+        Reply::DaemonState { shutting_down } => vec![if *shutting_down {
+            "SHUTDOWN".to_string()
+        } else {
+            "RUNNING".to_string()
+        }],
     }
 }
 
@@ -69,6 +74,7 @@ pub fn succeeded(reply: &Reply) -> bool {
         | Reply::Reloaded(_)
         | Reply::Compared(_)
         | Reply::Config { .. }
+        | Reply::DaemonState { .. }
         | Reply::ShuttingDown => true,
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use taskmaster_api::{Client, ControlSocket};
+use taskmaster_api::{Client, ControlSocket, ControlTcp, TcpSettings};
 use taskmaster_config::Config;
 use taskmaster_core::{Reply, Request};
 use taskmaster_runtime::{Daemon, Handle};
@@ -180,6 +180,20 @@ fn run(path: &Path, with_shell: bool, verbose: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let tcp = config.http.as_ref().map(|http| {
+        ControlTcp::bind(&TcpSettings {
+            listen: http.listen,
+            username: http.credentials.as_ref().map(|c| c.username.clone()),
+            password: http.credentials.as_ref().map(|c| c.password.clone()),
+        })
+    });
+    let tcp = match tcp.transpose() {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            eprintln!("taskmaster: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let (daemon, handle) = match Daemon::new(config, verbose) {
         Ok(pair) => pair,
         Err(e) => {
@@ -203,7 +217,8 @@ fn run(path: &Path, with_shell: bool, verbose: bool) -> ExitCode {
         });
         (asked_shutdown, shell_done)
     });
-    let result = daemon.run_blocking_with(socket.serve(handle));
+    let result =
+        daemon.run_blocking_with(|exiting| taskmaster_api::serve(socket, tcp, handle, exiting));
     if let Some((asked_shutdown, shell_done)) = shell_done {
         // When the shell asked for the shutdown it is printing its answer ("Shut down") and
         // about to end: let it finish. When a signal did, it may be waiting for input: don't.

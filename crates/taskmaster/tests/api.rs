@@ -1567,3 +1567,56 @@ fn ctl_run_by_another_uid_is_refused_and_says_so() {
     );
     assert_unaffected(&mut tm, &api, "web", pid);
 }
+
+/// Regression: with nothing running the daemon exits at once after a shutdown, and it used to
+/// close the connection before the answer was written.
+#[test]
+fn shutdown_with_nothing_running_is_still_answered() {
+    let sandbox = Sandbox::new();
+    let idle = program(
+        "idle",
+        &fixture_cmd(&["sleep", "forever"]),
+        &["autostart: false"],
+    );
+    let (mut tm, api) = start(&sandbox, &config(&[idle]));
+    let answer = api.post("/v1/shutdown");
+    assert_eq!(answer.status, 202, "{answer}");
+    assert_eq!(answer.json(), json!({"shutting_down": true}));
+    assert!(tm.wait_exit(TIMEOUT).success());
+}
+
+#[test]
+fn state_says_whether_the_daemon_is_shutting_down() {
+    let (_sandbox, _tm, api, _web) = web_and_workers();
+    assert_eq!(api.get("/v1/state").json(), json!({"shutting_down": false}));
+}
+
+/// The `http:` key serves the same API on TCP, behind basic authentication.
+#[test]
+fn the_http_key_serves_the_api_on_tcp_with_basic_auth() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let sandbox = Sandbox::new();
+    let yaml = format!(
+        "http:\n  listen: 127.0.0.1:{port}\n  username: admin\n  password: s3cret\n{}",
+        config(&[web_program(&sandbox)])
+    );
+    let (_tm, api) = start(&sandbox, &yaml);
+    let ask = |authorization: Option<&str>| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let auth = authorization.map_or(String::new(), |a| format!("Authorization: Basic {a}\r\n"));
+        let request = format!("GET /v1/pid HTTP/1.1\r\nHost: t\r\n{auth}Connection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read");
+        Answer::parse(&raw)
+    };
+    assert_eq!(ask(None).status, 401);
+    // base64("admin:wrong") and base64("admin:s3cret")
+    assert_eq!(ask(Some("YWRtaW46d3Jvbmc=")).status, 401);
+    let answer = ask(Some("YWRtaW46czNjcmV0"));
+    assert_eq!(answer.status, 200, "{answer}");
+    assert_eq!(answer.json(), api.get("/v1/pid").json());
+}

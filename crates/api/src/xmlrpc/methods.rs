@@ -189,6 +189,15 @@ impl Rpc {
                 if !METHODS.iter().any(|m| m.name == method) {
                     return Err(Fault::new(Code::UnknownMethod));
                 }
+                // A shutdown may have come another way (a signal, the shell, the JSON API).
+                if self.mood() == Mood::Running {
+                    if let Ok(Reply::DaemonState {
+                        shutting_down: true,
+                    }) = self.handle.request(Request::DaemonState).await
+                    {
+                        self.set_mood(Mood::Shutdown);
+                    }
+                }
                 // As supervisord: once it is shutting down or restarting, nothing is answered.
                 if self.mood() != Mood::Running {
                     return Err(Fault::new(Code::ShutdownState));
