@@ -54,6 +54,8 @@ impl Answer {
 struct Supervised {
     sandbox: Sandbox,
     daemon: Taskmaster,
+    /// `-s URL` and, over TCP, `-u USER -p PASSWORD`.
+    server: Vec<String>,
 }
 
 impl Supervised {
@@ -73,7 +75,38 @@ impl Supervised {
         wait_until("the control socket", TIMEOUT, || {
             socket.exists().then_some(())
         });
-        Supervised { sandbox, daemon }
+        let server = vec!["-s".to_string(), format!("unix://{}", socket.display())];
+        Supervised {
+            sandbox,
+            daemon,
+            server,
+        }
+    }
+
+    /// Like [`Supervised::start_with`], with supervisorctl going through taskmaster's `http:`
+    /// listener (on a free loopback port) with a username and a password.
+    fn start_tcp(yaml: impl FnOnce(&Sandbox) -> String) -> Supervised {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut supervised = Supervised::start_with(|sandbox| {
+            format!(
+                "http:\n  listen: 127.0.0.1:{port}\n  username: admin\n  password: s3cret\n{}",
+                yaml(sandbox)
+            )
+        });
+        supervised.server = [
+            "-s",
+            &format!("http://127.0.0.1:{port}"),
+            "-u",
+            "admin",
+            "-p",
+            "s3cret",
+        ]
+        .map(str::to_string)
+        .to_vec();
+        supervised
     }
 
     fn socket(&self) -> PathBuf {
@@ -85,8 +118,7 @@ impl Supervised {
         let mut cmd = Command::new(supervisorctl_bin());
         cmd.arg("-c")
             .arg(self.sandbox.file("supervisorctl.conf"))
-            .arg("-s")
-            .arg(format!("unix://{}", self.socket().display()))
+            .args(&self.server)
             .args(args)
             .current_dir(self.sandbox.path())
             .env("HOME", self.sandbox.path())
@@ -906,4 +938,49 @@ fn a_shutdown_inside_a_multicall_shuts_down_after_answering() {
     );
     assert!(s.daemon.wait_exit(TIMEOUT).success());
     assert!(!is_alive(pid));
+}
+
+// ---- over TCP -----------------------------------------------------------------------------
+
+/// The same commands through the `http:` listener, with basic authentication.
+#[test]
+fn supervisorctl_works_the_same_over_tcp_with_basic_auth() {
+    let mut s = Supervised::start_tcp(|sandbox| {
+        format!(
+            "programs:\n  web:\n    cmd: {}\n    starttime: 0\n    stdout: web.out\n",
+            fixture_cmd(&[
+                "print",
+                "hello over tcp",
+                "pidfile",
+                &sandbox.file_str("web.pid"),
+                "sleep",
+                "forever"
+            ])
+        )
+    });
+    let first = s.running_pid("web");
+    s.expect(&["stop", "web"], &["web: stopped"], 0);
+    s.expect(&["start", "web"], &["web: started"], 0);
+    let second = s.running_pid("web");
+    assert_ne!(first, second);
+    s.expect(&["restart", "web"], &["web: stopped", "web: started"], 0);
+    let third = s.running_pid("web");
+    s.expect(&["pid", "web"], &[third.to_string().as_str()], 0);
+    s.expect(&["signal", "HUP", "web"], &["web: signalled"], 0);
+    let tail = s.ctl(&["tail", "web"]);
+    assert!(tail.stdout.contains("hello over tcp"), "{tail:?}");
+    // Without the password: refused.
+    let mut refused = Command::new(supervisorctl_bin());
+    refused
+        .arg("-c")
+        .arg(s.sandbox.file("supervisorctl.conf"))
+        .args(&s.server[..2])
+        .arg("status")
+        .env("HOME", s.sandbox.path());
+    let output = run_to_completion(refused, TIMEOUT);
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(text.contains("Server requires authentication"), "{text}");
+    s.expect(&["shutdown"], &["Shut down"], 0);
+    assert!(s.daemon.wait_exit(TIMEOUT).success());
 }
