@@ -34,6 +34,9 @@ pub struct Process {
     pub last_exit: Option<Exit>,
     pub stdout: Option<PathBuf>,
     pub stderr: Option<PathBuf>,
+    /// The signal that paused the process (`SIGSTOP`), while it is paused; `null` otherwise.
+    #[serde(default)]
+    pub paused: Option<String>,
 }
 
 /// How a process last ended.
@@ -211,6 +214,7 @@ pub fn process(clock: &Clock, info: &ProcessInfo) -> Process {
         }),
         stdout: info.stdout.clone(),
         stderr: info.stderr.clone(),
+        paused: info.paused.map(|signal| signal.to_string()),
     }
 }
 
@@ -299,6 +303,7 @@ pub fn to_process_info(p: Process) -> ProcessInfo {
         }),
         stdout: p.stdout,
         stderr: p.stderr,
+        paused: p.paused.and_then(|signal| signal.parse().ok()),
     }
 }
 

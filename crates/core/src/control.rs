@@ -191,6 +191,8 @@ pub struct ProcessInfo {
     /// The files its stdout and stderr go to, if any.
     pub stdout: Option<PathBuf>,
     pub stderr: Option<PathBuf>,
+    /// The signal that paused the child, while it is paused: paused is not dead.
+    pub paused: Option<Signal>,
 }
 
 /// The message supervisord shows for a start that failed by exiting early.
@@ -206,19 +208,25 @@ impl ProcessInfo {
                 .clone()
                 .unwrap_or_else(|| EXITED_TOO_QUICKLY.to_string())
         };
+        let paused = |text: String| match self.paused {
+            Some(signal) if text.is_empty() => format!("paused ({signal})"),
+            Some(signal) => format!("{text}, paused ({signal})"),
+            None => text,
+        };
         match self.state {
-            State::Running => match (self.pid, self.started_at) {
+            State::Running => paused(match (self.pid, self.started_at) {
                 (Some(pid), Some(started)) => {
                     format!("pid {pid}, uptime {}", format_uptime(now.since(started)))
                 }
                 _ => String::new(),
-            },
+            }),
+            State::Starting => paused(String::new()),
             State::Backoff | State::Fatal => failure(),
             State::Stopped | State::Exited => match self.stopped_at {
                 Some(stopped) => date(now.since(stopped)),
                 None => "Not started".to_string(),
             },
-            State::Starting | State::Stopping | State::Unknown => String::new(),
+            State::Stopping | State::Unknown => String::new(),
         }
     }
 }

@@ -131,6 +131,8 @@ pub struct Process {
     /// Why the last spawn failed, if it did.
     pub spawn_error: Option<String>,
     pub last_exit: Option<LastExit>,
+    /// The signal that paused the child (SIGSTOP, SIGTSTP...), while it is paused.
+    pub paused: Option<Signal>,
     pub(crate) deadline: Option<(Time, Deadline)>,
     pub(crate) after_stop: AfterStop,
     /// How many times it has come to STOPPED: a request waiting for a stop compares counts,
@@ -150,6 +152,7 @@ impl Process {
             backoff: 0,
             spawn_error: None,
             last_exit: None,
+            paused: None,
             deadline: None,
             after_stop: AfterStop::Nothing,
             stops: 0,

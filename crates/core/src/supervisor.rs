@@ -18,6 +18,10 @@ pub enum Event {
     SpawnFailed { process: String, error: String },
     /// A child was reaped. The pid may be none of ours (an orphan the subreaper collected).
     Exited { pid: u32, status: ExitStatus },
+    /// A child was stopped by a signal (SIGSTOP, SIGTSTP...): paused, not dead.
+    Paused { pid: u32, signal: Signal },
+    /// A paused child was continued (SIGCONT).
+    Resumed { pid: u32 },
     /// The time of [`Supervisor::next_deadline`] has come.
     Timer,
     /// A user asks. With no ticket nobody waits for the reply (a SIGHUP reload).
@@ -175,6 +179,8 @@ impl Supervisor {
                 self.spawn_failed(&process, error, now, &mut out)
             }
             Event::Exited { pid, status } => self.exited(pid, status, now, &mut out),
+            Event::Paused { pid, signal } => self.paused(pid, Some(signal), &mut out),
+            Event::Resumed { pid } => self.paused(pid, None, &mut out),
             Event::Timer => self.deadlines_passed(now, &mut out),
             Event::Request { ticket, request } => self.request(ticket, request, now, &mut out),
             Event::ConfigLoaded {
@@ -257,6 +263,7 @@ impl Supervisor {
         };
         let expected = matches!(status, ExitStatus::Code(code) if p.spec.is_expected_exit(code));
         p.pid = None;
+        p.paused = None;
         p.stopped_at = Some(now);
         p.deadline = None;
         p.last_exit = Some(LastExit { status, expected });
@@ -294,6 +301,25 @@ impl Supervisor {
             }
             other => log(out, &name, format!("{status} while {other}")),
         }
+    }
+
+    /// Records that a child was paused by `signal`, or resumed (`None`).
+    fn paused(&mut self, pid: u32, signal: Option<Signal>, out: &mut Vec<Action>) {
+        let Some(p) = self.processes.values_mut().find(|p| p.pid == Some(pid)) else {
+            return; // an orphan of ours, or none at all
+        };
+        if p.paused == signal {
+            return;
+        }
+        p.paused = signal;
+        let message = match signal {
+            Some(signal) => format!("paused by {signal}"),
+            None => "resumed (SIGCONT)".to_string(),
+        };
+        out.push(Action::Log(Notice {
+            process: Some(p.name.clone()),
+            message,
+        }));
     }
 
     fn exited_from_running(
@@ -492,6 +518,14 @@ impl Supervisor {
                     signal: p.spec.stopsignal,
                     scope: Scope::Group,
                 });
+                // A paused process would only act on its stop signal at SIGKILL time.
+                if p.paused.is_some() {
+                    out.push(Action::Signal {
+                        pid,
+                        signal: Signal::CONT,
+                        scope: Scope::Group,
+                    });
+                }
                 Ok(())
             }
             (State::Starting | State::Running | State::Backoff, _) => {
@@ -1094,6 +1128,7 @@ impl Supervisor {
             last_exit: p.last_exit,
             stdout: p.spec.stdout.clone(),
             stderr: p.spec.stderr.clone(),
+            paused: p.paused,
         })
     }
 }

@@ -58,6 +58,8 @@ enum Step {
     Reread(usize),
     Add(usize),
     Remove(usize),
+    /// The n-th live child is paused (SIGSTOP) or resumed.
+    Pause(usize, bool),
     /// A reaped pid that is none of ours.
     Stray,
 }
@@ -75,6 +77,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..TARGETS.len()).prop_map(Step::Add),
         1 => (0..TARGETS.len()).prop_map(Step::Remove),
         1 => Just(Step::Stray),
+        2 => (0..8usize, any::<bool>()).prop_map(|(i, pause)| Step::Pause(i, pause)),
     ]
 }
 
@@ -97,6 +100,11 @@ fn check_invariants(w: &World) {
         if let Some(pid) = p.pid {
             assert!(seen.insert(pid), "pid {pid} belongs to two processes");
         }
+        assert!(
+            p.pid.is_some() || p.paused.is_none(),
+            "{} paused without a child",
+            p.name
+        );
     }
     // The announced changes never lie: each starts where the last one for that process
     // ended (records start STOPPED), and the last one is where the process is now.
@@ -166,6 +174,17 @@ proptest! {
                 Step::Add(t) => tickets.push(w.request(Request::AddGroup(vec![TARGETS[t].into()]))),
                 Step::Remove(t) => tickets.push(w.request(Request::RemoveGroup(vec![TARGETS[t].into()]))),
                 Step::Stray => w.handle(Event::Exited { pid: 1, status: code(0) }),
+                Step::Pause(i, pause) => {
+                    let pids = live_pids(&w);
+                    if !pids.is_empty() {
+                        let pid = pids[i % pids.len()];
+                        w.handle(if pause {
+                            Event::Paused { pid, signal: Signal::STOP }
+                        } else {
+                            Event::Resumed { pid }
+                        });
+                    }
+                }
             }
             check_invariants(&w);
         }

@@ -862,3 +862,65 @@ fn restart_answers_when_a_concurrent_start_restarts_the_process_first() {
     );
     assert_eq!(outcomes(w.reply(start).unwrap()), ["web: started"]);
 }
+
+#[test]
+fn a_paused_process_is_still_running_and_described_as_paused() {
+    let mut w = running("");
+    let pid = w.pid("web");
+    w.handle(taskmaster_core::Event::Paused {
+        pid,
+        signal: Signal::STOP,
+    });
+    assert_eq!(w.state("web"), "RUNNING");
+    assert!(
+        w.logs.iter().any(|l| l == "web: paused by SIGSTOP"),
+        "{:?}",
+        w.logs
+    );
+    let Reply::Status { now, processes, .. } = w.ask(Request::Status(vec![])) else {
+        panic!()
+    };
+    let description = processes[0].description(now, |_| String::new());
+    assert!(description.ends_with(", paused (SIGSTOP)"), "{description}");
+    assert!(
+        description.starts_with(&format!("pid {pid}, uptime ")),
+        "{description}"
+    );
+
+    w.handle(taskmaster_core::Event::Resumed { pid });
+    assert!(
+        w.logs.iter().any(|l| l == "web: resumed (SIGCONT)"),
+        "{:?}",
+        w.logs
+    );
+    assert_eq!(w.sup.process("web").unwrap().paused, None);
+}
+
+#[test]
+fn stopping_a_paused_process_continues_it_so_it_can_obey() {
+    let mut w = running("");
+    let pid = w.pid("web");
+    w.handle(taskmaster_core::Event::Paused {
+        pid,
+        signal: Signal::TSTP,
+    });
+    w.request(Request::Stop(vec!["web".into()]));
+    let sent: Vec<Signal> = w.signals.iter().map(|s| s.signal).collect();
+    assert_eq!(sent, [Signal::TERM, Signal::CONT]);
+}
+
+#[test]
+fn an_exit_clears_the_pause_and_stray_pauses_are_ignored() {
+    let mut w = running("    autorestart: never\n");
+    let pid = w.pid("web");
+    w.handle(taskmaster_core::Event::Paused {
+        pid,
+        signal: Signal::STOP,
+    });
+    w.handle(taskmaster_core::Event::Paused {
+        pid: 99_999,
+        signal: Signal::STOP,
+    });
+    w.exit("web", killed(Signal::KILL));
+    assert_eq!(w.sup.process("web").unwrap().paused, None);
+}

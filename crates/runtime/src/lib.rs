@@ -3,8 +3,9 @@
 //! Theory of operation. [`Daemon`] owns the pure [`Supervisor`] and does, on one
 //! single-threaded tokio loop, all the I/O the supervisor asks for. It waits for:
 //!
-//! - **SIGCHLD**: it then reaps with `waitpid(-1, WNOHANG)` until nothing is left, and tells the
-//!   supervisor of each exit. taskmaster is a child subreaper, so orphaned grandchildren come
+//! - **SIGCHLD**: it then asks `waitpid(-1, WNOHANG | WUNTRACED | WCONTINUED)` until nothing
+//!   is left, and tells the supervisor of each exit, and of each child paused by a signal or
+//!   resumed (paused is not dead). taskmaster is a child subreaper, so orphaned grandchildren come
 //!   back to it and are reaped too: no zombies. (tokio's own process support is not used: it
 //!   reaps only the children it spawned and cannot share reaping with a subreaper.)
 //! - **the supervisor's next deadline**: a single sleep until then, never a periodic tick.
@@ -273,11 +274,19 @@ impl Daemon {
         });
     }
 
-    /// Reaps every child that has ended and tells the supervisor of each.
+    /// Reaps every child that has ended, notes every one paused or resumed, and tells the
+    /// supervisor of each.
     fn reap(&mut self) {
-        while let Some((pid, status)) = sys::reap_one() {
-            self.pidfds.remove(&pid);
-            self.dispatch(Event::Exited { pid, status });
+        while let Some(change) = sys::next_child_change() {
+            let event = match change {
+                sys::ChildChange::Exited(pid, status) => {
+                    self.pidfds.remove(&pid);
+                    Event::Exited { pid, status }
+                }
+                sys::ChildChange::Paused(pid, signal) => Event::Paused { pid, signal },
+                sys::ChildChange::Resumed(pid) => Event::Resumed { pid },
+            };
+            self.dispatch(event);
         }
     }
 

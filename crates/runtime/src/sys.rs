@@ -335,20 +335,39 @@ fn send(target: i32, signal: Signal) -> std::io::Result<()> {
     }
 }
 
-/// Reaps one child that has ended, if any, without blocking: `waitpid(-1, WNOHANG)`.
-/// As a subreaper, that includes orphaned grandchildren.
-pub fn reap_one() -> Option<(u32, ExitStatus)> {
+/// What `waitpid` reported about a child.
+pub enum ChildChange {
+    /// It ended, and is reaped.
+    Exited(u32, ExitStatus),
+    /// A signal stopped it (SIGSTOP, SIGTSTP...): paused, not dead.
+    Paused(u32, Signal),
+    /// SIGCONT continued it.
+    Resumed(u32),
+}
+
+/// The next change of any child, if any, without blocking: `waitpid(-1, WNOHANG | WUNTRACED |
+/// WCONTINUED)`. An ended child is reaped; as a subreaper, that includes orphaned grandchildren.
+pub fn next_child_change() -> Option<ChildChange> {
     loop {
         let mut status: libc::c_int = 0;
+        let options = libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED;
         // SAFETY: waitpid writes the status into `status`, an integer we own.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        let pid = unsafe { libc::waitpid(-1, &mut status, options) };
         if pid > 0 {
-            return Some((pid.unsigned_abs(), decode(status)));
+            let pid = pid.unsigned_abs();
+            return Some(if libc::WIFSTOPPED(status) {
+                let signal = Signal::from_number(libc::WSTOPSIG(status)).unwrap_or(Signal::STOP);
+                ChildChange::Paused(pid, signal)
+            } else if libc::WIFCONTINUED(status) {
+                ChildChange::Resumed(pid)
+            } else {
+                ChildChange::Exited(pid, decode(status))
+            });
         }
         if pid < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
             continue;
         }
-        return None; // 0: children remain, none ended; -1 ECHILD: no children at all
+        return None; // 0: children remain, none changed; -1 ECHILD: no children at all
     }
 }
 

@@ -1133,6 +1133,7 @@ mod tests {
             last_exit: None,
             stdout: None,
             stderr: None,
+            paused: None,
         };
         let now = taskmaster_core::Time::from_nanos(1);
         let snapshot = Snapshot {
