@@ -9,7 +9,8 @@ use hyper::body::Bytes;
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
-use taskmaster_core::{Outcome, Reply, Request};
+use taskmaster_config::os_reason;
+use taskmaster_core::{Outcome, ReloadPlan, Reply, Request};
 
 use crate::wire;
 
@@ -81,22 +82,12 @@ impl Client {
                 }),
                 other => Ok(other),
             },
-            Request::Reload => {
-                let answer = self.send(Method::POST, "/v1/reload", None)?;
-                if answer.status == StatusCode::UNPROCESSABLE_ENTITY {
-                    let error: wire::Error = decode(&answer.body)?;
-                    return Ok(Reply::ReloadRejected(error.errors));
-                }
-                Ok(Reply::Reloaded(wire::to_plan(self.json(answer)?)))
-            }
-            Request::Reread => {
-                let answer = self.send(Method::POST, "/v1/reread", None)?;
-                if answer.status == StatusCode::UNPROCESSABLE_ENTITY {
-                    let error: wire::Error = decode(&answer.body)?;
-                    return Ok(Reply::ReloadRejected(error.errors));
-                }
-                Ok(Reply::Compared(wire::to_plan(self.json(answer)?)))
-            }
+            Request::Reload => Ok(self
+                .plan("/v1/reload")?
+                .map_or_else(Reply::ReloadRejected, Reply::Reloaded)),
+            Request::Reread => Ok(self
+                .plan("/v1/reread")?
+                .map_or_else(Reply::ReloadRejected, Reply::Compared)),
             Request::AddGroup(names) => self.groups(Method::POST, &names),
             Request::RemoveGroup(names) => self.groups(Method::DELETE, &names),
             Request::Config => {
@@ -158,6 +149,16 @@ impl Client {
             outcomes.extend(results.results.into_iter().map(wire::to_outcome));
         }
         Ok(Reply::Outcomes(outcomes))
+    }
+
+    /// POSTs to a reload or reread endpoint: what changes, or every error of the file (422).
+    fn plan(&self, path: &str) -> Result<Result<ReloadPlan, Vec<String>>, ClientError> {
+        let answer = self.send(Method::POST, path, None)?;
+        if answer.status == StatusCode::UNPROCESSABLE_ENTITY {
+            let error: wire::Error = decode(&answer.body)?;
+            return Ok(Err(error.errors));
+        }
+        Ok(Ok(wire::to_plan(self.json(answer)?)))
     }
 
     /// Adds (POST) or removes (DELETE) each program, in order.
@@ -240,7 +241,7 @@ impl Client {
             .await
             .map_err(|error| ClientError::Connect {
                 path: self.socket.clone(),
-                reason: plain(&error),
+                reason: os_reason(&error),
             })?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -283,10 +284,4 @@ fn refused(status: StatusCode, body: &[u8]) -> ClientError {
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
     serde_json::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()))
-}
-
-/// An I/O error's text without Rust's " (os error N)" suffix.
-fn plain(error: &std::io::Error) -> String {
-    let text = error.to_string();
-    text.split(" (os error").next().unwrap_or(&text).to_string()
 }

@@ -228,16 +228,21 @@ async fn signal(
     .await
 }
 
+/// `422` for a configuration file with errors, listing every one.
+fn rejected(errors: Vec<String>) -> ApiError {
+    ApiError(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        wire::Error {
+            error: "the configuration has errors; nothing was changed".to_string(),
+            errors,
+        },
+    )
+}
+
 async fn reload(State(handle): State<Handle>) -> Result<Response, ApiError> {
     match ask(&handle, Request::Reload).await? {
         Reply::Reloaded(plan) => Ok(Json(wire::reloaded(&plan)).into_response()),
-        Reply::ReloadRejected(errors) => Err(ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            wire::Error {
-                error: "the configuration has errors; nothing was changed".to_string(),
-                errors,
-            },
-        )),
+        Reply::ReloadRejected(errors) => Err(rejected(errors)),
         Reply::ShuttingDown => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting down",
@@ -250,13 +255,7 @@ async fn reload(State(handle): State<Handle>) -> Result<Response, ApiError> {
 async fn reread(State(handle): State<Handle>) -> Result<Response, ApiError> {
     match ask(&handle, Request::Reread).await? {
         Reply::Compared(plan) => Ok(Json(wire::reloaded(&plan)).into_response()),
-        Reply::ReloadRejected(errors) => Err(ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            wire::Error {
-                error: "the configuration has errors".to_string(),
-                errors,
-            },
-        )),
+        Reply::ReloadRejected(errors) => Err(rejected(errors)),
         other => Err(unexpected(other)),
     }
 }

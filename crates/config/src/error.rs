@@ -148,6 +148,13 @@ pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a
     best.map(|(candidate, _)| candidate)
 }
 
+/// The OS's words for an I/O error, without Rust's " (os error N)" suffix: what taskmaster
+/// shows users (`cannot read: No such file or directory`).
+pub fn os_reason(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    text.split(" (os error").next().unwrap_or(&text).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 pub use diff::{diff, ReloadPlan};
 pub use duration::parse_duration;
 pub use emit::to_yaml;
-pub use error::{ConfigError, ConfigErrors};
+pub use error::{os_reason, ConfigError, ConfigErrors};
 pub use ini::Credentials;
 pub use signal::Signal;
 
@@ -196,12 +196,9 @@ impl Config {
     /// Reads and validates the file at `path`, YAML or supervisord INI ([`detect_format`]).
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            // The OS's words without Rust's " (os error N)" suffix.
-            let reason = e.to_string();
-            let reason = reason.split(" (os error").next().unwrap_or(&reason);
             ConfigErrors::single(ConfigError::file_level(
                 path,
-                format!("cannot read: {reason}"),
+                format!("cannot read: {}", os_reason(&e)),
             ))
         })?;
         match detect_format(path, &text) {

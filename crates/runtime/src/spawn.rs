@@ -17,6 +17,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use taskmaster_config::os_reason;
 use taskmaster_core::ProgramSpec;
 
 use crate::sys;
@@ -37,10 +38,11 @@ pub fn spawn(
     let program = spec.argv.first().ok_or("cmd is empty")?;
     if let Some(dir) = &spec.workingdir {
         // Checked here because a failed chdir and a failed exec report the same errors.
-        check_directory(dir).map_err(|e| format!("workingdir {}: {}", dir.display(), plain(&e)))?;
+        check_directory(dir)
+            .map_err(|e| format!("workingdir {}: {}", dir.display(), os_reason(&e)))?;
     }
     let stdio = [
-        File::open("/dev/null").map_err(|e| format!("cannot open /dev/null: {}", plain(&e)))?,
+        File::open("/dev/null").map_err(|e| format!("cannot open /dev/null: {}", os_reason(&e)))?,
         output(spec.stdout.as_deref(), "stdout")?,
         output(spec.stderr.as_deref(), "stderr")?,
     ];
@@ -54,7 +56,7 @@ pub fn spawn(
         }),
         Some(umask) => fork_exec(spec, &env, stdio, umask),
     };
-    let pid = launched.map_err(|e| format!("cannot execute {program}: {}", plain(&e)))?;
+    let pid = launched.map_err(|e| format!("cannot execute {program}: {}", os_reason(&e)))?;
     Ok(Spawned { pid })
 }
 
@@ -120,7 +122,7 @@ fn output(path: Option<&Path>, stream: &str) -> Result<File, String> {
         return File::options()
             .write(true)
             .open("/dev/null")
-            .map_err(|e| format!("cannot open /dev/null: {}", plain(&e)));
+            .map_err(|e| format!("cannot open /dev/null: {}", os_reason(&e)));
     };
     OpenOptions::new()
         .append(true)
@@ -130,16 +132,7 @@ fn output(path: Option<&Path>, stream: &str) -> Result<File, String> {
             format!(
                 "cannot open {stream} file {}: {}",
                 path.display(),
-                plain(&e)
+                os_reason(&e)
             )
         })
-}
-
-/// An I/O error's text without Rust's " (os error N)" suffix.
-fn plain(error: &std::io::Error) -> String {
-    let text = error.to_string();
-    match text.find(" (os error") {
-        Some(at) => text[..at].to_string(),
-        None => text,
-    }
 }

@@ -179,11 +179,8 @@ pub fn parse(text: &str, path: &Path, host: &Host) -> Result<IniConfig, ConfigEr
     Err(ConfigErrors(t.errors.into_iter().map(|(_, e)| e).collect()))
 }
 
-/// The OS's words for an I/O error, without Rust's " (os error N)".
 fn cannot_read(e: &std::io::Error) -> String {
-    let reason = e.to_string();
-    let reason = reason.split(" (os error").next().unwrap_or(&reason);
-    format!("cannot read: {reason}")
+    format!("cannot read: {}", crate::os_reason(e))
 }
 
 /// A file read: the main one (index 0) or an included one.
