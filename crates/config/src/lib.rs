@@ -61,7 +61,7 @@ pub struct Config {
 }
 
 /// One program of the configuration, with every default applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProgramSpec {
     /// The key under `programs:`.
     pub name: String,
@@ -94,6 +94,176 @@ pub struct ProgramSpec {
     pub umask: Option<u32>,
     /// Lower starts first and stops last (supervisord's `priority`, default 999).
     pub priority: u32,
+    /// Where the child's stdin comes from (`stdin:`), default /dev/null.
+    pub stdin: Stdin,
+    /// When a STARTING process counts as RUNNING (`ready:`).
+    pub ready: Readiness,
+    /// With `ready: notify`, how long to wait for READY=1 before the start fails (default 30s).
+    pub readytime: Duration,
+    /// A RUNNING process silent (no `WATCHDOG=1`) for longer than this is hung.
+    pub watchdog: Option<Duration>,
+    /// Whether time spent paused by an outside signal counts against the watchdog.
+    pub watchdog_paused: WatchdogPaused,
+    pub healthcheck: Option<HealthCheck>,
+    /// A shell command run after every exit of a child, before it is started again.
+    pub on_exit: Option<Hook>,
+    /// More automatic restarts than this within the window ends FATAL; `None`: no limit.
+    pub restart_limit: Option<RestartLimit>,
+    /// Delays between automatic restarts after a RUNNING process exits; `None`: at once.
+    pub backoff: Option<Backoff>,
+    /// Output lines that raise an alert.
+    pub alerts: Vec<Alert>,
+}
+
+/// Where a child's stdin comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stdin {
+    /// /dev/null (the default).
+    Null,
+    /// A file, read from its start at every spawn (`stdin: PATH`).
+    File(PathBuf),
+}
+
+/// When a process that was spawned counts as started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Readiness {
+    /// Up for `starttime` (supervisord's rule; `ready: started`, the default).
+    Started,
+    /// It sent `READY=1` on the notify socket (`ready: notify`).
+    Notify,
+}
+
+/// What the watchdog does with time a process spends paused by SIGSTOP/SIGTSTP from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WatchdogPaused {
+    /// Paused time does not count: paused is not hung (`watchdog_paused: ignore`, the default).
+    Ignore,
+    /// Paused time counts: a process paused for longer than `watchdog` is restarted
+    /// (`watchdog_paused: restart`).
+    Restart,
+}
+
+/// A periodic check of a process that cannot report its own health (Docker's HEALTHCHECK).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub probe: Probe,
+    /// Time between the end of one check and the start of the next (default 30s).
+    pub interval: Duration,
+    /// A check not finished by then has failed (default 30s).
+    pub timeout: Duration,
+    /// Consecutive failures that make the process unhealthy (default 3).
+    pub retries: u32,
+    /// Failures this soon after the spawn do not count (default 0s).
+    pub start_period: Duration,
+}
+
+/// What a health check does; each is healthy on success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Probe {
+    /// `cmd: "..."`: run with `/bin/sh -c`; exit status 0 is healthy.
+    Cmd(String),
+    /// `http: "http://host:port/path"`: a GET answered with a 2xx status is healthy.
+    Http(HttpProbe),
+    /// `tcp: "host:port"`: a connection accepted is healthy.
+    Tcp(String),
+}
+
+/// An `http://` URL taken apart. Only plain HTTP: a health endpoint is local.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpProbe {
+    /// The URL as written.
+    pub url: String,
+    /// `host:port` to connect to (port 80 when the URL has none).
+    pub address: String,
+    /// The Host header: the URL's authority as written.
+    pub host: String,
+    /// Path and query, at least `/`.
+    pub path: String,
+}
+
+/// A command run after a child exits (`on_exit:`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hook {
+    /// Run with `/bin/sh -c`.
+    pub cmd: String,
+    /// Killed (its whole process group) when it runs longer (`on_exit_timeout:`, default 30s).
+    pub timeout: Duration,
+}
+
+/// At most `count` automatic restarts `within` a sliding window (Erlang/OTP's intensity and
+/// period).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartLimit {
+    pub count: u32,
+    pub within: Duration,
+}
+
+/// Exponential delays between automatic restarts: `initial`, then times `factor` for each
+/// restart that follows, never more than `max`. A process that stays up for `max` starts
+/// again from `initial`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+    /// At least 1.
+    pub factor: f64,
+}
+
+impl Backoff {
+    /// The delay before the `n`-th restart in a row (`n` from 1).
+    pub fn delay(&self, n: u32) -> Duration {
+        let exponent = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
+        let seconds = self.initial.as_secs_f64() * self.factor.powi(exponent);
+        if seconds.is_finite() && seconds < self.max.as_secs_f64() {
+            Duration::from_secs_f64(seconds)
+        } else {
+            self.max
+        }
+    }
+}
+
+/// An output line that raises an alert (`alerts:`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// A line containing this text matches (`match:`; plain text, not a pattern).
+    pub text: String,
+    /// The stream watched; `None` watches both (`stream:`).
+    pub stream: Option<Stream>,
+    pub level: AlertLevel,
+}
+
+/// One of a child's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// How loud an alert is (`level:`, default `warning`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertLevel {
+    Info,
+    Warning,
+    Error,
+}
+
+impl AlertLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertLevel::Info => "info",
+            AlertLevel::Warning => "warning",
+            AlertLevel::Error => "error",
+        }
+    }
 }
 
 /// The control API on a TCP address, with HTTP basic authentication.

@@ -217,6 +217,16 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         workingdir: None,
         umask: None,
         priority: 999,
+        stdin: crate::Stdin::Null,
+        ready: crate::Readiness::Started,
+        readytime: Duration::from_secs(30),
+        watchdog: None,
+        watchdog_paused: crate::WatchdogPaused::Ignore,
+        healthcheck: None,
+        on_exit: None,
+        restart_limit: None,
+        backoff: None,
+        alerts: Vec::new(),
     }
 }
 
