@@ -66,6 +66,23 @@ impl Signal {
     pub const TTOU: Signal = Signal(22);
     pub const WINCH: Signal = Signal(28);
 
+    pub const SYS: Signal = Signal(31);
+
+    /// Whether the kernel sends this signal for a fault of the program itself (a bad memory
+    /// access, an illegal instruction, an abort): a death by it is a crash.
+    pub fn is_fault(self) -> bool {
+        [
+            Signal::SEGV,
+            Signal::BUS,
+            Signal::ILL,
+            Signal::FPE,
+            Signal::ABRT,
+            Signal::SYS,
+            Signal::TRAP,
+        ]
+        .contains(&self)
+    }
+
     /// The signal's number, as `kill(2)` takes it.
     pub fn number(self) -> i32 {
         self.0
