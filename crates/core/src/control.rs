@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use taskmaster_config::{Config, ReloadPlan, Signal};
 
-use crate::process::{LastExit, State};
+use crate::process::{Health, LastExit, State};
 use crate::time::Time;
 
 /// Identifies a request whose reply comes later, in an [`crate::Action::Reply`].
@@ -29,6 +29,14 @@ pub enum Request {
     Signal {
         signal: Signal,
         targets: Vec<String>,
+    },
+    /// The panic button: SIGKILL to each process's whole group at once. The process is then
+    /// restarted as `autorestart` says, unless `restart` is false. `by` names who pressed it
+    /// (peer uid and pid), for the event log.
+    Kill {
+        targets: Vec<String>,
+        restart: bool,
+        by: String,
     },
     /// The pids of processes; with no target, taskmaster's own.
     Pid(Vec<String>),
@@ -59,6 +67,14 @@ impl fmt::Display for Request {
             Request::Restart(t) => ("restart", t),
             Request::Signal { signal, targets } => {
                 return write!(f, "signal {} {}", signal.name(), targets.join(" "));
+            }
+            Request::Kill {
+                targets,
+                restart,
+                by,
+            } => {
+                let flag = if *restart { "" } else { " --no-restart" };
+                return write!(f, "kill{flag} {} (by {by})", targets.join(" "));
             }
             Request::Pid(t) => ("pid", t),
             Request::Reload => return f.write_str("reload"),
@@ -123,6 +139,8 @@ pub enum Done {
     Started,
     Stopped,
     Signalled,
+    /// SIGKILL was sent to its process group (the kill button).
+    Killed,
     /// A program (process group) was added.
     Added,
     /// A program (process group) was removed.
@@ -154,6 +172,7 @@ impl fmt::Display for Outcome {
             Ok(Done::Started) => write!(f, "{}: started", self.process),
             Ok(Done::Stopped) => write!(f, "{}: stopped", self.process),
             Ok(Done::Signalled) => write!(f, "{}: signalled", self.process),
+            Ok(Done::Killed) => write!(f, "{}: killed", self.process),
             Ok(Done::Added) => write!(f, "{}: added process group", self.process),
             Ok(Done::Removed) => write!(f, "{}: removed process group", self.process),
             Err(failure) => write!(f, "{}: ERROR ({failure})", self.process),
@@ -193,6 +212,12 @@ pub struct ProcessInfo {
     pub stderr: Option<PathBuf>,
     /// The signal that paused the child, while it is paused: paused is not dead.
     pub paused: Option<Signal>,
+    /// The child's own status text (`STATUS=` on the notify socket).
+    pub status_text: Option<String>,
+    /// What its health checks say; `None` without a `healthcheck`.
+    pub health: Option<Health>,
+    /// Why it is FATAL when that is not failed starts (the restart limit).
+    pub gave_up: Option<String>,
 }
 
 /// The message supervisord shows for a start that failed by exiting early.
@@ -203,31 +228,45 @@ impl ProcessInfo {
     /// when failed, the stop time when stopped. `now` is the snapshot's time; `date` renders the
     /// wall-clock date of a moment that lies the given duration in the past.
     pub fn description(&self, now: Time, date: impl Fn(Duration) -> String) -> String {
-        let failure = || {
-            self.spawn_error
-                .clone()
-                .unwrap_or_else(|| EXITED_TOO_QUICKLY.to_string())
-        };
-        let paused = |text: String| match self.paused {
-            Some(signal) if text.is_empty() => format!("paused ({signal})"),
-            Some(signal) => format!("{text}, paused ({signal})"),
-            None => text,
-        };
+        let mut parts: Vec<String> = Vec::new();
         match self.state {
-            State::Running => paused(match (self.pid, self.started_at) {
-                (Some(pid), Some(started)) => {
-                    format!("pid {pid}, uptime {}", format_uptime(now.since(started)))
+            State::Running => {
+                if let (Some(pid), Some(started)) = (self.pid, self.started_at) {
+                    parts.push(format!(
+                        "pid {pid}, uptime {}",
+                        format_uptime(now.since(started))
+                    ));
                 }
-                _ => String::new(),
-            }),
-            State::Starting => paused(String::new()),
-            State::Backoff | State::Fatal => failure(),
+            }
+            State::Backoff | State::Fatal => parts.push(
+                self.gave_up
+                    .clone()
+                    .or_else(|| self.spawn_error.clone())
+                    .unwrap_or_else(|| EXITED_TOO_QUICKLY.to_string()),
+            ),
             State::Stopped | State::Exited => match self.stopped_at {
-                Some(stopped) => date(now.since(stopped)),
-                None => "Not started".to_string(),
+                Some(stopped) => {
+                    parts.push(date(now.since(stopped)));
+                    if let Some(last_exit) = &self.last_exit {
+                        parts.push(last_exit.to_string());
+                    }
+                }
+                None => parts.push("Not started".to_string()),
             },
-            State::Stopping | State::Unknown => String::new(),
+            State::Starting | State::Stopping | State::Unknown => {}
         }
+        if self.pid.is_some() {
+            if let Some(signal) = self.paused {
+                parts.push(format!("paused ({signal})"));
+            }
+            if let Some(health) = &self.health {
+                parts.push(health.to_string());
+            }
+            if let Some(text) = &self.status_text {
+                parts.push(format!("status: {text}"));
+            }
+        }
+        parts.join(", ")
     }
 }
 

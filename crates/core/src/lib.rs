@@ -21,12 +21,14 @@
 //! Because the whole state is plain data (serializable), a hot backup can hold a copy of it.
 
 mod control;
+pub mod notify;
 mod process;
 mod supervisor;
 mod time;
 
 pub use control::{Done, Failure, Outcome, ProcessInfo, Reply, Request, Ticket};
-pub use process::{ExitStatus, LastExit, Process, State};
+pub use notify::Notification;
+pub use process::{ExitCause, ExitStatus, Health, LastExit, Process, State};
 pub use supervisor::{Action, Event, LoadPurpose, Notice, Scope, Supervisor};
 pub use taskmaster_config::{AutoRestart, Config, ProgramSpec, ReloadPlan, Signal};
 pub use time::Time;

@@ -1,13 +1,20 @@
+mod liveness;
+mod requests;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use taskmaster_config::{diff, AutoRestart, Config, ProgramSpec, ReloadPlan, Signal};
+use taskmaster_config::{AutoRestart, Config, ProgramSpec, Readiness, Signal};
 
-use crate::control::{Done, Failure, Outcome, ProcessInfo, Reply, Request, Ticket};
-use crate::process::{AfterStop, Deadline, ExitStatus, LastExit, Process, State};
+use crate::control::{Done, Failure, Outcome, Reply, Ticket};
+use crate::notify::Notification;
+use crate::process::{
+    AfterStop, Deadline, ExitCause, ExitStatus, LastExit, Liveness, Process, State,
+};
 use crate::time::Time;
+use crate::Request;
 
 /// Something that happened, for the supervisor to react to.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +29,24 @@ pub enum Event {
     Paused { pid: u32, signal: Signal },
     /// A paused child was continued (SIGCONT).
     Resumed { pid: u32 },
+    /// A child, or a short-lived descendant of it, spoke on the notify socket; `pid` is the
+    /// child's (the runtime resolves a descendant to it).
+    Notified {
+        pid: u32,
+        notifications: Vec<Notification>,
+    },
+    /// The health check asked by [`Action::Probe`] is done: `Ok` (healthy) or `Err`, with a
+    /// short text either way.
+    ProbeDone {
+        process: String,
+        pid: u32,
+        result: Result<String, String>,
+    },
+    /// The hook asked by [`Action::RunHook`] is done; `Err` says how it failed.
+    HookDone {
+        process: String,
+        result: Result<(), String>,
+    },
     /// The time of [`Supervisor::next_deadline`] has come.
     Timer,
     /// A user asks. With no ticket nobody waits for the reply (a SIGHUP reload).
@@ -70,6 +95,20 @@ pub enum Action {
         pid: u32,
         signal: Signal,
         scope: Scope,
+    },
+    /// Run the program's health check against its child `pid`, then report
+    /// [`Event::ProbeDone`].
+    Probe {
+        process: String,
+        pid: u32,
+        spec: Arc<ProgramSpec>,
+    },
+    /// Run the program's `on_exit` hook with these variables added to the program's
+    /// environment, then report [`Event::HookDone`].
+    RunHook {
+        process: String,
+        spec: Arc<ProgramSpec>,
+        env: Vec<(String, String)>,
     },
     /// Read the configuration file again, then report [`Event::ConfigLoaded`] with the same
     /// ticket and purpose.
@@ -179,8 +218,17 @@ impl Supervisor {
                 self.spawn_failed(&process, error, now, &mut out)
             }
             Event::Exited { pid, status } => self.exited(pid, status, now, &mut out),
-            Event::Paused { pid, signal } => self.paused(pid, Some(signal), &mut out),
-            Event::Resumed { pid } => self.paused(pid, None, &mut out),
+            Event::Paused { pid, signal } => self.paused(pid, Some(signal), now, &mut out),
+            Event::Resumed { pid } => self.paused(pid, None, now, &mut out),
+            Event::Notified { pid, notifications } => {
+                self.notified(pid, notifications, now, &mut out)
+            }
+            Event::ProbeDone {
+                process,
+                pid,
+                result,
+            } => self.probe_done(&process, pid, result, now, &mut out),
+            Event::HookDone { process, result } => self.hook_done(&process, result, now, &mut out),
             Event::Timer => self.deadlines_passed(now, &mut out),
             Event::Request { ticket, request } => self.request(ticket, request, now, &mut out),
             Event::ConfigLoaded {
@@ -202,7 +250,8 @@ impl Supervisor {
     pub fn next_deadline(&self) -> Option<Time> {
         self.processes
             .values()
-            .filter_map(|p| p.deadline.map(|(at, _)| at))
+            .flat_map(|p| [p.deadline.map(|(at, _)| at), p.liveness.next_due()])
+            .flatten()
             .min()
     }
 
@@ -230,11 +279,14 @@ impl Supervisor {
         };
         p.pid = Some(pid);
         log(out, name, format!("spawned with pid {pid}"));
-        let starttime = p.spec.starttime;
-        if starttime.is_zero() {
-            self.enter_running(name, out);
-        } else if let Some(p) = self.processes.get_mut(name) {
-            p.deadline = Some((now + starttime, Deadline::StartTime));
+        match p.spec.ready {
+            Readiness::Notify => {
+                p.deadline = Some((now + p.spec.readytime, Deadline::ReadyTime));
+            }
+            Readiness::Started if p.spec.starttime.is_zero() => self.enter_running(name, now, out),
+            Readiness::Started => {
+                p.deadline = Some((now + p.spec.starttime, Deadline::StartTime));
+            }
         }
     }
 
@@ -243,6 +295,11 @@ impl Supervisor {
             return;
         };
         log(out, name, format!("spawn error: {error}"));
+        p.last_exit = Some(LastExit {
+            status: None,
+            cause: ExitCause::SpawnFailed(error.clone()),
+            expected: false,
+        });
         p.spawn_error = Some(error);
         p.pid = None;
         self.start_failed(name, now, out);
@@ -261,50 +318,165 @@ impl Supervisor {
         let Some(p) = self.processes.get_mut(&name) else {
             return;
         };
-        let expected = matches!(status, ExitStatus::Code(code) if p.spec.is_expected_exit(code));
+        let cause = p
+            .stop_cause
+            .take()
+            .unwrap_or_else(|| ExitCause::of_status(status));
+        let expected = cause == ExitCause::Exited
+            && matches!(status, ExitStatus::Code(code) if p.spec.is_expected_exit(code));
+        let last_exit = LastExit {
+            status: Some(status),
+            cause,
+            expected,
+        };
         p.pid = None;
         p.paused = None;
         p.stopped_at = Some(now);
         p.deadline = None;
-        p.last_exit = Some(LastExit { status, expected });
+        p.last_exit = Some(last_exit.clone());
+        self.run_exit_hook(&name, &last_exit, out);
+        let Some(p) = self.processes.get_mut(&name) else {
+            return;
+        };
         let up_for = p.started_at.map_or(Duration::ZERO, |at| now.since(at));
         match p.state {
             State::Stopping => {
-                change_state(p, State::Stopped, out);
-                log(out, &name, format!("stopped ({status})"));
                 // The leader is gone; whatever else is left in its group goes too.
                 out.push(Action::Signal {
                     pid,
                     signal: Signal::KILL,
                     scope: Scope::Group,
                 });
-                if p.after_stop == AfterStop::Start {
-                    p.after_stop = AfterStop::Nothing;
-                    if !shutting_down {
-                        self.spawn(&name, now, out);
+                match std::mem::replace(&mut p.after_stop, AfterStop::Nothing) {
+                    AfterStop::Policy => {
+                        self.exited_from_running(&name, &last_exit, up_for, now, out)
+                    }
+                    AfterStop::FailStart => {
+                        log(out, &name, format!("{last_exit}"));
+                        self.start_failed(&name, now, out);
+                    }
+                    after_stop => {
+                        p.after_stop = after_stop;
+                        change_state(p, State::Stopped, out);
+                        log(out, &name, format!("stopped ({last_exit})"));
+                        if p.after_stop == AfterStop::Start {
+                            p.after_stop = AfterStop::Nothing;
+                            if !shutting_down {
+                                self.spawn(&name, now, out);
+                            }
+                        }
                     }
                 }
+            }
+            State::Starting if p.spec.ready == Readiness::Notify => {
+                log(out, &name, format!("{last_exit} before it was ready"));
+                self.start_failed(&name, now, out);
             }
             State::Starting if up_for < p.spec.starttime => {
                 log(
                     out,
                     &name,
-                    format!("{status} after {up_for:.1?}, before its starttime"),
+                    format!("{last_exit} after {up_for:.1?}, before its starttime"),
                 );
                 self.start_failed(&name, now, out);
             }
             State::Starting | State::Running => {
                 if p.state == State::Starting {
-                    self.enter_running(&name, out);
+                    self.enter_running(&name, now, out);
                 }
-                self.exited_from_running(&name, status, expected, now, out);
+                self.exited_from_running(&name, &last_exit, up_for, now, out);
             }
-            other => log(out, &name, format!("{status} while {other}")),
+            other => log(out, &name, format!("{last_exit} while {other}")),
         }
     }
 
+    /// EXITED, then restarted as `autorestart` says: at once, or after the `backoff` delay; or
+    /// FATAL when that would be one restart too many for `restart_limit`.
+    fn exited_from_running(
+        &mut self,
+        name: &str,
+        last_exit: &LastExit,
+        up_for: Duration,
+        now: Time,
+        out: &mut Vec<Action>,
+    ) {
+        let shutting_down = self.shutting_down;
+        let Some(p) = self.processes.get_mut(name) else {
+            return;
+        };
+        change_state(p, State::Exited, out);
+        log(out, name, last_exit.to_string());
+        let restart = match p.spec.autorestart {
+            AutoRestart::Always => true,
+            AutoRestart::Never => false,
+            AutoRestart::Unexpected => !last_exit.expected,
+        };
+        if !restart || shutting_down || p.is_retiring() {
+            return;
+        }
+        if !self.within_restart_limit(name, now, out) {
+            return;
+        }
+        let Some(p) = self.processes.get_mut(name) else {
+            return;
+        };
+        let why = match p.spec.autorestart {
+            AutoRestart::Always => "autorestart is always",
+            _ => "the exit was not expected",
+        };
+        let Some(backoff) = p.spec.backoff else {
+            log(out, name, format!("restarting: {why}"));
+            self.spawn(name, now, out);
+            return;
+        };
+        // A process that stayed up long enough has recovered: its delays start over.
+        if up_for >= backoff.max {
+            p.restarts_in_row = 0;
+        }
+        p.restarts_in_row = p.restarts_in_row.saturating_add(1);
+        let delay = backoff.delay(p.restarts_in_row);
+        p.deadline = Some((now + delay, Deadline::Restart));
+        log(
+            out,
+            name,
+            format!("restarting in {delay:.1?} (backoff): {why}"),
+        );
+    }
+
+    /// Counts one more automatic restart against `restart_limit`; past the limit the process
+    /// is FATAL and the answer is false.
+    fn within_restart_limit(&mut self, name: &str, now: Time, out: &mut Vec<Action>) -> bool {
+        let Some(p) = self.processes.get_mut(name) else {
+            return false;
+        };
+        let Some(limit) = p.spec.restart_limit else {
+            return true;
+        };
+        p.restarts.retain(|&at| now.since(at) < limit.within);
+        p.restarts.push(now);
+        let count = p.restarts.len();
+        if count <= limit.count as usize {
+            return true;
+        }
+        p.restarts.clear();
+        p.deadline = None;
+        let last = p
+            .last_exit
+            .as_ref()
+            .map(|exit| format!("; last exit: {exit}"))
+            .unwrap_or_default();
+        let reason = format!(
+            "restart limit reached: {count} restarts within {:?} (restart_limit {} within {:?}){last}",
+            limit.within, limit.count, limit.within
+        );
+        log(out, name, format!("gave up: FATAL: {reason}"));
+        p.gave_up = Some(reason);
+        change_state(p, State::Fatal, out);
+        false
+    }
+
     /// Records that a child was paused by `signal`, or resumed (`None`).
-    fn paused(&mut self, pid: u32, signal: Option<Signal>, out: &mut Vec<Action>) {
+    fn paused(&mut self, pid: u32, signal: Option<Signal>, now: Time, out: &mut Vec<Action>) {
         let Some(p) = self.processes.values_mut().find(|p| p.pid == Some(pid)) else {
             return; // an orphan of ours, or none at all
         };
@@ -320,36 +492,8 @@ impl Supervisor {
             process: Some(p.name.clone()),
             message,
         }));
-    }
-
-    fn exited_from_running(
-        &mut self,
-        name: &str,
-        status: ExitStatus,
-        expected: bool,
-        now: Time,
-        out: &mut Vec<Action>,
-    ) {
-        let shutting_down = self.shutting_down;
-        let Some(p) = self.processes.get_mut(name) else {
-            return;
-        };
-        change_state(p, State::Exited, out);
-        let verdict = if expected { "expected" } else { "not expected" };
-        log(out, name, format!("{status} ({verdict})"));
-        let restart = match p.spec.autorestart {
-            AutoRestart::Always => true,
-            AutoRestart::Never => false,
-            AutoRestart::Unexpected => !expected,
-        };
-        if restart && !shutting_down && !p.is_retiring() {
-            let why = match p.spec.autorestart {
-                AutoRestart::Always => "autorestart is always",
-                _ => "the exit was not expected",
-            };
-            log(out, name, format!("restarting: {why}"));
-            self.spawn(name, now, out);
-        }
+        let name = p.name.clone();
+        self.pause_liveness(&name, signal.is_some(), now);
     }
 
     fn deadlines_passed(&mut self, now: Time, out: &mut Vec<Action>) {
@@ -365,16 +509,31 @@ impl Supervisor {
             })
             .collect();
         for (name, kind) in due {
-            let Some(p) = self.processes.get(&name) else {
+            let Some(p) = self.processes.get_mut(&name) else {
                 continue;
             };
             match (kind, p.state, p.pid) {
-                (Deadline::StartTime, State::Starting, _) => self.enter_running(&name, out),
+                (Deadline::StartTime, State::Starting, _) => self.enter_running(&name, now, out),
+                (Deadline::ReadyTime, State::Starting, Some(_)) => {
+                    let readytime = p.spec.readytime;
+                    log(
+                        out,
+                        &name,
+                        format!("not ready: no READY=1 within {readytime:?} (readytime)"),
+                    );
+                    self.stop_for(&name, ExitCause::NotReady, AfterStop::FailStart, now, out);
+                }
                 (Deadline::Retry, State::Backoff, _) => {
                     log(out, &name, format!("start attempt {}", p.backoff + 1));
                     self.spawn(&name, now, out);
                 }
+                (Deadline::Restart, State::Exited, _) if !self.shutting_down => {
+                    self.spawn(&name, now, out);
+                }
                 (Deadline::Kill, State::Stopping, Some(pid)) => {
+                    if p.stop_cause == Some(ExitCause::Stopped) {
+                        p.stop_cause = Some(ExitCause::KilledAfterStoptime);
+                    }
                     log(
                         out,
                         &name,
@@ -393,18 +552,35 @@ impl Supervisor {
                 _ => {}
             }
         }
+        self.liveness_timers(now, out);
     }
 
     // ---- transitions --------------------------------------------------------------------
 
-    /// STOPPED / EXITED / FATAL / BACKOFF -> STARTING: asks the runtime for a child.
+    /// STOPPED / EXITED / FATAL / BACKOFF -> STARTING: asks the runtime for a child. While
+    /// the `on_exit` hook of the last child runs, the start waits for it.
     fn spawn(&mut self, name: &str, now: Time, out: &mut Vec<Action>) {
         let Some(p) = self.processes.get_mut(name) else {
             return;
         };
+        if p.deadline
+            .is_some_and(|(_, kind)| kind == Deadline::Restart)
+        {
+            p.deadline = None;
+        }
+        if p.hook_running {
+            if !p.start_after_hook {
+                p.start_after_hook = true;
+                log(out, name, "start waits for the on_exit hook".to_string());
+            }
+            return;
+        }
+        p.start_after_hook = false;
         change_state(p, State::Starting, out);
         p.started_at = Some(now);
         p.spawn_error = None;
+        p.gave_up = None;
+        p.status_text = None;
         p.deadline = None;
         out.push(Action::Spawn {
             process: name.to_string(),
@@ -412,20 +588,24 @@ impl Supervisor {
         });
     }
 
-    /// STARTING -> RUNNING: up for `starttime`.
-    fn enter_running(&mut self, name: &str, out: &mut Vec<Action>) {
+    /// STARTING -> RUNNING: up for `starttime`, or ready.
+    fn enter_running(&mut self, name: &str, now: Time, out: &mut Vec<Action>) {
         let Some(p) = self.processes.get_mut(name) else {
             return;
         };
         change_state(p, State::Running, out);
         p.backoff = 0;
         p.deadline = None;
-        let message = if p.spec.starttime.is_zero() {
-            "RUNNING".to_string()
-        } else {
-            format!("RUNNING: up for {:?} (starttime)", p.spec.starttime)
+        let message = match p.spec.ready {
+            Readiness::Notify => {
+                let after = p.started_at.map_or(Duration::ZERO, |at| now.since(at));
+                format!("RUNNING: ready (READY=1 after {after:.1?})")
+            }
+            Readiness::Started if p.spec.starttime.is_zero() => "RUNNING".to_string(),
+            Readiness::Started => format!("RUNNING: up for {:?} (starttime)", p.spec.starttime),
         };
         log(out, name, message);
+        self.arm_liveness(name, now);
     }
 
     /// STARTING -> BACKOFF, or -> FATAL once `startretries` retries are spent. The n-th retry
@@ -451,21 +631,27 @@ impl Supervisor {
                 name,
                 format!("gave up: FATAL after {attempts} failed start attempt(s)"),
             );
-        } else {
-            change_state(p, State::Backoff, out);
-            let delay = Duration::from_secs(u64::from(p.backoff));
-            p.deadline = Some((now + delay, Deadline::Retry));
-            log(
-                out,
-                name,
-                format!(
-                    "BACKOFF: start failed ({} of {} retries used); next attempt in {}s",
-                    p.backoff,
-                    p.spec.startretries,
-                    delay.as_secs()
-                ),
-            );
+            return;
         }
+        if !self.within_restart_limit(name, now, out) {
+            return;
+        }
+        let Some(p) = self.processes.get_mut(name) else {
+            return;
+        };
+        change_state(p, State::Backoff, out);
+        let delay = Duration::from_secs(u64::from(p.backoff));
+        p.deadline = Some((now + delay, Deadline::Retry));
+        log(
+            out,
+            name,
+            format!(
+                "BACKOFF: start failed ({} of {} retries used); next attempt in {}s",
+                p.backoff,
+                p.spec.startretries,
+                delay.as_secs()
+            ),
+        );
     }
 
     /// Starts a process at rest; `Ok` means it is on its way (the outcome comes later).
@@ -505,40 +691,33 @@ impl Supervisor {
     ) -> Result<(), Failure> {
         let p = self.processes.get_mut(name).ok_or(Failure::NoSuchProcess)?;
         match (p.state, p.pid) {
-            (State::Starting | State::Running, Some(pid)) => {
-                change_state(p, State::Stopping, out);
-                p.deadline = Some((now + p.spec.stoptime, Deadline::Kill));
-                log(
-                    out,
-                    name,
-                    format!("stop requested: sending {}", p.spec.stopsignal.name()),
-                );
-                out.push(Action::Signal {
-                    pid,
-                    signal: p.spec.stopsignal,
-                    scope: Scope::Group,
-                });
-                // A paused process would only act on its stop signal at SIGKILL time.
-                if p.paused.is_some() {
-                    out.push(Action::Signal {
-                        pid,
-                        signal: Signal::CONT,
-                        scope: Scope::Group,
-                    });
-                }
+            (State::Starting | State::Running, Some(_)) => {
+                self.stop_for(name, ExitCause::Stopped, AfterStop::Nothing, now, out);
                 Ok(())
             }
             (State::Starting | State::Running | State::Backoff, _) => {
                 change_state(p, State::Stopped, out);
                 p.deadline = None;
+                p.start_after_hook = false;
                 p.stopped_at = Some(now);
                 log(out, name, "stopped (no child was running)".to_string());
                 Ok(())
             }
             (State::Stopping, _) => {
-                if p.after_stop == AfterStop::Start {
+                // A stop by request wins over what was to follow (a start, a restart by policy).
+                if p.after_stop != AfterStop::Remove {
                     p.after_stop = AfterStop::Nothing;
                 }
+                Ok(())
+            }
+            // A restart is pending (a backoff delay, or the on_exit hook): the stop cancels it.
+            (State::Exited | State::Fatal | State::Stopped | State::Unknown, _)
+                if p.start_pending() =>
+            {
+                p.deadline = None;
+                p.start_after_hook = false;
+                change_state(p, State::Stopped, out);
+                log(out, name, "stopped (its restart is cancelled)".to_string());
                 Ok(())
             }
             (State::Stopped | State::Exited | State::Fatal | State::Unknown, _) => {
@@ -547,353 +726,47 @@ impl Supervisor {
         }
     }
 
-    // ---- requests -----------------------------------------------------------------------
-
-    fn request(
+    /// RUNNING / STARTING -> STOPPING: sends the stop signal, SIGKILL after `stoptime`.
+    /// `cause` is what the exit will be classified as; `after` is what follows it.
+    fn stop_for(
         &mut self,
-        ticket: Option<Ticket>,
-        request: Request,
+        name: &str,
+        cause: ExitCause,
+        after: AfterStop,
         now: Time,
         out: &mut Vec<Action>,
     ) {
-        // A user's command is logged (a request without a ticket comes from a signal, which the
-        // runtime logs); so are neither queries nor a shutdown already under way.
-        let repeated_shutdown = request == Request::Shutdown && self.shutting_down;
-        let query = matches!(
-            request,
-            Request::Status(_) | Request::Pid(_) | Request::Config | Request::DaemonState
+        let Some(p) = self.processes.get_mut(name) else {
+            return;
+        };
+        let Some(pid) = p.pid else {
+            return;
+        };
+        change_state(p, State::Stopping, out);
+        p.deadline = Some((now + p.spec.stoptime, Deadline::Kill));
+        p.stop_cause = Some(cause);
+        p.after_stop = after;
+        let why = match &p.stop_cause {
+            Some(ExitCause::Stopped) => "stop requested",
+            _ => "stopping",
+        };
+        log(
+            out,
+            name,
+            format!("{why}: sending {}", p.spec.stopsignal.name()),
         );
-        if ticket.is_some() && !query && !repeated_shutdown {
-            out.push(Action::Log(Notice {
-                process: None,
-                message: format!("command: {request}"),
-            }));
-        }
-        let reply = match request {
-            Request::Status(targets) => {
-                let (names, errors) = self.resolve_all(&targets);
-                let processes = names.iter().filter_map(|n| self.info(n)).collect();
-                Some(Reply::Status {
-                    now,
-                    processes,
-                    errors,
-                })
-            }
-            Request::Pid(targets) if targets.is_empty() => Some(Reply::DaemonPid(self.daemon_pid)),
-            Request::Pid(targets) => {
-                let (names, errors) = self.resolve_all(&targets);
-                let pids = names
-                    .into_iter()
-                    .map(|n| {
-                        let pid = self.processes.get(&n).and_then(|p| p.pid);
-                        (n, pid)
-                    })
-                    .collect();
-                Some(Reply::Pids { pids, errors })
-            }
-            Request::Start(targets) => {
-                self.act_and_wait(ticket, &targets, now, out, |s, n, now, out| {
-                    s.start_process(n, now, out).map(|()| Goal::Running)
-                })
-            }
-            Request::Stop(targets) => {
-                self.act_and_wait(ticket, &targets, now, out, |s, n, now, out| {
-                    s.stop_process(n, now, out).map(|()| Goal::Stopped)
-                })
-            }
-            Request::Restart(targets) => {
-                self.act_and_wait(ticket, &targets, now, out, |s, n, now, out| {
-                    match s.processes.get(n).map(|p| p.state.is_stopped()) {
-                        Some(true) => s.start_process(n, now, out).map(|()| Goal::Running),
-                        _ => s
-                            .stop_process(n, now, out)
-                            .map(|()| Goal::StoppedThenRunning),
-                    }
-                })
-            }
-            Request::Signal { signal, targets } => {
-                let (named, mut outcomes) = self.resolve_named(&targets);
-                for Named { name, alone } in named {
-                    let pid = self.processes.get(&name).and_then(|p| p.pid);
-                    let result = match pid {
-                        None if !alone => continue,
-                        Some(pid) => {
-                            log(out, &name, format!("sending {}", signal.name()));
-                            out.push(Action::Signal {
-                                pid,
-                                signal,
-                                scope: Scope::Process,
-                            });
-                            Ok(Done::Signalled)
-                        }
-                        None => Err(Failure::NotRunning),
-                    };
-                    outcomes.push(Outcome {
-                        process: name,
-                        result,
-                    });
-                }
-                Some(Reply::Outcomes(outcomes))
-            }
-            Request::Reload => {
-                out.push(Action::LoadConfig {
-                    purpose: LoadPurpose::Apply,
-                    ticket,
-                });
-                None
-            }
-            Request::Reread => {
-                out.push(Action::LoadConfig {
-                    purpose: LoadPurpose::Stage,
-                    ticket,
-                });
-                None
-            }
-            Request::AddGroup(names) => Some(Reply::Outcomes(
-                names
-                    .into_iter()
-                    .map(|name| {
-                        let result = self.add_group(&name, now, out);
-                        Outcome {
-                            process: name,
-                            result,
-                        }
-                    })
-                    .collect(),
-            )),
-            Request::RemoveGroup(names) => Some(Reply::Outcomes(
-                names
-                    .into_iter()
-                    .map(|name| {
-                        let result = self.remove_group(&name, out);
-                        Outcome {
-                            process: name,
-                            result,
-                        }
-                    })
-                    .collect(),
-            )),
-            Request::DaemonState => Some(Reply::DaemonState {
-                shutting_down: self.shutting_down,
-            }),
-            Request::Config => Some(Reply::Config {
-                active: Box::new(self.config.clone()),
-                staged: self.staged.clone().map(Box::new),
-            }),
-            Request::Shutdown => {
-                self.shutdown(now, out);
-                Some(Reply::ShuttingDown)
-            }
-        };
-        if let (Some(ticket), Some(reply)) = (ticket, reply) {
-            out.push(Action::Reply { ticket, reply });
-        }
-    }
-
-    /// Applies `act` to every process the targets name, and answers once each has reached the
-    /// goal `act` returns (or at once when nobody waits).
-    fn act_and_wait(
-        &mut self,
-        ticket: Option<Ticket>,
-        targets: &[String],
-        now: Time,
-        out: &mut Vec<Action>,
-        act: impl Fn(&mut Self, &str, Time, &mut Vec<Action>) -> Result<Goal, Failure>,
-    ) -> Option<Reply> {
-        let (named, errors) = self.resolve_named(targets);
-        let mut items: Vec<WaitItem> = errors
-            .into_iter()
-            .map(|outcome| WaitItem {
-                process: outcome.process.clone(),
-                goal: None,
-                outcomes: vec![outcome],
-                stops_before: 0,
-            })
-            .collect();
-        for Named { name, alone } in named {
-            let stops_before = self.processes.get(&name).map_or(0, |p| p.stops);
-            let item = match act(self, &name, now, out) {
-                Ok(goal) => WaitItem {
-                    process: name,
-                    goal: Some(goal),
-                    outcomes: Vec::new(),
-                    stops_before,
-                },
-                // As supervisord's *All and *Group calls do: `stop all` stops what runs and
-                // says nothing of the rest; only a process named alone gets "not running".
-                Err(Failure::AlreadyStarted | Failure::NotRunning) if !alone => continue,
-                Err(failure) => WaitItem {
-                    outcomes: vec![Outcome {
-                        process: name.clone(),
-                        result: Err(failure),
-                    }],
-                    process: name,
-                    goal: None,
-                    stops_before,
-                },
-            };
-            items.push(item);
-        }
-        if let Some(ticket) = ticket {
-            self.waiters.push(Waiter { ticket, items });
-        }
-        None // the reply comes from settle(), possibly within this same event
-    }
-
-    /// A reread: compare with what runs, keep it staged, change nothing.
-    fn config_staged(
-        &mut self,
-        ticket: Option<Ticket>,
-        result: Result<Config, Vec<String>>,
-        out: &mut Vec<Action>,
-    ) {
-        let reply = match result {
-            Err(errors) => {
-                for error in &errors {
-                    out.push(Action::Log(Notice {
-                        process: None,
-                        message: format!("reread rejected: {error}"),
-                    }));
-                }
-                Reply::ReloadRejected(errors)
-            }
-            Ok(config) => {
-                let plan = diff(&self.config, &config);
-                self.staged = Some(config);
-                Reply::Compared(plan)
-            }
-        };
-        if let Some(ticket) = ticket {
-            out.push(Action::Reply { ticket, reply });
-        }
-    }
-
-    /// Adds a program from the staged configuration (or the active one when nothing is
-    /// staged), as supervisord's `addProcessGroup`.
-    fn add_group(&mut self, name: &str, now: Time, out: &mut Vec<Action>) -> Result<Done, Failure> {
-        if self.shutting_down {
-            return Err(Failure::ShuttingDown);
-        }
-        let source = self.staged.as_ref().unwrap_or(&self.config);
-        let spec = source
-            .programs
-            .get(name)
-            .cloned()
-            .ok_or(Failure::NoSuchProcess)?;
-        if self.processes.values().any(|p| p.program() == name) {
-            return Err(Failure::AlreadyAdded);
-        }
-        self.config.programs.insert(name.to_string(), spec.clone());
-        out.push(Action::Log(Notice {
-            process: Some(name.to_string()),
-            message: "added".to_string(),
-        }));
-        self.add_program(Arc::new(spec), now, out);
-        Ok(Done::Added)
-    }
-
-    /// Removes a program whose processes have all stopped, as supervisord's
-    /// `removeProcessGroup`.
-    fn remove_group(&mut self, name: &str, out: &mut Vec<Action>) -> Result<Done, Failure> {
-        let members: Vec<String> = self
-            .processes
-            .values()
-            .filter(|p| p.program() == name)
-            .map(|p| p.name.clone())
-            .collect();
-        if members.is_empty() {
-            return Err(Failure::NoSuchProcess);
-        }
-        if members
-            .iter()
-            .any(|m| self.processes.get(m).is_some_and(|p| !p.state.is_stopped()))
-        {
-            return Err(Failure::StillRunning);
-        }
-        for member in members {
-            self.processes.remove(&member);
-        }
-        self.config.programs.remove(name);
-        self.waiting_programs.remove(name);
-        out.push(Action::Log(Notice {
-            process: Some(name.to_string()),
-            message: "removed".to_string(),
-        }));
-        Ok(Done::Removed)
-    }
-
-    fn config_loaded(
-        &mut self,
-        ticket: Option<Ticket>,
-        result: Result<Config, Vec<String>>,
-        now: Time,
-        out: &mut Vec<Action>,
-    ) {
-        let reply = match result {
-            Err(errors) => {
-                for error in &errors {
-                    out.push(Action::Log(Notice {
-                        process: None,
-                        message: format!("reload rejected: {error}"),
-                    }));
-                }
-                Reply::ReloadRejected(errors)
-            }
-            Ok(_) if self.shutting_down => Reply::ShuttingDown,
-            Ok(config) => {
-                let plan = diff(&self.config, &config);
-                self.apply(&plan, &config, now, out);
-                self.config = config;
-                self.staged = None;
-                out.push(Action::Log(Notice {
-                    process: None,
-                    message: format!("reload: {}", plan.summary()),
-                }));
-                Reply::Reloaded(plan)
-            }
-        };
-        if let Some(ticket) = ticket {
-            out.push(Action::Reply { ticket, reply });
-        }
-    }
-
-    /// Applies a reload: removed programs stop and go; changed ones stop and come back with
-    /// their new settings; added ones start; the rest are not touched.
-    fn apply(&mut self, plan: &ReloadPlan, config: &Config, now: Time, out: &mut Vec<Action>) {
-        for name in &plan.removed {
-            self.waiting_programs.remove(name);
-            self.retire_program(name, now, out);
-        }
-        let arriving = plan
-            .changed
-            .iter()
-            .chain(&plan.added)
-            .filter_map(|name| config.programs.get(name).cloned());
-        for spec in by_priority(arriving) {
-            let name = &spec.name;
-            let spec = Arc::new(spec.clone());
-            if self.processes.values().any(|p| p.program() == name) {
-                self.retire_program(name, now, out);
-                self.waiting_programs.insert(name.clone(), spec);
-            } else {
-                self.add_program(spec, now, out);
-            }
-        }
-    }
-
-    fn retire_program(&mut self, program: &str, now: Time, out: &mut Vec<Action>) {
-        let names: Vec<String> = self
-            .processes
-            .values()
-            .filter(|p| p.program() == program && !p.is_retiring())
-            .map(|p| p.name.clone())
-            .collect();
-        for name in names {
-            // A process at rest answers NotRunning, which is fine: settle() removes it.
-            let _ = self.stop_process(&name, now, out);
-            if let Some(p) = self.processes.get_mut(&name) {
-                p.after_stop = AfterStop::Remove;
-            }
+        out.push(Action::Signal {
+            pid,
+            signal: p.spec.stopsignal,
+            scope: Scope::Group,
+        });
+        // A paused process would only act on its stop signal at SIGKILL time.
+        if p.paused.is_some() {
+            out.push(Action::Signal {
+                pid,
+                signal: Signal::CONT,
+                scope: Scope::Group,
+            });
         }
     }
 
@@ -918,6 +791,12 @@ impl Supervisor {
         }
         self.shutting_down = true;
         self.waiting_programs.clear();
+        for p in self.processes.values_mut() {
+            if p.start_pending() {
+                p.deadline = None;
+                p.start_after_hook = false;
+            }
+        }
         out.push(Action::Log(Notice {
             process: None,
             message: "shutting down: stopping every process".to_string(),
@@ -1002,8 +881,12 @@ impl Supervisor {
             self.add_program(spec, now, out);
         }
 
-        if self.shutting_down && !self.exit_sent && self.processes.values().all(|p| p.pid.is_none())
-        {
+        // Hooks are waited for too: a cleanup cut short by the exit would leave what it cleans.
+        let all_done = self
+            .processes
+            .values()
+            .all(|p| p.pid.is_none() && !p.hook_running);
+        if self.shutting_down && !self.exit_sent && all_done {
             self.exit_sent = true;
             out.push(Action::Exit);
         }
@@ -1022,6 +905,7 @@ impl Supervisor {
             Goal::Running => match p.state {
                 State::Running => item.finish(Ok(Done::Started)),
                 State::Starting | State::Stopping => {}
+                _ if p.start_pending() => {}
                 _ if self.shutting_down => item.finish(Err(Failure::ShuttingDown)),
                 _ => match &p.spawn_error {
                     Some(error) => item.finish(Err(Failure::SpawnError(error.clone()))),
@@ -1045,92 +929,6 @@ impl Supervisor {
             }
         }
     }
-
-    // ---- names --------------------------------------------------------------------------
-
-    /// The processes the targets name, in order and without repeats, and an error outcome for
-    /// each target that names none. No target means every process.
-    fn resolve_all(&self, targets: &[String]) -> (Vec<String>, Vec<Outcome>) {
-        let (named, errors) = self.resolve_named(targets);
-        (named.into_iter().map(|n| n.name).collect(), errors)
-    }
-
-    /// Like [`Self::resolve_all`], remembering for each process whether it was named alone or
-    /// came with others (`all`, a group).
-    fn resolve_named(&self, targets: &[String]) -> (Vec<Named>, Vec<Outcome>) {
-        if targets.is_empty() {
-            let all = self.processes.keys().cloned();
-            return (
-                all.map(|name| Named { name, alone: false }).collect(),
-                Vec::new(),
-            );
-        }
-        let mut named: Vec<Named> = Vec::new();
-        let mut errors = Vec::new();
-        for target in targets {
-            let found = self.resolve(target);
-            if found.is_empty() {
-                errors.push(Outcome {
-                    process: target.clone(),
-                    result: Err(Failure::NoSuchProcess),
-                });
-            }
-            let alone = found.len() == 1 && !target.ends_with(":*") && target != "all";
-            for name in found {
-                match named.iter_mut().find(|n| n.name == name) {
-                    Some(earlier) => earlier.alone |= alone,
-                    None => named.push(Named { name, alone }),
-                }
-            }
-        }
-        (named, errors)
-    }
-
-    /// `all`; `GROUP:*`; `GROUP:PROCESS`; or a bare name: a process, a group, or a process of a
-    /// group named without its group.
-    fn resolve(&self, target: &str) -> Vec<String> {
-        let names = |keep: &dyn Fn(&Process) -> bool| -> Vec<String> {
-            self.processes
-                .values()
-                .filter(|p| keep(p))
-                .map(|p| p.name.clone())
-                .collect()
-        };
-        if target == "all" {
-            return names(&|_| true);
-        }
-        if let Some(group) = target.strip_suffix(":*") {
-            return names(&|p| p.program() == group);
-        }
-        if self.processes.contains_key(target) {
-            return vec![target.to_string()];
-        }
-        if target.contains(':') {
-            return Vec::new();
-        }
-        let in_group = names(&|p| p.program() == target);
-        if !in_group.is_empty() {
-            return in_group;
-        }
-        names(&|p| p.name.rsplit(':').next() == Some(target))
-    }
-
-    fn info(&self, name: &str) -> Option<ProcessInfo> {
-        let p = self.processes.get(name)?;
-        Some(ProcessInfo {
-            name: p.name.clone(),
-            program: p.program().to_string(),
-            state: p.state,
-            pid: p.pid,
-            started_at: p.started_at,
-            stopped_at: p.stopped_at,
-            spawn_error: p.spawn_error.clone(),
-            last_exit: p.last_exit,
-            stdout: p.spec.stdout.clone(),
-            stderr: p.spec.stderr.clone(),
-            paused: p.paused,
-        })
-    }
 }
 
 impl WaitItem {
@@ -1152,6 +950,10 @@ fn change_state(p: &mut Process, state: State, out: &mut Vec<Action>) {
     if p.state != state {
         if state == State::Stopped {
             p.stops += 1;
+        }
+        if p.state == State::Running {
+            // Heartbeats and health checks are for a RUNNING process only.
+            p.liveness = Liveness::default();
         }
         out.push(Action::StateChanged {
             process: p.name.clone(),

@@ -5,7 +5,7 @@ mod world;
 use std::collections::HashSet;
 
 use proptest::prelude::*;
-use taskmaster_core::{Event, Request, Signal, State};
+use taskmaster_core::{Event, Notification, Request, Signal, State};
 use world::{code, killed, secs, World};
 
 const CONFIGS: [&str; 3] = [
@@ -15,11 +15,19 @@ programs:
     cmd: /bin/web
     starttime: 1
     startretries: 2
+    watchdog: 2s
+    healthcheck: {cmd: \"true\", interval: 1s, retries: 2, start_period: 1s}
+    on_exit: \"true\"
   workers:
     cmd: /bin/worker
     numprocs: 2
     starttime: 0
     autorestart: always
+    ready: notify
+    readytime: 2s
+    backoff: {initial: 500ms, max: 4s, factor: 2}
+    restart_limit: {count: 4, within: 10s}
+    on_exit: \"true\"
   bad:
     cmd: /bin/bad
     startretries: 1
@@ -62,6 +70,14 @@ enum Step {
     Pause(usize, bool),
     /// A reaped pid that is none of ours.
     Stray,
+    /// The n-th live child says something on the notify socket.
+    Notify(usize, u8),
+    /// The oldest health check still running is done, healthy or not.
+    Probe(bool),
+    /// The oldest hook still running is done.
+    Hook,
+    /// The kill button, with or without a restart.
+    Kill(usize, bool),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -78,6 +94,10 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..TARGETS.len()).prop_map(Step::Remove),
         1 => Just(Step::Stray),
         2 => (0..8usize, any::<bool>()).prop_map(|(i, pause)| Step::Pause(i, pause)),
+        3 => (0..8usize, 0..4u8).prop_map(|(i, what)| Step::Notify(i, what)),
+        2 => any::<bool>().prop_map(Step::Probe),
+        2 => Just(Step::Hook),
+        1 => (0..TARGETS.len(), any::<bool>()).prop_map(|(t, restart)| Step::Kill(t, restart)),
     ]
 }
 
@@ -103,6 +123,11 @@ fn check_invariants(w: &World) {
         assert!(
             p.pid.is_some() || p.paused.is_none(),
             "{} paused without a child",
+            p.name
+        );
+        assert!(
+            p.pid.is_none() || !p.start_pending(),
+            "{} has a child and a start pending",
             p.name
         );
     }
@@ -174,6 +199,37 @@ proptest! {
                 Step::Add(t) => tickets.push(w.request(Request::AddGroup(vec![TARGETS[t].into()]))),
                 Step::Remove(t) => tickets.push(w.request(Request::RemoveGroup(vec![TARGETS[t].into()]))),
                 Step::Stray => w.handle(Event::Exited { pid: 1, status: code(0) }),
+                Step::Notify(i, what) => {
+                    let pids = live_pids(&w);
+                    if !pids.is_empty() {
+                        let pid = pids[i % pids.len()];
+                        let notification = match what {
+                            0 => Notification::Ready,
+                            1 => Notification::Heartbeat,
+                            2 => Notification::WatchdogTrigger,
+                            _ => Notification::Status("busy".into()),
+                        };
+                        w.handle(Event::Notified { pid, notifications: vec![notification] });
+                    }
+                }
+                Step::Probe(healthy) => {
+                    if !w.probes.is_empty() {
+                        let (process, pid) = w.probes.remove(0);
+                        let result = if healthy { Ok("exit 0".into()) } else { Err("exit 1".into()) };
+                        w.handle(Event::ProbeDone { process, pid, result });
+                    }
+                }
+                Step::Hook => {
+                    if !w.hooks.is_empty() {
+                        let (process, _) = w.hooks.remove(0);
+                        w.handle(Event::HookDone { process, result: Ok(()) });
+                    }
+                }
+                Step::Kill(t, restart) => tickets.push(w.request(Request::Kill {
+                    targets: vec![TARGETS[t].into()],
+                    restart,
+                    by: "uid 0".into(),
+                })),
                 Step::Pause(i, pause) => {
                     let pids = live_pids(&w);
                     if !pids.is_empty() {
@@ -193,11 +249,16 @@ proptest! {
         w.request(Request::Shutdown);
         for _ in 0..100 {
             let pids = live_pids(&w);
-            if pids.is_empty() {
+            if pids.is_empty() && w.hooks.is_empty() {
                 break;
             }
             for pid in pids {
                 w.handle(Event::Exited { pid, status: killed(Signal::TERM) });
+                check_invariants(&w);
+            }
+            while !w.hooks.is_empty() {
+                let (process, _) = w.hooks.remove(0);
+                w.handle(Event::HookDone { process, result: Err("exit 1".into()) });
                 check_invariants(&w);
             }
         }

@@ -35,6 +35,10 @@ pub struct World {
     pub logs: Vec<String>,
     pub replies: Vec<(Ticket, Reply)>,
     pub loads: Vec<Option<Ticket>>,
+    /// Every health check asked for: (process, pid). The test answers with `ProbeDone`.
+    pub probes: Vec<(String, u32)>,
+    /// Every hook asked for: (process, its extra environment). The test answers `HookDone`.
+    pub hooks: Vec<(String, Vec<(String, String)>)>,
     /// Every announced state change: (process, from, to), and `None` for a record removed
     /// (announced by its `removed` log line); a record added later starts STOPPED again.
     pub changes: Vec<(String, Option<(State, State)>)>,
@@ -64,6 +68,8 @@ impl World {
             logs: Vec::new(),
             replies: Vec::new(),
             loads: Vec::new(),
+            probes: Vec::new(),
+            hooks: Vec::new(),
             changes: Vec::new(),
             exited: false,
         };
@@ -103,6 +109,8 @@ impl World {
                     self.signals.push(Sent { pid, signal, scope })
                 }
                 Action::LoadConfig { ticket, .. } => self.loads.push(ticket),
+                Action::Probe { process, pid, .. } => self.probes.push((process, pid)),
+                Action::RunHook { process, env, .. } => self.hooks.push((process, env)),
                 Action::StateChanged { process, from, to } => {
                     self.changes.push((process, Some((from, to))))
                 }

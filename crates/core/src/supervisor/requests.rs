@@ -1,0 +1,521 @@
+//! Requests from users: what each one does to the records, and its reply.
+
+use std::sync::Arc;
+
+use taskmaster_config::{diff, Config, ReloadPlan, Signal};
+
+use super::{
+    by_priority, change_state, log, Goal, LoadPurpose, Named, Notice, Scope, Supervisor, WaitItem,
+    Waiter,
+};
+use crate::control::{Done, Failure, Outcome, ProcessInfo, Reply, Request, Ticket};
+use crate::process::{AfterStop, ExitCause, Process, State};
+use crate::time::Time;
+use crate::Action;
+
+impl Supervisor {
+    // ---- requests -----------------------------------------------------------------------
+
+    pub(super) fn request(
+        &mut self,
+        ticket: Option<Ticket>,
+        request: Request,
+        now: Time,
+        out: &mut Vec<Action>,
+    ) {
+        // A user's command is logged (a request without a ticket comes from a signal, which the
+        // runtime logs); so are neither queries nor a shutdown already under way.
+        let repeated_shutdown = request == Request::Shutdown && self.shutting_down;
+        let query = matches!(
+            request,
+            Request::Status(_) | Request::Pid(_) | Request::Config | Request::DaemonState
+        );
+        if ticket.is_some() && !query && !repeated_shutdown {
+            out.push(Action::Log(Notice {
+                process: None,
+                message: format!("command: {request}"),
+            }));
+        }
+        let reply = match request {
+            Request::Status(targets) => {
+                let (names, errors) = self.resolve_all(&targets);
+                let processes = names.iter().filter_map(|n| self.info(n)).collect();
+                Some(Reply::Status {
+                    now,
+                    processes,
+                    errors,
+                })
+            }
+            Request::Pid(targets) if targets.is_empty() => Some(Reply::DaemonPid(self.daemon_pid)),
+            Request::Pid(targets) => {
+                let (names, errors) = self.resolve_all(&targets);
+                let pids = names
+                    .into_iter()
+                    .map(|n| {
+                        let pid = self.processes.get(&n).and_then(|p| p.pid);
+                        (n, pid)
+                    })
+                    .collect();
+                Some(Reply::Pids { pids, errors })
+            }
+            Request::Start(targets) => {
+                self.act_and_wait(ticket, &targets, now, out, |s, n, now, out| {
+                    s.start_process(n, now, out).map(|()| Goal::Running)
+                })
+            }
+            Request::Stop(targets) => {
+                self.act_and_wait(ticket, &targets, now, out, |s, n, now, out| {
+                    s.stop_process(n, now, out).map(|()| Goal::Stopped)
+                })
+            }
+            Request::Restart(targets) => {
+                self.act_and_wait(ticket, &targets, now, out, |s, n, now, out| {
+                    match s.processes.get(n).map(|p| p.state.is_stopped()) {
+                        Some(true) => s.start_process(n, now, out).map(|()| Goal::Running),
+                        _ => s
+                            .stop_process(n, now, out)
+                            .map(|()| Goal::StoppedThenRunning),
+                    }
+                })
+            }
+            Request::Signal { signal, targets } => {
+                let (named, mut outcomes) = self.resolve_named(&targets);
+                for Named { name, alone } in named {
+                    let pid = self.processes.get(&name).and_then(|p| p.pid);
+                    let result = match pid {
+                        None if !alone => continue,
+                        Some(pid) => {
+                            log(out, &name, format!("sending {}", signal.name()));
+                            out.push(Action::Signal {
+                                pid,
+                                signal,
+                                scope: Scope::Process,
+                            });
+                            Ok(Done::Signalled)
+                        }
+                        None => Err(Failure::NotRunning),
+                    };
+                    outcomes.push(Outcome {
+                        process: name,
+                        result,
+                    });
+                }
+                Some(Reply::Outcomes(outcomes))
+            }
+            Request::Kill {
+                targets,
+                restart,
+                by: _,
+            } => {
+                let (named, mut outcomes) = self.resolve_named(&targets);
+                for Named { name, alone } in named {
+                    let result = self.kill_process(&name, restart, out);
+                    if result == Err(Failure::NotRunning) && !alone {
+                        continue;
+                    }
+                    outcomes.push(Outcome {
+                        process: name,
+                        result,
+                    });
+                }
+                Some(Reply::Outcomes(outcomes))
+            }
+            Request::Reload => {
+                out.push(Action::LoadConfig {
+                    purpose: LoadPurpose::Apply,
+                    ticket,
+                });
+                None
+            }
+            Request::Reread => {
+                out.push(Action::LoadConfig {
+                    purpose: LoadPurpose::Stage,
+                    ticket,
+                });
+                None
+            }
+            Request::AddGroup(names) => Some(Reply::Outcomes(
+                names
+                    .into_iter()
+                    .map(|name| {
+                        let result = self.add_group(&name, now, out);
+                        Outcome {
+                            process: name,
+                            result,
+                        }
+                    })
+                    .collect(),
+            )),
+            Request::RemoveGroup(names) => Some(Reply::Outcomes(
+                names
+                    .into_iter()
+                    .map(|name| {
+                        let result = self.remove_group(&name, out);
+                        Outcome {
+                            process: name,
+                            result,
+                        }
+                    })
+                    .collect(),
+            )),
+            Request::DaemonState => Some(Reply::DaemonState {
+                shutting_down: self.shutting_down,
+            }),
+            Request::Config => Some(Reply::Config {
+                active: Box::new(self.config.clone()),
+                staged: self.staged.clone().map(Box::new),
+            }),
+            Request::Shutdown => {
+                self.shutdown(now, out);
+                Some(Reply::ShuttingDown)
+            }
+        };
+        if let (Some(ticket), Some(reply)) = (ticket, reply) {
+            out.push(Action::Reply { ticket, reply });
+        }
+    }
+
+    /// Applies `act` to every process the targets name, and answers once each has reached the
+    /// goal `act` returns (or at once when nobody waits).
+    pub(super) fn act_and_wait(
+        &mut self,
+        ticket: Option<Ticket>,
+        targets: &[String],
+        now: Time,
+        out: &mut Vec<Action>,
+        act: impl Fn(&mut Self, &str, Time, &mut Vec<Action>) -> Result<Goal, Failure>,
+    ) -> Option<Reply> {
+        let (named, errors) = self.resolve_named(targets);
+        let mut items: Vec<WaitItem> = errors
+            .into_iter()
+            .map(|outcome| WaitItem {
+                process: outcome.process.clone(),
+                goal: None,
+                outcomes: vec![outcome],
+                stops_before: 0,
+            })
+            .collect();
+        for Named { name, alone } in named {
+            let stops_before = self.processes.get(&name).map_or(0, |p| p.stops);
+            let item = match act(self, &name, now, out) {
+                Ok(goal) => WaitItem {
+                    process: name,
+                    goal: Some(goal),
+                    outcomes: Vec::new(),
+                    stops_before,
+                },
+                // As supervisord's *All and *Group calls do: `stop all` stops what runs and
+                // says nothing of the rest; only a process named alone gets "not running".
+                Err(Failure::AlreadyStarted | Failure::NotRunning) if !alone => continue,
+                Err(failure) => WaitItem {
+                    outcomes: vec![Outcome {
+                        process: name.clone(),
+                        result: Err(failure),
+                    }],
+                    process: name,
+                    goal: None,
+                    stops_before,
+                },
+            };
+            items.push(item);
+        }
+        if let Some(ticket) = ticket {
+            self.waiters.push(Waiter { ticket, items });
+        }
+        None // the reply comes from settle(), possibly within this same event
+    }
+
+    /// A reread: compare with what runs, keep it staged, change nothing.
+    pub(super) fn config_staged(
+        &mut self,
+        ticket: Option<Ticket>,
+        result: Result<Config, Vec<String>>,
+        out: &mut Vec<Action>,
+    ) {
+        let reply = match result {
+            Err(errors) => {
+                for error in &errors {
+                    out.push(Action::Log(Notice {
+                        process: None,
+                        message: format!("reread rejected: {error}"),
+                    }));
+                }
+                Reply::ReloadRejected(errors)
+            }
+            Ok(config) => {
+                let plan = diff(&self.config, &config);
+                self.staged = Some(config);
+                Reply::Compared(plan)
+            }
+        };
+        if let Some(ticket) = ticket {
+            out.push(Action::Reply { ticket, reply });
+        }
+    }
+
+    /// Adds a program from the staged configuration (or the active one when nothing is
+    /// staged), as supervisord's `addProcessGroup`.
+    pub(super) fn add_group(
+        &mut self,
+        name: &str,
+        now: Time,
+        out: &mut Vec<Action>,
+    ) -> Result<Done, Failure> {
+        if self.shutting_down {
+            return Err(Failure::ShuttingDown);
+        }
+        let source = self.staged.as_ref().unwrap_or(&self.config);
+        let spec = source
+            .programs
+            .get(name)
+            .cloned()
+            .ok_or(Failure::NoSuchProcess)?;
+        if self.processes.values().any(|p| p.program() == name) {
+            return Err(Failure::AlreadyAdded);
+        }
+        self.config.programs.insert(name.to_string(), spec.clone());
+        out.push(Action::Log(Notice {
+            process: Some(name.to_string()),
+            message: "added".to_string(),
+        }));
+        self.add_program(Arc::new(spec), now, out);
+        Ok(Done::Added)
+    }
+
+    /// Removes a program whose processes have all stopped, as supervisord's
+    /// `removeProcessGroup`.
+    pub(super) fn remove_group(
+        &mut self,
+        name: &str,
+        out: &mut Vec<Action>,
+    ) -> Result<Done, Failure> {
+        let members: Vec<String> = self
+            .processes
+            .values()
+            .filter(|p| p.program() == name)
+            .map(|p| p.name.clone())
+            .collect();
+        if members.is_empty() {
+            return Err(Failure::NoSuchProcess);
+        }
+        if members
+            .iter()
+            .any(|m| self.processes.get(m).is_some_and(|p| !p.state.is_stopped()))
+        {
+            return Err(Failure::StillRunning);
+        }
+        for member in members {
+            self.processes.remove(&member);
+        }
+        self.config.programs.remove(name);
+        self.waiting_programs.remove(name);
+        out.push(Action::Log(Notice {
+            process: Some(name.to_string()),
+            message: "removed".to_string(),
+        }));
+        Ok(Done::Removed)
+    }
+
+    pub(super) fn config_loaded(
+        &mut self,
+        ticket: Option<Ticket>,
+        result: Result<Config, Vec<String>>,
+        now: Time,
+        out: &mut Vec<Action>,
+    ) {
+        let reply = match result {
+            Err(errors) => {
+                for error in &errors {
+                    out.push(Action::Log(Notice {
+                        process: None,
+                        message: format!("reload rejected: {error}"),
+                    }));
+                }
+                Reply::ReloadRejected(errors)
+            }
+            Ok(_) if self.shutting_down => Reply::ShuttingDown,
+            Ok(config) => {
+                let plan = diff(&self.config, &config);
+                self.apply(&plan, &config, now, out);
+                self.config = config;
+                self.staged = None;
+                out.push(Action::Log(Notice {
+                    process: None,
+                    message: format!("reload: {}", plan.summary()),
+                }));
+                Reply::Reloaded(plan)
+            }
+        };
+        if let Some(ticket) = ticket {
+            out.push(Action::Reply { ticket, reply });
+        }
+    }
+
+    /// Applies a reload: removed programs stop and go; changed ones stop and come back with
+    /// their new settings; added ones start; the rest are not touched.
+    pub(super) fn apply(
+        &mut self,
+        plan: &ReloadPlan,
+        config: &Config,
+        now: Time,
+        out: &mut Vec<Action>,
+    ) {
+        for name in &plan.removed {
+            self.waiting_programs.remove(name);
+            self.retire_program(name, now, out);
+        }
+        let arriving = plan
+            .changed
+            .iter()
+            .chain(&plan.added)
+            .filter_map(|name| config.programs.get(name).cloned());
+        for spec in by_priority(arriving) {
+            let name = &spec.name;
+            let spec = Arc::new(spec.clone());
+            if self.processes.values().any(|p| p.program() == name) {
+                self.retire_program(name, now, out);
+                self.waiting_programs.insert(name.clone(), spec);
+            } else {
+                self.add_program(spec, now, out);
+            }
+        }
+    }
+
+    pub(super) fn retire_program(&mut self, program: &str, now: Time, out: &mut Vec<Action>) {
+        let names: Vec<String> = self
+            .processes
+            .values()
+            .filter(|p| p.program() == program && !p.is_retiring())
+            .map(|p| p.name.clone())
+            .collect();
+        for name in names {
+            // A process at rest answers NotRunning, which is fine: settle() removes it.
+            let _ = self.stop_process(&name, now, out);
+            if let Some(p) = self.processes.get_mut(&name) {
+                p.after_stop = AfterStop::Remove;
+            }
+        }
+    }
+
+    // ---- names --------------------------------------------------------------------------
+
+    /// The processes the targets name, in order and without repeats, and an error outcome for
+    /// each target that names none. No target means every process.
+    pub(super) fn resolve_all(&self, targets: &[String]) -> (Vec<String>, Vec<Outcome>) {
+        let (named, errors) = self.resolve_named(targets);
+        (named.into_iter().map(|n| n.name).collect(), errors)
+    }
+
+    /// Like [`Self::resolve_all`], remembering for each process whether it was named alone or
+    /// came with others (`all`, a group).
+    pub(super) fn resolve_named(&self, targets: &[String]) -> (Vec<Named>, Vec<Outcome>) {
+        if targets.is_empty() {
+            let all = self.processes.keys().cloned();
+            return (
+                all.map(|name| Named { name, alone: false }).collect(),
+                Vec::new(),
+            );
+        }
+        let mut named: Vec<Named> = Vec::new();
+        let mut errors = Vec::new();
+        for target in targets {
+            let found = self.resolve(target);
+            if found.is_empty() {
+                errors.push(Outcome {
+                    process: target.clone(),
+                    result: Err(Failure::NoSuchProcess),
+                });
+            }
+            let alone = found.len() == 1 && !target.ends_with(":*") && target != "all";
+            for name in found {
+                match named.iter_mut().find(|n| n.name == name) {
+                    Some(earlier) => earlier.alone |= alone,
+                    None => named.push(Named { name, alone }),
+                }
+            }
+        }
+        (named, errors)
+    }
+
+    /// `all`; `GROUP:*`; `GROUP:PROCESS`; or a bare name: a process, a group, or a process of a
+    /// group named without its group.
+    pub(super) fn resolve(&self, target: &str) -> Vec<String> {
+        let names = |keep: &dyn Fn(&Process) -> bool| -> Vec<String> {
+            self.processes
+                .values()
+                .filter(|p| keep(p))
+                .map(|p| p.name.clone())
+                .collect()
+        };
+        if target == "all" {
+            return names(&|_| true);
+        }
+        if let Some(group) = target.strip_suffix(":*") {
+            return names(&|p| p.program() == group);
+        }
+        if self.processes.contains_key(target) {
+            return vec![target.to_string()];
+        }
+        if target.contains(':') {
+            return Vec::new();
+        }
+        let in_group = names(&|p| p.program() == target);
+        if !in_group.is_empty() {
+            return in_group;
+        }
+        names(&|p| p.name.rsplit(':').next() == Some(target))
+    }
+
+    pub(super) fn info(&self, name: &str) -> Option<ProcessInfo> {
+        let p = self.processes.get(name)?;
+        Some(ProcessInfo {
+            name: p.name.clone(),
+            program: p.program().to_string(),
+            state: p.state,
+            pid: p.pid,
+            started_at: p.started_at,
+            stopped_at: p.stopped_at,
+            spawn_error: p.spawn_error.clone(),
+            last_exit: p.last_exit.clone(),
+            stdout: p.spec.stdout.clone(),
+            stderr: p.spec.stderr.clone(),
+            paused: p.paused,
+            status_text: p.status_text.clone(),
+            health: p.health.clone(),
+            gave_up: p.gave_up.clone(),
+        })
+    }
+
+    /// The panic button: SIGKILL to the process group now, no stop signal, no stoptime. The
+    /// exit then goes by `autorestart` (`restart`), or leaves the process STOPPED.
+    pub(super) fn kill_process(
+        &mut self,
+        name: &str,
+        restart: bool,
+        out: &mut Vec<Action>,
+    ) -> Result<Done, Failure> {
+        let p = self.processes.get_mut(name).ok_or(Failure::NoSuchProcess)?;
+        let pid = p.pid.ok_or(Failure::NotRunning)?;
+        change_state(p, State::Stopping, out);
+        p.deadline = None;
+        p.stop_cause = Some(ExitCause::KilledByRequest);
+        if p.after_stop != AfterStop::Remove {
+            p.after_stop = if restart {
+                AfterStop::Policy
+            } else {
+                AfterStop::Nothing
+            };
+        }
+        log(
+            out,
+            name,
+            "kill: sending SIGKILL to its process group".to_string(),
+        );
+        out.push(Action::Signal {
+            pid,
+            signal: Signal::KILL,
+            scope: Scope::Group,
+        });
+        Ok(Done::Killed)
+    }
+}
