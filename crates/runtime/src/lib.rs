@@ -11,6 +11,11 @@
 //! - **the supervisor's next deadline**: a single sleep until then, never a periodic tick.
 //! - **requests** from the shell or another thread, through a [`Handle`].
 //! - **SIGHUP** (reload) and **SIGTERM/SIGINT** (graceful shutdown).
+//! - **the notify socket**: sd_notify datagrams from children, attributed by the kernel's
+//!   sender pid (or the nearest ancestor of it that is one of our children).
+//! - **its own tasks**: health checks, `on_exit` hooks and output watchers run as tasks on the
+//!   same loop and report back through a channel. Command checks and hooks are children too,
+//!   reaped with the rest and handed to the task that waits for them.
 //!
 //! Each event goes to [`Supervisor::handle`]; the actions it returns are carried out in order.
 //! A spawn is carried out at once and its result fed straight back, so the supervisor never
@@ -19,8 +24,12 @@
 //! Children are signalled through pidfds, which cannot reach a process that reused a pid; a
 //! process group is signalled with killpg while its leader is still ours.
 
+mod alerts;
+mod checks;
 mod clock;
 mod eventlog;
+mod notify;
+mod probe;
 mod spawn;
 mod sys;
 
@@ -28,13 +37,14 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
-use taskmaster_config::Config;
+use taskmaster_config::{Alert, AlertLevel, Config, Probe, ProgramSpec, Stream};
 use taskmaster_core::{
-    Action, Event, LoadPurpose, Reply, Request, Scope, Signal, State, Supervisor, Ticket,
+    Action, Event, LoadPurpose, Notice, Reply, Request, Scope, Signal, State, Supervisor, Ticket,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -52,6 +62,17 @@ pub enum StartError {
     },
     #[error("cannot set up the event loop or its signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("cannot open the notify socket {path}: {source}")]
+    NotifySocket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where the notify socket of a daemon whose control socket is `socket` lives: beside it,
+/// `taskmaster.sock` giving `taskmaster.notify`.
+pub fn notify_socket_path(socket: &Path) -> PathBuf {
+    socket.with_extension("notify")
 }
 
 /// What subscribers of the daemon's events receive: every state change and every event-log
@@ -69,6 +90,23 @@ pub enum DaemonEvent {
         message: String,
         at: SystemTime,
     },
+    /// An output line matched one of the program's `alerts`.
+    Alert {
+        program: String,
+        stream: Stream,
+        level: AlertLevel,
+        line: String,
+        at: SystemTime,
+    },
+}
+
+/// What the daemon's own tasks report back to the loop.
+enum TaskEvent {
+    /// For the supervisor (a health check or a hook is done).
+    Core(Event),
+    Alert(alerts::Matched),
+    /// A line for the event log.
+    Note(String),
 }
 
 /// How long a service may take to finish its answers once the daemon is exiting.
@@ -149,7 +187,13 @@ pub struct Daemon {
     initial: Vec<Action>,
     config_path: PathBuf,
     log: EventLog,
-    base_env: Vec<(OsString, OsString)>,
+    context: spawn::ChildContext,
+    /// Hooks and command checks: children that are not processes.
+    helpers: checks::HelperExits,
+    task_events: mpsc::UnboundedSender<TaskEvent>,
+    task_results: mpsc::UnboundedReceiver<TaskEvent>,
+    /// An output watcher per log file with alerts: the alerts it watches for, and the task.
+    alert_watchers: HashMap<PathBuf, (Vec<Alert>, tokio::task::AbortHandle)>,
     /// A pidfd per live child, by pid.
     pidfds: HashMap<u32, OwnedFd>,
     requests: mpsc::UnboundedReceiver<Message>,
@@ -169,6 +213,12 @@ impl Daemon {
                 source,
             })?;
         let config_path = config.path.clone();
+        let context = spawn::ChildContext {
+            base_env: std::env::vars_os().collect(),
+            notify_socket: notify_socket_path(&config.socket),
+            control_socket: config.socket.clone(),
+        };
+        let (task_events, task_results) = mpsc::unbounded_channel();
         let (supervisor, initial) = Supervisor::new(config, std::process::id(), clock::now());
         let (sender, requests) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
@@ -177,7 +227,11 @@ impl Daemon {
             initial,
             config_path,
             log,
-            base_env: std::env::vars_os().collect(),
+            context,
+            helpers: checks::HelperExits::default(),
+            task_events,
+            task_results,
+            alert_watchers: HashMap::new(),
             pidfds: HashMap::new(),
             requests,
             events: events.clone(),
@@ -225,6 +279,13 @@ impl Daemon {
         let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
         let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+        let notify_path = self.context.notify_socket.clone();
+        let notify = notify::NotifySocket::bind(&notify_path).map_err(|source| {
+            StartError::NotifySocket {
+                path: notify_path.clone(),
+                source,
+            }
+        })?;
         self.log.say(format!(
             "taskmaster started (pid {}, configuration {})",
             std::process::id(),
@@ -247,10 +308,14 @@ impl Daemon {
                     self.dispatch(Event::Request { ticket: None, request: Request::Reload });
                 }
                 Some(message) = self.requests.recv() => self.request(message),
+                datagram = notify.recv() => self.notified(datagram),
+                Some(event) = self.task_results.recv() => self.task_event(event),
                 () = sleep_until(next_deadline) => self.dispatch(Event::Timer),
             }
             self.log.flush();
         }
+        drop(notify);
+        let _ = std::fs::remove_file(&notify_path); // gone already is fine
         self.log.say("taskmaster exits: every process has stopped");
         self.log.flush();
         Ok(())
@@ -280,8 +345,16 @@ impl Daemon {
         while let Some(change) = sys::next_child_change() {
             let event = match change {
                 sys::ChildChange::Exited(pid, status) => {
+                    if self.helpers.reaped(pid, status) {
+                        continue;
+                    }
                     self.pidfds.remove(&pid);
                     Event::Exited { pid, status }
+                }
+                sys::ChildChange::Paused(pid, _) | sys::ChildChange::Resumed(pid)
+                    if self.helpers.contains(pid) =>
+                {
+                    continue;
                 }
                 sys::ChildChange::Paused(pid, signal) => Event::Paused { pid, signal },
                 sys::ChildChange::Resumed(pid) => Event::Resumed { pid },
@@ -300,17 +373,23 @@ impl Daemon {
         while let Some(action) = queue.pop_front() {
             let follow_up = match action {
                 Action::Spawn { process, spec } => {
-                    let event = match spawn::spawn(&process, &spec, &self.base_env) {
-                        Ok(child) => {
-                            self.track(child.pid);
-                            Event::Spawned {
-                                process,
-                                pid: child.pid,
-                            }
+                    self.watch_alerts(&spec);
+                    let event = match spawn::spawn(&process, &spec, &self.context) {
+                        Ok(pid) => {
+                            self.track(pid);
+                            Event::Spawned { process, pid }
                         }
                         Err(error) => Event::SpawnFailed { process, error },
                     };
                     Some(event)
+                }
+                Action::Probe { process, pid, spec } => {
+                    self.start_probe(process, pid, spec);
+                    None
+                }
+                Action::RunHook { process, spec, env } => {
+                    self.start_hook(process, &spec, &env);
+                    None
                 }
                 Action::Signal { pid, signal, scope } => {
                     self.send_signal(pid, signal, scope);
@@ -369,6 +448,168 @@ impl Daemon {
             if let Some(event) = follow_up {
                 queue.extend(self.supervisor.handle(event, clock::now()));
             }
+        }
+    }
+
+    /// A datagram on the notify socket: attributed to the child that sent it, or to the child
+    /// whose descendant (such as `systemd-notify`) did, parsed and handed to the supervisor.
+    /// Dropping it closes the descriptors that came with it, which answers a BARRIER.
+    fn notified(&mut self, received: std::io::Result<notify::Datagram>) {
+        let datagram = match received {
+            Ok(datagram) => datagram,
+            Err(e) => {
+                self.log.say(format!("notify socket: {}", taskmaster_config::os_reason(&e)));
+                return;
+            }
+        };
+        let sender = datagram.pid;
+        if datagram.truncated {
+            self.log.say(format!(
+                "notify: a datagram from pid {sender} is longer than 4096 bytes: ignored"
+            ));
+            return;
+        }
+        let Some(child) = notify::ancestry(sender)
+            .into_iter()
+            .find(|pid| self.pidfds.contains_key(pid))
+        else {
+            self.log.say(format!(
+                "notify: a datagram from pid {sender}, which taskmaster does not supervise: dropped"
+            ));
+            return;
+        };
+        match taskmaster_core::notify::parse(&datagram.payload) {
+            Ok(notifications) => self.dispatch(Event::Notified {
+                pid: child,
+                notifications,
+            }),
+            Err(why) => self.log.say(format!(
+                "notify: a malformed datagram from pid {sender}: {why}; ignored"
+            )),
+        }
+    }
+
+    fn task_event(&mut self, event: TaskEvent) {
+        match event {
+            TaskEvent::Core(event) => self.dispatch(event),
+            TaskEvent::Note(message) => self.log.say(message),
+            TaskEvent::Alert(matched) => {
+                let message = format!(
+                    "alert ({}) on {}: {}",
+                    matched.level.name(),
+                    matched.stream.name(),
+                    matched.line
+                );
+                self.log.write(&Notice {
+                    process: Some(matched.program.clone()),
+                    message,
+                });
+                let _ = self.events.send(DaemonEvent::Alert {
+                    program: matched.program,
+                    stream: matched.stream,
+                    level: matched.level,
+                    line: matched.line,
+                    at: SystemTime::now(),
+                });
+            }
+        }
+    }
+
+    /// Runs the health check of `spec` against `process`'s child `pid`.
+    fn start_probe(&mut self, process: String, pid: u32, spec: Arc<ProgramSpec>) {
+        let Some(check) = spec.healthcheck.clone() else {
+            return;
+        };
+        let events = self.task_events.clone();
+        let done = move |result| {
+            let _ = events.send(TaskEvent::Core(Event::ProbeDone {
+                process,
+                pid,
+                result,
+            }));
+        };
+        let Probe::Cmd(command) = &check.probe else {
+            tokio::spawn(async move {
+                if let Some(result) = checks::network_probe(&spec).await {
+                    done(result);
+                }
+            });
+            return;
+        };
+        match spawn::spawn_shell(&spec.name, &spec, &self.context, command, &[], false) {
+            Ok(helper) => {
+                let exit = self.helpers.register(helper);
+                tokio::spawn(async move {
+                    let result = checks::wait_helper(helper, exit, check.timeout).await;
+                    done(result.map(|()| "exit status 0".to_string()));
+                });
+            }
+            Err(error) => done(Err(error)),
+        }
+    }
+
+    /// Runs the `on_exit` hook of `spec` for `process`, with `env` added.
+    fn start_hook(&mut self, process: String, spec: &ProgramSpec, env: &[(String, String)]) {
+        let Some(hook) = spec.on_exit.clone() else {
+            return;
+        };
+        let events = self.task_events.clone();
+        let done = move |result| {
+            let _ = events.send(TaskEvent::Core(Event::HookDone { process, result }));
+        };
+        match spawn::spawn_shell(&spec.name, spec, &self.context, &hook.cmd, env, true) {
+            Ok(helper) => {
+                let exit = self.helpers.register(helper);
+                tokio::spawn(async move {
+                    done(checks::wait_helper(helper, exit, hook.timeout).await);
+                });
+            }
+            Err(error) => done(Err(error)),
+        }
+    }
+
+    /// Makes sure each log file of `spec` with alerts has a watcher for exactly those alerts,
+    /// started before the child is, so that none of its lines is missed.
+    fn watch_alerts(&mut self, spec: &ProgramSpec) {
+        let files = [
+            (Stream::Stdout, spec.stdout.as_ref()),
+            (Stream::Stderr, spec.stderr.as_ref()),
+        ];
+        for (stream, path) in files {
+            let Some(path) = path else {
+                continue;
+            };
+            let wanted = alerts::for_stream(&spec.alerts, stream);
+            if let Some((current, task)) = self.alert_watchers.get(path) {
+                if *current == wanted && !task.is_finished() {
+                    continue;
+                }
+                task.abort();
+                self.alert_watchers.remove(path);
+            }
+            if wanted.is_empty() {
+                continue;
+            }
+            let start = match alerts::Start::now(path) {
+                Ok(start) => start,
+                Err(why) => {
+                    self.log.say(format!("cannot watch for alerts of {}: {why}", spec.name));
+                    continue;
+                }
+            };
+            let events = self.task_events.clone();
+            let program = spec.name.clone();
+            let watched = wanted.clone();
+            let task = tokio::spawn(async move {
+                let report = |matched| events.send(TaskEvent::Alert(matched)).is_ok();
+                if let Err(why) = alerts::watch(program.clone(), stream, start, watched, report).await {
+                    let _ = events.send(TaskEvent::Note(format!(
+                        "alerts of {program} are no longer watched: {why}"
+                    )));
+                }
+            });
+            self.alert_watchers
+                .insert(path.clone(), (wanted, task.abort_handle()));
         }
     }
 

@@ -4,37 +4,42 @@
 //! working directory), then one of two launchers starts it:
 //! - `sys::posix_spawn`, for almost every program: vfork-class cost, no copy of taskmaster.
 //! - std's `Command` with a pre-exec step, for a program with a `umask`, which posix_spawn
-//!   cannot set. std reports exec and chdir failures back through its close-on-exec pipe.
+//!   cannot set, or a `watchdog`, whose `WATCHDOG_PID` only the child knows. std reports exec
+//!   and chdir failures back through its close-on-exec pipe.
 //!
-//! Both give the child its own process group, stdin from /dev/null, an empty signal mask and
-//! default signal dispositions.
+//! Both give the child its own process group, stdin from /dev/null or the `stdin` file, an
+//! empty signal mask and default signal dispositions.
+//!
+//! Hooks and command health checks are children too (`/bin/sh -c`), started by
+//! [`spawn_shell`] with the program's environment, so that the one reaper sees them end.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use taskmaster_config::os_reason;
+
+use taskmaster_config::{os_reason, Stdin};
 use taskmaster_core::ProgramSpec;
 
 use crate::sys;
 
-/// A started child.
-pub struct Spawned {
-    pub pid: u32,
+/// What every child is given besides its program's settings.
+pub struct ChildContext {
+    /// taskmaster's own environment, which each program's `env` is merged over.
+    pub base_env: Vec<(OsString, OsString)>,
+    /// The sd_notify socket (`NOTIFY_SOCKET`).
+    pub notify_socket: PathBuf,
+    /// The control socket (`TASKMASTER_SOCKET`), for programs that drive taskmaster.
+    pub control_socket: PathBuf,
 }
 
 /// Starts one child for process `name` (`web`, or `workers:workers_00`) of program `spec`.
-/// `base_env` is taskmaster's own environment, which the program's `env` is merged over. The
-/// error text says what failed, for the process's status and the event log.
-pub fn spawn(
-    name: &str,
-    spec: &ProgramSpec,
-    base_env: &[(OsString, OsString)],
-) -> Result<Spawned, String> {
+/// The error text says what failed, for the process's status and the event log.
+pub fn spawn(name: &str, spec: &ProgramSpec, context: &ChildContext) -> Result<u32, String> {
     let program = spec.argv.first().ok_or("cmd is empty")?;
     if let Some(dir) = &spec.workingdir {
         // Checked here because a failed chdir and a failed exec report the same errors.
@@ -42,31 +47,74 @@ pub fn spawn(
             .map_err(|e| format!("workingdir {}: {}", dir.display(), os_reason(&e)))?;
     }
     let stdio = [
-        File::open("/dev/null").map_err(|e| format!("cannot open /dev/null: {}", os_reason(&e)))?,
+        input(&spec.stdin)?,
         output(spec.stdout.as_deref(), "stdout")?,
         output(spec.stderr.as_deref(), "stderr")?,
     ];
-    let env = environment(name, spec, base_env);
-    let launched = match spec.umask {
-        None => sys::posix_spawn(&sys::Launch {
+    let mut env = environment(name, spec, context);
+    if let Some(period) = spec.watchdog {
+        env.push(("WATCHDOG_USEC".into(), period.as_micros().to_string().into()));
+    }
+    let setup = sys::ChildSetup {
+        umask: spec.umask,
+        own_pid_variable: spec.watchdog.map(|_| "WATCHDOG_PID"),
+    };
+    let launched = if setup.umask.is_none() && setup.own_pid_variable.is_none() {
+        sys::posix_spawn(&sys::Launch {
             argv: &spec.argv,
             env: &env,
             cwd: spec.workingdir.as_deref(),
             stdio: [stdio[0].as_fd(), stdio[1].as_fd(), stdio[2].as_fd()],
-        }),
-        Some(umask) => fork_exec(spec, &env, stdio, umask),
+        })
+    } else {
+        fork_exec(spec, &env, stdio, &setup)
     };
-    let pid = launched.map_err(|e| format!("cannot execute {program}: {}", os_reason(&e)))?;
-    Ok(Spawned { pid })
+    launched.map_err(|e| format!("cannot execute {program}: {}", os_reason(&e)))
 }
 
-/// The std launcher, for a program with a umask: fork, set the umask and empty the mask in the
-/// child, exec.
+/// Starts `/bin/sh -c command` for process `name` of program `spec`, with the program's
+/// environment plus `extra_env`, in the program's working directory, in its own process
+/// group. `to_logs` sends its output to the program's log files; otherwise it is discarded.
+pub fn spawn_shell(
+    name: &str,
+    spec: &ProgramSpec,
+    context: &ChildContext,
+    command: &str,
+    extra_env: &[(String, String)],
+    to_logs: bool,
+) -> Result<u32, String> {
+    let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
+    let mut env = environment(name, spec, context);
+    env.extend(extra_env.iter().map(|(k, v)| (k.into(), v.into())));
+    let (stdout, stderr) = if to_logs {
+        (spec.stdout.as_deref(), spec.stderr.as_deref())
+    } else {
+        (None, None)
+    };
+    let stdio = [
+        input(&Stdin::Null)?,
+        output(stdout, "stdout")?,
+        output(stderr, "stderr")?,
+    ];
+    let cwd = spec
+        .workingdir
+        .as_deref()
+        .filter(|dir| check_directory(dir).is_ok());
+    sys::posix_spawn(&sys::Launch {
+        argv: &argv,
+        env: &env,
+        cwd,
+        stdio: [stdio[0].as_fd(), stdio[1].as_fd(), stdio[2].as_fd()],
+    })
+    .map_err(|e| format!("cannot run /bin/sh: {}", os_reason(&e)))
+}
+
+/// The std launcher: fork, set the child up (`setup`), exec.
 fn fork_exec(
     spec: &ProgramSpec,
     env: &[(OsString, OsString)],
     stdio: [File; 3],
-    umask: u32,
+    setup: &sys::ChildSetup,
 ) -> std::io::Result<u32> {
     let [stdin, stdout, stderr] = stdio;
     let mut command = Command::new(&spec.argv[0]);
@@ -81,19 +129,27 @@ fn fork_exec(
     if let Some(dir) = &spec.workingdir {
         command.current_dir(dir);
     }
-    sys::setup_child(&mut command, Some(umask));
+    sys::setup_child(&mut command, setup, &spec.argv, env)?;
     Ok(command.spawn()?.id())
 }
 
-/// taskmaster's environment, then the program's `env`, then the names of the process, each
-/// overriding the one before.
+/// taskmaster's environment, then the program's `env`, then what taskmaster tells each child
+/// (the names of the process, the notify and control sockets), each overriding the one before.
 fn environment(
     name: &str,
     spec: &ProgramSpec,
-    base_env: &[(OsString, OsString)],
+    context: &ChildContext,
 ) -> Vec<(OsString, OsString)> {
-    let mut env: BTreeMap<OsString, OsString> = base_env.iter().cloned().collect();
+    let mut env: BTreeMap<OsString, OsString> = context.base_env.iter().cloned().collect();
     env.extend(spec.env.iter().map(|(k, v)| (k.into(), v.into())));
+    env.insert("NOTIFY_SOCKET".into(), context.notify_socket.clone().into());
+    env.insert(
+        "TASKMASTER_SOCKET".into(),
+        context.control_socket.clone().into(),
+    );
+    // A WATCHDOG_* inherited from taskmaster's own supervisor is not this child's.
+    env.remove(std::ffi::OsStr::new("WATCHDOG_USEC"));
+    env.remove(std::ffi::OsStr::new("WATCHDOG_PID"));
     // As supervisord's SUPERVISOR_PROCESS_NAME: the name within its group (`workers_00`).
     // supervisord's own names are set too, for programs that come from it and read them.
     let process_name = name.rsplit(':').next().unwrap_or(name);
@@ -113,6 +169,22 @@ fn check_directory(dir: &Path) -> std::io::Result<()> {
         Ok(())
     } else {
         Err(std::io::Error::from_raw_os_error(libc::ENOTDIR))
+    }
+}
+
+/// Where a child's stdin comes from: /dev/null, or the `stdin` file from its start.
+fn input(stdin: &Stdin) -> Result<File, String> {
+    match stdin {
+        Stdin::Null => {
+            File::open("/dev/null").map_err(|e| format!("cannot open /dev/null: {}", os_reason(&e)))
+        }
+        Stdin::File(path) => File::open(path).map_err(|e| {
+            format!(
+                "cannot open stdin file {}: {}",
+                path.display(),
+                os_reason(&e)
+            )
+        }),
     }
 }
 

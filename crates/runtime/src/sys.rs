@@ -101,15 +101,37 @@ pub fn reset_ignored_signals() {
     }
 }
 
-/// Makes `command` set up its child, between fork and exec: an empty signal mask, and the
-/// umask if one is given. (Dispositions need nothing here: see [`reset_ignored_signals`].)
+/// How the child of the fork path is set up between fork and exec.
+pub struct ChildSetup {
+    /// The umask to set, if any.
+    pub umask: Option<u32>,
+    /// Set this variable to the child's own pid (`WATCHDOG_PID`), which only the child knows.
+    pub own_pid_variable: Option<&'static str>,
+}
+
+/// Makes `command` set up its child between fork and exec: an empty signal mask (exec keeps
+/// the mask, and std does not clear it on its fork path), the umask if one is given, and, for
+/// `own_pid_variable`, an environment that names the child's own pid. (Dispositions need
+/// nothing here: see [`reset_ignored_signals`].)
 ///
-/// exec keeps the signal mask, and std does not clear it on its fork path.
-pub fn setup_child(command: &mut Command, umask: Option<u32>) {
-    let mode = umask.map(rustix::fs::Mode::from_bits_truncate);
+/// For the pid variable the child execs by itself, with `argv` and `env` prepared here before
+/// the fork: std's own exec would use an environment fixed before the pid was known.
+pub fn setup_child(
+    command: &mut Command,
+    setup: &ChildSetup,
+    argv: &[String],
+    env: &[(OsString, OsString)],
+) -> std::io::Result<()> {
+    let mode = setup.umask.map(rustix::fs::Mode::from_bits_truncate);
+    let mut own_exec = match setup.own_pid_variable {
+        Some(variable) => Some(OwnExec::new(argv, env, variable)?),
+        None => None,
+    };
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: it makes only the rt_sigprocmask and umask system
-    // calls, on values it owns, allocates nothing and takes no lock.
+    // async-signal-safe calls are allowed: it makes the rt_sigprocmask, umask and getpid
+    // system calls, writes digits into a buffer it owns (the child's copy), and calls
+    // execvpe, which searches PATH with a buffer on its stack. It allocates nothing and takes
+    // no lock.
     unsafe {
         command.pre_exec(move || {
             let empty: u64 = 0;
@@ -123,8 +145,108 @@ pub fn setup_child(command: &mut Command, umask: Option<u32>) {
             if let Some(mode) = mode {
                 rustix::process::umask(mode);
             }
+            if let Some(exec) = own_exec.as_mut() {
+                exec.write_pid(libc::getpid().unsigned_abs());
+                libc::execvpe(exec.argv_ptrs[0], exec.argv_ptrs.as_ptr(), exec.env_ptrs.as_ptr());
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
+    }
+    Ok(())
+}
+
+/// A command line and environment laid out as exec takes them, with room in one variable for
+/// a pid written after the fork.
+struct OwnExec {
+    /// The NUL-terminated strings the pointers point into; never resized after construction.
+    _argv: Vec<Vec<u8>>,
+    env: Vec<Vec<u8>>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    env_ptrs: Vec<*const libc::c_char>,
+    /// The entry of `env` whose value is the pid, and where its value starts.
+    pid_slot: (usize, usize),
+}
+
+// SAFETY: the raw pointers point into the buffers the struct owns; they are only used in the
+// forked child, which has its own copy of the memory.
+unsafe impl Send for OwnExec {}
+unsafe impl Sync for OwnExec {}
+
+/// Digits of the largest pid (pid_max is at most 2^22) with room to spare.
+const PID_DIGITS: usize = 10;
+
+impl OwnExec {
+    fn new(
+        argv: &[String],
+        env: &[(OsString, OsString)],
+        pid_variable: &str,
+    ) -> std::io::Result<OwnExec> {
+        let invalid = || std::io::Error::from_raw_os_error(libc::EINVAL);
+        let c_string = |bytes: &[u8]| -> std::io::Result<Vec<u8>> {
+            if bytes.contains(&0) {
+                return Err(invalid());
+            }
+            let mut owned = bytes.to_vec();
+            owned.push(0);
+            Ok(owned)
+        };
+        let argv: Vec<Vec<u8>> = argv
+            .iter()
+            .map(|arg| c_string(arg.as_bytes()))
+            .collect::<Result<_, _>>()?;
+        if argv.is_empty() {
+            return Err(invalid());
+        }
+        let mut env: Vec<Vec<u8>> = env
+            .iter()
+            .filter(|(key, _)| key.as_bytes() != pid_variable.as_bytes())
+            .map(|(key, value)| {
+                let mut entry = key.as_bytes().to_vec();
+                entry.push(b'=');
+                entry.extend_from_slice(value.as_bytes());
+                c_string(&entry)
+            })
+            .collect::<Result<_, _>>()?;
+        let mut slot = format!("{pid_variable}=").into_bytes();
+        let value_at = slot.len();
+        slot.extend([0; PID_DIGITS + 1]);
+        env.push(slot);
+        let pointers = |strings: &Vec<Vec<u8>>| -> Vec<*const libc::c_char> {
+            strings
+                .iter()
+                .map(|s| s.as_ptr().cast::<libc::c_char>())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        Ok(OwnExec {
+            argv_ptrs: pointers(&argv),
+            env_ptrs: pointers(&env),
+            pid_slot: (env.len() - 1, value_at),
+            _argv: argv,
+            env,
+        })
+    }
+
+    /// Writes `pid` in decimal into the pid variable's value, NUL-terminated, in place.
+    fn write_pid(&mut self, pid: u32) {
+        let mut digits = [0u8; PID_DIGITS];
+        let mut n = pid;
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 || len == PID_DIGITS {
+                break;
+            }
+        }
+        let (entry, at) = self.pid_slot;
+        let value = &mut self.env[entry][at..];
+        for (i, digit) in digits[..len].iter().rev().enumerate() {
+            value[i] = *digit;
+        }
+        value[len] = 0;
     }
 }
 
