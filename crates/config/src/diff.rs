@@ -123,6 +123,17 @@ mod tests {
     }
 
     #[test]
+    fn changing_the_watchdog_makes_a_program_changed() {
+        let old = config("programs:\n  web: {cmd: a, watchdog: 5s}\n  db: {cmd: b}\n");
+        let new = config("programs:\n  web: {cmd: a, watchdog: 6s}\n  db: {cmd: b}\n");
+        let plan = diff(&old, &new);
+        assert_eq!(plan.changed, ["web"]);
+        assert_eq!(plan.unchanged, ["db"]);
+        let without = config("programs:\n  web: {cmd: a}\n  db: {cmd: b}\n");
+        assert_eq!(diff(&old, &without).changed, ["web"]);
+    }
+
+    #[test]
     fn empty_plan_when_only_unchanged() {
         let plan = ReloadPlan {
             unchanged: vec!["web".into()],

@@ -1,10 +1,14 @@
 //! A [`Config`] written back as taskmaster YAML: what `taskmaster convert` prints.
 //!
 //! The text is meant to be read back by [`Config::parse`] into the same programs and event
-//! log, so every key is written, defaults included (a converted file then says everything it
-//! means), and every string is double-quoted with YAML's escapes, so that no value can be
-//! read as something else (`null`, `true`, `1.0`, a comment, a flow collection). Durations
-//! are written as exact decimal seconds.
+//! log, so every key supervisord also has is written, defaults included (a converted file then
+//! says everything it means). The liveness keys supervisord lacks (`stdin`, `ready`,
+//! `watchdog`, `healthcheck`, `on_exit`, `restart_limit`, `backoff`, `alerts`...) are written
+//! only when they differ from their defaults, so a converted supervisord file does not fill
+//! with settings it never had; a `healthcheck` or `backoff` that is written is written whole.
+//! Every string is double-quoted with YAML's escapes, so that no value can be read as
+//! something else (`null`, `true`, `1.0`, a comment, a flow collection). Durations are written
+//! as exact decimal seconds.
 //!
 //! Paths in a `Config` are already resolved against the folder of the file they came from.
 //! A relative one (when that file was named by a relative path) is written absolute, against
@@ -15,7 +19,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::{AutoRestart, Config, ProgramSpec};
+use crate::validate::{defaults, ON_EXIT_TIMEOUT};
+use crate::{
+    AutoRestart, Config, HealthCheck, Probe, ProgramSpec, Readiness, Stdin, WatchdogPaused,
+};
 
 /// `config` as taskmaster YAML, valid for [`Config::parse`].
 pub fn to_yaml(config: &Config) -> String {
@@ -74,6 +81,7 @@ fn program(out: &mut String, spec: &ProgramSpec) {
     if let Some(umask) = spec.umask {
         key("umask", format!("\"{umask:03o}\""));
     }
+    liveness(out, spec);
     if spec.env.is_empty() {
         return;
     }
@@ -81,6 +89,85 @@ fn program(out: &mut String, spec: &ProgramSpec) {
     for (name, value) in &spec.env {
         let _ = writeln!(out, "      {}: {}", string(name), string(value));
     }
+}
+
+/// The liveness keys, each only when it differs from its default.
+fn liveness(out: &mut String, spec: &ProgramSpec) {
+    let default = defaults(&spec.name);
+    if let Stdin::File(file) = &spec.stdin {
+        program_key(out, "stdin", path(file));
+    }
+    if spec.ready == Readiness::Notify {
+        program_key(out, "ready", "notify".to_string());
+    }
+    if spec.readytime != default.readytime {
+        program_key(out, "readytime", seconds(spec.readytime));
+    }
+    if let Some(watchdog) = spec.watchdog {
+        program_key(out, "watchdog", seconds(watchdog));
+    }
+    if spec.watchdog_paused == WatchdogPaused::Restart {
+        program_key(out, "watchdog_paused", "restart".to_string());
+    }
+    if let Some(check) = &spec.healthcheck {
+        healthcheck(out, check);
+    }
+    if let Some(hook) = &spec.on_exit {
+        program_key(out, "on_exit", string(&hook.cmd));
+        if hook.timeout != ON_EXIT_TIMEOUT {
+            program_key(out, "on_exit_timeout", seconds(hook.timeout));
+        }
+    }
+    if let Some(limit) = &spec.restart_limit {
+        let value = format!(
+            "{{count: {}, within: {}}}",
+            limit.count,
+            seconds(limit.within)
+        );
+        program_key(out, "restart_limit", value);
+    }
+    if let Some(backoff) = &spec.backoff {
+        // f64's Display is the shortest text that reads back as the same number, never with
+        // an exponent: what `factor` accepts.
+        let value = format!(
+            "{{initial: {}, max: {}, factor: {}}}",
+            seconds(backoff.initial),
+            seconds(backoff.max),
+            backoff.factor
+        );
+        program_key(out, "backoff", value);
+    }
+    if !spec.alerts.is_empty() {
+        out.push_str("    alerts:\n");
+    }
+    for alert in &spec.alerts {
+        let _ = writeln!(out, "      - match: {}", string(&alert.text));
+        if let Some(stream) = alert.stream {
+            let _ = writeln!(out, "        stream: {}", stream.name());
+        }
+        let _ = writeln!(out, "        level: {}", alert.level.name());
+    }
+}
+
+/// `    key: value`: one key of a program.
+fn program_key(out: &mut String, key: &str, value: String) {
+    let _ = writeln!(out, "    {key}: {value}");
+}
+
+fn healthcheck(out: &mut String, check: &HealthCheck) {
+    out.push_str("    healthcheck:\n");
+    let mut key = |key: &str, value: String| {
+        let _ = writeln!(out, "      {key}: {value}");
+    };
+    match &check.probe {
+        Probe::Cmd(cmd) => key("cmd", string(cmd)),
+        Probe::Http(http) => key("http", string(&http.url)),
+        Probe::Tcp(address) => key("tcp", string(address)),
+    }
+    key("interval", seconds(check.interval));
+    key("timeout", seconds(check.timeout));
+    key("retries", check.retries.to_string());
+    key("start_period", seconds(check.start_period));
 }
 
 /// Exact decimal seconds: `1`, `0.5`, `0.000000001`.
@@ -130,6 +217,130 @@ fn string(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> Config {
+        match Config::parse(text, Path::new("/etc/tm/taskmaster.yaml")) {
+            Ok(config) => config,
+            Err(e) => panic!("{text}\n---\n{e}"),
+        }
+    }
+
+    /// `to_yaml` reads back as the same configuration.
+    fn assert_round_trip(config: &Config) {
+        let yaml = to_yaml(config);
+        assert_eq!(&parse(&yaml), config, "{yaml}");
+    }
+
+    const LIVENESS: &str = "\
+programs:
+  worker:
+    cmd: ./worker
+    stdin: data/input.txt
+    ready: notify
+    readytime: 2.5s
+    watchdog: 5s
+    watchdog_paused: restart
+    healthcheck:
+      http: \"http://[::1]:8080/health?deep=1\"
+      interval: 10s
+      timeout: 500ms
+      retries: 1
+      start_period: 1m
+    on_exit: \"rm -f '/tmp/worker.lock' # \\\"quoted\\\"\"
+    on_exit_timeout: 0.25
+    restart_limit: {count: 0, within: 60s}
+    backoff: {initial: 0.1s, max: 1h, factor: 1.1}
+    alerts:
+      - match: \"Corrupted: data\"
+        stream: stderr
+        level: error
+      - match: \"null\"
+  cmdcheck:
+    cmd: x
+    healthcheck: {cmd: \"test -e /tmp/ok\"}
+    on_exit: cleanup
+    alerts: [{match: \"#1\", stream: stdout}]
+  tcpcheck:
+    cmd: x
+    healthcheck: {tcp: \"localhost:5432\"}
+    backoff: {}
+";
+
+    #[test]
+    fn every_liveness_key_survives_the_round_trip() {
+        let config = parse(LIVENESS);
+        assert_round_trip(&config);
+        // Each key was read, so the round trip proves something.
+        let worker = &config.programs["worker"];
+        assert_ne!(worker, &defaults("worker"));
+        assert_eq!(worker.backoff.map(|b| b.factor), Some(1.1));
+    }
+
+    #[test]
+    fn liveness_keys_are_written_only_when_not_defaults() {
+        let yaml = to_yaml(&parse("programs:\n  web: {cmd: run, readytime: 30, on_exit: x, on_exit_timeout: 30, watchdog_paused: ignore, ready: started, alerts: []}\n"));
+        let keys: Vec<&str> = yaml
+            .lines()
+            .skip_while(|line| !line.contains("\"web\":"))
+            .skip(1)
+            .filter_map(|line| line.trim().split(':').next())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "cmd",
+                "numprocs",
+                "autostart",
+                "autorestart",
+                "exitcodes",
+                "starttime",
+                "startretries",
+                "stopsignal",
+                "stoptime",
+                "priority",
+                "on_exit"
+            ]
+        );
+    }
+
+    #[test]
+    fn liveness_keys_are_written_as_yaml_that_says_what_it_means() {
+        let yaml = to_yaml(&parse(LIVENESS));
+        // The worker's lines after the ten keys every program has (cmd to priority).
+        let worker: Vec<&str> = yaml
+            .lines()
+            .skip_while(|line| *line != "  \"worker\":")
+            .skip(11)
+            .take_while(|line| line.starts_with("   "))
+            .collect();
+        assert_eq!(
+            worker,
+            [
+                "    stdin: \"/etc/tm/data/input.txt\"",
+                "    ready: notify",
+                "    readytime: 2.5",
+                "    watchdog: 5",
+                "    watchdog_paused: restart",
+                "    healthcheck:",
+                "      http: \"http://[::1]:8080/health?deep=1\"",
+                "      interval: 10",
+                "      timeout: 0.5",
+                "      retries: 1",
+                "      start_period: 60",
+                r#"    on_exit: "rm -f '/tmp/worker.lock' # \"quoted\"""#,
+                "    on_exit_timeout: 0.25",
+                "    restart_limit: {count: 0, within: 60}",
+                "    backoff: {initial: 0.1, max: 3600, factor: 1.1}",
+                "    alerts:",
+                "      - match: \"Corrupted: data\"",
+                "        stream: stderr",
+                "        level: error",
+                "      - match: \"null\"",
+                "        level: warning",
+            ],
+            "{yaml}"
+        );
+    }
 
     #[test]
     fn strings_are_double_quoted_with_escapes() {

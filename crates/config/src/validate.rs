@@ -17,9 +17,17 @@
 //! - Scalars are read from their text whatever their quoting: `numprocs: "4"` is 4 and
 //!   `autostart: "yes"` is true; `umask` digits are always octal.
 //! - A null (`~`, or nothing) means "absent" only where absence has a meaning of its own:
-//!   `programs` and `env` (empty), `stdout`, `stderr`, `workingdir` and `umask` (`None`), a
-//!   program (no keys, so `cmd` is missing). Anywhere else a null is an error, because
-//!   `numprocs:` with nothing after it is more likely a slip than a wish for the default.
+//!   `programs`, `env` and `alerts` (empty), `stdout`, `stderr`, `workingdir`, `umask`,
+//!   `watchdog` and `on_exit` (`None`), `stdin` (/dev/null), a program (no keys, so `cmd` is
+//!   missing). Anywhere else a null is an error, because `numprocs:` with nothing after it is
+//!   more likely a slip than a wish for the default. That includes `healthcheck`,
+//!   `restart_limit` and `backoff`: settings with nothing in them are more likely settings
+//!   left out, and `backoff:` alone could as well mean "with its defaults" (`backoff: {}`) as
+//!   "none"; and every key inside them and inside an alert.
+//! - Words (`autorestart`, `ready`, `watchdog_paused`, an alert's `stream` and `level`) are
+//!   read in any case.
+
+mod probe;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,7 +36,11 @@ use std::time::Duration;
 
 use crate::error::{did_you_mean, ConfigError, ConfigErrors};
 use crate::raw::{Node, Value};
-use crate::{parse_duration, AutoRestart, Config, Credentials, HttpListener, ProgramSpec, Signal};
+use crate::{
+    parse_duration, Alert, AlertLevel, AutoRestart, Backoff, Config, Credentials, HealthCheck,
+    Hook, HttpListener, Probe, ProgramSpec, Readiness, RestartLimit, Signal, Stdin, Stream,
+    WatchdogPaused,
+};
 
 /// Validates a raw tree read from `path`.
 pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors> {
@@ -121,10 +133,17 @@ const HTTP_KEYS: &[Key<HttpDraft>] = &[
     }),
 ];
 
-/// A program being read: the spec with every default applied, and whether `cmd` was given.
+/// A program being read: the spec with every default applied, whether `cmd` was given, and
+/// the `on_exit` pair, which becomes one [`Hook`] once both keys are read, in any order.
 struct Draft {
     spec: ProgramSpec,
     has_cmd: bool,
+    /// `on_exit`'s command; `None` when absent, null or wrong.
+    on_exit: Option<String>,
+    /// Whether `on_exit` was written with a value (right or wrong).
+    has_on_exit: bool,
+    /// `on_exit_timeout`'s value (when right) and the node it was read from.
+    on_exit_timeout: Option<(Option<Duration>, Node)>,
 }
 
 const PROGRAM_KEYS: &[Key<Draft>] = &[
@@ -193,6 +212,208 @@ const PROGRAM_KEYS: &[Key<Draft>] = &[
     ("priority", |c, node, key, d| {
         if let Some(n) = c.integer(node, key, 0, 1_000_000) {
             d.spec.priority = n;
+        }
+    }),
+    ("stdin", |c, node, key, d| {
+        d.spec.stdin = c.optional_path(node, key).map_or(Stdin::Null, Stdin::File);
+    }),
+    ("ready", |c, node, key, d| {
+        let words = [
+            ("started", Readiness::Started),
+            ("notify", Readiness::Notify),
+        ];
+        if let Some(ready) = c.word(node, key, &words) {
+            d.spec.ready = ready;
+        }
+    }),
+    ("readytime", |c, node, key, d| {
+        if let Some(t) = c.positive_duration(node, key) {
+            d.spec.readytime = t;
+        }
+    }),
+    ("watchdog", |c, node, key, d| {
+        d.spec.watchdog = match node.value {
+            Value::Null => None,
+            _ => c.positive_duration(node, key),
+        };
+    }),
+    ("watchdog_paused", |c, node, key, d| {
+        let words = [
+            ("ignore", WatchdogPaused::Ignore),
+            ("restart", WatchdogPaused::Restart),
+        ];
+        if let Some(paused) = c.word(node, key, &words) {
+            d.spec.watchdog_paused = paused;
+        }
+    }),
+    ("healthcheck", |c, node, key, d| {
+        d.spec.healthcheck = c.healthcheck(node, key);
+    }),
+    ("on_exit", |c, node, key, d| {
+        if node.value != Value::Null {
+            d.has_on_exit = true;
+            d.on_exit = c.shell_command(node, key);
+        }
+    }),
+    ("on_exit_timeout", |c, node, key, d| {
+        d.on_exit_timeout = Some((c.positive_duration(node, key), node.clone()));
+    }),
+    ("restart_limit", |c, node, key, d| {
+        d.spec.restart_limit = c.restart_limit(node, key);
+    }),
+    ("backoff", |c, node, key, d| {
+        d.spec.backoff = c.backoff(node, key);
+    }),
+    ("alerts", |c, node, key, d| {
+        d.spec.alerts = c.alerts(node, key)
+    }),
+];
+
+/// How long `on_exit`'s command may run when `on_exit_timeout` is not given.
+pub(crate) const ON_EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `healthcheck:` being read: its probe keys in file order (exactly one is allowed), the
+/// probe when right, and the other keys with their defaults.
+struct HealthCheckDraft {
+    probe_keys: Vec<&'static str>,
+    probe: Option<Probe>,
+    interval: Duration,
+    timeout: Duration,
+    retries: u32,
+    start_period: Duration,
+}
+
+/// The keys of `healthcheck:` that name a probe.
+const PROBE_KEYS: [&str; 3] = ["cmd", "http", "tcp"];
+
+const HEALTHCHECK_KEYS: &[Key<HealthCheckDraft>] = &[
+    ("cmd", |c, node, key, d| {
+        d.probe_keys.push("cmd");
+        d.probe = c.shell_command(node, key).map(Probe::Cmd);
+    }),
+    ("http", |c, node, key, d| {
+        d.probe_keys.push("http");
+        let url = c.scalar(node, key, "a URL such as http://127.0.0.1:8080/health");
+        d.probe = url.and_then(|url| {
+            c.check(node, key, probe::parse_http_probe(url))
+                .map(Probe::Http)
+        });
+    }),
+    ("tcp", |c, node, key, d| {
+        d.probe_keys.push("tcp");
+        let address = c.scalar(node, key, "host:port such as 127.0.0.1:5432");
+        d.probe = address.and_then(|address| {
+            c.check(node, key, probe::check_tcp_address(address))
+                .map(|()| Probe::Tcp(address.to_string()))
+        });
+    }),
+    ("interval", |c, node, key, d| {
+        if let Some(t) = c.positive_duration(node, key) {
+            d.interval = t;
+        }
+    }),
+    ("timeout", |c, node, key, d| {
+        if let Some(t) = c.positive_duration(node, key) {
+            d.timeout = t;
+        }
+    }),
+    ("retries", |c, node, key, d| {
+        if let Some(n) = c.integer(node, key, 1, u32::MAX) {
+            d.retries = n;
+        }
+    }),
+    ("start_period", |c, node, key, d| {
+        if let Some(t) = c.duration(node, key) {
+            d.start_period = t;
+        }
+    }),
+];
+
+/// `restart_limit:` being read; both keys are required.
+#[derive(Default)]
+struct RestartLimitDraft {
+    count: Option<u32>,
+    within: Option<Duration>,
+}
+
+const RESTART_LIMIT_KEYS: &[Key<RestartLimitDraft>] = &[
+    ("count", |c, node, key, d| {
+        d.count = c.integer(node, key, 0, u32::MAX);
+    }),
+    ("within", |c, node, key, d| {
+        d.within = c.positive_duration(node, key);
+    }),
+];
+
+/// `backoff:` being read: the values with their defaults, the nodes of `initial` and `max`
+/// when given and right, to say where `max < initial` is, and whether a value was wrong.
+struct BackoffDraft {
+    backoff: Backoff,
+    initial_node: Option<Node>,
+    max_node: Option<Node>,
+    has_wrong_value: bool,
+}
+
+/// `backoff:`'s defaults, for each key left out.
+const BACKOFF_DEFAULTS: Backoff = Backoff {
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(60),
+    factor: 2.0,
+};
+
+const BACKOFF_KEYS: &[Key<BackoffDraft>] = &[
+    ("initial", |c, node, key, d| {
+        match c.positive_duration(node, key) {
+            Some(t) => {
+                d.backoff.initial = t;
+                d.initial_node = Some(node.clone());
+            }
+            None => d.has_wrong_value = true,
+        }
+    }),
+    ("max", |c, node, key, d| match c.duration(node, key) {
+        Some(t) => {
+            d.backoff.max = t;
+            d.max_node = Some(node.clone());
+        }
+        None => d.has_wrong_value = true,
+    }),
+    ("factor", |c, node, key, d| {
+        let text = c.scalar(node, key, FACTOR_EXPECTED);
+        match text.and_then(|text| c.check(node, key, parse_factor(text))) {
+            Some(factor) => d.backoff.factor = factor,
+            None => d.has_wrong_value = true,
+        }
+    }),
+];
+
+/// An alert being read; `match` is required.
+struct AlertDraft {
+    text: Option<String>,
+    stream: Option<Stream>,
+    level: AlertLevel,
+}
+
+const ALERT_KEYS: &[Key<AlertDraft>] = &[
+    ("match", |c, node, key, d| {
+        let text = c.scalar(node, key, "the text of a line to match");
+        d.text = text.and_then(|text| {
+            c.check(node, key, check_alert_text(text))
+                .map(|()| text.to_string())
+        });
+    }),
+    ("stream", |c, node, key, d| {
+        let words = [("stdout", Stream::Stdout), ("stderr", Stream::Stderr)];
+        d.stream = c.word(node, key, &words);
+    }),
+    ("level", |c, node, key, d| {
+        let words = [
+            ("info", AlertLevel::Info),
+            ("warning", AlertLevel::Warning),
+            ("error", AlertLevel::Error),
+        ];
+        if let Some(level) = c.word(node, key, &words) {
+            d.level = level;
         }
     }),
 ];
@@ -328,6 +549,9 @@ impl Checker<'_> {
             let mut draft = Draft {
                 spec: defaults(name),
                 has_cmd: false,
+                on_exit: None,
+                has_on_exit: false,
+                on_exit_timeout: None,
             };
             match &program.value {
                 Value::Null => {}
@@ -344,6 +568,7 @@ impl Checker<'_> {
             if !draft.has_cmd {
                 self.error(name_node, &path, "missing required key \"cmd\"".to_string());
             }
+            self.on_exit(&mut draft, &path);
             top.programs.insert(name.to_string(), draft.spec);
         }
         for (name_node, name) in names_in_file_order {
@@ -464,12 +689,7 @@ impl Checker<'_> {
         let mut draft = HttpDraft::default();
         self.keys(pairs, key, HTTP_KEYS, &mut draft);
         let Some(listen) = draft.listen else {
-            if !pairs
-                .iter()
-                .any(|(k, _)| matches!(&k.value, Value::Scalar { text, .. } if text == "listen"))
-            {
-                self.error(node, key, "missing required key \"listen\"".to_string());
-            }
+            self.require(node, pairs, key, "listen");
             return None;
         };
         let credentials = match (draft.username, draft.password) {
@@ -556,6 +776,217 @@ impl Checker<'_> {
         let text = self.scalar(node, key, UMASK_EXPECTED)?;
         self.check(node, key, parse_umask(text)).map(Some)
     }
+
+    /// One of `words`, in any case.
+    fn word<T: Copy>(&mut self, node: &Node, key: &str, words: &[(&str, T)]) -> Option<T> {
+        let names: Vec<&str> = words.iter().map(|(name, _)| *name).collect();
+        let expected = one_of(&names);
+        let text = self.scalar(node, key, &expected)?;
+        let value = words
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(text))
+            .map(|&(_, value)| value);
+        if value.is_none() {
+            let message = format!(
+                "expected {expected}, found {}{}",
+                describe(node),
+                hint(text, &names)
+            );
+            self.error(node, key, message);
+        }
+        value
+    }
+
+    /// A duration of more than 0: what a timeout, a period or a window must be.
+    fn positive_duration(&mut self, node: &Node, key: &str) -> Option<Duration> {
+        let duration = self.duration(node, key)?;
+        if duration.is_zero() {
+            let message = format!("expected a duration > 0, found {}", describe(node));
+            self.error(node, key, message);
+            return None;
+        }
+        Some(duration)
+    }
+
+    /// A command for `/bin/sh -c`, kept as written.
+    fn shell_command(&mut self, node: &Node, key: &str) -> Option<String> {
+        let text = self.scalar(node, key, "a shell command")?;
+        self.check(node, key, check_shell_command(text))?;
+        Some(text.to_string())
+    }
+
+    /// A mapping's pairs, or an error saying what was expected instead.
+    fn mapping<'n>(
+        &mut self,
+        node: &'n Node,
+        key: &str,
+        expected: &str,
+    ) -> Option<&'n [(Node, Node)]> {
+        match &node.value {
+            Value::Mapping(pairs) => Some(pairs),
+            _ => {
+                let message = format!("expected {expected}, found {}", describe(node));
+                self.error(node, key, message);
+                None
+            }
+        }
+    }
+
+    /// `missing required key "NAME"` at a mapping without that key. A key written with a
+    /// wrong value is not missing: its own error says what is wrong.
+    fn require(&mut self, node: &Node, pairs: &[(Node, Node)], key: &str, name: &str) {
+        if !has_key(pairs, name) {
+            self.error(node, key, format!("missing required key {name:?}"));
+        }
+    }
+
+    /// `healthcheck:`: exactly one probe, and its timing.
+    fn healthcheck(&mut self, node: &Node, key: &str) -> Option<HealthCheck> {
+        let expected = "a mapping with one of cmd, http or tcp";
+        let pairs = self.mapping(node, key, expected)?;
+        let mut draft = HealthCheckDraft {
+            probe_keys: Vec::new(),
+            probe: None,
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+            retries: 3,
+            start_period: Duration::ZERO,
+        };
+        self.keys(pairs, key, HEALTHCHECK_KEYS, &mut draft);
+        match draft.probe_keys.as_slice() {
+            [] => {
+                let message = format!("missing a probe: give one of {}", one_of(&PROBE_KEYS));
+                self.error(node, key, message);
+                return None;
+            }
+            [_] => {}
+            several => {
+                let message = format!(
+                    "give only one of {}, found {}",
+                    one_of(&PROBE_KEYS),
+                    several.join(" and ")
+                );
+                self.error(node, key, message);
+                return None;
+            }
+        }
+        Some(HealthCheck {
+            probe: draft.probe?,
+            interval: draft.interval,
+            timeout: draft.timeout,
+            retries: draft.retries,
+            start_period: draft.start_period,
+        })
+    }
+
+    /// `restart_limit: {count, within}`.
+    fn restart_limit(&mut self, node: &Node, key: &str) -> Option<RestartLimit> {
+        let expected = "a mapping such as {count: 5, within: 60s}";
+        let pairs = self.mapping(node, key, expected)?;
+        let mut draft = RestartLimitDraft::default();
+        self.keys(pairs, key, RESTART_LIMIT_KEYS, &mut draft);
+        self.require(node, pairs, key, "count");
+        self.require(node, pairs, key, "within");
+        Some(RestartLimit {
+            count: draft.count?,
+            within: draft.within?,
+        })
+    }
+
+    /// `backoff: {initial, max, factor}`, each with its default, and `max >= initial`.
+    fn backoff(&mut self, node: &Node, key: &str) -> Option<Backoff> {
+        let expected = "a mapping such as {initial: 1s, max: 60s, factor: 2}";
+        let pairs = self.mapping(node, key, expected)?;
+        let mut draft = BackoffDraft {
+            backoff: BACKOFF_DEFAULTS,
+            initial_node: None,
+            max_node: None,
+            has_wrong_value: false,
+        };
+        self.keys(pairs, key, BACKOFF_KEYS, &mut draft);
+        let backoff = draft.backoff;
+        if draft.has_wrong_value {
+            return None;
+        }
+        if backoff.max >= backoff.initial {
+            return Some(backoff);
+        }
+        // Said at `max` when it was written, else at `initial` (the default `max` is too low).
+        match (&draft.max_node, &draft.initial_node) {
+            (Some(max), initial) => {
+                let default = format!("{}s, the default", BACKOFF_DEFAULTS.initial.as_secs());
+                let initial = initial.as_ref().map_or(default, text_of);
+                let message = format!(
+                    "expected a duration >= initial ({initial}), found {}",
+                    describe(max)
+                );
+                self.error(max, &join(key, "max"), message);
+            }
+            (None, Some(initial)) => {
+                let message = format!(
+                    "expected a duration <= max ({}s, the default), found {}",
+                    BACKOFF_DEFAULTS.max.as_secs(),
+                    describe(initial)
+                );
+                self.error(initial, &join(key, "initial"), message);
+            }
+            // The defaults are in order.
+            (None, None) => {}
+        }
+        None
+    }
+
+    /// `alerts:`: a list of alerts; null for none.
+    fn alerts(&mut self, node: &Node, key: &str) -> Vec<Alert> {
+        match &node.value {
+            Value::Null => Vec::new(),
+            Value::Sequence(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.alert(item, &format!("{key}[{i}]")))
+                .collect(),
+            _ => {
+                let message = format!(
+                    "expected a list of alerts such as [{{match: \"Corrupted data\"}}], found {}",
+                    describe(node)
+                );
+                self.error(node, key, message);
+                Vec::new()
+            }
+        }
+    }
+
+    /// One alert: `{match, stream, level}`.
+    fn alert(&mut self, node: &Node, key: &str) -> Option<Alert> {
+        let pairs = self.mapping(node, key, "a mapping with match, stream and level")?;
+        let mut draft = AlertDraft {
+            text: None,
+            stream: None,
+            level: AlertLevel::Warning,
+        };
+        self.keys(pairs, key, ALERT_KEYS, &mut draft);
+        self.require(node, pairs, key, "match");
+        Some(Alert {
+            text: draft.text?,
+            stream: draft.stream,
+            level: draft.level,
+        })
+    }
+
+    /// Makes `on_exit` and `on_exit_timeout` one [`Hook`]; a timeout alone is an error.
+    fn on_exit(&mut self, draft: &mut Draft, path: &str) {
+        let timeout = match draft.on_exit_timeout.take() {
+            Some((_, node)) if !draft.has_on_exit => {
+                let message = "on_exit_timeout needs on_exit".to_string();
+                return self.error(&node, &join(path, "on_exit_timeout"), message);
+            }
+            Some((timeout, _)) => timeout,
+            None => Some(ON_EXIT_TIMEOUT),
+        };
+        if let (Some(cmd), Some(timeout)) = (draft.on_exit.take(), timeout) {
+            draft.spec.on_exit = Some(Hook { cmd, timeout });
+        }
+    }
 }
 
 // ---- value parsers shared by the YAML and INI readers ---------------------------------------
@@ -639,6 +1070,75 @@ pub(crate) fn check_env_value(value: &str) -> Result<(), String> {
         return Err("a value cannot contain a NUL character".to_string());
     }
     Ok(())
+}
+
+const FACTOR_EXPECTED: &str = "a number >= 1 such as 2 or 1.5";
+
+/// `backoff`'s factor: decimal digits with at most one `.`, at least 1.
+pub(crate) fn parse_factor(text: &str) -> Result<f64, String> {
+    let expected = || format!("expected {FACTOR_EXPECTED}, found {}", quote(text));
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let is_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !is_digits(whole) || !is_digits(fraction) {
+        return Err(expected());
+    }
+    let factor: f64 = text.parse().map_err(|_| expected())?;
+    if !factor.is_finite() {
+        return Err(format!("invalid factor {}: too large", quote(text)));
+    }
+    if factor < 1.0 {
+        return Err(expected());
+    }
+    Ok(factor)
+}
+
+/// A command run with `/bin/sh -c`: not blank (which would always succeed), no NUL.
+pub(crate) fn check_shell_command(text: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err(format!("expected a shell command, found {}", quote(text)));
+    }
+    if text.contains('\0') {
+        return Err("a command cannot contain a NUL character".to_string());
+    }
+    Ok(())
+}
+
+/// An alert's text: not empty, and one line, since it is looked for in one line.
+pub(crate) fn check_alert_text(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("expected the text of a line to match, found \"\"".to_string());
+    }
+    if text.contains(['\n', '\r']) {
+        return Err(format!(
+            "{} can never match: output is matched one line at a time",
+            quote(text)
+        ));
+    }
+    Ok(())
+}
+
+/// `a or b`, `a, b or c`.
+fn one_of(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [only] => only.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// Whether a mapping has the key `name`.
+fn has_key(pairs: &[(Node, Node)], name: &str) -> bool {
+    pairs
+        .iter()
+        .any(|(k, _)| matches!(&k.value, Value::Scalar { text, .. } if text == name))
+}
+
+/// A scalar's text as written, for messages that name a value given elsewhere.
+fn text_of(node: &Node) -> String {
+    match &node.value {
+        Value::Scalar { text, .. } => text.clone(),
+        _ => describe(node),
+    }
 }
 
 /// ` (did you mean "x"?)` when `word` is close to one of `candidates`, else nothing.

@@ -3,12 +3,42 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use taskmaster_config::Config;
+use taskmaster_config::{to_yaml, Config};
 
 const EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../examples/taskmaster.yaml"
 ));
+
+/// Every liveness key, some of them twice, for mutations to reach their readers.
+const LIVENESS: &str = "\
+programs:
+  worker:
+    cmd: ./worker
+    stdin: data/input.txt
+    ready: notify
+    readytime: 30s
+    watchdog: 5s
+    watchdog_paused: restart
+    healthcheck:
+      http: \"http://[::1]:8080/health?x=1\"
+      interval: 30s
+      timeout: 2s
+      retries: 3
+      start_period: 0s
+    on_exit: \"rm -f /tmp/worker.lock\"
+    on_exit_timeout: 30s
+    restart_limit: {count: 5, within: 60s}
+    backoff: {initial: 1s, max: 60s, factor: 1.5}
+    alerts:
+      - match: \"Corrupted data\"
+        stream: stderr
+        level: warning
+  db:
+    cmd: x
+    healthcheck: {tcp: \"127.0.0.1:5432\", retries: 1}
+    alerts: [{match: up, level: info}]
+";
 
 /// An edit of the example: at a character position, delete some characters and insert text.
 #[derive(Debug, Clone)]
@@ -56,6 +86,25 @@ proptest! {
     fn parse_never_panics_on_mutations_of_the_example(edits in prop::collection::vec(edit(), 1..6)) {
         let text = apply(EXAMPLE, &edits);
         let _ = Config::parse(&text, Path::new("t.yaml"));
+    }
+
+    #[test]
+    fn parse_never_panics_on_mutations_of_the_liveness_keys(edits in prop::collection::vec(edit(), 1..6)) {
+        let text = apply(LIVENESS, &edits);
+        let _ = Config::parse(&text, Path::new("t.yaml"));
+    }
+
+    #[test]
+    fn whatever_parses_survives_the_yaml_round_trip(edits in prop::collection::vec(edit(), 1..4)) {
+        let path = Path::new("/etc/tm/t.yaml");
+        let text = apply(LIVENESS, &edits);
+        if let Ok(config) = Config::parse(&text, path) {
+            let yaml = to_yaml(&config);
+            match Config::parse(&yaml, path) {
+                Ok(again) => prop_assert_eq!(again, config, "{}", yaml),
+                Err(e) => prop_assert!(false, "{}\n---\n{}", yaml, e),
+            }
+        }
     }
 
     #[test]
