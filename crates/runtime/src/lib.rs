@@ -21,6 +21,8 @@
 
 mod clock;
 mod eventlog;
+pub mod notify;
+pub mod probe;
 mod spawn;
 mod sys;
 
