@@ -2,7 +2,7 @@
 //! taskmaster lives here, each with the reason it is sound.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -532,4 +532,130 @@ impl FileWatch {
         ready.clear_ready();
         Ok(())
     }
+}
+
+/// What one `recvmsg` on a unix datagram socket received.
+pub struct ReceivedDatagram {
+    /// How many bytes of payload were written into the caller's buffer.
+    pub length: usize,
+    /// The datagram was longer than the buffer (MSG_TRUNC): the rest of it is lost.
+    pub truncated: bool,
+    /// Some ancillary data did not fit (MSG_CTRUNC). The kernel closed the descriptors that did
+    /// not fit; those that did are in `fds`.
+    pub control_truncated: bool,
+    /// The sender's credentials (SCM_CREDENTIALS), checked by the kernel.
+    pub credentials: Option<libc::ucred>,
+    /// The descriptors passed with the datagram (SCM_RIGHTS), close-on-exec, now ours.
+    pub fds: Vec<OwnedFd>,
+}
+
+/// The most descriptors one datagram can carry (the kernel's SCM_MAX_FD).
+pub const MAX_FDS_PER_DATAGRAM: u32 = 253;
+
+/// `recvmsg` on a unix datagram socket, with room for the sender's credentials and for up to
+/// `max_fds` descriptors. On a non-blocking socket with nothing queued: `WouldBlock`.
+///
+/// Not rustix's `recvmsg`: its SCM_CREDENTIALS reading keeps the pid in a non-zero type, while
+/// the kernel sends pid 0 for a sender in a pid namespace this process cannot see (a process
+/// outside taskmaster's container writing to a bind-mounted socket), which would be undefined
+/// behaviour.
+pub fn recv_with_ancillary(
+    socket: BorrowedFd<'_>,
+    payload: &mut [u8],
+    max_fds: u32,
+) -> std::io::Result<ReceivedDatagram> {
+    let fds_room = max_fds.min(MAX_FDS_PER_DATAGRAM) * std::mem::size_of::<libc::c_int>() as u32;
+    let credentials_room = std::mem::size_of::<libc::ucred>() as u32;
+    // SAFETY: CMSG_SPACE is arithmetic on its argument.
+    let control_room =
+        unsafe { libc::CMSG_SPACE(credentials_room) + libc::CMSG_SPACE(fds_room) } as usize;
+    // In u64s: aligned for the cmsghdr the kernel writes at its start, as this asserts.
+    const _: () = assert!(std::mem::align_of::<u64>() >= std::mem::align_of::<libc::cmsghdr>());
+    let mut control = vec![0u64; control_room.div_ceil(8)];
+
+    let mut iov = libc::iovec {
+        iov_base: payload.as_mut_ptr().cast(),
+        iov_len: payload.len(),
+    };
+    // SAFETY: msghdr is integers and pointers (and, on some libcs, padding): all zeroes is a
+    // valid value, with null pointers.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_iov = &mut iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = control_room as _;
+    let received = loop {
+        // SAFETY: `header` points at `iov` (which points at `payload`) and at `control`, with
+        // their true lengths; all three outlive the call, and the kernel writes only within
+        // those lengths.
+        let received =
+            unsafe { libc::recvmsg(socket.as_raw_fd(), &mut header, libc::MSG_CMSG_CLOEXEC) };
+        if received >= 0 {
+            break received.unsigned_abs();
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    };
+    let (credentials, fds) = take_control_messages(&header);
+    Ok(ReceivedDatagram {
+        length: received.min(payload.len()),
+        truncated: header.msg_flags & libc::MSG_TRUNC != 0,
+        control_truncated: header.msg_flags & libc::MSG_CTRUNC != 0,
+        credentials,
+        fds,
+    })
+}
+
+/// The credentials and descriptors among the control messages that `recvmsg` just wrote into
+/// `header`'s control buffer. Every descriptor is taken into an `OwnedFd`, so none can leak.
+fn take_control_messages(header: &libc::msghdr) -> (Option<libc::ucred>, Vec<OwnedFd>) {
+    use std::os::fd::FromRawFd;
+    let mut credentials = None;
+    let mut fds = Vec::new();
+    let control_end = (header.msg_control as usize).saturating_add(header.msg_controllen as _);
+    // SAFETY: `header` is the msghdr recvmsg filled in: msg_control points at its control
+    // buffer and msg_controllen is the length the kernel wrote. CMSG_FIRSTHDR and CMSG_NXTHDR
+    // return only headers that lie wholly within that length (or null).
+    let mut message = unsafe { libc::CMSG_FIRSTHDR(header) };
+    while !message.is_null() {
+        // SAFETY: `message` is a whole cmsghdr inside the control data (see above).
+        let (level, kind, length) = unsafe {
+            (
+                (*message).cmsg_level,
+                (*message).cmsg_type,
+                (*message).cmsg_len as usize,
+            )
+        };
+        // SAFETY: CMSG_DATA and CMSG_LEN are pointer and integer arithmetic.
+        let (data, data_offset) = unsafe { (libc::CMSG_DATA(message), libc::CMSG_LEN(0) as usize) };
+        // Never read past what the kernel wrote, whatever cmsg_len says.
+        let data_length = length
+            .saturating_sub(data_offset)
+            .min(control_end.saturating_sub(data as usize));
+        if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
+            let count = data_length / std::mem::size_of::<libc::c_int>();
+            for index in 0..count {
+                // SAFETY: `index` is within the data (count whole ints fit in data_length); the
+                // read is unaligned-safe. Each descriptor was just installed in this process by
+                // the kernel for this message, and nothing else owns it.
+                let fd = unsafe {
+                    let raw = std::ptr::read_unaligned(data.cast::<libc::c_int>().add(index));
+                    OwnedFd::from_raw_fd(raw)
+                };
+                fds.push(fd);
+            }
+        } else if level == libc::SOL_SOCKET
+            && kind == libc::SCM_CREDENTIALS
+            && data_length >= std::mem::size_of::<libc::ucred>()
+        {
+            // SAFETY: a whole ucred (three integers, any value valid) lies in the data; the read
+            // is unaligned-safe.
+            credentials = Some(unsafe { std::ptr::read_unaligned(data.cast::<libc::ucred>()) });
+        }
+        // SAFETY: as for CMSG_FIRSTHDR above; `message` is a header within the control data.
+        message = unsafe { libc::CMSG_NXTHDR(header, message) };
+    }
+    (credentials, fds)
 }
