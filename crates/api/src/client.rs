@@ -60,15 +60,18 @@ impl Client {
     pub fn call(&self, request: Request) -> Result<Reply, ClientError> {
         match request {
             Request::Status(names) => self.status(&names),
-            Request::Start(targets) => self.act("start", &targets, None),
-            Request::Stop(targets) => self.act("stop", &targets, None),
-            Request::Restart(targets) => self.act("restart", &targets, None),
+            Request::Start(targets) => self.act("start", &targets, None::<()>),
+            Request::Stop(targets) => self.act("stop", &targets, None::<()>),
+            Request::Restart(targets) => self.act("restart", &targets, None::<()>),
             Request::Signal { signal, targets } => {
                 let body = wire::SignalRequest {
                     signal: signal.name().to_string(),
                 };
                 self.act("signal", &targets, Some(body))
             }
+            Request::Kill {
+                targets, restart, ..
+            } => self.act("kill", &targets, Some(wire::KillRequest { restart })),
             Request::Pid(names) if names.is_empty() => {
                 let pid: wire::Pid = self.json(self.send(Method::GET, "/v1/pid", None)?)?;
                 Ok(Reply::DaemonPid(pid.pid))
@@ -128,7 +131,7 @@ impl Client {
         &self,
         verb: &str,
         targets: &[String],
-        body: Option<wire::SignalRequest>,
+        body: Option<impl serde::Serialize>,
     ) -> Result<Reply, ClientError> {
         let body = body
             .map(|b| serde_json::to_vec(&b))

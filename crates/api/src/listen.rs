@@ -85,12 +85,18 @@ impl ControlSocket {
                 },
                 () = exiting.wait() => break,
             };
-            let peer = stream.peer_cred().map(|c| c.uid()).ok();
+            let credentials = stream.peer_cred().ok();
+            let peer = credentials.map(|c| c.uid());
             let io = TokioIo::new(stream);
             let mut http = hyper::server::conn::http1::Builder::new();
             // A client that goes away mid-request is its own business: errors are dropped.
             if peer == Some(own_uid) || peer == Some(0) {
-                let service = TowerToHyperService::new(app.clone());
+                let who = match credentials.and_then(|c| c.pid()) {
+                    Some(pid) => format!("uid {} pid {pid}", credentials.map_or(0, |c| c.uid())),
+                    None => format!("uid {}", credentials.map_or(0, |c| c.uid())),
+                };
+                let service =
+                    TowerToHyperService::new(app.clone().layer(axum::Extension(server::Peer(who))));
                 let connection = graceful.watch(http.serve_connection(io, service));
                 tokio::spawn(async move {
                     let _ = connection.await;

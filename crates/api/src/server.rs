@@ -31,6 +31,7 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/processes/{name}/stop", post(stop))
         .route("/v1/processes/{name}/restart", post(restart))
         .route("/v1/processes/{name}/signal", post(signal))
+        .route("/v1/processes/{name}/kill", post(kill))
         .route("/v1/processes/{name}/log/{stream}", get(log))
         .route("/v1/reload", post(reload))
         .route("/v1/reread", post(reread))
@@ -93,6 +94,30 @@ where
         serde_json::from_value(value)
             .map(JsonBody)
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+    }
+}
+
+/// A JSON body that may be left out: a request without a Content-Type has none.
+impl<T, S> axum::extract::OptionalFromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Option<Self>, ApiError> {
+        if !request
+            .headers()
+            .contains_key(axum::http::header::CONTENT_TYPE)
+        {
+            return Ok(None);
+        }
+        <Self as axum::extract::FromRequest<S>>::from_request(request, state)
+            .await
+            .map(Some)
     }
 }
 
@@ -223,6 +248,32 @@ async fn signal(
         Request::Signal {
             signal,
             targets: vec![name],
+        },
+    )
+    .await
+}
+
+/// Who is on the other end of a connection, in words for the event log: `uid 1000 pid 4242`
+/// on the unix socket (the kernel's credentials), the address over TCP.
+#[derive(Debug, Clone)]
+pub struct Peer(pub String);
+
+/// The panic button: SIGKILL to the process group now. Body (optional):
+/// `{"restart": false}` to leave it stopped; by default it is restarted by its policy.
+async fn kill(
+    State(handle): State<Handle>,
+    Path(name): Path<String>,
+    peer: Option<axum::Extension<Peer>>,
+    body: Option<JsonBody<wire::KillRequest>>,
+) -> Result<Response, ApiError> {
+    let restart = body.is_none_or(|JsonBody(body)| body.restart);
+    let by = peer.map_or_else(|| "an unknown peer".to_string(), |p| p.0 .0);
+    act(
+        &handle,
+        Request::Kill {
+            targets: vec![name],
+            restart,
+            by,
         },
     )
     .await
@@ -443,6 +494,22 @@ async fn events(
                     wire::Event::Log {
                         process,
                         message,
+                        at: wire::unix(at),
+                    },
+                ),
+                DaemonEvent::Alert {
+                    program,
+                    stream,
+                    level,
+                    line,
+                    at,
+                } => (
+                    "alert",
+                    wire::Event::Alert {
+                        program,
+                        stream: stream.name().to_string(),
+                        level: level.name().to_string(),
+                        line,
                         at: wire::unix(at),
                     },
                 ),

@@ -145,13 +145,15 @@ impl ControlTcp {
         loop {
             let stream = tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok(accepted) => accepted,
                     Err(_) => continue, // out of descriptors, say: the next accept may work
                 },
                 () = exiting.wait() => break,
             };
+            let (stream, address) = stream;
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(app.clone());
+            let peer = server::Peer(format!("{address} over TCP"));
+            let service = TowerToHyperService::new(app.clone().layer(axum::Extension(peer)));
             let connection = graceful.watch(
                 hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service),

@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use taskmaster_core::{
-    Done, ExitStatus, Failure, LastExit, Outcome, ProcessInfo, ReloadPlan, Reply, Signal, State,
-    Time,
+    Done, ExitCause, ExitStatus, Failure, Health, LastExit, Outcome, ProcessInfo, ReloadPlan,
+    Reply, Signal, State, Time,
 };
 
 /// One process, as `GET /v1/processes` lists it.
@@ -37,6 +37,15 @@ pub struct Process {
     /// The signal that paused the process (`SIGSTOP`), while it is paused; `null` otherwise.
     #[serde(default)]
     pub paused: Option<String>,
+    /// The child's own status text (`STATUS=` on the notify socket).
+    #[serde(default)]
+    pub status_text: Option<String>,
+    /// What its health checks say; `null` without a `healthcheck`.
+    #[serde(default)]
+    pub health: Option<HealthJson>,
+    /// Why it is FATAL when that is not failed starts (the restart limit).
+    #[serde(default)]
+    pub gave_up: Option<String>,
 }
 
 /// How a process last ended.
@@ -49,6 +58,29 @@ pub struct Exit {
     pub core_dumped: bool,
     /// Whether `exitcodes` expected it.
     pub expected: bool,
+    /// Why it ended: `exited`, `crashed`, `killed`, `hung`, `unhealthy`, `not_ready`,
+    /// `spawn_failed`, `stopped`, `killed_after_stoptime`, `killed_by_request`.
+    #[serde(default)]
+    pub cause: String,
+    /// More about the cause: how it was hung, why unhealthy, the spawn error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The whole story in words: `crashed: SIGSEGV (core dumped)`.
+    #[serde(default)]
+    pub text: String,
+}
+
+/// What the health checks of a process say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthJson {
+    /// `unknown`, `healthy` or `failing`.
+    pub state: String,
+    /// Failed checks in a row.
+    #[serde(default)]
+    pub failures: u32,
+    /// The last failure's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// `GET /v1/processes`.
@@ -135,6 +167,26 @@ pub enum Event {
         message: String,
         at: f64,
     },
+    /// An output line matched one of the program's `alerts`.
+    Alert {
+        program: String,
+        stream: String,
+        level: String,
+        line: String,
+        at: f64,
+    },
+}
+
+/// `POST /v1/processes/{name}/kill`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KillRequest {
+    /// Whether the process is then restarted by its `autorestart` policy (default true).
+    #[serde(default = "yes")]
+    pub restart: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 // ---- core -> wire (the server) ---------------------------------------------------------
@@ -194,27 +246,92 @@ pub fn process(clock: &Clock, info: &ProcessInfo) -> Process {
         start: info.started_at.map(|t| clock.wall(t)),
         stop: info.stopped_at.map(|t| clock.wall(t)),
         spawn_error: info.spawn_error.clone(),
-        last_exit: info.last_exit.map(|exit| Exit {
-            code: match exit.status {
-                ExitStatus::Code(code) => Some(code),
-                ExitStatus::Signal { .. } => None,
-            },
-            signal: match exit.status {
-                ExitStatus::Signal { signal, .. } => Some(signal.to_string()),
-                ExitStatus::Code(_) => None,
-            },
-            core_dumped: matches!(
-                exit.status,
-                ExitStatus::Signal {
-                    core_dumped: true,
-                    ..
-                }
-            ),
-            expected: exit.expected,
-        }),
+        last_exit: info.last_exit.as_ref().map(exit),
         stdout: info.stdout.clone(),
         stderr: info.stderr.clone(),
         paused: info.paused.map(|signal| signal.to_string()),
+        status_text: info.status_text.clone(),
+        health: info.health.as_ref().map(|health| match health {
+            Health::Unknown => HealthJson {
+                state: "unknown".into(),
+                failures: 0,
+                detail: None,
+            },
+            Health::Healthy => HealthJson {
+                state: "healthy".into(),
+                failures: 0,
+                detail: None,
+            },
+            Health::Failing { failures, detail } => HealthJson {
+                state: "failing".into(),
+                failures: *failures,
+                detail: Some(detail.clone()),
+            },
+        }),
+        gave_up: info.gave_up.clone(),
+    }
+}
+
+fn exit(exit: &LastExit) -> Exit {
+    let detail = match &exit.cause {
+        ExitCause::Hung(text) | ExitCause::Unhealthy(text) | ExitCause::SpawnFailed(text) => {
+            Some(text.clone())
+        }
+        _ => None,
+    };
+    Exit {
+        code: match exit.status {
+            Some(ExitStatus::Code(code)) => Some(code),
+            _ => None,
+        },
+        signal: match exit.status {
+            Some(ExitStatus::Signal { signal, .. }) => Some(signal.to_string()),
+            _ => None,
+        },
+        core_dumped: matches!(
+            exit.status,
+            Some(ExitStatus::Signal {
+                core_dumped: true,
+                ..
+            })
+        ),
+        expected: exit.expected,
+        cause: exit.cause.name().to_string(),
+        detail,
+        text: exit.to_string(),
+    }
+}
+
+fn to_last_exit(exit: Exit) -> LastExit {
+    let signal = exit
+        .signal
+        .as_deref()
+        .and_then(|s| s.parse::<Signal>().ok());
+    let status = match (exit.code, signal) {
+        (Some(code), _) => Some(ExitStatus::Code(code)),
+        (None, Some(signal)) => Some(ExitStatus::Signal {
+            signal,
+            core_dumped: exit.core_dumped,
+        }),
+        (None, None) => None,
+    };
+    let detail = exit.detail.unwrap_or_default();
+    let cause = match exit.cause.as_str() {
+        "crashed" => ExitCause::Crashed,
+        "killed" => ExitCause::Killed,
+        "hung" => ExitCause::Hung(detail),
+        "unhealthy" => ExitCause::Unhealthy(detail),
+        "not_ready" => ExitCause::NotReady,
+        "spawn_failed" => ExitCause::SpawnFailed(detail),
+        "stopped" => ExitCause::Stopped,
+        "killed_after_stoptime" => ExitCause::KilledAfterStoptime,
+        "killed_by_request" => ExitCause::KilledByRequest,
+        _ => ExitCause::Exited,
+    };
+    LastExit {
+        status,
+        cause,
+        expected: exit.expected,
     }
 }
 
@@ -233,6 +350,7 @@ pub fn result(outcome: &Outcome) -> Result_ {
         Ok(Done::Started) => (true, "started", None),
         Ok(Done::Stopped) => (true, "stopped", None),
         Ok(Done::Signalled) => (true, "signalled", None),
+        Ok(Done::Killed) => (true, "killed", None),
         Ok(Done::Added) => (true, "added", None),
         Ok(Done::Removed) => (true, "removed", None),
         Err(Failure::NoSuchProcess) => (false, "no_such_process", None),
@@ -285,25 +403,20 @@ pub fn to_process_info(p: Process) -> ProcessInfo {
         started_at: p.start.map(time),
         stopped_at: p.stop.map(time),
         spawn_error: p.spawn_error,
-        last_exit: p.last_exit.map(|exit| LastExit {
-            status: match (
-                exit.code,
-                exit.signal
-                    .as_deref()
-                    .and_then(|s| s.parse::<Signal>().ok()),
-            ) {
-                (Some(code), _) => ExitStatus::Code(code),
-                (None, Some(signal)) => ExitStatus::Signal {
-                    signal,
-                    core_dumped: exit.core_dumped,
-                },
-                (None, None) => ExitStatus::Code(-1),
-            },
-            expected: exit.expected,
-        }),
+        last_exit: p.last_exit.map(to_last_exit),
         stdout: p.stdout,
         stderr: p.stderr,
         paused: p.paused.and_then(|signal| signal.parse().ok()),
+        status_text: p.status_text,
+        health: p.health.map(|health| match health.state.as_str() {
+            "healthy" => Health::Healthy,
+            "failing" => Health::Failing {
+                failures: health.failures,
+                detail: health.detail.unwrap_or_default(),
+            },
+            _ => Health::Unknown,
+        }),
+        gave_up: p.gave_up,
     }
 }
 
@@ -327,6 +440,7 @@ pub fn to_outcome(r: Result_) -> Outcome {
         (true, "started") => Ok(Done::Started),
         (true, "stopped") => Ok(Done::Stopped),
         (true, "signalled") => Ok(Done::Signalled),
+        (true, "killed") => Ok(Done::Killed),
         (true, "added") => Ok(Done::Added),
         (true, "removed") => Ok(Done::Removed),
         (_, "no_such_process") => Err(Failure::NoSuchProcess),

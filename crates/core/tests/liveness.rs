@@ -18,6 +18,15 @@ fn running(extra: &str) -> World {
     w
 }
 
+/// `web` with these extra keys and no starttime: RUNNING from its spawn.
+fn running_now(extra: &str) -> World {
+    let w = World::new(&format!(
+        "programs:\n  web:\n    cmd: /bin/web\n    starttime: 0\n{extra}"
+    ));
+    assert_eq!(w.state("web"), "RUNNING");
+    w
+}
+
 fn notify(w: &mut World, name: &str, notification: Notification) {
     let pid = w.pid(name);
     w.handle(Event::Notified {
@@ -563,7 +572,7 @@ fn shutdown_waits_for_running_hooks() {
 
 #[test]
 fn more_restarts_than_the_limit_within_the_window_is_fatal() {
-    let mut w = running("    starttime: 0\n    restart_limit: {count: 3, within: 60s}\n");
+    let mut w = running_now("    restart_limit: {count: 3, within: 60s}\n");
     for _ in 0..3 {
         w.advance(secs(1.0));
         w.exit("web", code(1));
@@ -588,7 +597,7 @@ fn more_restarts_than_the_limit_within_the_window_is_fatal() {
 
 #[test]
 fn restarts_outside_the_window_do_not_count() {
-    let mut w = running("    starttime: 0\n    restart_limit: {count: 2, within: 10s}\n");
+    let mut w = running_now("    restart_limit: {count: 2, within: 10s}\n");
     for _ in 0..10 {
         w.advance(secs(6.0));
         w.exit("web", code(1));
@@ -598,7 +607,7 @@ fn restarts_outside_the_window_do_not_count() {
 
 #[test]
 fn backoff_delays_grow_exponentially_up_to_max() {
-    let mut w = running("    starttime: 0\n    backoff: {initial: 1s, max: 10s, factor: 2}\n");
+    let mut w = running_now("    backoff: {initial: 1s, max: 10s, factor: 2}\n");
     let mut delays = Vec::new();
     for _ in 0..6 {
         w.exit("web", code(1));
@@ -620,7 +629,7 @@ fn backoff_delays_grow_exponentially_up_to_max() {
 
 #[test]
 fn a_stop_during_a_backoff_delay_cancels_the_restart() {
-    let mut w = running("    starttime: 0\n    backoff: {initial: 5s}\n");
+    let mut w = running_now("    backoff: {initial: 5s}\n");
     w.exit("web", code(1));
     w.request(Request::Stop(vec!["web".into()]));
     assert_eq!(w.state("web"), "STOPPED");

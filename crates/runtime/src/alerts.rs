@@ -80,7 +80,9 @@ pub async fn watch(
             // Truncated (or rotated in place): follow from the new start.
             offset = 0;
             pending.clear();
-            file.seek(std::io::SeekFrom::Start(0)).await.map_err(describe)?;
+            file.seek(std::io::SeekFrom::Start(0))
+                .await
+                .map_err(describe)?;
         }
         loop {
             let read = file.read(&mut chunk).await.map_err(describe)?;
@@ -89,7 +91,10 @@ pub async fn watch(
             }
             offset += read as u64;
             pending.extend_from_slice(&chunk[..read]);
-            let complete = pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let complete = pending
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
             for line in pending[..complete].split(|&b| b == b'\n') {
                 let line = String::from_utf8_lossy(line);
                 for alert in alerts.iter().filter(|a| line.contains(&a.text)) {

@@ -34,7 +34,6 @@ mod spawn;
 mod sys;
 
 use std::collections::{HashMap, VecDeque};
-use std::ffi::OsString;
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -314,8 +313,7 @@ impl Daemon {
             }
             self.log.flush();
         }
-        drop(notify);
-        let _ = std::fs::remove_file(&notify_path); // gone already is fine
+        drop(notify); // which removes its file
         self.log.say("taskmaster exits: every process has stopped");
         self.log.flush();
         Ok(())
@@ -458,7 +456,10 @@ impl Daemon {
         let datagram = match received {
             Ok(datagram) => datagram,
             Err(e) => {
-                self.log.say(format!("notify socket: {}", taskmaster_config::os_reason(&e)));
+                self.log.say(format!(
+                    "notify socket: {}",
+                    taskmaster_config::os_reason(&e)
+                ));
                 return;
             }
         };
@@ -474,7 +475,8 @@ impl Daemon {
             .find(|pid| self.pidfds.contains_key(pid))
         else {
             self.log.say(format!(
-                "notify: a datagram from pid {sender}, which taskmaster does not supervise: dropped"
+                "notify: a datagram from pid {sender} (uid {}), which taskmaster does not supervise: dropped",
+                datagram.uid
             ));
             return;
         };
@@ -487,6 +489,8 @@ impl Daemon {
                 "notify: a malformed datagram from pid {sender}: {why}; ignored"
             )),
         }
+        // Closing the descriptors that came with it answers a BARRIER=1.
+        drop(datagram.fds);
     }
 
     fn task_event(&mut self, event: TaskEvent) {
@@ -593,7 +597,8 @@ impl Daemon {
             let start = match alerts::Start::now(path) {
                 Ok(start) => start,
                 Err(why) => {
-                    self.log.say(format!("cannot watch for alerts of {}: {why}", spec.name));
+                    self.log
+                        .say(format!("cannot watch for alerts of {}: {why}", spec.name));
                     continue;
                 }
             };
@@ -602,7 +607,9 @@ impl Daemon {
             let watched = wanted.clone();
             let task = tokio::spawn(async move {
                 let report = |matched| events.send(TaskEvent::Alert(matched)).is_ok();
-                if let Err(why) = alerts::watch(program.clone(), stream, start, watched, report).await {
+                if let Err(why) =
+                    alerts::watch(program.clone(), stream, start, watched, report).await
+                {
                     let _ = events.send(TaskEvent::Note(format!(
                         "alerts of {program} are no longer watched: {why}"
                     )));

@@ -21,7 +21,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-
 use taskmaster_config::{os_reason, Stdin};
 use taskmaster_core::ProgramSpec;
 
@@ -53,7 +52,10 @@ pub fn spawn(name: &str, spec: &ProgramSpec, context: &ChildContext) -> Result<u
     ];
     let mut env = environment(name, spec, context);
     if let Some(period) = spec.watchdog {
-        env.push(("WATCHDOG_USEC".into(), period.as_micros().to_string().into()));
+        env.push((
+            "WATCHDOG_USEC".into(),
+            period.as_micros().to_string().into(),
+        ));
     }
     let setup = sys::ChildSetup {
         umask: spec.umask,

@@ -147,7 +147,11 @@ pub fn setup_child(
             }
             if let Some(exec) = own_exec.as_mut() {
                 exec.write_pid(libc::getpid().unsigned_abs());
-                libc::execvpe(exec.argv_ptrs[0], exec.argv_ptrs.as_ptr(), exec.env_ptrs.as_ptr());
+                libc::execvpe(
+                    exec.argv_ptrs[0],
+                    exec.argv_ptrs.as_ptr(),
+                    exec.env_ptrs.as_ptr(),
+                );
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

@@ -77,6 +77,12 @@ pub const COMMANDS: &[CommandInfo] = &[
         true,
     ),
     info(
+        "kill",
+        "kill [--no-restart] NAME...",
+        "the panic button: SIGKILL the process groups now; restarted by policy unless --no-restart",
+        true,
+    ),
+    info(
         "pid",
         "pid [NAME...]",
         "show the pid of processes, or taskmaster's own",
@@ -178,6 +184,16 @@ pub fn parse(line: &str) -> Result<Parsed, String> {
                 targets: needs_names(targets.to_vec())?,
             }))
         }
+        "kill" => {
+            let restart = args.first().is_none_or(|a| a != "--no-restart");
+            let targets = args[usize::from(!restart)..].to_vec();
+            Ok(Parsed::Run(Request::Kill {
+                targets: needs_names(targets)?,
+                restart,
+                // The API replaces this with the peer it sees; `run`'s shell is this process.
+                by: "the shell of taskmaster run".to_string(),
+            }))
+        }
         "pid" => Ok(Parsed::Run(Request::Pid(args))),
         "tail" => parse_tail(&args),
         "reload" => no_args(Parsed::Run(Request::Reload)),
@@ -260,6 +276,28 @@ mod tests {
     fn start_without_a_name_is_an_error_with_usage() {
         let error = parse("start").unwrap_err();
         assert!(error.contains("usage: start NAME..."), "{error}");
+    }
+
+    #[test]
+    fn kill_takes_names_and_an_optional_no_restart() {
+        let Parsed::Run(Request::Kill {
+            targets, restart, ..
+        }) = parse("kill --no-restart web api").unwrap()
+        else {
+            panic!("not a kill");
+        };
+        assert_eq!(
+            (targets, restart),
+            (vec!["web".into(), "api".into()], false)
+        );
+        let Parsed::Run(Request::Kill { restart, .. }) = parse("kill web").unwrap() else {
+            panic!("not a kill");
+        };
+        assert!(restart);
+        assert!(parse("kill")
+            .unwrap_err()
+            .contains("needs at least one process name"));
+        assert!(parse("kill --no-restart").is_err());
     }
 
     #[test]

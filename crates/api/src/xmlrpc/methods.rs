@@ -865,7 +865,7 @@ fn process_info(clock: &wire::Clock, now: taskmaster_core::Time, info: &ProcessI
                 .map_or(String::new(), |p| p.display().to_string()),
         )
     };
-    let exitstatus = match info.last_exit.map(|e| e.status) {
+    let exitstatus = match info.last_exit.as_ref().and_then(|e| e.status) {
         Some(ExitStatus::Code(code)) => i64::from(code),
         // supervisord's exit status for a death by signal.
         Some(ExitStatus::Signal { .. }) => -1,
@@ -991,7 +991,12 @@ fn outcome_entries(outcomes: &[Outcome]) -> Value {
             .iter()
             .map(|o| match &o.result {
                 Ok(
-                    Done::Started | Done::Stopped | Done::Signalled | Done::Added | Done::Removed,
+                    Done::Started
+                    | Done::Stopped
+                    | Done::Signalled
+                    | Done::Killed
+                    | Done::Added
+                    | Done::Removed,
                 ) => result_entry(&o.process, None),
                 Err(failure) => {
                     result_entry(&o.process, Some(&Fault::from_failure(failure, &o.process)))
