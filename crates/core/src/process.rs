@@ -174,9 +174,8 @@ impl fmt::Display for LastExit {
                 }
                 Ok(())
             }
-            (ExitCause::Exited | ExitCause::Crashed | ExitCause::Killed, Some(status)) => {
-                write!(f, "{status}")
-            }
+            (ExitCause::Killed, Some(status)) => write!(f, "{status} ({verdict})"),
+            (ExitCause::Exited | ExitCause::Crashed, Some(status)) => write!(f, "{status}"),
             (cause, status) => {
                 match cause {
                     ExitCause::Hung(how) => write!(f, "hung: {how}")?,
@@ -195,6 +194,23 @@ impl fmt::Display for LastExit {
                     None => Ok(()),
                 }
             }
+        }
+    }
+}
+
+impl LastExit {
+    /// How it ended, in the fewest words: the wait status (`killed by SIGTERM`) when that
+    /// says it all, the classification when it adds something (`crashed: SIGSEGV`).
+    pub fn how(&self) -> String {
+        match (&self.cause, self.status) {
+            (
+                ExitCause::Exited
+                | ExitCause::Killed
+                | ExitCause::Stopped
+                | ExitCause::KilledAfterStoptime,
+                Some(status),
+            ) => status.to_string(),
+            _ => self.to_string(),
         }
     }
 }

@@ -352,13 +352,13 @@ impl Supervisor {
                         self.exited_from_running(&name, &last_exit, up_for, now, out)
                     }
                     AfterStop::FailStart => {
-                        log(out, &name, format!("{last_exit}"));
+                        log(out, &name, format!("stopped ({})", last_exit.how()));
                         self.start_failed(&name, now, out);
                     }
                     after_stop => {
                         p.after_stop = after_stop;
                         change_state(p, State::Stopped, out);
-                        log(out, &name, format!("stopped ({last_exit})"));
+                        log(out, &name, format!("stopped ({})", last_exit.how()));
                         if p.after_stop == AfterStop::Start {
                             p.after_stop = AfterStop::Nothing;
                             if !shutting_down {
@@ -369,14 +369,21 @@ impl Supervisor {
                 }
             }
             State::Starting if p.spec.ready == Readiness::Notify => {
-                log(out, &name, format!("{last_exit} before it was ready"));
+                log(
+                    out,
+                    &name,
+                    format!("{} before it was ready", last_exit.how()),
+                );
                 self.start_failed(&name, now, out);
             }
             State::Starting if up_for < p.spec.starttime => {
                 log(
                     out,
                     &name,
-                    format!("{last_exit} after {up_for:.1?}, before its starttime"),
+                    format!(
+                        "{} after {up_for:.1?}, before its starttime",
+                        last_exit.how()
+                    ),
                 );
                 self.start_failed(&name, now, out);
             }
@@ -386,7 +393,7 @@ impl Supervisor {
                 }
                 self.exited_from_running(&name, &last_exit, up_for, now, out);
             }
-            other => log(out, &name, format!("{last_exit} while {other}")),
+            other => log(out, &name, format!("{} while {other}", last_exit.how())),
         }
     }
 

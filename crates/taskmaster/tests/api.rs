@@ -576,14 +576,16 @@ fn last_exit_gives_the_exit_code_and_whether_it_was_expected() {
     let fails = api.wait_for_state("fails", "EXITED");
     assert_eq!(
         fails["last_exit"],
-        json!({"code": 3, "signal": null, "core_dumped": false, "expected": false})
+        json!({"code": 3, "signal": null, "core_dumped": false, "expected": false,
+               "cause": "exited", "text": "exited with code 3 (not expected)"})
     );
     assert_eq!(fails["pid"], Value::Null);
     assert_recent(&fails["stop"], "fails' stop");
     let succeeds = api.wait_for_state("succeeds", "EXITED");
     assert_eq!(
         succeeds["last_exit"],
-        json!({"code": 0, "signal": null, "core_dumped": false, "expected": true})
+        json!({"code": 0, "signal": null, "core_dumped": false, "expected": true,
+               "cause": "exited", "text": "exited with code 0 (expected)"})
     );
 }
 
@@ -606,7 +608,8 @@ fn last_exit_names_the_signal_that_killed_the_process() {
     let victim = api.wait_for_state("victim", "EXITED");
     assert_eq!(
         victim["last_exit"],
-        json!({"code": null, "signal": "SIGKILL", "core_dumped": false, "expected": false})
+        json!({"code": null, "signal": "SIGKILL", "core_dumped": false, "expected": false,
+               "cause": "killed", "text": "killed by SIGKILL (not expected)"})
     );
     assert_recent(&victim["stop"], "victim's stop");
 }

@@ -1067,8 +1067,9 @@ fn stdout_and_stderr_absent_or_null_are_discarded() {
         "absent.pid",
         "nulled.pid",
         ".taskmaster_history",
-        // The control socket, beside the configuration.
+        // The control socket, beside the configuration, and the notify socket beside it.
         "taskmaster.sock",
+        "taskmaster.notify",
     ];
     let unexpected: Vec<&String> = files
         .iter()

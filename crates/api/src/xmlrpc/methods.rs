@@ -1139,6 +1139,9 @@ mod tests {
             stdout: None,
             stderr: None,
             paused: None,
+            status_text: None,
+            health: None,
+            gave_up: None,
         };
         let now = taskmaster_core::Time::from_nanos(1);
         let snapshot = Snapshot {

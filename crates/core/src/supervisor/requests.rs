@@ -306,13 +306,10 @@ impl Supervisor {
         }
         for member in members {
             self.processes.remove(&member);
+            log(out, &member, "removed".to_string());
         }
         self.config.programs.remove(name);
         self.waiting_programs.remove(name);
-        out.push(Action::Log(Notice {
-            process: Some(name.to_string()),
-            message: "removed".to_string(),
-        }));
         Ok(Done::Removed)
     }
 
