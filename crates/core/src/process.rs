@@ -234,7 +234,7 @@ impl fmt::Display for Health {
             Health::Unknown => f.write_str("health unknown"),
             Health::Healthy => f.write_str("healthy"),
             Health::Failing { failures, detail } => {
-                write!(f, "failing health check x{failures}: {detail}")
+                write!(f, "health check failing ({failures} in a row): {detail}")
             }
         }
     }

@@ -588,6 +588,7 @@ impl Supervisor {
         p.spawn_error = None;
         p.gave_up = None;
         p.status_text = None;
+        p.health = None;
         p.deadline = None;
         out.push(Action::Spawn {
             process: name.to_string(),
