@@ -288,3 +288,247 @@ fn refused(status: StatusCode, body: &[u8]) -> ClientError {
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
     serde_json::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()))
 }
+
+// ---- The event stream: GET /v1/events ---------------------------------------------------
+
+/// One event of the daemon's stream, as [`Client::events`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A process went from one state to another.
+    StateChanged {
+        process: String,
+        from: taskmaster_core::State,
+        to: taskmaster_core::State,
+        at: std::time::SystemTime,
+    },
+    /// A line of the event log; `process` is `None` for the daemon's own lines.
+    Log {
+        process: Option<String>,
+        message: String,
+        at: std::time::SystemTime,
+    },
+    /// The reader fell behind and `missed` events were dropped; the stream goes on from the
+    /// newest. What the reader tracks should be read again (status).
+    Lagged { missed: u64 },
+}
+
+impl Client {
+    /// Subscribes to the daemon's events: every state change and event-log line that happens
+    /// after this returns (the daemon subscribes before it answers), as they happen. The stream
+    /// has a connection and a runtime of its own, so it can be read on another thread while
+    /// this client goes on sending requests.
+    pub fn events(&self) -> Result<Events, ClientError> {
+        let client = Client::new(&self.socket)?;
+        let body = client.runtime.block_on(async {
+            let response = client.request(Method::GET, "/v1/events", None).await?;
+            let status = response.status();
+            if !status.is_success() {
+                let bytes = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| ClientError::Http(e.to_string()))?
+                    .to_bytes();
+                return Err(refused(status, &bytes));
+            }
+            Ok(response.into_body())
+        })?;
+        Ok(Events {
+            client,
+            body,
+            unread: Vec::new(),
+            ended: false,
+        })
+    }
+}
+
+/// The daemon's events, read as they come (a blocking iterator). It ends when the daemon
+/// closes the stream, which it does when it exits.
+pub struct Events {
+    /// Owns the runtime the connection runs on: it makes progress inside `next` only.
+    client: Client,
+    body: hyper::body::Incoming,
+    /// Bytes received that do not make a whole event yet (an event ends with a blank line).
+    unread: Vec<u8>,
+    ended: bool,
+}
+
+impl Iterator for Events {
+    type Item = Result<Event, ClientError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            while let Some(block) = take_sse_block(&mut self.unread) {
+                if let Some(event) = sse_event(&block) {
+                    return Some(event);
+                }
+            }
+            if self.ended {
+                return None;
+            }
+            match self.client.runtime.block_on(self.body.frame()) {
+                None => self.ended = true,
+                Some(Err(e)) => {
+                    self.ended = true;
+                    return Some(Err(ClientError::Http(e.to_string())));
+                }
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        self.unread.extend_from_slice(data);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Takes the first whole server-sent event off `unread`: its lines, without line endings, up to
+/// the blank line that ends it.
+fn take_sse_block(unread: &mut Vec<u8>) -> Option<Vec<String>> {
+    let mut lines = Vec::new();
+    let mut line_start = 0;
+    for (at, _) in unread.iter().enumerate().filter(|(_, &b)| b == b'\n') {
+        let line = &unread[line_start..at];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            unread.drain(..=at);
+            return Some(lines);
+        }
+        lines.push(String::from_utf8_lossy(line).into_owned());
+        line_start = at + 1;
+    }
+    None
+}
+
+/// The event a block of `field: value` lines holds; `None` for a block that is not one of ours
+/// (a comment, a keep-alive, a kind this client does not know).
+fn sse_event(lines: &[String]) -> Option<Result<Event, ClientError>> {
+    let mut kind = "message";
+    let mut data: Vec<&str> = Vec::new();
+    for line in lines {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => kind = value,
+            "data" => data.push(value),
+            _ => {}
+        }
+    }
+    let data = data.join("\n");
+    let to_time = |unix_seconds: f64| {
+        std::time::Duration::try_from_secs_f64(unix_seconds)
+            .map_or(std::time::UNIX_EPOCH, |since| std::time::UNIX_EPOCH + since)
+    };
+    let event = match kind {
+        "state" | "log" => match decode::<wire::Event>(data.as_bytes()) {
+            Ok(wire::Event::State {
+                process,
+                from,
+                to,
+                at,
+            }) => Event::StateChanged {
+                process,
+                from: state_named(&from),
+                to: state_named(&to),
+                at: to_time(at),
+            },
+            Ok(wire::Event::Log {
+                process,
+                message,
+                at,
+            }) => Event::Log {
+                process,
+                message,
+                at: to_time(at),
+            },
+            Err(e) => return Some(Err(e)),
+        },
+        "lagged" => match decode::<serde_json::Value>(data.as_bytes()) {
+            Ok(value) => Event::Lagged {
+                missed: value["missed"].as_u64().unwrap_or(0),
+            },
+            Err(e) => return Some(Err(e)),
+        },
+        _ => return None,
+    };
+    Some(Ok(event))
+}
+
+/// The state supervisord calls `name` (`RUNNING`); `UNKNOWN` for a name it does not use.
+fn state_named(name: &str) -> taskmaster_core::State {
+    use taskmaster_core::State;
+    [
+        State::Stopped,
+        State::Starting,
+        State::Running,
+        State::Backoff,
+        State::Stopping,
+        State::Exited,
+        State::Fatal,
+    ]
+    .into_iter()
+    .find(|state| state.name() == name)
+    .unwrap_or(State::Unknown)
+}
+
+#[cfg(test)]
+mod event_stream_tests {
+    use super::*;
+
+    fn blocks(text: &str) -> Vec<Vec<String>> {
+        let mut unread = text.as_bytes().to_vec();
+        std::iter::from_fn(|| take_sse_block(&mut unread)).collect()
+    }
+
+    #[test]
+    fn an_event_ends_at_a_blank_line_whatever_the_line_endings() {
+        assert_eq!(
+            blocks("event: a\ndata: 1\n\nevent: b\r\ndata: 2\r\n\r\nevent: c\n"),
+            [["event: a", "data: 1"], ["event: b", "data: 2"]]
+        );
+    }
+
+    #[test]
+    fn events_are_read_into_core_states_and_times() {
+        let state = [
+            "event: state".to_string(),
+            r#"data: {"type":"state","process":"web","from":"STARTING","to":"RUNNING","at":2.5}"#
+                .to_string(),
+        ];
+        let Some(Ok(Event::StateChanged {
+            process,
+            from,
+            to,
+            at,
+        })) = sse_event(&state)
+        else {
+            panic!("not a state change: {:?}", sse_event(&state));
+        };
+        assert_eq!(process, "web");
+        assert_eq!(
+            (from, to),
+            (
+                taskmaster_core::State::Starting,
+                taskmaster_core::State::Running
+            )
+        );
+        assert_eq!(
+            at,
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(2500)
+        );
+        let lagged = [
+            "event: lagged".to_string(),
+            r#"data: {"missed":7}"#.to_string(),
+        ];
+        assert!(matches!(
+            sse_event(&lagged),
+            Some(Ok(Event::Lagged { missed: 7 }))
+        ));
+        assert!(sse_event(&[": keep-alive".to_string()]).is_none());
+        let broken = ["event: log".to_string(), "data: {".to_string()];
+        assert!(matches!(
+            sse_event(&broken),
+            Some(Err(ClientError::Decode(_)))
+        ));
+    }
+}
