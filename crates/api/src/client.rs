@@ -307,6 +307,16 @@ pub enum Event {
         message: String,
         at: std::time::SystemTime,
     },
+    /// An output line matched one of the program's `alerts`.
+    Alert {
+        program: String,
+        /// `stdout` or `stderr`.
+        stream: String,
+        /// `info`, `warning` or `error`.
+        level: String,
+        line: String,
+        at: std::time::SystemTime,
+    },
     /// The reader fell behind and `missed` events were dropped; the stream goes on from the
     /// newest. What the reader tracks should be read again (status).
     Lagged { missed: u64 },
@@ -420,7 +430,7 @@ fn sse_event(lines: &[String]) -> Option<Result<Event, ClientError>> {
             .map_or(std::time::UNIX_EPOCH, |since| std::time::UNIX_EPOCH + since)
     };
     let event = match kind {
-        "state" | "log" => match decode::<wire::Event>(data.as_bytes()) {
+        "state" | "log" | "alert" => match decode::<wire::Event>(data.as_bytes()) {
             Ok(wire::Event::State {
                 process,
                 from,
@@ -428,8 +438,8 @@ fn sse_event(lines: &[String]) -> Option<Result<Event, ClientError>> {
                 at,
             }) => Event::StateChanged {
                 process,
-                from: state_named(&from),
-                to: state_named(&to),
+                from: wire::parse_state(&from),
+                to: wire::parse_state(&to),
                 at: to_time(at),
             },
             Ok(wire::Event::Log {
@@ -439,6 +449,19 @@ fn sse_event(lines: &[String]) -> Option<Result<Event, ClientError>> {
             }) => Event::Log {
                 process,
                 message,
+                at: to_time(at),
+            },
+            Ok(wire::Event::Alert {
+                program,
+                stream,
+                level,
+                line,
+                at,
+            }) => Event::Alert {
+                program,
+                stream,
+                level,
+                line,
                 at: to_time(at),
             },
             Err(e) => return Some(Err(e)),
@@ -452,23 +475,6 @@ fn sse_event(lines: &[String]) -> Option<Result<Event, ClientError>> {
         _ => return None,
     };
     Some(Ok(event))
-}
-
-/// The state supervisord calls `name` (`RUNNING`); `UNKNOWN` for a name it does not use.
-fn state_named(name: &str) -> taskmaster_core::State {
-    use taskmaster_core::State;
-    [
-        State::Stopped,
-        State::Starting,
-        State::Running,
-        State::Backoff,
-        State::Stopping,
-        State::Exited,
-        State::Fatal,
-    ]
-    .into_iter()
-    .find(|state| state.name() == name)
-    .unwrap_or(State::Unknown)
 }
 
 #[cfg(test)]

@@ -420,7 +420,8 @@ pub fn to_process_info(p: Process) -> ProcessInfo {
     }
 }
 
-fn parse_state(name: &str) -> State {
+/// The state named `name` (`RUNNING`); UNKNOWN for a name supervisord does not have.
+pub fn parse_state(name: &str) -> State {
     [
         State::Stopped,
         State::Starting,

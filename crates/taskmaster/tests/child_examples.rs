@@ -185,7 +185,6 @@ fn worker_pool_keeps_as_many_workers_running_as_wanted() {
 // ---- heartbeat_worker ----------------------------------------------------------------------
 
 #[test]
-#[ignore = "needs the watchdog (issue 4)"]
 fn heartbeat_worker_that_hangs_is_restarted_by_the_watchdog() {
     let sandbox = Sandbox::new();
     copy_example_config(&sandbox, "heartbeat_worker");
