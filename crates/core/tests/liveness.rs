@@ -476,6 +476,23 @@ fn kill_no_restart_leaves_it_stopped() {
 }
 
 #[test]
+fn kill_during_a_stop_finishes_the_stop() {
+    let mut w = running("    stoptime: 30s\n");
+    let stop = w.request(Request::Stop(vec!["web".into()]));
+    w.ask(Request::Kill {
+        targets: vec!["web".into()],
+        restart: true,
+        by: "uid 0".into(),
+    });
+    w.exit("web", killed(Signal::KILL));
+    assert_eq!(w.state("web"), "STOPPED");
+    assert!(
+        matches!(w.reply(stop), Some(Reply::Outcomes(o)) if o[0].to_string() == "web: stopped")
+    );
+    assert_eq!(cause(&w, "web"), ExitCause::KilledByRequest);
+}
+
+#[test]
 fn kill_of_a_process_without_a_child_says_not_running() {
     let mut w = World::new("programs:\n  web:\n    cmd: /bin/web\n    autostart: false\n");
     let reply = w.ask(Request::Kill {

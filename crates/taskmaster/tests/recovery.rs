@@ -285,7 +285,6 @@ fn the_api_kills_the_whole_group_restarted_by_default_and_left_stopped_with_rest
 /// process was asked to stop, and stays stopped: the kill's default restart does not undo
 /// the stop request, and the client waiting for the stop gets its answer.
 #[test]
-#[ignore = "product bug: a kill during a requested stop restarts the process, and the stop is never answered"]
 fn the_kill_button_during_a_stop_finishes_the_stop_without_a_restart() {
     let (sandbox, tm, api, old) = stubborn();
     // `ctl stop` answers once web has stopped: 30 s of stoptime, unless the kill hurries it.

@@ -493,16 +493,22 @@ impl Supervisor {
     ) -> Result<Done, Failure> {
         let p = self.processes.get_mut(name).ok_or(Failure::NoSuchProcess)?;
         let pid = p.pid.ok_or(Failure::NotRunning)?;
-        change_state(p, State::Stopping, out);
-        p.deadline = None;
-        p.stop_cause = Some(ExitCause::KilledByRequest);
-        if p.after_stop != AfterStop::Remove {
+        if p.state == State::Stopping {
+            // Already on its way down: the kill only hurries it. What was to follow (a stop's
+            // answer, a restart, a removal) still follows, unless it was to come back.
+            if !restart && p.after_stop != AfterStop::Remove {
+                p.after_stop = AfterStop::Nothing;
+            }
+        } else {
+            change_state(p, State::Stopping, out);
             p.after_stop = if restart {
                 AfterStop::Policy
             } else {
                 AfterStop::Nothing
             };
         }
+        p.deadline = None;
+        p.stop_cause = Some(ExitCause::KilledByRequest);
         log(
             out,
             name,
