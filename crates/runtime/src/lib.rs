@@ -25,6 +25,7 @@
 //! process group is signalled with killpg while its leader is still ours.
 
 mod alerts;
+mod capture;
 mod checks;
 mod clock;
 mod eventlog;
@@ -189,6 +190,10 @@ pub struct Daemon {
     context: spawn::ChildContext,
     /// Hooks and command checks: children that are not processes.
     helpers: checks::HelperExits,
+    /// The log files children's output pipes are drained into.
+    sinks: capture::Sinks,
+    /// The output pipes of each live child, by pid, to flush when it exits.
+    captures: HashMap<u32, Vec<capture::Capture>>,
     task_events: mpsc::UnboundedSender<TaskEvent>,
     task_results: mpsc::UnboundedReceiver<TaskEvent>,
     /// An output watcher per log file with alerts: the alerts it watches for, and the task.
@@ -228,6 +233,8 @@ impl Daemon {
             log,
             context,
             helpers: checks::HelperExits::default(),
+            sinks: capture::Sinks::default(),
+            captures: HashMap::new(),
             task_events,
             task_results,
             alert_watchers: HashMap::new(),
@@ -343,6 +350,10 @@ impl Daemon {
         while let Some(change) = sys::next_child_change() {
             let event = match change {
                 sys::ChildChange::Exited(pid, status) => {
+                    // Its last lines go to the file before anyone hears that it exited.
+                    for capture in self.captures.remove(&pid).unwrap_or_default() {
+                        capture.flush();
+                    }
                     if self.helpers.reaped(pid, status) {
                         continue;
                     }
@@ -372,10 +383,15 @@ impl Daemon {
             let follow_up = match action {
                 Action::Spawn { process, spec } => {
                     self.watch_alerts(&spec);
-                    let event = match spawn::spawn(&process, &spec, &self.context) {
-                        Ok(pid) => {
-                            self.track(pid);
-                            Event::Spawned { process, pid }
+                    let event = match spawn::spawn(&process, &spec, &self.context, &mut self.sinks)
+                    {
+                        Ok(child) => {
+                            self.track(child.pid);
+                            self.capture(child.pid, child.captures);
+                            Event::Spawned {
+                                process,
+                                pid: child.pid,
+                            }
                         }
                         Err(error) => Event::SpawnFailed { process, error },
                     };
@@ -540,8 +556,16 @@ impl Daemon {
             });
             return;
         };
-        match spawn::spawn_shell(&spec.name, &spec, &self.context, command, &[], false) {
-            Ok(helper) => {
+        match spawn::spawn_shell(
+            &spec.name,
+            &spec,
+            &self.context,
+            command,
+            &[],
+            false,
+            &mut self.sinks,
+        ) {
+            Ok(spawn::Spawned { pid: helper, .. }) => {
                 let exit = self.helpers.register(helper);
                 tokio::spawn(async move {
                     let result = checks::wait_helper(helper, exit, check.timeout).await;
@@ -561,8 +585,18 @@ impl Daemon {
         let done = move |result| {
             let _ = events.send(TaskEvent::Core(Event::HookDone { process, result }));
         };
-        match spawn::spawn_shell(&spec.name, spec, &self.context, &hook.cmd, env, true) {
-            Ok(helper) => {
+        match spawn::spawn_shell(
+            &spec.name,
+            spec,
+            &self.context,
+            &hook.cmd,
+            env,
+            true,
+            &mut self.sinks,
+        ) {
+            Ok(child) => {
+                let helper = child.pid;
+                self.capture(helper, child.captures);
                 let exit = self.helpers.register(helper);
                 tokio::spawn(async move {
                     done(checks::wait_helper(helper, exit, hook.timeout).await);
@@ -617,6 +651,23 @@ impl Daemon {
             });
             self.alert_watchers
                 .insert(path.clone(), (wanted, task.abort_handle()));
+        }
+    }
+
+    /// Drains a child's output pipes into their files, each on a thread of its own; their
+    /// errors (a full disk) reach the event log.
+    fn capture(&mut self, pid: u32, pipes: Vec<(OwnedFd, Arc<capture::Sink>)>) {
+        let captures: Vec<capture::Capture> = pipes
+            .into_iter()
+            .map(|(pipe, sink)| {
+                let events = self.task_events.clone();
+                capture::Capture::start(pipe, sink, move |message| {
+                    let _ = events.send(TaskEvent::Note(message));
+                })
+            })
+            .collect();
+        if !captures.is_empty() {
+            self.captures.insert(pid, captures);
         }
     }
 

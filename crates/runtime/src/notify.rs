@@ -471,12 +471,17 @@ mod tests {
         std::os::unix::fs::symlink("/bin/sleep", &program).unwrap();
         let mut child = Command::new(&program).arg("60").spawn().unwrap();
         let pid = child.id();
-        // spawn returns once the exec is done, so the name is already the odd one.
-        let name = std::fs::read_to_string(format!("/proc/{pid}/comm"));
+        // The kernel renames the process during exec, which spawn may return before: wait.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let comm = || std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        while comm() != "x) 9 9 (y\n" && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        let name = comm();
         let chain = ancestry(pid);
         let _ = child.kill();
         let _ = child.wait();
-        assert_eq!(name.unwrap(), "x) 9 9 (y\n");
+        assert_eq!(name, "x) 9 9 (y\n");
         assert_eq!(chain[..2], [pid, std::process::id()], "{chain:?}");
     }
 

@@ -15,15 +15,17 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsFd;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use taskmaster_config::{os_reason, Stdin};
 use taskmaster_core::ProgramSpec;
 
+use crate::capture::{Pipe, Sink, Sinks};
 use crate::sys;
 
 /// What every child is given besides its program's settings.
@@ -36,20 +38,29 @@ pub struct ChildContext {
     pub control_socket: PathBuf,
 }
 
+/// A started child, and its output pipes for the caller to drain ([`capture::drain`]).
+pub struct Spawned {
+    pub pid: u32,
+    pub captures: Vec<(OwnedFd, Arc<Sink>)>,
+}
+
 /// Starts one child for process `name` (`web`, or `workers:workers_00`) of program `spec`.
 /// The error text says what failed, for the process's status and the event log.
-pub fn spawn(name: &str, spec: &ProgramSpec, context: &ChildContext) -> Result<u32, String> {
+pub fn spawn(
+    name: &str,
+    spec: &ProgramSpec,
+    context: &ChildContext,
+    sinks: &mut Sinks,
+) -> Result<Spawned, String> {
     let program = spec.argv.first().ok_or("cmd is empty")?;
     if let Some(dir) = &spec.workingdir {
         // Checked here because a failed chdir and a failed exec report the same errors.
         check_directory(dir)
             .map_err(|e| format!("workingdir {}: {}", dir.display(), os_reason(&e)))?;
     }
-    let stdio = [
-        input(&spec.stdin)?,
-        output(spec.stdout.as_deref(), "stdout")?,
-        output(spec.stderr.as_deref(), "stderr")?,
-    ];
+    let stdin = input(&spec.stdin)?;
+    let stdout = output(spec.stdout.as_deref(), "stdout", sinks)?;
+    let stderr = output(spec.stderr.as_deref(), "stderr", sinks)?;
     let mut env = environment(name, spec, context);
     if let Some(period) = spec.watchdog {
         env.push((
@@ -66,12 +77,24 @@ pub fn spawn(name: &str, spec: &ProgramSpec, context: &ChildContext) -> Result<u
             argv: &spec.argv,
             env: &env,
             cwd: spec.workingdir.as_deref(),
-            stdio: [stdio[0].as_fd(), stdio[1].as_fd(), stdio[2].as_fd()],
+            stdio: [stdin.as_fd(), stdout.child_end(), stderr.child_end()],
         })
     } else {
-        fork_exec(spec, &env, stdio, &setup)
+        fork_exec(
+            spec,
+            &env,
+            [stdin.as_fd(), stdout.child_end(), stderr.child_end()],
+            &setup,
+        )
     };
-    launched.map_err(|e| format!("cannot execute {program}: {}", os_reason(&e)))
+    let pid = launched.map_err(|e| format!("cannot execute {program}: {}", os_reason(&e)))?;
+    Ok(Spawned {
+        pid,
+        captures: [stdout, stderr]
+            .into_iter()
+            .filter_map(Output::into_capture)
+            .collect(),
+    })
 }
 
 /// Starts `/bin/sh -c command` for process `name` of program `spec`, with the program's
@@ -84,7 +107,8 @@ pub fn spawn_shell(
     command: &str,
     extra_env: &[(String, String)],
     to_logs: bool,
-) -> Result<u32, String> {
+    sinks: &mut Sinks,
+) -> Result<Spawned, String> {
     let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
     let mut env = environment(name, spec, context);
     env.extend(extra_env.iter().map(|(k, v)| (k.into(), v.into())));
@@ -93,32 +117,39 @@ pub fn spawn_shell(
     } else {
         (None, None)
     };
-    let stdio = [
-        input(&Stdin::Null)?,
-        output(stdout, "stdout")?,
-        output(stderr, "stderr")?,
-    ];
+    let stdin = input(&Stdin::Null)?;
+    let stdout = output(stdout, "stdout", sinks)?;
+    let stderr = output(stderr, "stderr", sinks)?;
     let cwd = spec
         .workingdir
         .as_deref()
         .filter(|dir| check_directory(dir).is_ok());
-    sys::posix_spawn(&sys::Launch {
+    let pid = sys::posix_spawn(&sys::Launch {
         argv: &argv,
         env: &env,
         cwd,
-        stdio: [stdio[0].as_fd(), stdio[1].as_fd(), stdio[2].as_fd()],
+        stdio: [stdin.as_fd(), stdout.child_end(), stderr.child_end()],
     })
-    .map_err(|e| format!("cannot run /bin/sh: {}", os_reason(&e)))
+    .map_err(|e| format!("cannot run /bin/sh: {}", os_reason(&e)))?;
+    Ok(Spawned {
+        pid,
+        captures: [stdout, stderr]
+            .into_iter()
+            .filter_map(Output::into_capture)
+            .collect(),
+    })
 }
 
 /// The std launcher: fork, set the child up (`setup`), exec.
 fn fork_exec(
     spec: &ProgramSpec,
     env: &[(OsString, OsString)],
-    stdio: [File; 3],
+    stdio: [BorrowedFd<'_>; 3],
     setup: &sys::ChildSetup,
 ) -> std::io::Result<u32> {
-    let [stdin, stdout, stderr] = stdio;
+    let [stdin, stdout, stderr] = stdio.map(|fd| fd.try_clone_to_owned());
+    let (stdin, stdout, stderr) = (stdin?, stdout?, stderr?);
+    // Stdio closes these copies with the Command, once the child has its own.
     let mut command = Command::new(&spec.argv[0]);
     command
         .args(&spec.argv[1..])
@@ -190,23 +221,47 @@ fn input(stdin: &Stdin) -> Result<File, String> {
     }
 }
 
-/// Where a child's stdout or stderr goes: the file, opened for appending, or /dev/null.
-fn output(path: Option<&Path>, stream: &str) -> Result<File, String> {
+/// Where a child's stdout or stderr goes: /dev/null, or a pipe that taskmaster drains into the
+/// file (see [`crate::capture`]).
+enum Output {
+    Discard(File),
+    Captured { pipe: Pipe, sink: Arc<Sink> },
+}
+
+impl Output {
+    /// The descriptor the child gets.
+    fn child_end(&self) -> BorrowedFd<'_> {
+        match self {
+            Output::Discard(file) => file.as_fd(),
+            Output::Captured { pipe, .. } => pipe.write.as_fd(),
+        }
+    }
+
+    /// The read end to drain and where to; the write end is closed here, so that the pipe
+    /// ends when the child (and whatever inherited it) is gone.
+    fn into_capture(self) -> Option<(OwnedFd, Arc<Sink>)> {
+        match self {
+            Output::Discard(_) => None,
+            Output::Captured { pipe, sink } => Some((pipe.read, sink)),
+        }
+    }
+}
+
+fn output(path: Option<&Path>, stream: &str, sinks: &mut Sinks) -> Result<Output, String> {
     let Some(path) = path else {
         return File::options()
             .write(true)
             .open("/dev/null")
+            .map(Output::Discard)
             .map_err(|e| format!("cannot open /dev/null: {}", os_reason(&e)));
     };
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| {
-            format!(
-                "cannot open {stream} file {}: {}",
-                path.display(),
-                os_reason(&e)
-            )
-        })
+    let sink = sinks.open(path).map_err(|e| {
+        format!(
+            "cannot open {stream} file {}: {}",
+            path.display(),
+            os_reason(&e)
+        )
+    })?;
+    let pipe = Pipe::new().map_err(|e| format!("cannot make a pipe: {}", os_reason(&e)))?;
+    Ok(Output::Captured { pipe, sink })
 }

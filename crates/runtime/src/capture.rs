@@ -1,0 +1,205 @@
+//! Output capture: children write into pipes taskmaster holds, and a thread per pipe moves what
+//! arrives into the log file with `splice`, inside the kernel.
+//!
+//! Why pipes rather than giving the child the file itself: taskmaster then holds every byte's
+//! way to disk (what rotation, `tail`, attach and a hot backup need), and still copies nothing
+//! through user space: `splice` moves pages from the pipe to the file, so no byte ever sits in a
+//! buffer of ours where a crash could lose it. A thread per pipe blocks in `splice`, never the
+//! event loop: a program writing as fast as it can delays nobody's restart or request.
+//!
+//! `splice` refuses files opened with O_APPEND, so each log file is opened once, without it,
+//! as a [`Sink`] shared by every pipe that writes there (the processes of a `numprocs` group
+//! share one file); a sink's lock makes each transfer a seek to the end and a splice, as one.
+//! A thread waits for data without the lock and splices without blocking on the pipe, so that
+//! no pipe waits for another's writer. Where `splice` cannot serve (the file is a terminal or
+//! another device), the thread copies with read and write instead.
+//!
+//! When a child exits, the loop moves what is left in its pipes at once ([`Capture::flush`]),
+//! so that its last lines are in the file before anyone hears that it exited.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use rustix::pipe::{splice, SpliceFlags};
+
+/// How much one splice moves at most, and the size pipes are enlarged to (F_SETPIPE_SZ), so a
+/// fast writer rarely blocks.
+const PIPE_SIZE: usize = 1 << 20;
+
+/// How long a thread waits before it tries again after the file refused a write (disk full,
+/// permissions): meanwhile the child blocks on a full pipe, and no byte is lost.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A log file that pipes drain into.
+pub struct Sink {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+/// The open log files, by path, for as long as a pipe writes to them.
+#[derive(Default)]
+pub struct Sinks(std::collections::HashMap<PathBuf, Weak<Sink>>);
+
+impl Sinks {
+    /// The sink for `path`, opened (and created) if no pipe writes there yet.
+    pub fn open(&mut self, path: &Path) -> std::io::Result<Arc<Sink>> {
+        if let Some(sink) = self.0.get(path).and_then(Weak::upgrade) {
+            return Ok(sink);
+        }
+        self.0.retain(|_, sink| sink.strong_count() > 0);
+        let file = OpenOptions::new().write(true).create(true).open(path)?;
+        let sink = Arc::new(Sink {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+        });
+        self.0.insert(path.to_path_buf(), Arc::downgrade(&sink));
+        Ok(sink)
+    }
+}
+
+/// A pipe for one output stream of a child: the child gets `write`, [`drain`] gets `read`.
+pub struct Pipe {
+    pub read: OwnedFd,
+    pub write: OwnedFd,
+}
+
+impl Pipe {
+    pub fn new() -> std::io::Result<Pipe> {
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        // A bigger pipe lets a fast writer run ahead of the disk; the default 64 KiB is kept
+        // when the system refuses (pipe-max-size, or an unprivileged user's quota).
+        let _ = rustix::pipe::fcntl_setpipe_size(&read, PIPE_SIZE);
+        Ok(Pipe { read, write })
+    }
+}
+
+/// One output pipe of a child and the file it goes to.
+#[derive(Clone)]
+pub struct Capture {
+    pipe: Arc<OwnedFd>,
+    sink: Arc<Sink>,
+}
+
+impl Capture {
+    /// Starts draining `pipe` into `sink` on a thread of its own, until every writer has closed
+    /// it. `report` hears of each error (once until the next success).
+    pub fn start(
+        pipe: OwnedFd,
+        sink: Arc<Sink>,
+        report: impl Fn(String) + Send + 'static,
+    ) -> Capture {
+        let capture = Capture {
+            pipe: Arc::new(pipe),
+            sink,
+        };
+        let drained = capture.clone();
+        let name = format!("capture {}", capture.sink.path.display());
+        let spawned = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || drain_blocking(&drained.pipe, &drained.sink, &report));
+        if let Err(e) = spawned {
+            // Without a thread the child would block once the pipe is full; say so.
+            eprintln!("taskmaster: cannot start an output capture thread: {e}");
+        }
+        capture
+    }
+
+    /// Moves what the pipe holds now into the file, without waiting for more: at most a
+    /// pipe's worth, so it is quick enough for the loop.
+    pub fn flush(&self) {
+        let file = lock(&self.sink);
+        while let Ok(moved) = transfer(&self.pipe, &file) {
+            if moved == 0 {
+                break;
+            }
+        }
+    }
+}
+
+fn lock(sink: &Sink) -> std::sync::MutexGuard<'_, File> {
+    match sink.file.lock() {
+        Ok(file) => file,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn drain_blocking(pipe: &OwnedFd, sink: &Sink, report: &dyn Fn(String)) {
+    let mut failing = false;
+    loop {
+        // Wait for data (or the end) without holding the file.
+        let mut ready = [rustix::event::PollFd::new(
+            pipe,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut ready, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                report(format!("cannot wait for a child's output: {e}"));
+                return;
+            }
+        }
+        let moved = transfer(pipe, &lock(sink));
+        match moved {
+            Ok(0) => return,                                           // every writer is gone
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {} // flushed meanwhile
+            Ok(_) => failing = false,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A terminal or a device: no seek, no splice.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ESPIPE)) => {
+                return copy_blocking(pipe, sink, report);
+            }
+            Err(e) => {
+                if !failing {
+                    report(format!(
+                        "cannot write output to {}: {}; the writer waits until it can",
+                        sink.path.display(),
+                        taskmaster_config::os_reason(&e)
+                    ));
+                    failing = true;
+                }
+                std::thread::sleep(RETRY_AFTER);
+            }
+        }
+    }
+}
+
+/// One splice from the pipe to the end of the file, never waiting on the pipe. The file's
+/// offset is its own (no O_APPEND), so it is moved to the end first: another process may have
+/// appended meanwhile.
+fn transfer(pipe: &OwnedFd, file: &File) -> std::io::Result<usize> {
+    rustix::fs::seek(file, rustix::fs::SeekFrom::End(0))?;
+    Ok(splice(
+        pipe,
+        None,
+        file,
+        None,
+        PIPE_SIZE,
+        SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
+    )?)
+}
+
+/// The fallback where splice cannot write (a terminal, a device): read and write.
+fn copy_blocking(pipe: &OwnedFd, sink: &Sink, report: &dyn Fn(String)) {
+    let mut pipe = File::from(match pipe.try_clone() {
+        Ok(pipe) => pipe,
+        Err(e) => {
+            report(format!("cannot read a child's output: {e}"));
+            return;
+        }
+    });
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = match pipe.read(&mut buffer) {
+            Ok(0) => return,
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        let _ = (&*lock(sink)).write_all(&buffer[..read]);
+    }
+}
