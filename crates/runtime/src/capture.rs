@@ -51,7 +51,12 @@ impl Sinks {
             return Ok(sink);
         }
         self.0.retain(|_, sink| sink.strong_count() > 0);
-        let file = OpenOptions::new().write(true).create(true).open(path)?;
+        // Never truncated: what is there stays, and every write goes to the end.
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         let sink = Arc::new(Sink {
             path: path.to_path_buf(),
             file: Mutex::new(file),
