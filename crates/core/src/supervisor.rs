@@ -271,6 +271,38 @@ impl Supervisor {
         self.shutting_down
     }
 
+    /// Makes a copy of a supervisor that died (a hot backup's) the live one, in process
+    /// `daemon_pid`. What only the dead one could finish is settled here: the requests it was
+    /// answering (their askers are gone with its sockets), the hooks and health checks it was
+    /// running (their results will never come: the hooks count as done, the checks run again).
+    pub fn take_over(&mut self, daemon_pid: u32, now: Time) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.daemon_pid = daemon_pid;
+        self.waiters.clear();
+        let lost_hooks: Vec<String> = self
+            .processes
+            .values()
+            .filter(|p| p.hook_running)
+            .map(|p| p.name.clone())
+            .collect();
+        for p in self.processes.values_mut() {
+            if p.liveness.probing {
+                p.liveness.probing = false;
+                p.liveness.probe_due = Some(now);
+            }
+        }
+        for name in lost_hooks {
+            self.hook_done(
+                &name,
+                Err("lost when the primary died".to_string()),
+                now,
+                &mut out,
+            );
+        }
+        self.settle(now, &mut out);
+        out
+    }
+
     // ---- events -------------------------------------------------------------------------
 
     fn spawned(&mut self, name: &str, pid: u32, now: Time, out: &mut Vec<Action>) {

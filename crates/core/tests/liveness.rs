@@ -653,3 +653,35 @@ fn a_stop_during_a_backoff_delay_cancels_the_restart() {
     w.advance(secs(10.0));
     assert_eq!(w.spawn_count("web"), 1);
 }
+
+// ---- a hot backup taking over ---------------------------------------------------------------
+
+#[test]
+fn a_copy_of_the_state_takes_over_with_the_same_children() {
+    let mut w = running("    on_exit: \"true\"\n    healthcheck: {cmd: \"true\", interval: 1s}\n");
+    w.exit("web", code(1)); // a hook runs, the restart waits for it
+    let pid_before = w.sup.process("web").and_then(|p| p.pid);
+    let json = serde_json::to_string(&w.sup).expect("the state is plain data");
+    let mut copy: taskmaster_core::Supervisor = serde_json::from_str(&json).expect("read back");
+    assert_eq!(copy, w.sup);
+    let actions = copy.take_over(4242, w.now);
+    // The hook died with the primary: counted done, the waiting restart goes ahead.
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, taskmaster_core::Action::Spawn { process, .. } if process == "web")));
+    assert_eq!(pid_before, None);
+    let reply = copy.handle(
+        Event::Request {
+            ticket: Some(taskmaster_core::Ticket(1)),
+            request: Request::Pid(vec![]),
+        },
+        w.now,
+    );
+    assert!(reply.iter().any(|a| matches!(
+        a,
+        taskmaster_core::Action::Reply {
+            reply: Reply::DaemonPid(4242),
+            ..
+        }
+    )));
+}
