@@ -279,6 +279,8 @@ impl Supervisor {
         let mut out = Vec::new();
         self.daemon_pid = daemon_pid;
         self.waiters.clear();
+        // A shutdown the dead one had finished must still end this one.
+        self.exit_sent = false;
         let lost_hooks: Vec<String> = self
             .processes
             .values()

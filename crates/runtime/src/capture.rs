@@ -113,7 +113,17 @@ impl Capture {
         capture
     }
 
-    /// Moves what the pipe holds now into the file, without waiting for more: at most a
+    /// The pipe's read end.
+    pub fn pipe(&self) -> &OwnedFd {
+        &self.pipe
+    }
+
+    /// The file it drains into.
+    pub fn path(&self) -> &Path {
+        &self.sink.path
+    }
+
+    //// Moves what the pipe holds now into the file, without waiting for more: at most a
     /// pipe's worth, so it is quick enough for the loop.
     pub fn flush(&self) {
         let file = lock(&self.sink);

@@ -24,12 +24,15 @@
 //! Children are signalled through pidfds, which cannot reach a process that reused a pid; a
 //! process group is signalled with killpg while its leader is still ours.
 
+mod adopt;
 mod alerts;
 mod capture;
 mod checks;
 mod clock;
 mod eventlog;
+mod handover;
 mod notify;
+pub mod pair;
 mod probe;
 mod spawn;
 mod sys;
@@ -67,6 +70,11 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot listen for a backup on {path}: {source}")]
+    PairSocket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Where the notify socket of a daemon whose control socket is `socket` lives: beside it,
@@ -100,8 +108,36 @@ pub enum DaemonEvent {
     },
 }
 
+/// The primary's view of its process pair.
+struct PairState {
+    /// The configuration file the backup is started with.
+    config: PathBuf,
+    verbose: bool,
+    /// The supervisor's state changed since the backup last heard it.
+    changed: bool,
+    /// Children spawned since the backup last heard, whose descriptors it needs.
+    new_children: Vec<u32>,
+    /// The backup process, while it runs.
+    backup_pid: Option<u32>,
+    /// When a backup may be started again (restarts are at most one per second).
+    next_backup: std::time::Instant,
+}
+
+/// How soon a backup that died or never connected is replaced.
+const BACKUP_RESPAWN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits for the backup to connect, or forever without a link.
+async fn accept_backup(link: Option<&mut pair::PrimaryLink>) -> std::io::Result<()> {
+    match link {
+        Some(link) => link.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What the daemon's own tasks report back to the loop.
 enum TaskEvent {
+    /// A child adopted in a takeover (not ours to waitpid) ended.
+    AdoptedExit(u32, taskmaster_core::ExitStatus),
     /// For the supervisor (a health check or a hook is done).
     Core(Event),
     Alert(alerts::Matched),
@@ -194,6 +230,10 @@ pub struct Daemon {
     sinks: capture::Sinks,
     /// The output pipes of each live child, by pid, to flush when it exits.
     captures: HashMap<u32, Vec<capture::Capture>>,
+    /// With `--pair`: the backup's side of things.
+    pair: Option<PairState>,
+    /// Children taken over from a dead primary, to watch once the loop runs.
+    adopted: Vec<adopt::Adopted>,
     task_events: mpsc::UnboundedSender<TaskEvent>,
     task_results: mpsc::UnboundedReceiver<TaskEvent>,
     /// An output watcher per log file with alerts: the alerts it watches for, and the task.
@@ -235,6 +275,8 @@ impl Daemon {
             helpers: checks::HelperExits::default(),
             sinks: capture::Sinks::default(),
             captures: HashMap::new(),
+            pair: None,
+            adopted: Vec::new(),
             task_events,
             task_results,
             alert_watchers: HashMap::new(),
@@ -246,6 +288,59 @@ impl Daemon {
             exit: false,
         };
         Ok((daemon, Handle { sender, events }))
+    }
+
+    /// Makes this daemon the primary of a process pair: it keeps a hot backup (a copy of this
+    /// executable) up to date, which takes over if this one dies. `config` is the file the
+    /// backup is started with.
+    pub fn with_backup(mut self, config: PathBuf, verbose: bool) -> Daemon {
+        self.pair = Some(PairState {
+            config,
+            verbose,
+            changed: true,
+            new_children: Vec::new(),
+            backup_pid: None,
+            next_backup: std::time::Instant::now(),
+        });
+        self
+    }
+
+    /// A daemon that takes over from a dead primary: its last state, its children (same pids,
+    /// watched through their pidfds, their output drained into the same files).
+    pub fn take_over(
+        config: Config,
+        takeover: pair::Takeover,
+        verbose: bool,
+    ) -> Result<(Daemon, Handle), StartError> {
+        let (mut daemon, handle) = Daemon::new(config, verbose)?;
+        let pair::Takeover {
+            mut supervisor,
+            children,
+            reason,
+        } = takeover;
+        daemon.initial = supervisor.take_over(std::process::id(), clock::now());
+        daemon.supervisor = supervisor;
+        daemon.log.say(format!(
+            "taking over as primary (pid {}): {reason}; {} children adopted",
+            std::process::id(),
+            children.len()
+        ));
+        for (pid, child) in children {
+            let captures = child
+                .outputs
+                .into_iter()
+                .filter_map(|(path, pipe)| {
+                    let sink = daemon.sinks.open(&path).ok()?;
+                    Some((pipe, sink))
+                })
+                .collect();
+            daemon.capture(pid, captures);
+            if let Ok(watched) = child.pidfd.try_clone() {
+                daemon.adopted.push(adopt::Adopted::new(pid, watched));
+            }
+            daemon.pidfds.insert(pid, child.pidfd);
+        }
+        Ok((daemon, handle))
     }
 
     /// Runs the loop on the calling thread until every process has stopped after a shutdown
@@ -297,6 +392,25 @@ impl Daemon {
             std::process::id(),
             self.config_path.display()
         ));
+        for adopted in std::mem::take(&mut self.adopted) {
+            let events = self.task_events.clone();
+            tokio::spawn(async move {
+                if let Ok(status) = adopted.exited().await {
+                    let _ = events.send(TaskEvent::AdoptedExit(adopted.pid(), status));
+                }
+            });
+        }
+        let mut link = match &self.pair {
+            Some(_) => Some(
+                pair::PrimaryLink::bind(&self.context.control_socket).map_err(|source| {
+                    StartError::PairSocket {
+                        path: pair::pair_socket_path(&self.context.control_socket),
+                        source,
+                    }
+                })?,
+            ),
+            None => None,
+        };
         let initial = std::mem::take(&mut self.initial);
         self.carry_out(initial);
         self.reap();
@@ -304,6 +418,7 @@ impl Daemon {
 
         while !self.exit {
             let next_deadline = self.supervisor.next_deadline();
+            let backup_connected = link.as_ref().is_none_or(|l| l.is_connected());
             tokio::select! {
                 biased;
                 _ = sigchld.recv() => self.reap(),
@@ -317,8 +432,22 @@ impl Daemon {
                 datagram = notify.recv() => self.notified(datagram),
                 Some(event) = self.task_results.recv() => self.task_event(event),
                 () = sleep_until(next_deadline) => self.dispatch(Event::Timer),
+                accepted = accept_backup(link.as_mut()), if !backup_connected => {
+                    if accepted.is_ok() {
+                        self.backup_connected(link.as_mut()).await;
+                    }
+                }
+                () = tokio::time::sleep(pair::HEARTBEAT), if link.is_some() => {
+                    self.tend_backup();
+                }
             }
             self.log.flush();
+            if let Some(link) = link.as_mut() {
+                self.update_backup(link).await;
+            }
+        }
+        if let Some(link) = link.as_mut() {
+            link.send_exit().await;
         }
         drop(notify); // which removes its file
         self.log.say("taskmaster exits: every process has stopped");
@@ -350,6 +479,9 @@ impl Daemon {
         while let Some(change) = sys::next_child_change() {
             let event = match change {
                 sys::ChildChange::Exited(pid, status) => {
+                    if self.backup_exited(pid, status) {
+                        continue;
+                    }
                     // Its last lines go to the file before anyone hears that it exited.
                     for capture in self.captures.remove(&pid).unwrap_or_default() {
                         capture.flush();
@@ -373,6 +505,9 @@ impl Daemon {
     }
 
     fn dispatch(&mut self, event: Event) {
+        if let Some(pair) = self.pair.as_mut() {
+            pair.changed = true;
+        }
         let actions = self.supervisor.handle(event, clock::now());
         self.carry_out(actions);
     }
@@ -388,6 +523,9 @@ impl Daemon {
                         Ok(child) => {
                             self.track(child.pid);
                             self.capture(child.pid, child.captures);
+                            if let Some(pair) = self.pair.as_mut() {
+                                pair.new_children.push(child.pid);
+                            }
                             Event::Spawned {
                                 process,
                                 pid: child.pid,
@@ -511,6 +649,13 @@ impl Daemon {
 
     fn task_event(&mut self, event: TaskEvent) {
         match event {
+            TaskEvent::AdoptedExit(pid, status) => {
+                for capture in self.captures.remove(&pid).unwrap_or_default() {
+                    capture.flush();
+                }
+                self.pidfds.remove(&pid);
+                self.dispatch(Event::Exited { pid, status });
+            }
             TaskEvent::Core(event) => self.dispatch(event),
             TaskEvent::Note(message) => self.log.say(message),
             TaskEvent::Alert(matched) => {
@@ -652,6 +797,92 @@ impl Daemon {
             self.alert_watchers
                 .insert(path.clone(), (wanted, task.abort_handle()));
         }
+    }
+
+    /// Whether `pid` was this primary's backup; if so its end is logged and a new one will be
+    /// started.
+    fn backup_exited(&mut self, pid: u32, status: taskmaster_core::ExitStatus) -> bool {
+        let Some(pair) = self.pair.as_mut() else {
+            return false;
+        };
+        if pair.backup_pid != Some(pid) {
+            return false;
+        }
+        pair.backup_pid = None;
+        pair.next_backup = std::time::Instant::now() + BACKUP_RESPAWN;
+        self.log
+            .say(format!("the backup (pid {pid}) {status}: starting another"));
+        true
+    }
+
+    /// Starts a backup when there is none (at most one per [`BACKUP_RESPAWN`]).
+    fn tend_backup(&mut self) {
+        let Some(pair) = self.pair.as_mut() else {
+            return;
+        };
+        if pair.backup_pid.is_some() || std::time::Instant::now() < pair.next_backup {
+            return;
+        }
+        pair.next_backup = std::time::Instant::now() + BACKUP_RESPAWN;
+        match pair::spawn_backup(&pair.config, pair.verbose) {
+            Ok(pid) => {
+                pair.backup_pid = Some(pid);
+                self.log.say(format!("backup started (pid {pid})"));
+            }
+            Err(e) => self.log.say(format!(
+                "cannot start a backup: {}; trying again",
+                taskmaster_config::os_reason(&e)
+            )),
+        }
+    }
+
+    /// A backup connected: it gets the state and every child's descriptors.
+    async fn backup_connected(&mut self, link: Option<&mut pair::PrimaryLink>) {
+        let Some(link) = link else {
+            return;
+        };
+        let pids: Vec<u32> = self.pidfds.keys().copied().collect();
+        for pid in pids {
+            self.send_child(link, pid).await;
+        }
+        if let Some(pair) = self.pair.as_mut() {
+            pair.new_children.clear();
+            pair.changed = true;
+        }
+        self.log.say("the backup is connected");
+    }
+
+    /// After each turn of the loop: the backup hears of new children and of the new state, or
+    /// at least that the primary lives.
+    async fn update_backup(&mut self, link: &mut pair::PrimaryLink) {
+        if !link.is_connected() {
+            return;
+        }
+        let Some(pair) = self.pair.as_mut() else {
+            return;
+        };
+        let new_children = std::mem::take(&mut pair.new_children);
+        let changed = std::mem::take(&mut pair.changed);
+        for pid in new_children {
+            self.send_child(link, pid).await;
+        }
+        if changed {
+            link.dirty = true;
+        }
+        link.send_state(&self.supervisor).await;
+        self.tend_backup();
+    }
+
+    async fn send_child(&self, link: &mut pair::PrimaryLink, pid: u32) {
+        let Some(pidfd) = self.pidfds.get(&pid) else {
+            return;
+        };
+        let outputs: Vec<(PathBuf, &OwnedFd)> = self
+            .captures
+            .get(&pid)
+            .map(|captures| captures.iter().map(|c| (c.path().to_path_buf(), c.pipe())).collect())
+            .unwrap_or_default();
+        link.send_child(pid, pidfd, &outputs).await;
     }
 
     /// Drains a child's output pipes into their files, each on a thread of its own; their

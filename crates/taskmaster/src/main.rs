@@ -41,6 +41,13 @@ enum Command {
         /// Also write the event log to stderr
         #[arg(short, long)]
         verbose: bool,
+        /// Run as a process pair: keep a hot backup taskmaster that takes over, with every
+        /// child, if this one dies
+        #[arg(long)]
+        pair: bool,
+        /// (Started by a `--pair` primary.) Be its backup: wait, then take over
+        #[arg(long, requires = "pair", hide = true)]
+        backup: bool,
     },
     /// Control a running taskmaster: run one command and exit, or, with no command, open the
     /// control shell. Exit status: 0 done, 1 usage or connection error, 3 a process not
@@ -122,7 +129,16 @@ fn main() -> ExitCode {
             config,
             no_shell,
             verbose,
-        } => run(&config, !no_shell, verbose),
+            pair,
+            backup,
+        } => {
+            let mode = match (pair, backup) {
+                (false, _) => Mode::Alone,
+                (true, false) => Mode::Primary,
+                (true, true) => Mode::Backup,
+            };
+            run(&config, !no_shell, verbose, mode)
+        }
     }
 }
 
@@ -163,7 +179,18 @@ fn convert(path: &Path) -> ExitCode {
     }
 }
 
-fn run(path: &Path, with_shell: bool, verbose: bool) -> ExitCode {
+/// How a `taskmaster run` stands to a process pair.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// No pair.
+    Alone,
+    /// The primary of a pair: it supervises and keeps a backup.
+    Primary,
+    /// A backup: it waits for its primary to die, then takes over as primary.
+    Backup,
+}
+
+fn run(path: &Path, with_shell: bool, verbose: bool, mode: Mode) -> ExitCode {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(errors) => {
@@ -171,6 +198,18 @@ fn run(path: &Path, with_shell: bool, verbose: bool) -> ExitCode {
             eprintln!("taskmaster: not started: the configuration has errors");
             return ExitCode::from(INVALID_CONFIG);
         }
+    };
+    // A backup waits here, serving nothing, until its primary is gone.
+    let takeover = match mode {
+        Mode::Backup => match taskmaster_runtime::pair::wait_as_backup(&config.socket) {
+            Ok(takeover) => Some(takeover),
+            Err(taskmaster_runtime::pair::BackupError::PrimaryExited) => return ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("taskmaster: backup: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
     };
     // First, so that a second taskmaster on the same socket is refused before it does anything.
     let socket = match ControlSocket::bind(&config.socket) {
@@ -194,13 +233,20 @@ fn run(path: &Path, with_shell: bool, verbose: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (daemon, handle) = match Daemon::new(config, verbose) {
+    let started = match takeover {
+        Some(takeover) => Daemon::take_over(config, takeover, verbose),
+        None => Daemon::new(config, verbose),
+    };
+    let (mut daemon, handle) = match started {
         Ok(pair) => pair,
         Err(e) => {
             eprintln!("taskmaster: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if mode != Mode::Alone {
+        daemon = daemon.with_backup(path.to_path_buf(), verbose);
+    }
     let terminal = SavedTerminal::save();
     let shell_done = with_shell.then(|| {
         let backend = InProcess {

@@ -1,0 +1,249 @@
+//! taskmaster as a process pair (`taskmaster run --pair`): a primary that supervises, and a hot
+//! backup that holds a copy of everything and takes over when the primary dies.
+//!
+//! The primary listens on `taskmaster.pair` beside its control socket and spawns the backup (a
+//! copy of its own executable, `run --pair --backup`, in a process group of its own so that a
+//! terminal's Ctrl-C reaches only the primary). Over that stream it sends:
+//! - the whole supervisor state after every loop iteration that changed it
+//!   ([`Message::State`]; the state is plain data, and CLOCK_MONOTONIC, which its deadlines are
+//!   read on, is the same for both processes);
+//! - for every child, as it is spawned, its pidfd and the read ends of its output pipes, over
+//!   SCM_RIGHTS ([`Message::Child`]);
+//! - a heartbeat every [`HEARTBEAT`] when nothing else was sent.
+//!
+//! The backup does nothing but listen. After [`SILENCE`] without a message, or when the stream
+//! ends (the primary died, SIGKILL included), it takes over: the state becomes its own
+//! ([`Supervisor::take_over`]), every child goes on under it (same pids: it watches their
+//! pidfds, and their pipes drain into the same files), it serves the control socket at the same
+//! path, and it spawns a backup of its own.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use taskmaster_core::Supervisor;
+
+use crate::handover::Channel;
+
+/// How often the primary says it is alive when it has nothing else to say.
+pub const HEARTBEAT: Duration = Duration::from_millis(200);
+
+/// How long the backup waits for a word from the primary before taking over.
+pub const SILENCE: Duration = Duration::from_secs(1);
+
+/// How long a send to the backup may take before the backup counts as broken.
+const SEND_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Where the primary of a daemon whose control socket is `socket` listens for its backup.
+pub fn pair_socket_path(socket: &Path) -> PathBuf {
+    socket.with_extension("pair")
+}
+
+/// What the primary tells its backup.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Message {
+    /// The whole supervisor state.
+    State(Box<Supervisor>),
+    /// A new child. The descriptors come with the message: its pidfd, then the read end of
+    /// each output pipe, whose files are `outputs`, in the same order.
+    Child { pid: u32, outputs: Vec<PathBuf> },
+    /// Still alive.
+    Beat,
+    /// The primary is exiting by request (a shutdown): the pair is over, nothing to take over.
+    Exit,
+}
+
+/// A child the backup holds the descriptors of.
+pub struct HeldChild {
+    pub pidfd: OwnedFd,
+    /// Each output pipe's read end and the file it drains into.
+    pub outputs: Vec<(PathBuf, OwnedFd)>,
+}
+
+/// What a backup takes over with: the last state its primary sent, and its children.
+pub struct Takeover {
+    pub supervisor: Supervisor,
+    pub children: HashMap<u32, HeldChild>,
+    /// Why: the stream ended, or the primary fell silent.
+    pub reason: String,
+}
+
+/// Why a backup could not even begin.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("cannot reach the primary at {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the primary died before it sent its state")]
+    NoState,
+    /// Not an error for the user: the primary shut down, and its backup goes with it.
+    #[error("the primary shut down")]
+    PrimaryExited,
+    #[error("cannot set up the backup's event loop: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Runs as the backup of the primary whose control socket is `socket`, until it must take
+/// over; blocks the calling thread.
+pub fn wait_as_backup(socket: &Path) -> Result<Takeover, BackupError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(BackupError::Runtime)?;
+    runtime.block_on(listen(pair_socket_path(socket)))
+}
+
+async fn listen(path: PathBuf) -> Result<Takeover, BackupError> {
+    let stream = tokio::net::UnixStream::connect(&path)
+        .await
+        .map_err(|source| BackupError::Connect {
+            path: path.clone(),
+            source,
+        })?;
+    let mut channel = Channel::new(stream);
+    let mut supervisor: Option<Supervisor> = None;
+    let mut children: HashMap<u32, HeldChild> = HashMap::new();
+    let reason = loop {
+        let received = match tokio::time::timeout(SILENCE, channel.recv()).await {
+            Err(_) => break format!("no word from the primary for {SILENCE:?}"),
+            Ok(Ok(None)) => break "the primary's stream ended".to_string(),
+            Ok(Err(e)) => break format!("the primary's stream failed: {e}"),
+            Ok(Ok(Some(received))) => received,
+        };
+        let (header, fds) = received;
+        match serde_json::from_slice::<Message>(&header) {
+            Ok(Message::State(state)) => {
+                // Children the state no longer has a pid for are gone: drop their descriptors.
+                let live: Vec<u32> = state.processes().filter_map(|p| p.pid).collect();
+                children.retain(|pid, _| live.contains(pid));
+                supervisor = Some(*state);
+            }
+            Ok(Message::Child { pid, outputs }) => {
+                let mut fds = fds.into_iter();
+                if let Some(pidfd) = fds.next() {
+                    let outputs = outputs.into_iter().zip(fds).collect();
+                    children.insert(pid, HeldChild { pidfd, outputs });
+                }
+            }
+            Ok(Message::Beat) => {}
+            Ok(Message::Exit) => return Err(BackupError::PrimaryExited),
+            Err(_) => {} // a newer primary's message this backup does not know: ignored
+        }
+    };
+    let supervisor = supervisor.ok_or(BackupError::NoState)?;
+    Ok(Takeover {
+        supervisor,
+        children,
+        reason,
+    })
+}
+
+/// The primary's end: the listener its backup connects to, and the stream once it has.
+pub(crate) struct PrimaryLink {
+    listener: tokio::net::UnixListener,
+    path: PathBuf,
+    channel: Option<Channel>,
+    /// The state changed since it was last sent.
+    pub dirty: bool,
+}
+
+impl PrimaryLink {
+    /// Listens on the pair socket of `socket` (a stale file is replaced). On the loop.
+    pub fn bind(socket: &Path) -> std::io::Result<PrimaryLink> {
+        let path = pair_socket_path(socket);
+        let _ = std::fs::remove_file(&path); // only the live control socket's owner gets here
+        let listener = tokio::net::UnixListener::bind(&path)?;
+        Ok(PrimaryLink {
+            listener,
+            path,
+            channel: None,
+            dirty: true,
+        })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.channel.is_some()
+    }
+
+    /// Waits for the backup to connect; the stream is kept.
+    pub async fn accept(&mut self) -> std::io::Result<()> {
+        let (stream, _) = self.listener.accept().await?;
+        self.channel = Some(Channel::new(stream));
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Sends a message, with descriptors; a failure drops the stream (the backup is gone, or
+    /// broken: it will be replaced).
+    pub async fn send(&mut self, message: &Message, fds: &[std::os::fd::BorrowedFd<'_>]) {
+        let Some(channel) = self.channel.as_mut() else {
+            return;
+        };
+        let Ok(header) = serde_json::to_vec(message) else {
+            return;
+        };
+        // A backup that does not read (paused, hung) must not stall the primary's loop.
+        let sent = tokio::time::timeout(SEND_TIMEOUT, channel.send(&header, fds)).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            self.channel = None;
+        }
+    }
+
+    /// Tells the backup that the pair is over (a shutdown), so that it exits rather than take
+    /// over.
+    pub async fn send_exit(&mut self) {
+        self.send(&Message::Exit, &[]).await;
+    }
+
+    /// Sends the state if it changed, else a heartbeat.
+    pub async fn send_state(&mut self, supervisor: &Supervisor) {
+        if std::mem::take(&mut self.dirty) {
+            self.send(&Message::State(Box::new(supervisor.clone())), &[])
+                .await;
+        } else {
+            self.send(&Message::Beat, &[]).await;
+        }
+    }
+
+    /// Sends a new child's pidfd and output pipes.
+    pub async fn send_child(&mut self, pid: u32, pidfd: &OwnedFd, outputs: &[(PathBuf, &OwnedFd)]) {
+        let mut fds = vec![pidfd.as_fd()];
+        fds.extend(outputs.iter().map(|(_, fd)| fd.as_fd()));
+        let message = Message::Child {
+            pid,
+            outputs: outputs.iter().map(|(path, _)| path.clone()).collect(),
+        };
+        self.send(&message, &fds).await;
+    }
+}
+
+impl Drop for PrimaryLink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Starts the backup: this executable again, as `run --pair --backup`, in a process group of
+/// its own. Returns its pid.
+pub(crate) fn spawn_backup(config: &Path, verbose: bool) -> std::io::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("run")
+        .arg("-c")
+        .arg(config)
+        .arg("--no-shell")
+        .arg("--pair")
+        .arg("--backup")
+        .stdin(std::process::Stdio::null())
+        .process_group(0);
+    if verbose {
+        command.arg("-v");
+    }
+    Ok(command.spawn()?.id())
+}
