@@ -24,11 +24,13 @@
 //! Children are signalled through pidfds, which cannot reach a process that reused a pid; a
 //! process group is signalled with killpg while its leader is still ours.
 
+mod adopt;
 mod alerts;
 mod capture;
 mod checks;
 mod clock;
 mod eventlog;
+mod handover;
 mod notify;
 mod probe;
 mod spawn;
