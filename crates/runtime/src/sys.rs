@@ -487,7 +487,7 @@ pub fn next_child_change() -> Option<ChildChange> {
             } else if libc::WIFCONTINUED(status) {
                 ChildChange::Resumed(pid)
             } else {
-                ChildChange::Exited(pid, decode(status))
+                ChildChange::Exited(pid, decode_wait_status(status))
             });
         }
         if pid < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
@@ -497,7 +497,8 @@ pub fn next_child_change() -> Option<ChildChange> {
     }
 }
 
-fn decode(status: libc::c_int) -> ExitStatus {
+/// Decodes a wait status: from `waitpid`, from `/proc/PID/stat` or from `PIDFD_INFO_EXIT`.
+pub fn decode_wait_status(status: libc::c_int) -> ExitStatus {
     if libc::WIFSIGNALED(status) {
         let number = libc::WTERMSIG(status);
         ExitStatus::Signal {
@@ -662,4 +663,117 @@ fn take_control_messages(header: &libc::msghdr) -> (Option<libc::ucred>, Vec<Own
         message = unsafe { libc::CMSG_NXTHDR(header, message) };
     }
     (credentials, fds)
+}
+
+/// The first published layout of the kernel's `struct pidfd_info` (`PIDFD_INFO_SIZE_VER0`,
+/// 64 bytes), with `exit_code` where Linux 6.15 put it (it was spare until then). Later fields
+/// (the core-dump details) are left out: the kernel copies only as much as the size we pass.
+#[repr(C)]
+#[derive(Default)]
+struct PidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    pid: u32,
+    tgid: u32,
+    ppid: u32,
+    ruid: u32,
+    rgid: u32,
+    euid: u32,
+    egid: u32,
+    suid: u32,
+    sgid: u32,
+    fsuid: u32,
+    fsgid: u32,
+    exit_code: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<PidfdInfo>() == 64);
+
+/// `PIDFD_INFO_PID`: `pid` is filled (always, while the process is unreaped).
+const PIDFD_INFO_PID: u64 = 1 << 0;
+/// `PIDFD_INFO_EXIT`: ask for the exit status of a reaped process.
+const PIDFD_INFO_EXIT: u64 = 1 << 3;
+
+/// `PIDFD_GET_INFO`: `_IOWR(0xFF, 11, struct pidfd_info)` for our 64-byte struct (read and
+/// write direction 3 in bits 30-31, size in bits 16-29, type 0xFF, number 11).
+const PIDFD_GET_INFO: libc::c_ulong =
+    (3 << 30) | ((std::mem::size_of::<PidfdInfo>() as libc::c_ulong) << 16) | (0xFF << 8) | 11;
+
+/// What `PIDFD_GET_INFO` tells of the process behind a pidfd.
+pub struct PidfdExitInfo {
+    /// Its pid, while it is unreaped (running, or a zombie).
+    pub pid: Option<u32>,
+    /// Its wait status, once it is reaped (Linux 6.15 or later keeps it for the pidfd).
+    pub exit_status: Option<i32>,
+}
+
+/// Asks the kernel about the process behind `pidfd` with `ioctl(PIDFD_GET_INFO)`, requesting
+/// `PIDFD_INFO_EXIT`. A zombie has a pid but no exit status yet: the status is kept with the
+/// pidfd only when the process is reaped. Errors: `ESRCH` for a reaped process on a kernel
+/// that kept no status (6.13, 6.14); `ENOTTY` or `EINVAL` on a kernel without the ioctl.
+pub fn pidfd_exit_info(pidfd: BorrowedFd<'_>) -> std::io::Result<PidfdExitInfo> {
+    let mut info = PidfdInfo {
+        mask: PIDFD_INFO_EXIT,
+        ..PidfdInfo::default()
+    };
+    // SAFETY: PIDFD_GET_INFO reads `mask` from, and writes at most its encoded size (64
+    // bytes, the size of `info`) into, the struct we pass, which we own and which outlives the
+    // call; the descriptor is borrowed, so open for the call.
+    let rc = unsafe {
+        libc::ioctl(
+            pidfd.as_raw_fd(),
+            PIDFD_GET_INFO as _,
+            &mut info as *mut PidfdInfo,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(PidfdExitInfo {
+        pid: (info.mask & PIDFD_INFO_PID != 0 && info.pid != 0).then_some(info.pid),
+        exit_status: (info.mask & PIDFD_INFO_EXIT != 0).then_some(info.exit_code),
+    })
+}
+
+/// Whether the process behind `pidfd` is still unreaped (running, or a zombie): a pidfd
+/// signal 0, which checks without sending anything. While it is unreaped its pid cannot be
+/// reused, so `/proc/PID` is that process.
+pub fn pidfd_is_unreaped(pidfd: BorrowedFd<'_>) -> std::io::Result<bool> {
+    // SAFETY: as in `pidfd_send_signal`: a borrowed descriptor, signal 0 (existence and
+    // permission check only), a null siginfo, no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let error = std::io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::ESRCH) => Ok(false),
+        // It exists; we may just not signal it (another user's process).
+        Some(libc::EPERM) => Ok(true),
+        _ => Err(error),
+    }
+}
+
+/// Waits until `pidfd` polls readable: its process has ended (a zombie, or reaped). Must run on
+/// a tokio runtime. Waits on a duplicate of the descriptor, registered for this wait alone:
+/// epoll keys a registration by descriptor number, so concurrent waits each need their own.
+pub async fn pidfd_readable(pidfd: BorrowedFd<'_>) -> std::io::Result<()> {
+    let watched = pidfd.try_clone_to_owned()?;
+    // SAFETY: `watched` is a descriptor of our own that the AsyncFd owns from here on, so it
+    // stays open and the same for the AsyncFd's whole life.
+    let watched = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(watched, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| e.into_parts().1)?;
+    // Once readable, a pidfd stays readable: nothing to clear.
+    let _ready = watched.readable().await?;
+    Ok(())
 }
