@@ -63,6 +63,23 @@ impl ControlSocket {
         })
     }
 
+    /// Binds `path` in place of a dead primary's socket (`run --pair`): no check for a live
+    /// server, because the primary's socket may still accept for a moment after its death (the
+    /// kernel releases a dead process's files asynchronously), and a primary that is only hung
+    /// has been killed by its backup before this.
+    pub fn take_over(path: &Path) -> Result<ControlSocket, BindError> {
+        if let Ok(metadata) = std::fs::symlink_metadata(path) {
+            if !metadata.file_type().is_socket() {
+                return Err(BindError::NotASocket(path.to_path_buf()));
+            }
+            std::fs::remove_file(path).map_err(|source| BindError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        ControlSocket::bind(path)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -160,7 +160,8 @@ async fn list(
             now,
             processes,
             errors,
-        } => Ok(Json(wire::status(now, &processes, &errors))),
+            pair,
+        } => Ok(Json(wire::status(now, &processes, &errors, pair.as_ref()))),
         other => Err(unexpected(other)),
     }
 }

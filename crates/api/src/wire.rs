@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use taskmaster_core::{
-    Done, ExitCause, ExitStatus, Failure, Health, LastExit, Outcome, ProcessInfo, ReloadPlan,
-    Reply, Signal, State, Time,
+    Done, ExitCause, ExitStatus, Failure, Health, LastExit, Outcome, PairInfo, ProcessInfo,
+    ReloadPlan, Reply, Signal, State, Time,
 };
 
 /// One process, as `GET /v1/processes` lists it.
@@ -92,6 +92,20 @@ pub struct Status {
     /// Names that matched nothing.
     #[serde(default)]
     pub errors: Vec<Result_>,
+    /// The process pair, when taskmaster runs as one (`run --pair`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<Pair>,
+}
+
+/// `run --pair`: the primary, its hot backup, and the takeovers so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pair {
+    pub primary_pid: u32,
+    pub backup_pid: Option<u32>,
+    pub takeovers: u32,
+    /// When the last takeover happened (Unix time, seconds), and why.
+    pub last_takeover: Option<f64>,
+    pub last_takeover_reason: Option<String>,
 }
 
 /// What happened to one process: `{"process": "web", "ok": true, "result": "started"}`.
@@ -223,12 +237,24 @@ pub fn unix(at: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-pub fn status(now: Time, processes: &[ProcessInfo], errors: &[Outcome]) -> Status {
+pub fn status(
+    now: Time,
+    processes: &[ProcessInfo],
+    errors: &[Outcome],
+    pair: Option<&PairInfo>,
+) -> Status {
     let clock = Clock::new(now);
     Status {
         now: clock.wall,
         processes: processes.iter().map(|p| process(&clock, p)).collect(),
         errors: errors.iter().map(result).collect(),
+        pair: pair.map(|pair| Pair {
+            primary_pid: pair.primary_pid,
+            backup_pid: pair.backup_pid,
+            takeovers: pair.takeovers,
+            last_takeover: pair.last_takeover.as_ref().map(|(at, _)| clock.wall(*at)),
+            last_takeover_reason: pair.last_takeover.as_ref().map(|(_, why)| why.clone()),
+        }),
     }
 }
 
@@ -391,6 +417,14 @@ pub fn to_reply_status(status: Status) -> Reply {
         now: time(status.now),
         processes: status.processes.into_iter().map(to_process_info).collect(),
         errors: status.errors.into_iter().map(to_outcome).collect(),
+        pair: status.pair.map(|pair| PairInfo {
+            primary_pid: pair.primary_pid,
+            backup_pid: pair.backup_pid,
+            takeovers: pair.takeovers,
+            last_takeover: pair
+                .last_takeover
+                .map(|at| (time(at), pair.last_takeover_reason.unwrap_or_default())),
+        }),
     }
 }
 
@@ -478,7 +512,13 @@ pub fn reply_json(reply: &Reply) -> serde_json::Value {
             now,
             processes,
             errors,
-        } => json(serde_json::to_value(status(*now, processes, errors))),
+            pair,
+        } => json(serde_json::to_value(status(
+            *now,
+            processes,
+            errors,
+            pair.as_ref(),
+        ))),
         Reply::Outcomes(outcomes) => json(serde_json::to_value(Results {
             results: outcomes.iter().map(result).collect(),
         })),

@@ -102,6 +102,8 @@ pub enum Reply {
         processes: Vec<ProcessInfo>,
         /// Targets that named nothing.
         errors: Vec<Outcome>,
+        /// The process pair, when taskmaster runs as one (`run --pair`).
+        pair: Option<PairInfo>,
     },
     /// One line per process and step: `web: started`, `api: ERROR (spawn error)`.
     Outcomes(Vec<Outcome>),
@@ -193,6 +195,37 @@ impl fmt::Display for Failure {
             Failure::AlreadyAdded => "already added",
             Failure::StillRunning => "process group still running",
         })
+    }
+}
+
+/// A process pair (`run --pair`): who is primary, who is the hot backup, what happened.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PairInfo {
+    pub primary_pid: u32,
+    /// The backup's pid, while one runs.
+    pub backup_pid: Option<u32>,
+    /// How many times a backup has taken over in this pair's life.
+    pub takeovers: u32,
+    /// When the last takeover happened, and why.
+    pub last_takeover: Option<(Time, String)>,
+}
+
+impl PairInfo {
+    /// `pair: primary pid 42, backup pid 43, 2 takeovers, the last 0:00:12 ago (...)`.
+    pub fn describe(&self, now: Time) -> String {
+        let backup = self.backup_pid.map_or("no backup yet".to_string(), |pid| {
+            format!("backup pid {pid}")
+        });
+        let mut line = format!("pair: primary pid {}, {backup}", self.primary_pid);
+        match &self.last_takeover {
+            Some((at, reason)) => line.push_str(&format!(
+                ", {} takeover(s), the last {} ago ({reason})",
+                self.takeovers,
+                format_uptime(now.since(*at))
+            )),
+            None => line.push_str(", no takeover yet"),
+        }
+        line
     }
 }
 

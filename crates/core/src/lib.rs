@@ -26,7 +26,7 @@ mod process;
 mod supervisor;
 mod time;
 
-pub use control::{Done, Failure, Outcome, ProcessInfo, Reply, Request, Ticket};
+pub use control::{Done, Failure, Outcome, PairInfo, ProcessInfo, Reply, Request, Ticket};
 pub use notify::Notification;
 pub use process::{ExitCause, ExitStatus, Health, LastExit, Process, State};
 pub use supervisor::{Action, Event, LoadPurpose, Notice, Scope, Supervisor};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use taskmaster_config::{AutoRestart, Config, ProgramSpec, Readiness, Signal};
 
-use crate::control::{Done, Failure, Outcome, Reply, Ticket};
+use crate::control::{Done, Failure, Outcome, PairInfo, Reply, Ticket};
 use crate::notify::Notification;
 use crate::process::{
     AfterStop, Deadline, ExitCause, ExitStatus, LastExit, Liveness, Process, State,
@@ -42,6 +42,8 @@ pub enum Event {
         pid: u32,
         result: Result<String, String>,
     },
+    /// The runtime's process pair changed (a backup started or died, a takeover happened).
+    PairChanged(PairInfo),
     /// The hook asked by [`Action::RunHook`] is done; `Err` says how it failed.
     HookDone {
         process: String,
@@ -186,6 +188,9 @@ pub struct Supervisor {
     shutting_down: bool,
     exit_sent: bool,
     daemon_pid: u32,
+    /// The process pair, when the runtime keeps one.
+    #[serde(default)]
+    pair: Option<PairInfo>,
 }
 
 impl Supervisor {
@@ -201,6 +206,7 @@ impl Supervisor {
             shutting_down: false,
             exit_sent: false,
             daemon_pid,
+            pair: None,
         };
         let mut out = Vec::new();
         for spec in by_priority(config.programs.into_values()) {
@@ -229,6 +235,7 @@ impl Supervisor {
                 result,
             } => self.probe_done(&process, pid, result, now, &mut out),
             Event::HookDone { process, result } => self.hook_done(&process, result, now, &mut out),
+            Event::PairChanged(pair) => self.pair = Some(pair),
             Event::Timer => self.deadlines_passed(now, &mut out),
             Event::Request { ticket, request } => self.request(ticket, request, now, &mut out),
             Event::ConfigLoaded {
@@ -269,6 +276,11 @@ impl Supervisor {
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down
+    }
+
+    /// The process pair, when the runtime keeps one.
+    pub fn pair(&self) -> Option<&PairInfo> {
+        self.pair.as_ref()
     }
 
     /// Makes a copy of a supervisor that died (a hot backup's) the live one, in process

@@ -47,7 +47,8 @@ use std::time::SystemTime;
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 use taskmaster_config::{Alert, AlertLevel, Config, Probe, ProgramSpec, Stream};
 use taskmaster_core::{
-    Action, Event, LoadPurpose, Notice, Reply, Request, Scope, Signal, State, Supervisor, Ticket,
+    Action, Event, LoadPurpose, Notice, PairInfo, Reply, Request, Scope, Signal, State, Supervisor,
+    Ticket,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -234,6 +235,8 @@ pub struct Daemon {
     pair: Option<PairState>,
     /// Children taken over from a dead primary, to watch once the loop runs.
     adopted: Vec<adopt::Adopted>,
+    /// This daemon took over from a dead primary, whose sockets it replaces.
+    took_over: bool,
     task_events: mpsc::UnboundedSender<TaskEvent>,
     task_results: mpsc::UnboundedReceiver<TaskEvent>,
     /// An output watcher per log file with alerts: the alerts it watches for, and the task.
@@ -277,6 +280,7 @@ impl Daemon {
             captures: HashMap::new(),
             pair: None,
             adopted: Vec::new(),
+            took_over: false,
             task_events,
             task_results,
             alert_watchers: HashMap::new(),
@@ -294,6 +298,13 @@ impl Daemon {
     /// executable) up to date, which takes over if this one dies. `config` is the file the
     /// backup is started with.
     pub fn with_backup(mut self, config: PathBuf, verbose: bool) -> Daemon {
+        // A daemon that took over carries the pair's history on.
+        let info = self.supervisor.pair().cloned().unwrap_or_default();
+        self.announce_pair(PairInfo {
+            primary_pid: std::process::id(),
+            backup_pid: None,
+            ..info
+        });
         self.pair = Some(PairState {
             config,
             verbose,
@@ -318,8 +329,17 @@ impl Daemon {
             children,
             reason,
         } = takeover;
-        daemon.initial = supervisor.take_over(std::process::id(), clock::now());
+        let now = clock::now();
+        daemon.took_over = true;
+        daemon.initial = supervisor.take_over(std::process::id(), now);
+        let history = supervisor.pair().cloned().unwrap_or_default();
         daemon.supervisor = supervisor;
+        daemon.announce_pair(PairInfo {
+            primary_pid: std::process::id(),
+            backup_pid: None,
+            takeovers: history.takeovers + 1,
+            last_takeover: Some((now, reason.clone())),
+        });
         daemon.log.say(format!(
             "taking over as primary (pid {}): {reason}; {} children adopted",
             std::process::id(),
@@ -381,6 +401,10 @@ impl Daemon {
         let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
         let notify_path = self.context.notify_socket.clone();
+        if self.took_over {
+            // The dead primary's: the kernel may not have released it yet.
+            let _ = std::fs::remove_file(&notify_path);
+        }
         let notify = notify::NotifySocket::bind(&notify_path).map_err(|source| {
             StartError::NotifySocket {
                 path: notify_path.clone(),
@@ -448,6 +472,9 @@ impl Daemon {
         }
         if let Some(link) = link.as_mut() {
             link.send_exit().await;
+            if !link.is_connected() {
+                self.drop_backup("the pair is shutting down");
+            }
         }
         drop(notify); // which removes its file
         self.log.say("taskmaster exits: every process has stopped");
@@ -812,15 +839,31 @@ impl Daemon {
         pair.next_backup = std::time::Instant::now() + BACKUP_RESPAWN;
         self.log
             .say(format!("the backup (pid {pid}) {status}: starting another"));
+        self.set_backup_pid(None);
         true
+    }
+
+    /// Tells the supervisor (for `status`) who the backup is now.
+    fn set_backup_pid(&mut self, backup_pid: Option<u32>) {
+        let info = self.supervisor.pair().cloned().unwrap_or_default();
+        self.announce_pair(PairInfo { backup_pid, ..info });
+    }
+
+    fn announce_pair(&mut self, info: PairInfo) {
+        // A pair change only updates what status shows: it asks for nothing.
+        let _no_actions = self
+            .supervisor
+            .handle(Event::PairChanged(info), clock::now());
     }
 
     /// Starts a backup when there is none (at most one per [`BACKUP_RESPAWN`]).
     fn tend_backup(&mut self) {
+        let shutting_down = self.supervisor.is_shutting_down();
         let Some(pair) = self.pair.as_mut() else {
             return;
         };
-        if pair.backup_pid.is_some() || std::time::Instant::now() < pair.next_backup {
+        let too_soon = std::time::Instant::now() < pair.next_backup;
+        if pair.backup_pid.is_some() || too_soon || shutting_down {
             return;
         }
         pair.next_backup = std::time::Instant::now() + BACKUP_RESPAWN;
@@ -828,6 +871,7 @@ impl Daemon {
             Ok(pid) => {
                 pair.backup_pid = Some(pid);
                 self.log.say(format!("backup started (pid {pid})"));
+                self.set_backup_pid(Some(pid));
             }
             Err(e) => self.log.say(format!(
                 "cannot start a backup: {}; trying again",
@@ -858,6 +902,25 @@ impl Daemon {
         if !link.is_connected() {
             return;
         }
+        self.send_updates(link).await;
+        if !link.is_connected() {
+            self.drop_backup("it stopped listening");
+        }
+    }
+
+    /// Kills a backup that broke off (a paused or hung one would otherwise come back, find its
+    /// stream gone and take over from a live primary); its exit brings a new one.
+    fn drop_backup(&mut self, why: &str) {
+        let Some(pid) = self.pair.as_ref().and_then(|pair| pair.backup_pid) else {
+            return;
+        };
+        self.log
+            .say(format!("the backup (pid {pid}) is dropped: {why}"));
+        // It is our child and not yet reaped, so the pid is still its own.
+        let _ = sys::kill(pid, Signal::KILL);
+    }
+
+    async fn send_updates(&mut self, link: &mut pair::PrimaryLink) {
         let Some(pair) = self.pair.as_mut() else {
             return;
         };
@@ -880,7 +943,12 @@ impl Daemon {
         let outputs: Vec<(PathBuf, &OwnedFd)> = self
             .captures
             .get(&pid)
-            .map(|captures| captures.iter().map(|c| (c.path().to_path_buf(), c.pipe())).collect())
+            .map(|captures| {
+                captures
+                    .iter()
+                    .map(|c| (c.path().to_path_buf(), c.pipe()))
+                    .collect()
+            })
             .unwrap_or_default();
         link.send_child(pid, pidfd, &outputs).await;
     }

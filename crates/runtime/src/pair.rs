@@ -98,6 +98,10 @@ pub fn wait_as_backup(socket: &Path) -> Result<Takeover, BackupError> {
 }
 
 async fn listen(path: PathBuf) -> Result<Takeover, BackupError> {
+    // The primary is this backup's parent. Its pidfd, taken now, can only ever reach it.
+    let primary = rustix::process::getppid().and_then(|parent| {
+        rustix::process::pidfd_open(parent, rustix::process::PidfdFlags::empty()).ok()
+    });
     let stream = tokio::net::UnixStream::connect(&path)
         .await
         .map_err(|source| BackupError::Connect {
@@ -108,7 +112,13 @@ async fn listen(path: PathBuf) -> Result<Takeover, BackupError> {
     let mut supervisor: Option<Supervisor> = None;
     let mut children: HashMap<u32, HeldChild> = HashMap::new();
     let reason = loop {
-        let received = match tokio::time::timeout(SILENCE, channel.recv()).await {
+        let mut received = tokio::time::timeout(SILENCE, channel.recv()).await;
+        if received.is_err() {
+            // The silence may be this backup's own (it was paused): what the primary sent
+            // meanwhile is waiting in the stream. Only a stream with nothing in it is silence.
+            received = tokio::time::timeout(Duration::from_millis(20), channel.recv()).await;
+        }
+        let received = match received {
             Err(_) => break format!("no word from the primary for {SILENCE:?}"),
             Ok(Ok(None)) => break "the primary's stream ended".to_string(),
             Ok(Err(e)) => break format!("the primary's stream failed: {e}"),
@@ -134,6 +144,11 @@ async fn listen(path: PathBuf) -> Result<Takeover, BackupError> {
             Err(_) => {} // a newer primary's message this backup does not know: ignored
         }
     };
+    // Silent is not always dead: a primary that is paused or hung would come back to a world
+    // with two primaries. It is killed first (a no-op when it is dead already).
+    if let Some(primary) = &primary {
+        let _ = crate::sys::pidfd_send_signal(primary.as_fd(), taskmaster_core::Signal::KILL);
+    }
     let supervisor = supervisor.ok_or(BackupError::NoState)?;
     Ok(Takeover {
         supervisor,

@@ -12,8 +12,10 @@ pub fn render(reply: &Reply) -> Vec<String> {
             now,
             processes,
             errors,
+            pair,
         } => {
-            let mut lines = status_lines(*now, processes);
+            let mut lines: Vec<String> = pair.iter().map(|p| p.describe(*now)).collect();
+            lines.extend(status_lines(*now, processes));
             lines.extend(errors.iter().map(Outcome::to_string));
             lines
         }

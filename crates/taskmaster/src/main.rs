@@ -212,7 +212,11 @@ fn run(path: &Path, with_shell: bool, verbose: bool, mode: Mode) -> ExitCode {
         _ => None,
     };
     // First, so that a second taskmaster on the same socket is refused before it does anything.
-    let socket = match ControlSocket::bind(&config.socket) {
+    let bound = match takeover {
+        Some(_) => ControlSocket::take_over(&config.socket),
+        None => ControlSocket::bind(&config.socket),
+    };
+    let socket = match bound {
         Ok(socket) => socket,
         Err(e) => {
             eprintln!("taskmaster: {e}");

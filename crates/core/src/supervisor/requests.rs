@@ -44,6 +44,7 @@ impl Supervisor {
                     now,
                     processes,
                     errors,
+                    pair: self.pair.clone(),
                 })
             }
             Request::Pid(targets) if targets.is_empty() => Some(Reply::DaemonPid(self.daemon_pid)),

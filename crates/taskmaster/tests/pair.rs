@@ -1,0 +1,552 @@
+//! `taskmaster run --pair`: a primary that keeps a hot backup, which takes over when the primary
+//! dies (SIGKILL included) with the same children, the same output files and the same control
+//! socket, and starts a backup of its own.
+//!
+//! Every daemon here runs under the fixture's `subreaper` step. A SIGKILLed primary leaves its
+//! children and its backup orphans; in this sandbox pid 1 does not reap orphans promptly, so the
+//! test's own subreaper adopts and reaps them, as an init that reaps would in a deployment. It
+//! also bounds what a test can leave behind: every process the pair ever started is under it,
+//! and it exits once none is left.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+use support::{
+    config, descendants, fixture_bin, fixture_cmd, is_alive, proc_stat, program, run_to_completion,
+    send_signal, shell_quote, taskmaster_bin, wait_until, wait_until_or_none, yaml_quote, Sandbox,
+    StatusLine, Taskmaster, TIMEOUT,
+};
+
+/// How many times in a row the must-show test kills the primary.
+const TAKEOVERS: usize = 5;
+
+/// What the event log says when a backup has the primary's state and children.
+const BACKUP_CONNECTED: &str = "the backup is connected";
+
+/// What the event log says when a backup becomes the primary.
+const TAKING_OVER: &str = "taking over as primary (pid ";
+
+// ---------------------------------------------------------------------------------------------
+// Running ctl
+// ---------------------------------------------------------------------------------------------
+
+/// What a `ctl` run printed, and how it exited.
+#[derive(Debug)]
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// `taskmaster ctl -s SOCKET ARGS...` in the sandbox, run to its end.
+fn ctl(sandbox: &Sandbox, args: &[&str]) -> Ran {
+    let mut cmd = Command::new(taskmaster_bin());
+    cmd.arg("ctl")
+        .arg("-s")
+        .arg(sandbox.file("taskmaster.sock"))
+        .args(args)
+        .current_dir(sandbox.path())
+        .env("HOME", sandbox.path())
+        .env_remove("TASKMASTER_HISTORY");
+    let output = run_to_completion(cmd, TIMEOUT);
+    Ran {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A pair under the test's subreaper
+// ---------------------------------------------------------------------------------------------
+
+/// `taskmaster run --pair --no-shell` under `tm-fixture subreaper`, and what the test learned
+/// of it. Dropped, it kills every process it saw (see [`Taskmaster`]).
+struct Pair<'a> {
+    sandbox: &'a Sandbox,
+    /// The subreaper: `daemon_pid()` is the subreaper's pid, not a taskmaster's.
+    under: Taskmaster,
+    /// Every pid the log or ctl named, with its start time when first seen alive: processes
+    /// that must all be gone at the end.
+    seen: BTreeMap<u32, Option<u64>>,
+}
+
+impl<'a> Pair<'a> {
+    /// Writes `yaml` and starts the pair on it; returns once the first primary's backup is
+    /// connected.
+    fn start(sandbox: &'a Sandbox, yaml: &str) -> Pair<'a> {
+        let config = sandbox.write_config(yaml);
+        let mut cmd = Command::new(fixture_bin());
+        cmd.args(["subreaper", "--"])
+            .arg(taskmaster_bin())
+            .arg("run")
+            .arg("-c")
+            .arg(config)
+            .args(["--no-shell", "--pair"])
+            .current_dir(sandbox.path())
+            .env("HOME", sandbox.path());
+        let mut pair = Pair {
+            sandbox,
+            under: Taskmaster::spawn(sandbox, cmd),
+            seen: BTreeMap::new(),
+        };
+        pair.wait_for_log_count(BACKUP_CONNECTED, 1);
+        pair
+    }
+
+    fn log(&self) -> String {
+        self.under.log()
+    }
+
+    /// Fails the test with `message` and everything known of the pair.
+    fn fail(&self, message: &str) -> ! {
+        panic!("{message}\n{}", self.under.diagnostics())
+    }
+
+    /// Notes `pid` as one of the pair's processes: tracked (SIGKILLed if the test fails) and
+    /// checked dead at the end.
+    fn saw(&mut self, pid: u32) {
+        self.under.track(pid);
+        if self.seen.get(&pid).is_some_and(Option::is_some) {
+            return;
+        }
+        let alive = proc_stat(pid).filter(|stat| stat.state != 'Z');
+        self.seen.insert(pid, alive.map(|stat| stat.starttime));
+    }
+
+    /// Notes every pid the event log names.
+    fn saw_log(&mut self) {
+        for pid in pids_in(&self.log()) {
+            self.saw(pid);
+        }
+    }
+
+    /// How many lines of the event log contain `needle`.
+    fn log_count(&self, needle: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|line| line.contains(needle))
+            .count()
+    }
+
+    /// Waits until at least `count` lines of the event log contain `needle`.
+    fn wait_for_log_count(&mut self, needle: &str, count: usize) {
+        let found = wait_until_or_none(TIMEOUT, || (self.log_count(needle) >= count).then_some(()));
+        self.saw_log();
+        if found.is_none() {
+            self.fail(&format!(
+                "fewer than {count} log lines containing {needle:?} within {TIMEOUT:?}"
+            ));
+        }
+    }
+
+    /// The pid the last line containing `prefix` names right after it.
+    fn last_pid_after(&self, prefix: &str) -> Option<u32> {
+        self.log()
+            .lines()
+            .rev()
+            .filter_map(|line| line.split_once(prefix))
+            .find_map(|(_, rest)| leading_number(rest))
+    }
+
+    /// `ctl pid`: the primary's pid, once ctl gets an answer (between a primary's death and
+    /// its successor's start, nobody answers).
+    fn primary_pid(&mut self) -> u32 {
+        let answered = wait_until_or_none(TIMEOUT, || {
+            let ran = ctl(self.sandbox, &["pid"]);
+            let pid = ran.stdout.trim().parse::<u32>().ok()?;
+            (ran.code == Some(0)).then_some(pid)
+        });
+        let Some(pid) = answered else {
+            self.fail(&format!("`ctl pid` never answered within {TIMEOUT:?}"));
+        };
+        self.saw(pid);
+        pid
+    }
+
+    /// `ctl status`: each process's status line, by name. Fails the test if ctl does not get
+    /// an answer, or if `all_running` and a process is not RUNNING.
+    fn status(&mut self, all_running: bool) -> BTreeMap<String, StatusLine> {
+        let ran = ctl(self.sandbox, &["status"]);
+        // 0: every process RUNNING; 3: some are not.
+        let answered = ran.code == Some(0) || ran.code == Some(3) && !all_running;
+        if !answered || !ran.stderr.is_empty() {
+            self.fail(&format!("`ctl status` failed: {ran:?}"));
+        }
+        let mut statuses = BTreeMap::new();
+        // A pair's status starts with a line about the pair itself: `pair: primary pid ...`.
+        for line in ran
+            .stdout
+            .lines()
+            .filter(|line| !line.starts_with("pair: "))
+        {
+            let Some(status) = StatusLine::parse(line) else {
+                self.fail(&format!("`ctl status` printed {line:?}: {ran:?}"));
+            };
+            if let Some(pid) = status.pid() {
+                self.saw(pid);
+            }
+            statuses.insert(status.name.clone(), status);
+        }
+        statuses
+    }
+
+    /// `ctl status` with every process RUNNING: each one's pid, by name.
+    fn running_pids(&mut self) -> BTreeMap<String, u32> {
+        let statuses = self.status(true);
+        statuses
+            .into_iter()
+            .map(|(name, status)| match status.pid() {
+                Some(pid) => (name, pid),
+                None => self.fail(&format!("RUNNING without a pid: {status:?}")),
+            })
+            .collect()
+    }
+
+    /// SIGKILLs the primary `primary` (whose backup is connected) and waits for its successor
+    /// to answer `ctl pid`; returns the successor's pid and how long that took.
+    fn kill_primary(&mut self, primary: u32) -> (u32, Duration) {
+        let killed_at = Instant::now();
+        if let Err(e) = send_signal(primary, Signal::KILL) {
+            self.fail(&format!("cannot SIGKILL the primary {primary}: {e}"));
+        }
+        let successor = wait_until_or_none(TIMEOUT, || {
+            let ran = ctl(self.sandbox, &["pid"]);
+            let pid = ran.stdout.trim().parse::<u32>().ok()?;
+            (ran.code == Some(0) && pid != primary).then_some(pid)
+        });
+        let took = killed_at.elapsed();
+        self.saw_log();
+        let Some(successor) = successor else {
+            self.fail(&format!(
+                "no new primary answered `ctl pid` within {TIMEOUT:?} of SIGKILL to {primary}"
+            ));
+        };
+        self.saw(successor);
+        (successor, took)
+    }
+
+    /// `ctl shutdown`, then waits for the subreaper to exit: it does once no process is left
+    /// under it. Then checks that every process the test saw is gone, killing any leftover (by
+    /// pid) before failing. Returns the subreaper's exit status (that of the first primary).
+    fn shutdown(&mut self) -> std::process::ExitStatus {
+        let shutdown = ctl(self.sandbox, &["shutdown"]);
+        if shutdown.code != Some(0) || shutdown.stdout != "Shut down\n" {
+            self.fail(&format!("`ctl shutdown` failed: {shutdown:?}"));
+        }
+        self.saw_log();
+        let subreaper = self.under.daemon_pid();
+        let left_under =
+            wait_until_or_none(TIMEOUT, || descendants(subreaper).is_empty().then_some(()));
+        if left_under.is_none() {
+            self.fail(&format!(
+                "processes left under the subreaper {TIMEOUT:?} after the shutdown: {:?}",
+                descendants(subreaper)
+            ));
+        }
+        let status = self.under.wait_exit(TIMEOUT);
+        let leftovers: Vec<u32> = self
+            .seen
+            .iter()
+            // A pid first seen dead (in the log) and alive now is another process's.
+            .filter(|&(&pid, &starttime)| {
+                let now = proc_stat(pid).filter(|stat| stat.state != 'Z');
+                now.zip(starttime)
+                    .is_some_and(|(now, then)| now.starttime == then)
+            })
+            .map(|(&pid, _)| pid)
+            .collect();
+        for &pid in &leftovers {
+            let _ = send_signal(pid, Signal::KILL);
+        }
+        if !leftovers.is_empty() {
+            self.fail(&format!(
+                "still alive after the shutdown (now SIGKILLed): {leftovers:?}"
+            ));
+        }
+        status
+    }
+}
+
+/// Every number that follows `pid ` in `text`: the pids the event log names.
+fn pids_in(text: &str) -> Vec<u32> {
+    text.match_indices("pid ")
+        .filter_map(|(at, word)| leading_number(&text[at + word.len()..]))
+        .collect()
+}
+
+/// The number `text` starts with.
+fn leading_number(text: &str) -> Option<u32> {
+    let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Programs
+// ---------------------------------------------------------------------------------------------
+
+/// A `cmd:` running `script` with `sh -c`.
+fn sh(script: &str) -> String {
+    yaml_quote(&format!("sh -c {}", shell_quote(script)))
+}
+
+/// `counter`: `numprocs` processes, each appending `NAME N` (N = 1, 2, 3, ...) to counter.out
+/// every ~20 ms, a line per write (`echo` is a shell builtin).
+fn counter(numprocs: usize) -> String {
+    program(
+        "counter",
+        &sh(r#"i=0; while :; do i=$((i+1)); echo "$TASKMASTER_PROCESS_NAME $i"; sleep 0.02; done"#),
+        &[
+            &format!("numprocs: {numprocs}"),
+            "starttime: 0",
+            "stoptime: 2",
+            "stdout: counter.out",
+        ],
+    )
+}
+
+/// `quitter`: exits with code 7 once the file `quit` exists, removing it first so that the
+/// restarted one waits again.
+fn quitter(sandbox: &Sandbox) -> String {
+    let quit = shell_quote(&sandbox.file_str("quit"));
+    program(
+        "quitter",
+        &sh(&format!(
+            "while [ ! -e {quit} ]; do sleep 0.02; done; rm -f {quit}; exit 7"
+        )),
+        &["starttime: 0", "stoptime: 2", "autorestart: unexpected"],
+    )
+}
+
+/// `sleeper`: does nothing, for tests about the pair itself.
+fn sleeper() -> String {
+    program(
+        "sleeper",
+        &fixture_cmd(&["sleep", "forever"]),
+        &["starttime: 0", "stoptime: 2"],
+    )
+}
+
+/// counter.out, as each process's numbers in the order they were written. Fails on a line that
+/// is not `NAME N`.
+fn counted(text: &str) -> HashMap<String, Vec<u64>> {
+    let mut numbers: HashMap<String, Vec<u64>> = HashMap::new();
+    for line in text.lines() {
+        let parsed = line
+            .split_once(' ')
+            .and_then(|(name, n)| Some((name, n.parse::<u64>().ok()?)));
+        let Some((name, n)) = parsed else {
+            panic!("counter.out has a malformed line {line:?}:\n{text}");
+        };
+        numbers.entry(name.to_owned()).or_default().push(n);
+    }
+    numbers
+}
+
+/// The last number each counter process has written so far.
+fn last_counts(sandbox: &Sandbox) -> HashMap<String, u64> {
+    let text = std::fs::read_to_string(sandbox.file("counter.out")).unwrap_or_default();
+    // A line still being written may be cut short: only whole lines count.
+    let whole = &text[..text.rfind('\n').map_or(0, |at| at + 1)];
+    counted(whole)
+        .into_iter()
+        .filter_map(|(name, numbers)| Some((name, *numbers.last()?)))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+/// The must-show test: the primary SIGKILLed 5 times in a row, and nothing the children see or
+/// write is any the wiser.
+#[test]
+fn the_primary_killed_five_times_leaves_every_child_running_and_every_line_written_once() {
+    let sandbox = Sandbox::new();
+    let mut pair = Pair::start(&sandbox, &config(&[counter(3), quitter(&sandbox)]));
+    let first_primary = pair
+        .last_pid_after("taskmaster started (pid ")
+        .unwrap_or_else(|| pair.fail("no `taskmaster started` line"));
+    let children = pair.running_pids();
+    let names: Vec<&str> = children.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "counter:counter_00",
+            "counter:counter_01",
+            "counter:counter_02",
+            "quitter"
+        ]
+    );
+    let counters = ["counter_00", "counter_01", "counter_02"];
+    wait_until("every counter to write", TIMEOUT, || {
+        let counts = last_counts(&sandbox);
+        counters
+            .iter()
+            .all(|name| counts.contains_key(*name))
+            .then_some(())
+    });
+
+    let mut primary = first_primary;
+    let mut takeover_times = Vec::new();
+    for round in 1..=TAKEOVERS {
+        // Each primary's backup connects once: the first primary's, then each successor's.
+        pair.wait_for_log_count(BACKUP_CONNECTED, round);
+        assert_eq!(pair.primary_pid(), primary, "round {round}");
+        let backup = pair
+            .last_pid_after("backup started (pid ")
+            .unwrap_or_else(|| pair.fail("no `backup started` line"));
+        assert_eq!(pair.running_pids(), children, "round {round}, before");
+        let counts_at_kill = last_counts(&sandbox);
+
+        let (successor, took) = pair.kill_primary(primary);
+        takeover_times.push(took);
+        assert_eq!(successor, backup, "round {round}: the backup took over");
+        assert_eq!(pair.running_pids(), children, "round {round}, after");
+        assert_eq!(pair.log_count(TAKING_OVER), round);
+        let taking_over = pair
+            .log()
+            .lines()
+            .rfind(|line| line.contains(TAKING_OVER))
+            .map(str::to_owned)
+            .unwrap_or_default();
+        assert!(
+            taking_over.contains(&format!("{TAKING_OVER}{successor}): "))
+                && taking_over.ends_with("; 4 children adopted"),
+            "round {round}: {taking_over:?}"
+        );
+        // Output keeps flowing into the file under the new primary.
+        wait_until(
+            "the counters to write on after the takeover",
+            TIMEOUT,
+            || {
+                let counts = last_counts(&sandbox);
+                counters
+                    .iter()
+                    .all(|name| counts.get(*name) > counts_at_kill.get(*name))
+                    .then_some(())
+            },
+        );
+        primary = successor;
+    }
+    eprintln!("takeovers (SIGKILL to `ctl pid` answered by the successor): {takeover_times:?}");
+
+    // No child was started twice: one spawn each, by the first primary.
+    assert_eq!(pair.running_pids(), children);
+    let log = pair.log();
+    for name in children.keys() {
+        let spawns = log
+            .lines()
+            .filter(|line| line.contains(&format!("{name}: spawned with pid ")))
+            .count();
+        assert_eq!(spawns, 1, "{name} spawned {spawns} times:\n{log}");
+    }
+
+    // An adopted child's exit is seen with its real code, and it is restarted by the current
+    // primary, as its own child.
+    let old_quitter = children["quitter"];
+    std::fs::write(sandbox.file("quit"), "").expect("create the quit file");
+    pair.wait_for_log_count("quitter: exited with code 7", 1);
+    let restarted = wait_until_or_none(TIMEOUT, || {
+        let statuses = pair.status(false);
+        let quitter = statuses.get("quitter")?;
+        let pid = quitter.pid()?;
+        (quitter.state == "RUNNING" && pid != old_quitter).then_some(pid)
+    });
+    let Some(new_quitter) = restarted else {
+        pair.fail("quitter was not restarted");
+    };
+    assert_eq!(
+        proc_stat(new_quitter).map(|stat| stat.ppid),
+        Some(primary),
+        "the restarted quitter is the current primary's child"
+    );
+    assert_eq!(pair.log_count("quitter: spawned with pid "), 2);
+    let mut expected = children.clone();
+    expected.insert("quitter".to_owned(), new_quitter);
+    assert_eq!(pair.running_pids(), expected);
+
+    // Every line each counter wrote is in the file exactly once.
+    let stop = ctl(&sandbox, &["stop", "counter:*"]);
+    assert_eq!(stop.code, Some(0), "{stop:?}");
+    let text = sandbox.read("counter.out");
+    assert!(text.ends_with('\n'), "counter.out ends mid-line");
+    let numbers = counted(&text);
+    assert_eq!(numbers.len(), counters.len(), "{:?}", numbers.keys());
+    for name in counters {
+        let written = &numbers[name];
+        let last = written.len() as u64;
+        let expected: Vec<u64> = (1..=last).collect();
+        if *written != expected {
+            let first_wrong = written
+                .iter()
+                .zip(&expected)
+                .position(|(got, want)| got != want);
+            pair.fail(&format!(
+                "{name} wrote {last} lines, not 1..={last} in order; first difference at line \
+                 {first_wrong:?}: {:?}",
+                first_wrong.map(|at| &written[at.saturating_sub(2)..(at + 3).min(written.len())])
+            ));
+        }
+        assert!(last >= 10, "{name} wrote only {last} lines");
+    }
+
+    pair.shutdown();
+}
+
+/// A shutdown asked of the primary ends the backup too: it exits rather than take over.
+#[test]
+fn a_shutdown_ends_the_backup_too() {
+    let sandbox = Sandbox::new();
+    let mut pair = Pair::start(&sandbox, &config(&[sleeper()]));
+    let primary = pair.primary_pid();
+    let backup = pair
+        .last_pid_after("backup started (pid ")
+        .unwrap_or_else(|| pair.fail("no `backup started` line"));
+    assert_ne!(backup, primary);
+    assert!(is_alive(backup), "the backup {backup} is not running");
+
+    let status = pair.shutdown();
+    assert!(status.success(), "the primary exited with {status}");
+    assert!(!is_alive(backup));
+    let log = pair.log();
+    assert!(!log.contains(TAKING_OVER), "the backup took over:\n{log}");
+}
+
+/// A backup that dies is replaced by a new one, which takes over when the primary dies.
+#[test]
+fn a_dead_backup_is_replaced_and_the_new_one_takes_over() {
+    let sandbox = Sandbox::new();
+    let mut pair = Pair::start(&sandbox, &config(&[sleeper()]));
+    let primary = pair.primary_pid();
+    let children = pair.running_pids();
+    let first_backup = pair
+        .last_pid_after("backup started (pid ")
+        .unwrap_or_else(|| pair.fail("no `backup started` line"));
+
+    if let Err(e) = send_signal(first_backup, Signal::KILL) {
+        pair.fail(&format!("cannot SIGKILL the backup {first_backup}: {e}"));
+    }
+    pair.wait_for_log_count("backup started (pid ", 2);
+    pair.wait_for_log_count(BACKUP_CONNECTED, 2);
+    let second_backup = pair
+        .last_pid_after("backup started (pid ")
+        .unwrap_or_else(|| pair.fail("no second `backup started` line"));
+    assert_ne!(second_backup, first_backup);
+    assert!(!is_alive(first_backup));
+    assert!(
+        pair.log()
+            .contains(&format!("the backup (pid {first_backup})")),
+        "the backup's death is not logged"
+    );
+    assert_eq!(pair.log_count(TAKING_OVER), 0, "the dead backup took over?");
+
+    let (successor, _) = pair.kill_primary(primary);
+    assert_eq!(successor, second_backup);
+    assert_eq!(pair.running_pids(), children);
+    pair.shutdown();
+}
