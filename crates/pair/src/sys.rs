@@ -1,0 +1,246 @@
+//! The few operating-system calls that rustix does not wrap safely: a child's new session, the
+//! signal mask of the library's threads, and the fence on `SIGCONT`. Every `unsafe` block of
+//! the crate lives here, each with the reason it is sound.
+
+use std::ffi::{c_int, CStr, CString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::thread::{self, JoinHandle};
+
+/// Makes the child of `command` start a session of its own, so that it has no controlling
+/// terminal: Ctrl-C, Ctrl-Z and the terminal's hangup reach the primary in the foreground,
+/// never its backup. The child also starts with no signal blocked: it is spawned from a
+/// thread that blocks `SIGCONT` (see [`spawn_without_sigcont`]), and a mask is inherited
+/// through exec, where it would disable the child's own fence.
+pub(crate) fn start_in_new_session(command: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed. setsid is one system call; rustix makes it without
+    // allocating or taking a lock, and an error becomes an io::Error from its number, without
+    // allocating either. sigemptyset and pthread_sigmask are async-signal-safe; they read and
+    // write only `empty`, a sigset_t on the child's stack.
+    unsafe {
+        command.pre_exec(|| {
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            rustix::process::setsid().map(drop).map_err(io::Error::from)
+        });
+    }
+}
+
+/// Spawns a thread of the library with `SIGCONT` blocked, so that the fence's handler (see
+/// [`install_fence`]) runs on the thread doing the work, which it must interrupt, and not on
+/// a heartbeat thread. The new thread inherits the mask of the calling thread; the calling
+/// thread's own mask is restored at once.
+pub(crate) fn spawn_without_sigcont<F, T>(name: &str, body: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // SAFETY: sigemptyset and sigaddset initialize `blocked`, a sigset_t we own;
+    // pthread_sigmask reads it and writes the old mask into `previous`, which we own, then
+    // reads `previous` back. No memory is shared.
+    unsafe {
+        let mut blocked: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut blocked);
+        libc::sigaddset(&mut blocked, libc::SIGCONT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &blocked, &mut previous);
+        let spawned = thread::Builder::new().name(name.into()).spawn(body);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+        spawned
+    }
+}
+
+/// Gives SIGSEGV its default action back: the process dies of it, even when the signal was
+/// sent (`kill -SEGV`) rather than caused by a fault. Rust's runtime handles SIGSEGV to report
+/// stack overflows; for a signal that no fault caused its handler only restores the default
+/// and returns, so the process survives the first `kill -SEGV`. The price: a stack overflow
+/// kills the process without Rust's message.
+pub(crate) fn die_of_sigsegv() -> io::Result<()> {
+    // SAFETY: `action` is a sigaction we own, zeroed (a valid empty value) with SIG_DFL as its
+    // handler; sigaction copies it.
+    let reset = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGSEGV, &action, std::ptr::null_mut())
+    };
+    if reset == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// What the `SIGCONT` handler needs, prepared in advance: it may not allocate.
+struct Fence {
+    /// The generation file.
+    path: CString,
+    /// This primary's generation.
+    generation: u64,
+    /// `NAME[PID]: lost primacy to generation `, when the log is stderr.
+    message: Option<Vec<u8>>,
+}
+
+/// The fence of this process, once it is a primary. Replaced, never freed: a handler may be
+/// reading the previous one.
+static FENCE: AtomicPtr<Fence> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Fences this primary on resume: when the process is continued after a stop (`SIGCONT`), a
+/// handler re-reads the generation file before the interrupted code runs on, and exits the
+/// process (status 0) when another primary took over meanwhile, after writing
+/// `NAME[PID]: lost primacy to generation G: exiting` to stderr when `stderr_prefix` is given.
+///
+/// The check before each unit of work cannot see a stop that falls between the check and the
+/// work; this one can, because a stopped thread runs the handler before anything else when
+/// it resumes. The handler runs on a thread that does not block `SIGCONT`: the calling thread
+/// unblocks it here, the library's own threads block it, and the kernel prefers the main
+/// thread, so `run` should be called from the main thread (or the program's other threads
+/// should block `SIGCONT`).
+pub(crate) fn install_fence(
+    generation_file: &Path,
+    generation: u64,
+    stderr_prefix: Option<&str>,
+) -> io::Result<()> {
+    let path = CString::new(generation_file.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let message =
+        stderr_prefix.map(|prefix| format!("{prefix}lost primacy to generation ").into_bytes());
+    let fence = Box::into_raw(Box::new(Fence {
+        path,
+        generation,
+        message,
+    }));
+    FENCE.store(fence, Ordering::Release);
+    // SAFETY: sigemptyset and sigaddset initialize `unblocked`, a sigset_t we own;
+    // pthread_sigmask only reads it. The calling thread, the one that works, must be able to
+    // take SIGCONT even if the process was started with it blocked.
+    unsafe {
+        let mut unblocked: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut unblocked);
+        libc::sigaddset(&mut unblocked, libc::SIGCONT);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &unblocked, std::ptr::null_mut());
+    }
+    // SAFETY: `action` is a sigaction we own, zeroed (a valid empty value) then filled in;
+    // sigaction copies it. The handler is async-signal-safe (see `on_sigcont`).
+    let installed = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigcont as extern "C" fn(c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGCONT, &action, std::ptr::null_mut())
+    };
+    if installed == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The `SIGCONT` handler: async-signal-safe, so only system calls (open, read, close, write,
+/// _exit) and arithmetic on the stack; errno is put back as it was.
+extern "C" fn on_sigcont(_signal: c_int) {
+    // SAFETY: __errno_location returns this thread's errno, valid for the thread's life.
+    let errno = unsafe { *libc::__errno_location() };
+    let fence = FENCE.load(Ordering::Acquire);
+    if !fence.is_null() {
+        // SAFETY: FENCE only ever holds pointers from Box::into_raw that are never freed.
+        let fence = unsafe { &*fence };
+        if let Some(newer) = read_generation(&fence.path).filter(|&g| g > fence.generation) {
+            if let Some(prefix) = &fence.message {
+                write_lost_primacy(prefix, newer);
+            }
+            // SAFETY: _exit ends the process at once, running nothing of ours: nothing can
+            // be left half done that another thread would then see.
+            unsafe { libc::_exit(0) };
+        }
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// The generation at the start of the generation file, or `None` if it cannot be read.
+fn read_generation(path: &CStr) -> Option<u64> {
+    let mut text = [0u8; 64];
+    // SAFETY: `path` is a valid C string; `text` is ours and `read` writes at most its length
+    // into it; the descriptor is closed once, by us.
+    let length = unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        let length = libc::read(fd, text.as_mut_ptr().cast(), text.len());
+        libc::close(fd);
+        usize::try_from(length).ok()?
+    };
+    parse_leading_number(&text[..length])
+}
+
+/// The decimal number `text` starts with (digits up to the first space).
+fn parse_leading_number(text: &[u8]) -> Option<u64> {
+    let digits = text.iter().take_while(|byte| byte.is_ascii_digit());
+    let mut number: u64 = 0;
+    let mut any = false;
+    for digit in digits {
+        number = number
+            .checked_mul(10)?
+            .checked_add(u64::from(digit - b'0'))?;
+        any = true;
+    }
+    any.then_some(number)
+}
+
+/// Writes `PREFIX<generation>: exiting\n` to stderr in one `write`, from a buffer on the
+/// stack (a prefix too long for it is cut).
+fn write_lost_primacy(prefix: &[u8], generation: u64) {
+    let mut line = [0u8; 512];
+    let mut length = 0;
+    let mut push = |bytes: &[u8]| {
+        let room = line.len() - length;
+        let taken = bytes.len().min(room);
+        line[length..length + taken].copy_from_slice(&bytes[..taken]);
+        length += taken;
+    };
+    push(&prefix[..prefix.len().min(400)]);
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = generation;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    push(&digits[start..]);
+    push(b": exiting\n");
+    // SAFETY: `line[..length]` is initialized memory we own; write reads it.
+    unsafe {
+        libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), length);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handler_reads_the_generation_first_in_the_file() {
+        assert_eq!(parse_leading_number(b"17 4242 running\n"), Some(17));
+        assert_eq!(parse_leading_number(b"0 1 running"), Some(0));
+        assert_eq!(parse_leading_number(b""), None);
+        assert_eq!(parse_leading_number(b"x"), None);
+        assert_eq!(parse_leading_number(b"99999999999999999999999 1"), None);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("counter.gen");
+        std::fs::write(&path, "12 4242 running\n").expect("write");
+        let path = CString::new(path.as_os_str().as_bytes()).expect("path");
+        assert_eq!(read_generation(&path), Some(12));
+    }
+}
