@@ -72,6 +72,23 @@ enum Command {
         #[arg(short, long, default_value = "taskmaster.yaml")]
         config: PathBuf,
     },
+    /// The process-pair demo: counts 1, 2, 3... one number per period, and goes on without a
+    /// gap when its primary is killed (SIGKILL, SIGSEGV, SIGTERM) or paused (SIGSTOP): the
+    /// backup takes over. Each line names the process that printed it.
+    PairDemo {
+        /// The time between two numbers
+        #[arg(long, default_value = "1s", value_parser = taskmaster_config::parse_duration)]
+        period: Duration,
+        /// The time between two heartbeats from the primary to its backup
+        #[arg(long, default_value = "100ms", value_parser = taskmaster_config::parse_duration)]
+        interval: Duration,
+        /// Heartbeats missed in a row before the backup takes over
+        #[arg(long, default_value_t = 3)]
+        misses: u32,
+        /// The folder of the pair's files (lock, generation, socket) [default: $TMPDIR/counter-pair]
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Print a configuration file (taskmaster YAML or supervisord INI) as taskmaster YAML;
     /// on errors print every one and exit 2
     Convert {
@@ -92,6 +109,11 @@ impl Command {
         match &mut self {
             Command::Run { config, .. } | Command::Check { config } => absolute(config),
             Command::Convert { file } => absolute(file),
+            Command::PairDemo { dir, .. } => {
+                if let Some(dir) = dir {
+                    absolute(dir);
+                }
+            }
             Command::Ctl { config, socket, .. } => {
                 absolute(config);
                 if let Some(socket) = socket {
@@ -125,6 +147,12 @@ fn main() -> ExitCode {
             json,
             &command,
         ),
+        Command::PairDemo {
+            period,
+            interval,
+            misses,
+            dir,
+        } => pair_demo(period, interval, misses, dir),
         Command::Run {
             config,
             no_shell,
@@ -138,6 +166,21 @@ fn main() -> ExitCode {
                 (true, true) => Mode::Backup,
             };
             run(&config, !no_shell, verbose, mode)
+        }
+    }
+}
+
+fn pair_demo(period: Duration, interval: Duration, misses: u32, dir: Option<PathBuf>) -> ExitCode {
+    let name = "counter";
+    let dir = dir.unwrap_or_else(|| taskmaster_pair::default_dir(name));
+    let mut options = taskmaster_pair::Options::new(name.to_string(), dir);
+    options.interval = interval;
+    options.misses = misses;
+    match taskmaster_pair::demo::counter(options, period, std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("taskmaster pair-demo: {error}");
+            ExitCode::FAILURE
         }
     }
 }
