@@ -102,9 +102,10 @@ impl<'a> Pair<'a> {
         self.under.log()
     }
 
-    /// Fails the test with `message` and everything known of the pair.
+    /// Fails the test with `message`; the event log and the daemons' output follow, printed
+    /// as `under` drops while panicking.
     fn fail(&self, message: &str) -> ! {
-        panic!("{message}\n{}", self.under.diagnostics())
+        panic!("{message}")
     }
 
     /// Notes `pid` as one of the pair's processes: tracked (SIGKILLed if the test fails) and
