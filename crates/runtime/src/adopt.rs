@@ -22,7 +22,6 @@
 //! user, or runs as root, and a zombie has no memory left to make it undumpable); and it shows
 //! the main thread's status, which differs from the process's when the main thread ended first
 //! (`pthread_exit` in `main`) and another thread called `exit` later.
-#![cfg_attr(not(test), allow(dead_code))] // used by --pair, next
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -45,6 +44,7 @@ const STAT_EXIT_CODE_FIELD: usize = 52;
 /// Opens a pidfd for `pid` (close-on-exec). Race-free only for a process that cannot be reaped
 /// meanwhile, such as one's own unreaped child: the primary opens one for each child it spawns
 /// and sends it to its backup.
+#[cfg_attr(not(test), allow(dead_code))] // the tests' way in
 pub(crate) fn pidfd_of(pid: u32) -> io::Result<OwnedFd> {
     let pid = i32::try_from(pid)
         .ok()
@@ -99,6 +99,7 @@ impl Adopted {
     }
 
     /// The pidfd, to signal the process or to hand it on to a new backup.
+    #[cfg_attr(not(test), allow(dead_code))] // the tests' way in
     pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
         self.pidfd.as_fd()
     }

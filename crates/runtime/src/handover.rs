@@ -19,7 +19,6 @@
 //! header of at most [`MAX_HEADER`] bytes, so that a corrupt or hostile length cannot make the
 //! receiver allocate without bound. The receiver grows its buffer as bytes arrive, so even a
 //! length under the limit costs only what is really sent.
-#![cfg_attr(not(test), allow(dead_code))] // used by --pair, next
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -71,6 +70,7 @@ impl Channel {
     }
 
     /// Two connected ends (`socketpair`), as a primary creates before spawning its backup.
+    #[cfg_attr(not(test), allow(dead_code))] // the tests' way in
     pub(crate) fn pair() -> io::Result<(Channel, Channel)> {
         let (one, other) = UnixStream::pair()?;
         Ok((Channel::new(one), Channel::new(other)))
