@@ -44,7 +44,6 @@ const STAT_EXIT_CODE_FIELD: usize = 52;
 /// Opens a pidfd for `pid` (close-on-exec). Race-free only for a process that cannot be reaped
 /// meanwhile, such as one's own unreaped child: the primary opens one for each child it spawns
 /// and sends it to its backup.
-#[cfg_attr(not(test), allow(dead_code))] // the tests' way in
 pub(crate) fn pidfd_of(pid: u32) -> io::Result<OwnedFd> {
     let pid = i32::try_from(pid)
         .ok()

@@ -341,10 +341,24 @@ impl Daemon {
             last_takeover: Some((now, reason.clone())),
         });
         daemon.log.say(format!(
-            "taking over as primary (pid {}): {reason}; {} children adopted",
+            "taking over as primary (pid {}): {reason}; {} child(ren) adopted",
             std::process::id(),
             children.len()
         ));
+        // A child whose descriptors had not reached the backup yet: its pidfd is opened here,
+        // while it is (almost certainly) still the process the state names.
+        let mut children = children;
+        for pid in daemon.supervisor.processes().filter_map(|p| p.pid) {
+            if let (false, Ok(pidfd)) = (children.contains_key(&pid), adopt::pidfd_of(pid)) {
+                children.insert(
+                    pid,
+                    pair::HeldChild {
+                        pidfd,
+                        outputs: Vec::new(),
+                    },
+                );
+            }
+        }
         for (pid, child) in children {
             let captures = child
                 .outputs
@@ -885,15 +899,19 @@ impl Daemon {
         let Some(link) = link else {
             return;
         };
+        // The state first: a backup without it cannot take over.
+        link.dirty = true;
+        link.send_state(&self.supervisor).await;
         let pids: Vec<u32> = self.pidfds.keys().copied().collect();
         for pid in pids {
             self.send_child(link, pid).await;
         }
         if let Some(pair) = self.pair.as_mut() {
             pair.new_children.clear();
-            pair.changed = true;
         }
-        self.log.say("the backup is connected");
+        if link.is_connected() {
+            self.log.say("the backup is connected");
+        }
     }
 
     /// After each turn of the loop: the backup hears of new children and of the new state, or

@@ -417,7 +417,7 @@ fn the_primary_killed_five_times_leaves_every_child_running_and_every_line_writt
             .unwrap_or_default();
         assert!(
             taking_over.contains(&format!("{TAKING_OVER}{successor}): "))
-                && taking_over.ends_with("; 4 children adopted"),
+                && taking_over.ends_with("; 4 child(ren) adopted"),
             "round {round}: {taking_over:?}"
         );
         // Output keeps flowing into the file under the new primary.
@@ -549,5 +549,20 @@ fn a_dead_backup_is_replaced_and_the_new_one_takes_over() {
     let (successor, _) = pair.kill_primary(primary);
     assert_eq!(successor, second_backup);
     assert_eq!(pair.running_pids(), children);
+    pair.shutdown();
+}
+
+#[test]
+fn a_primary_killed_the_moment_its_backup_connects_is_taken_over() {
+    let sandbox = Sandbox::new();
+    let mut pair = Pair::start(&sandbox, &config(&[sleeper(), counter(2)]));
+    // Straight from the log, without a round trip through ctl: the backup is told the state
+    // before "connected" is logged, so even now it can take over.
+    let primary = pair
+        .last_pid_after("taskmaster started (pid ")
+        .unwrap_or_else(|| pair.fail("no `taskmaster started` line"));
+    let (successor, _) = pair.kill_primary(primary);
+    assert_ne!(successor, primary);
+    assert_eq!(pair.log_count(TAKING_OVER), 1);
     pair.shutdown();
 }
