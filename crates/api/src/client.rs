@@ -108,6 +108,18 @@ impl Client {
                     shutting_down: state["shutting_down"].as_bool().unwrap_or(false),
                 })
             }
+            Request::Handover { upgrade } => {
+                let path = if upgrade { "/v1/upgrade" } else { "/v1/takeover" };
+                let answer = self.send(Method::POST, path, None)?;
+                if answer.status == StatusCode::CONFLICT {
+                    let error: wire::Error = decode(&answer.body)?;
+                    return Ok(Reply::HandoverRefused(error.error));
+                }
+                ok(&answer)?;
+                let json: serde_json::Value = decode(&answer.body)?;
+                let pid = json["handed_over_to"].as_u64().unwrap_or(0);
+                Ok(Reply::HandedOver(u32::try_from(pid).unwrap_or(0)))
+            }
             Request::Shutdown => {
                 let answer = self.send(Method::POST, "/v1/shutdown", None)?;
                 ok(&answer)?;

@@ -87,7 +87,7 @@ impl ControlSocket {
     /// Serves the API until the daemon exits, then finishes the answers under way (the
     /// runtime bounds how long) and removes the file. Must run on the daemon's loop.
     pub async fn serve(self, handle: Handle, mut exiting: Exiting) {
-        let _remove = RemoveOnDrop(self.path.clone());
+        let _remove = RemoveOnDrop::new(self.path.clone());
         let Ok(listener) = tokio::net::UnixListener::from_std(self.listener) else {
             return;
         };
@@ -149,10 +149,31 @@ fn refusal(peer: Option<u32>, own_uid: u32) -> hyper::Response<Full<Bytes>> {
     response
 }
 
-struct RemoveOnDrop(PathBuf);
+/// Removes the socket file at the end, if it is still ours: after a handover (`run --pair`)
+/// the path already holds the new primary's socket, which must stay.
+struct RemoveOnDrop {
+    path: PathBuf,
+    identity: Option<(u64, u64)>,
+}
+
+impl RemoveOnDrop {
+    fn new(path: PathBuf) -> RemoveOnDrop {
+        let identity = file_identity(&path);
+        RemoveOnDrop { path, identity }
+    }
+}
+
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if self.identity.is_some() && file_identity(&self.path) == self.identity {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }

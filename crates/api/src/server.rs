@@ -38,6 +38,8 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/config", get(config))
         .route("/v1/groups/{name}", post(add_group).delete(remove_group))
         .route("/v1/shutdown", post(shutdown))
+        .route("/v1/takeover", post(takeover))
+        .route("/v1/upgrade", post(upgrade))
         .route("/v1/pid", get(pid))
         .route("/v1/state", get(state))
         .route("/v1/events", get(events))
@@ -343,6 +345,24 @@ async fn shutdown(State(handle): State<Handle>) -> Result<Response, ApiError> {
             Json(serde_json::json!({ "shutting_down": true })),
         )
             .into_response()),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `POST /v1/takeover`: the primary of a pair hands over to its backup and exits.
+async fn takeover(State(handle): State<Handle>) -> Result<Response, ApiError> {
+    handover(&handle, false).await
+}
+
+/// `POST /v1/upgrade`: the same, to a backup freshly started from the executable's file.
+async fn upgrade(State(handle): State<Handle>) -> Result<Response, ApiError> {
+    handover(&handle, true).await
+}
+
+async fn handover(handle: &Handle, upgrade: bool) -> Result<Response, ApiError> {
+    match ask(handle, Request::Handover { upgrade }).await? {
+        Reply::HandedOver(pid) => Ok(Json(serde_json::json!({ "handed_over_to": pid })).into_response()),
+        Reply::HandoverRefused(why) => Err(ApiError::new(StatusCode::CONFLICT, why)),
         other => Err(unexpected(other)),
     }
 }

@@ -536,6 +536,8 @@ pub fn reply_json(reply: &Reply) -> serde_json::Value {
             "errors": errors,
         }),
         Reply::ShuttingDown => serde_json::json!({ "shutting_down": true }),
+        Reply::HandedOver(pid) => serde_json::json!({ "handed_over_to": pid }),
+        Reply::HandoverRefused(why) => serde_json::json!({ "error": why }),
         Reply::DaemonState { shutting_down } => {
             serde_json::json!({ "shutting_down": shutting_down })
         }

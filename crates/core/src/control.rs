@@ -55,6 +55,9 @@ pub enum Request {
     DaemonState,
     /// Stop every process, then exit.
     Shutdown,
+    /// Hand over to the hot backup (`run --pair`) and exit, every process left running; with
+    /// `upgrade`, to a backup freshly started from the executable's file (a live upgrade).
+    Handover { upgrade: bool },
 }
 
 impl fmt::Display for Request {
@@ -84,6 +87,8 @@ impl fmt::Display for Request {
             Request::Config => return f.write_str("config"),
             Request::DaemonState => return f.write_str("state"),
             Request::Shutdown => return f.write_str("shutdown"),
+            Request::Handover { upgrade: false } => return f.write_str("takeover"),
+            Request::Handover { upgrade: true } => return f.write_str("upgrade"),
         };
         f.write_str(verb)?;
         for target in targets {
@@ -127,6 +132,10 @@ pub enum Reply {
     DaemonState {
         shutting_down: bool,
     },
+    /// This taskmaster handed over to its backup, this pid, and exits.
+    HandedOver(u32),
+    /// No handover: the text says why (not a pair, shutting down, no backup came).
+    HandoverRefused(String),
 }
 
 /// What happened to one process for one request.

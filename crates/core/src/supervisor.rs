@@ -132,6 +132,12 @@ pub enum Action {
     },
     /// Every process has stopped after a shutdown: the daemon may exit.
     Exit,
+    /// Hand over to the hot backup and exit (`run --pair`), answering `ticket` with
+    /// [`Reply::HandedOver`] or [`Reply::HandoverRefused`].
+    Handover {
+        ticket: Option<Ticket>,
+        upgrade: bool,
+    },
 }
 
 /// One line of the event log.

@@ -122,7 +122,26 @@ struct PairState {
     backup_pid: Option<u32>,
     /// When a backup may be started again (restarts are at most one per second).
     next_backup: std::time::Instant,
+    /// The executable's file as it was named at start: an upgrade starts the backup from it,
+    /// which is the new binary once the file has been replaced.
+    exe_file: PathBuf,
+    /// A handover asked for, waiting for a backup (a new one, for an upgrade) to be ready.
+    handover: Option<PendingHandover>,
+    /// This primary handed over and is exiting, every process left running.
+    handed_over: bool,
 }
+
+/// A `takeover` or `upgrade` on its way.
+struct PendingHandover {
+    ticket: Option<Ticket>,
+    /// An upgrade waits for a backup started after the request.
+    needs_new_backup: bool,
+    /// Given up then, with an answer that says why.
+    deadline: std::time::Instant,
+}
+
+/// How long a handover waits for a backup to be ready.
+const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How soon a backup that died or never connected is replaced.
 const BACKUP_RESPAWN: std::time::Duration = std::time::Duration::from_secs(1);
@@ -312,6 +331,9 @@ impl Daemon {
             new_children: Vec::new(),
             backup_pid: None,
             next_backup: std::time::Instant::now(),
+            exe_file: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
+            handover: None,
+            handed_over: false,
         });
         self
     }
@@ -414,6 +436,7 @@ impl Daemon {
         let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
         let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+        let mut sigusr2 = signal(SignalKind::user_defined2()).map_err(StartError::Signals)?;
         let notify_path = self.context.notify_socket.clone();
         if self.took_over {
             // The dead primary's: the kernel may not have released it yet.
@@ -462,6 +485,13 @@ impl Daemon {
                 _ = sigchld.recv() => self.reap(),
                 _ = sigterm.recv() => self.signalled("SIGTERM"),
                 _ = sigint.recv() => self.signalled("SIGINT"),
+                _ = sigusr2.recv() => {
+                    self.log.say("SIGUSR2 received: handing over to the backup");
+                    self.dispatch(Event::Request {
+                        ticket: None,
+                        request: Request::Handover { upgrade: false },
+                    });
+                }
                 _ = sighup.recv() => {
                     self.log.say("SIGHUP received: reloading the configuration");
                     self.dispatch(Event::Request { ticket: None, request: Request::Reload });
@@ -484,14 +514,20 @@ impl Daemon {
                 self.update_backup(link).await;
             }
         }
-        if let Some(link) = link.as_mut() {
+        let handed_over = self.pair.as_ref().is_some_and(|pair| pair.handed_over);
+        if let (Some(link), false) = (link.as_mut(), handed_over) {
             link.send_exit().await;
             if !link.is_connected() {
                 self.drop_backup("the pair is shutting down");
             }
         }
+        drop(link); // the stream's end is the backup's cue after a handover
         drop(notify); // which removes its file
-        self.log.say("taskmaster exits: every process has stopped");
+        if handed_over {
+            self.log.say("taskmaster exits after its handover");
+        } else {
+            self.log.say("taskmaster exits: every process has stopped");
+        }
         self.log.flush();
         Ok(())
     }
@@ -635,6 +671,10 @@ impl Daemon {
                 }
                 Action::Exit => {
                     self.exit = true;
+                    None
+                }
+                Action::Handover { ticket, upgrade } => {
+                    self.begin_handover(ticket, upgrade);
                     None
                 }
             };
@@ -881,7 +921,14 @@ impl Daemon {
             return;
         }
         pair.next_backup = std::time::Instant::now() + BACKUP_RESPAWN;
-        match pair::spawn_backup(&pair.config, pair.verbose) {
+        // The running binary, even if its file was replaced; an upgrade takes the file.
+        let upgrading = pair.handover.as_ref().is_some_and(|h| h.needs_new_backup);
+        let exe = if upgrading {
+            pair.exe_file.clone()
+        } else {
+            PathBuf::from("/proc/self/exe")
+        };
+        match pair::spawn_backup(&exe, &pair.config, pair.verbose) {
             Ok(pid) => {
                 pair.backup_pid = Some(pid);
                 self.log.say(format!("backup started (pid {pid})"));
@@ -908,6 +955,9 @@ impl Daemon {
         }
         if let Some(pair) = self.pair.as_mut() {
             pair.new_children.clear();
+            if let Some(handover) = pair.handover.as_mut() {
+                handover.needs_new_backup = false;
+            }
         }
         if link.is_connected() {
             self.log.say("the backup is connected");
@@ -923,6 +973,71 @@ impl Daemon {
         self.send_updates(link).await;
         if !link.is_connected() {
             self.drop_backup("it stopped listening");
+            return;
+        }
+        self.finish_handover(link).await;
+    }
+
+    /// A `takeover` or `upgrade`: refused without a pair; for an upgrade, the backup is
+    /// replaced by one started from the executable's file. The handover itself happens once a
+    /// suitable backup is connected ([`Daemon::finish_handover`]).
+    fn begin_handover(&mut self, ticket: Option<Ticket>, upgrade: bool) {
+        let Some(pair) = self.pair.as_mut() else {
+            let refusal = "taskmaster is not running as a pair (start it with run --pair)";
+            self.answer(ticket, Reply::HandoverRefused(refusal.to_string()));
+            return;
+        };
+        pair.handover = Some(PendingHandover {
+            ticket,
+            needs_new_backup: upgrade,
+            deadline: std::time::Instant::now() + HANDOVER_WAIT,
+        });
+        if upgrade {
+            self.drop_backup("an upgrade replaces it with the new binary");
+            if let Some(pair) = self.pair.as_mut() {
+                pair.backup_pid = None;
+                pair.next_backup = std::time::Instant::now();
+            }
+            self.tend_backup();
+        }
+    }
+
+    /// Hands over when a handover waits and its backup is ready: answers, gives the backup the
+    /// last state and the word, and ends the loop; the backup takes over when this process's
+    /// stream ends.
+    async fn finish_handover(&mut self, link: &mut pair::PrimaryLink) {
+        let Some(pair) = self.pair.as_mut() else {
+            return;
+        };
+        let Some(handover) = pair.handover.as_ref() else {
+            return;
+        };
+        if handover.needs_new_backup {
+            if std::time::Instant::now() > handover.deadline {
+                let ticket = handover.ticket;
+                pair.handover = None;
+                let why = format!("no new backup was ready within {HANDOVER_WAIT:?}");
+                self.answer(ticket, Reply::HandoverRefused(why));
+            }
+            return;
+        }
+        let ticket = handover.ticket;
+        let backup = pair.backup_pid.unwrap_or(0);
+        pair.handover = None;
+        pair.handed_over = true;
+        link.dirty = true;
+        link.send_state(&self.supervisor).await;
+        link.send_handover().await;
+        self.log.say(format!(
+            "handing over to the backup (pid {backup}); this taskmaster exits, every process left running"
+        ));
+        self.answer(ticket, Reply::HandedOver(backup));
+        self.exit = true;
+    }
+
+    fn answer(&mut self, ticket: Option<Ticket>, reply: Reply) {
+        if let Some(ticket) = ticket {
+            self.carry_out(vec![Action::Reply { ticket, reply }]);
         }
     }
 

@@ -53,6 +53,9 @@ pub(crate) enum Message {
     Beat,
     /// The primary is exiting by request (a shutdown): the pair is over, nothing to take over.
     Exit,
+    /// The primary hands over (`takeover`, `upgrade`): it exits once its answers are out, and
+    /// the backup takes over when the stream ends, without killing it.
+    Handover,
 }
 
 /// A child the backup holds the descriptors of.
@@ -111,6 +114,7 @@ async fn listen(path: PathBuf) -> Result<Takeover, BackupError> {
     let mut channel = Channel::new(stream);
     let mut supervisor: Option<Supervisor> = None;
     let mut children: HashMap<u32, HeldChild> = HashMap::new();
+    let mut handed_over = false;
     let reason = loop {
         let mut received = tokio::time::timeout(SILENCE, channel.recv()).await;
         if received.is_err() {
@@ -120,6 +124,7 @@ async fn listen(path: PathBuf) -> Result<Takeover, BackupError> {
         }
         let received = match received {
             Err(_) => break format!("no word from the primary for {SILENCE:?}"),
+            Ok(Ok(None)) if handed_over => break "the primary handed over".to_string(),
             Ok(Ok(None)) => break "the primary's stream ended".to_string(),
             Ok(Err(e)) => break format!("the primary's stream failed: {e}"),
             Ok(Ok(Some(received))) => received,
@@ -141,12 +146,13 @@ async fn listen(path: PathBuf) -> Result<Takeover, BackupError> {
             }
             Ok(Message::Beat) => {}
             Ok(Message::Exit) => return Err(BackupError::PrimaryExited),
+            Ok(Message::Handover) => handed_over = true,
             Err(_) => {} // a newer primary's message this backup does not know: ignored
         }
     };
     // Silent is not always dead: a primary that is paused or hung would come back to a world
     // with two primaries. It is killed first (a no-op when it is dead already).
-    if let Some(primary) = &primary {
+    if let (Some(primary), false) = (&primary, handed_over) {
         let _ = crate::sys::pidfd_send_signal(primary.as_fd(), taskmaster_core::Signal::KILL);
     }
     let supervisor = supervisor.ok_or(BackupError::NoState)?;
@@ -214,6 +220,11 @@ impl PrimaryLink {
         self.send(&Message::Exit, &[]).await;
     }
 
+    /// Tells the backup to take over once this primary's stream ends.
+    pub async fn send_handover(&mut self) {
+        self.send(&Message::Handover, &[]).await;
+    }
+
     /// Sends the state if it changed, else a heartbeat.
     pub async fn send_state(&mut self, supervisor: &Supervisor) {
         if std::mem::take(&mut self.dirty) {
@@ -242,11 +253,10 @@ impl Drop for PrimaryLink {
     }
 }
 
-/// Starts the backup: this executable again, as `run --pair --backup`, in a process group of
-/// its own. Returns its pid.
-pub(crate) fn spawn_backup(config: &Path, verbose: bool) -> std::io::Result<u32> {
+/// Starts the backup: the executable `exe` (this one, or the file it was started from, for an
+/// upgrade), as `run --pair --backup`, in a process group of its own. Returns its pid.
+pub(crate) fn spawn_backup(exe: &Path, config: &Path, verbose: bool) -> std::io::Result<u32> {
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe()?;
     let mut command = std::process::Command::new(exe);
     command
         .arg("run")

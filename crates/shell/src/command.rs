@@ -125,6 +125,18 @@ pub const COMMANDS: &[CommandInfo] = &[
         false,
     ),
     info(
+        "takeover",
+        "takeover",
+        "(run --pair) hand over to the hot backup, every process left running",
+        false,
+    ),
+    info(
+        "upgrade",
+        "upgrade",
+        "(run --pair) hand over to a backup started from the executable's file: a live upgrade",
+        false,
+    ),
+    info(
         "help",
         "help [COMMAND]",
         "list the commands, or explain one",
@@ -202,6 +214,8 @@ pub fn parse(line: &str) -> Result<Parsed, String> {
         "add" => Ok(Parsed::Run(Request::AddGroup(needs_names(args)?))),
         "remove" => Ok(Parsed::Run(Request::RemoveGroup(needs_names(args)?))),
         "shutdown" => no_args(Parsed::Run(Request::Shutdown)),
+        "takeover" => no_args(Parsed::Run(Request::Handover { upgrade: false })),
+        "upgrade" => no_args(Parsed::Run(Request::Handover { upgrade: true })),
         "help" | "?" => Ok(Parsed::Help(args.first().cloned())),
         "quit" | "exit" => no_args(Parsed::Quit),
         _ => Err(format!(

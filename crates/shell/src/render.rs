@@ -54,6 +54,8 @@ pub fn render(reply: &Reply) -> Vec<String> {
             lines
         }
         Reply::ShuttingDown => vec!["Shut down".to_string()],
+        Reply::HandedOver(pid) => vec![format!("Handed over to the backup (pid {pid})")],
+        Reply::HandoverRefused(why) => vec![format!("error: no handover: {why}")],
         Reply::DaemonState { shutting_down } => vec![if *shutting_down {
             "SHUTDOWN".to_string()
         } else {
@@ -77,7 +79,9 @@ pub fn succeeded(reply: &Reply) -> bool {
         | Reply::Compared(_)
         | Reply::Config { .. }
         | Reply::DaemonState { .. }
-        | Reply::ShuttingDown => true,
+        | Reply::ShuttingDown
+        | Reply::HandedOver(_) => true,
+        Reply::HandoverRefused(_) => false,
     }
 }
 

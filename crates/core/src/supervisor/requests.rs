@@ -166,6 +166,14 @@ impl Supervisor {
                 active: Box::new(self.config.clone()),
                 staged: self.staged.clone().map(Box::new),
             }),
+            // Only the runtime knows its backup.
+            Request::Handover { .. } if self.shutting_down => {
+                Some(Reply::HandoverRefused("taskmaster is shutting down".to_string()))
+            }
+            Request::Handover { upgrade } => {
+                out.push(Action::Handover { ticket, upgrade });
+                None
+            }
             Request::Shutdown => {
                 self.shutdown(now, out);
                 Some(Reply::ShuttingDown)
