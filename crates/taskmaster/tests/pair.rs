@@ -79,10 +79,15 @@ impl<'a> Pair<'a> {
     /// Writes `yaml` and starts the pair on it; returns once the first primary's backup is
     /// connected.
     fn start(sandbox: &'a Sandbox, yaml: &str) -> Pair<'a> {
+        Pair::start_from(sandbox, yaml, &taskmaster_bin())
+    }
+
+    /// Like [`Pair::start`], with the taskmaster executable at `exe`.
+    fn start_from(sandbox: &'a Sandbox, yaml: &str, exe: &std::path::Path) -> Pair<'a> {
         let config = sandbox.write_config(yaml);
         let mut cmd = Command::new(fixture_bin());
         cmd.args(["subreaper", "--"])
-            .arg(taskmaster_bin())
+            .arg(exe)
             .arg("run")
             .arg("-c")
             .arg(config)
@@ -565,4 +570,78 @@ fn a_primary_killed_the_moment_its_backup_connects_is_taken_over() {
     assert_ne!(successor, primary);
     assert_eq!(pair.log_count(TAKING_OVER), 1);
     pair.shutdown();
+}
+
+/// `ctl takeover` (and `upgrade`) until a new primary answers `ctl pid`; its pid.
+fn hand_over(pair: &mut Pair<'_>, command: &str, old_primary: u32) -> u32 {
+    let ran = ctl(pair.sandbox, &[command]);
+    assert_eq!(ran.code, Some(0), "`ctl {command}`: {ran:?}");
+    assert!(
+        ran.stdout.starts_with("Handed over to the backup (pid "),
+        "{ran:?}"
+    );
+    let successor = wait_until_or_none(TIMEOUT, || {
+        let ran = ctl(pair.sandbox, &["pid"]);
+        let pid = ran.stdout.trim().parse::<u32>().ok()?;
+        (ran.code == Some(0) && pid != old_primary).then_some(pid)
+    })
+    .unwrap_or_else(|| pair.fail(&format!("no new primary after `ctl {command}`")));
+    pair.saw(successor);
+    successor
+}
+
+#[test]
+fn takeover_hands_over_to_the_backup_with_every_child_running() {
+    let sandbox = Sandbox::new();
+    let mut pair = Pair::start(&sandbox, &config(&[sleeper(), counter(2)]));
+    let primary = pair.primary_pid();
+    let children = pair.running_pids();
+    let backup = pair
+        .last_pid_after("backup started (pid ")
+        .unwrap_or_else(|| pair.fail("no `backup started` line"));
+    let successor = hand_over(&mut pair, "takeover", primary);
+    assert_eq!(successor, backup, "the backup took over");
+    assert_eq!(pair.running_pids(), children, "no child restarted");
+    assert!(pair.log().contains("the primary handed over"));
+    // A handover is no death: the old primary exited by itself, and was not killed.
+    wait_until("the old primary to exit", TIMEOUT, || {
+        (!is_alive(primary)).then_some(())
+    });
+    pair.shutdown();
+}
+
+#[test]
+fn upgrade_hands_over_to_the_executables_new_file() {
+    let sandbox = Sandbox::new();
+    let exe = sandbox.file("taskmaster");
+    std::fs::copy(taskmaster_bin(), &exe).expect("copy taskmaster");
+    let mut pair = Pair::start_from(&sandbox, &config(&[sleeper(), counter(2)]), &exe);
+    let primary = pair.primary_pid();
+    let children = pair.running_pids();
+    // The new binary: another file at the same path (a new inode), as a package upgrade does.
+    let staged = sandbox.file("taskmaster.new");
+    std::fs::copy(taskmaster_bin(), &staged).expect("copy the new taskmaster");
+    std::fs::rename(&staged, &exe).expect("replace taskmaster");
+    let new_inode = std::fs::metadata(&exe).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    let successor = hand_over(&mut pair, "upgrade", primary);
+    let running = std::fs::metadata(format!("/proc/{successor}/exe"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    assert_eq!(
+        running.ok(),
+        new_inode.ok(),
+        "the new primary runs the new file"
+    );
+    assert_eq!(pair.running_pids(), children, "no child restarted");
+    pair.shutdown();
+}
+
+#[test]
+fn takeover_without_a_pair_is_refused() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&config(&[sleeper()]));
+    let mut tm = support::Taskmaster::start(&sandbox, &[]);
+    tm.wait_for_state("sleeper", "RUNNING", TIMEOUT);
+    let ran = ctl(&sandbox, &["takeover"]);
+    assert_ne!(ran.code, Some(0));
+    assert!(ran.stdout.contains("not running as a pair"), "{ran:?}");
 }
