@@ -129,6 +129,8 @@ struct PairState {
     handover: Option<PendingHandover>,
     /// This primary handed over and is exiting, every process left running.
     handed_over: bool,
+    /// The backup's stream is to be dropped: its backup was replaced.
+    reconnect: bool,
 }
 
 /// A `takeover` or `upgrade` on its way.
@@ -146,8 +148,8 @@ const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How soon a backup that died or never connected is replaced.
 const BACKUP_RESPAWN: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Waits for the backup to connect, or forever without a link.
-async fn accept_backup(link: Option<&mut pair::PrimaryLink>) -> std::io::Result<()> {
+/// Waits for the backup to connect (its pid), or forever without a link.
+async fn accept_backup(link: Option<&mut pair::PrimaryLink>) -> std::io::Result<Option<u32>> {
     match link {
         Some(link) => link.accept().await,
         None => std::future::pending().await,
@@ -334,6 +336,7 @@ impl Daemon {
             exe_file: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
             handover: None,
             handed_over: false,
+            reconnect: false,
         });
         self
     }
@@ -501,8 +504,8 @@ impl Daemon {
                 Some(event) = self.task_results.recv() => self.task_event(event),
                 () = sleep_until(next_deadline) => self.dispatch(Event::Timer),
                 accepted = accept_backup(link.as_mut()), if !backup_connected => {
-                    if accepted.is_ok() {
-                        self.backup_connected(link.as_mut()).await;
+                    if let Ok(peer) = accepted {
+                        self.backup_connected(link.as_mut(), peer).await;
                     }
                 }
                 () = tokio::time::sleep(pair::HEARTBEAT), if link.is_some() => {
@@ -942,10 +945,17 @@ impl Daemon {
     }
 
     /// A backup connected: it gets the state and every child's descriptors.
-    async fn backup_connected(&mut self, link: Option<&mut pair::PrimaryLink>) {
+    async fn backup_connected(&mut self, link: Option<&mut pair::PrimaryLink>, peer: Option<u32>) {
         let Some(link) = link else {
             return;
         };
+        // Only the backup this primary started, and still keeps, may connect: one it has
+        // replaced (an upgrade) may have been on its way in.
+        let expected = self.pair.as_ref().and_then(|pair| pair.backup_pid);
+        if peer.is_none() || peer != expected {
+            link.disconnect();
+            return;
+        }
         // The state first: a backup without it cannot take over.
         link.dirty = true;
         link.send_state(&self.supervisor).await;
@@ -967,7 +977,13 @@ impl Daemon {
     /// After each turn of the loop: the backup hears of new children and of the new state, or
     /// at least that the primary lives.
     async fn update_backup(&mut self, link: &mut pair::PrimaryLink) {
+        if let Some(pair) = self.pair.as_mut() {
+            if std::mem::take(&mut pair.reconnect) {
+                link.disconnect(); // the old backup's stream: a new backup is coming
+            }
+        }
         if !link.is_connected() {
+            self.finish_handover(link).await; // which may have to give up waiting
             return;
         }
         self.send_updates(link).await;
@@ -997,6 +1013,7 @@ impl Daemon {
             if let Some(pair) = self.pair.as_mut() {
                 pair.backup_pid = None;
                 pair.next_backup = std::time::Instant::now();
+                pair.reconnect = true;
             }
             self.tend_backup();
         }
@@ -1012,11 +1029,11 @@ impl Daemon {
         let Some(handover) = pair.handover.as_ref() else {
             return;
         };
-        if handover.needs_new_backup {
+        if handover.needs_new_backup || !link.is_connected() {
             if std::time::Instant::now() > handover.deadline {
                 let ticket = handover.ticket;
                 pair.handover = None;
-                let why = format!("no new backup was ready within {HANDOVER_WAIT:?}");
+                let why = format!("no backup was ready within {HANDOVER_WAIT:?}");
                 self.answer(ticket, Reply::HandoverRefused(why));
             }
             return;

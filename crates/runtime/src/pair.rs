@@ -191,11 +191,23 @@ impl PrimaryLink {
     }
 
     /// Waits for the backup to connect; the stream is kept.
-    pub async fn accept(&mut self) -> std::io::Result<()> {
+    /// Waits for a backup to connect; the stream is kept, and the peer's pid (the kernel's
+    /// word) returned, so that the caller can tell its backup from a stale one.
+    pub async fn accept(&mut self) -> std::io::Result<Option<u32>> {
         let (stream, _) = self.listener.accept().await?;
+        let peer = stream
+            .peer_cred()
+            .ok()
+            .and_then(|c| c.pid())
+            .and_then(|pid| u32::try_from(pid).ok());
         self.channel = Some(Channel::new(stream));
         self.dirty = true;
-        Ok(())
+        Ok(peer)
+    }
+
+    /// Forgets the stream (the backup it led to is being replaced).
+    pub fn disconnect(&mut self) {
+        self.channel = None;
     }
 
     /// Sends a message, with descriptors; a failure drops the stream (the backup is gone, or
