@@ -109,7 +109,11 @@ impl Client {
                 })
             }
             Request::Handover { upgrade } => {
-                let path = if upgrade { "/v1/upgrade" } else { "/v1/takeover" };
+                let path = if upgrade {
+                    "/v1/upgrade"
+                } else {
+                    "/v1/takeover"
+                };
                 let answer = self.send(Method::POST, path, None)?;
                 if answer.status == StatusCode::CONFLICT {
                     let error: wire::Error = decode(&answer.body)?;

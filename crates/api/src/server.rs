@@ -361,7 +361,9 @@ async fn upgrade(State(handle): State<Handle>) -> Result<Response, ApiError> {
 
 async fn handover(handle: &Handle, upgrade: bool) -> Result<Response, ApiError> {
     match ask(handle, Request::Handover { upgrade }).await? {
-        Reply::HandedOver(pid) => Ok(Json(serde_json::json!({ "handed_over_to": pid })).into_response()),
+        Reply::HandedOver(pid) => {
+            Ok(Json(serde_json::json!({ "handed_over_to": pid })).into_response())
+        }
         Reply::HandoverRefused(why) => Err(ApiError::new(StatusCode::CONFLICT, why)),
         other => Err(unexpected(other)),
     }

@@ -57,7 +57,9 @@ pub enum Request {
     Shutdown,
     /// Hand over to the hot backup (`run --pair`) and exit, every process left running; with
     /// `upgrade`, to a backup freshly started from the executable's file (a live upgrade).
-    Handover { upgrade: bool },
+    Handover {
+        upgrade: bool,
+    },
 }
 
 impl fmt::Display for Request {

@@ -167,9 +167,9 @@ impl Supervisor {
                 staged: self.staged.clone().map(Box::new),
             }),
             // Only the runtime knows its backup.
-            Request::Handover { .. } if self.shutting_down => {
-                Some(Reply::HandoverRefused("taskmaster is shutting down".to_string()))
-            }
+            Request::Handover { .. } if self.shutting_down => Some(Reply::HandoverRefused(
+                "taskmaster is shutting down".to_string(),
+            )),
             Request::Handover { upgrade } => {
                 out.push(Action::Handover { ticket, upgrade });
                 None
