@@ -37,6 +37,11 @@ pub fn to_yaml(config: &Config) -> String {
             let _ = writeln!(out, "  password: {}", string(&credentials.password));
         }
     }
+    if config.pair != crate::PairSettings::default() {
+        out.push_str("pair:\n");
+        let _ = writeln!(out, "  interval: {}", seconds(config.pair.interval));
+        let _ = writeln!(out, "  misses: {}", config.pair.misses);
+    }
     if config.programs.is_empty() {
         out.push_str("programs: {}\n");
         return out;

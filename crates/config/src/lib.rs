@@ -56,6 +56,9 @@ pub struct Config {
     pub socket: PathBuf,
     /// A TCP listener for the control API (`http:`), if any.
     pub http: Option<HttpListener>,
+    /// How the primary and the backup of `run --pair` keep in touch (`pair:`).
+    #[serde(default)]
+    pub pair: PairSettings,
     /// Every program, by name, in name order.
     pub programs: BTreeMap<String, ProgramSpec>,
 }
@@ -263,6 +266,32 @@ impl AlertLevel {
             AlertLevel::Warning => "warning",
             AlertLevel::Error => "error",
         }
+    }
+}
+
+/// `pair: {interval, misses}`: a primary of `run --pair` that says nothing for `misses`
+/// heartbeat intervals in a row is taken over (one that dies is taken over at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairSettings {
+    /// Between two heartbeats (default 200ms).
+    pub interval: Duration,
+    /// Missed in a row before the backup takes over (default 5).
+    pub misses: u32,
+}
+
+impl Default for PairSettings {
+    fn default() -> PairSettings {
+        PairSettings {
+            interval: Duration::from_millis(200),
+            misses: 5,
+        }
+    }
+}
+
+impl PairSettings {
+    /// How long a backup waits for a word before it takes over.
+    pub fn silence(&self) -> Duration {
+        self.interval.saturating_mul(self.misses)
     }
 }
 

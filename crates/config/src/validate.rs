@@ -38,8 +38,8 @@ use crate::error::{did_you_mean, ConfigError, ConfigErrors};
 use crate::raw::{Node, Value};
 use crate::{
     parse_duration, Alert, AlertLevel, AutoRestart, Backoff, Config, Credentials, HealthCheck,
-    Hook, HttpListener, Probe, ProgramSpec, Readiness, RestartLimit, Signal, Stdin, Stream,
-    WatchdogPaused,
+    Hook, HttpListener, PairSettings, Probe, ProgramSpec, Readiness, RestartLimit, Signal, Stdin,
+    Stream, WatchdogPaused,
 };
 
 /// Validates a raw tree read from `path`.
@@ -79,6 +79,7 @@ pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors>
         logfile,
         socket,
         http: top.http,
+        pair: top.pair,
         programs: top.programs,
     })
 }
@@ -92,6 +93,7 @@ struct TopLevel {
     logfile: Option<PathBuf>,
     socket: Option<PathBuf>,
     http: Option<HttpListener>,
+    pair: PairSettings,
     programs: BTreeMap<String, ProgramSpec>,
 }
 
@@ -102,6 +104,25 @@ const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
     }),
     ("socket", |c, node, key, top| top.socket = c.path(node, key)),
     ("http", |c, node, key, top| top.http = c.http(node, key)),
+    ("pair", |c, node, key, top| {
+        if let Some(pairs) = c.mapping(node, key, "a mapping such as {interval: 200ms, misses: 5}")
+        {
+            c.keys(pairs, key, PAIR_KEYS, &mut top.pair);
+        }
+    }),
+];
+
+const PAIR_KEYS: &[Key<PairSettings>] = &[
+    ("interval", |c, node, key, pair| {
+        if let Some(interval) = c.positive_duration(node, key) {
+            pair.interval = interval;
+        }
+    }),
+    ("misses", |c, node, key, pair| {
+        if let Some(misses) = c.integer(node, key, 1, 1000) {
+            pair.misses = misses;
+        }
+    }),
 ];
 
 /// `http:` being read.

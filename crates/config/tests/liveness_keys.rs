@@ -689,3 +689,35 @@ alerts:
     assert_eq!(spec.backoff.map(|backoff| backoff.delay(3)), Some(secs(4)));
     assert_eq!(spec.alerts.len(), 1);
 }
+
+#[test]
+fn pair_settings_are_read_and_default_to_200ms_times_5() {
+    let config = taskmaster_config::Config::parse(
+        "programs: {}\n",
+        std::path::Path::new("/etc/taskmaster/taskmaster.yaml"),
+    )
+    .unwrap();
+    assert_eq!(config.pair.silence(), std::time::Duration::from_secs(1));
+    let config = taskmaster_config::Config::parse(
+        "pair: {interval: 10ms, misses: 3}\nprograms: {}\n",
+        std::path::Path::new("/etc/taskmaster/taskmaster.yaml"),
+    )
+    .unwrap();
+    assert_eq!(config.pair.interval, std::time::Duration::from_millis(10));
+    assert_eq!(config.pair.silence(), std::time::Duration::from_millis(30));
+    let yaml = taskmaster_config::to_yaml(&config);
+    let again = taskmaster_config::Config::parse(
+        &yaml,
+        std::path::Path::new("/etc/taskmaster/taskmaster.yaml"),
+    )
+    .unwrap();
+    assert_eq!(again.pair, config.pair);
+    let errors = taskmaster_config::Config::parse(
+        "pair: {interval: 0s, misess: 3}\nprograms: {}\n",
+        std::path::Path::new("/etc/taskmaster/taskmaster.yaml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(errors.contains("pair.interval"), "{errors}");
+    assert!(errors.contains("did you mean \"misses\""), "{errors}");
+}

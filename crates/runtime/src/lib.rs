@@ -508,7 +508,7 @@ impl Daemon {
                         self.backup_connected(link.as_mut(), peer).await;
                     }
                 }
-                () = tokio::time::sleep(pair::HEARTBEAT), if link.is_some() => {
+                () = tokio::time::sleep(self.supervisor.config().pair.interval), if link.is_some() => {
                     self.tend_backup();
                 }
             }

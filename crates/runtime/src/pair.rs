@@ -9,9 +9,11 @@
 //!   read on, is the same for both processes);
 //! - for every child, as it is spawned, its pidfd and the read ends of its output pipes, over
 //!   SCM_RIGHTS ([`Message::Child`]);
-//! - a heartbeat every [`HEARTBEAT`] when nothing else was sent.
+//! - a heartbeat every `pair.interval` of the configuration (200 ms) when nothing else was
+//!   sent.
 //!
-//! The backup does nothing but listen. After [`SILENCE`] without a message, or when the stream
+//! The backup does nothing but listen. After `pair.misses` intervals without a message (1 s),
+//! or when the stream
 //! ends (the primary died, SIGKILL included), it takes over: the state becomes its own
 //! ([`Supervisor::take_over`]), every child goes on under it (same pids: it watches their
 //! pidfds, and their pipes drain into the same files), it serves the control socket at the same
@@ -26,12 +28,6 @@ use serde::{Deserialize, Serialize};
 use taskmaster_core::Supervisor;
 
 use crate::handover::Channel;
-
-/// How often the primary says it is alive when it has nothing else to say.
-pub const HEARTBEAT: Duration = Duration::from_millis(200);
-
-/// How long the backup waits for a word from the primary before taking over.
-pub const SILENCE: Duration = Duration::from_secs(1);
 
 /// How long a send to the backup may take before the backup counts as broken.
 const SEND_TIMEOUT: Duration = Duration::from_millis(500);
@@ -91,16 +87,16 @@ pub enum BackupError {
 }
 
 /// Runs as the backup of the primary whose control socket is `socket`, until it must take
-/// over; blocks the calling thread.
-pub fn wait_as_backup(socket: &Path) -> Result<Takeover, BackupError> {
+/// over; blocks the calling thread. `silence` is how long the primary may say nothing.
+pub fn wait_as_backup(socket: &Path, silence: Duration) -> Result<Takeover, BackupError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(BackupError::Runtime)?;
-    runtime.block_on(listen(pair_socket_path(socket)))
+    runtime.block_on(listen(pair_socket_path(socket), silence))
 }
 
-async fn listen(path: PathBuf) -> Result<Takeover, BackupError> {
+async fn listen(path: PathBuf, silence: Duration) -> Result<Takeover, BackupError> {
     // The primary is this backup's parent. Its pidfd, taken now, can only ever reach it.
     let primary = rustix::process::getppid().and_then(|parent| {
         rustix::process::pidfd_open(parent, rustix::process::PidfdFlags::empty()).ok()
@@ -116,14 +112,14 @@ async fn listen(path: PathBuf) -> Result<Takeover, BackupError> {
     let mut children: HashMap<u32, HeldChild> = HashMap::new();
     let mut handed_over = false;
     let reason = loop {
-        let mut received = tokio::time::timeout(SILENCE, channel.recv()).await;
+        let mut received = tokio::time::timeout(silence, channel.recv()).await;
         if received.is_err() {
             // The silence may be this backup's own (it was paused): what the primary sent
             // meanwhile is waiting in the stream. Only a stream with nothing in it is silence.
             received = tokio::time::timeout(Duration::from_millis(20), channel.recv()).await;
         }
         let received = match received {
-            Err(_) => break format!("no word from the primary for {SILENCE:?}"),
+            Err(_) => break format!("no word from the primary for {silence:?}"),
             Ok(Ok(None)) if handed_over => break "the primary handed over".to_string(),
             Ok(Ok(None)) => break "the primary's stream ended".to_string(),
             Ok(Err(e)) => break format!("the primary's stream failed: {e}"),

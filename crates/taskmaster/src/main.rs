@@ -244,14 +244,18 @@ fn run(path: &Path, with_shell: bool, verbose: bool, mode: Mode) -> ExitCode {
     };
     // A backup waits here, serving nothing, until its primary is gone.
     let takeover = match mode {
-        Mode::Backup => match taskmaster_runtime::pair::wait_as_backup(&config.socket) {
-            Ok(takeover) => Some(takeover),
-            Err(taskmaster_runtime::pair::BackupError::PrimaryExited) => return ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("taskmaster: backup: {e}");
-                return ExitCode::FAILURE;
+        Mode::Backup => {
+            match taskmaster_runtime::pair::wait_as_backup(&config.socket, config.pair.silence()) {
+                Ok(takeover) => Some(takeover),
+                Err(taskmaster_runtime::pair::BackupError::PrimaryExited) => {
+                    return ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("taskmaster: backup: {e}");
+                    return ExitCode::FAILURE;
+                }
             }
-        },
+        }
         _ => None,
     };
     // First, so that a second taskmaster on the same socket is refused before it does anything.

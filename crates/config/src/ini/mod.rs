@@ -566,6 +566,7 @@ impl Translator<'_> {
                 logfile: logfile.unwrap_or_else(|| self.sources[0].dir.join("supervisord.log")),
                 socket: self.sources[0].dir.join("taskmaster.sock"),
                 http: None,
+                pair: crate::PairSettings::default(),
                 programs: BTreeMap::new(),
             },
             priorities: BTreeMap::new(),
