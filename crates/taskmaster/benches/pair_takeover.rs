@@ -553,7 +553,8 @@ impl Drop for Pair {
         if !self.finished {
             let killed = end_everything_under_the_bench();
             if !killed.is_empty() {
-                println!("  (after the failure, SIGKILLed by pid: {killed:?})");
+                // Printed before the run's own line, which comes once the run has returned.
+                println!("  (the failed run below: SIGKILLed by pid {killed:?})");
             }
         }
     }
