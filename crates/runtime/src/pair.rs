@@ -29,6 +29,10 @@ use taskmaster_core::Supervisor;
 
 use crate::handover::Channel;
 
+/// After a silence, how long the backup looks for what waits in the stream (already there if
+/// the backup itself was the one paused) before it calls the primary silent.
+const PAUSED_GRACE: Duration = Duration::from_millis(2);
+
 /// How long a send to the backup may take before the backup counts as broken.
 const SEND_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -116,7 +120,7 @@ async fn listen(path: PathBuf, silence: Duration) -> Result<Takeover, BackupErro
         if received.is_err() {
             // The silence may be this backup's own (it was paused): what the primary sent
             // meanwhile is waiting in the stream. Only a stream with nothing in it is silence.
-            received = tokio::time::timeout(Duration::from_millis(20), channel.recv()).await;
+            received = tokio::time::timeout(PAUSED_GRACE, channel.recv()).await;
         }
         let received = match received {
             Err(_) => break format!("no word from the primary for {silence:?}"),

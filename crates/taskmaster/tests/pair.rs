@@ -645,3 +645,37 @@ fn takeover_without_a_pair_is_refused() {
     assert_ne!(ran.code, Some(0));
     assert!(ran.stdout.contains("not running as a pair"), "{ran:?}");
 }
+
+/// How long a paused backup stays paused: longer than the silence (1 s by default) after which
+/// it would take over if it mistook its own pause for the primary's.
+const BACKUP_PAUSE: Duration = Duration::from_millis(2500);
+
+#[test]
+fn a_paused_backup_that_resumes_stays_the_backup() {
+    let sandbox = Sandbox::new();
+    let mut pair = Pair::start(&sandbox, &config(&[sleeper()]));
+    let primary = pair.primary_pid();
+    let backup = pair
+        .last_pid_after("backup started (pid ")
+        .unwrap_or_else(|| pair.fail("no `backup started` line"));
+    send_signal(backup, Signal::STOP).expect("SIGSTOP the backup");
+    // A bounded observation window, not a wait for a condition: nothing must happen in it.
+    std::thread::sleep(BACKUP_PAUSE);
+    send_signal(backup, Signal::CONT).expect("SIGCONT the backup");
+    // It reads what the primary sent meanwhile, and finds it alive: no takeover.
+    let still = wait_until_or_none(Duration::from_secs(2), || {
+        (pair.log_count(TAKING_OVER) > 0).then_some(())
+    });
+    assert!(
+        still.is_none(),
+        "the resumed backup took over:\n{}",
+        pair.log()
+    );
+    assert_eq!(pair.primary_pid(), primary);
+    let (successor, _) = pair.kill_primary(primary);
+    assert_eq!(
+        successor, backup,
+        "the resumed backup still takes over when it must"
+    );
+    pair.shutdown();
+}
