@@ -456,6 +456,18 @@ impl Daemon {
             std::process::id(),
             self.config_path.display()
         ));
+        if self.took_over {
+            // The adopted children's output is watched for alerts again, from now on.
+            let specs: Vec<Arc<ProgramSpec>> = self
+                .supervisor
+                .processes()
+                .filter(|p| p.pid.is_some())
+                .map(|p| Arc::clone(&p.spec))
+                .collect();
+            for spec in specs {
+                self.watch_alerts(&spec);
+            }
+        }
         for adopted in std::mem::take(&mut self.adopted) {
             let events = self.task_events.clone();
             tokio::spawn(async move {
