@@ -80,6 +80,15 @@ fn program(out: &mut String, spec: &ProgramSpec) {
     if let Some(stderr) = &spec.stderr {
         key("stderr", path(stderr));
     }
+    for (name, rotation) in [
+        ("stdout", spec.stdout_rotation),
+        ("stderr", spec.stderr_rotation),
+    ] {
+        if rotation != crate::Rotation::default() {
+            key(&format!("{name}_maxbytes"), rotation.maxbytes.to_string());
+            key(&format!("{name}_backups"), rotation.backups.to_string());
+        }
+    }
     if let Some(dir) = &spec.workingdir {
         key("workingdir", path(dir));
     }

@@ -97,6 +97,10 @@ pub struct ProgramSpec {
     pub umask: Option<u32>,
     /// Lower starts first and stops last (supervisord's `priority`, default 999).
     pub priority: u32,
+    /// When the stdout file is rotated (`stdout_maxbytes`, `stdout_backups`).
+    pub stdout_rotation: Rotation,
+    /// When the stderr file is rotated (`stderr_maxbytes`, `stderr_backups`).
+    pub stderr_rotation: Rotation,
     /// Where the child's stdin comes from (`stdin:`), default /dev/null.
     pub stdin: Stdin,
     /// When a STARTING process counts as RUNNING (`ready:`).
@@ -116,6 +120,26 @@ pub struct ProgramSpec {
     pub backoff: Option<Backoff>,
     /// Output lines that raise an alert.
     pub alerts: Vec<Alert>,
+}
+
+/// Rotation of a log file by size, supervisord's way: `x.log` is renamed `x.log.1` (and
+/// `x.log.1` `x.log.2`... up to `backups`) once it holds `maxbytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotation {
+    /// 0: never rotated.
+    pub maxbytes: u64,
+    /// 0: the file is emptied (truncated) instead of kept.
+    pub backups: u32,
+}
+
+impl Default for Rotation {
+    /// supervisord's defaults: 50 MB, 10 backups.
+    fn default() -> Rotation {
+        Rotation {
+            maxbytes: 50 << 20,
+            backups: 10,
+        }
+    }
 }
 
 /// Where a child's stdin comes from.

@@ -165,6 +165,10 @@ struct Draft {
     has_on_exit: bool,
     /// `on_exit_timeout`'s value (when right) and the node it was read from.
     on_exit_timeout: Option<(Option<Duration>, Node)>,
+    /// `redirect_stderr: true`: stderr goes into stdout's file.
+    redirect_stderr: bool,
+    /// Whether `stderr` was given (it may not be, with `redirect_stderr`).
+    has_stderr: bool,
 }
 
 const PROGRAM_KEYS: &[Key<Draft>] = &[
@@ -220,6 +224,30 @@ const PROGRAM_KEYS: &[Key<Draft>] = &[
     }),
     ("stderr", |c, node, key, d| {
         d.spec.stderr = c.optional_path(node, key);
+        d.has_stderr = true;
+    }),
+    ("redirect_stderr", |c, node, key, d| {
+        d.redirect_stderr = c.boolean(node, key).unwrap_or(false);
+    }),
+    ("stdout_maxbytes", |c, node, key, d| {
+        if let Some(size) = c.byte_size(node, key) {
+            d.spec.stdout_rotation.maxbytes = size;
+        }
+    }),
+    ("stdout_backups", |c, node, key, d| {
+        if let Some(n) = c.integer(node, key, 0, 1000) {
+            d.spec.stdout_rotation.backups = n;
+        }
+    }),
+    ("stderr_maxbytes", |c, node, key, d| {
+        if let Some(size) = c.byte_size(node, key) {
+            d.spec.stderr_rotation.maxbytes = size;
+        }
+    }),
+    ("stderr_backups", |c, node, key, d| {
+        if let Some(n) = c.integer(node, key, 0, 1000) {
+            d.spec.stderr_rotation.backups = n;
+        }
     }),
     ("env", |c, node, key, d| c.env(node, key, &mut d.spec.env)),
     ("workingdir", |c, node, key, d| {
@@ -460,6 +488,8 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         umask: None,
         priority: 999,
         stdin: crate::Stdin::Null,
+        stdout_rotation: crate::Rotation::default(),
+        stderr_rotation: crate::Rotation::default(),
         ready: crate::Readiness::Started,
         readytime: Duration::from_secs(30),
         watchdog: None,
@@ -573,6 +603,8 @@ impl Checker<'_> {
                 on_exit: None,
                 has_on_exit: false,
                 on_exit_timeout: None,
+                redirect_stderr: false,
+                has_stderr: false,
             };
             match &program.value {
                 Value::Null => {}
@@ -590,6 +622,15 @@ impl Checker<'_> {
                 self.error(name_node, &path, "missing required key \"cmd\"".to_string());
             }
             self.on_exit(&mut draft, &path);
+            if draft.redirect_stderr {
+                if draft.has_stderr {
+                    let message = "give stderr or redirect_stderr: true, not both (with \
+                                   redirect_stderr, standard error goes to stdout's file)";
+                    self.error(name_node, &path, message.to_string());
+                }
+                draft.spec.stderr = draft.spec.stdout.clone();
+                draft.spec.stderr_rotation = draft.spec.stdout_rotation;
+            }
             top.programs.insert(name.to_string(), draft.spec);
         }
         for (name_node, name) in names_in_file_order {
@@ -622,6 +663,12 @@ impl Checker<'_> {
     fn integer(&mut self, node: &Node, key: &str, min: u32, max: u32) -> Option<u32> {
         let text = self.scalar(node, key, &format!("an integer >= {min}"))?;
         self.check(node, key, parse_integer(text, min, max))
+    }
+
+    /// A size in bytes: `1024`, `10KB`, `50MB`, `1GB` (units of 1024, in any case).
+    fn byte_size(&mut self, node: &Node, key: &str) -> Option<u64> {
+        let text = self.scalar(node, key, "a size such as 50MB")?;
+        self.check(node, key, crate::ini::byte_size(text))
     }
 
     fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {

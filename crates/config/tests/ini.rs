@@ -688,12 +688,8 @@ fn user_is_refused() {
 }
 
 #[test]
-fn log_options_are_accepted_only_with_the_values_taskmaster_already_honours() {
+fn log_options_are_accepted_only_with_the_values_taskmaster_honours() {
     let accepted = "\
-stdout_logfile_maxbytes=0
-stdout_logfile_backups=10
-stderr_logfile_maxbytes=0MB
-stderr_logfile_backups=0
 stdout_capture_maxbytes=0
 stderr_capture_maxbytes=0
 stdout_events_enabled=false
@@ -703,20 +699,30 @@ stderr_syslog=no
 serverurl=AUTO
 ";
     assert_eq!(program(accepted), program(""));
+    // Rotation is supervisord's: the sizes and counts are taken as they are.
+    let rotated = program(
+        "stdout_logfile_maxbytes=1MB\nstdout_logfile_backups=3\nstderr_logfile_maxbytes=0\n",
+    );
+    assert_eq!(
+        rotated.stdout_rotation,
+        taskmaster_config::Rotation {
+            maxbytes: 1 << 20,
+            backups: 3
+        }
+    );
+    assert_eq!(rotated.stderr_rotation.maxbytes, 0);
     assert_eq!(
         program_errors(
-            "stdout_logfile_maxbytes=50MB\nstdout_logfile_backups=10\nstderr_logfile_backups=1\n\
+            "stdout_logfile_maxbytes=lots\n\
              stdout_capture_maxbytes=1KB\nstdout_events_enabled=true\nstderr_syslog=true\n\
              serverurl=http://127.0.0.1:9001\n"
         ),
         [
-            "/sv/t.conf:3:25: program:web.stdout_logfile_maxbytes: taskmaster does not rotate the output of programs; remove stdout_logfile_maxbytes or set it to 0",
-            "/sv/t.conf:4:1: program:web.stdout_logfile_backups: taskmaster does not rotate logs, so it keeps no backups; remove this option (it is accepted only beside stdout_logfile_maxbytes = 0)",
-            "/sv/t.conf:5:1: program:web.stderr_logfile_backups: taskmaster does not rotate logs, so it keeps no backups; remove this option (it is accepted only beside stderr_logfile_maxbytes = 0)",
-            "/sv/t.conf:6:25: program:web.stdout_capture_maxbytes: taskmaster has no capture mode (it sends no events); remove stdout_capture_maxbytes or set it to 0",
-            "/sv/t.conf:7:23: program:web.stdout_events_enabled: taskmaster sends no event notifications; remove stdout_events_enabled or set it to false",
-            "/sv/t.conf:8:15: program:web.stderr_syslog: taskmaster does not write to syslog; remove stderr_syslog or set it to false",
-            "/sv/t.conf:9:11: program:web.serverurl: taskmaster gives programs no SUPERVISOR_SERVER_URL; remove serverurl or set it to AUTO",
+            "/sv/t.conf:3:25: program:web.stdout_logfile_maxbytes: expected a size such as 0, 1024 or 50MB, found \"lots\"",
+            "/sv/t.conf:4:25: program:web.stdout_capture_maxbytes: taskmaster has no capture mode (it sends no events); remove stdout_capture_maxbytes or set it to 0",
+            "/sv/t.conf:5:23: program:web.stdout_events_enabled: taskmaster sends no event notifications; remove stdout_events_enabled or set it to false",
+            "/sv/t.conf:6:15: program:web.stderr_syslog: taskmaster does not write to syslog; remove stderr_syslog or set it to false",
+            "/sv/t.conf:7:11: program:web.serverurl: taskmaster gives programs no SUPERVISOR_SERVER_URL; remove serverurl or set it to AUTO",
         ]
     );
 }

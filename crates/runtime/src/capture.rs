@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use rustix::pipe::{splice, SpliceFlags};
+use taskmaster_config::Rotation;
 
 /// How much one splice moves at most, and the size pipes are enlarged to (F_SETPIPE_SZ), so a
 /// fast writer rarely blocks.
@@ -34,9 +35,10 @@ const PIPE_SIZE: usize = 1 << 20;
 /// permissions): meanwhile the child blocks on a full pipe, and no byte is lost.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// A log file that pipes drain into.
+/// A log file that pipes drain into, rotated by size.
 pub struct Sink {
     path: PathBuf,
+    rotation: Rotation,
     file: Mutex<File>,
 }
 
@@ -45,8 +47,9 @@ pub struct Sink {
 pub struct Sinks(std::collections::HashMap<PathBuf, Weak<Sink>>);
 
 impl Sinks {
-    /// The sink for `path`, opened (and created) if no pipe writes there yet.
-    pub fn open(&mut self, path: &Path) -> std::io::Result<Arc<Sink>> {
+    /// The sink for `path`, opened (and created) if no pipe writes there yet. Its rotation is
+    /// that of the first program that opened it.
+    pub fn open(&mut self, path: &Path, rotation: Rotation) -> std::io::Result<Arc<Sink>> {
         if let Some(sink) = self.0.get(path).and_then(Weak::upgrade) {
             return Ok(sink);
         }
@@ -59,6 +62,7 @@ impl Sinks {
             .open(path)?;
         let sink = Arc::new(Sink {
             path: path.to_path_buf(),
+            rotation,
             file: Mutex::new(file),
         });
         self.0.insert(path.to_path_buf(), Arc::downgrade(&sink));
@@ -126,8 +130,8 @@ impl Capture {
     //// Moves what the pipe holds now into the file, without waiting for more: at most a
     /// pipe's worth, so it is quick enough for the loop.
     pub fn flush(&self) {
-        let file = lock(&self.sink);
-        while let Ok(moved) = transfer(&self.pipe, &file) {
+        let mut file = lock(&self.sink);
+        while let Ok(moved) = transfer(&self.pipe, &self.sink, &mut file) {
             if moved == 0 {
                 break;
             }
@@ -158,7 +162,7 @@ fn drain_blocking(pipe: &OwnedFd, sink: &Sink, report: &dyn Fn(String)) {
                 return;
             }
         }
-        let moved = transfer(pipe, &lock(sink));
+        let moved = transfer(pipe, sink, &mut lock(sink));
         match moved {
             Ok(0) => return,                                           // every writer is gone
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {} // flushed meanwhile
@@ -185,17 +189,54 @@ fn drain_blocking(pipe: &OwnedFd, sink: &Sink, report: &dyn Fn(String)) {
 
 /// One splice from the pipe to the end of the file, never waiting on the pipe. The file's
 /// offset is its own (no O_APPEND), so it is moved to the end first: another process may have
-/// appended meanwhile.
-fn transfer(pipe: &OwnedFd, file: &File) -> std::io::Result<usize> {
-    rustix::fs::seek(file, rustix::fs::SeekFrom::End(0))?;
+/// appended meanwhile. A file that holds `maxbytes` is rotated first, and no splice takes it
+/// past `maxbytes`: each rotated file holds exactly that much.
+fn transfer(pipe: &OwnedFd, sink: &Sink, file: &mut File) -> std::io::Result<usize> {
+    let mut size = rustix::fs::seek(&*file, rustix::fs::SeekFrom::End(0))?;
+    let maxbytes = sink.rotation.maxbytes;
+    if maxbytes > 0 && size >= maxbytes {
+        rotate(&sink.path, sink.rotation.backups, file)?;
+        size = 0;
+    }
+    let room = match maxbytes {
+        0 => PIPE_SIZE,
+        _ => usize::try_from(maxbytes - size).map_or(PIPE_SIZE, |room| room.min(PIPE_SIZE)),
+    };
     Ok(splice(
         pipe,
         None,
-        file,
+        &*file,
         None,
-        PIPE_SIZE,
+        room,
         SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
     )?)
+}
+
+/// supervisord's rotation: `x.log.N-1` becomes `x.log.N` ... `x.log` becomes `x.log.1`, and
+/// a new `x.log` is opened; with no backups the file is emptied instead. Renames never lose a
+/// byte: what was written stays in the renamed file.
+fn rotate(path: &Path, backups: u32, file: &mut File) -> std::io::Result<()> {
+    if backups == 0 {
+        return file.set_len(0);
+    }
+    let numbered = |n: u32| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    };
+    for n in (1..backups).rev() {
+        match std::fs::rename(numbered(n), numbered(n + 1)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    std::fs::rename(path, numbered(1))?;
+    *file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    Ok(())
 }
 
 /// The fallback where splice cannot write (a terminal, a device): read and write.

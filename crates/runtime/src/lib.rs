@@ -385,11 +385,21 @@ impl Daemon {
             }
         }
         for (pid, child) in children {
+            let spec = daemon
+                .supervisor
+                .processes()
+                .find(|p| p.pid == Some(pid))
+                .map(|p| Arc::clone(&p.spec));
             let captures = child
                 .outputs
                 .into_iter()
                 .filter_map(|(path, pipe)| {
-                    let sink = daemon.sinks.open(&path).ok()?;
+                    let rotation = match &spec {
+                        Some(spec) if spec.stdout.as_ref() == Some(&path) => spec.stdout_rotation,
+                        Some(spec) => spec.stderr_rotation,
+                        None => taskmaster_config::Rotation::default(),
+                    };
+                    let sink = daemon.sinks.open(&path, rotation).ok()?;
                     Some((pipe, sink))
                 })
                 .collect();

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use taskmaster_config::{os_reason, Stdin};
+use taskmaster_config::{os_reason, Rotation, Stdin};
 use taskmaster_core::ProgramSpec;
 
 use crate::capture::{Pipe, Sink, Sinks};
@@ -59,8 +59,18 @@ pub fn spawn(
             .map_err(|e| format!("workingdir {}: {}", dir.display(), os_reason(&e)))?;
     }
     let stdin = input(&spec.stdin)?;
-    let stdout = output(spec.stdout.as_deref(), "stdout", sinks)?;
-    let stderr = output(spec.stderr.as_deref(), "stderr", sinks)?;
+    let stdout = output(
+        spec.stdout.as_deref(),
+        spec.stdout_rotation,
+        "stdout",
+        sinks,
+    )?;
+    let stderr = output(
+        spec.stderr.as_deref(),
+        spec.stderr_rotation,
+        "stderr",
+        sinks,
+    )?;
     let mut env = environment(name, spec, context);
     if let Some(period) = spec.watchdog {
         env.push((
@@ -118,8 +128,8 @@ pub fn spawn_shell(
         (None, None)
     };
     let stdin = input(&Stdin::Null)?;
-    let stdout = output(stdout, "stdout", sinks)?;
-    let stderr = output(stderr, "stderr", sinks)?;
+    let stdout = output(stdout, spec.stdout_rotation, "stdout", sinks)?;
+    let stderr = output(stderr, spec.stderr_rotation, "stderr", sinks)?;
     let cwd = spec
         .workingdir
         .as_deref()
@@ -247,7 +257,12 @@ impl Output {
     }
 }
 
-fn output(path: Option<&Path>, stream: &str, sinks: &mut Sinks) -> Result<Output, String> {
+fn output(
+    path: Option<&Path>,
+    rotation: Rotation,
+    stream: &str,
+    sinks: &mut Sinks,
+) -> Result<Output, String> {
     let Some(path) = path else {
         return File::options()
             .write(true)
@@ -255,7 +270,7 @@ fn output(path: Option<&Path>, stream: &str, sinks: &mut Sinks) -> Result<Output
             .map(Output::Discard)
             .map_err(|e| format!("cannot open /dev/null: {}", os_reason(&e)));
     };
-    let sink = sinks.open(path).map_err(|e| {
+    let sink = sinks.open(path, rotation).map_err(|e| {
         format!(
             "cannot open {stream} file {}: {}",
             path.display(),

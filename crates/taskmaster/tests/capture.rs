@@ -120,3 +120,106 @@ fn a_hook_writes_into_the_same_file_without_overwriting() {
     assert_eq!(text.lines().count(), 1001, "{text}");
     assert!(text.starts_with("line 1\n"));
 }
+
+/// `x.log` and its rotated files, oldest first: what was written, in order.
+fn rotated_contents(dir: &std::path::Path, name: &str) -> (Vec<u64>, Vec<u8>) {
+    let mut numbered: Vec<u32> = std::fs::read_dir(dir)
+        .expect("list the sandbox")
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let file = entry.file_name().to_string_lossy().into_owned();
+            file.strip_prefix(&format!("{name}."))?.parse().ok()
+        })
+        .collect();
+    numbered.sort_unstable_by(|a, b| b.cmp(a));
+    let mut sizes = Vec::new();
+    let mut all = Vec::new();
+    let paths = numbered
+        .iter()
+        .map(|n| dir.join(format!("{name}.{n}")))
+        .chain(std::iter::once(dir.join(name)));
+    for path in paths {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        sizes.push(bytes.len() as u64);
+        all.extend(bytes);
+    }
+    (sizes, all)
+}
+
+#[test]
+fn rotation_by_size_keeps_every_byte_in_order() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.file_str("big.out");
+    sandbox.write_config(&config(&[program(
+        "big",
+        &fixture_cmd(&["lines", "100000", "exit", "0"]),
+        &[
+            "starttime: 0",
+            "autorestart: never",
+            "stdout_maxbytes: 64KB",
+            "stdout_backups: 100",
+            &format!("stdout: {}", yaml_quote(&out)),
+        ],
+    )]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    tm.wait_for_state("big", "EXITED", TIMEOUT);
+    let (sizes, all) = rotated_contents(sandbox.path(), "big.out");
+    let expected: String = (1..=100000).map(|i| format!("line {i}\n")).collect();
+    assert!(
+        all == expected.as_bytes(),
+        "{} bytes, expected {}",
+        all.len(),
+        expected.len()
+    );
+    assert!(sizes.len() > 5, "rotated: {sizes:?}");
+    // Every rotated file holds exactly maxbytes; only the current one may hold less.
+    let (current, rotated) = sizes.split_last().expect("files");
+    assert!(rotated.iter().all(|&size| size == 64 * 1024), "{sizes:?}");
+    assert!(*current <= 64 * 1024);
+}
+
+#[test]
+fn only_backups_rotated_files_are_kept() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.file_str("few.out");
+    sandbox.write_config(&config(&[program(
+        "few",
+        &fixture_cmd(&["lines", "100000", "exit", "0"]),
+        &[
+            "starttime: 0",
+            "autorestart: never",
+            "stdout_maxbytes: 64KB",
+            "stdout_backups: 3",
+            &format!("stdout: {}", yaml_quote(&out)),
+        ],
+    )]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    tm.wait_for_state("few", "EXITED", TIMEOUT);
+    let (sizes, all) = rotated_contents(sandbox.path(), "few.out");
+    assert_eq!(sizes.len(), 4, "few.out and 3 backups: {sizes:?}");
+    // The newest bytes are kept: the file ends with the last line.
+    assert!(all.ends_with(b"line 100000\n"));
+}
+
+#[test]
+fn redirect_stderr_sends_stderr_into_stdouts_file() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.file_str("both.out");
+    sandbox.write_config(&config(&[program(
+        "both",
+        &fixture_cmd(&["print", "to stdout", "eprint", "to stderr", "exit", "0"]),
+        &[
+            "starttime: 0",
+            "autorestart: never",
+            "redirect_stderr: true",
+            &format!("stdout: {}", yaml_quote(&out)),
+        ],
+    )]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    tm.wait_for_state("both", "EXITED", TIMEOUT);
+    let text = std::fs::read_to_string(&out).expect("read both.out");
+    assert!(
+        text.contains("to stdout\n") && text.contains("to stderr\n"),
+        "{text:?}"
+    );
+}

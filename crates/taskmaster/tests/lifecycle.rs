@@ -939,7 +939,11 @@ fn spewing_300_mib_to_a_file_does_not_stall_the_supervisor() {
     let out = sandbox.file_str("spew.out");
     check_commands_answered_while_spewing(
         &sandbox,
-        &format!("      stdout: {}\n", yaml_quote(&out)),
+        // No rotation, so that the whole output is in one file to measure.
+        &format!(
+            "      stdout: {}\n      stdout_maxbytes: 0\n",
+            yaml_quote(&out)
+        ),
         Some(&out),
     );
     let size = fs::metadata(&out).expect("the stdout file exists").len();

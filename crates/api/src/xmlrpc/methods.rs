@@ -952,8 +952,14 @@ fn config_info(spec: &ProgramSpec, process: &str, in_use: bool) -> Value {
         ("stdout_capture_maxbytes", Value::Int(0)),
         ("stdout_events_enabled", Value::Bool(false)),
         ("stdout_logfile", none_or(&spec.stdout)),
-        ("stdout_logfile_backups", Value::Int(0)),
-        ("stdout_logfile_maxbytes", Value::Int(0)),
+        (
+            "stdout_logfile_backups",
+            Value::Int(i64::from(spec.stdout_rotation.backups)),
+        ),
+        (
+            "stdout_logfile_maxbytes",
+            xml_int(spec.stdout_rotation.maxbytes),
+        ),
         ("stdout_syslog", Value::Bool(false)),
         (
             "stopsignal",
@@ -963,8 +969,14 @@ fn config_info(spec: &ProgramSpec, process: &str, in_use: bool) -> Value {
         ("stderr_capture_maxbytes", Value::Int(0)),
         ("stderr_events_enabled", Value::Bool(false)),
         ("stderr_logfile", none_or(&spec.stderr)),
-        ("stderr_logfile_backups", Value::Int(0)),
-        ("stderr_logfile_maxbytes", Value::Int(0)),
+        (
+            "stderr_logfile_backups",
+            Value::Int(i64::from(spec.stderr_rotation.backups)),
+        ),
+        (
+            "stderr_logfile_maxbytes",
+            xml_int(spec.stderr_rotation.maxbytes),
+        ),
         ("stderr_syslog", Value::Bool(false)),
         ("serverurl", Value::string("none")),
     ])
@@ -1106,6 +1118,11 @@ fn signal_text(value: &Value) -> Result<String, Fault> {
         Value::Int(i) => Ok(i.to_string()),
         other => string(other, "signal"),
     }
+}
+
+/// An XML-RPC integer (32 bits in the protocol), saturated.
+fn xml_int(n: u64) -> Value {
+    Value::Int(i64::from(i32::try_from(n).unwrap_or(i32::MAX)))
 }
 
 #[cfg(test)]

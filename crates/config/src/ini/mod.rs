@@ -54,6 +54,8 @@ pub mod raw;
 mod sections;
 mod values;
 
+pub(crate) use values::byte_size;
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -23,8 +23,8 @@
 //! | `directory` | `workingdir` |
 //! | `priority` | validated, handed back in [`super::IniConfig::priorities`] |
 //! | `stopasgroup`, `killasgroup` | `true` accepted (taskmaster always signals the whole group); `false` refused |
-//! | `*_logfile_maxbytes`, `*_capture_maxbytes` | `0` accepted (no rotation, no capture); else refused |
-//! | `*_logfile_backups` | accepted beside `*_logfile_maxbytes = 0`; else refused |
+//! | `*_logfile_maxbytes`, `*_logfile_backups` | `stdout_maxbytes`, `stdout_backups`...: rotation by size, as in supervisord |
+//! | `*_capture_maxbytes` | `0` accepted (no capture); else refused |
 //! | `*_events_enabled`, `*_syslog` | `false` accepted; `true` refused |
 //! | `serverurl` | `AUTO` accepted; else refused |
 //! | `user` | refused: taskmaster does not switch users |
@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::raw::{Opt, Section};
-use super::{expand, no_backups, not_rotated, values, At, Names, Translator};
+use super::{expand, values, At, Names, Translator};
 use crate::validate::{
     check_path, defaults, invalid_program_name, is_valid_program_name, parse_exitcode,
     parse_integer, parse_umask, quote, split_command,
@@ -268,21 +268,18 @@ impl Translator<'_> {
             }
         }
         for (option, (at, text)) in &log_texts {
+            let rotation = if option.starts_with("stdout") {
+                &mut spec.stdout_rotation
+            } else {
+                &mut spec.stderr_rotation
+            };
             if option.ends_with("_maxbytes") {
-                if self
-                    .check(at, values::byte_size(text))
-                    .is_some_and(|n| n != 0)
-                {
-                    self.at_value(at, not_rotated("the output of programs", option));
+                if let Some(size) = self.check(at, values::byte_size(text)) {
+                    rotation.maxbytes = size;
                 }
             } else if option.ends_with("_backups") {
-                let maxbytes = option.replace("_backups", "_maxbytes");
-                let zero = log_texts
-                    .get(maxbytes.as_str())
-                    .is_some_and(|(_, text)| values::byte_size(text) == Ok(0));
-                let valid = self.check(at, parse_integer(text, 0, u32::MAX)).is_some();
-                if valid && !zero {
-                    self.at_name(at, no_backups(&maxbytes));
+                if let Some(backups) = self.check(at, parse_integer(text, 0, 1000)) {
+                    rotation.backups = backups;
                 }
             } else if self.check(at, values::boolean(text)) == Some(true) {
                 let message = format!(
@@ -419,6 +416,7 @@ impl Translator<'_> {
         }
         if redirect_stderr {
             spec.stderr = spec.stdout.clone();
+            spec.stderr_rotation = spec.stdout_rotation;
         }
         self.check_process_names(src, section, options, names, start, count, &process_names);
     }
