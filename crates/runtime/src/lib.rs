@@ -36,6 +36,7 @@ pub mod pair;
 mod probe;
 mod spawn;
 mod sys;
+mod tail;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -55,6 +56,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use eventlog::EventLog;
 pub use sys::FileWatch;
+pub use tail::Follower;
 
 /// What went wrong starting the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -879,7 +881,7 @@ impl Daemon {
             if wanted.is_empty() {
                 continue;
             }
-            let start = match alerts::Start::now(path) {
+            let start = match alerts::start(path) {
                 Ok(start) => start,
                 Err(why) => {
                     self.log

@@ -516,11 +516,26 @@ pub struct FileWatch {
 }
 
 impl FileWatch {
-    /// Watches `path`; must be called on a tokio runtime.
+    /// Watches `path`: its writes, and its rename or deletion (a rotation); and the folder it
+    /// is in, for the file that takes its place. Must be called on a tokio runtime.
     pub fn new(path: &Path) -> std::io::Result<FileWatch> {
         use rustix::fs::inotify;
         let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
-        inotify::add_watch(&fd, path, inotify::WatchFlags::MODIFY)?;
+        let own = inotify::WatchFlags::MODIFY
+            | inotify::WatchFlags::MOVE_SELF
+            | inotify::WatchFlags::DELETE_SELF
+            | inotify::WatchFlags::ATTRIB;
+        inotify::add_watch(&fd, path, own)?;
+        let folder = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        // Without it a follower still sees writes; it only learns of a new file later.
+        let _ = inotify::add_watch(
+            &fd,
+            folder,
+            inotify::WatchFlags::CREATE | inotify::WatchFlags::MOVED_TO,
+        );
         // SAFETY: `fd` is an open descriptor that the AsyncFd owns from here on, so it stays
         // open and the same for the AsyncFd's whole life.
         let fd = unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)?;

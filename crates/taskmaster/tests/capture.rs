@@ -223,3 +223,73 @@ fn redirect_stderr_sends_stderr_into_stdouts_file() {
         "{text:?}"
     );
 }
+
+/// A writer that prints `ready`, waits for the file `go`, then writes `line 1` to `line N`,
+/// each line in one write, and sleeps.
+fn paced_writer(lines: u32) -> String {
+    let script = format!(
+        "echo ready; while [ ! -e go ]; do sleep 0.02; done; \
+         i=1; while [ $i -le {lines} ]; do echo \"line $i\"; i=$((i+1)); done; exec sleep 1000"
+    );
+    yaml_quote(&format!("sh -c {}", support::shell_quote(&script)))
+}
+
+#[test]
+fn tail_f_follows_across_rotations_and_alerts_keep_watching() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&config(&[program(
+        "writer",
+        &paced_writer(3000),
+        &[
+            "starttime: 0",
+            "stdout: writer.out",
+            "stdout_maxbytes: 2KB",
+            "stdout_backups: 1000",
+            "alerts: [{match: \"line 2999\"}]",
+        ],
+    )]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    tm.wait_for_state("writer", "RUNNING", TIMEOUT);
+    sandbox.wait_for_contents("writer.out", |text| text == "ready\n", TIMEOUT);
+
+    let tail_out = std::fs::File::create(sandbox.file("tail.out")).expect("create tail.out");
+    let mut cmd = std::process::Command::new(support::taskmaster_bin());
+    cmd.args(["ctl", "-s", &sandbox.file_str("taskmaster.sock")])
+        .args(["tail", "-f", "writer"])
+        .current_dir(sandbox.path())
+        .env("HOME", sandbox.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(tail_out)
+        .stderr(std::process::Stdio::null());
+    let mut tail = support::Process::spawn(cmd);
+    sandbox.wait_for_contents("tail.out", |text| text == "ready\n", TIMEOUT);
+
+    std::fs::write(sandbox.file("go"), "").expect("create go");
+    let followed =
+        sandbox.wait_for_contents("tail.out", |text| text.ends_with("line 3000\n"), TIMEOUT);
+    let expected: String = std::iter::once("ready\n".to_string())
+        .chain((1..=3000).map(|i| format!("line {i}\n")))
+        .collect();
+    if followed != expected {
+        let got: Vec<&str> = followed.lines().collect();
+        let want: Vec<&str> = expected.lines().collect();
+        let first = got.iter().zip(&want).position(|(g, w)| g != w);
+        let around = |lines: &[&str], i: usize| {
+            lines[i.saturating_sub(2)..(i + 3).min(lines.len())].join(" | ")
+        };
+        let detail = first.map(|i| (around(&got, i), around(&want, i)));
+        panic!(
+            "tail -f lost or repeated lines across rotations: {} lines, expected {}; \
+             first difference: {detail:?}",
+            got.len(),
+            want.len()
+        );
+    }
+    assert!(
+        std::fs::metadata(sandbox.file("writer.out.10")).is_ok(),
+        "the file was rotated many times"
+    );
+    tm.wait_for_log("writer: alert (warning) on stdout: line 2999", TIMEOUT);
+    support::send_signal(tail.pid(), rustix::process::Signal::INT).expect("interrupt ctl");
+    tail.wait_exit(TIMEOUT);
+}
