@@ -108,6 +108,25 @@ impl Client {
                     shutting_down: state["shutting_down"].as_bool().unwrap_or(false),
                 })
             }
+            Request::ReopenLogs => {
+                let answer = self.send(Method::POST, "/v1/logrotate", None)?;
+                ok(&answer)?;
+                let json: serde_json::Value = decode(&answer.body)?;
+                let files = json["reopened"].as_u64().unwrap_or(0);
+                let errors = json["errors"]
+                    .as_array()
+                    .map(|errors| {
+                        errors
+                            .iter()
+                            .filter_map(|e| e.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(Reply::LogsReopened {
+                    files: usize::try_from(files).unwrap_or(0),
+                    errors,
+                })
+            }
             Request::Handover { upgrade } => {
                 let path = if upgrade {
                     "/v1/upgrade"

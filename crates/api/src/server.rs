@@ -39,6 +39,7 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/groups/{name}", post(add_group).delete(remove_group))
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/takeover", post(takeover))
+        .route("/v1/logrotate", post(logrotate))
         .route("/v1/upgrade", post(upgrade))
         .route("/v1/pid", get(pid))
         .route("/v1/state", get(state))
@@ -345,6 +346,14 @@ async fn shutdown(State(handle): State<Handle>) -> Result<Response, ApiError> {
             Json(serde_json::json!({ "shutting_down": true })),
         )
             .into_response()),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `POST /v1/logrotate`: reopen every log file at its path.
+async fn logrotate(State(handle): State<Handle>) -> Result<Response, ApiError> {
+    match ask(&handle, Request::ReopenLogs).await? {
+        reply @ Reply::LogsReopened { .. } => Ok(Json(wire::reply_json(&reply)).into_response()),
         other => Err(unexpected(other)),
     }
 }

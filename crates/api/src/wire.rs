@@ -537,6 +537,9 @@ pub fn reply_json(reply: &Reply) -> serde_json::Value {
         }),
         Reply::ShuttingDown => serde_json::json!({ "shutting_down": true }),
         Reply::HandedOver(pid) => serde_json::json!({ "handed_over_to": pid }),
+        Reply::LogsReopened { files, errors } => {
+            serde_json::json!({ "reopened": files, "errors": errors })
+        }
         Reply::HandoverRefused(why) => serde_json::json!({ "error": why }),
         Reply::DaemonState { shutting_down } => {
             serde_json::json!({ "shutting_down": shutting_down })

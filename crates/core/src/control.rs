@@ -60,6 +60,9 @@ pub enum Request {
     Handover {
         upgrade: bool,
     },
+    /// Reopen every log file (the programs' and the event log) at its path, after an outside
+    /// `logrotate` renamed them.
+    ReopenLogs,
 }
 
 impl fmt::Display for Request {
@@ -91,6 +94,7 @@ impl fmt::Display for Request {
             Request::Shutdown => return f.write_str("shutdown"),
             Request::Handover { upgrade: false } => return f.write_str("takeover"),
             Request::Handover { upgrade: true } => return f.write_str("upgrade"),
+            Request::ReopenLogs => return f.write_str("logrotate"),
         };
         f.write_str(verb)?;
         for target in targets {
@@ -138,6 +142,11 @@ pub enum Reply {
     HandedOver(u32),
     /// No handover: the text says why (not a pair, shutting down, no backup came).
     HandoverRefused(String),
+    /// The log files were reopened: how many, and the errors (one per file that failed).
+    LogsReopened {
+        files: usize,
+        errors: Vec<String>,
+    },
 }
 
 /// What happened to one process for one request.

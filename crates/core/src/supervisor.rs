@@ -132,6 +132,10 @@ pub enum Action {
     },
     /// Every process has stopped after a shutdown: the daemon may exit.
     Exit,
+    /// Reopen every log file at its path, then answer `ticket` with [`Reply::LogsReopened`].
+    ReopenLogs {
+        ticket: Option<Ticket>,
+    },
     /// Hand over to the hot backup and exit (`run --pair`), answering `ticket` with
     /// [`Reply::HandedOver`] or [`Reply::HandoverRefused`].
     Handover {

@@ -70,6 +70,34 @@ impl Sinks {
     }
 }
 
+impl Sinks {
+    /// Reopens every open log file at its path (after an outside `logrotate` renamed it):
+    /// how many were, and an error text for each that failed (it keeps its old file).
+    pub fn reopen_all(&mut self) -> (usize, Vec<String>) {
+        let mut reopened = 0;
+        let mut errors = Vec::new();
+        for sink in self.0.values().filter_map(Weak::upgrade) {
+            let opened = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&sink.path);
+            match opened {
+                Ok(file) => {
+                    *lock(&sink) = file;
+                    reopened += 1;
+                }
+                Err(e) => errors.push(format!(
+                    "cannot reopen {}: {}",
+                    sink.path.display(),
+                    taskmaster_config::os_reason(&e)
+                )),
+            }
+        }
+        (reopened, errors)
+    }
+}
+
 /// A pipe for one output stream of a child: the child gets `write`, [`drain`] gets `read`.
 pub struct Pipe {
     pub read: OwnedFd,

@@ -38,6 +38,14 @@ impl EventLog {
         Ok(())
     }
 
+    /// Opens its file again at the same path (after an outside `logrotate` renamed it).
+    pub fn reopen_in_place(&mut self) -> std::io::Result<()> {
+        self.flush();
+        let path = self.path.clone();
+        *self = EventLog::open(&path, self.echo)?;
+        Ok(())
+    }
+
     pub fn write(&mut self, notice: &Notice) {
         let stamp = timestamp();
         match &notice.process {

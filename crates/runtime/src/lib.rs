@@ -452,6 +452,7 @@ impl Daemon {
         let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
         let mut sigusr2 = signal(SignalKind::user_defined2()).map_err(StartError::Signals)?;
+        let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(StartError::Signals)?;
         let notify_path = self.context.notify_socket.clone();
         if self.took_over {
             // The dead primary's: the kernel may not have released it yet.
@@ -512,6 +513,13 @@ impl Daemon {
                 _ = sigchld.recv() => self.reap(),
                 _ = sigterm.recv() => self.signalled("SIGTERM"),
                 _ = sigint.recv() => self.signalled("SIGINT"),
+                _ = sigusr1.recv() => {
+                    self.log.say("SIGUSR1 received: reopening the log files");
+                    self.dispatch(Event::Request {
+                        ticket: None,
+                        request: Request::ReopenLogs,
+                    });
+                }
                 _ = sigusr2.recv() => {
                     self.log.say("SIGUSR2 received: handing over to the backup");
                     self.dispatch(Event::Request {
@@ -698,6 +706,13 @@ impl Daemon {
                 }
                 Action::Exit => {
                     self.exit = true;
+                    None
+                }
+                Action::ReopenLogs { ticket } => {
+                    let reply = self.reopen_logs();
+                    if let Some(ticket) = ticket {
+                        queue.push_front(Action::Reply { ticket, reply });
+                    }
                     None
                 }
                 Action::Handover { ticket, upgrade } => {
@@ -905,6 +920,26 @@ impl Daemon {
             self.alert_watchers
                 .insert(path.clone(), (wanted, task.abort_handle()));
         }
+    }
+
+    /// Reopens every log file at its path: the programs' and the event log.
+    fn reopen_logs(&mut self) -> Reply {
+        let (mut files, mut errors) = self.sinks.reopen_all();
+        match self.log.reopen_in_place() {
+            Ok(()) => files += 1,
+            Err(e) => errors.push(format!(
+                "cannot reopen the event log: {}",
+                taskmaster_config::os_reason(&e)
+            )),
+        }
+        self.log.say(format!(
+            "log files reopened: {files}, errors: {}",
+            errors.len()
+        ));
+        for error in &errors {
+            self.log.say(error.clone());
+        }
+        Reply::LogsReopened { files, errors }
     }
 
     /// Whether `pid` was this primary's backup; if so its end is logged and a new one will be

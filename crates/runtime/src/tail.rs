@@ -45,12 +45,21 @@ impl Follower {
             PathBuf::from(name)
         };
         let identity_of = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        // A rotation renames the files one by one, so a name may be missing for a moment:
+        // the search goes on past a few missing names.
         let index_of_ours = || {
-            (1..=MOST_BACKUPS)
-                .take_while(|&n| identity_of(&numbered(n)).is_some() || n == 1)
-                .find(|&n| identity_of(&numbered(n)) == Some(self.identity))
+            let mut missing = 0;
+            for n in 1..=MOST_BACKUPS {
+                match identity_of(&numbered(n)) {
+                    Some(identity) if identity == self.identity => return Some(n),
+                    Some(_) => missing = 0,
+                    None if missing >= 3 => return None,
+                    None => missing += 1,
+                }
+            }
+            None
         };
-        for _attempt in 0..10 {
+        for _attempt in 0..100 {
             let ours = index_of_ours()?;
             let next = Follower::open(&numbered(ours - 1), 0).ok()?;
             // Still the file written after ours, or did a rotation move the names?

@@ -125,6 +125,12 @@ pub const COMMANDS: &[CommandInfo] = &[
         false,
     ),
     info(
+        "logrotate",
+        "logrotate",
+        "reopen every log file at its path, after an outside logrotate renamed them",
+        false,
+    ),
+    info(
         "takeover",
         "takeover",
         "(run --pair) hand over to the hot backup, every process left running",
@@ -215,6 +221,7 @@ pub fn parse(line: &str) -> Result<Parsed, String> {
         "remove" => Ok(Parsed::Run(Request::RemoveGroup(needs_names(args)?))),
         "shutdown" => no_args(Parsed::Run(Request::Shutdown)),
         "takeover" => no_args(Parsed::Run(Request::Handover { upgrade: false })),
+        "logrotate" => no_args(Parsed::Run(Request::ReopenLogs)),
         "upgrade" => no_args(Parsed::Run(Request::Handover { upgrade: true })),
         "help" | "?" => Ok(Parsed::Help(args.first().cloned())),
         "quit" | "exit" => no_args(Parsed::Quit),

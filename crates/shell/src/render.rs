@@ -55,6 +55,11 @@ pub fn render(reply: &Reply) -> Vec<String> {
         }
         Reply::ShuttingDown => vec!["Shut down".to_string()],
         Reply::HandedOver(pid) => vec![format!("Handed over to the backup (pid {pid})")],
+        Reply::LogsReopened { files, errors } => {
+            std::iter::once(format!("reopened {files} log file(s)"))
+                .chain(errors.iter().map(|e| format!("error: {e}")))
+                .collect()
+        }
         Reply::HandoverRefused(why) => vec![format!("error: no handover: {why}")],
         Reply::DaemonState { shutting_down } => vec![if *shutting_down {
             "SHUTDOWN".to_string()
@@ -82,6 +87,7 @@ pub fn succeeded(reply: &Reply) -> bool {
         | Reply::ShuttingDown
         | Reply::HandedOver(_) => true,
         Reply::HandoverRefused(_) => false,
+        Reply::LogsReopened { errors, .. } => errors.is_empty(),
     }
 }
 

@@ -225,11 +225,13 @@ fn redirect_stderr_sends_stderr_into_stdouts_file() {
 }
 
 /// A writer that prints `ready`, waits for the file `go`, then writes `line 1` to `line N`,
-/// each line in one write, and sleeps.
+/// each line in one write, with a short pause every 50 lines (a busy log, not a flood: a
+/// follower gets to read between most rotations), and sleeps.
 fn paced_writer(lines: u32) -> String {
     let script = format!(
         "echo ready; while [ ! -e go ]; do sleep 0.02; done; \
-         i=1; while [ $i -le {lines} ]; do echo \"line $i\"; i=$((i+1)); done; exec sleep 1000"
+         i=1; while [ $i -le {lines} ]; do echo \"line $i\"; \
+         [ $((i % 50)) -eq 0 ] && sleep 0.005; i=$((i+1)); done; exec sleep 1000"
     );
     yaml_quote(&format!("sh -c {}", support::shell_quote(&script)))
 }
@@ -292,4 +294,69 @@ fn tail_f_follows_across_rotations_and_alerts_keep_watching() {
     tm.wait_for_log("writer: alert (warning) on stdout: line 2999", TIMEOUT);
     support::send_signal(tail.pid(), rustix::process::Signal::INT).expect("interrupt ctl");
     tail.wait_exit(TIMEOUT);
+}
+
+/// A writer that prints `before`, waits for the file `go`, prints `after` and sleeps.
+fn before_and_after() -> String {
+    let script = "echo before; while [ ! -e go ]; do sleep 0.02; done; echo after; exec sleep 1000";
+    yaml_quote(&format!("sh -c {}", support::shell_quote(script)))
+}
+
+fn ctl(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(support::taskmaster_bin());
+    cmd.args(["ctl", "-s", &sandbox.file_str("taskmaster.sock")])
+        .args(args)
+        .current_dir(sandbox.path())
+        .env("HOME", sandbox.path());
+    support::run_to_completion(cmd, TIMEOUT)
+}
+
+#[test]
+fn logrotate_reopens_files_an_outside_logrotate_renamed() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&config(&[program(
+        "job",
+        &before_and_after(),
+        &["starttime: 0", "stdout: job.out"],
+    )]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    tm.wait_for_state("job", "RUNNING", TIMEOUT);
+    sandbox.wait_for_contents("job.out", |text| text == "before\n", TIMEOUT);
+    // What logrotate does: rename, then ask the writer to reopen.
+    std::fs::rename(sandbox.file("job.out"), sandbox.file("job.out.old")).expect("rename");
+    std::fs::rename(sandbox.logfile(), sandbox.file("taskmaster.log.old")).expect("rename");
+    let answer = ctl(&sandbox, &["logrotate"]);
+    assert!(answer.status.success(), "{answer:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&answer.stdout),
+        "reopened 2 log file(s)\n"
+    );
+    std::fs::write(sandbox.file("go"), "").expect("create go");
+    sandbox.wait_for_contents("job.out", |text| text == "after\n", TIMEOUT);
+    assert_eq!(sandbox.read("job.out.old"), "before\n");
+    let log = std::fs::read_to_string(sandbox.logfile()).unwrap_or_default();
+    assert!(log.contains("log files reopened: 2, errors: 0"), "{log}");
+}
+
+#[test]
+fn sigusr1_reopens_the_log_files() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&config(&[program(
+        "job",
+        &before_and_after(),
+        &["starttime: 0", "stdout: job.out"],
+    )]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    tm.wait_for_state("job", "RUNNING", TIMEOUT);
+    sandbox.wait_for_contents("job.out", |text| text == "before\n", TIMEOUT);
+    std::fs::rename(sandbox.file("job.out"), sandbox.file("job.out.1")).expect("rename");
+    support::send_signal(tm.daemon_pid(), rustix::process::Signal::USR1).expect("SIGUSR1");
+    wait_until("the event log reopened", TIMEOUT, || {
+        std::fs::read_to_string(sandbox.logfile())
+            .ok()?
+            .contains("log files reopened")
+            .then_some(())
+    });
+    std::fs::write(sandbox.file("go"), "").expect("create go");
+    sandbox.wait_for_contents("job.out", |text| text == "after\n", TIMEOUT);
 }

@@ -174,6 +174,10 @@ impl Supervisor {
                 out.push(Action::Handover { ticket, upgrade });
                 None
             }
+            Request::ReopenLogs => {
+                out.push(Action::ReopenLogs { ticket });
+                None
+            }
             Request::Shutdown => {
                 self.shutdown(now, out);
                 Some(Reply::ShuttingDown)
