@@ -28,6 +28,10 @@ use crate::{
 pub fn to_yaml(config: &Config) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "logfile: {}", path(&config.logfile));
+    if config.log_rotation != crate::Rotation::default() {
+        let _ = writeln!(out, "logfile_maxbytes: {}", config.log_rotation.maxbytes);
+        let _ = writeln!(out, "logfile_backups: {}", config.log_rotation.backups);
+    }
     let _ = writeln!(out, "socket: {}", path(&config.socket));
     if let Some(http) = &config.http {
         out.push_str("http:\n");

@@ -51,6 +51,9 @@ pub struct Config {
     pub path: PathBuf,
     /// The event log (`logfile:`), default `taskmaster.log` beside the configuration file.
     pub logfile: PathBuf,
+    /// When the event log rotates (`logfile_maxbytes`, `logfile_backups`).
+    #[serde(default)]
+    pub log_rotation: Rotation,
     /// The control socket (`socket:`), default `taskmaster.sock` beside the configuration
     /// file.
     pub socket: PathBuf,

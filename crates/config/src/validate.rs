@@ -77,6 +77,7 @@ pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors>
     Ok(Config {
         path: path.to_path_buf(),
         logfile,
+        log_rotation: top.log_rotation,
         socket,
         http: top.http,
         pair: top.pair,
@@ -91,6 +92,7 @@ type Key<T> = (&'static str, fn(&mut Checker, &Node, &str, &mut T));
 #[derive(Default)]
 struct TopLevel {
     logfile: Option<PathBuf>,
+    log_rotation: crate::Rotation,
     socket: Option<PathBuf>,
     http: Option<HttpListener>,
     pair: PairSettings,
@@ -101,6 +103,16 @@ const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
     ("programs", |c, node, key, top| c.programs(node, key, top)),
     ("logfile", |c, node, key, top| {
         top.logfile = c.path(node, key)
+    }),
+    ("logfile_maxbytes", |c, node, key, top| {
+        if let Some(size) = c.byte_size(node, key) {
+            top.log_rotation.maxbytes = size;
+        }
+    }),
+    ("logfile_backups", |c, node, key, top| {
+        if let Some(n) = c.integer(node, key, 0, 1000) {
+            top.log_rotation.backups = n;
+        }
     }),
     ("socket", |c, node, key, top| top.socket = c.path(node, key)),
     ("http", |c, node, key, top| top.http = c.http(node, key)),

@@ -1054,7 +1054,7 @@ strip_ansi=false
 fn supervisord_options_taskmaster_cannot_honour_are_errors_naming_them() {
     let text = "\
 [supervisord]
-logfile_maxbytes=50MB
+logfile_maxbytes=lots
 logfile_backups=10
 loglevel=debug
 minfds=65536
@@ -1070,8 +1070,7 @@ childlogdir=/tmp
     assert_eq!(
         errors(text),
         [
-            "/sv/t.conf:2:18: supervisord.logfile_maxbytes: taskmaster does not rotate its event log; remove logfile_maxbytes or set it to 0",
-            "/sv/t.conf:3:1: supervisord.logfile_backups: taskmaster does not rotate logs, so it keeps no backups; remove this option (it is accepted only beside logfile_maxbytes = 0)",
+            "/sv/t.conf:2:18: supervisord.logfile_maxbytes: expected a size such as 0, 1024 or 50MB, found \"lots\"",
             "/sv/t.conf:4:10: supervisord.loglevel: taskmaster's event log has one level, which records what supervisord's info level does; remove loglevel or set it to info",
             "/sv/t.conf:5:8: supervisord.minfds: taskmaster does not raise resource limits: raise the limit before starting it (ulimit -n), then remove minfds or set it to at most 1024",
             "/sv/t.conf:6:10: supervisord.minprocs: taskmaster does not raise resource limits: raise the limit before starting it (ulimit -u), then remove minprocs or set it to at most 200",
@@ -1501,5 +1500,22 @@ fn ini_inet_server_on_every_interface_needs_credentials() {
     assert!(
         errors.contains("give a username and a password"),
         "{errors}"
+    );
+}
+
+#[test]
+fn the_event_logs_rotation_is_supervisords() {
+    let ini = read("[supervisord]\nlogfile_maxbytes=1MB\nlogfile_backups=2\n");
+    assert_eq!(
+        ini.config.log_rotation,
+        taskmaster_config::Rotation {
+            maxbytes: 1 << 20,
+            backups: 2
+        }
+    );
+    let yaml = taskmaster_config::to_yaml(&ini.config);
+    assert!(
+        yaml.contains("logfile_maxbytes: 1048576\nlogfile_backups: 2\n"),
+        "{yaml}"
     );
 }

@@ -243,7 +243,7 @@ fn transfer(pipe: &OwnedFd, sink: &Sink, file: &mut File) -> std::io::Result<usi
 /// supervisord's rotation: `x.log.N-1` becomes `x.log.N` ... `x.log` becomes `x.log.1`, and
 /// a new `x.log` is opened; with no backups the file is emptied instead. Renames never lose a
 /// byte: what was written stays in the renamed file.
-fn rotate(path: &Path, backups: u32, file: &mut File) -> std::io::Result<()> {
+pub(crate) fn rotate(path: &Path, backups: u32, file: &mut File) -> std::io::Result<()> {
     if backups == 0 {
         return file.set_len(0);
     }

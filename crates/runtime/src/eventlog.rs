@@ -8,10 +8,12 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use taskmaster_config::Rotation;
 use taskmaster_core::Notice;
 
 pub struct EventLog {
     path: PathBuf,
+    rotation: Rotation,
     file: File,
     echo: bool,
     /// Lines not yet written.
@@ -19,10 +21,11 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    pub fn open(path: &Path, echo: bool) -> std::io::Result<EventLog> {
+    pub fn open(path: &Path, rotation: Rotation, echo: bool) -> std::io::Result<EventLog> {
         let file = OpenOptions::new().append(true).create(true).open(path)?;
         Ok(EventLog {
             path: path.to_path_buf(),
+            rotation,
             file,
             echo,
             pending: String::new(),
@@ -33,7 +36,7 @@ impl EventLog {
     pub fn reopen(&mut self, path: &Path) -> std::io::Result<()> {
         if path != self.path {
             self.flush();
-            *self = EventLog::open(path, self.echo)?;
+            *self = EventLog::open(path, self.rotation, self.echo)?;
         }
         Ok(())
     }
@@ -42,7 +45,7 @@ impl EventLog {
     pub fn reopen_in_place(&mut self) -> std::io::Result<()> {
         self.flush();
         let path = self.path.clone();
-        *self = EventLog::open(&path, self.echo)?;
+        *self = EventLog::open(&path, self.rotation, self.echo)?;
         Ok(())
     }
 
@@ -74,6 +77,31 @@ impl EventLog {
             let _ = std::io::stderr().write_all(self.pending.as_bytes());
         }
         self.pending.clear();
+        self.rotate_if_full();
+    }
+
+    /// Rotates the file as the programs' logs rotate, once it holds `logfile_maxbytes`. Lines
+    /// are written whole, so a rotated event log ends with a whole line.
+    fn rotate_if_full(&mut self) {
+        let maxbytes = self.rotation.maxbytes;
+        let size = self.file.metadata().map_or(0, |m| m.len());
+        if maxbytes == 0 || size < maxbytes {
+            return;
+        }
+        let rotated = crate::capture::rotate(&self.path, self.rotation.backups, &mut self.file)
+            .and_then(|()| {
+                OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&self.path)
+            });
+        match rotated {
+            Ok(file) => self.file = file,
+            Err(e) => eprintln!(
+                "taskmaster: cannot rotate the event log {}: {e}",
+                self.path.display()
+            ),
+        }
     }
 
     pub fn say(&mut self, message: impl Into<String>) {

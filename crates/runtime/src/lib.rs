@@ -278,9 +278,11 @@ impl Daemon {
     /// [`Daemon::run`]. `verbose` echoes the event log to stderr.
     pub fn new(config: Config, verbose: bool) -> Result<(Daemon, Handle), StartError> {
         let log =
-            EventLog::open(&config.logfile, verbose).map_err(|source| StartError::EventLog {
-                path: config.logfile.clone(),
-                source,
+            EventLog::open(&config.logfile, config.log_rotation, verbose).map_err(|source| {
+                StartError::EventLog {
+                    path: config.logfile.clone(),
+                    source,
+                }
             })?;
         let config_path = config.path.clone();
         let context = spawn::ChildContext {

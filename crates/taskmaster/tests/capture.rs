@@ -360,3 +360,34 @@ fn sigusr1_reopens_the_log_files() {
     std::fs::write(sandbox.file("go"), "").expect("create go");
     sandbox.wait_for_contents("job.out", |text| text == "after\n", TIMEOUT);
 }
+
+#[test]
+fn the_event_log_rotates_too() {
+    let sandbox = Sandbox::new();
+    let yaml = format!(
+        "logfile_maxbytes: 2KB\nlogfile_backups: 2\n{}",
+        config(&[program(
+            "flapper",
+            &fixture_cmd(&["exit", "1"]),
+            &["starttime: 0", "autorestart: always"],
+        )])
+    );
+    sandbox.write_config(&yaml);
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    // Each restart writes a few lines: the log fills and rotates again and again.
+    wait_until("taskmaster.log rotated twice", TIMEOUT, || {
+        std::fs::metadata(sandbox.file("taskmaster.log.2")).ok()
+    });
+    assert_eq!(tm.command("stop flapper", 1), ["flapper: stopped"]);
+    assert!(
+        std::fs::metadata(sandbox.file("taskmaster.log.3")).is_err(),
+        "only 2 backups are kept"
+    );
+    let rotated = std::fs::read_to_string(sandbox.file("taskmaster.log.1")).expect("log.1");
+    assert!(
+        rotated.len() >= 2048,
+        "rotated once full: {} bytes",
+        rotated.len()
+    );
+    assert!(rotated.ends_with('\n'), "whole lines");
+}

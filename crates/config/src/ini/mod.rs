@@ -558,14 +558,15 @@ impl Translator<'_> {
             }
         }
         // [supervisord] first: its environment is every program's.
-        let logfile = match sections.iter().find(|(_, s)| s.name == "supervisord") {
+        let (logfile, log_rotation) = match sections.iter().find(|(_, s)| s.name == "supervisord") {
             Some(&(src, section)) => self.supervisord(src, section),
-            None => None,
+            None => (None, crate::Rotation::default()),
         };
         let mut result = IniConfig {
             config: Config {
                 path: self.sources[0].path.clone(),
                 logfile: logfile.unwrap_or_else(|| self.sources[0].dir.join("supervisord.log")),
+                log_rotation,
                 socket: self.sources[0].dir.join("taskmaster.sock"),
                 http: None,
                 pair: crate::PairSettings::default(),
@@ -671,17 +672,6 @@ impl Translator<'_> {
         }
         result
     }
-}
-
-fn not_rotated(what: &str, option: &str) -> String {
-    format!("taskmaster does not rotate {what}; remove {option} or set it to 0")
-}
-
-fn no_backups(maxbytes: &str) -> String {
-    format!(
-        "taskmaster does not rotate logs, so it keeps no backups; remove this option (it is \
-         accepted only beside {maxbytes} = 0)"
-    )
 }
 
 /// `path` made absolute against the current directory and normalized without touching the

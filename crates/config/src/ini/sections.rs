@@ -9,14 +9,19 @@ use std::path::PathBuf;
 
 use super::raw::Section;
 use super::{
-    absolute, no_backups, not_rotated, values, At, Credentials, InetHttpServer, Scope,
-    Supervisorctl, Translator, UnixHttpServer,
+    absolute, values, At, Credentials, InetHttpServer, Scope, Supervisorctl, Translator,
+    UnixHttpServer,
 };
 use crate::validate::{hint, parse_integer, quote};
 
 impl Translator<'_> {
     /// `[supervisord]`: returns the event log's path, if given; sets the global environment.
-    pub(super) fn supervisord(&mut self, src: usize, section: &Section) -> Option<PathBuf> {
+    /// `[supervisord]`: the event log's path, if given, and its rotation.
+    pub(super) fn supervisord(
+        &mut self,
+        src: usize,
+        section: &Section,
+    ) -> (Option<PathBuf>, crate::Rotation) {
         let options = self.options(src, section, SUPERVISORD_OPTIONS);
         // Its own values see taskmaster's environment only, as in supervisord.
         let scope = Scope {
@@ -37,9 +42,7 @@ impl Translator<'_> {
             }
         }
         let mut logfile = None;
-        let maxbytes = texts
-            .get("logfile_maxbytes")
-            .map(|(_, text)| values::byte_size(text));
+        let mut rotation = crate::Rotation::default();
         for (option, (at, text)) in &texts {
             match *option {
                 "logfile" => logfile = self.log_path(src, at, text),
@@ -88,17 +91,13 @@ impl Translator<'_> {
                     }
                 }
                 "logfile_maxbytes" => {
-                    let rotates = self
-                        .check(at, values::byte_size(text))
-                        .is_some_and(|n| n != 0);
-                    if rotates {
-                        self.at_value(at, not_rotated("its event log", option));
+                    if let Some(size) = self.check(at, values::byte_size(text)) {
+                        rotation.maxbytes = size;
                     }
                 }
                 "logfile_backups" => {
-                    let valid = self.check(at, parse_integer(text, 0, u32::MAX)).is_some();
-                    if valid && maxbytes != Some(Ok(0)) {
-                        self.at_name(at, no_backups("logfile_maxbytes"));
+                    if let Some(backups) = self.check(at, parse_integer(text, 0, 1000)) {
+                        rotation.backups = backups;
                     }
                 }
                 "strip_ansi" => {
@@ -113,7 +112,7 @@ impl Translator<'_> {
                 _ => {}
             }
         }
-        logfile
+        (logfile, rotation)
     }
 
     /// `username` and `password` of a server section: both or neither.
