@@ -552,9 +552,14 @@ impl Daemon {
             }
         }
         let handed_over = self.pair.as_ref().is_some_and(|pair| pair.handed_over);
-        if let (Some(link), false) = (link.as_mut(), handed_over) {
-            link.send_exit().await;
-            if !link.is_connected() {
+        if let Some(link) = link.as_mut() {
+            if !handed_over {
+                link.send_exit().await;
+            }
+            let connected = link.is_connected();
+            // The last word (exit, or the handover) is written before the stream ends.
+            link.close().await;
+            if !connected && !handed_over {
                 self.drop_backup("the pair is shutting down");
             }
         }
@@ -1043,15 +1048,15 @@ impl Daemon {
                 link.disconnect(); // the old backup's stream: a new backup is coming
             }
         }
+        if link.is_broken() {
+            link.disconnect();
+            self.drop_backup("it stopped listening");
+        }
         if !link.is_connected() {
             self.finish_handover(link).await; // which may have to give up waiting
             return;
         }
         self.send_updates(link).await;
-        if !link.is_connected() {
-            self.drop_backup("it stopped listening");
-            return;
-        }
         self.finish_handover(link).await;
     }
 

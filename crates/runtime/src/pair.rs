@@ -167,9 +167,53 @@ async fn listen(path: PathBuf, silence: Duration) -> Result<Takeover, BackupErro
 pub(crate) struct PrimaryLink {
     listener: tokio::net::UnixListener,
     path: PathBuf,
-    channel: Option<Channel>,
+    /// The stream's writer task, while a backup is connected: the loop only queues messages,
+    /// so a slow backup never holds it up.
+    writer: Option<Writer>,
     /// The state changed since it was last sent.
     pub dirty: bool,
+}
+
+/// A message on its way to the backup: its header and the descriptors that go with it.
+struct Outgoing {
+    header: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
+/// The task that writes to the backup's stream, in order.
+struct Writer {
+    queue: tokio::sync::mpsc::UnboundedSender<Outgoing>,
+    /// Set by the task when a send failed or timed out: the backup is gone or not listening.
+    broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    fn start(mut channel: Channel) -> Writer {
+        let (queue, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
+        let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&broken);
+        let task = tokio::spawn(async move {
+            while let Some(message) = outgoing.recv().await {
+                let fds: Vec<_> = message.fds.iter().map(|fd| fd.as_fd()).collect();
+                let sent =
+                    tokio::time::timeout(SEND_TIMEOUT, channel.send(&message.header, &fds)).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    return;
+                }
+            }
+        });
+        Writer {
+            queue,
+            broken,
+            task,
+        }
+    }
+
+    fn is_broken(&self) -> bool {
+        self.broken.load(std::sync::atomic::Ordering::SeqCst) || self.task.is_finished()
+    }
 }
 
 impl PrimaryLink {
@@ -181,16 +225,23 @@ impl PrimaryLink {
         Ok(PrimaryLink {
             listener,
             path,
-            channel: None,
+            writer: None,
             dirty: true,
         })
     }
 
+    /// A backup is connected and its stream works, as far as is known.
     pub fn is_connected(&self) -> bool {
-        self.channel.is_some()
+        self.writer
+            .as_ref()
+            .is_some_and(|writer| !writer.is_broken())
     }
 
-    /// Waits for the backup to connect; the stream is kept.
+    /// A backup was connected, and its stream failed since.
+    pub fn is_broken(&self) -> bool {
+        self.writer.as_ref().is_some_and(Writer::is_broken)
+    }
+
     /// Waits for a backup to connect; the stream is kept, and the peer's pid (the kernel's
     /// word) returned, so that the caller can tell its backup from a stale one.
     pub async fn accept(&mut self) -> std::io::Result<Option<u32>> {
@@ -200,30 +251,40 @@ impl PrimaryLink {
             .ok()
             .and_then(|c| c.pid())
             .and_then(|pid| u32::try_from(pid).ok());
-        self.channel = Some(Channel::new(stream));
+        self.disconnect();
+        self.writer = Some(Writer::start(Channel::new(stream)));
         self.dirty = true;
         Ok(peer)
     }
 
-    /// Forgets the stream (the backup it led to is being replaced).
+    /// Forgets the stream (its backup is gone, or being replaced).
     pub fn disconnect(&mut self) {
-        self.channel = None;
+        if let Some(writer) = self.writer.take() {
+            writer.task.abort();
+        }
     }
 
-    /// Sends a message, with descriptors; a failure drops the stream (the backup is gone, or
-    /// broken: it will be replaced).
+    /// Lets the writer finish what is queued (the last word to the backup), at most a second,
+    /// then closes the stream.
+    pub async fn close(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            drop(writer.queue);
+            let _ = tokio::time::timeout(Duration::from_secs(1), writer.task).await;
+        }
+    }
+
+    /// Queues a message, with descriptors (duplicated: the caller keeps its own).
     pub async fn send(&mut self, message: &Message, fds: &[std::os::fd::BorrowedFd<'_>]) {
-        let Some(channel) = self.channel.as_mut() else {
+        let Some(writer) = self.writer.as_ref() else {
             return;
         };
         let Ok(header) = serde_json::to_vec(message) else {
             return;
         };
-        // A backup that does not read (paused, hung) must not stall the primary's loop.
-        let sent = tokio::time::timeout(SEND_TIMEOUT, channel.send(&header, fds)).await;
-        if !matches!(sent, Ok(Ok(()))) {
-            self.channel = None;
-        }
+        let Ok(fds) = fds.iter().map(|fd| fd.try_clone_to_owned()).collect() else {
+            return;
+        };
+        let _ = writer.queue.send(Outgoing { header, fds });
     }
 
     /// Tells the backup that the pair is over (a shutdown), so that it exits rather than take
