@@ -221,8 +221,24 @@ impl Client {
         out: &mut dyn Write,
     ) -> Result<(), ClientError> {
         let path = format!("/v1/processes/{name}/log/{stream}?offset=-{bytes}&follow={follow}");
+        self.copy_log(&path, out)
+    }
+
+    /// The end of the event log (its last `bytes`), then, with `follow`, every line written to
+    /// it until the daemon exits (`maintail -f`).
+    pub fn maintail(
+        &self,
+        bytes: u64,
+        follow: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), ClientError> {
+        self.copy_log(&format!("/v1/log?offset=-{bytes}&follow={follow}"), out)
+    }
+
+    /// Copies a log's answer from the API to `out` as it comes.
+    fn copy_log(&self, path: &str, out: &mut dyn Write) -> Result<(), ClientError> {
         self.runtime.block_on(async {
-            let response = self.request(Method::GET, &path, None).await?;
+            let response = self.request(Method::GET, path, None).await?;
             let status = response.status();
             let mut body = response.into_body();
             if !status.is_success() {

@@ -33,6 +33,7 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/processes/{name}/signal", post(signal))
         .route("/v1/processes/{name}/kill", post(kill))
         .route("/v1/processes/{name}/log/{stream}", get(log))
+        .route("/v1/log", get(main_log))
         .route("/v1/reload", post(reload))
         .route("/v1/reread", post(reread))
         .route("/v1/config", get(config))
@@ -414,6 +415,25 @@ async fn log(
     Query(query): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
     let path = log_path(&handle, &name, &stream).await?;
+    read_log(path, &query).await
+}
+
+/// The event log, as [`log`] reads a process's.
+async fn main_log(
+    State(handle): State<Handle>,
+    Query(query): Query<LogQuery>,
+) -> Result<Response, ApiError> {
+    let Reply::Config { active, .. } = ask(&handle, Request::Config).await? else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected reply",
+        ));
+    };
+    read_log(active.logfile.clone(), &query).await
+}
+
+/// A byte range of a log file, or everything from an offset on as it comes.
+async fn read_log(path: PathBuf, query: &LogQuery) -> Result<Response, ApiError> {
     let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
     let start = match query.offset {
         None => 0,

@@ -19,6 +19,10 @@ pub enum Parsed {
         stream: String,
         follow: bool,
     },
+    /// `maintail [-f]`: the end of the event log, and with `-f` what comes next.
+    MainTail {
+        follow: bool,
+    },
 }
 
 /// One command of the language.
@@ -98,6 +102,18 @@ pub const COMMANDS: &[CommandInfo] = &[
         "reread",
         "reread",
         "re-read the configuration file and say what changed, changing nothing",
+        false,
+    ),
+    info(
+        "tail",
+        "tail [-f] NAME [stdout|stderr]",
+        "the end of a process's output (1600 bytes); -f: and what it writes next, until Ctrl-C",
+        true,
+    ),
+    info(
+        "maintail",
+        "maintail [-f]",
+        "the end of the event log; -f: and what comes next, until Ctrl-C",
         false,
     ),
     info(
@@ -214,6 +230,11 @@ pub fn parse(line: &str) -> Result<Parsed, String> {
         }
         "pid" => Ok(Parsed::Run(Request::Pid(args))),
         "tail" => parse_tail(&args),
+        "maintail" => match args.as_slice() {
+            [] => Ok(Parsed::MainTail { follow: false }),
+            [flag] if flag == "-f" => Ok(Parsed::MainTail { follow: true }),
+            _ => Err(format!("error: usage: {}", usage("maintail"))),
+        },
         "reload" => no_args(Parsed::Run(Request::Reload)),
         "reread" => no_args(Parsed::Run(Request::Reread)),
         "avail" => no_args(Parsed::Run(Request::Config)),
@@ -297,6 +318,20 @@ mod tests {
     fn start_without_a_name_is_an_error_with_usage() {
         let error = parse("start").unwrap_err();
         assert!(error.contains("usage: start NAME..."), "{error}");
+    }
+
+    #[test]
+    fn maintail_takes_an_optional_follow() {
+        assert!(matches!(
+            parse("maintail").unwrap(),
+            Parsed::MainTail { follow: false }
+        ));
+        assert!(matches!(
+            parse("maintail -f").unwrap(),
+            Parsed::MainTail { follow: true }
+        ));
+        assert!(parse("maintail web").unwrap_err().contains("maintail [-f]"));
+        assert!(parse("tail").unwrap_err().contains("tail [-f] NAME"));
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub trait Backend {
         follow: bool,
         out: &mut dyn Write,
     ) -> Result<(), String>;
+
+    /// Writes the last `bytes` bytes of the event log to `out`, and with `follow` everything
+    /// written next, until interrupted.
+    fn maintail(&self, bytes: u64, follow: bool, out: &mut dyn Write) -> Result<(), String>;
 }
 
 /// Whether the shell goes on after a command.
@@ -102,6 +106,14 @@ pub fn execute(backend: &dyn Backend, line: &str, out: &mut dyn Write) -> Execut
             stream,
             follow,
         }) => match backend.tail(&name, &stream, TAIL_BYTES, follow, out) {
+            Ok(()) => done(Vec::new(), Flow::Continue, Verdict::Success),
+            Err(error) => done(
+                vec![format!("error: {error}")],
+                Flow::Continue,
+                Verdict::Error,
+            ),
+        },
+        Ok(Parsed::MainTail { follow }) => match backend.maintail(TAIL_BYTES, follow, out) {
             Ok(()) => done(Vec::new(), Flow::Continue, Verdict::Success),
             Err(error) => done(
                 vec![format!("error: {error}")],

@@ -450,6 +450,20 @@ impl Backend for InProcess {
             read_tail(path, bytes).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         out.write_all(&tail).map_err(|e| e.to_string())
     }
+
+    fn maintail(&self, bytes: u64, follow: bool, out: &mut dyn Write) -> Result<(), String> {
+        if follow {
+            return Err(
+                "maintail -f is for `taskmaster ctl`, where Ctrl-C stops only the tail".to_string(),
+            );
+        }
+        let Ok(Reply::Config { active, .. }) = self.call(Request::Config) else {
+            return Err("cannot find the event log".to_string());
+        };
+        let tail = read_tail(&active.logfile, bytes)
+            .map_err(|e| format!("cannot read {}: {e}", active.logfile.display()))?;
+        out.write_all(&tail).map_err(|e| e.to_string())
+    }
 }
 
 /// The last `bytes` bytes of a file.
@@ -481,6 +495,12 @@ impl Backend for Remote {
     ) -> Result<(), String> {
         self.0
             .tail(name, stream, bytes, follow, out)
+            .map_err(|e| e.to_string())
+    }
+
+    fn maintail(&self, bytes: u64, follow: bool, out: &mut dyn Write) -> Result<(), String> {
+        self.0
+            .maintail(bytes, follow, out)
             .map_err(|e| e.to_string())
     }
 }

@@ -748,3 +748,32 @@ fn run_no_shell_is_driven_entirely_through_ctl() {
     // And ctl now says there is nobody there.
     ctl(&sandbox, &["status"]).expect_code(1);
 }
+
+#[test]
+fn maintail_shows_the_end_of_the_event_log_and_follows_it() {
+    let (sandbox, _tm, _web) = web_and_idle();
+    let ran = ctl(&sandbox, &["maintail"]);
+    ran.expect_code(0);
+    assert!(ran.stdout.contains("web: spawned with pid"), "{ran:?}");
+
+    let output = File::create(sandbox.file("maintail.out")).expect("create maintail.out");
+    let mut cmd = ctl_command(&sandbox, &["-s", &sandbox.file_str("taskmaster.sock")]);
+    cmd.args(["maintail", "-f"])
+        .stdin(Stdio::null())
+        .stdout(output)
+        .stderr(Stdio::null());
+    let mut follow = Process::spawn(cmd);
+    sandbox.wait_for_contents(
+        "maintail.out",
+        |text| text.contains("web: spawned"),
+        TIMEOUT,
+    );
+    ctl(&sandbox, &["start", "idle"]).expect_code(0);
+    sandbox.wait_for_contents(
+        "maintail.out",
+        |text| text.contains("idle: spawned with pid"),
+        TIMEOUT,
+    );
+    send_signal(follow.pid(), Signal::INT).expect("interrupt ctl");
+    follow.wait_exit(TIMEOUT);
+}
