@@ -235,6 +235,7 @@ impl Handle {
 pub fn prepare_process() {
     sys::unblock_all_signals();
     sys::reset_ignored_signals();
+    sys::ignore_file_size_signal();
     sys::mark_inherited_fds_cloexec();
     // Without it orphaned grandchildren go to pid 1 and we cannot reap them; failing to set it
     // costs only that, so it is not fatal.

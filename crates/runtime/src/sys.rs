@@ -56,6 +56,17 @@ struct KernelSigaction {
 /// SIGPIPE stays ignored in taskmaster (Rust's choice, so that a closed pipe is an error rather
 /// than death); std resets it in every child. Done once here rather than in each child: that
 /// would cost 64 system calls per spawn.
+/// Ignores SIGXFSZ in taskmaster: a log file over the file-size limit (RLIMIT_FSIZE, a quota)
+/// must make the write fail with EFBIG, which the capture reports and retries, rather than kill
+/// the supervisor. Children get it back at its default (posix_spawn sets every signal to its
+/// default; the fork path resets it in [`setup_child`]).
+pub fn ignore_file_size_signal() {
+    // SAFETY: signal() with SIG_IGN installs no handler code; it changes one disposition.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 pub fn reset_ignored_signals() {
     for number in 1..=libc::SIGRTMAX() {
         if number == libc::SIGKILL || number == libc::SIGSTOP || number == libc::SIGPIPE {
@@ -128,7 +139,7 @@ pub fn setup_child(
         None => None,
     };
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: it makes the rt_sigprocmask, umask and getpid
+    // async-signal-safe calls are allowed: it makes the rt_sigprocmask, umask, signal and getpid
     // system calls, writes digits into a buffer it owns (the child's copy), and calls
     // execvpe, which searches PATH with a buffer on its stack. It allocates nothing and takes
     // no lock.
@@ -145,6 +156,7 @@ pub fn setup_child(
             if let Some(mode) = mode {
                 rustix::process::umask(mode);
             }
+            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
             if let Some(exec) = own_exec.as_mut() {
                 exec.write_pid(libc::getpid().unsigned_abs());
                 libc::execvpe(

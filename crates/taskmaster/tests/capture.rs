@@ -391,3 +391,43 @@ fn the_event_log_rotates_too() {
     );
     assert!(rotated.ends_with('\n'), "whole lines");
 }
+
+#[test]
+fn a_file_size_limit_is_an_error_the_capture_recovers_from() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.file_str("big.out");
+    sandbox.write_config(&config(&[program(
+        "big",
+        &fixture_cmd(&["lines", "10000", "sleep", "forever"]),
+        &[
+            "starttime: 0",
+            "stdout_maxbytes: 0",
+            &format!("stdout: {}", yaml_quote(&out)),
+        ],
+    )]));
+    // A disk that is full, as far as taskmaster can tell: files may not grow past 32 KiB
+    // (64 blocks of 512 bytes), so the capture's writes fail with EFBIG.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -S -f 64 && exec \"$0\" run -c \"$1\"")
+        .arg(support::taskmaster_bin())
+        .arg(sandbox.config_path())
+        .current_dir(sandbox.path())
+        .env("HOME", sandbox.path());
+    let mut tm = Taskmaster::spawn(&sandbox, cmd);
+    let line = tm.wait_for_log("cannot write output to", TIMEOUT);
+    assert!(line.contains("File too large"), "{line}");
+    // The supervisor lives, and so does the writer (it waits on its full pipe).
+    let status = tm.wait_for_state("big", "RUNNING", TIMEOUT);
+    assert!(status.pid().is_some_and(support::is_alive));
+    // The disk has room again: capture goes on where it stopped, nothing lost.
+    let unlimited = rustix::process::Rlimit {
+        current: None,
+        maximum: None,
+    };
+    let daemon = rustix::process::Pid::from_raw(tm.daemon_pid() as i32).expect("a pid");
+    rustix::process::prlimit(Some(daemon), rustix::process::Resource::Fsize, unlimited)
+        .expect("raise the daemon's file size limit");
+    let expected: String = (1..=10000).map(|i| format!("line {i}\n")).collect();
+    sandbox.wait_for_contents("big.out", |text| text == expected, TIMEOUT);
+}
