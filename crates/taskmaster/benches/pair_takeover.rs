@@ -53,9 +53,12 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::pipe::{pipe_with, PipeFlags};
-use rustix::process::{kill_process, Pid, Signal, WaitOptions};
+use rustix::process::{Signal, WaitOptions};
 use taskmaster_config::PairSettings;
 use tempfile::TempDir;
+
+mod common;
+use common::{percentile, send};
 
 const RUNS: usize = 20;
 /// The numprocs of each program: 10 processes in all.
@@ -770,14 +773,6 @@ fn descendants(root: u32) -> Vec<u32> {
     found
 }
 
-fn send(pid: u32, signal: Signal) -> Result<(), String> {
-    let target = i32::try_from(pid)
-        .ok()
-        .and_then(Pid::from_raw)
-        .ok_or_else(|| format!("not a pid: {pid}"))?;
-    kill_process(target, signal).map_err(|e| format!("cannot signal pid {pid}: {e}"))
-}
-
 // ---- measuring and formatting -------------------------------------------------------------
 
 /// Figures in ms, sorted.
@@ -817,12 +812,6 @@ impl Sample {
             fmt_ms(self.max()),
         )
     }
-}
-
-/// Nearest-rank percentile of a sorted, non-empty slice.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// The summary table: one line per scenario.

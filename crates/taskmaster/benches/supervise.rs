@@ -35,8 +35,11 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use rustix::process::{kill_process, Pid, Signal};
+use rustix::process::Signal;
 use tempfile::TempDir;
+
+mod common;
+use common::percentile;
 
 const RESTARTS: usize = 200;
 const SUPERVISORD_RESTARTS: usize = 10;
@@ -915,38 +918,6 @@ impl Drop for Daemon {
     }
 }
 
-/// Sends SIGTERM to a daemon and waits for it. Past [`SHUTDOWN_DEADLINE`] it is stopped
-/// (SIGSTOP, so that it can neither reap nor spawn), its children are killed by pid (a stopped
-/// parent reaps none, so none of those pids can be reused meanwhile), and it is killed and
-/// reaped.
-fn stop(child: &mut Child, kind: Kind) -> Result<Duration, String> {
-    let started = Instant::now();
-    let pid = child.id();
-    let failure = match send(pid, Signal::TERM) {
-        Err(e) => e,
-        Ok(()) => loop {
-            match child.try_wait() {
-                Ok(Some(status)) if status.success() => return Ok(started.elapsed()),
-                Ok(Some(status)) => return Err(format!("exited with {status} after SIGTERM")),
-                Ok(None) if started.elapsed() < SHUTDOWN_DEADLINE => sleep(POLL),
-                Ok(None) => break format!("still running {SHUTDOWN_DEADLINE:?} after SIGTERM"),
-                Err(e) => break format!("cannot wait for {}: {e}", kind.name()),
-            }
-        },
-    };
-    let _ = send(pid, Signal::STOP);
-    let children = children_of(pid);
-    for &grandchild in &children {
-        let _ = send(grandchild, Signal::KILL);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    Err(format!(
-        "{failure}: killed it and its {} child(ren)",
-        children.len()
-    ))
-}
-
 fn warn_on_failed_shutdown(kind: Kind, outcome: Result<Duration, String>) {
     if let Err(e) = outcome {
         println!("  warning: {} shutdown: {e}", kind.name());
@@ -1000,12 +971,6 @@ impl Latency {
             fmt_ms(percentile(&self.gaps_ms, 1.0)),
         )
     }
-}
-
-/// Nearest-rank percentile of a sorted, non-empty slice.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 impl MassRun {
@@ -1098,25 +1063,6 @@ fn sched_ns(pid: u32) -> Option<u64> {
     Some(total)
 }
 
-/// The pids whose parent is `pid`, from /proc (a bounded scan).
-fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&candidate| {
-            fs::read_to_string(format!("/proc/{candidate}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let (_, rest) = stat.rsplit_once(')')?;
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(pid)
-        })
-        .collect()
-}
-
 /// Reads what has been appended to a file since the last call, a complete line at a time.
 struct LogTail {
     path: PathBuf,
@@ -1177,14 +1123,6 @@ fn poll_until(
         }
         sleep(POLL);
     }
-}
-
-fn send(pid: u32, signal: Signal) -> Result<(), String> {
-    let target = i32::try_from(pid)
-        .ok()
-        .and_then(Pid::from_raw)
-        .ok_or_else(|| format!("not a pid: {pid}"))?;
-    kill_process(target, signal).map_err(|e| format!("cannot signal pid {pid}: {e}"))
 }
 
 // ---- set-up and formatting ----------------------------------------------------------------
@@ -1334,4 +1272,9 @@ fn fmt_ratio(ratio: Option<f64>) -> String {
 
 fn opt(value: Option<f64>, fmt: fn(f64) -> String) -> String {
     value.map_or_else(|| "error".to_string(), fmt)
+}
+
+/// Stops a daemon of this benchmark ([`common::stop`]).
+fn stop(child: &mut Child, kind: Kind) -> Result<Duration, String> {
+    common::stop(child, kind.name(), SHUTDOWN_DEADLINE, POLL)
 }
