@@ -12,6 +12,19 @@ fn fd_target(pid: u32, fd: u32) -> PathBuf {
     std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap_or_default()
 }
 
+/// Runs program `name` once (`tm-fixture ARGS...`, its stdout to `NAME.out` in the sandbox,
+/// with `extra` keys), and returns once it has EXITED.
+fn run_once(sandbox: &Sandbox, name: &str, args: &[&str], extra: &[&str]) -> Taskmaster {
+    let out = sandbox.file_str(&format!("{name}.out"));
+    let stdout = format!("stdout: {}", yaml_quote(&out));
+    let mut keys = vec!["starttime: 0", "autorestart: never", stdout.as_str()];
+    keys.extend_from_slice(extra);
+    sandbox.write_config(&config(&[program(name, &fixture_cmd(args), &keys)]));
+    let mut tm = Taskmaster::start(sandbox, &[]);
+    tm.wait_for_state(name, "EXITED", TIMEOUT);
+    tm
+}
+
 #[test]
 fn a_child_writes_into_a_pipe_taskmaster_holds() {
     let sandbox = Sandbox::new();
@@ -37,21 +50,10 @@ fn a_child_writes_into_a_pipe_taskmaster_holds() {
 #[test]
 fn the_last_lines_are_in_the_file_when_the_exit_is_known() {
     let sandbox = Sandbox::new();
-    let out = sandbox.file_str("burst.out");
-    sandbox.write_config(&config(&[program(
-        "burst",
-        &fixture_cmd(&["lines", "20000", "exit", "0"]),
-        &[
-            "starttime: 0",
-            "autorestart: never",
-            &format!("stdout: {}", yaml_quote(&out)),
-        ],
-    )]));
-    let mut tm = Taskmaster::start(&sandbox, &[]);
-    tm.wait_for_state("burst", "EXITED", TIMEOUT);
+    let _tm = run_once(&sandbox, "burst", &["lines", "20000", "exit", "0"], &[]);
     // No waiting here: the runtime moves what is left in a child's pipes into the file before
     // it reports the exit, so this holds whatever the capture thread's timing.
-    let text = std::fs::read_to_string(&out).expect("read burst.out");
+    let text = sandbox.read("burst.out");
     let expected: String = (1..=20000).map(|i| format!("line {i}\n")).collect();
     assert!(
         text == expected,
@@ -103,19 +105,12 @@ fn processes_sharing_a_file_lose_no_line() {
 #[test]
 fn a_hook_writes_into_the_same_file_without_overwriting() {
     let sandbox = Sandbox::new();
-    let out = sandbox.file_str("job.out");
-    sandbox.write_config(&config(&[program(
+    let _tm = run_once(
+        &sandbox,
         "job",
-        &fixture_cmd(&["lines", "1000", "exit", "0"]),
-        &[
-            "starttime: 0",
-            "autorestart: never",
-            "on_exit: \"echo hook ran\"",
-            &format!("stdout: {}", yaml_quote(&out)),
-        ],
-    )]));
-    let mut tm = Taskmaster::start(&sandbox, &[]);
-    tm.wait_for_state("job", "EXITED", TIMEOUT);
+        &["lines", "1000", "exit", "0"],
+        &["on_exit: \"echo hook ran\""],
+    );
     let text = sandbox.wait_for_contents("job.out", |t| t.ends_with("hook ran\n"), TIMEOUT);
     assert_eq!(text.lines().count(), 1001, "{text}");
     assert!(text.starts_with("line 1\n"));
@@ -149,20 +144,12 @@ fn rotated_contents(dir: &std::path::Path, name: &str) -> (Vec<u64>, Vec<u8>) {
 #[test]
 fn rotation_by_size_keeps_every_byte_in_order() {
     let sandbox = Sandbox::new();
-    let out = sandbox.file_str("big.out");
-    sandbox.write_config(&config(&[program(
+    let _tm = run_once(
+        &sandbox,
         "big",
-        &fixture_cmd(&["lines", "100000", "exit", "0"]),
-        &[
-            "starttime: 0",
-            "autorestart: never",
-            "stdout_maxbytes: 64KB",
-            "stdout_backups: 100",
-            &format!("stdout: {}", yaml_quote(&out)),
-        ],
-    )]));
-    let mut tm = Taskmaster::start(&sandbox, &[]);
-    tm.wait_for_state("big", "EXITED", TIMEOUT);
+        &["lines", "100000", "exit", "0"],
+        &["stdout_maxbytes: 64KB", "stdout_backups: 100"],
+    );
     let (sizes, all) = rotated_contents(sandbox.path(), "big.out");
     let expected: String = (1..=100000).map(|i| format!("line {i}\n")).collect();
     assert!(
@@ -181,20 +168,12 @@ fn rotation_by_size_keeps_every_byte_in_order() {
 #[test]
 fn only_backups_rotated_files_are_kept() {
     let sandbox = Sandbox::new();
-    let out = sandbox.file_str("few.out");
-    sandbox.write_config(&config(&[program(
+    let _tm = run_once(
+        &sandbox,
         "few",
-        &fixture_cmd(&["lines", "100000", "exit", "0"]),
-        &[
-            "starttime: 0",
-            "autorestart: never",
-            "stdout_maxbytes: 64KB",
-            "stdout_backups: 3",
-            &format!("stdout: {}", yaml_quote(&out)),
-        ],
-    )]));
-    let mut tm = Taskmaster::start(&sandbox, &[]);
-    tm.wait_for_state("few", "EXITED", TIMEOUT);
+        &["lines", "100000", "exit", "0"],
+        &["stdout_maxbytes: 64KB", "stdout_backups: 3"],
+    );
     let (sizes, all) = rotated_contents(sandbox.path(), "few.out");
     assert_eq!(sizes.len(), 4, "few.out and 3 backups: {sizes:?}");
     // The newest bytes are kept: the file ends with the last line.
@@ -204,20 +183,13 @@ fn only_backups_rotated_files_are_kept() {
 #[test]
 fn redirect_stderr_sends_stderr_into_stdouts_file() {
     let sandbox = Sandbox::new();
-    let out = sandbox.file_str("both.out");
-    sandbox.write_config(&config(&[program(
+    let _tm = run_once(
+        &sandbox,
         "both",
-        &fixture_cmd(&["print", "to stdout", "eprint", "to stderr", "exit", "0"]),
-        &[
-            "starttime: 0",
-            "autorestart: never",
-            "redirect_stderr: true",
-            &format!("stdout: {}", yaml_quote(&out)),
-        ],
-    )]));
-    let mut tm = Taskmaster::start(&sandbox, &[]);
-    tm.wait_for_state("both", "EXITED", TIMEOUT);
-    let text = std::fs::read_to_string(&out).expect("read both.out");
+        &["print", "to stdout", "eprint", "to stderr", "exit", "0"],
+        &["redirect_stderr: true"],
+    );
+    let text = sandbox.read("both.out");
     assert!(
         text.contains("to stdout\n") && text.contains("to stderr\n"),
         "{text:?}"
