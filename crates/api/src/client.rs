@@ -14,6 +14,9 @@ use taskmaster_core::{Outcome, ReloadPlan, Reply, Request};
 
 use crate::wire;
 
+mod attach;
+pub use attach::Detached;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
@@ -143,6 +146,7 @@ impl Client {
                 let pid = json["handed_over_to"].as_u64().unwrap_or(0);
                 Ok(Reply::HandedOver(u32::try_from(pid).unwrap_or(0)))
             }
+            Request::SendStdin { targets, data } => self.send_stdin(&targets, &data),
             Request::Shutdown => {
                 let answer = self.send(Method::POST, "/v1/shutdown", None)?;
                 ok(&answer)?;
@@ -185,6 +189,35 @@ impl Client {
             }
             let results: wire::Results = decode(&answer.body)?;
             outcomes.extend(results.results.into_iter().map(wire::to_outcome));
+        }
+        Ok(Reply::Outcomes(outcomes))
+    }
+
+    /// Writes `data` to each target's stdin, in pieces the server takes (its body limit);
+    /// a target's outcome is its first failure, or its last success.
+    fn send_stdin(&self, targets: &[String], data: &[u8]) -> Result<Reply, ClientError> {
+        const PIECE: usize = crate::server::MAX_BODY / 2;
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        for target in targets {
+            let path = format!("/v1/processes/{target}/stdin");
+            let mut last = Vec::new();
+            for piece in data.chunks(PIECE) {
+                let answer = self.runtime.block_on(async {
+                    let response = self
+                        .request_typed(Method::POST, &path, Some(piece.to_vec()), OCTETS)
+                        .await?;
+                    collect(response).await
+                })?;
+                if answer.status != StatusCode::NOT_FOUND {
+                    ok(&answer)?;
+                }
+                let results: wire::Results = decode(&answer.body)?;
+                last = results.results.into_iter().map(wire::to_outcome).collect();
+                if last.iter().any(|o| o.result.is_err()) {
+                    break;
+                }
+            }
+            outcomes.extend(last);
         }
         Ok(Reply::Outcomes(outcomes))
     }
@@ -274,22 +307,27 @@ impl Client {
     ) -> Result<Answer, ClientError> {
         self.runtime.block_on(async {
             let response = self.request(method, path, body).await?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ClientError::Http(e.to_string()))?
-                .to_bytes();
-            Ok(Answer { status, body })
+            collect(response).await
         })
     }
 
+    /// A request whose body, if any, is JSON.
     async fn request(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        self.request_typed(method, path, body, "application/json")
+            .await
+    }
+
+    async fn request_typed(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        content_type: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
@@ -306,7 +344,7 @@ impl Client {
             .uri(path)
             .header(hyper::header::HOST, "taskmaster");
         if body.is_some() {
-            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+            builder = builder.header(hyper::header::CONTENT_TYPE, content_type);
         }
         let request = builder
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
@@ -316,6 +354,21 @@ impl Client {
             .await
             .map_err(|e| ClientError::Http(e.to_string()))
     }
+}
+
+/// The content type of raw bytes (what a process's stdin is sent as).
+const OCTETS: &str = "application/octet-stream";
+
+/// A whole answer: its status and its body.
+async fn collect(response: hyper::Response<hyper::body::Incoming>) -> Result<Answer, ClientError> {
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ClientError::Http(e.to_string()))?
+        .to_bytes();
+    Ok(Answer { status, body })
 }
 
 fn ok(answer: &Answer) -> Result<(), ClientError> {

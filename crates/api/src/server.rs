@@ -32,6 +32,7 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/processes/{name}/restart", post(restart))
         .route("/v1/processes/{name}/signal", post(signal))
         .route("/v1/processes/{name}/kill", post(kill))
+        .route("/v1/processes/{name}/stdin", post(stdin))
         .route("/v1/processes/{name}/log/{stream}", get(log))
         .route("/v1/log", get(main_log))
         .route("/v1/reload", post(reload))
@@ -279,6 +280,28 @@ async fn kill(
             targets: vec![name],
             restart,
             by,
+        },
+    )
+    .await
+}
+
+/// Writes the request's body, as it is, to the stdin pipe of the process (`stdin: pipe`).
+async fn stdin(
+    State(handle): State<Handle>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the body is empty: it is what is written to the process's stdin",
+        ));
+    }
+    act(
+        &handle,
+        Request::SendStdin {
+            targets: vec![name],
+            data: body.to_vec(),
         },
     )
     .await

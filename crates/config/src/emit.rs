@@ -112,8 +112,10 @@ fn program(out: &mut String, spec: &ProgramSpec) {
 /// The liveness keys, each only when it differs from its default.
 fn liveness(out: &mut String, spec: &ProgramSpec) {
     let default = defaults(&spec.name);
-    if let Stdin::File(file) = &spec.stdin {
-        program_key(out, "stdin", path(file));
+    match &spec.stdin {
+        Stdin::Null => {}
+        Stdin::File(file) => program_key(out, "stdin", path(file)),
+        Stdin::Pipe => program_key(out, "stdin", "pipe".to_string()),
     }
     if spec.ready == Readiness::Notify {
         program_key(out, "ready", "notify".to_string());

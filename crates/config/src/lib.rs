@@ -152,6 +152,9 @@ pub enum Stdin {
     Null,
     /// A file, read from its start at every spawn (`stdin: PATH`).
     File(PathBuf),
+    /// A pipe taskmaster keeps open, for `sendstdin` and `attach` (`stdin: pipe`; what
+    /// supervisord gives every child).
+    Pipe,
 }
 
 /// When a process that was spawned counts as started.

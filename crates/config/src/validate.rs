@@ -276,7 +276,11 @@ const PROGRAM_KEYS: &[Key<Draft>] = &[
         }
     }),
     ("stdin", |c, node, key, d| {
-        d.spec.stdin = c.optional_path(node, key).map_or(Stdin::Null, Stdin::File);
+        // `pipe` is a word; a file of that name is `./pipe`.
+        d.spec.stdin = match &node.value {
+            Value::Scalar { text, .. } if text == "pipe" => Stdin::Pipe,
+            _ => c.optional_path(node, key).map_or(Stdin::Null, Stdin::File),
+        };
     }),
     ("ready", |c, node, key, d| {
         let words = [

@@ -338,6 +338,11 @@ fn a_program_with_only_a_command_gets_supervisords_defaults() {
     assert!(spec.env.is_empty());
     assert_eq!(spec.workingdir, None);
     assert_eq!(spec.umask, None);
+    assert_eq!(
+        spec.stdin,
+        taskmaster_config::Stdin::Pipe,
+        "supervisord gives every child a stdin pipe"
+    );
     let ini = read(&program_text(""));
     assert_eq!(ini.priorities["web"], 999);
     assert_eq!(ini.config.logfile, PathBuf::from("/sv/supervisord.log"));
@@ -1379,7 +1384,10 @@ fn config_load_reads_either_format() {
     let yaml = dir.write("tm.yaml", "programs:\n  web:\n    cmd: run\n");
     let by_content = Config::load(&ini).unwrap();
     let from_yaml = Config::load(&yaml).unwrap();
-    assert_eq!(by_content.programs, from_yaml.programs);
+    let mut web = from_yaml.programs["web"].clone();
+    // The one difference: supervisord gives every child a stdin pipe.
+    web.stdin = taskmaster_config::Stdin::Pipe;
+    assert_eq!(by_content.programs["web"], web);
     assert_eq!(by_content.logfile, dir.0.join("supervisord.log"));
     assert_eq!(from_yaml.logfile, dir.0.join("taskmaster.log"));
     let Err(errors) = Config::load(&dir.write("bad.conf", "[program:web]\nstoptime=1\n")) else {
@@ -1460,6 +1468,7 @@ programs:
     stoptime: 10
     priority: 999
     umask: \"022\"
+    stdin: pipe
     env:
       \"A\": \"1\"
 "

@@ -82,6 +82,17 @@ fn stdin_is_a_path_resolved_against_the_configuration_folder_and_not_checked() {
 }
 
 #[test]
+fn stdin_pipe_is_a_word_and_a_file_of_that_name_is_dot_slash_pipe() {
+    assert_eq!(program("stdin: pipe").stdin, Stdin::Pipe);
+    let text = program_text("stdin: ./pipe");
+    let config = Config::parse(&text, Path::new("/etc/tm/taskmaster.yaml")).unwrap();
+    assert_eq!(
+        config.programs["web"].stdin,
+        Stdin::File(PathBuf::from("/etc/tm/./pipe"))
+    );
+}
+
+#[test]
 fn null_stdin_means_dev_null() {
     assert_eq!(program("stdin:").stdin, Stdin::Null);
     assert_eq!(program("stdin: ~").stdin, Stdin::Null);

@@ -63,6 +63,12 @@ pub enum Request {
     /// Reopen every log file (the programs' and the event log) at its path, after an outside
     /// `logrotate` renamed them.
     ReopenLogs,
+    /// Write `data` to the stdin pipe of each process (`stdin: pipe`): `sendstdin`, and the
+    /// keystrokes of `attach`. Answered once the data is queued for the pipe.
+    SendStdin {
+        targets: Vec<String>,
+        data: Vec<u8>,
+    },
 }
 
 impl fmt::Display for Request {
@@ -95,6 +101,9 @@ impl fmt::Display for Request {
             Request::Handover { upgrade: false } => return f.write_str("takeover"),
             Request::Handover { upgrade: true } => return f.write_str("upgrade"),
             Request::ReopenLogs => return f.write_str("logrotate"),
+            Request::SendStdin { targets, data } => {
+                return write!(f, "sendstdin {} ({} bytes)", targets.join(" "), data.len());
+            }
         };
         f.write_str(verb)?;
         for target in targets {
@@ -167,6 +176,8 @@ pub enum Done {
     Added,
     /// A program (process group) was removed.
     Removed,
+    /// Data was queued for its stdin pipe.
+    Sent,
 }
 
 /// Why a request failed for one process. The texts are supervisorctl's.
@@ -186,6 +197,8 @@ pub enum Failure {
     AlreadyAdded,
     /// Some of the program's processes are not stopped (remove).
     StillRunning,
+    /// Its stdin takes no data; the text says why (not a pipe, closed by the process, full).
+    NoStdin(String),
 }
 
 impl fmt::Display for Outcome {
@@ -197,6 +210,8 @@ impl fmt::Display for Outcome {
             Ok(Done::Killed) => write!(f, "{}: killed", self.process),
             Ok(Done::Added) => write!(f, "{}: added process group", self.process),
             Ok(Done::Removed) => write!(f, "{}: removed process group", self.process),
+            Ok(Done::Sent) => write!(f, "{}: sent", self.process),
+            Err(Failure::NoStdin(why)) => write!(f, "{}: ERROR (no stdin: {why})", self.process),
             Err(failure) => write!(f, "{}: ERROR ({failure})", self.process),
         }
     }
@@ -214,6 +229,7 @@ impl fmt::Display for Failure {
             Failure::ShuttingDown => "shutting down",
             Failure::AlreadyAdded => "already added",
             Failure::StillRunning => "process group still running",
+            Failure::NoStdin(_) => "no stdin",
         })
     }
 }

@@ -142,6 +142,15 @@ pub enum Action {
         ticket: Option<Ticket>,
         upgrade: bool,
     },
+    /// Queue `data` for the stdin pipe of each process of `writes` (name and pid), then answer
+    /// `ticket` with [`Reply::Outcomes`]: one per write, after `outcomes` (the targets that
+    /// could not take it).
+    WriteStdin {
+        ticket: Option<Ticket>,
+        writes: Vec<(String, u32)>,
+        data: Vec<u8>,
+        outcomes: Vec<Outcome>,
+    },
 }
 
 /// One line of the event log.

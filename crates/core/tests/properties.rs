@@ -25,6 +25,7 @@ programs:
     autorestart: always
     ready: notify
     readytime: 2s
+    stdin: pipe
     backoff: {initial: 500ms, max: 4s, factor: 2}
     restart_limit: {count: 4, within: 10s}
     on_exit: \"true\"
@@ -78,6 +79,8 @@ enum Step {
     Hook,
     /// The kill button, with or without a restart.
     Kill(usize, bool),
+    /// Input for stdin pipes.
+    Input(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -98,6 +101,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => any::<bool>().prop_map(Step::Probe),
         2 => Just(Step::Hook),
         1 => (0..TARGETS.len(), any::<bool>()).prop_map(|(t, restart)| Step::Kill(t, restart)),
+        1 => (0..TARGETS.len()).prop_map(Step::Input),
     ]
 }
 
@@ -230,6 +234,19 @@ proptest! {
                     restart,
                     by: "uid 0".into(),
                 })),
+                Step::Input(t) => {
+                    let before = w.stdin_writes.len();
+                    tickets.push(w.request(Request::SendStdin {
+                        targets: vec![TARGETS[t].into()],
+                        data: b"x".to_vec(),
+                    }));
+                    // Input goes only to the live child of a process with a pipe.
+                    for (process, pid, _) in &w.stdin_writes[before..] {
+                        let record = w.sup.process(process);
+                        prop_assert!(record.is_some_and(|p| p.pid == Some(*pid)
+                            && p.spec.stdin == taskmaster_config::Stdin::Pipe));
+                    }
+                }
                 Step::Pause(i, pause) => {
                     let pids = live_pids(&w);
                     if !pids.is_empty() {

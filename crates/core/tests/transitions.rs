@@ -353,6 +353,85 @@ fn signal_to_a_stopped_process_is_not_running() {
     assert_eq!(outcomes(&reply), ["web: ERROR (not running)"]);
 }
 
+const INPUT: &str = "
+programs:
+  reader:
+    cmd: /bin/reader
+    stdin: pipe
+    numprocs: 2
+    starttime: 0
+  web:
+    cmd: /bin/web
+    starttime: 0
+  idle:
+    cmd: /bin/idle
+    stdin: pipe
+    autostart: false
+";
+
+fn send_stdin(w: &mut World, target: &str, data: &[u8]) -> Vec<String> {
+    outcomes(&w.ask(Request::SendStdin {
+        targets: vec![target.into()],
+        data: data.to_vec(),
+    }))
+}
+
+#[test]
+fn sendstdin_queues_the_data_for_the_child_of_each_process_with_a_pipe() {
+    let mut w = World::new(INPUT);
+    let first = w.pid("reader:reader_00");
+    assert_eq!(
+        send_stdin(&mut w, "reader:reader_00", b"hi\n"),
+        ["reader:reader_00: sent"]
+    );
+    assert_eq!(
+        w.stdin_writes,
+        [("reader:reader_00".to_string(), first, b"hi\n".to_vec())]
+    );
+    // A group: each of its processes.
+    assert_eq!(
+        send_stdin(&mut w, "reader", b"x"),
+        ["reader:reader_00: sent", "reader:reader_01: sent"]
+    );
+    // `all`: the processes without a pipe are left out, not errors.
+    assert_eq!(
+        send_stdin(&mut w, "all", b"y"),
+        ["reader:reader_00: sent", "reader:reader_01: sent"]
+    );
+}
+
+#[test]
+fn sendstdin_says_why_a_process_named_alone_takes_nothing() {
+    let mut w = World::new(INPUT);
+    let web = send_stdin(&mut w, "web", b"x");
+    assert_eq!(
+        web,
+        ["web: ERROR (no stdin: its stdin is not a pipe (set `stdin: pipe` in its program))"]
+    );
+    assert_eq!(
+        send_stdin(&mut w, "idle", b"x"),
+        ["idle: ERROR (not running)"]
+    );
+    assert_eq!(
+        send_stdin(&mut w, "nope", b"x"),
+        ["nope: ERROR (no such process)"]
+    );
+    // A process being stopped takes no more input (supervisord: `killing`).
+    w.request(Request::Stop(vec!["reader:reader_00".into()]));
+    assert_eq!(w.state("reader:reader_00"), "STOPPING");
+    assert_eq!(
+        send_stdin(&mut w, "reader:reader_00", b"x"),
+        ["reader:reader_00: ERROR (not running)"]
+    );
+    assert!(w.stdin_writes.is_empty());
+    // Input is not a command line of the event log: an attach sends one per line typed.
+    assert!(
+        !w.logs.iter().any(|line| line.contains("sendstdin")),
+        "{:?}",
+        w.logs
+    );
+}
+
 const WORKERS: &str = "
 programs:
   workers:

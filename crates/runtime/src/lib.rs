@@ -35,6 +35,7 @@ mod notify;
 pub mod pair;
 mod probe;
 mod spawn;
+mod stdin;
 mod sys;
 mod tail;
 
@@ -48,8 +49,8 @@ use std::time::SystemTime;
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 use taskmaster_config::{Alert, AlertLevel, Config, Probe, ProgramSpec, Stream};
 use taskmaster_core::{
-    Action, Event, LoadPurpose, Notice, PairInfo, Reply, Request, Scope, Signal, State, Supervisor,
-    Ticket,
+    Action, Done, Event, Failure, LoadPurpose, Notice, Outcome, PairInfo, Reply, Request, Scope,
+    Signal, State, Supervisor, Ticket,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -255,10 +256,14 @@ pub struct Daemon {
     sinks: capture::Sinks,
     /// The output pipes of each live child, by pid, to flush when it exits.
     captures: HashMap<u32, Vec<capture::Capture>>,
+    /// The stdin pipe of each live child with `stdin: pipe`, by pid.
+    stdins: HashMap<u32, stdin::StdinPipe>,
     /// With `--pair`: the backup's side of things.
     pair: Option<PairState>,
     /// Children taken over from a dead primary, to watch once the loop runs.
     adopted: Vec<adopt::Adopted>,
+    /// Their stdin pipes, to write to once the loop runs.
+    adopted_stdins: Vec<(u32, OwnedFd)>,
     /// This daemon took over from a dead primary, whose sockets it replaces.
     took_over: bool,
     task_events: mpsc::UnboundedSender<TaskEvent>,
@@ -304,8 +309,10 @@ impl Daemon {
             helpers: checks::HelperExits::default(),
             sinks: capture::Sinks::default(),
             captures: HashMap::new(),
+            stdins: HashMap::new(),
             pair: None,
             adopted: Vec::new(),
+            adopted_stdins: Vec::new(),
             took_over: false,
             task_events,
             task_results,
@@ -385,6 +392,7 @@ impl Daemon {
                     pair::HeldChild {
                         pidfd,
                         outputs: Vec::new(),
+                        stdin: None,
                     },
                 );
             }
@@ -409,6 +417,9 @@ impl Daemon {
                 })
                 .collect();
             daemon.capture(pid, captures);
+            daemon
+                .adopted_stdins
+                .extend(child.stdin.map(|fd| (pid, fd)));
             if let Ok(watched) = child.pidfd.try_clone() {
                 daemon.adopted.push(adopt::Adopted::new(pid, watched));
             }
@@ -483,6 +494,9 @@ impl Daemon {
             for spec in specs {
                 self.watch_alerts(&spec);
             }
+        }
+        for (pid, fd) in std::mem::take(&mut self.adopted_stdins) {
+            self.keep_stdin(pid, Some(fd));
         }
         for adopted in std::mem::take(&mut self.adopted) {
             let events = self.task_events.clone();
@@ -606,6 +620,7 @@ impl Daemon {
                     for capture in self.captures.remove(&pid).unwrap_or_default() {
                         capture.flush();
                     }
+                    self.stdins.remove(&pid);
                     if self.helpers.reaped(pid, status) {
                         continue;
                     }
@@ -643,6 +658,7 @@ impl Daemon {
                         Ok(child) => {
                             self.track(child.pid);
                             self.capture(child.pid, child.captures);
+                            self.keep_stdin(child.pid, child.stdin);
                             if let Some(pair) = self.pair.as_mut() {
                                 pair.new_children.push(child.pid);
                             }
@@ -716,6 +732,21 @@ impl Daemon {
                     self.exit = true;
                     None
                 }
+                Action::WriteStdin {
+                    ticket,
+                    writes,
+                    data,
+                    mut outcomes,
+                } => {
+                    self.write_stdin(writes, &data, &mut outcomes);
+                    if let Some(ticket) = ticket {
+                        queue.push_front(Action::Reply {
+                            ticket,
+                            reply: Reply::Outcomes(outcomes),
+                        });
+                    }
+                    None
+                }
                 Action::ReopenLogs { ticket } => {
                     let reply = self.reopen_logs();
                     if let Some(ticket) = ticket {
@@ -784,6 +815,7 @@ impl Daemon {
                 for capture in self.captures.remove(&pid).unwrap_or_default() {
                     capture.flush();
                 }
+                self.stdins.remove(&pid);
                 self.pidfds.remove(&pid);
                 self.dispatch(Event::Exited { pid, status });
             }
@@ -1167,7 +1199,42 @@ impl Daemon {
                     .collect()
             })
             .unwrap_or_default();
-        link.send_child(pid, pidfd, &outputs).await;
+        let stdin = self.stdins.get(&pid).map(stdin::StdinPipe::fd);
+        link.send_child(pid, pidfd, &outputs, stdin).await;
+    }
+
+    /// Keeps the write end of a child's stdin pipe, for `sendstdin` and `attach`.
+    fn keep_stdin(&mut self, pid: u32, fd: Option<OwnedFd>) {
+        let Some(fd) = fd else { return };
+        match stdin::StdinPipe::start(fd) {
+            Ok(pipe) => {
+                self.stdins.insert(pid, pipe);
+            }
+            Err(e) => self
+                .log
+                .say(format!("cannot keep the stdin pipe of pid {pid}: {e}")),
+        }
+    }
+
+    /// Queues `data` for each child's stdin and answers with how each went.
+    fn write_stdin(
+        &mut self,
+        writes: Vec<(String, u32)>,
+        data: &[u8],
+        outcomes: &mut Vec<Outcome>,
+    ) {
+        for (process, pid) in writes {
+            let result = match self.stdins.get(&pid) {
+                Some(pipe) => pipe
+                    .send(data.to_vec())
+                    .map(|()| Done::Sent)
+                    .map_err(Failure::NoStdin),
+                None => Err(Failure::NoStdin(
+                    "taskmaster holds no stdin pipe for it".to_string(),
+                )),
+            };
+            outcomes.push(Outcome { process, result });
+        }
     }
 
     /// Drains a child's output pipes into their files, each on a thread of its own; their

@@ -47,8 +47,14 @@ pub(crate) enum Message {
     /// The whole supervisor state.
     State(Box<Supervisor>),
     /// A new child. The descriptors come with the message: its pidfd, then the read end of
-    /// each output pipe, whose files are `outputs`, in the same order.
-    Child { pid: u32, outputs: Vec<PathBuf> },
+    /// each output pipe, whose files are `outputs`, in the same order, then with `stdin` the
+    /// write end of its stdin pipe.
+    Child {
+        pid: u32,
+        outputs: Vec<PathBuf>,
+        #[serde(default)]
+        stdin: bool,
+    },
     /// Still alive.
     Beat,
     /// The primary is exiting by request (a shutdown): the pair is over, nothing to take over.
@@ -63,6 +69,8 @@ pub struct HeldChild {
     pub pidfd: OwnedFd,
     /// Each output pipe's read end and the file it drains into.
     pub outputs: Vec<(PathBuf, OwnedFd)>,
+    /// The write end of its stdin pipe (`stdin: pipe`).
+    pub stdin: Option<OwnedFd>,
 }
 
 /// What a backup takes over with: the last state its primary sent, and its children.
@@ -137,11 +145,23 @@ async fn listen(path: PathBuf, silence: Duration) -> Result<Takeover, BackupErro
                 children.retain(|pid, _| live.contains(pid));
                 supervisor = Some(*state);
             }
-            Ok(Message::Child { pid, outputs }) => {
+            Ok(Message::Child {
+                pid,
+                outputs,
+                stdin,
+            }) => {
                 let mut fds = fds.into_iter();
                 if let Some(pidfd) = fds.next() {
-                    let outputs = outputs.into_iter().zip(fds).collect();
-                    children.insert(pid, HeldChild { pidfd, outputs });
+                    let outputs = outputs.iter().cloned().zip(fds.by_ref()).collect();
+                    let stdin = if stdin { fds.next() } else { None };
+                    children.insert(
+                        pid,
+                        HeldChild {
+                            pidfd,
+                            outputs,
+                            stdin,
+                        },
+                    );
                 }
             }
             Ok(Message::Beat) => {}
@@ -308,13 +328,21 @@ impl PrimaryLink {
         }
     }
 
-    /// Sends a new child's pidfd and output pipes.
-    pub async fn send_child(&mut self, pid: u32, pidfd: &OwnedFd, outputs: &[(PathBuf, &OwnedFd)]) {
+    /// Sends a new child's pidfd, output pipes and stdin pipe.
+    pub async fn send_child(
+        &mut self,
+        pid: u32,
+        pidfd: &OwnedFd,
+        outputs: &[(PathBuf, &OwnedFd)],
+        stdin: Option<&OwnedFd>,
+    ) {
         let mut fds = vec![pidfd.as_fd()];
         fds.extend(outputs.iter().map(|(_, fd)| fd.as_fd()));
+        fds.extend(stdin.map(|fd| fd.as_fd()));
         let message = Message::Child {
             pid,
             outputs: outputs.iter().map(|(path, _)| path.clone()).collect(),
+            stdin: stdin.is_some(),
         };
         self.send(&message, &fds).await;
     }

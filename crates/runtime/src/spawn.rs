@@ -7,8 +7,8 @@
 //!   cannot set, or a `watchdog`, whose `WATCHDOG_PID` only the child knows. std reports exec
 //!   and chdir failures back through its close-on-exec pipe.
 //!
-//! Both give the child its own process group, stdin from /dev/null or the `stdin` file, an
-//! empty signal mask and default signal dispositions.
+//! Both give the child its own process group, stdin from /dev/null, the `stdin` file or a
+//! pipe, an empty signal mask and default signal dispositions.
 //!
 //! Hooks and command health checks are children too (`/bin/sh -c`), started by
 //! [`spawn_shell`] with the program's environment, so that the one reaper sees them end.
@@ -41,6 +41,8 @@ pub struct ChildContext {
 /// A started child, and its output pipes for the caller to drain ([`capture::drain`]).
 pub struct Spawned {
     pub pid: u32,
+    /// The write end of its stdin pipe (`stdin: pipe`).
+    pub stdin: Option<OwnedFd>,
     pub captures: Vec<(OwnedFd, Arc<Sink>)>,
 }
 
@@ -87,19 +89,20 @@ pub fn spawn(
             argv: &spec.argv,
             env: &env,
             cwd: spec.workingdir.as_deref(),
-            stdio: [stdin.as_fd(), stdout.child_end(), stderr.child_end()],
+            stdio: [stdin.child_end(), stdout.child_end(), stderr.child_end()],
         })
     } else {
         fork_exec(
             spec,
             &env,
-            [stdin.as_fd(), stdout.child_end(), stderr.child_end()],
+            [stdin.child_end(), stdout.child_end(), stderr.child_end()],
             &setup,
         )
     };
     let pid = launched.map_err(|e| format!("cannot execute {program}: {}", os_reason(&e)))?;
     Ok(Spawned {
         pid,
+        stdin: stdin.into_writer(),
         captures: [stdout, stderr]
             .into_iter()
             .filter_map(Output::into_capture)
@@ -138,11 +141,12 @@ pub fn spawn_shell(
         argv: &argv,
         env: &env,
         cwd,
-        stdio: [stdin.as_fd(), stdout.child_end(), stderr.child_end()],
+        stdio: [stdin.child_end(), stdout.child_end(), stderr.child_end()],
     })
     .map_err(|e| format!("cannot run /bin/sh: {}", os_reason(&e)))?;
     Ok(Spawned {
         pid,
+        stdin: None,
         captures: [stdout, stderr]
             .into_iter()
             .filter_map(Output::into_capture)
@@ -215,19 +219,47 @@ fn check_directory(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Where a child's stdin comes from: /dev/null, or the `stdin` file from its start.
-fn input(stdin: &Stdin) -> Result<File, String> {
-    match stdin {
-        Stdin::Null => {
-            File::open("/dev/null").map_err(|e| format!("cannot open /dev/null: {}", os_reason(&e)))
+/// Where a child's stdin comes from: /dev/null, the `stdin` file from its start, or a pipe
+/// whose write end taskmaster keeps.
+enum Input {
+    File(File),
+    Pipe { read: OwnedFd, write: OwnedFd },
+}
+
+impl Input {
+    /// The descriptor the child gets.
+    fn child_end(&self) -> BorrowedFd<'_> {
+        match self {
+            Input::File(file) => file.as_fd(),
+            Input::Pipe { read, .. } => read.as_fd(),
         }
-        Stdin::File(path) => File::open(path).map_err(|e| {
+    }
+
+    /// The pipe's write end, for taskmaster; the read end is closed here, so that the child
+    /// holds the only one.
+    fn into_writer(self) -> Option<OwnedFd> {
+        match self {
+            Input::File(_) => None,
+            Input::Pipe { write, .. } => Some(write),
+        }
+    }
+}
+
+fn input(stdin: &Stdin) -> Result<Input, String> {
+    match stdin {
+        Stdin::Null => File::open("/dev/null")
+            .map(Input::File)
+            .map_err(|e| format!("cannot open /dev/null: {}", os_reason(&e))),
+        Stdin::File(path) => File::open(path).map(Input::File).map_err(|e| {
             format!(
                 "cannot open stdin file {}: {}",
                 path.display(),
                 os_reason(&e)
             )
         }),
+        Stdin::Pipe => rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map(|(read, write)| Input::Pipe { read, write })
+            .map_err(|e| format!("cannot make a stdin pipe: {e}")),
     }
 }
 

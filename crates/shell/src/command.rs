@@ -23,6 +23,10 @@ pub enum Parsed {
     MainTail {
         follow: bool,
     },
+    /// `attach NAME`: this terminal connected to a process until the user detaches.
+    Attach {
+        name: String,
+    },
 }
 
 /// One command of the language.
@@ -115,6 +119,18 @@ pub const COMMANDS: &[CommandInfo] = &[
         "maintail [-f]",
         "the end of the event log; -f: and what comes next, until Ctrl-C",
         false,
+    ),
+    info(
+        "attach",
+        "attach NAME",
+        "connect this terminal to a process: its output as it comes, your lines to its stdin (stdin: pipe); Ctrl-] or Ctrl-C detaches, the process keeps running",
+        true,
+    ),
+    info(
+        "sendstdin",
+        "sendstdin [-n] NAME TEXT...",
+        "write TEXT and a newline (none with -n) to the stdin of processes (stdin: pipe)",
+        true,
     ),
     info(
         "avail",
@@ -229,6 +245,11 @@ pub fn parse(line: &str) -> Result<Parsed, String> {
             }))
         }
         "pid" => Ok(Parsed::Run(Request::Pid(args))),
+        "attach" => match args.as_slice() {
+            [name] => Ok(Parsed::Attach { name: name.clone() }),
+            _ => Err(format!("error: usage: {}", usage("attach"))),
+        },
+        "sendstdin" => parse_sendstdin(&args),
         "tail" => parse_tail(&args),
         "maintail" => match args.as_slice() {
             [] => Ok(Parsed::MainTail { follow: false }),
@@ -249,6 +270,24 @@ pub fn parse(line: &str) -> Result<Parsed, String> {
         _ => Err(format!(
             "unknown command \"{verb}\" (type help for the list of commands)"
         )),
+    }
+}
+
+/// `sendstdin [-n] NAME TEXT...`: the words of TEXT joined by spaces, then a newline.
+fn parse_sendstdin(args: &[String]) -> Result<Parsed, String> {
+    let newline = args.first().is_none_or(|a| a != "-n");
+    match &args[usize::from(!newline)..] {
+        [name, words @ ..] if !words.is_empty() => {
+            let mut data = words.join(" ").into_bytes();
+            if newline {
+                data.push(b'\n');
+            }
+            Ok(Parsed::Run(Request::SendStdin {
+                targets: vec![name.clone()],
+                data,
+            }))
+        }
+        _ => Err(format!("error: usage: {}", usage("sendstdin"))),
     }
 }
 
@@ -354,6 +393,34 @@ mod tests {
             .unwrap_err()
             .contains("needs at least one process name"));
         assert!(parse("kill --no-restart").is_err());
+    }
+
+    #[test]
+    fn sendstdin_sends_the_words_and_a_newline_unless_told_not_to() {
+        let sent = |line: &str| match parse(line) {
+            Ok(Parsed::Run(Request::SendStdin { targets, data })) => (targets, data),
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(
+            sent("sendstdin web hello  world"),
+            (vec!["web".to_string()], b"hello world\n".to_vec())
+        );
+        assert_eq!(sent("sendstdin -n web y").1, b"y".to_vec());
+        for wrong in ["sendstdin", "sendstdin web", "sendstdin -n web"] {
+            assert!(parse(wrong).unwrap_err().contains("usage"), "{wrong}");
+        }
+    }
+
+    #[test]
+    fn attach_takes_one_name() {
+        assert_eq!(
+            parse("attach web").unwrap(),
+            Parsed::Attach {
+                name: "web".to_string()
+            }
+        );
+        assert!(parse("attach").is_err());
+        assert!(parse("attach web api").is_err());
     }
 
     #[test]

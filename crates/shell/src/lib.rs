@@ -42,6 +42,10 @@ pub trait Backend {
     /// Writes the last `bytes` bytes of the event log to `out`, and with `follow` everything
     /// written next, until interrupted.
     fn maintail(&self, bytes: u64, follow: bool, out: &mut dyn Write) -> Result<(), String>;
+
+    /// Connects this terminal to process `name` (`attach`) until the user detaches or it
+    /// exits; the text says how it ended.
+    fn attach(&self, name: &str, out: &mut dyn Write) -> Result<String, String>;
 }
 
 /// Whether the shell goes on after a command.
@@ -107,6 +111,14 @@ pub fn execute(backend: &dyn Backend, line: &str, out: &mut dyn Write) -> Execut
             follow,
         }) => match backend.tail(&name, &stream, TAIL_BYTES, follow, out) {
             Ok(()) => done(Vec::new(), Flow::Continue, Verdict::Success),
+            Err(error) => done(
+                vec![format!("error: {error}")],
+                Flow::Continue,
+                Verdict::Error,
+            ),
+        },
+        Ok(Parsed::Attach { name }) => match backend.attach(&name, out) {
+            Ok(ended) => done(vec![ended], Flow::Continue, Verdict::Success),
             Err(error) => done(
                 vec![format!("error: {error}")],
                 Flow::Continue,

@@ -2,6 +2,8 @@
 //! work is done by `taskmaster-config`, `taskmaster-core`, `taskmaster-runtime` and
 //! `taskmaster-shell`.
 
+mod attach;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -464,6 +466,11 @@ impl Backend for InProcess {
             .map_err(|e| format!("cannot read {}: {e}", active.logfile.display()))?;
         out.write_all(&tail).map_err(|e| e.to_string())
     }
+
+    fn attach(&self, _name: &str, _out: &mut dyn Write) -> Result<String, String> {
+        // This terminal is the daemon's: its Ctrl-C and its stdin are taskmaster's own.
+        Err("attach is for `taskmaster ctl attach NAME`, from another terminal".to_string())
+    }
 }
 
 /// The last `bytes` bytes of a file.
@@ -502,6 +509,10 @@ impl Backend for Remote {
         self.0
             .maintail(bytes, follow, out)
             .map_err(|e| e.to_string())
+    }
+
+    fn attach(&self, name: &str, out: &mut dyn Write) -> Result<String, String> {
+        attach::attach(&self.0, name, out)
     }
 }
 

@@ -679,3 +679,29 @@ fn a_paused_backup_that_resumes_stays_the_backup() {
     );
     pair.shutdown();
 }
+
+/// A child's stdin pipe (`stdin: pipe`) is held by the backup too: when the primary dies the
+/// child sees no end of its input, and input sent to the new primary reaches it.
+#[test]
+fn a_stdin_pipe_outlives_the_primary() {
+    let sandbox = Sandbox::new();
+    let echo = program(
+        "echo",
+        &fixture_cmd(&["stdin-echo"]),
+        &["starttime: 0", "stdin: pipe", "stdout: echo.out"],
+    );
+    let mut pair = Pair::start(&sandbox, &config(&[echo]));
+    let primary = pair.primary_pid();
+    let children = pair.running_pids();
+    let sent = ctl(&sandbox, &["sendstdin", "echo", "before"]);
+    assert_eq!(sent.code, Some(0), "{sent:?}");
+    sandbox.wait_for_contents("echo.out", |text| text == "before\n", TIMEOUT);
+
+    pair.kill_primary(primary);
+    let sent = ctl(&sandbox, &["sendstdin", "echo", "after"]);
+    assert_eq!(sent.code, Some(0), "{sent:?}");
+    sandbox.wait_for_contents("echo.out", |text| text == "before\nafter\n", TIMEOUT);
+    // stdin-echo exits at the end of its input: the same child still runs.
+    assert_eq!(pair.running_pids(), children);
+    pair.shutdown();
+}

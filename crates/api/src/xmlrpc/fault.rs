@@ -94,6 +94,8 @@ impl Fault {
             Failure::ShuttingDown => Fault::new(Code::ShutdownState),
             Failure::AlreadyAdded => Fault::with(Code::AlreadyAdded, name),
             Failure::StillRunning => Fault::with(Code::StillRunning, name),
+            // supervisord's answer for a stdin that takes nothing (closed, or none).
+            Failure::NoStdin(_) => Fault::with(Code::NoFile, name),
         }
     }
 }

@@ -119,7 +119,7 @@ const METHODS: &[Method] = methods! {
     "supervisor.restart" ("boolean")
         "Restart: stop every process, reload the configuration file, start the autostart programs.\n@return boolean true unless error";
     "supervisor.sendProcessStdin" ("boolean", "string", "string")
-        "Write to a process's stdin (taskmaster gives its children /dev/null as stdin: always NO_FILE for a running process).\n@param string name the process (or group:name)\n@param string chars what to write\n@return boolean true unless error";
+        "Write to a process's stdin: NO_FILE unless its stdin is a pipe (stdin: pipe, the default for programs from a supervisord configuration), or when it closed its stdin or has not read the last MiB sent.\n@param string name the process (or group:name)\n@param string chars what to write\n@return boolean true unless error";
     "supervisor.shutdown" ("boolean")
         "Stop every process, then exit.\n@return boolean true unless error";
     "supervisor.signalAllProcesses" ("array", "string")
@@ -499,20 +499,23 @@ impl Rpc {
             "sendProcessStdin" => {
                 arity(p, 2, 2)?;
                 let name = string(&p[0], "name")?;
-                if !matches!(p[1], Value::String(_) | Value::Base64(_)) {
-                    return Err(Fault::with(
-                        Code::IncorrectParameters,
-                        format!("chars must be a string, not {}", p[1].kind()),
-                    ));
-                }
+                let data = match &p[1] {
+                    Value::String(text) => text.as_bytes().to_vec(),
+                    Value::Base64(bytes) => bytes.clone(),
+                    other => {
+                        return Err(Fault::with(
+                            Code::IncorrectParameters,
+                            format!("chars must be a string, not {}", other.kind()),
+                        ))
+                    }
+                };
                 let snapshot = self.snapshot().await?;
                 let info = snapshot.process(&name)?;
-                if info.pid.is_none() || info.state == State::Stopping {
-                    return Err(Fault::with(Code::NotRunning, &name));
-                }
-                // taskmaster gives its children /dev/null as stdin: nothing can be written to
-                // it, which supervisord reports this way for a process whose stdin is closed.
-                Err(Fault::with(Code::NoFile, &name))
+                let request = Request::SendStdin {
+                    targets: vec![info.name.clone()],
+                    data,
+                };
+                self.one_outcome(request, &name).await
             }
             _ => Err(Fault::new(Code::UnknownMethod)),
         }
@@ -1008,7 +1011,8 @@ fn outcome_entries(outcomes: &[Outcome]) -> Value {
                     | Done::Signalled
                     | Done::Killed
                     | Done::Added
-                    | Done::Removed,
+                    | Done::Removed
+                    | Done::Sent,
                 ) => result_entry(&o.process, None),
                 Err(failure) => {
                     result_entry(&o.process, Some(&Fault::from_failure(failure, &o.process)))

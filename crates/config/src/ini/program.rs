@@ -28,6 +28,7 @@
 //! | `*_events_enabled`, `*_syslog` | `false` accepted; `true` refused |
 //! | `serverurl` | `AUTO` accepted; else refused |
 //! | `user` | refused: taskmaster does not switch users |
+//! | (none) | `stdin: pipe`: supervisord gives every child a stdin pipe |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -148,6 +149,8 @@ impl Translator<'_> {
             ..scope.names(self.host)
         };
         let mut spec = defaults(name);
+        // supervisord gives every child a pipe for stdin (`sendProcessStdin` writes to it).
+        spec.stdin = crate::Stdin::Pipe;
 
         // numprocs first: the per-process values depend on it.
         let numprocs = self.read(src, section, &options, "numprocs", &constant, |t| {

@@ -26,9 +26,14 @@ impl Supervisor {
         // A user's command is logged (a request without a ticket comes from a signal, which the
         // runtime logs); so are neither queries nor a shutdown already under way.
         let repeated_shutdown = request == Request::Shutdown && self.shutting_down;
+        // Input is not logged either: an `attach` sends a request per line typed.
         let query = matches!(
             request,
-            Request::Status(_) | Request::Pid(_) | Request::Config | Request::DaemonState
+            Request::Status(_)
+                | Request::Pid(_)
+                | Request::Config
+                | Request::DaemonState
+                | Request::SendStdin { .. }
         );
         if ticket.is_some() && !query && !repeated_shutdown {
             out.push(Action::Log(Notice {
@@ -178,6 +183,7 @@ impl Supervisor {
                 out.push(Action::ReopenLogs { ticket });
                 None
             }
+            Request::SendStdin { targets, data } => self.send_stdin(ticket, &targets, data, out),
             Request::Shutdown => {
                 self.shutdown(now, out);
                 Some(Reply::ShuttingDown)
@@ -411,6 +417,55 @@ impl Supervisor {
 
     /// The processes the targets name, in order and without repeats, and an error outcome for
     /// each target that names none. No target means every process.
+    /// Sends to each process named that takes input; a process that does not is an error
+    /// when named alone, and skipped when it came with others (`all`, a group).
+    fn send_stdin(
+        &self,
+        ticket: Option<Ticket>,
+        targets: &[String],
+        data: Vec<u8>,
+        out: &mut Vec<Action>,
+    ) -> Option<Reply> {
+        let (named, mut outcomes) = self.resolve_named(targets);
+        let mut writes = Vec::new();
+        for Named { name, alone } in named {
+            match self.stdin_pid(&name) {
+                Ok(pid) => writes.push((name, pid)),
+                Err(failure) if alone => outcomes.push(Outcome {
+                    process: name,
+                    result: Err(failure),
+                }),
+                Err(_) => {}
+            }
+        }
+        if writes.is_empty() {
+            return Some(Reply::Outcomes(outcomes));
+        }
+        out.push(Action::WriteStdin {
+            ticket,
+            writes,
+            data,
+            outcomes,
+        });
+        None
+    }
+
+    /// The pid whose stdin pipe takes input for process `name`, as supervisord decides: it
+    /// has a child that is not being stopped, and its stdin is a pipe.
+    fn stdin_pid(&self, name: &str) -> Result<u32, Failure> {
+        let process = self.processes.get(name).ok_or(Failure::NoSuchProcess)?;
+        let pid = process
+            .pid
+            .filter(|_| process.state != State::Stopping)
+            .ok_or(Failure::NotRunning)?;
+        match process.spec.stdin {
+            taskmaster_config::Stdin::Pipe => Ok(pid),
+            _ => Err(Failure::NoStdin(
+                "its stdin is not a pipe (set `stdin: pipe` in its program)".to_string(),
+            )),
+        }
+    }
+
     pub(super) fn resolve_all(&self, targets: &[String]) -> (Vec<String>, Vec<Outcome>) {
         let (named, errors) = self.resolve_named(targets);
         (named.into_iter().map(|n| n.name).collect(), errors)

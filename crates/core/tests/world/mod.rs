@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use taskmaster_core::{
-    Action, Config, Event, ExitStatus, LoadPurpose, Reply, Request, Scope, Signal, State,
-    Supervisor, Ticket, Time,
+    Action, Config, Done, Event, ExitStatus, LoadPurpose, Outcome, Reply, Request, Scope, Signal,
+    State, Supervisor, Ticket, Time,
 };
 
 pub fn config(yaml: &str) -> Config {
@@ -39,6 +39,8 @@ pub struct World {
     pub probes: Vec<(String, u32)>,
     /// Every hook asked for: (process, its extra environment). The test answers `HookDone`.
     pub hooks: Vec<(String, Vec<(String, String)>)>,
+    /// Input queued for stdin pipes: (process, pid, data).
+    pub stdin_writes: Vec<(String, u32, Vec<u8>)>,
     /// Every announced state change: (process, from, to), and `None` for a record removed
     /// (announced by its `removed` log line); a record added later starts STOPPED again.
     pub changes: Vec<(String, Option<(State, State)>)>,
@@ -70,6 +72,7 @@ impl World {
             loads: Vec::new(),
             probes: Vec::new(),
             hooks: Vec::new(),
+            stdin_writes: Vec::new(),
             changes: Vec::new(),
             exited: false,
         };
@@ -125,6 +128,24 @@ impl World {
                 }
                 Action::Reply { ticket, reply } => self.replies.push((ticket, reply)),
                 Action::Handover { .. } | Action::ReopenLogs { .. } => {}
+                // As the runtime: each write is queued, and answered at once.
+                Action::WriteStdin {
+                    ticket,
+                    writes,
+                    data,
+                    mut outcomes,
+                } => {
+                    for (process, pid) in writes {
+                        self.stdin_writes.push((process.clone(), pid, data.clone()));
+                        outcomes.push(Outcome {
+                            process,
+                            result: Ok(Done::Sent),
+                        });
+                    }
+                    if let Some(ticket) = ticket {
+                        self.replies.push((ticket, Reply::Outcomes(outcomes)));
+                    }
+                }
                 Action::Exit => {
                     assert!(!self.exited, "Exit was sent twice");
                     self.exited = true;

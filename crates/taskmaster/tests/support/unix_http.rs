@@ -54,6 +54,18 @@ impl Api {
         self.send("POST", target, body)
     }
 
+    /// `POST target` with `body` as it is (`application/octet-stream`).
+    pub fn post_bytes(&self, target: &str, body: &[u8]) -> Answer {
+        let head = format!(
+            "POST {target} HTTP/1.1\r\nHost: taskmaster\r\nConnection: close\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        self.exchange(&request, "POST", target)
+    }
+
     /// `GET /v1/processes/NAME`, which must answer 200.
     pub fn process(&self, name: &str) -> Value {
         let answer = self.get(&format!("/v1/processes/{name}"));
@@ -83,9 +95,14 @@ impl Api {
         } else {
             request.push_str("\r\n");
         }
+        self.exchange(request.as_bytes(), method, target)
+    }
+
+    /// Sends a whole request and reads the whole answer.
+    fn exchange(&self, request: &[u8], method: &str, target: &str) -> Answer {
         let mut stream = connect(&self.socket);
         stream
-            .write_all(request.as_bytes())
+            .write_all(request)
             .unwrap_or_else(|e| panic!("send {method} {target}: {e}"));
         let raw = read_until(&mut stream, |_| false);
         let (status, chunked, rest) = parse_head(&raw)
