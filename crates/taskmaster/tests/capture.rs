@@ -827,3 +827,42 @@ fn an_unwritable_log_folder_is_reported_once_and_capture_resumes_once_writable()
     );
     assert_eq!(errors(&tm.log()), 1, "said once");
 }
+
+#[test]
+fn a_log_file_deleted_by_hand_is_made_again_at_the_next_rotation() {
+    let sandbox = Sandbox::new();
+    let go = sandbox.file_str("go");
+    sandbox.write_config(&config(&[program(
+        "w",
+        &fixture_cmd(&[
+            "print", "ready", "wait-for", &go, "pattern", "binary", "1M", "sleep", "forever",
+        ]),
+        &[
+            "starttime: 0",
+            "stdout: w.out",
+            "stdout_maxbytes: 64KB",
+            "stdout_backups: 100",
+        ],
+    )]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    tm.wait_for_state("w", "RUNNING", TIMEOUT);
+    sandbox.wait_for_contents("w.out", |text| text == "ready\n", TIMEOUT);
+    // What an operator short of disk space does. Taskmaster still holds the file, and fills
+    // it to maxbytes; then it is rotated: there is nothing to rename, and a new w.out is made.
+    std::fs::remove_file(sandbox.file("w.out")).expect("delete w.out");
+    std::fs::write(&go, "").expect("create go");
+    let in_deleted_file = 64 * 1024 - "ready\n".len() as u64;
+    wait_until("the rest of the output in the files", TIMEOUT, || {
+        let (sizes, _) = rotated_contents(sandbox.path(), "w.out");
+        (sizes.iter().sum::<u64>() >= MIB - in_deleted_file).then_some(())
+    });
+    let mut expected = PatternReader::new(Kind::Binary, MIB);
+    std::io::copy(
+        &mut (&mut expected).take(in_deleted_file),
+        &mut std::io::sink(),
+    )
+    .expect("skip what went to the deleted file");
+    assert_log_files_hold(sandbox.path(), "w.out", expected);
+    let log = tm.log();
+    assert!(!log.contains("cannot write output"), "{log}");
+}
