@@ -252,13 +252,20 @@ pub(crate) fn rotate(path: &Path, backups: u32, file: &mut File) -> std::io::Res
         name.push(format!(".{n}"));
         PathBuf::from(name)
     };
-    for n in (1..backups).rev() {
-        match std::fs::rename(numbered(n), numbered(n + 1)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+    // A file that is gone (deleted by hand to free the disk, or renamed by a rotation that then
+    // could not open the new one) has nothing to keep: the backups stay as they are, and only
+    // a new file is opened. Renaming it again would fail for ever, and the writer would wait.
+    let gone =
+        std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    if !gone {
+        for n in (1..backups).rev() {
+            match std::fs::rename(numbered(n), numbered(n + 1)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
+        std::fs::rename(path, numbered(1))?;
     }
-    std::fs::rename(path, numbered(1))?;
     *file = OpenOptions::new()
         .write(true)
         .create(true)

@@ -4,7 +4,17 @@
 
 mod support;
 
-use std::path::PathBuf;
+// What `tm-fixture pattern` writes, made again to compare (`Kind::parse` is the fixture's).
+#[allow(dead_code)]
+#[path = "fixture/pattern.rs"]
+mod pattern;
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pattern::{Kind, Pattern};
 
 use support::{config, fixture_cmd, program, wait_until, yaml_quote, Sandbox, Taskmaster, TIMEOUT};
 
@@ -15,13 +25,25 @@ fn fd_target(pid: u32, fd: u32) -> PathBuf {
 /// Runs program `name` once (`tm-fixture ARGS...`, its stdout to `NAME.out` in the sandbox,
 /// with `extra` keys), and returns once it has EXITED.
 fn run_once(sandbox: &Sandbox, name: &str, args: &[&str], extra: &[&str]) -> Taskmaster {
+    run_once_within(sandbox, name, args, extra, TIMEOUT)
+}
+
+/// [`run_once`], for a program that takes longer than [`TIMEOUT`] to end when the machine is
+/// busy: it has until `deadline` to reach EXITED.
+fn run_once_within(
+    sandbox: &Sandbox,
+    name: &str,
+    args: &[&str],
+    extra: &[&str],
+    deadline: Duration,
+) -> Taskmaster {
     let out = sandbox.file_str(&format!("{name}.out"));
     let stdout = format!("stdout: {}", yaml_quote(&out));
     let mut keys = vec!["starttime: 0", "autorestart: never", stdout.as_str()];
     keys.extend_from_slice(extra);
     sandbox.write_config(&config(&[program(name, &fixture_cmd(args), &keys)]));
     let mut tm = Taskmaster::start(sandbox, &[]);
-    tm.wait_for_state(name, "EXITED", TIMEOUT);
+    tm.wait_for_state(name, "EXITED", deadline);
     tm
 }
 
@@ -116,8 +138,9 @@ fn a_hook_writes_into_the_same_file_without_overwriting() {
     assert!(text.starts_with("line 1\n"));
 }
 
-/// `x.log` and its rotated files, oldest first: what was written, in order.
-fn rotated_contents(dir: &std::path::Path, name: &str) -> (Vec<u64>, Vec<u8>) {
+/// `x.log`'s rotated files, oldest first, then `x.log` itself: where what was written is, in
+/// order.
+fn log_files(dir: &Path, name: &str) -> Vec<PathBuf> {
     let mut numbered: Vec<u32> = std::fs::read_dir(dir)
         .expect("list the sandbox")
         .filter_map(|entry| {
@@ -127,13 +150,18 @@ fn rotated_contents(dir: &std::path::Path, name: &str) -> (Vec<u64>, Vec<u8>) {
         })
         .collect();
     numbered.sort_unstable_by(|a, b| b.cmp(a));
-    let mut sizes = Vec::new();
-    let mut all = Vec::new();
-    let paths = numbered
+    numbered
         .iter()
         .map(|n| dir.join(format!("{name}.{n}")))
-        .chain(std::iter::once(dir.join(name)));
-    for path in paths {
+        .chain(std::iter::once(dir.join(name)))
+        .collect()
+}
+
+/// `x.log` and its rotated files, oldest first: what was written, in order.
+fn rotated_contents(dir: &Path, name: &str) -> (Vec<u64>, Vec<u8>) {
+    let mut sizes = Vec::new();
+    let mut all = Vec::new();
+    for path in log_files(dir, name) {
         let bytes = std::fs::read(&path).unwrap_or_default();
         sizes.push(bytes.len() as u64);
         all.extend(bytes);
@@ -402,4 +430,439 @@ fn a_file_size_limit_is_an_error_the_capture_recovers_from() {
         .expect("raise the daemon's file size limit");
     let expected: String = (1..=10000).map(|i| format!("line {i}\n")).collect();
     sandbox.wait_for_contents("big.out", |text| text == expected, TIMEOUT);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every byte, whatever the writer writes: checked against the stream it wrote
+// ---------------------------------------------------------------------------------------------
+
+/// The first `len` bytes of a `kind` stream of `pattern.rs`: what `tm-fixture pattern KIND LEN`
+/// writes, made again here a slice at a time.
+struct PatternReader {
+    pattern: Pattern,
+    left: u64,
+}
+
+impl PatternReader {
+    fn new(kind: Kind, len: u64) -> PatternReader {
+        PatternReader {
+            pattern: Pattern::new(kind),
+            left: len,
+        }
+    }
+}
+
+impl Read for PatternReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let max = usize::try_from(self.left).map_or(buf.len(), |left| left.min(buf.len()));
+        let slice = self.pattern.next_slice(max);
+        buf[..slice.len()].copy_from_slice(slice);
+        self.left -= slice.len() as u64;
+        Ok(slice.len())
+    }
+}
+
+/// Reads from `reader` until `buf` is full or the reader ends; how much it read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8], what: &str) -> usize {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("cannot read {what}: {e}"),
+        }
+    }
+    filled
+}
+
+/// Checks that `name` in `dir` and its rotated files, oldest first, hold exactly what
+/// `expected` yields, a MiB at a time (a GiB is never in memory). A difference is reported at
+/// its first byte, with its offset in the stream and in the file that holds it.
+fn assert_log_files_hold(dir: &Path, name: &str, mut expected: impl Read) {
+    const CHUNK: usize = 1 << 20;
+    let (mut got, mut want) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    let mut offset = 0u64;
+    for path in log_files(dir, name) {
+        let what = path.display().to_string();
+        let mut file = File::open(&path).unwrap_or_else(|e| panic!("open {what}: {e}"));
+        let mut in_file = 0u64;
+        loop {
+            let read = read_full(&mut file, &mut got, &what);
+            if read == 0 {
+                break;
+            }
+            let wanted = read_full(&mut expected, &mut want[..read], "the expected stream");
+            if got[..read] != want[..wanted] {
+                let at = (0..read)
+                    .find(|&i| i >= wanted || got[i] != want[i])
+                    .unwrap_or(read);
+                if at >= wanted {
+                    panic!(
+                        "the log files hold more than was written ({} bytes): {what} goes on \
+                         at its byte {}",
+                        offset + wanted as u64,
+                        in_file + wanted as u64
+                    );
+                }
+                let window = |bytes: &[u8], len: usize| bytes[at..(at + 16).min(len)].to_vec();
+                panic!(
+                    "the log files differ from what was written at byte {} ({what}, byte {}): \
+                     {:02x?} where {:02x?} was written",
+                    offset + at as u64,
+                    in_file + at as u64,
+                    window(&got, read),
+                    window(&want, wanted)
+                );
+            }
+            offset += read as u64;
+            in_file += read as u64;
+        }
+    }
+    let mut rest = [0u8; 1];
+    assert!(
+        read_full(&mut expected, &mut rest, "the expected stream") == 0,
+        "the log files end at byte {offset}: the rest of what was written is missing"
+    );
+}
+
+/// The bytes free for an unprivileged user on the file system of `dir`.
+fn free_space(dir: &Path) -> u64 {
+    let stat = rustix::fs::statvfs(dir).expect("statvfs of the sandbox");
+    stat.f_bavail.saturating_mul(stat.f_frsize)
+}
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+#[test]
+fn a_gib_written_flat_out_is_in_the_rotated_files_byte_for_byte() {
+    let sandbox = Sandbox::new();
+    let free = free_space(sandbox.path());
+    if free < 3 * GIB {
+        eprintln!(
+            "skipped: {} has {} MiB free; writing 1 GiB wants 3 GiB",
+            sandbox.path().display(),
+            free / MIB
+        );
+        return;
+    }
+    // Writing takes a second or two; the deadline is for a hang on a very busy machine.
+    let _tm = run_once_within(
+        &sandbox,
+        "flood",
+        &["pattern", "binary", "1G", "exit", "0"],
+        &["stdout_maxbytes: 200MB", "stdout_backups: 10"],
+        Duration::from_secs(120),
+    );
+    let sizes: Vec<u64> = log_files(sandbox.path(), "flood.out")
+        .iter()
+        .map(|path| std::fs::metadata(path).map_or(0, |meta| meta.len()))
+        .collect();
+    let mut expected_sizes = vec![200 * MIB; 5];
+    expected_sizes.push(GIB - 5 * 200 * MIB);
+    assert_eq!(
+        sizes, expected_sizes,
+        "five full files of 200 MiB, then the rest"
+    );
+    assert_log_files_hold(
+        sandbox.path(),
+        "flood.out",
+        PatternReader::new(Kind::Binary, GIB),
+    );
+}
+
+#[test]
+fn output_without_a_newline_is_kept_byte_for_byte_across_rotations() {
+    let sandbox = Sandbox::new();
+    // One line of 6 MB, no newline anywhere: a file is rotated in the middle of it, five times.
+    let _tm = run_once(
+        &sandbox,
+        "oneline",
+        &["pattern", "text", "6000000", "exit", "0"],
+        &["stdout_maxbytes: 1MB", "stdout_backups: 10"],
+    );
+    let files = log_files(sandbox.path(), "oneline.out");
+    assert_eq!(files.len(), 6, "rotated five times: {files:?}");
+    assert_log_files_hold(
+        sandbox.path(),
+        "oneline.out",
+        PatternReader::new(Kind::Text, 6_000_000),
+    );
+}
+
+#[test]
+fn binary_output_is_kept_byte_for_byte() {
+    let mut seen = [false; 256];
+    for &byte in Pattern::new(Kind::Binary).next_slice(pattern::PERIOD) {
+        seen[usize::from(byte)] = true;
+    }
+    assert!(seen.iter().all(|&seen| seen), "every byte value is written");
+    let sandbox = Sandbox::new();
+    let _tm = run_once(
+        &sandbox,
+        "bin",
+        &["pattern", "binary", "3M", "exit", "0"],
+        &["stdout_maxbytes: 1MB", "stdout_backups: 10"],
+    );
+    assert_log_files_hold(
+        sandbox.path(),
+        "bin.out",
+        PatternReader::new(Kind::Binary, 3 * MIB),
+    );
+}
+
+#[test]
+fn a_slow_writer_loses_no_line_while_a_fast_one_rotates_many_times() {
+    let sandbox = Sandbox::new();
+    let stop = sandbox.file_str("stop");
+    sandbox.write_config(&config(&[
+        // A line every 10 ms, until `stop` exists: its file rotates every 20 lines or so.
+        program(
+            "slow",
+            &fixture_cmd(&["lines-until", &stop, "0.01"]),
+            &[
+                "starttime: 0",
+                "autorestart: never",
+                "stdout: slow.out",
+                "stdout_maxbytes: 200",
+                "stdout_backups: 1000",
+            ],
+        ),
+        // 64 MiB as fast as it can, into files of 256 KiB: 255 rotations at least (256 if the
+        // full last file is rotated at the end, before a write that does not come).
+        program(
+            "fast",
+            &fixture_cmd(&["pattern", "binary", "64M"]),
+            &[
+                "autostart: false",
+                "starttime: 0",
+                "autorestart: never",
+                "stdout: fast.out",
+                "stdout_maxbytes: 256KB",
+                "stdout_backups: 300",
+            ],
+        ),
+    ]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    // The slow writer is under way before the fast one starts, and goes on after it ended,
+    // rotating its own file on the way.
+    let slow_files = || log_files(sandbox.path(), "slow.out").len();
+    wait_until("slow.out rotated", TIMEOUT, || {
+        (slow_files() > 1).then_some(())
+    });
+    let slow_files_before = slow_files();
+    assert_eq!(tm.command("start fast", 1), ["fast: started"]);
+    tm.wait_for_state("fast", "EXITED", Duration::from_secs(120));
+    wait_until("slow.out rotated again", TIMEOUT, || {
+        (slow_files() > slow_files_before).then_some(())
+    });
+    std::fs::write(&stop, "").expect("create stop");
+    tm.wait_for_state("slow", "EXITED", TIMEOUT);
+
+    let fast_files = log_files(sandbox.path(), "fast.out").len();
+    assert!(
+        fast_files >= 256,
+        "fast.out rotated {} times",
+        fast_files - 1
+    );
+    assert_log_files_hold(
+        sandbox.path(),
+        "fast.out",
+        PatternReader::new(Kind::Binary, 64 * MIB),
+    );
+
+    let (_, slow) = rotated_contents(sandbox.path(), "slow.out");
+    let slow = String::from_utf8_lossy(&slow);
+    let lines: u32 = slow
+        .lines()
+        .last()
+        .and_then(|last| last.strip_prefix("stopped after "))
+        .and_then(|rest| rest.strip_suffix(" lines"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("slow.out does not end with its count: {slow:?}"));
+    let expected: String = (1..=lines)
+        .map(|i| format!("line {i}\n"))
+        .chain(std::iter::once(format!("stopped after {lines} lines\n")))
+        .collect();
+    assert_log_files_hold(sandbox.path(), "slow.out", expected.as_bytes());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A log directory taskmaster may not write to
+// ---------------------------------------------------------------------------------------------
+
+/// `cmd`, made to run without the capabilities that let root write anywhere (when the tests
+/// run as root): the daemon then obeys a folder's mode bits like any user.
+fn without_dac_override(mut cmd: std::process::Command) -> std::process::Command {
+    use rustix::thread::{remove_capability_from_bounding_set, CapabilitySet};
+    use std::os::unix::process::CommandExt;
+    if !rustix::process::geteuid().is_root() {
+        return cmd;
+    }
+    // SAFETY: the closure runs in the child between fork and exec and only makes prctl calls
+    // (rustix calls the kernel directly: no allocation, no lock). Dropped from the bounding
+    // set, the capabilities are gone from the daemon's effective set once it is exec'd.
+    unsafe {
+        cmd.pre_exec(|| {
+            for capability in [
+                CapabilitySet::DAC_OVERRIDE,
+                CapabilitySet::DAC_READ_SEARCH,
+                CapabilitySet::FOWNER,
+            ] {
+                remove_capability_from_bounding_set(capability)?;
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// The effective capabilities of `pid` (`CapEff` in /proc/PID/status), as a bit mask.
+fn effective_capabilities(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("no CapEff for pid {pid}"))
+}
+
+/// How many times the daemon's capture threads have gone to sleep so far: their voluntary
+/// context switches, summed. A capture whose file refuses its writes sleeps once per retry; an
+/// idle one stays asleep in poll and adds nothing.
+fn capture_thread_sleeps(daemon: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{daemon}/task")).expect("list the threads");
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.starts_with("capture"))
+        })
+        .filter_map(|task| {
+            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+            let count = status
+                .lines()
+                .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))?;
+            count.trim().parse::<u64>().ok()
+        })
+        .sum()
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
+}
+
+#[test]
+fn an_unwritable_log_folder_is_reported_once_and_capture_resumes_once_writable() {
+    let sandbox = Sandbox::new();
+    let logs = sandbox.file("logs");
+    std::fs::create_dir(&logs).expect("create logs/");
+    let out = logs.join("w.out");
+    let go = sandbox.file_str("go");
+    sandbox.write_config(&config(&[program(
+        "w",
+        &fixture_cmd(&[
+            "print", "ready", "wait-for", &go, "pattern", "binary", "4M", "sleep", "forever",
+        ]),
+        &[
+            "starttime: 0",
+            &format!("stdout: {}", yaml_quote(&out.to_string_lossy())),
+            "stdout_maxbytes: 64KB",
+            "stdout_backups: 100",
+        ],
+    )]));
+    let mut tm = Taskmaster::spawn(
+        &sandbox,
+        without_dac_override(sandbox.taskmaster_command(&[])),
+    );
+    const DAC_OVERRIDE: u64 = 1 << 1;
+    assert!(
+        effective_capabilities(tm.daemon_pid()) & DAC_OVERRIDE == 0,
+        "the daemon can still write anywhere: the test would prove nothing"
+    );
+    let pid = tm
+        .wait_for_state("w", "RUNNING", TIMEOUT)
+        .pid()
+        .expect("w's pid");
+    sandbox.wait_for_contents("logs/w.out", |text| text == "ready\n", TIMEOUT);
+
+    // The open file can still grow, but not be rotated: nothing may be renamed or created in
+    // the folder. The writer fills w.out to maxbytes, then its pipe, then blocks.
+    set_mode(&logs, 0o500);
+    std::fs::write(&go, "").expect("create go");
+    let line = tm.wait_for_log("cannot write output to", TIMEOUT);
+    assert!(
+        line.contains(&format!("{}: Permission denied", out.display())),
+        "{line}"
+    );
+    let sleeps = capture_thread_sleeps(tm.daemon_pid());
+    wait_until("the capture to retry three times", TIMEOUT, || {
+        (capture_thread_sleeps(tm.daemon_pid()) >= sleeps + 3).then_some(())
+    });
+    let errors = |log: &str| log.matches("cannot write output to").count();
+    assert_eq!(errors(&tm.log()), 1, "said once, not at each retry");
+    let status = tm.status("w");
+    assert_eq!(
+        (status.state.as_str(), status.pid()),
+        ("RUNNING", Some(pid))
+    );
+    assert!(support::is_alive(pid), "the writer waits, alive");
+    let size = std::fs::metadata(&out).map_or(0, |meta| meta.len());
+    assert_eq!(size, 64 * 1024, "w.out holds maxbytes, no more");
+
+    // Writable again: the next retry rotates, and the rest follows.
+    set_mode(&logs, 0o700);
+    let total = 6 + 4 * MIB;
+    wait_until("every byte in the log files", TIMEOUT, || {
+        let (sizes, _) = rotated_contents(&logs, "w.out");
+        (sizes.iter().sum::<u64>() >= total).then_some(())
+    });
+    assert_log_files_hold(
+        &logs,
+        "w.out",
+        b"ready\n".chain(PatternReader::new(Kind::Binary, 4 * MIB)),
+    );
+    assert_eq!(errors(&tm.log()), 1, "said once");
+}
+
+#[test]
+fn a_log_file_deleted_by_hand_is_made_again_at_the_next_rotation() {
+    let sandbox = Sandbox::new();
+    let go = sandbox.file_str("go");
+    sandbox.write_config(&config(&[program(
+        "w",
+        &fixture_cmd(&[
+            "print", "ready", "wait-for", &go, "pattern", "binary", "1M", "sleep", "forever",
+        ]),
+        &[
+            "starttime: 0",
+            "stdout: w.out",
+            "stdout_maxbytes: 64KB",
+            "stdout_backups: 100",
+        ],
+    )]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    tm.wait_for_state("w", "RUNNING", TIMEOUT);
+    sandbox.wait_for_contents("w.out", |text| text == "ready\n", TIMEOUT);
+    // What an operator short of disk space does. Taskmaster still holds the file, and fills
+    // it to maxbytes; then it is rotated: there is nothing to rename, and a new w.out is made.
+    std::fs::remove_file(sandbox.file("w.out")).expect("delete w.out");
+    std::fs::write(&go, "").expect("create go");
+    let in_deleted_file = 64 * 1024 - "ready\n".len() as u64;
+    wait_until("the rest of the output in the files", TIMEOUT, || {
+        let (sizes, _) = rotated_contents(sandbox.path(), "w.out");
+        (sizes.iter().sum::<u64>() >= MIB - in_deleted_file).then_some(())
+    });
+    let mut expected = PatternReader::new(Kind::Binary, MIB);
+    std::io::copy(
+        &mut (&mut expected).take(in_deleted_file),
+        &mut std::io::sink(),
+    )
+    .expect("skip what went to the deleted file");
+    assert_log_files_hold(sandbox.path(), "w.out", expected);
+    let log = tm.log();
+    assert!(!log.contains("cannot write output"), "{log}");
 }
