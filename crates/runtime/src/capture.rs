@@ -192,20 +192,26 @@ fn drain_blocking(pipe: &OwnedFd, sink: &Sink, report: &dyn Fn(String)) {
         }
         let moved = transfer(pipe, sink, &mut lock(sink));
         match moved {
-            Ok(0) => return,                                           // every writer is gone
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {} // flushed meanwhile
-            Ok(_) => failing = false,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Ok(0) => return, // every writer is gone
+            Ok(_) => {
+                if failing {
+                    report(format!("output goes to {} again", sink.path.display()));
+                    failing = false;
+                }
+            }
+            Err(Failed::Write(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {} // flushed meanwhile
+            Err(Failed::Write(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
             // A terminal or a device: no seek, no splice.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ESPIPE)) => {
+            Err(Failed::Write(e))
+                if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ESPIPE)) =>
+            {
                 return copy_blocking(pipe, sink, report);
             }
-            Err(e) => {
+            Err(failed) => {
                 if !failing {
                     report(format!(
-                        "cannot write output to {}: {}; the writer waits until it can",
-                        sink.path.display(),
-                        taskmaster_config::os_reason(&e)
+                        "{}; the writer waits until it can (retried every second)",
+                        failed.describe(&sink.path)
                     ));
                     failing = true;
                 }
@@ -215,29 +221,54 @@ fn drain_blocking(pipe: &OwnedFd, sink: &Sink, report: &dyn Fn(String)) {
     }
 }
 
+/// What a transfer could not do.
+enum Failed {
+    /// Rotate the file (rename it or its backups, open the new one).
+    Rotate(std::io::Error),
+    /// Find the file's end or splice into it.
+    Write(std::io::Error),
+}
+
+impl Failed {
+    /// `cannot rotate /var/log/web.log: Permission denied`.
+    fn describe(&self, path: &Path) -> String {
+        let (what, error) = match self {
+            Failed::Rotate(e) => ("rotate", e),
+            Failed::Write(e) => ("write output to", e),
+        };
+        format!(
+            "cannot {what} {}: {}",
+            path.display(),
+            taskmaster_config::os_reason(error)
+        )
+    }
+}
+
 /// One splice from the pipe to the end of the file, never waiting on the pipe. The file's
 /// offset is its own (no O_APPEND), so it is moved to the end first: another process may have
 /// appended meanwhile. A file that holds `maxbytes` is rotated first, and no splice takes it
 /// past `maxbytes`: each rotated file holds exactly that much.
-fn transfer(pipe: &OwnedFd, sink: &Sink, file: &mut File) -> std::io::Result<usize> {
-    let mut size = rustix::fs::seek(&*file, rustix::fs::SeekFrom::End(0))?;
+fn transfer(pipe: &OwnedFd, sink: &Sink, file: &mut File) -> Result<usize, Failed> {
+    let write = |e: rustix::io::Errno| Failed::Write(e.into());
+    let mut size = rustix::fs::seek(&*file, rustix::fs::SeekFrom::End(0)).map_err(write)?;
     let maxbytes = sink.rotation.maxbytes;
     if maxbytes > 0 && size >= maxbytes {
-        rotate(&sink.path, sink.rotation.backups, file)?;
+        rotate(&sink.path, sink.rotation.backups, file).map_err(Failed::Rotate)?;
         size = 0;
     }
     let room = match maxbytes {
         0 => PIPE_SIZE,
         _ => usize::try_from(maxbytes - size).map_or(PIPE_SIZE, |room| room.min(PIPE_SIZE)),
     };
-    Ok(splice(
+    splice(
         pipe,
         None,
         &*file,
         None,
         room,
         SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
-    )?)
+    )
+    .map_err(write)
 }
 
 /// supervisord's rotation: `x.log.N-1` becomes `x.log.N` ... `x.log` becomes `x.log.1`, and

@@ -168,6 +168,8 @@ enum TaskEvent {
     Alert(alerts::Matched),
     /// A line for the event log.
     Note(String),
+    /// A line for the event log about a process.
+    ProcessNote(String, String),
 }
 
 /// How long a service may take to finish its answers once the daemon is exiting.
@@ -416,7 +418,12 @@ impl Daemon {
                     Some((pipe, sink))
                 })
                 .collect();
-            daemon.capture(pid, captures);
+            let owner = daemon
+                .supervisor
+                .processes()
+                .find(|p| p.pid == Some(pid))
+                .map_or_else(|| format!("pid {pid}"), |p| p.name.clone());
+            daemon.capture(pid, &owner, captures);
             daemon
                 .adopted_stdins
                 .extend(child.stdin.map(|fd| (pid, fd)));
@@ -657,7 +664,7 @@ impl Daemon {
                     {
                         Ok(child) => {
                             self.track(child.pid);
-                            self.capture(child.pid, child.captures);
+                            self.capture(child.pid, &process, child.captures);
                             self.keep_stdin(child.pid, child.stdin);
                             if let Some(pair) = self.pair.as_mut() {
                                 pair.new_children.push(child.pid);
@@ -821,6 +828,10 @@ impl Daemon {
             }
             TaskEvent::Core(event) => self.dispatch(event),
             TaskEvent::Note(message) => self.log.say(message),
+            TaskEvent::ProcessNote(process, message) => self.log.write(&Notice {
+                process: Some(process),
+                message,
+            }),
             TaskEvent::Alert(matched) => {
                 let message = format!(
                     "alert ({}) on {}: {}",
@@ -890,6 +901,7 @@ impl Daemon {
             return;
         };
         let events = self.task_events.clone();
+        let owner = process.clone();
         let done = move |result| {
             let _ = events.send(TaskEvent::Core(Event::HookDone { process, result }));
         };
@@ -904,7 +916,7 @@ impl Daemon {
         ) {
             Ok(child) => {
                 let helper = child.pid;
-                self.capture(helper, child.captures);
+                self.capture(helper, &owner, child.captures);
                 let exit = self.helpers.register(helper);
                 tokio::spawn(async move {
                     done(checks::wait_helper(helper, exit, hook.timeout).await);
@@ -1239,13 +1251,14 @@ impl Daemon {
 
     /// Drains a child's output pipes into their files, each on a thread of its own; their
     /// errors (a full disk) reach the event log.
-    fn capture(&mut self, pid: u32, pipes: Vec<(OwnedFd, Arc<capture::Sink>)>) {
+    fn capture(&mut self, pid: u32, process: &str, pipes: Vec<(OwnedFd, Arc<capture::Sink>)>) {
         let captures: Vec<capture::Capture> = pipes
             .into_iter()
             .map(|(pipe, sink)| {
                 let events = self.task_events.clone();
+                let process = process.to_string();
                 capture::Capture::start(pipe, sink, move |message| {
-                    let _ = events.send(TaskEvent::Note(message));
+                    let _ = events.send(TaskEvent::ProcessNote(process.clone(), message));
                 })
             })
             .collect();
