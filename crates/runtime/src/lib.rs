@@ -36,6 +36,7 @@ pub mod pair;
 mod probe;
 mod spawn;
 mod sys;
+mod syslog;
 mod tail;
 
 use std::collections::{HashMap, VecDeque};
@@ -162,8 +163,9 @@ async fn accept_backup(link: Option<&mut pair::PrimaryLink>) -> std::io::Result<
 enum TaskEvent {
     /// A child adopted in a takeover (not ours to waitpid) ended.
     AdoptedExit(u32, taskmaster_core::ExitStatus),
-    /// For the supervisor (a health check or a hook is done).
-    Core(Event),
+    /// For the supervisor (a health check or a hook is done). Boxed: an `Event` can hold a
+    /// whole `Config`, far bigger than the other reports.
+    Core(Box<Event>),
     Alert(alerts::Matched),
     /// A line for the event log.
     Note(String),
@@ -390,22 +392,21 @@ impl Daemon {
             }
         }
         for (pid, child) in children {
-            let spec = daemon
+            let process = daemon
                 .supervisor
                 .processes()
                 .find(|p| p.pid == Some(pid))
-                .map(|p| Arc::clone(&p.spec));
+                .map(|p| (p.name.clone(), Arc::clone(&p.spec)));
+            // A child the state does not know (it came just before the primary died) has
+            // nowhere known to write: its pipes close.
             let captures = child
                 .outputs
                 .into_iter()
-                .filter_map(|(path, pipe)| {
-                    let rotation = match &spec {
-                        Some(spec) if spec.stdout.as_ref() == Some(&path) => spec.stdout_rotation,
-                        Some(spec) => spec.stderr_rotation,
-                        None => taskmaster_config::Rotation::default(),
-                    };
-                    let sink = daemon.sinks.open(&path, rotation).ok()?;
-                    Some((pipe, sink))
+                .filter_map(|(stream, pipe)| {
+                    let (name, spec) = process.as_ref()?;
+                    let destination =
+                        spawn::destination(name, spec, stream, &mut daemon.sinks).ok()??;
+                    Some((pipe, stream, destination))
                 })
                 .collect();
             daemon.capture(pid, captures);
@@ -787,7 +788,7 @@ impl Daemon {
                 self.pidfds.remove(&pid);
                 self.dispatch(Event::Exited { pid, status });
             }
-            TaskEvent::Core(event) => self.dispatch(event),
+            TaskEvent::Core(event) => self.dispatch(*event),
             TaskEvent::Note(message) => self.log.say(message),
             TaskEvent::Alert(matched) => {
                 let message = format!(
@@ -818,11 +819,11 @@ impl Daemon {
         };
         let events = self.task_events.clone();
         let done = move |result| {
-            let _ = events.send(TaskEvent::Core(Event::ProbeDone {
+            let _ = events.send(TaskEvent::Core(Box::new(Event::ProbeDone {
                 process,
                 pid,
                 result,
-            }));
+            })));
         };
         let Probe::Cmd(command) = &check.probe else {
             tokio::spawn(async move {
@@ -859,7 +860,10 @@ impl Daemon {
         };
         let events = self.task_events.clone();
         let done = move |result| {
-            let _ = events.send(TaskEvent::Core(Event::HookDone { process, result }));
+            let _ = events.send(TaskEvent::Core(Box::new(Event::HookDone {
+                process,
+                result,
+            })));
         };
         match spawn::spawn_shell(
             &spec.name,
@@ -1157,27 +1161,22 @@ impl Daemon {
         let Some(pidfd) = self.pidfds.get(&pid) else {
             return;
         };
-        let outputs: Vec<(PathBuf, &OwnedFd)> = self
+        let outputs: Vec<(Stream, &OwnedFd)> = self
             .captures
             .get(&pid)
-            .map(|captures| {
-                captures
-                    .iter()
-                    .map(|c| (c.path().to_path_buf(), c.pipe()))
-                    .collect()
-            })
+            .map(|captures| captures.iter().map(|c| (c.stream(), c.pipe())).collect())
             .unwrap_or_default();
         link.send_child(pid, pidfd, &outputs).await;
     }
 
-    /// Drains a child's output pipes into their files, each on a thread of its own; their
-    /// errors (a full disk) reach the event log.
-    fn capture(&mut self, pid: u32, pipes: Vec<(OwnedFd, Arc<capture::Sink>)>) {
+    /// Drains child `pid`'s output pipes into their files or to syslog, each on a thread of
+    /// its own; their errors (a full disk, syslog gone) reach the event log.
+    fn capture(&mut self, pid: u32, pipes: Vec<(OwnedFd, Stream, capture::Destination)>) {
         let captures: Vec<capture::Capture> = pipes
             .into_iter()
-            .map(|(pipe, sink)| {
+            .map(|(pipe, stream, destination)| {
                 let events = self.task_events.clone();
-                capture::Capture::start(pipe, sink, move |message| {
+                capture::Capture::start(pipe, stream, destination, pid, move |message| {
                     let _ = events.send(TaskEvent::Note(message));
                 })
             })

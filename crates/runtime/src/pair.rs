@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use taskmaster_config::Stream;
 use taskmaster_core::Supervisor;
 
 use crate::handover::Channel;
@@ -47,8 +48,8 @@ pub(crate) enum Message {
     /// The whole supervisor state.
     State(Box<Supervisor>),
     /// A new child. The descriptors come with the message: its pidfd, then the read end of
-    /// each output pipe, whose files are `outputs`, in the same order.
-    Child { pid: u32, outputs: Vec<PathBuf> },
+    /// each output pipe, whose streams are `outputs`, in the same order.
+    Child { pid: u32, outputs: Vec<Stream> },
     /// Still alive.
     Beat,
     /// The primary is exiting by request (a shutdown): the pair is over, nothing to take over.
@@ -61,8 +62,9 @@ pub(crate) enum Message {
 /// A child the backup holds the descriptors of.
 pub struct HeldChild {
     pub pidfd: OwnedFd,
-    /// Each output pipe's read end and the file it drains into.
-    pub outputs: Vec<(PathBuf, OwnedFd)>,
+    /// Each output pipe's stream and read end; where it goes is the child's program's
+    /// business.
+    pub outputs: Vec<(Stream, OwnedFd)>,
 }
 
 /// What a backup takes over with: the last state its primary sent, and its children.
@@ -309,12 +311,12 @@ impl PrimaryLink {
     }
 
     /// Sends a new child's pidfd and output pipes.
-    pub async fn send_child(&mut self, pid: u32, pidfd: &OwnedFd, outputs: &[(PathBuf, &OwnedFd)]) {
+    pub async fn send_child(&mut self, pid: u32, pidfd: &OwnedFd, outputs: &[(Stream, &OwnedFd)]) {
         let mut fds = vec![pidfd.as_fd()];
         fds.extend(outputs.iter().map(|(_, fd)| fd.as_fd()));
         let message = Message::Child {
             pid,
-            outputs: outputs.iter().map(|(path, _)| path.clone()).collect(),
+            outputs: outputs.iter().map(|(stream, _)| *stream).collect(),
         };
         self.send(&message, &fds).await;
     }

@@ -439,13 +439,11 @@ impl Backend for InProcess {
         let [process] = processes.as_slice() else {
             return Err(format!("no single process named {name}"));
         };
-        let path = match stream {
-            "stderr" => &process.stderr,
-            _ => &process.stdout,
+        let stream = match stream {
+            "stderr" => taskmaster_config::Stream::Stderr,
+            _ => taskmaster_config::Stream::Stdout,
         };
-        let path = path.as_ref().ok_or_else(|| {
-            format!("{name}'s {stream} is discarded (no `{stream}:` file in its configuration)")
-        })?;
+        let path = process.log_file(stream)?;
         let tail =
             read_tail(path, bytes).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         out.write_all(&tail).map_err(|e| e.to_string())
