@@ -327,3 +327,32 @@ fn a_missing_socket_is_reported_once_and_the_program_runs_on() {
     assert!(dropped >= 2, "{dropped} dropped:\n{log}");
     assert_eq!(tm.status("talker").pid(), Some(pid));
 }
+
+#[test]
+fn a_syslog_that_stops_reading_costs_lines_not_the_program() {
+    let sandbox = Sandbox::new();
+    // Bound, never read: its queue fills, and then a send waits.
+    let _deaf = syslog_at(&sandbox.file("log.sock"));
+    let done = sandbox.file_str("done");
+    let script = format!(
+        "i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done; echo > {}",
+        shell_quote(&done)
+    );
+    sandbox.write_config(&config_with_socket(
+        &sandbox.file("log.sock"),
+        &[program(
+            "flood",
+            &shell(&script),
+            &["starttime: 0", "autorestart: never", "stdout: syslog"],
+        )],
+    ));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    // The program got to its end: it was never held up for long.
+    sandbox.wait_for_file("done", TIMEOUT);
+    tm.wait_for_state("flood", "EXITED", TIMEOUT);
+    let log = wait_until("the report that syslog takes no lines", TIMEOUT, || {
+        let log = std::fs::read_to_string(sandbox.logfile()).ok()?;
+        log.contains("it took no line for 1s").then_some(log)
+    });
+    assert_eq!(log.matches("syslog: cannot send to").count(), 1, "{log}");
+}
