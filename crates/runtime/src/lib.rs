@@ -402,8 +402,9 @@ impl Daemon {
             let captures = child
                 .outputs
                 .into_iter()
-                .filter_map(|(stream, pipe)| {
+                .filter_map(|(output, pipe)| {
                     let (name, spec) = process.as_ref()?;
+                    let stream = output.stream(spec);
                     let destination =
                         spawn::destination(name, spec, stream, &mut daemon.sinks).ok()??;
                     Some((pipe, stream, destination))
