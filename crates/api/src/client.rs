@@ -43,6 +43,64 @@ struct Answer {
     body: Bytes,
 }
 
+/// The end of a log, as far as asked.
+struct LogWindow {
+    bytes: Bytes,
+    /// Where `bytes` start in the file.
+    offset: u64,
+}
+
+/// The first window [`last_lines`] reads: enough for a screenful of ordinary lines.
+const FIRST_WINDOW: u64 = 8 << 10;
+
+/// The last `lines` lines of a log whose end `read` gives: `read(window)` answers the last
+/// `window` bytes (all of the file if it is smaller) and where they start. A window that holds
+/// fewer lines than asked, in a file that has more before it, is asked again twice as big.
+/// The lines, and where they end in the file: where to follow from.
+pub fn last_lines<E>(
+    lines: u64,
+    mut read: impl FnMut(u64) -> Result<(Vec<u8>, u64), E>,
+) -> Result<(Vec<u8>, u64), E> {
+    let mut window = FIRST_WINDOW;
+    loop {
+        let (mut bytes, offset) = read(window)?;
+        let end = offset + bytes.len() as u64;
+        let start = match last_lines_start(&bytes, lines) {
+            Some(start) => start,
+            // The whole file holds fewer lines than asked: all of it, then.
+            None if offset == 0 => 0,
+            None => {
+                // Never more than an offset can say; the API gives at most the whole file.
+                window = window.saturating_mul(2).min(i64::MAX as u64);
+                continue;
+            }
+        };
+        bytes.drain(..start);
+        return Ok((bytes, end));
+    }
+}
+
+/// Where the last `lines` lines of `text` start: after its `lines`-th newline from the end,
+/// a newline that ends `text` not counted (it ends the last line, and a last line without one
+/// is a line too). `None` when `text` has fewer newlines than that: the lines may start before
+/// it.
+pub fn last_lines_start(text: &[u8], lines: u64) -> Option<usize> {
+    if lines == 0 {
+        return Some(text.len());
+    }
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    let mut newlines = 0;
+    for (at, &byte) in body.iter().enumerate().rev() {
+        if byte == b'\n' {
+            newlines += 1;
+            if newlines == lines {
+                return Some(at + 1);
+            }
+        }
+    }
+    None
+}
+
 impl Client {
     pub fn new(socket: &Path) -> Result<Client, ClientError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -257,6 +315,32 @@ impl Client {
         self.copy_log(&path, out)
     }
 
+    /// Writes the last `lines` lines of a process's `stream` to `out`, then, when `follow`,
+    /// whatever comes until the connection ends (`tail -n LINES`). The lines are cut here, in
+    /// windows of the file's end ([`last_lines`]); what is followed starts where the window
+    /// ended, so no byte is shown twice or missed.
+    pub fn tail_lines(
+        &self,
+        name: &str,
+        stream: &str,
+        lines: u64,
+        follow: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), ClientError> {
+        let log = format!("/v1/processes/{name}/log/{stream}");
+        let (text, end) = last_lines(lines, |window| {
+            let answer = self.log_window(&format!("{log}?offset=-{window}"))?;
+            Ok((answer.bytes.to_vec(), answer.offset))
+        })?;
+        out.write_all(&text)
+            .and_then(|()| out.flush())
+            .map_err(|e| ClientError::Http(format!("cannot write the output: {e}")))?;
+        if follow {
+            self.copy_log(&format!("{log}?offset={end}&follow=true"), out)?;
+        }
+        Ok(())
+    }
+
     /// The end of the event log (its last `bytes`), then, with `follow`, every line written to
     /// it until the daemon exits (`maintail -f`).
     pub fn maintail(
@@ -291,6 +375,30 @@ impl Client {
                 }
             }
             Ok(())
+        })
+    }
+
+    /// A byte range of a log as the API answers `GET .../log...?offset=..`.
+    fn log_window(&self, path: &str) -> Result<LogWindow, ClientError> {
+        self.runtime.block_on(async {
+            let response = self.request(Method::GET, path, None).await?;
+            let status = response.status();
+            let number = |name: &str| -> Option<u64> {
+                response.headers().get(name)?.to_str().ok()?.parse().ok()
+            };
+            let offset = number("x-log-offset");
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Http(e.to_string()))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(refused(status, &bytes));
+            }
+            let offset =
+                offset.ok_or_else(|| ClientError::Decode("no X-Log-Offset header".to_string()))?;
+            Ok(LogWindow { bytes, offset })
         })
     }
 
@@ -640,5 +748,46 @@ mod event_stream_tests {
             sse_event(&broken),
             Some(Err(ClientError::Decode(_)))
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_lines_start_after_the_right_newline() {
+        let text = b"one\ntwo\nthree\n";
+        assert_eq!(last_lines_start(text, 1), Some(8));
+        assert_eq!(last_lines_start(text, 2), Some(4));
+        assert_eq!(last_lines_start(text, 3), None);
+        assert_eq!(last_lines_start(text, 0), Some(text.len()));
+        // A last line without its newline is a line.
+        assert_eq!(last_lines_start(b"one\ntwo", 1), Some(4));
+        assert_eq!(last_lines_start(b"", 1), None);
+    }
+
+    #[test]
+    fn windows_double_until_they_hold_the_lines_or_the_file() {
+        let file: Vec<u8> = (1..=5000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let mut asked = Vec::new();
+        let mut read = |window: u64| -> Result<(Vec<u8>, u64), ()> {
+            asked.push(window);
+            let start = (file.len() as u64).saturating_sub(window);
+            Ok((file[start as usize..].to_vec(), start))
+        };
+        let (text, end) = last_lines(3, &mut read).unwrap();
+        assert_eq!(text, b"line 4998\nline 4999\nline 5000\n");
+        assert_eq!(end, file.len() as u64);
+        let (text, _) = last_lines(2000, &mut read).unwrap();
+        assert_eq!(text.split(|&b| b == b'\n').count(), 2001);
+        assert!(text.starts_with(b"line 3001\n"));
+        let (text, _) = last_lines(u64::MAX, &mut read).unwrap();
+        assert_eq!(text, file);
+        assert_eq!(last_lines(0, &mut read).unwrap().0, b"");
+        // 8 KiB, then twice as much until 2000 lines fit (about 21 KiB).
+        assert_eq!(asked[..4], [8192, 8192, 16384, 32768]);
     }
 }

@@ -494,12 +494,16 @@ async fn read_log(path: PathBuf, query: &LogQuery) -> Result<Response, ApiError>
 
 /// The file a process's `stream` goes to, or why there is none.
 async fn log_path(handle: &Handle, name: &str, stream: &str) -> Result<PathBuf, ApiError> {
-    if stream != "stdout" && stream != "stderr" {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("no stream {stream:?}: it is stdout or stderr"),
-        ));
-    }
+    let stream = match stream {
+        "stdout" => taskmaster_config::Stream::Stdout,
+        "stderr" => taskmaster_config::Stream::Stderr,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("no stream {stream:?}: it is stdout or stderr"),
+            ))
+        }
+    };
     let Reply::Status { processes, .. } =
         ask(handle, Request::Status(vec![name.to_string()])).await?
     else {
@@ -514,17 +518,10 @@ async fn log_path(handle: &Handle, name: &str, stream: &str) -> Result<PathBuf, 
             format!("no single process named {name}"),
         ));
     };
-    let path = if stream == "stdout" {
-        &process.stdout
-    } else {
-        &process.stderr
-    };
-    path.clone().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("{name}'s {stream} is discarded (no `{stream}:` file in its configuration)"),
-        )
-    })
+    process
+        .log_file(stream)
+        .map(std::path::Path::to_path_buf)
+        .map_err(|why| ApiError::new(StatusCode::NOT_FOUND, why))
 }
 
 /// `GET /v1/events`: a server-sent-events stream of every state change (`event: state`) and

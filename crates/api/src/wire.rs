@@ -34,6 +34,12 @@ pub struct Process {
     pub last_exit: Option<Exit>,
     pub stdout: Option<PathBuf>,
     pub stderr: Option<PathBuf>,
+    /// Whether its stdout lines are sent to syslog (besides `stdout`'s file, if any).
+    #[serde(default)]
+    pub stdout_syslog: bool,
+    /// Whether its stderr lines are sent to syslog.
+    #[serde(default)]
+    pub stderr_syslog: bool,
     /// The signal that paused the process (`SIGSTOP`), while it is paused; `null` otherwise.
     #[serde(default)]
     pub paused: Option<String>,
@@ -275,6 +281,8 @@ pub fn process(clock: &Clock, info: &ProcessInfo) -> Process {
         last_exit: info.last_exit.as_ref().map(exit),
         stdout: info.stdout.clone(),
         stderr: info.stderr.clone(),
+        stdout_syslog: info.stdout_syslog,
+        stderr_syslog: info.stderr_syslog,
         paused: info.paused.map(|signal| signal.to_string()),
         status_text: info.status_text.clone(),
         health: info.health.as_ref().map(|health| match health {
@@ -442,6 +450,8 @@ pub fn to_process_info(p: Process) -> ProcessInfo {
         last_exit: p.last_exit.map(to_last_exit),
         stdout: p.stdout,
         stderr: p.stderr,
+        stdout_syslog: p.stdout_syslog,
+        stderr_syslog: p.stderr_syslog,
         paused: p.paused.and_then(|signal| signal.parse().ok()),
         status_text: p.status_text,
         health: p.health.map(|health| match health.state.as_str() {

@@ -134,6 +134,24 @@ mod tests {
     }
 
     #[test]
+    fn sending_a_stream_to_syslog_or_moving_the_socket_makes_its_programs_changed() {
+        let old = config("programs:\n  web: {cmd: a, stdout: syslog}\n  db: {cmd: b}\n");
+        let to_syslog =
+            config("programs:\n  web: {cmd: a, stdout: syslog}\n  db: {cmd: b, stderr: syslog}\n");
+        assert_eq!(diff(&old, &to_syslog).changed, ["db"]);
+        let moved = config(
+            "syslog_socket: /run/log\nprograms:\n  web: {cmd: a, stdout: syslog}\n  db: {cmd: b}\n",
+        );
+        let plan = diff(&old, &moved);
+        assert_eq!(plan.changed, ["web"]);
+        assert_eq!(plan.unchanged, ["db"]);
+        let beside = config(
+            "programs:\n  web: {cmd: a, stdout: syslog, stdout_syslog: true}\n  db: {cmd: b}\n",
+        );
+        assert!(diff(&old, &beside).is_empty());
+    }
+
+    #[test]
     fn empty_plan_when_only_unchanged() {
         let plan = ReloadPlan {
             unchanged: vec!["web".into()],

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crate::validate::{defaults, ON_EXIT_TIMEOUT};
 use crate::{
-    AutoRestart, Config, HealthCheck, Probe, ProgramSpec, Readiness, Stdin, WatchdogPaused,
+    AutoRestart, Config, HealthCheck, Probe, ProgramSpec, Readiness, Stdin, Stream, WatchdogPaused,
 };
 
 /// `config` as taskmaster YAML, valid for [`Config::parse`].
@@ -40,6 +40,9 @@ pub fn to_yaml(config: &Config) -> String {
             let _ = writeln!(out, "  username: {}", string(&credentials.username));
             let _ = writeln!(out, "  password: {}", string(&credentials.password));
         }
+    }
+    if config.syslog_socket != Path::new(crate::DEFAULT_SYSLOG_SOCKET) {
+        let _ = writeln!(out, "syslog_socket: {}", path(&config.syslog_socket));
     }
     if config.pair != crate::PairSettings::default() {
         out.push_str("pair:\n");
@@ -78,11 +81,19 @@ fn program(out: &mut String, spec: &ProgramSpec) {
     key("stopsignal", string(spec.stopsignal.name()));
     key("stoptime", seconds(spec.stoptime));
     key("priority", spec.priority.to_string());
-    if let Some(stdout) = &spec.stdout {
-        key("stdout", path(stdout));
-    }
-    if let Some(stderr) = &spec.stderr {
-        key("stderr", path(stderr));
+    for stream in [Stream::Stdout, Stream::Stderr] {
+        let name = stream.name();
+        // The socket itself is the top-level `syslog_socket`.
+        match (spec.file(stream), spec.syslog(stream).is_some()) {
+            (Some(file), to_syslog) => {
+                key(name, path(file));
+                if to_syslog {
+                    key(&format!("{name}_syslog"), "true".to_string());
+                }
+            }
+            (None, true) => key(name, "syslog".to_string()),
+            (None, false) => {}
+        }
     }
     for (name, rotation) in [
         ("stdout", spec.stdout_rotation),
@@ -360,6 +371,42 @@ programs:
             ],
             "{yaml}"
         );
+    }
+
+    #[test]
+    fn syslog_keys_survive_the_round_trip() {
+        let config = parse(
+            "syslog_socket: run/log\nprograms:\n  \
+             only: {cmd: x, stdout: syslog, stderr: SYSLOG}\n  \
+             both: {cmd: x, stdout: out.log, stdout_syslog: true, stderr: err.log}\n  \
+             redirected: {cmd: x, stdout: syslog, redirect_stderr: true}\n",
+        );
+        assert_round_trip(&config);
+        let yaml = to_yaml(&config);
+        assert!(
+            yaml.contains("syslog_socket: \"/etc/tm/run/log\"\n"),
+            "{yaml}"
+        );
+        let lines = |name: &str| -> Vec<String> {
+            yaml.lines()
+                .skip_while(|line| *line != format!("  \"{name}\":"))
+                .skip(11)
+                .take_while(|line| line.starts_with("   "))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(lines("only"), ["    stdout: syslog", "    stderr: syslog"]);
+        assert_eq!(
+            lines("both"),
+            [
+                "    stdout: \"/etc/tm/out.log\"",
+                "    stdout_syslog: true",
+                "    stderr: \"/etc/tm/err.log\""
+            ]
+        );
+        // The default socket is not written.
+        let yaml = to_yaml(&parse("programs:\n  web: {cmd: x, stdout: syslog}\n"));
+        assert!(!yaml.contains("syslog_socket"), "{yaml}");
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub struct Config {
     /// How the primary and the backup of `run --pair` keep in touch (`pair:`).
     #[serde(default)]
     pub pair: PairSettings,
+    /// The local syslog socket (`syslog_socket:`, default [`DEFAULT_SYSLOG_SOCKET`]): where the
+    /// lines of a stream sent to syslog go. Every program's `stdout_syslog` and
+    /// `stderr_syslog` holds it too.
+    #[serde(default = "default_syslog_socket")]
+    pub syslog_socket: PathBuf,
     /// Every program, by name, in name order.
     pub programs: BTreeMap<String, ProgramSpec>,
 }
@@ -88,10 +93,19 @@ pub struct ProgramSpec {
     pub stopsignal: Signal,
     /// How long to wait after `stopsignal` before SIGKILL.
     pub stoptime: Duration,
-    /// Where the child's stdout goes; `None` discards it.
+    /// The file the child's stdout goes to; `None`: none (discarded, unless sent to syslog).
     pub stdout: Option<PathBuf>,
-    /// Where the child's stderr goes; `None` discards it.
+    /// The file the child's stderr goes to; `None`: none (discarded, unless sent to syslog).
     pub stderr: Option<PathBuf>,
+    /// The syslog socket each stdout line is sent to, besides `stdout`'s file if any
+    /// (`stdout: syslog`, or `stdout_syslog: true` beside a file); `None`: not sent. It is
+    /// the top-level `syslog_socket`, kept here so that a program is all its spawn needs,
+    /// and so that moving the socket changes (restarts) the programs that use it.
+    #[serde(default)]
+    pub stdout_syslog: Option<PathBuf>,
+    /// The same for stderr (`stderr: syslog`, `stderr_syslog: true`).
+    #[serde(default)]
+    pub stderr_syslog: Option<PathBuf>,
     /// Variables merged over taskmaster's own environment.
     pub env: BTreeMap<String, String>,
     /// The child's working directory; `None` inherits taskmaster's.
@@ -273,6 +287,7 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// `stdout` or `stderr`.
     pub fn name(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
@@ -297,6 +312,14 @@ impl AlertLevel {
             AlertLevel::Error => "error",
         }
     }
+}
+
+/// Where `syslog_socket` is when the configuration does not say: glibc's `_PATH_LOG`, the
+/// socket syslog(3) writes to.
+pub const DEFAULT_SYSLOG_SOCKET: &str = "/dev/log";
+
+fn default_syslog_socket() -> PathBuf {
+    PathBuf::from(DEFAULT_SYSLOG_SOCKET)
 }
 
 /// `pair: {interval, misses}`: a primary of `run --pair` that says nothing for `misses`
@@ -362,6 +385,30 @@ pub enum AutoRestart {
 }
 
 impl ProgramSpec {
+    /// The file `stream` goes to, if any.
+    pub fn file(&self, stream: Stream) -> Option<&Path> {
+        match stream {
+            Stream::Stdout => self.stdout.as_deref(),
+            Stream::Stderr => self.stderr.as_deref(),
+        }
+    }
+
+    /// When `stream`'s file is rotated.
+    pub fn rotation(&self, stream: Stream) -> Rotation {
+        match stream {
+            Stream::Stdout => self.stdout_rotation,
+            Stream::Stderr => self.stderr_rotation,
+        }
+    }
+
+    /// The syslog socket `stream`'s lines are sent to, if they are.
+    pub fn syslog(&self, stream: Stream) -> Option<&Path> {
+        match stream {
+            Stream::Stdout => self.stdout_syslog.as_deref(),
+            Stream::Stderr => self.stderr_syslog.as_deref(),
+        }
+    }
+
     /// Whether an exit with this code counts as expected.
     pub fn is_expected_exit(&self, code: i32) -> bool {
         self.exitcodes.contains(&code)

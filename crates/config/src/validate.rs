@@ -24,8 +24,9 @@
 //!   `restart_limit` and `backoff`: settings with nothing in them are more likely settings
 //!   left out, and `backoff:` alone could as well mean "with its defaults" (`backoff: {}`) as
 //!   "none"; and every key inside them and inside an alert.
-//! - Words (`autorestart`, `ready`, `watchdog_paused`, an alert's `stream` and `level`) are
-//!   read in any case.
+//! - Words (`autorestart`, `ready`, `watchdog_paused`, an alert's `stream` and `level`, and
+//!   `syslog` as the value of `stdout` or `stderr`) are read in any case. A file named
+//!   `syslog` is written `./syslog`.
 
 mod probe;
 
@@ -74,6 +75,18 @@ pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors>
     let socket = top
         .socket
         .unwrap_or_else(|| checker.dir.join("taskmaster.sock"));
+    let syslog_socket = top
+        .syslog_socket
+        .unwrap_or_else(|| PathBuf::from(crate::DEFAULT_SYSLOG_SOCKET));
+    // Known only now: `syslog_socket` may come after `programs`.
+    for (name, stream) in &top.syslog_streams {
+        if let Some(spec) = top.programs.get_mut(name) {
+            match stream {
+                Stream::Stdout => spec.stdout_syslog = Some(syslog_socket.clone()),
+                Stream::Stderr => spec.stderr_syslog = Some(syslog_socket.clone()),
+            }
+        }
+    }
     Ok(Config {
         path: path.to_path_buf(),
         logfile,
@@ -81,6 +94,7 @@ pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors>
         socket,
         http: top.http,
         pair: top.pair,
+        syslog_socket,
         programs: top.programs,
     })
 }
@@ -96,7 +110,10 @@ struct TopLevel {
     socket: Option<PathBuf>,
     http: Option<HttpListener>,
     pair: PairSettings,
+    syslog_socket: Option<PathBuf>,
     programs: BTreeMap<String, ProgramSpec>,
+    /// The streams sent to syslog, by program: their socket is set once the file is read.
+    syslog_streams: Vec<(String, Stream)>,
 }
 
 const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
@@ -115,6 +132,9 @@ const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
         }
     }),
     ("socket", |c, node, key, top| top.socket = c.path(node, key)),
+    ("syslog_socket", |c, node, key, top| {
+        top.syslog_socket = c.path(node, key)
+    }),
     ("http", |c, node, key, top| top.http = c.http(node, key)),
     ("pair", |c, node, key, top| {
         if let Some(pairs) = c.mapping(node, key, "a mapping such as {interval: 200ms, misses: 5}")
@@ -181,6 +201,20 @@ struct Draft {
     redirect_stderr: bool,
     /// Whether `stderr` was given (it may not be, with `redirect_stderr`).
     has_stderr: bool,
+    /// How stdout goes to syslog, as written.
+    stdout_syslog: SyslogDraft,
+    /// How stderr goes to syslog, as written.
+    stderr_syslog: SyslogDraft,
+}
+
+/// How one output stream is sent to syslog, as written: `stdout: syslog` (the stream goes
+/// there and to no file), `stdout_syslog: true` (there too, beside the file), or both.
+#[derive(Default)]
+struct SyslogDraft {
+    /// `stdout: syslog`.
+    word: bool,
+    /// `stdout_syslog`'s value when right, and where it was written.
+    flag: Option<(bool, Node)>,
 }
 
 const PROGRAM_KEYS: &[Key<Draft>] = &[
@@ -232,11 +266,17 @@ const PROGRAM_KEYS: &[Key<Draft>] = &[
         }
     }),
     ("stdout", |c, node, key, d| {
-        d.spec.stdout = c.optional_path(node, key);
+        (d.spec.stdout, d.stdout_syslog.word) = c.output(node, key);
     }),
     ("stderr", |c, node, key, d| {
-        d.spec.stderr = c.optional_path(node, key);
+        (d.spec.stderr, d.stderr_syslog.word) = c.output(node, key);
         d.has_stderr = true;
+    }),
+    ("stdout_syslog", |c, node, key, d| {
+        d.stdout_syslog.flag = c.boolean(node, key).map(|b| (b, node.clone()));
+    }),
+    ("stderr_syslog", |c, node, key, d| {
+        d.stderr_syslog.flag = c.boolean(node, key).map(|b| (b, node.clone()));
     }),
     ("redirect_stderr", |c, node, key, d| {
         d.redirect_stderr = c.boolean(node, key).unwrap_or(false);
@@ -499,6 +539,8 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         stoptime: Duration::from_secs(10),
         stdout: None,
         stderr: None,
+        stdout_syslog: None,
+        stderr_syslog: None,
         env: BTreeMap::new(),
         workingdir: None,
         umask: None,
@@ -621,6 +663,8 @@ impl Checker<'_> {
                 on_exit_timeout: None,
                 redirect_stderr: false,
                 has_stderr: false,
+                stdout_syslog: SyslogDraft::default(),
+                stderr_syslog: SyslogDraft::default(),
             };
             match &program.value {
                 Value::Null => {}
@@ -638,14 +682,31 @@ impl Checker<'_> {
                 self.error(name_node, &path, "missing required key \"cmd\"".to_string());
             }
             self.on_exit(&mut draft, &path);
+            let mut to_syslog = Vec::new();
+            if self.syslog(&draft.stdout_syslog, &path, Stream::Stdout) {
+                to_syslog.push(Stream::Stdout);
+            }
             if draft.redirect_stderr {
                 if draft.has_stderr {
                     let message = "give stderr or redirect_stderr: true, not both (with \
                                    redirect_stderr, standard error goes to stdout's file)";
                     self.error(name_node, &path, message.to_string());
                 }
+                if let Some((_, node)) = &draft.stderr_syslog.flag {
+                    let message = "give stderr_syslog or redirect_stderr: true, not both (with \
+                                   redirect_stderr, standard error goes where stdout goes)";
+                    self.error(node, &join(&path, "stderr_syslog"), message.to_string());
+                }
                 draft.spec.stderr = draft.spec.stdout.clone();
                 draft.spec.stderr_rotation = draft.spec.stdout_rotation;
+                if to_syslog.contains(&Stream::Stdout) {
+                    to_syslog.push(Stream::Stderr);
+                }
+            } else if self.syslog(&draft.stderr_syslog, &path, Stream::Stderr) {
+                to_syslog.push(Stream::Stderr);
+            }
+            for stream in to_syslog {
+                top.syslog_streams.push((name.to_string(), stream));
             }
             top.programs.insert(name.to_string(), draft.spec);
         }
@@ -804,6 +865,33 @@ impl Checker<'_> {
         match node.value {
             Value::Null => None,
             _ => self.path(node, key),
+        }
+    }
+
+    /// `stdout` or `stderr`: a file, the word `syslog` (in any case: supervisord's), or null
+    /// for none. The file, and whether it was `syslog`.
+    fn output(&mut self, node: &Node, key: &str) -> (Option<PathBuf>, bool) {
+        match &node.value {
+            Value::Scalar { text, .. } if text.eq_ignore_ascii_case("syslog") => (None, true),
+            _ => (self.optional_path(node, key), false),
+        }
+    }
+
+    /// Whether `stream` of the program at `path` goes to syslog; `stdout: syslog` with
+    /// `stdout_syslog: false` is an error.
+    fn syslog(&mut self, draft: &SyslogDraft, path: &str, stream: Stream) -> bool {
+        match (&draft.flag, draft.word) {
+            (Some((false, node)), true) => {
+                let name = stream.name();
+                let message = format!(
+                    "{name}: syslog sends {name} to syslog, which {name}_syslog: false \
+                     contradicts; remove one of them"
+                );
+                self.error(node, &join(path, &format!("{name}_syslog")), message);
+                false
+            }
+            (Some((flag, _)), word) => *flag || word,
+            (None, word) => word,
         }
     }
 

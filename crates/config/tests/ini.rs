@@ -524,18 +524,48 @@ fn stdout_and_stderr_logfiles_are_paths_none_or_off() {
 }
 
 #[test]
-fn auto_and_syslog_logfiles_and_tilde_user_are_refused() {
+fn auto_logfiles_and_tilde_user_are_refused() {
     assert_eq!(
-        program_errors("stdout_logfile=AUTO\nstderr_logfile=syslog\n"),
-        [
-            "/sv/t.conf:3:16: program:web.stdout_logfile: AUTO is not supported: taskmaster has no automatic log folder; name a file, or NONE to discard the output",
-            "/sv/t.conf:4:16: program:web.stderr_logfile: taskmaster does not write to syslog",
-        ]
+        program_errors("stdout_logfile=AUTO\n"),
+        ["/sv/t.conf:3:16: program:web.stdout_logfile: AUTO is not supported: taskmaster has no automatic log folder; name a file, or NONE to discard the output"]
     );
     assert_eq!(
         program_errors("stdout_logfile=~bob/web.log\n"),
         ["/sv/t.conf:3:16: program:web.stdout_logfile: \"~bob/web.log\": ~user is not supported; write the folder in full"]
     );
+}
+
+#[test]
+fn syslog_options_send_the_lines_to_dev_log_beside_the_file() {
+    let dev_log = || Some(PathBuf::from("/dev/log"));
+    // supervisord 4: the file and syslog both.
+    let spec =
+        program("stdout_logfile=o\nstdout_syslog=true\nstderr_logfile=e\nstderr_syslog=yes\n");
+    assert_eq!(spec.stdout, Some(PathBuf::from("/sv/o")));
+    assert_eq!(spec.stdout_syslog, dev_log());
+    assert_eq!(spec.stderr, Some(PathBuf::from("/sv/e")));
+    assert_eq!(spec.stderr_syslog, dev_log());
+    // supervisord 3's magic file name, in any case: syslog and no file.
+    let spec = program("stdout_logfile=syslog\nstderr_logfile=SYSLOG\n");
+    assert_eq!((spec.stdout, spec.stdout_syslog), (None, dev_log()));
+    assert_eq!((spec.stderr, spec.stderr_syslog), (None, dev_log()));
+    // With redirect_stderr, stderr goes where stdout goes.
+    let spec = program("redirect_stderr=true\nstdout_syslog=true\n");
+    assert_eq!((spec.stderr, spec.stderr_syslog), (None, dev_log()));
+    assert_eq!(
+        program_errors("redirect_stderr=true\nstderr_syslog=true\n"),
+        ["/sv/t.conf:4:1: program:web.stderr_syslog: stderr_syslog is not used with redirect_stderr = true (standard error goes where stdout goes, as in supervisord); remove one of them"]
+    );
+    // The YAML says the same.
+    let config = read(&program_text(
+        "stdout_logfile=o\nstdout_syslog=true\nstderr_logfile=syslog\n",
+    ))
+    .config;
+    let yaml = to_yaml(&config);
+    assert!(yaml.contains("    stdout_syslog: true\n"), "{yaml}");
+    assert!(yaml.contains("    stderr: syslog\n"), "{yaml}");
+    let back = Config::parse(&yaml, Path::new("/elsewhere/t.yaml")).expect("the YAML reads back");
+    assert_eq!(back.programs, config.programs);
 }
 
 #[test]
@@ -719,14 +749,14 @@ serverurl=AUTO
     assert_eq!(
         program_errors(
             "stdout_logfile_maxbytes=lots\n\
-             stdout_capture_maxbytes=1KB\nstdout_events_enabled=true\nstderr_syslog=true\n\
+             stdout_capture_maxbytes=1KB\nstdout_events_enabled=true\nstderr_syslog=maybe\n\
              serverurl=http://127.0.0.1:9001\n"
         ),
         [
             "/sv/t.conf:3:25: program:web.stdout_logfile_maxbytes: expected a size such as 0, 1024 or 50MB, found \"lots\"",
             "/sv/t.conf:4:25: program:web.stdout_capture_maxbytes: taskmaster has no capture mode (it sends no events); remove stdout_capture_maxbytes or set it to 0",
             "/sv/t.conf:5:23: program:web.stdout_events_enabled: taskmaster sends no event notifications; remove stdout_events_enabled or set it to false",
-            "/sv/t.conf:6:15: program:web.stderr_syslog: taskmaster does not write to syslog; remove stderr_syslog or set it to false",
+            "/sv/t.conf:6:15: program:web.stderr_syslog: expected true or false (or yes/no, on/off, 1/0), found \"maybe\"",
             "/sv/t.conf:7:11: program:web.serverurl: taskmaster gives programs no SUPERVISOR_SERVER_URL; remove serverurl or set it to AUTO",
         ]
     );

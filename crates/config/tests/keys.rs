@@ -60,6 +60,8 @@ fn every_key_but_cmd_has_a_default() {
     assert_eq!(spec.stoptime, Duration::from_secs(10));
     assert_eq!(spec.stdout, None);
     assert_eq!(spec.stderr, None);
+    assert_eq!(spec.stdout_syslog, None);
+    assert_eq!(spec.stderr_syslog, None);
     assert!(spec.env.is_empty());
     assert_eq!(spec.workingdir, None);
     assert_eq!(spec.umask, None);
@@ -427,6 +429,83 @@ fn paths_reject_empty_strings_lists_and_nul() {
     assert_eq!(
         program_errors("stderr: \"a\\0b\""),
         ["t.yaml:4:13: programs.web.stderr: a path cannot contain a NUL character"]
+    );
+}
+
+// ---- syslog ---------------------------------------------------------------------------------
+
+#[test]
+fn stdout_and_stderr_syslog_send_the_lines_to_dev_log_and_no_file() {
+    let spec = program("stdout: syslog\nstderr: SysLog");
+    assert_eq!(spec.stdout, None);
+    assert_eq!(spec.stdout_syslog, Some(PathBuf::from("/dev/log")));
+    assert_eq!(spec.stderr, None);
+    assert_eq!(spec.stderr_syslog, Some(PathBuf::from("/dev/log")));
+    // A file of that name is written as a path.
+    let spec = program("stdout: ./syslog");
+    assert_eq!(spec.stdout, Some(PathBuf::from("././syslog")));
+    assert_eq!(spec.stdout_syslog, None);
+}
+
+#[test]
+fn stdout_syslog_true_sends_the_lines_to_syslog_beside_the_file() {
+    let spec = program("stdout: out.log\nstdout_syslog: true\nstderr_syslog: no");
+    assert_eq!(spec.stdout, Some(PathBuf::from("./out.log")));
+    assert_eq!(spec.stdout_syslog, Some(PathBuf::from("/dev/log")));
+    assert_eq!(spec.stderr_syslog, None);
+    let spec = program("stdout: syslog\nstdout_syslog: yes");
+    assert_eq!(
+        (spec.stdout, spec.stdout_syslog),
+        (None, Some(PathBuf::from("/dev/log")))
+    );
+}
+
+#[test]
+fn syslog_socket_is_a_top_level_path_that_every_syslog_stream_uses() {
+    let text = "programs:\n  web: {cmd: run, stderr: syslog}\n  db: {cmd: run}\nsyslog_socket: run/log.sock\n";
+    let config = Config::parse(text, Path::new("/etc/tm/taskmaster.yaml")).unwrap();
+    let socket = PathBuf::from("/etc/tm/run/log.sock");
+    assert_eq!(config.syslog_socket, socket);
+    assert_eq!(config.programs["web"].stderr_syslog, Some(socket));
+    assert_eq!(config.programs["web"].stdout_syslog, None);
+    assert_eq!(config.programs["db"].stderr_syslog, None);
+    let config = parse("programs: {}\n").unwrap();
+    assert_eq!(config.syslog_socket, PathBuf::from("/dev/log"));
+}
+
+#[test]
+fn redirect_stderr_sends_stderr_to_syslog_with_stdout() {
+    let spec = program("stdout: syslog\nredirect_stderr: true");
+    assert_eq!(
+        (spec.stderr, spec.stderr_syslog),
+        (None, Some(PathBuf::from("/dev/log")))
+    );
+    let spec = program("stdout: out.log\nstdout_syslog: true\nredirect_stderr: true");
+    assert_eq!(spec.stderr, spec.stdout);
+    assert_eq!(spec.stderr_syslog, spec.stdout_syslog);
+}
+
+#[test]
+fn syslog_keys_reject_contradictions_and_bad_values() {
+    assert_eq!(
+        program_errors("stdout: syslog\nstdout_syslog: false"),
+        ["t.yaml:5:20: programs.web.stdout_syslog: stdout: syslog sends stdout to syslog, which stdout_syslog: false contradicts; remove one of them"]
+    );
+    assert_eq!(
+        program_errors("stderr_syslog: sometimes"),
+        ["t.yaml:4:20: programs.web.stderr_syslog: expected true or false (or yes/no, on/off), found \"sometimes\""]
+    );
+    assert_eq!(
+        program_errors("redirect_stderr: true\nstderr_syslog: true"),
+        ["t.yaml:5:20: programs.web.stderr_syslog: give stderr_syslog or redirect_stderr: true, not both (with redirect_stderr, standard error goes where stdout goes)"]
+    );
+    assert_eq!(
+        errors("syslog_socket: \"\"\nprograms: {}\n"),
+        ["t.yaml:1:16: syslog_socket: expected a path, found \"\""]
+    );
+    assert_eq!(
+        errors("syslog_socket: [a]\n"),
+        ["t.yaml:1:16: syslog_socket: expected a path, found a list"]
     );
 }
 

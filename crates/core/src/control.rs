@@ -2,11 +2,11 @@
 //! shell, `ctl` and the API. These are core types, not wire types: the API crate maps them.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use taskmaster_config::{Config, ReloadPlan, Signal};
+use taskmaster_config::{Config, ReloadPlan, Signal, Stream};
 
 use crate::process::{Health, LastExit, State};
 use crate::time::Time;
@@ -279,6 +279,11 @@ pub struct ProcessInfo {
     /// The files its stdout and stderr go to, if any.
     pub stdout: Option<PathBuf>,
     pub stderr: Option<PathBuf>,
+    /// Whether its stdout and stderr lines are sent to syslog (besides their files, if any).
+    #[serde(default)]
+    pub stdout_syslog: bool,
+    #[serde(default)]
+    pub stderr_syslog: bool,
     /// The signal that paused the child, while it is paused: paused is not dead.
     pub paused: Option<Signal>,
     /// The child's own status text (`STATUS=` on the notify socket).
@@ -293,6 +298,23 @@ pub struct ProcessInfo {
 pub const EXITED_TOO_QUICKLY: &str = "Exited too quickly (process log may have details)";
 
 impl ProcessInfo {
+    /// The file `stream` goes to, or why there is none (the message for `tail` and the log
+    /// routes).
+    pub fn log_file(&self, stream: Stream) -> Result<&Path, String> {
+        let (file, to_syslog) = match stream {
+            Stream::Stdout => (&self.stdout, self.stdout_syslog),
+            Stream::Stderr => (&self.stderr, self.stderr_syslog),
+        };
+        let (name, stream) = (&self.name, stream.name());
+        match file {
+            Some(file) => Ok(file),
+            None if to_syslog => Err(format!("{name}'s {stream} goes to syslog; no log file")),
+            None => Err(format!(
+                "{name}'s {stream} is discarded (no `{stream}:` file in its configuration)"
+            )),
+        }
+    }
+
     /// supervisorctl's description column: `pid 4242, uptime 0:01:02` when running, the reason
     /// when failed, the stop time when stopped. `now` is the snapshot's time; `date` renders the
     /// wall-clock date of a moment that lies the given duration in the past.

@@ -14,9 +14,17 @@
 //! no pipe waits for another's writer. Where `splice` cannot serve (the file is a terminal or
 //! another device), the thread copies with read and write instead.
 //!
+//! A stream sent to syslog (`stdout: syslog`, `stdout_syslog: true`) needs its bytes in user
+//! space, to cut them into lines: its thread reads the pipe, appends what it read to the file
+//! if there is one (the same sink, the same rotation), and hands each line to the [`syslog`]
+//! link. What is read waits in the capture's outbox until the thread sends it, never under a
+//! lock that the loop takes: a slow syslog slows only that thread (and, once the pipe is full,
+//! the child), never the loop.
+//!
 //! When a child exits, the loop moves what is left in its pipes at once ([`Capture::flush`]),
 //! so that its last lines are in the file before anyone hears that it exited.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -24,8 +32,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use rustix::event::{PollFd, PollFlags};
 use rustix::pipe::{splice, SpliceFlags};
-use taskmaster_config::Rotation;
+use taskmaster_config::{Rotation, Stream};
+
+use crate::syslog;
 
 /// How much one splice moves at most, and the size pipes are enlarged to (F_SETPIPE_SZ), so a
 /// fast writer rarely blocks.
@@ -42,18 +53,22 @@ pub struct Sink {
     file: Mutex<File>,
 }
 
-/// The open log files, by path, for as long as a pipe writes to them.
+/// The open log files, by path, and the links to syslog sockets, by socket, for as long as a
+/// pipe writes to them.
 #[derive(Default)]
-pub struct Sinks(std::collections::HashMap<PathBuf, Weak<Sink>>);
+pub struct Sinks {
+    files: std::collections::HashMap<PathBuf, Weak<Sink>>,
+    syslogs: std::collections::HashMap<PathBuf, Weak<syslog::Link>>,
+}
 
 impl Sinks {
     /// The sink for `path`, opened (and created) if no pipe writes there yet. Its rotation is
     /// that of the first program that opened it.
     pub fn open(&mut self, path: &Path, rotation: Rotation) -> std::io::Result<Arc<Sink>> {
-        if let Some(sink) = self.0.get(path).and_then(Weak::upgrade) {
+        if let Some(sink) = self.files.get(path).and_then(Weak::upgrade) {
             return Ok(sink);
         }
-        self.0.retain(|_, sink| sink.strong_count() > 0);
+        self.files.retain(|_, sink| sink.strong_count() > 0);
         // Never truncated: what is there stays, and every write goes to the end.
         let file = OpenOptions::new()
             .write(true)
@@ -65,8 +80,21 @@ impl Sinks {
             rotation,
             file: Mutex::new(file),
         });
-        self.0.insert(path.to_path_buf(), Arc::downgrade(&sink));
+        self.files.insert(path.to_path_buf(), Arc::downgrade(&sink));
         Ok(sink)
+    }
+
+    /// The link to the syslog socket `socket`, shared by every stream that sends there, so that
+    /// an outage is reported once.
+    pub fn syslog(&mut self, socket: &Path) -> Arc<syslog::Link> {
+        if let Some(link) = self.syslogs.get(socket).and_then(Weak::upgrade) {
+            return link;
+        }
+        self.syslogs.retain(|_, link| link.strong_count() > 0);
+        let link = Arc::new(syslog::Link::new(socket));
+        self.syslogs
+            .insert(socket.to_path_buf(), Arc::downgrade(&link));
+        link
     }
 }
 
@@ -76,7 +104,7 @@ impl Sinks {
     pub fn reopen_all(&mut self) -> (usize, Vec<String>) {
         let mut reopened = 0;
         let mut errors = Vec::new();
-        for sink in self.0.values().filter_map(Weak::upgrade) {
+        for sink in self.files.values().filter_map(Weak::upgrade) {
             let opened = OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -114,30 +142,116 @@ impl Pipe {
     }
 }
 
-/// One output pipe of a child and the file it goes to.
+/// Where one output stream of a child goes.
+pub enum Destination {
+    /// A file, filled inside the kernel.
+    File(Arc<Sink>),
+    /// Syslog, line by line, and the file too if there is one.
+    Syslog {
+        file: Option<Arc<Sink>>,
+        link: Arc<syslog::Link>,
+        /// The process's name, the tag of its lines.
+        tag: String,
+    },
+}
+
+/// One output pipe of a child and where it drains.
 #[derive(Clone)]
-pub struct Capture {
-    pipe: Arc<OwnedFd>,
-    sink: Arc<Sink>,
+pub struct Capture(Arc<Drain>);
+
+struct Drain {
+    pipe: OwnedFd,
+    stream: Stream,
+    way: Way,
+    /// Hears of each error (once until the next success).
+    report: Box<dyn Fn(String) + Send + Sync>,
+}
+
+/// How a pipe is drained.
+enum Way {
+    /// Into a file, inside the kernel (`splice`).
+    Splice(Arc<Sink>),
+    /// Through user space, line by line, to syslog (and the file, if any).
+    Lines(Relay),
+}
+
+/// A stream sent to syslog: what its pipe gave that is not delivered yet.
+struct Relay {
+    file: Option<Arc<Sink>>,
+    link: Arc<syslog::Link>,
+    format: syslog::Format,
+    /// Taken by whoever reads the pipe (the thread, or the loop's flush), never while sending.
+    state: Mutex<RelayState>,
+    /// An eventfd the loop's flush writes to, so that the thread sends what flush read; `None`
+    /// if the system had none to give (flushed lines then wait for the pipe's next news).
+    wake: Option<OwnedFd>,
+}
+
+#[derive(Default)]
+struct RelayState {
+    lines: syslog::Lines,
+    /// Datagrams read and not yet sent, oldest first.
+    outbox: VecDeque<Vec<u8>>,
+    /// Bytes read that the file has refused so far (disk full): written before any more is
+    /// read, so that the writer waits on its full pipe and nothing is lost.
+    unwritten: Vec<u8>,
+    /// The file's refusal was reported (once until it takes bytes again).
+    file_failing: bool,
+    /// The pipe has ended (every writer is gone), or cannot be read.
+    ended: bool,
 }
 
 impl Capture {
-    /// Starts draining `pipe` into `sink` on a thread of its own, until every writer has closed
-    /// it. `report` hears of each error (once until the next success).
+    /// Starts draining `pipe`, child `pid`'s `stream`, to `destination` on a thread of its own,
+    /// until every writer has closed it. `report` hears of each error (once until the next
+    /// success).
     pub fn start(
         pipe: OwnedFd,
-        sink: Arc<Sink>,
-        report: impl Fn(String) + Send + 'static,
+        stream: Stream,
+        destination: Destination,
+        pid: u32,
+        report: impl Fn(String) + Send + Sync + 'static,
     ) -> Capture {
-        let capture = Capture {
-            pipe: Arc::new(pipe),
-            sink,
+        let (name, way) = match destination {
+            Destination::File(sink) => (
+                format!("capture {}", sink.path.display()),
+                Way::Splice(sink),
+            ),
+            Destination::Syslog { file, link, tag } => {
+                // The thread and the loop's flush both read: neither may block in a read.
+                if let Err(e) = rustix::io::ioctl_fionbio(&pipe, true) {
+                    report(format!("cannot make {tag}'s output pipe non-blocking: {e}"));
+                }
+                let wake = rustix::event::eventfd(
+                    0,
+                    rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+                );
+                let relay = Relay {
+                    file,
+                    link,
+                    format: syslog::Format::new(stream, &tag, pid),
+                    state: Mutex::new(RelayState::default()),
+                    wake: wake.ok(),
+                };
+                (format!("syslog {tag} {}", stream.name()), Way::Lines(relay))
+            }
         };
+        let capture = Capture(Arc::new(Drain {
+            pipe,
+            stream,
+            way,
+            report: Box::new(report),
+        }));
         let drained = capture.clone();
-        let name = format!("capture {}", capture.sink.path.display());
-        let spawned = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || drain_blocking(&drained.pipe, &drained.sink, &report));
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            let Drain {
+                pipe, way, report, ..
+            } = &*drained.0;
+            match way {
+                Way::Splice(sink) => drain_blocking(pipe, sink, report),
+                Way::Lines(relay) => relay.run(pipe, report),
+            }
+        });
         if let Err(e) = spawned {
             // Without a thread the child would block once the pipe is full; say so.
             eprintln!("taskmaster: cannot start an output capture thread: {e}");
@@ -147,22 +261,28 @@ impl Capture {
 
     /// The pipe's read end.
     pub fn pipe(&self) -> &OwnedFd {
-        &self.pipe
+        &self.0.pipe
     }
 
-    /// The file it drains into.
-    pub fn path(&self) -> &Path {
-        &self.sink.path
+    /// The stream it carries.
+    pub fn stream(&self) -> Stream {
+        self.0.stream
     }
 
-    //// Moves what the pipe holds now into the file, without waiting for more: at most a
-    /// pipe's worth, so it is quick enough for the loop.
+    /// Moves what the pipe holds now into the file, without waiting for more: at most a pipe's
+    /// worth, so it is quick enough for the loop. Lines for syslog are sent by the capture's
+    /// thread, which this wakes: a slow syslog never holds the loop.
     pub fn flush(&self) {
-        let mut file = lock(&self.sink);
-        while let Ok(moved) = transfer(&self.pipe, &self.sink, &mut file) {
-            if moved == 0 {
-                break;
+        match &self.0.way {
+            Way::Splice(sink) => {
+                let mut file = lock(sink);
+                while let Ok(moved) = transfer(&self.0.pipe, sink, &mut file) {
+                    if moved == 0 {
+                        break;
+                    }
+                }
             }
+            Way::Lines(relay) => relay.flush(&self.0.pipe, &*self.0.report),
         }
     }
 }
@@ -209,10 +329,7 @@ fn drain_blocking(pipe: &OwnedFd, sink: &Sink, report: &dyn Fn(String)) {
             }
             Err(failed) => {
                 if !failing {
-                    report(format!(
-                        "{}; the writer waits until it can (retried every second)",
-                        failed.describe(&sink.path)
-                    ));
+                    report(refused(sink, &failed));
                     failing = true;
                 }
                 std::thread::sleep(RETRY_AFTER);
@@ -244,22 +361,10 @@ impl Failed {
     }
 }
 
-/// One splice from the pipe to the end of the file, never waiting on the pipe. The file's
-/// offset is its own (no O_APPEND), so it is moved to the end first: another process may have
-/// appended meanwhile. A file that holds `maxbytes` is rotated first, and no splice takes it
-/// past `maxbytes`: each rotated file holds exactly that much.
+/// One splice from the pipe to the end of the file, never waiting on the pipe; no more than
+/// [`room`] allows.
 fn transfer(pipe: &OwnedFd, sink: &Sink, file: &mut File) -> Result<usize, Failed> {
-    let write = |e: rustix::io::Errno| Failed::Write(e.into());
-    let mut size = rustix::fs::seek(&*file, rustix::fs::SeekFrom::End(0)).map_err(write)?;
-    let maxbytes = sink.rotation.maxbytes;
-    if maxbytes > 0 && size >= maxbytes {
-        rotate(&sink.path, sink.rotation.backups, file).map_err(Failed::Rotate)?;
-        size = 0;
-    }
-    let room = match maxbytes {
-        0 => PIPE_SIZE,
-        _ => usize::try_from(maxbytes - size).map_or(PIPE_SIZE, |room| room.min(PIPE_SIZE)),
-    };
+    let room = room(sink, file)?;
     splice(
         pipe,
         None,
@@ -268,7 +373,59 @@ fn transfer(pipe: &OwnedFd, sink: &Sink, file: &mut File) -> Result<usize, Faile
         room,
         SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
     )
-    .map_err(write)
+    .map_err(|e| Failed::Write(e.into()))
+}
+
+/// Moves the file's offset to its end, rotating the file first if it holds `maxbytes`: how
+/// much may go in before it must rotate again (at most a pipe's worth). The offset is the
+/// file's own (no O_APPEND), so it is moved each time: another process may have appended
+/// meanwhile. Since nothing goes past `maxbytes`, each rotated file holds exactly that much.
+fn room(sink: &Sink, file: &mut File) -> Result<usize, Failed> {
+    let mut size = rustix::fs::seek(&*file, rustix::fs::SeekFrom::End(0))
+        .map_err(|e| Failed::Write(e.into()))?;
+    let maxbytes = sink.rotation.maxbytes;
+    if maxbytes > 0 && size >= maxbytes {
+        rotate(&sink.path, sink.rotation.backups, file).map_err(Failed::Rotate)?;
+        size = 0;
+    }
+    Ok(match maxbytes {
+        0 => PIPE_SIZE,
+        _ => usize::try_from(maxbytes - size).map_or(PIPE_SIZE, |room| room.min(PIPE_SIZE)),
+    })
+}
+
+/// Appends `bytes` to the sink's file with [`room`]'s rotation: how many went in, and the
+/// error that stopped the rest.
+fn append(sink: &Sink, bytes: &[u8]) -> (usize, Option<Failed>) {
+    let mut file = lock(sink);
+    let mut written = 0;
+    while written < bytes.len() {
+        let room = match room(sink, &mut file) {
+            Ok(room) => room,
+            // A terminal or a device: no end to seek to, nothing to rotate.
+            Err(Failed::Write(e)) if e.raw_os_error() == Some(libc::ESPIPE) => PIPE_SIZE,
+            Err(failed) => return (written, Some(failed)),
+        };
+        let end = bytes.len().min(written + room);
+        match (&*file).write(&bytes[written..end]) {
+            Ok(0) => {
+                let e = std::io::ErrorKind::WriteZero.into();
+                return (written, Some(Failed::Write(e)));
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (written, Some(Failed::Write(e))),
+        }
+    }
+    (written, None)
+}
+
+/// The message for a file that refuses output; the writer waits (on its full pipe) meanwhile.
+fn refused(sink: &Sink, failed: &Failed) -> String {
+    format!(
+        "{}; the writer waits until it can (retried every second)",
+        failed.describe(&sink.path)
+    )
 }
 
 /// supervisord's rotation: `x.log.N-1` becomes `x.log.N` ... `x.log` becomes `x.log.1`, and
@@ -323,5 +480,176 @@ fn copy_blocking(pipe: &OwnedFd, sink: &Sink, report: &dyn Fn(String)) {
             Err(_) => return,
         };
         let _ = (&*lock(sink)).write_all(&buffer[..read]);
+    }
+}
+
+/// How much one read of a relayed pipe takes at most.
+const READ_SIZE: usize = 64 * 1024;
+
+impl Relay {
+    /// The capture thread of a stream sent to syslog: reads the pipe as it fills, and sends
+    /// what was read, until the pipe has ended and everything read is sent.
+    fn run(&self, pipe: &OwnedFd, report: &dyn Fn(String)) {
+        let mut buffer = vec![0u8; READ_SIZE];
+        loop {
+            self.send_outbox(report);
+            let state = self.lock();
+            if state.ended {
+                if state.outbox.is_empty() {
+                    return;
+                }
+                continue; // flush read more meanwhile
+            }
+            let file_refuses = !state.unwritten.is_empty();
+            drop(state);
+            if file_refuses {
+                // The child waits on its full pipe meanwhile; nothing is lost.
+                std::thread::sleep(RETRY_AFTER);
+            } else if let Err(e) = self.wait(pipe) {
+                report(format!("cannot wait for a child's output: {e}"));
+                let mut state = self.lock();
+                self.end(&mut state);
+                continue;
+            }
+            let mut state = self.lock();
+            self.step(pipe, &mut state, &mut buffer, report);
+        }
+    }
+
+    /// [`Capture::flush`]: reads what the pipe holds now, at most a pipe's worth, and wakes the
+    /// thread to send it.
+    fn flush(&self, pipe: &OwnedFd, report: &dyn Fn(String)) {
+        let mut buffer = vec![0u8; READ_SIZE];
+        let mut state = self.lock();
+        let mut moved = 0;
+        while moved < PIPE_SIZE {
+            match self.step(pipe, &mut state, &mut buffer, report) {
+                0 => break,
+                read => moved += read,
+            }
+        }
+        let news = state.ended || !state.outbox.is_empty();
+        drop(state);
+        if let (true, Some(wake)) = (news, &self.wake) {
+            let _ = rustix::io::write(wake, &1u64.to_ne_bytes());
+        }
+    }
+
+    /// Waits until the pipe has something (or has ended), or flush wakes the thread.
+    fn wait(&self, pipe: &OwnedFd) -> rustix::io::Result<()> {
+        let mut fds = vec![PollFd::new(pipe, PollFlags::IN)];
+        if let Some(wake) = &self.wake {
+            fds.push(PollFd::new(wake, PollFlags::IN));
+        }
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(wake) = &self.wake {
+            let mut counter = [0u8; 8];
+            let _ = rustix::io::read(wake, &mut counter);
+        }
+        Ok(())
+    }
+
+    /// One step, under the state's lock: the file takes what it refused before, else one read
+    /// from the pipe goes to the file and, as lines, to the outbox. How many bytes were read.
+    fn step(
+        &self,
+        pipe: &OwnedFd,
+        state: &mut RelayState,
+        buffer: &mut [u8],
+        report: &dyn Fn(String),
+    ) -> usize {
+        if state.ended {
+            return 0;
+        }
+        if !state.unwritten.is_empty() {
+            let unwritten = std::mem::take(&mut state.unwritten);
+            self.write_file(state, &unwritten, report);
+            if !state.unwritten.is_empty() {
+                return 0;
+            }
+        }
+        match rustix::io::read(pipe, &mut *buffer) {
+            Ok(0) => {
+                self.end(state); // every writer is gone
+                0
+            }
+            Ok(read) => {
+                let bytes = &buffer[..read];
+                self.write_file(state, bytes, report);
+                self.queue_lines(state, bytes);
+                read
+            }
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => 0,
+            Err(e) => {
+                report(format!("cannot read a child's output: {e}"));
+                self.end(state);
+                0
+            }
+        }
+    }
+
+    /// Appends `bytes` to the file, if there is one; what it refuses is kept for later.
+    fn write_file(&self, state: &mut RelayState, bytes: &[u8], report: &dyn Fn(String)) {
+        let Some(sink) = &self.file else {
+            return;
+        };
+        match append(sink, bytes) {
+            (_, None) => {
+                if state.file_failing {
+                    report(format!("output goes to {} again", sink.path.display()));
+                    state.file_failing = false;
+                }
+            }
+            (written, Some(e)) => {
+                state.unwritten = bytes[written..].to_vec();
+                if !state.file_failing {
+                    report(refused(sink, &e));
+                    state.file_failing = true;
+                }
+            }
+        }
+    }
+
+    /// Cuts `bytes` into lines, each queued as a datagram stamped now.
+    fn queue_lines(&self, state: &mut RelayState, bytes: &[u8]) {
+        let stamp = syslog::timestamp();
+        let RelayState { lines, outbox, .. } = state;
+        lines.push(bytes, &mut |line| {
+            outbox.push_back(self.format.datagram(&stamp, line));
+        });
+    }
+
+    /// The pipe is over: what is left of the last line is queued as a line of its own.
+    fn end(&self, state: &mut RelayState) {
+        let stamp = syslog::timestamp();
+        let RelayState {
+            lines,
+            outbox,
+            ended,
+            ..
+        } = state;
+        lines.finish(&mut |line| outbox.push_back(self.format.datagram(&stamp, line)));
+        *ended = true;
+    }
+
+    /// Sends the outbox, oldest first, without holding the state: meanwhile the loop's flush
+    /// may read.
+    fn send_outbox(&self, report: &dyn Fn(String)) {
+        loop {
+            let Some(datagram) = self.lock().outbox.pop_front() else {
+                return;
+            };
+            self.link.send(&datagram, report);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RelayState> {
+        match self.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 }

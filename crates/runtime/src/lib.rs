@@ -37,6 +37,7 @@ mod probe;
 mod spawn;
 mod stdin;
 mod sys;
+mod syslog;
 mod tail;
 
 use std::collections::{HashMap, VecDeque};
@@ -163,8 +164,9 @@ async fn accept_backup(link: Option<&mut pair::PrimaryLink>) -> std::io::Result<
 enum TaskEvent {
     /// A child adopted in a takeover (not ours to waitpid) ended.
     AdoptedExit(u32, taskmaster_core::ExitStatus),
-    /// For the supervisor (a health check or a hook is done).
-    Core(Event),
+    /// For the supervisor (a health check or a hook is done). Boxed: an `Event` can hold a
+    /// whole `Config`, far bigger than the other reports.
+    Core(Box<Event>),
     Alert(alerts::Matched),
     /// A line for the event log.
     Note(String),
@@ -400,29 +402,25 @@ impl Daemon {
             }
         }
         for (pid, child) in children {
-            let spec = daemon
+            let process = daemon
                 .supervisor
                 .processes()
                 .find(|p| p.pid == Some(pid))
-                .map(|p| Arc::clone(&p.spec));
+                .map(|p| (p.name.clone(), Arc::clone(&p.spec)));
+            // A child the state does not know (it came just before the primary died) has
+            // nowhere known to write: its pipes close.
             let captures = child
                 .outputs
                 .into_iter()
-                .filter_map(|(path, pipe)| {
-                    let rotation = match &spec {
-                        Some(spec) if spec.stdout.as_ref() == Some(&path) => spec.stdout_rotation,
-                        Some(spec) => spec.stderr_rotation,
-                        None => taskmaster_config::Rotation::default(),
-                    };
-                    let sink = daemon.sinks.open(&path, rotation).ok()?;
-                    Some((pipe, sink))
+                .filter_map(|(output, pipe)| {
+                    let (name, spec) = process.as_ref()?;
+                    let stream = output.stream(spec);
+                    let destination =
+                        spawn::destination(name, spec, stream, &mut daemon.sinks).ok()??;
+                    Some((pipe, stream, destination))
                 })
                 .collect();
-            let owner = daemon
-                .supervisor
-                .processes()
-                .find(|p| p.pid == Some(pid))
-                .map_or_else(|| format!("pid {pid}"), |p| p.name.clone());
+            let owner = process.map_or_else(|| format!("pid {pid}"), |(name, _)| name);
             daemon.capture(pid, &owner, captures);
             daemon
                 .adopted_stdins
@@ -826,7 +824,7 @@ impl Daemon {
                 self.pidfds.remove(&pid);
                 self.dispatch(Event::Exited { pid, status });
             }
-            TaskEvent::Core(event) => self.dispatch(event),
+            TaskEvent::Core(event) => self.dispatch(*event),
             TaskEvent::Note(message) => self.log.say(message),
             TaskEvent::ProcessNote(process, message) => self.log.write(&Notice {
                 process: Some(process),
@@ -861,11 +859,11 @@ impl Daemon {
         };
         let events = self.task_events.clone();
         let done = move |result| {
-            let _ = events.send(TaskEvent::Core(Event::ProbeDone {
+            let _ = events.send(TaskEvent::Core(Box::new(Event::ProbeDone {
                 process,
                 pid,
                 result,
-            }));
+            })));
         };
         let Probe::Cmd(command) = &check.probe else {
             tokio::spawn(async move {
@@ -903,7 +901,10 @@ impl Daemon {
         let events = self.task_events.clone();
         let owner = process.clone();
         let done = move |result| {
-            let _ = events.send(TaskEvent::Core(Event::HookDone { process, result }));
+            let _ = events.send(TaskEvent::Core(Box::new(Event::HookDone {
+                process,
+                result,
+            })));
         };
         match spawn::spawn_shell(
             &spec.name,
@@ -1201,15 +1202,10 @@ impl Daemon {
         let Some(pidfd) = self.pidfds.get(&pid) else {
             return;
         };
-        let outputs: Vec<(PathBuf, &OwnedFd)> = self
+        let outputs: Vec<(Stream, &OwnedFd)> = self
             .captures
             .get(&pid)
-            .map(|captures| {
-                captures
-                    .iter()
-                    .map(|c| (c.path().to_path_buf(), c.pipe()))
-                    .collect()
-            })
+            .map(|captures| captures.iter().map(|c| (c.stream(), c.pipe())).collect())
             .unwrap_or_default();
         let stdin = self.stdins.get(&pid).map(stdin::StdinPipe::fd);
         link.send_child(pid, pidfd, &outputs, stdin).await;
@@ -1249,15 +1245,20 @@ impl Daemon {
         }
     }
 
-    /// Drains a child's output pipes into their files, each on a thread of its own; their
-    /// errors (a full disk) reach the event log.
-    fn capture(&mut self, pid: u32, process: &str, pipes: Vec<(OwnedFd, Arc<capture::Sink>)>) {
+    /// Drains child `pid`'s output pipes into their files or to syslog, each on a thread of
+    /// its own; their errors (a full disk, syslog gone) reach the event log, about `process`.
+    fn capture(
+        &mut self,
+        pid: u32,
+        process: &str,
+        pipes: Vec<(OwnedFd, Stream, capture::Destination)>,
+    ) {
         let captures: Vec<capture::Capture> = pipes
             .into_iter()
-            .map(|(pipe, sink)| {
+            .map(|(pipe, stream, destination)| {
                 let events = self.task_events.clone();
                 let process = process.to_string();
-                capture::Capture::start(pipe, sink, move |message| {
+                capture::Capture::start(pipe, stream, destination, pid, move |message| {
                     let _ = events.send(TaskEvent::ProcessNote(process.clone(), message));
                 })
             })

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use taskmaster_config::{ProgramSpec, Stream};
 use taskmaster_core::Supervisor;
 
 use crate::handover::Channel;
@@ -47,11 +48,11 @@ pub(crate) enum Message {
     /// The whole supervisor state.
     State(Box<Supervisor>),
     /// A new child. The descriptors come with the message: its pidfd, then the read end of
-    /// each output pipe, whose files are `outputs`, in the same order, then with `stdin` the
+    /// each output pipe, whose streams are `outputs`, in the same order, then with `stdin` the
     /// write end of its stdin pipe.
     Child {
         pid: u32,
-        outputs: Vec<PathBuf>,
+        outputs: Vec<HandedOutput>,
         #[serde(default)]
         stdin: bool,
     },
@@ -64,11 +65,33 @@ pub(crate) enum Message {
     Handover,
 }
 
+/// Which stream of a child an output pipe carries. A primary before `stdout: syslog` named
+/// the pipe's file instead, and a backup that `upgrade` started from a newer executable still
+/// hears such a primary: the file is then matched against the program's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HandedOutput {
+    Stream(Stream),
+    File(PathBuf),
+}
+
+impl HandedOutput {
+    /// The stream, for a child of program `spec`.
+    pub fn stream(&self, spec: &ProgramSpec) -> Stream {
+        match self {
+            HandedOutput::Stream(stream) => *stream,
+            HandedOutput::File(file) if spec.stdout.as_ref() == Some(file) => Stream::Stdout,
+            HandedOutput::File(_) => Stream::Stderr,
+        }
+    }
+}
+
 /// A child the backup holds the descriptors of.
 pub struct HeldChild {
     pub pidfd: OwnedFd,
-    /// Each output pipe's read end and the file it drains into.
-    pub outputs: Vec<(PathBuf, OwnedFd)>,
+    /// Each output pipe's stream and read end; where it goes is the child's program's
+    /// business.
+    pub outputs: Vec<(HandedOutput, OwnedFd)>,
     /// The write end of its stdin pipe (`stdin: pipe`).
     pub stdin: Option<OwnedFd>,
 }
@@ -333,7 +356,7 @@ impl PrimaryLink {
         &mut self,
         pid: u32,
         pidfd: &OwnedFd,
-        outputs: &[(PathBuf, &OwnedFd)],
+        outputs: &[(Stream, &OwnedFd)],
         stdin: Option<&OwnedFd>,
     ) {
         let mut fds = vec![pidfd.as_fd()];
@@ -341,7 +364,10 @@ impl PrimaryLink {
         fds.extend(stdin.map(|fd| fd.as_fd()));
         let message = Message::Child {
             pid,
-            outputs: outputs.iter().map(|(path, _)| path.clone()).collect(),
+            outputs: outputs
+                .iter()
+                .map(|(stream, _)| HandedOutput::Stream(*stream))
+                .collect(),
             stdin: stdin.is_some(),
         };
         self.send(&message, &fds).await;
@@ -372,4 +398,46 @@ pub(crate) fn spawn_backup(exe: &Path, config: &Path, verbose: bool) -> std::io:
         command.arg("-v");
     }
     Ok(command.spawn()?.id())
+}
+
+#[cfg(test)]
+mod handed_output_tests {
+    use super::*;
+
+    #[test]
+    fn an_older_primarys_child_names_files_and_a_newer_ones_streams() {
+        let old = r#"{"Child":{"pid":7,"outputs":["/srv/web.out","/srv/web.err"]}}"#;
+        let Ok(Message::Child {
+            pid,
+            outputs,
+            stdin,
+        }) = serde_json::from_str::<Message>(old)
+        else {
+            panic!("an older primary's Child message is not read");
+        };
+        assert_eq!((pid, stdin), (7, false));
+        let mut spec = taskmaster_config::Config::parse(
+            "programs:\n  web: {cmd: x, stdout: /srv/web.out, stderr: /srv/web.err}\n",
+            std::path::Path::new("/srv/t.yaml"),
+        )
+        .expect("a configuration")
+        .programs
+        .remove("web")
+        .expect("web");
+        let streams: Vec<Stream> = outputs.iter().map(|o| o.stream(&spec)).collect();
+        assert_eq!(streams, [Stream::Stdout, Stream::Stderr]);
+        spec.stdout = None;
+        let new = Message::Child {
+            pid: 7,
+            outputs: vec![HandedOutput::Stream(Stream::Stdout)],
+            stdin: true,
+        };
+        let json = serde_json::to_string(&new).expect("serialize");
+        let Ok(Message::Child { outputs, stdin, .. }) = serde_json::from_str::<Message>(&json)
+        else {
+            panic!("{json} is not read back");
+        };
+        assert_eq!(outputs[0].stream(&spec), Stream::Stdout);
+        assert!(stdin);
+    }
 }

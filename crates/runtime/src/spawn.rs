@@ -20,12 +20,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
-use taskmaster_config::{os_reason, Rotation, Stdin};
+use taskmaster_config::{os_reason, Stdin, Stream};
 use taskmaster_core::ProgramSpec;
 
-use crate::capture::{Pipe, Sink, Sinks};
+use crate::capture::{Destination, Pipe, Sinks};
 use crate::sys;
 
 /// What every child is given besides its program's settings.
@@ -38,12 +37,13 @@ pub struct ChildContext {
     pub control_socket: PathBuf,
 }
 
-/// A started child, and its output pipes for the caller to drain ([`capture::drain`]).
+/// A started child, and its output pipes for the caller to drain ([`crate::capture`]): each
+/// pipe's read end, its stream, and where it goes.
 pub struct Spawned {
     pub pid: u32,
     /// The write end of its stdin pipe (`stdin: pipe`).
     pub stdin: Option<OwnedFd>,
-    pub captures: Vec<(OwnedFd, Arc<Sink>)>,
+    pub captures: Vec<(OwnedFd, Stream, Destination)>,
 }
 
 /// Starts one child for process `name` (`web`, or `workers:workers_00`) of program `spec`.
@@ -62,16 +62,12 @@ pub fn spawn(
     }
     let stdin = input(&spec.stdin)?;
     let stdout = output(
-        spec.stdout.as_deref(),
-        spec.stdout_rotation,
-        "stdout",
-        sinks,
+        destination(name, spec, Stream::Stdout, sinks)?,
+        Stream::Stdout,
     )?;
     let stderr = output(
-        spec.stderr.as_deref(),
-        spec.stderr_rotation,
-        "stderr",
-        sinks,
+        destination(name, spec, Stream::Stderr, sinks)?,
+        Stream::Stderr,
     )?;
     let mut env = environment(name, spec, context);
     if let Some(period) = spec.watchdog {
@@ -125,14 +121,13 @@ pub fn spawn_shell(
     let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
     let mut env = environment(name, spec, context);
     env.extend(extra_env.iter().map(|(k, v)| (k.into(), v.into())));
-    let (stdout, stderr) = if to_logs {
-        (spec.stdout.as_deref(), spec.stderr.as_deref())
-    } else {
-        (None, None)
+    let mut output_of = |stream| match to_logs {
+        true => output(destination(name, spec, stream, sinks)?, stream),
+        false => output(None, stream),
     };
+    let stdout = output_of(Stream::Stdout)?;
+    let stderr = output_of(Stream::Stderr)?;
     let stdin = input(&Stdin::Null)?;
-    let stdout = output(stdout, spec.stdout_rotation, "stdout", sinks)?;
-    let stderr = output(stderr, spec.stderr_rotation, "stderr", sinks)?;
     let cwd = spec
         .workingdir
         .as_deref()
@@ -264,10 +259,14 @@ fn input(stdin: &Stdin) -> Result<Input, String> {
 }
 
 /// Where a child's stdout or stderr goes: /dev/null, or a pipe that taskmaster drains into the
-/// file (see [`crate::capture`]).
+/// file or to syslog (see [`crate::capture`]).
 enum Output {
     Discard(File),
-    Captured { pipe: Pipe, sink: Arc<Sink> },
+    Captured {
+        pipe: Pipe,
+        stream: Stream,
+        destination: Destination,
+    },
 }
 
 impl Output {
@@ -281,34 +280,63 @@ impl Output {
 
     /// The read end to drain and where to; the write end is closed here, so that the pipe
     /// ends when the child (and whatever inherited it) is gone.
-    fn into_capture(self) -> Option<(OwnedFd, Arc<Sink>)> {
+    fn into_capture(self) -> Option<(OwnedFd, Stream, Destination)> {
         match self {
             Output::Discard(_) => None,
-            Output::Captured { pipe, sink } => Some((pipe.read, sink)),
+            Output::Captured {
+                pipe,
+                stream,
+                destination,
+            } => Some((pipe.read, stream, destination)),
         }
     }
 }
 
-fn output(
-    path: Option<&Path>,
-    rotation: Rotation,
-    stream: &str,
+/// Where `stream` of process `name` (`web`, `workers:workers_00`) of program `spec` goes:
+/// its file (opened), syslog (tagged with the name within the group), both, or `None` when it
+/// is discarded.
+pub fn destination(
+    name: &str,
+    spec: &ProgramSpec,
+    stream: Stream,
     sinks: &mut Sinks,
-) -> Result<Output, String> {
-    let Some(path) = path else {
+) -> Result<Option<Destination>, String> {
+    let file = match spec.file(stream) {
+        Some(path) => Some(sinks.open(path, spec.rotation(stream)).map_err(|e| {
+            format!(
+                "cannot open {} file {}: {}",
+                stream.name(),
+                path.display(),
+                os_reason(&e)
+            )
+        })?),
+        None => None,
+    };
+    Ok(match (file, spec.syslog(stream)) {
+        (file, Some(socket)) => Some(Destination::Syslog {
+            file,
+            link: sinks.syslog(socket),
+            tag: name.rsplit(':').next().unwrap_or(name).to_string(),
+        }),
+        (Some(sink), None) => Some(Destination::File(sink)),
+        (None, None) => None,
+    })
+}
+
+/// The child's end of `stream`: /dev/null when it is discarded, else a pipe to drain to
+/// `destination`.
+fn output(destination: Option<Destination>, stream: Stream) -> Result<Output, String> {
+    let Some(destination) = destination else {
         return File::options()
             .write(true)
             .open("/dev/null")
             .map(Output::Discard)
             .map_err(|e| format!("cannot open /dev/null: {}", os_reason(&e)));
     };
-    let sink = sinks.open(path, rotation).map_err(|e| {
-        format!(
-            "cannot open {stream} file {}: {}",
-            path.display(),
-            os_reason(&e)
-        )
-    })?;
     let pipe = Pipe::new().map_err(|e| format!("cannot make a pipe: {}", os_reason(&e)))?;
-    Ok(Output::Captured { pipe, sink })
+    Ok(Output::Captured {
+        pipe,
+        stream,
+        destination,
+    })
 }

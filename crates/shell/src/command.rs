@@ -12,12 +12,13 @@ pub enum Parsed {
     Help(Option<String>),
     /// `quit` / `exit`: leave the shell.
     Quit,
-    /// `tail [-f] NAME [stdout|stderr]`: the end of a process's output, and with `-f` what
-    /// comes next.
+    /// `tail [-f] [-n LINES | -BYTES] NAME [stdout|stderr]`: the end of a process's output,
+    /// and with `-f` what comes next.
     Tail {
         name: String,
         stream: String,
         follow: bool,
+        amount: TailAmount,
     },
     /// `maintail [-f]`: the end of the event log, and with `-f` what comes next.
     MainTail {
@@ -27,6 +28,15 @@ pub enum Parsed {
     Attach {
         name: String,
     },
+}
+
+/// How much of a log `tail` shows before it follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailAmount {
+    /// The last N bytes: supervisorctl's `tail -BYTES`, and the default (1600).
+    Bytes(u64),
+    /// The last N lines: `tail -n LINES`.
+    Lines(u64),
 }
 
 /// One command of the language.
@@ -110,8 +120,9 @@ pub const COMMANDS: &[CommandInfo] = &[
     ),
     info(
         "tail",
-        "tail [-f] NAME [stdout|stderr]",
-        "the end of a process's output (1600 bytes); -f: and what it writes next, until Ctrl-C",
+        "tail [-f] [-n LINES | -BYTES] NAME [stdout|stderr]",
+        "the end of a process's output: its last 1600 bytes, its last LINES lines or its last \
+         BYTES bytes; -f: and what it writes next, until Ctrl-C",
         true,
     ),
     info(
@@ -291,22 +302,64 @@ fn parse_sendstdin(args: &[String]) -> Result<Parsed, String> {
     }
 }
 
+/// `tail`'s options (`-f`, `-n LINES` or `-nLINES`, `-BYTES`, in any order), then the name
+/// and the stream.
 fn parse_tail(args: &[String]) -> Result<Parsed, String> {
-    let follow = args.first().is_some_and(|a| a == "-f");
-    let rest = &args[usize::from(follow)..];
     let usage = || format!("error: usage: {}", usage("tail"));
+    let mut follow = false;
+    let mut amount = TailAmount::Bytes(crate::TAIL_BYTES);
+    let mut rest = args;
+    while let Some((option, after)) = rest.split_first() {
+        // A process name never starts with `-`.
+        if !option.starts_with('-') {
+            break;
+        }
+        rest = after;
+        if option == "-f" {
+            follow = true;
+        } else if option == "-n" {
+            let Some((count, after)) = rest.split_first() else {
+                return Err(format!(
+                    "error: tail -n needs a number of lines; {}",
+                    usage()
+                ));
+            };
+            rest = after;
+            amount = TailAmount::Lines(count_of(count, "-n", "lines")?);
+        } else if let Some(count) = option.strip_prefix("-n") {
+            amount = TailAmount::Lines(count_of(count, "-n", "lines")?);
+        } else if option[1..].starts_with(|c: char| c.is_ascii_digit()) {
+            amount = TailAmount::Bytes(count_of(&option[1..], "-BYTES", "bytes")?);
+        } else {
+            return Err(format!("error: tail: unknown option {option}; {}", usage()));
+        }
+    }
+    let tail = |name: &String, stream: &str| {
+        Ok(Parsed::Tail {
+            name: name.clone(),
+            stream: stream.to_string(),
+            follow,
+            amount,
+        })
+    };
     match rest {
-        [name] => Ok(Parsed::Tail {
-            name: name.clone(),
-            stream: "stdout".to_string(),
-            follow,
-        }),
-        [name, stream] if stream == "stdout" || stream == "stderr" => Ok(Parsed::Tail {
-            name: name.clone(),
-            stream: stream.clone(),
-            follow,
-        }),
+        [name] => tail(name, "stdout"),
+        [name, stream] if stream == "stdout" || stream == "stderr" => tail(name, stream),
         _ => Err(usage()),
+    }
+}
+
+/// The count `option` was given, in decimal digits: a number of `what`.
+fn count_of(text: &str, option: &str, what: &str) -> Result<u64, String> {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    match digits.then(|| text.parse::<u64>()) {
+        Some(Ok(count)) => Ok(count),
+        Some(Err(_)) => Err(format!(
+            "error: tail {option}: {text} {what} is more than taskmaster can count"
+        )),
+        None => Err(format!(
+            "error: tail {option} expects a number of {what}, found {text:?}"
+        )),
     }
 }
 
@@ -370,7 +423,9 @@ mod tests {
             Parsed::MainTail { follow: true }
         ));
         assert!(parse("maintail web").unwrap_err().contains("maintail [-f]"));
-        assert!(parse("tail").unwrap_err().contains("tail [-f] NAME"));
+        assert!(parse("tail")
+            .unwrap_err()
+            .contains("tail [-f] [-n LINES | -BYTES] NAME"));
     }
 
     #[test]
@@ -456,7 +511,8 @@ mod tests {
             Parsed::Tail {
                 name: "web".into(),
                 stream: "stderr".into(),
-                follow: true
+                follow: true,
+                amount: TailAmount::Bytes(crate::TAIL_BYTES),
             }
         );
         assert_eq!(
@@ -464,11 +520,69 @@ mod tests {
             Parsed::Tail {
                 name: "web".into(),
                 stream: "stdout".into(),
-                follow: false
+                follow: false,
+                amount: TailAmount::Bytes(1600),
             }
         );
         assert!(parse("tail web stdin").unwrap_err().contains("usage"));
         assert!(parse("tail").unwrap_err().contains("usage"));
+    }
+
+    #[test]
+    fn tail_takes_lines_or_bytes_before_the_name() {
+        let amount = |line: &str| match parse(line) {
+            Ok(Parsed::Tail {
+                amount,
+                follow,
+                name,
+                ..
+            }) => (amount, follow, name),
+            other => panic!("{line}: {other:?}"),
+        };
+        let web = || "web".to_string();
+        assert_eq!(
+            amount("tail -n 3 web"),
+            (TailAmount::Lines(3), false, web())
+        );
+        assert_eq!(
+            amount("tail -n3 -f web"),
+            (TailAmount::Lines(3), true, web())
+        );
+        assert_eq!(
+            amount("tail -f -n 0 web"),
+            (TailAmount::Lines(0), true, web())
+        );
+        assert_eq!(
+            amount("tail -200 web"),
+            (TailAmount::Bytes(200), false, web())
+        );
+        assert_eq!(
+            amount("tail -f -200 web"),
+            (TailAmount::Bytes(200), true, web())
+        );
+    }
+
+    #[test]
+    fn tail_refuses_a_bad_count_or_option_with_a_clear_message() {
+        assert_eq!(
+            parse("tail -n x web").unwrap_err(),
+            "error: tail -n expects a number of lines, found \"x\""
+        );
+        assert_eq!(
+            parse("tail -n -3 web").unwrap_err(),
+            "error: tail -n expects a number of lines, found \"-3\""
+        );
+        assert!(parse("tail -n")
+            .unwrap_err()
+            .contains("needs a number of lines"));
+        assert!(parse("tail -n 99999999999999999999 web")
+            .unwrap_err()
+            .contains("more than"));
+        assert!(parse("tail -12x web").unwrap_err().contains("\"12x\""));
+        assert!(parse("tail -x web")
+            .unwrap_err()
+            .contains("unknown option -x"));
+        assert!(parse("tail -n 3").unwrap_err().contains("usage"));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::io::Write;
 
 use taskmaster_core::{Reply, Request};
 
-pub use command::{parse, Parsed, COMMANDS};
+pub use command::{parse, Parsed, TailAmount, COMMANDS};
 pub use repl::{history_path, run_interactive, run_script};
 
 /// Where the shell's requests go.
@@ -28,13 +28,13 @@ pub trait Backend {
     /// Sends one request and waits for its reply; the error says why there is none.
     fn call(&self, request: Request) -> Result<Reply, String>;
 
-    /// Writes the last `bytes` bytes of a process's `stream` (stdout or stderr) to `out`, and
-    /// with `follow` everything written next, until interrupted.
+    /// Writes the end of a process's `stream` (stdout or stderr) to `out`, its last `amount`
+    /// of bytes or lines, and with `follow` everything written next, until interrupted.
     fn tail(
         &self,
         name: &str,
         stream: &str,
-        bytes: u64,
+        amount: TailAmount,
         follow: bool,
         out: &mut dyn Write,
     ) -> Result<(), String>;
@@ -109,7 +109,8 @@ pub fn execute(backend: &dyn Backend, line: &str, out: &mut dyn Write) -> Execut
             name,
             stream,
             follow,
-        }) => match backend.tail(&name, &stream, TAIL_BYTES, follow, out) {
+            amount,
+        }) => match backend.tail(&name, &stream, amount, follow, out) {
             Ok(()) => done(Vec::new(), Flow::Continue, Verdict::Success),
             Err(error) => done(
                 vec![format!("error: {error}")],

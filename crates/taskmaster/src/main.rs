@@ -16,7 +16,7 @@ use taskmaster_api::{Client, ControlSocket, ControlTcp, TcpSettings};
 use taskmaster_config::Config;
 use taskmaster_core::{Reply, Request};
 use taskmaster_runtime::{Daemon, Handle};
-use taskmaster_shell::{Backend, Verdict};
+use taskmaster_shell::{Backend, TailAmount, Verdict};
 
 #[derive(Parser)]
 #[command(
@@ -423,7 +423,7 @@ impl Backend for InProcess {
         &self,
         name: &str,
         stream: &str,
-        bytes: u64,
+        amount: TailAmount,
         follow: bool,
         out: &mut dyn Write,
     ) -> Result<(), String> {
@@ -441,15 +441,21 @@ impl Backend for InProcess {
         let [process] = processes.as_slice() else {
             return Err(format!("no single process named {name}"));
         };
-        let path = match stream {
-            "stderr" => &process.stderr,
-            _ => &process.stdout,
+        let stream = match stream {
+            "stderr" => taskmaster_config::Stream::Stderr,
+            _ => taskmaster_config::Stream::Stdout,
         };
-        let path = path.as_ref().ok_or_else(|| {
-            format!("{name}'s {stream} is discarded (no `{stream}:` file in its configuration)")
-        })?;
-        let tail =
-            read_tail(path, bytes).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let path = process.log_file(stream)?;
+        let cannot_read = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+        let tail = match amount {
+            TailAmount::Bytes(bytes) => read_tail(path, bytes).map_err(cannot_read)?,
+            TailAmount::Lines(lines) => {
+                let read = |window| read_tail_at(path, window);
+                taskmaster_api::client::last_lines(lines, read)
+                    .map_err(cannot_read)?
+                    .0
+            }
+        };
         out.write_all(&tail).map_err(|e| e.to_string())
     }
 
@@ -475,13 +481,19 @@ impl Backend for InProcess {
 
 /// The last `bytes` bytes of a file.
 fn read_tail(path: &Path, bytes: u64) -> std::io::Result<Vec<u8>> {
+    read_tail_at(path, bytes).map(|(tail, _)| tail)
+}
+
+/// The last `bytes` bytes of a file, and where they start in it.
+fn read_tail_at(path: &Path, bytes: u64) -> std::io::Result<(Vec<u8>, u64)> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
-    file.seek(SeekFrom::Start(size.saturating_sub(bytes)))?;
+    let start = size.saturating_sub(bytes);
+    file.seek(SeekFrom::Start(start))?;
     let mut tail = Vec::new();
     file.read_to_end(&mut tail)?;
-    Ok(tail)
+    Ok((tail, start))
 }
 
 /// The shell's backend in `taskmaster ctl`: a taskmaster reached through its control socket.
@@ -496,13 +508,15 @@ impl Backend for Remote {
         &self,
         name: &str,
         stream: &str,
-        bytes: u64,
+        amount: TailAmount,
         follow: bool,
         out: &mut dyn Write,
     ) -> Result<(), String> {
-        self.0
-            .tail(name, stream, bytes, follow, out)
-            .map_err(|e| e.to_string())
+        match amount {
+            TailAmount::Bytes(bytes) => self.0.tail(name, stream, bytes, follow, out),
+            TailAmount::Lines(lines) => self.0.tail_lines(name, stream, lines, follow, out),
+        }
+        .map_err(|e| e.to_string())
     }
 
     fn maintail(&self, bytes: u64, follow: bool, out: &mut dyn Write) -> Result<(), String> {

@@ -570,6 +570,91 @@ fn tail_f_prints_the_lines_written_later() {
     assert_eq!(tm.status("ticker").state, "RUNNING");
 }
 
+#[test]
+fn tail_n_prints_exactly_the_last_lines() {
+    let sandbox = Sandbox::new();
+    let mut tm = start(
+        &sandbox,
+        &config(&[program(
+            "lines",
+            &fixture_cmd(&["lines", "3000", "sleep", "forever"]),
+            &["starttime: 0", "stdout: lines.out"],
+        )]),
+    );
+    sandbox.wait_for_contents("lines.out", |text| text.ends_with("line 3000\n"), TIMEOUT);
+    let numbered = |range: std::ops::RangeInclusive<u32>| -> String {
+        range.map(|i| format!("line {i}\n")).collect()
+    };
+    let tail = |args: &[&str]| {
+        let ran = ctl(&sandbox, args);
+        ran.expect_code(0);
+        ran.stdout
+    };
+    assert_eq!(tail(&["tail", "-n", "3", "lines"]), numbered(2998..=3000));
+    // More lines than the first window holds (8 KiB): it is read again, bigger.
+    assert_eq!(tail(&["tail", "-n2000", "lines"]), numbered(1001..=3000));
+    // More lines than the file has: the whole file.
+    assert_eq!(
+        tail(&["tail", "-n", "5000", "lines", "stdout"]),
+        numbered(1..=3000)
+    );
+    assert_eq!(tail(&["tail", "-n", "0", "lines"]), "");
+    // supervisorctl's form: bytes.
+    let file = sandbox.read("lines.out");
+    assert_eq!(tail(&["tail", "-100", "lines"]), file[file.len() - 100..]);
+
+    let bad = ctl(&sandbox, &["tail", "-n", "x", "lines"]);
+    bad.expect_code(1);
+    assert!(
+        bad.stderr
+            .contains("tail -n expects a number of lines, found \"x\""),
+        "{bad:?}"
+    );
+    // `run`'s shell reads the file itself, with the same rule.
+    assert_eq!(
+        tm.command_all("tail -n 2 lines"),
+        ["line 2999", "line 3000"]
+    );
+}
+
+#[test]
+fn tail_f_n_prints_the_last_lines_then_what_comes() {
+    let sandbox = Sandbox::new();
+    // Five lines, then a numbered line each time it gets USR1.
+    let script = "for i in 1 2 3 4 5; do echo start $i; done; i=0; tick() { i=$((i+1)); \
+                  echo tick $i; }; trap tick USR1; while :; do sleep 0.1; done";
+    let mut tm = start(
+        &sandbox,
+        &config(&[program(
+            "ticker",
+            &yaml_quote(&format!("sh -c {}", shell_quote(script))),
+            &["starttime: 0", "stoptime: 1", "stdout: ticker.out"],
+        )]),
+    );
+    sandbox.wait_for_contents("ticker.out", |text| text.ends_with("start 5\n"), TIMEOUT);
+    tm.wait_for_state("ticker", "RUNNING", TIMEOUT);
+
+    let output = File::create(sandbox.file("tail.out")).expect("create tail.out");
+    let mut cmd = ctl_command(&sandbox, &["-s", &sandbox.file_str("taskmaster.sock")]);
+    cmd.args(["tail", "-f", "-n", "2", "ticker"])
+        .stdin(Stdio::null())
+        .stdout(output)
+        .stderr(Stdio::null());
+    let mut tail = Process::spawn(cmd);
+    sandbox.wait_for_contents("tail.out", |text| text == "start 4\nstart 5\n", TIMEOUT);
+    for n in 1..=2 {
+        ctl(&sandbox, &["signal", "USR1", "ticker"]).expect_code(0);
+        let expected = format!("tick {n}\n");
+        sandbox.wait_for_contents("tail.out", |text| text.ends_with(&expected), TIMEOUT);
+    }
+    send_signal(tail.pid(), Signal::INT).expect("interrupt ctl");
+    tail.wait_exit(TIMEOUT);
+    assert_eq!(
+        sandbox.read("tail.out"),
+        "start 4\nstart 5\ntick 1\ntick 2\n"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The interactive shell, and scripts
 // ---------------------------------------------------------------------------------------------

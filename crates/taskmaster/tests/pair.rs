@@ -705,3 +705,50 @@ fn a_stdin_pipe_outlives_the_primary() {
     assert_eq!(pair.running_pids(), children);
     pair.shutdown();
 }
+
+/// The next `tick N` datagram `syslog` gets after `USR1` to `pid`, asked again until one comes:
+/// a line read by a primary that died before it sent it is lost, not a failure.
+fn next_tick(syslog: &std::os::unix::net::UnixDatagram, pid: u32) -> String {
+    let mut buffer = vec![0u8; 4096];
+    let deadline = Instant::now() + TIMEOUT;
+    while Instant::now() < deadline {
+        send_signal(pid, Signal::USR1).expect("USR1 to ticker");
+        if let Ok(read) = syslog.recv(&mut buffer) {
+            return String::from_utf8_lossy(&buffer[..read]).into_owned();
+        }
+    }
+    panic!("no line reached syslog within {TIMEOUT:?}");
+}
+
+#[test]
+fn a_stream_sent_to_syslog_reaches_it_after_a_takeover() {
+    let sandbox = Sandbox::new();
+    let socket = sandbox.file("log.sock");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&socket).expect("bind a syslog socket");
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("a read timeout");
+    let ticker = program(
+        "ticker",
+        &sh(
+            "i=0; tick() { i=$((i+1)); echo tick $i; }; trap tick USR1; \
+             while :; do sleep 0.05; done",
+        ),
+        &["starttime: 0", "stoptime: 2", "stdout: syslog"],
+    );
+    let yaml = format!(
+        "syslog_socket: {}\n{}",
+        yaml_quote(&sandbox.file_str("log.sock")),
+        config(&[ticker])
+    );
+    let mut pair = Pair::start(&sandbox, &yaml);
+    let primary = pair.primary_pid();
+    let ticker = pair.running_pids()["ticker"];
+    let tagged = format!(" ticker[{ticker}]: tick ");
+    assert!(next_tick(&syslog, ticker).contains(&tagged));
+    pair.kill_primary(primary);
+    // The backup drains the same pipe to the same socket: the child goes on, unblocked.
+    assert!(next_tick(&syslog, ticker).contains(&tagged));
+    assert_eq!(pair.running_pids()["ticker"], ticker, "no restart");
+    pair.shutdown();
+}

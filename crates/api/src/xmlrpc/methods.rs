@@ -963,7 +963,7 @@ fn config_info(spec: &ProgramSpec, process: &str, in_use: bool) -> Value {
             "stdout_logfile_maxbytes",
             xml_int(spec.stdout_rotation.maxbytes),
         ),
-        ("stdout_syslog", Value::Bool(false)),
+        ("stdout_syslog", Value::Bool(spec.stdout_syslog.is_some())),
         (
             "stopsignal",
             Value::Int(i64::from(spec.stopsignal.number())),
@@ -980,7 +980,7 @@ fn config_info(spec: &ProgramSpec, process: &str, in_use: bool) -> Value {
             "stderr_logfile_maxbytes",
             xml_int(spec.stderr_rotation.maxbytes),
         ),
-        ("stderr_syslog", Value::Bool(false)),
+        ("stderr_syslog", Value::Bool(spec.stderr_syslog.is_some())),
         ("serverurl", Value::string("none")),
     ])
 }
@@ -1159,6 +1159,8 @@ mod tests {
             last_exit: None,
             stdout: None,
             stderr: None,
+            stdout_syslog: false,
+            stderr_syslog: false,
             paused: None,
             status_text: None,
             health: None,

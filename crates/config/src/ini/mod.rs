@@ -570,6 +570,7 @@ impl Translator<'_> {
                 socket: self.sources[0].dir.join("taskmaster.sock"),
                 http: None,
                 pair: crate::PairSettings::default(),
+                syslog_socket: PathBuf::from(crate::DEFAULT_SYSLOG_SOCKET),
                 programs: BTreeMap::new(),
             },
             priorities: BTreeMap::new(),

@@ -17,7 +17,8 @@
 //! | `process_name`, `numprocs`, `numprocs_start` | `numprocs`, names checked as above |
 //! | `autostart`, `autorestart`, `exitcodes`, `startretries`, `stopsignal`, `umask` | the same |
 //! | `startsecs`, `stopwaitsecs` | `starttime`, `stoptime` (taskmaster's durations: `1`, `1.5`, `500ms`) |
-//! | `stdout_logfile`, `stderr_logfile` | `stdout`, `stderr`; `NONE`/`OFF` discard; `AUTO` and `syslog` refused |
+//! | `stdout_logfile`, `stderr_logfile` | `stdout`, `stderr`; `NONE`/`OFF` discard; `syslog` (supervisord 3's way) is `stdout: syslog`; `AUTO` refused |
+//! | `stdout_syslog`, `stderr_syslog` | the same: `true` sends the lines to syslog too, beside the file |
 //! | `redirect_stderr = true` | `stderr` is `stdout`'s file (a `stderr_logfile` path beside it is refused) |
 //! | `environment` | `env`, over `[supervisord] environment` |
 //! | `directory` | `workingdir` |
@@ -25,13 +26,13 @@
 //! | `stopasgroup`, `killasgroup` | `true` accepted (taskmaster always signals the whole group); `false` refused |
 //! | `*_logfile_maxbytes`, `*_logfile_backups` | `stdout_maxbytes`, `stdout_backups`...: rotation by size, as in supervisord |
 //! | `*_capture_maxbytes` | `0` accepted (no capture); else refused |
-//! | `*_events_enabled`, `*_syslog` | `false` accepted; `true` refused |
+//! | `*_events_enabled` | `false` accepted; `true` refused |
 //! | `serverurl` | `AUTO` accepted; else refused |
 //! | `user` | refused: taskmaster does not switch users |
 //! | (none) | `stdin: pipe`: supervisord gives every child a stdin pipe |
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::raw::{Opt, Section};
 use super::{expand, values, At, Names, Translator};
@@ -39,7 +40,7 @@ use crate::validate::{
     check_path, defaults, invalid_program_name, is_valid_program_name, parse_exitcode,
     parse_integer, parse_umask, quote, split_command,
 };
-use crate::{parse_duration, ProgramSpec, Signal};
+use crate::{parse_duration, ProgramSpec, Signal, DEFAULT_SYSLOG_SOCKET};
 
 /// Every `[program:x]` option supervisord knows (eventlistener and fcgi ones aside).
 const PROGRAM_OPTIONS: &[&str] = &[
@@ -110,6 +111,14 @@ pub(super) fn yaml_name(name: &str) -> Option<&'static str> {
         "stderr" => "stderr_logfile",
         _ => return None,
     })
+}
+
+/// What `stdout_logfile` or `stderr_logfile` says.
+enum LogFile {
+    /// A file, or `None` to discard.
+    File(Option<PathBuf>),
+    /// supervisord 3's `syslog`: the lines go to syslog, and to no file.
+    Syslog,
 }
 
 /// The per-process values of one process.
@@ -285,10 +294,18 @@ impl Translator<'_> {
                     rotation.backups = backups;
                 }
             } else if self.check(at, values::boolean(text)) == Some(true) {
-                let message = format!(
-                    "taskmaster does not write to syslog; remove {option} or set it to false"
-                );
-                self.at_value(at, message);
+                let socket = Some(PathBuf::from(DEFAULT_SYSLOG_SOCKET));
+                if option.starts_with("stdout") {
+                    spec.stdout_syslog = socket;
+                } else if redirect_stderr {
+                    let message = "stderr_syslog is not used with redirect_stderr = true \
+                                   (standard error goes where stdout goes, as in supervisord); \
+                                   remove one of them"
+                        .to_string();
+                    self.at_name(at, message);
+                } else {
+                    spec.stderr_syslog = socket;
+                }
             }
         }
 
@@ -403,12 +420,21 @@ impl Translator<'_> {
                 spec.workingdir = Some(dir.join(text));
             }
         }
+        let syslog = || Some(PathBuf::from(DEFAULT_SYSLOG_SOCKET));
         if let (Some(text), Some(at)) = (first.texts.get("stdout_logfile"), at("stdout_logfile")) {
-            spec.stdout = self.logfile(&at, text, &dir).flatten();
+            match self.logfile(&at, text, &dir) {
+                Some(LogFile::Syslog) => spec.stdout_syslog = syslog(),
+                Some(LogFile::File(file)) => spec.stdout = file,
+                None => {}
+            }
         }
         if let (Some(text), Some(at)) = (first.texts.get("stderr_logfile"), at("stderr_logfile")) {
             if !redirect_stderr {
-                spec.stderr = self.logfile(&at, text, &dir).flatten();
+                match self.logfile(&at, text, &dir) {
+                    Some(LogFile::Syslog) => spec.stderr_syslog = syslog(),
+                    Some(LogFile::File(file)) => spec.stderr = file,
+                    None => {}
+                }
             } else if !matches!(text.to_lowercase().as_str(), "none" | "off" | "auto") {
                 let message = "stderr_logfile is not used with redirect_stderr = true (standard \
                                error goes to stdout_logfile, as in supervisord); remove one of \
@@ -420,6 +446,7 @@ impl Translator<'_> {
         if redirect_stderr {
             spec.stderr = spec.stdout.clone();
             spec.stderr_rotation = spec.stdout_rotation;
+            spec.stderr_syslog = spec.stdout_syslog.clone();
         }
         self.check_process_names(src, section, options, names, start, count, &process_names);
     }
@@ -470,10 +497,10 @@ impl Translator<'_> {
         values
     }
 
-    /// `NONE`/`OFF` (discard), `AUTO` and `syslog` (refused), or a path.
-    fn logfile(&mut self, at: &At, text: &str, dir: &std::path::Path) -> Option<Option<PathBuf>> {
+    /// `NONE`/`OFF` (discard), `syslog`, `AUTO` (refused), or a path.
+    fn logfile(&mut self, at: &At, text: &str, dir: &Path) -> Option<LogFile> {
         match text.to_lowercase().as_str() {
-            "none" | "off" => Some(None),
+            "none" | "off" => Some(LogFile::File(None)),
             "auto" => {
                 let message = "AUTO is not supported: taskmaster has no automatic log folder; \
                                name a file, or NONE to discard the output"
@@ -481,14 +508,12 @@ impl Translator<'_> {
                 self.at_value(at, message);
                 None
             }
-            "syslog" => {
-                self.at_value(at, "taskmaster does not write to syslog".to_string());
-                None
-            }
+            // supervisord 4 reads it as `stdout_syslog = true` with no file.
+            "syslog" => Some(LogFile::Syslog),
             _ => {
                 let text = self.check(at, super::expand_user(text, self.host))?;
                 self.check(at, check_path(&text))?;
-                Some(Some(dir.join(text)))
+                Some(LogFile::File(Some(dir.join(text))))
             }
         }
     }

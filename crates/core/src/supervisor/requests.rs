@@ -544,6 +544,8 @@ impl Supervisor {
             last_exit: p.last_exit.clone(),
             stdout: p.spec.stdout.clone(),
             stderr: p.spec.stderr.clone(),
+            stdout_syslog: p.spec.stdout_syslog.is_some(),
+            stderr_syslog: p.spec.stderr_syslog.is_some(),
             paused: p.paused,
             status_text: p.status_text.clone(),
             health: p.health.clone(),
