@@ -15,16 +15,11 @@
 //! another device), the thread copies with read and write instead.
 //!
 //! A stream sent to syslog (`stdout: syslog`, `stdout_syslog: true`) needs its bytes in user
-//! space, to cut them into lines: its thread reads the pipe, appends what it read to the file
-//! if there is one (the same sink, the same rotation), and hands each line to the [`syslog`]
-//! link. What is read waits in the capture's outbox until the thread sends it, never under a
-//! lock that the loop takes: a slow syslog slows only that thread (and, once the pipe is full,
-//! the child), never the loop.
+//! space, to cut them into lines: [`relay`] is its way.
 //!
 //! When a child exits, the loop moves what is left in its pipes at once ([`Capture::flush`]),
 //! so that its last lines are in the file before anyone hears that it exited.
 
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -32,11 +27,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use rustix::event::{PollFd, PollFlags};
 use rustix::pipe::{splice, SpliceFlags};
 use taskmaster_config::{Rotation, Stream};
 
 use crate::syslog;
+
+mod relay;
+use relay::Relay;
 
 /// How much one splice moves at most, and the size pipes are enlarged to (F_SETPIPE_SZ), so a
 /// fast writer rarely blocks.
@@ -175,32 +172,6 @@ enum Way {
     Lines(Relay),
 }
 
-/// A stream sent to syslog: what its pipe gave that is not delivered yet.
-struct Relay {
-    file: Option<Arc<Sink>>,
-    link: Arc<syslog::Link>,
-    format: syslog::Format,
-    /// Taken by whoever reads the pipe (the thread, or the loop's flush), never while sending.
-    state: Mutex<RelayState>,
-    /// An eventfd the loop's flush writes to, so that the thread sends what flush read; `None`
-    /// if the system had none to give (flushed lines then wait for the pipe's next news).
-    wake: Option<OwnedFd>,
-}
-
-#[derive(Default)]
-struct RelayState {
-    lines: syslog::Lines,
-    /// Datagrams read and not yet sent, oldest first.
-    outbox: VecDeque<Vec<u8>>,
-    /// Bytes read that the file has refused so far (disk full): written before any more is
-    /// read, so that the writer waits on its full pipe and nothing is lost.
-    unwritten: Vec<u8>,
-    /// The file's refusal was reported (once until it takes bytes again).
-    file_failing: bool,
-    /// The pipe has ended (every writer is gone), or cannot be read.
-    ended: bool,
-}
-
 impl Capture {
     /// Starts draining `pipe`, child `pid`'s `stream`, to `destination` on a thread of its own,
     /// until every writer has closed it. `report` hears of each error (once until the next
@@ -218,21 +189,8 @@ impl Capture {
                 Way::Splice(sink),
             ),
             Destination::Syslog { file, link, tag } => {
-                // The thread and the loop's flush both read: neither may block in a read.
-                if let Err(e) = rustix::io::ioctl_fionbio(&pipe, true) {
-                    report(format!("cannot make {tag}'s output pipe non-blocking: {e}"));
-                }
-                let wake = rustix::event::eventfd(
-                    0,
-                    rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
-                );
-                let relay = Relay {
-                    file,
-                    link,
-                    format: syslog::Format::new(stream, &tag, pid),
-                    state: Mutex::new(RelayState::default()),
-                    wake: wake.ok(),
-                };
+                let format = syslog::Format::new(stream, &tag, pid);
+                let relay = Relay::new(&pipe, file, link, format, &report);
                 (format!("syslog {tag} {}", stream.name()), Way::Lines(relay))
             }
         };
@@ -480,176 +438,5 @@ fn copy_blocking(pipe: &OwnedFd, sink: &Sink, report: &dyn Fn(String)) {
             Err(_) => return,
         };
         let _ = (&*lock(sink)).write_all(&buffer[..read]);
-    }
-}
-
-/// How much one read of a relayed pipe takes at most.
-const READ_SIZE: usize = 64 * 1024;
-
-impl Relay {
-    /// The capture thread of a stream sent to syslog: reads the pipe as it fills, and sends
-    /// what was read, until the pipe has ended and everything read is sent.
-    fn run(&self, pipe: &OwnedFd, report: &dyn Fn(String)) {
-        let mut buffer = vec![0u8; READ_SIZE];
-        loop {
-            self.send_outbox(report);
-            let state = self.lock();
-            if state.ended {
-                if state.outbox.is_empty() {
-                    return;
-                }
-                continue; // flush read more meanwhile
-            }
-            let file_refuses = !state.unwritten.is_empty();
-            drop(state);
-            if file_refuses {
-                // The child waits on its full pipe meanwhile; nothing is lost.
-                std::thread::sleep(RETRY_AFTER);
-            } else if let Err(e) = self.wait(pipe) {
-                report(format!("cannot wait for a child's output: {e}"));
-                let mut state = self.lock();
-                self.end(&mut state);
-                continue;
-            }
-            let mut state = self.lock();
-            self.step(pipe, &mut state, &mut buffer, report);
-        }
-    }
-
-    /// [`Capture::flush`]: reads what the pipe holds now, at most a pipe's worth, and wakes the
-    /// thread to send it.
-    fn flush(&self, pipe: &OwnedFd, report: &dyn Fn(String)) {
-        let mut buffer = vec![0u8; READ_SIZE];
-        let mut state = self.lock();
-        let mut moved = 0;
-        while moved < PIPE_SIZE {
-            match self.step(pipe, &mut state, &mut buffer, report) {
-                0 => break,
-                read => moved += read,
-            }
-        }
-        let news = state.ended || !state.outbox.is_empty();
-        drop(state);
-        if let (true, Some(wake)) = (news, &self.wake) {
-            let _ = rustix::io::write(wake, &1u64.to_ne_bytes());
-        }
-    }
-
-    /// Waits until the pipe has something (or has ended), or flush wakes the thread.
-    fn wait(&self, pipe: &OwnedFd) -> rustix::io::Result<()> {
-        let mut fds = vec![PollFd::new(pipe, PollFlags::IN)];
-        if let Some(wake) = &self.wake {
-            fds.push(PollFd::new(wake, PollFlags::IN));
-        }
-        match rustix::event::poll(&mut fds, None) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-        if let Some(wake) = &self.wake {
-            let mut counter = [0u8; 8];
-            let _ = rustix::io::read(wake, &mut counter);
-        }
-        Ok(())
-    }
-
-    /// One step, under the state's lock: the file takes what it refused before, else one read
-    /// from the pipe goes to the file and, as lines, to the outbox. How many bytes were read.
-    fn step(
-        &self,
-        pipe: &OwnedFd,
-        state: &mut RelayState,
-        buffer: &mut [u8],
-        report: &dyn Fn(String),
-    ) -> usize {
-        if state.ended {
-            return 0;
-        }
-        if !state.unwritten.is_empty() {
-            let unwritten = std::mem::take(&mut state.unwritten);
-            self.write_file(state, &unwritten, report);
-            if !state.unwritten.is_empty() {
-                return 0;
-            }
-        }
-        match rustix::io::read(pipe, &mut *buffer) {
-            Ok(0) => {
-                self.end(state); // every writer is gone
-                0
-            }
-            Ok(read) => {
-                let bytes = &buffer[..read];
-                self.write_file(state, bytes, report);
-                self.queue_lines(state, bytes);
-                read
-            }
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => 0,
-            Err(e) => {
-                report(format!("cannot read a child's output: {e}"));
-                self.end(state);
-                0
-            }
-        }
-    }
-
-    /// Appends `bytes` to the file, if there is one; what it refuses is kept for later.
-    fn write_file(&self, state: &mut RelayState, bytes: &[u8], report: &dyn Fn(String)) {
-        let Some(sink) = &self.file else {
-            return;
-        };
-        match append(sink, bytes) {
-            (_, None) => {
-                if state.file_failing {
-                    report(format!("output goes to {} again", sink.path.display()));
-                    state.file_failing = false;
-                }
-            }
-            (written, Some(e)) => {
-                state.unwritten = bytes[written..].to_vec();
-                if !state.file_failing {
-                    report(refused(sink, &e));
-                    state.file_failing = true;
-                }
-            }
-        }
-    }
-
-    /// Cuts `bytes` into lines, each queued as a datagram stamped now.
-    fn queue_lines(&self, state: &mut RelayState, bytes: &[u8]) {
-        let stamp = syslog::timestamp();
-        let RelayState { lines, outbox, .. } = state;
-        lines.push(bytes, &mut |line| {
-            outbox.push_back(self.format.datagram(&stamp, line));
-        });
-    }
-
-    /// The pipe is over: what is left of the last line is queued as a line of its own.
-    fn end(&self, state: &mut RelayState) {
-        let stamp = syslog::timestamp();
-        let RelayState {
-            lines,
-            outbox,
-            ended,
-            ..
-        } = state;
-        lines.finish(&mut |line| outbox.push_back(self.format.datagram(&stamp, line)));
-        *ended = true;
-    }
-
-    /// Sends the outbox, oldest first, without holding the state: meanwhile the loop's flush
-    /// may read.
-    fn send_outbox(&self, report: &dyn Fn(String)) {
-        loop {
-            let Some(datagram) = self.lock().outbox.pop_front() else {
-                return;
-            };
-            self.link.send(&datagram, report);
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, RelayState> {
-        match self.state.lock() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        }
     }
 }
