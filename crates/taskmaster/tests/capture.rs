@@ -874,3 +874,110 @@ fn a_log_file_deleted_by_hand_is_made_again_at_the_next_rotation() {
     let log = tm.log();
     assert!(!log.contains("cannot "), "{log}");
 }
+
+/// A tmpfs of `size` mounted at `dir` for one test, unmounted when dropped (lazily: a process
+/// still holding a file there does not keep it mounted). `None` where mounting is not allowed.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).expect("create the mount point");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .is_ok_and(|output| output.status.success());
+        mounted.then(|| SmallDisk(dir.to_path_buf()))
+    }
+
+    /// Gives the filesystem `size` in all.
+    fn resize(&self, size: &str) {
+        let output = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .output()
+            .expect("run mount");
+        assert!(output.status.success(), "remount: {output:?}");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .output();
+    }
+}
+
+#[test]
+fn a_full_disk_is_reported_once_and_capture_resumes_when_there_is_room() {
+    let sandbox = Sandbox::new();
+    let logs = sandbox.file("logs");
+    let Some(disk) = SmallDisk::mount(&logs, "1m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (the file size limit test stands in)");
+        return;
+    };
+    let out = logs.join("w.out");
+    let go = sandbox.file_str("go");
+    sandbox.write_config(&config(&[program(
+        "w",
+        &fixture_cmd(&[
+            "print", "ready", "wait-for", &go, "pattern", "binary", "3M", "sleep", "forever",
+        ]),
+        &[
+            "starttime: 0",
+            &format!("stdout: {}", yaml_quote(&out.to_string_lossy())),
+            "stdout_maxbytes: 0",
+        ],
+    )]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    let pid = tm
+        .wait_for_state("w", "RUNNING", TIMEOUT)
+        .pid()
+        .expect("w's pid");
+    sandbox.wait_for_contents("logs/w.out", |text| text == "ready\n", TIMEOUT);
+
+    // 3 MiB into a 1 MiB disk: the file fills it, and the writer waits on its full pipe.
+    std::fs::write(&go, "").expect("create go");
+    let line = tm.wait_for_log("cannot write output to", TIMEOUT);
+    assert!(
+        line.contains(&format!(
+            "w: cannot write output to {}: No space left on device; the writer waits",
+            out.display()
+        )),
+        "{line}"
+    );
+    let sleeps = capture_thread_sleeps(tm.daemon_pid());
+    wait_until("the capture to retry twice", TIMEOUT, || {
+        (capture_thread_sleeps(tm.daemon_pid()) >= sleeps + 2).then_some(())
+    });
+    assert_eq!(
+        tm.log().matches("cannot write output to").count(),
+        1,
+        "said once"
+    );
+    let status = tm.status("w");
+    assert_eq!(
+        (status.state.as_str(), status.pid()),
+        ("RUNNING", Some(pid))
+    );
+    assert!(support::is_alive(pid), "the writer waits, alive");
+
+    // Room again: the next retry goes on where the capture stopped.
+    disk.resize("8m");
+    let total = 6 + 3 * MIB;
+    wait_until("every byte in w.out", TIMEOUT, || {
+        let size = std::fs::metadata(&out).map_or(0, |meta| meta.len());
+        (size >= total).then_some(())
+    });
+    assert_log_files_hold(
+        &logs,
+        "w.out",
+        b"ready\n".chain(PatternReader::new(Kind::Binary, 3 * MIB)),
+    );
+    tm.wait_for_log("w: output goes to", TIMEOUT);
+    // The daemon and its child end (by pid) before the disk is unmounted.
+    drop(tm);
+    drop(disk);
+}
