@@ -360,3 +360,24 @@ fn append(sandbox: &Sandbox, name: &str, text: &str) {
         .expect("open to append");
     file.write_all(text.as_bytes()).expect("append");
 }
+
+#[test]
+fn attach_in_ctls_shell_returns_to_its_prompt() {
+    let sandbox = Sandbox::new();
+    let (_tm, api) = start(&sandbox, &config(&sandbox));
+    let echo = pid_of(&api, "echo");
+    let mut session = PtySession::spawn(ctl_command(&sandbox, &[]));
+    session.wait_for_screen(|s| s.contains("taskmaster> "), TIMEOUT);
+    session.send(format!("attach echo{ENTER}"));
+    session.wait_for_screen(|s| s.contains("attached to echo"), TIMEOUT);
+    session.send(format!("in the shell{ENTER}"));
+    session.wait_for_screen(|s| s.matches("in the shell").count() == 2, TIMEOUT);
+    session.send("\x1d");
+    session.wait_for_screen(|s| s.contains("detached from echo"), TIMEOUT);
+    // The shell has its terminal back: a command typed now is the shell's, not echo's.
+    session.send(format!("pid echo{ENTER}"));
+    session.wait_for_screen(|s| s.contains(&format!("\n{echo}")), TIMEOUT);
+    sandbox.wait_for_contents("echo.log", |text| text == "in the shell\n", TIMEOUT);
+    session.send(format!("quit{ENTER}"));
+    assert!(session.wait_exit(TIMEOUT).success());
+}
