@@ -312,7 +312,7 @@ impl Client {
         out: &mut dyn Write,
     ) -> Result<(), ClientError> {
         let path = format!("/v1/processes/{name}/log/{stream}?offset=-{bytes}&follow={follow}");
-        self.copy_log(&path, out)
+        self.copy_log(&path, follow, out)
     }
 
     /// Writes the last `lines` lines of a process's `stream` to `out`, then, when `follow`,
@@ -336,7 +336,7 @@ impl Client {
             .and_then(|()| out.flush())
             .map_err(|e| ClientError::Http(format!("cannot write the output: {e}")))?;
         if follow {
-            self.copy_log(&format!("{log}?offset={end}&follow=true"), out)?;
+            self.copy_log(&format!("{log}?offset={end}&follow=true"), true, out)?;
         }
         Ok(())
     }
@@ -349,11 +349,15 @@ impl Client {
         follow: bool,
         out: &mut dyn Write,
     ) -> Result<(), ClientError> {
-        self.copy_log(&format!("/v1/log?offset=-{bytes}&follow={follow}"), out)
+        let path = format!("/v1/log?offset=-{bytes}&follow={follow}");
+        self.copy_log(&path, follow, out)
     }
 
-    /// Copies a log's answer from the API to `out` as it comes.
-    fn copy_log(&self, path: &str, out: &mut dyn Write) -> Result<(), ClientError> {
+    /// Copies a log's answer from the API to `out` as it comes. A `follow` ends at Ctrl-C
+    /// (SIGINT), as a success: `ctl`'s shell goes back to its prompt, as supervisorctl's does,
+    /// and a single `ctl tail -f` exits 0. (From then on SIGINT no longer kills this process:
+    /// the runtime keeps its handler.)
+    fn copy_log(&self, path: &str, follow: bool, out: &mut dyn Write) -> Result<(), ClientError> {
         self.runtime.block_on(async {
             let response = self.request(Method::GET, path, None).await?;
             let status = response.status();
@@ -366,7 +370,19 @@ impl Client {
                     .to_bytes();
                 return Err(refused(status, &bytes));
             }
-            while let Some(frame) = body.frame().await {
+            let interrupted = async {
+                // Not following, or no handler to be had: only the answer's end ends it.
+                if !follow || tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::pin!(interrupted);
+            loop {
+                let frame = tokio::select! {
+                    frame = body.frame() => frame,
+                    () = &mut interrupted => return Ok(()),
+                };
+                let Some(frame) = frame else { return Ok(()) };
                 let frame = frame.map_err(|e| ClientError::Http(e.to_string()))?;
                 if let Some(data) = frame.data_ref() {
                     out.write_all(data)
@@ -374,7 +390,6 @@ impl Client {
                         .map_err(|e| ClientError::Http(format!("cannot write the output: {e}")))?;
                 }
             }
-            Ok(())
         })
     }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use support::{
     config, current_line, fixture_cmd, is_alive, program, run_to_completion, send_signal,
     shell_quote, taskmaster_bin, wait_dead, wait_until_or_none, web_program, yaml_quote, Process,
-    PtySession, Sandbox, Taskmaster, CTRL_D, ENTER, TAB, TIMEOUT,
+    PtySession, Sandbox, Taskmaster, CTRL_C, CTRL_D, ENTER, TAB, TIMEOUT,
 };
 
 const PROMPT: &str = "taskmaster> ";
@@ -563,9 +563,9 @@ fn tail_f_prints_the_lines_written_later() {
         let expected = format!("tick {n}\n");
         sandbox.wait_for_contents("tail.out", |text| text.ends_with(&expected), TIMEOUT);
     }
-    // Ended as a user ends it: Ctrl-C.
+    // Ended as a user ends it: Ctrl-C, which ends the tail, not ctl with an error.
     send_signal(tail.pid(), Signal::INT).expect("interrupt ctl");
-    tail.wait_exit(TIMEOUT);
+    assert!(tail.wait_exit(TIMEOUT).success());
     assert_eq!(sandbox.read("tail.out"), "ready\ntick 1\ntick 2\n");
     assert_eq!(tm.status("ticker").state, "RUNNING");
 }
@@ -724,6 +724,18 @@ fn interactive_ctl_keeps_its_history_in_home() {
     session.wait_exit(TIMEOUT);
     let history = sandbox.read(".taskmaster_history");
     assert!(history.lines().any(|l| l == "status idle"), "{history:?}");
+}
+
+#[test]
+fn ctrl_c_ends_a_tail_f_in_ctls_shell_and_the_prompt_comes_back() {
+    let (sandbox, _tm, web) = web_and_idle();
+    let session = interactive(&sandbox);
+    session.send(format!("tail -f web{ENTER}"));
+    session.wait_for_screen(|s| s.contains("tail -f web\n"), TIMEOUT);
+    session.send(CTRL_C);
+    session.wait_for_screen(|s| current_line(s) == PROMPT.trim_end(), TIMEOUT);
+    session.send(format!("pid web{ENTER}"));
+    session.wait_for_screen(|s| s.contains(&format!("\n{web}")), TIMEOUT);
 }
 
 #[test]
