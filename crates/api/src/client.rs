@@ -169,8 +169,10 @@ impl Client {
                     shutting_down: state["shutting_down"].as_bool().unwrap_or(false),
                 })
             }
-            Request::ReopenLogs => {
-                let answer = self.send(Method::POST, "/v1/logrotate", None)?;
+            Request::ReopenLogs(processes) => {
+                let body = serde_json::to_vec(&wire::LogrotateRequest { processes })
+                    .map_err(|e| ClientError::Decode(e.to_string()))?;
+                let answer = self.send(Method::POST, "/v1/logrotate", Some(body))?;
                 ok(&answer)?;
                 let json: serde_json::Value = decode(&answer.body)?;
                 let files = json["reopened"].as_u64().unwrap_or(0);

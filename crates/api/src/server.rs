@@ -375,8 +375,14 @@ async fn shutdown(State(handle): State<Handle>) -> Result<Response, ApiError> {
 }
 
 /// `POST /v1/logrotate`: reopen every log file at its path.
-async fn logrotate(State(handle): State<Handle>) -> Result<Response, ApiError> {
-    match ask(&handle, Request::ReopenLogs).await? {
+async fn logrotate(
+    State(handle): State<Handle>,
+    body: Option<JsonBody<wire::LogrotateRequest>>,
+) -> Result<Response, ApiError> {
+    let names = body
+        .map(|JsonBody(body)| body.processes)
+        .unwrap_or_default();
+    match ask(&handle, Request::ReopenLogs(names)).await? {
         reply @ Reply::LogsReopened { .. } => Ok(Json(wire::reply_json(&reply)).into_response()),
         other => Err(unexpected(other)),
     }

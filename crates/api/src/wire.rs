@@ -209,6 +209,16 @@ fn yes() -> bool {
     true
 }
 
+/// `POST /v1/logrotate` (the body is optional).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogrotateRequest {
+    /// Reopen only these processes' files (names as everywhere: `web`, `workers`, `all`...);
+    /// absent or empty: every log file, the event log included.
+    #[serde(default)]
+    pub processes: Vec<String>,
+}
+
 // ---- core -> wire (the server) ---------------------------------------------------------
 
 /// Converts a reply's monotonic times to wall-clock ones.

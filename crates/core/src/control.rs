@@ -60,9 +60,9 @@ pub enum Request {
     Handover {
         upgrade: bool,
     },
-    /// Reopen every log file (the programs' and the event log) at its path, after an outside
-    /// `logrotate` renamed them.
-    ReopenLogs,
+    /// Reopen log files at their paths, after an outside `logrotate` renamed them: those of
+    /// the processes named, or with no name every one (the programs' and the event log).
+    ReopenLogs(Vec<String>),
     /// Write `data` to the stdin pipe of each process (`stdin: pipe`): `sendstdin`, and the
     /// keystrokes of `attach`. Answered once the data is queued for the pipe.
     SendStdin {
@@ -100,7 +100,7 @@ impl fmt::Display for Request {
             Request::Shutdown => return f.write_str("shutdown"),
             Request::Handover { upgrade: false } => return f.write_str("takeover"),
             Request::Handover { upgrade: true } => return f.write_str("upgrade"),
-            Request::ReopenLogs => return f.write_str("logrotate"),
+            Request::ReopenLogs(t) => ("logrotate", t),
             Request::SendStdin { targets, data } => {
                 return write!(f, "sendstdin {} ({} bytes)", targets.join(" "), data.len());
             }

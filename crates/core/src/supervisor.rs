@@ -2,6 +2,7 @@ mod liveness;
 mod requests;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,9 +133,12 @@ pub enum Action {
     },
     /// Every process has stopped after a shutdown: the daemon may exit.
     Exit,
-    /// Reopen every log file at its path, then answer `ticket` with [`Reply::LogsReopened`].
+    /// Reopen log files at their paths, then answer `ticket` with [`Reply::LogsReopened`]:
+    /// `only` these (the files of the processes a user named), or every one, the event log
+    /// included.
     ReopenLogs {
         ticket: Option<Ticket>,
+        only: Option<Vec<PathBuf>>,
     },
     /// Hand over to the hot backup and exit (`run --pair`), answering `ticket` with
     /// [`Reply::HandedOver`] or [`Reply::HandoverRefused`].

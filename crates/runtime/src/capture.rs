@@ -96,12 +96,19 @@ impl Sinks {
 }
 
 impl Sinks {
-    /// Reopens every open log file at its path (after an outside `logrotate` renamed it):
-    /// how many were, and an error text for each that failed (it keeps its old file).
-    pub fn reopen_all(&mut self) -> (usize, Vec<String>) {
+    /// Reopens the open log files at their paths (after an outside `logrotate` renamed them):
+    /// `only` those, or every one. How many were, and an error text for each that failed (it
+    /// keeps its old file).
+    pub fn reopen(&mut self, only: Option<&[PathBuf]>) -> (usize, Vec<String>) {
         let mut reopened = 0;
         let mut errors = Vec::new();
-        for sink in self.files.values().filter_map(Weak::upgrade) {
+        let chosen = |path: &PathBuf| only.is_none_or(|only| only.contains(path));
+        for sink in self
+            .files
+            .iter()
+            .filter(|(path, _)| chosen(path))
+            .filter_map(|(_, sink)| sink.upgrade())
+        {
             let opened = OpenOptions::new()
                 .write(true)
                 .create(true)

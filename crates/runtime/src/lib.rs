@@ -539,7 +539,7 @@ impl Daemon {
                     self.log.say("SIGUSR1 received: reopening the log files");
                     self.dispatch(Event::Request {
                         ticket: None,
-                        request: Request::ReopenLogs,
+                        request: Request::ReopenLogs(Vec::new()),
                     });
                 }
                 _ = sigusr2.recv() => {
@@ -752,8 +752,8 @@ impl Daemon {
                     }
                     None
                 }
-                Action::ReopenLogs { ticket } => {
-                    let reply = self.reopen_logs();
+                Action::ReopenLogs { ticket, only } => {
+                    let reply = self.reopen_logs(only.as_deref());
                     if let Some(ticket) = ticket {
                         queue.push_front(Action::Reply { ticket, reply });
                     }
@@ -976,14 +976,16 @@ impl Daemon {
     }
 
     /// Reopens every log file at its path: the programs' and the event log.
-    fn reopen_logs(&mut self) -> Reply {
-        let (mut files, mut errors) = self.sinks.reopen_all();
-        match self.log.reopen_in_place() {
-            Ok(()) => files += 1,
-            Err(e) => errors.push(format!(
-                "cannot reopen the event log: {}",
-                taskmaster_config::os_reason(&e)
-            )),
+    fn reopen_logs(&mut self, only: Option<&[PathBuf]>) -> Reply {
+        let (mut files, mut errors) = self.sinks.reopen(only);
+        if only.is_none() {
+            match self.log.reopen_in_place() {
+                Ok(()) => files += 1,
+                Err(e) => errors.push(format!(
+                    "cannot reopen the event log: {}",
+                    taskmaster_config::os_reason(&e)
+                )),
+            }
         }
         self.log.say(format!(
             "log files reopened: {files}, errors: {}",

@@ -169,9 +169,9 @@ pub const COMMANDS: &[CommandInfo] = &[
     ),
     info(
         "logrotate",
-        "logrotate",
-        "reopen every log file at its path, after an outside logrotate renamed them",
-        false,
+        "logrotate [NAME...]",
+        "reopen log files at their paths after an outside logrotate renamed them: every one (the event log too), or those of the processes named",
+        true,
     ),
     info(
         "takeover",
@@ -274,7 +274,7 @@ pub fn parse(line: &str) -> Result<Parsed, String> {
         "remove" => Ok(Parsed::Run(Request::RemoveGroup(needs_names(args)?))),
         "shutdown" => no_args(Parsed::Run(Request::Shutdown)),
         "takeover" => no_args(Parsed::Run(Request::Handover { upgrade: false })),
-        "logrotate" => no_args(Parsed::Run(Request::ReopenLogs)),
+        "logrotate" => Ok(Parsed::Run(Request::ReopenLogs(args))),
         "upgrade" => no_args(Parsed::Run(Request::Handover { upgrade: true })),
         "help" | "?" => Ok(Parsed::Help(args.first().cloned())),
         "quit" | "exit" => no_args(Parsed::Quit),

@@ -339,6 +339,39 @@ fn logrotate_reopens_files_an_outside_logrotate_renamed() {
 }
 
 #[test]
+fn logrotate_with_names_reopens_only_their_files() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&config(&[
+        program("a", &before_and_after(), &["starttime: 0", "stdout: a.out"]),
+        program("b", &before_and_after(), &["starttime: 0", "stdout: b.out"]),
+    ]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    for name in ["a", "b"] {
+        tm.wait_for_state(name, "RUNNING", TIMEOUT);
+        sandbox.wait_for_contents(&format!("{name}.out"), |text| text == "before\n", TIMEOUT);
+        let out = sandbox.file(&format!("{name}.out"));
+        std::fs::rename(&out, sandbox.file(&format!("{name}.out.old"))).expect("rename");
+    }
+    let answer = ctl(&sandbox, &["logrotate", "a"]);
+    assert!(answer.status.success(), "{answer:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&answer.stdout),
+        "reopened 1 log file(s)\n"
+    );
+    // A name that matches nothing reopens nothing, and says so.
+    let answer = ctl(&sandbox, &["logrotate", "a", "nope"]);
+    assert_eq!(answer.status.code(), Some(3), "{answer:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&answer.stdout),
+        "reopened 0 log file(s)\nerror: nope: ERROR (no such process)\n"
+    );
+    std::fs::write(sandbox.file("go"), "").expect("create go");
+    sandbox.wait_for_contents("a.out", |text| text == "after\n", TIMEOUT);
+    sandbox.wait_for_contents("b.out.old", |text| text == "before\nafter\n", TIMEOUT);
+    assert!(!sandbox.file("b.out").exists(), "b's file was not reopened");
+}
+
+#[test]
 fn sigusr1_reopens_the_log_files() {
     let sandbox = Sandbox::new();
     sandbox.write_config(&config(&[program(

@@ -1,5 +1,6 @@
 //! Requests from users: what each one does to the records, and its reply.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use taskmaster_config::{diff, Config, ReloadPlan, Signal};
@@ -179,9 +180,31 @@ impl Supervisor {
                 out.push(Action::Handover { ticket, upgrade });
                 None
             }
-            Request::ReopenLogs => {
-                out.push(Action::ReopenLogs { ticket });
+            Request::ReopenLogs(targets) if targets.is_empty() => {
+                out.push(Action::ReopenLogs { ticket, only: None });
                 None
+            }
+            Request::ReopenLogs(targets) => {
+                let (names, errors) = self.resolve_all(&targets);
+                if errors.is_empty() {
+                    let mut files: Vec<PathBuf> = names
+                        .iter()
+                        .filter_map(|name| self.processes.get(name))
+                        .flat_map(|p| [p.spec.stdout.clone(), p.spec.stderr.clone()])
+                        .flatten()
+                        .collect();
+                    files.sort();
+                    files.dedup();
+                    out.push(Action::ReopenLogs {
+                        ticket,
+                        only: Some(files),
+                    });
+                    None
+                } else {
+                    // A name that matches nothing reopens nothing: the user meant something.
+                    let errors = errors.iter().map(Outcome::to_string).collect();
+                    Some(Reply::LogsReopened { files: 0, errors })
+                }
             }
             Request::SendStdin { targets, data } => self.send_stdin(ticket, &targets, data, out),
             Request::Shutdown => {
