@@ -556,7 +556,9 @@ impl Supervisor {
         let Some(p) = self.processes.values_mut().find(|p| p.pid == Some(pid)) else {
             return; // an orphan of ours, or none at all
         };
-        if p.paused == signal {
+        // A second stop while stopped changes nothing (and after a takeover, a pause is
+        // learned without its signal).
+        if p.paused.is_some() == signal.is_some() {
             return;
         }
         p.paused = signal;

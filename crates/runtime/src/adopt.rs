@@ -41,6 +41,18 @@ const STATUS_RETRY_PAUSE: Duration = Duration::from_millis(10);
 /// Field 52 of `/proc/PID/stat`, `exit_code`, counted from 1 as proc(5) does.
 const STAT_EXIT_CODE_FIELD: usize = 52;
 
+/// How often an adopted process's state is read for a pause or a resume: SIGCHLD tells only
+/// a parent of its child's stops, and the children taken over have another parent.
+const PAUSE_POLL: Duration = Duration::from_millis(500);
+
+/// What [`Adopted::watch`] learns of an adopted process.
+pub(crate) enum Change {
+    /// It is stopped (SIGSTOP, SIGTSTP... `/proc` does not say which).
+    Paused,
+    Resumed,
+    Exited(Result<ExitStatus, ExitUnknown>),
+}
+
 /// Opens a pidfd for `pid` (close-on-exec). Race-free only for a process that cannot be reaped
 /// meanwhile, such as one's own unreaped child: the primary opens one for each child it spawns
 /// and sends it to its backup.
@@ -76,6 +88,15 @@ pub(crate) enum ExitUnknown {
     Lost { pid: u32 },
 }
 
+/// Whether `/proc/PID/stat` shows the process stopped (state `T`); `None` when it cannot be
+/// read (the process is gone: its end comes through the pidfd).
+fn is_stopped(pid: u32) -> Option<bool> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the command name, which is in parentheses and may hold anything.
+    let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+    Some(state == 'T')
+}
+
 /// Where an exit status was found; tests check that both places are read right.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Witness {
@@ -101,6 +122,28 @@ impl Adopted {
     #[cfg_attr(not(test), allow(dead_code))] // the tests' way in
     pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
         self.pidfd.as_fd()
+    }
+
+    /// Reports the process's state as it is now (paused or not), every change of it after,
+    /// and at last its end. Pauses are polled (`/proc/PID/stat`, every [`PAUSE_POLL`]); the
+    /// end comes through the pidfd. Must run on a tokio runtime.
+    pub(crate) async fn watch(&self, report: impl Fn(Change)) {
+        let exited = self.exited();
+        tokio::pin!(exited);
+        let mut poll = tokio::time::interval(PAUSE_POLL);
+        let mut stopped = None;
+        loop {
+            tokio::select! {
+                status = &mut exited => return report(Change::Exited(status)),
+                _ = poll.tick() => {
+                    let now = is_stopped(self.pid);
+                    if now.is_some() && now != stopped {
+                        report(if now == Some(true) { Change::Paused } else { Change::Resumed });
+                        stopped = now;
+                    }
+                }
+            }
+        }
     }
 
     /// Waits until the process has ended, and returns how: the wait status its parent got or

@@ -506,9 +506,28 @@ impl Daemon {
         for adopted in std::mem::take(&mut self.adopted) {
             let events = self.task_events.clone();
             tokio::spawn(async move {
-                if let Ok(status) = adopted.exited().await {
-                    let _ = events.send(TaskEvent::AdoptedExit(adopted.pid(), status));
-                }
+                let pid = adopted.pid();
+                adopted
+                    .watch(|change| {
+                        let event = match change {
+                            // Which signal stopped it is not known; STOP stands for them all.
+                            adopt::Change::Paused => TaskEvent::Core(Box::new(Event::Paused {
+                                pid,
+                                signal: Signal::STOP,
+                            })),
+                            adopt::Change::Resumed => {
+                                TaskEvent::Core(Box::new(Event::Resumed { pid }))
+                            }
+                            adopt::Change::Exited(Ok(status)) => {
+                                TaskEvent::AdoptedExit(pid, status)
+                            }
+                            adopt::Change::Exited(Err(unknown)) => {
+                                TaskEvent::Note(format!("{unknown}: how it ended is not known"))
+                            }
+                        };
+                        let _ = events.send(event);
+                    })
+                    .await;
             });
         }
         let mut link = match &self.pair {

@@ -752,3 +752,33 @@ fn a_stream_sent_to_syslog_reaches_it_after_a_takeover() {
     assert_eq!(pair.running_pids()["ticker"], ticker, "no restart");
     pair.shutdown();
 }
+
+/// The children a backup took over are not its own: it learns of their pauses by looking,
+/// and `status` says so as it does for its own children.
+#[test]
+fn a_pause_of_a_taken_over_child_shows_in_status() {
+    let sandbox = Sandbox::new();
+    let mut pair = Pair::start(&sandbox, &config(&[sleeper()]));
+    let primary = pair.primary_pid();
+    let sleeper = pair.running_pids()["sleeper"];
+    pair.kill_primary(primary);
+    let description = |pair: &mut Pair<'_>| pair.status(true)["sleeper"].description.clone();
+    send_signal(sleeper, Signal::STOP).expect("SIGSTOP the sleeper");
+    let paused = wait_until_or_none(TIMEOUT, || {
+        let now = description(&mut pair);
+        now.ends_with(", paused (SIGSTOP)").then_some(now)
+    });
+    assert!(
+        paused.is_some(),
+        "the pause never showed: {}",
+        description(&mut pair)
+    );
+    send_signal(sleeper, Signal::CONT).expect("SIGCONT the sleeper");
+    wait_until("the resume to show", TIMEOUT, || {
+        (!description(&mut pair).contains("paused")).then_some(())
+    });
+    assert!(pair.log().contains("sleeper: paused by SIGSTOP"));
+    assert!(pair.log().contains("sleeper: resumed (SIGCONT)"));
+    assert_eq!(pair.running_pids()["sleeper"], sleeper);
+    pair.shutdown();
+}
