@@ -68,6 +68,68 @@ pub fn diff(old: &Config, new: &Config) -> ReloadPlan {
     plan
 }
 
+/// Keeps in `new` the settings of `old` that a reload cannot change: the control socket and
+/// the TCP listener (bound once), the event log and its rotation (opened once), and the pair's
+/// heartbeat (agreed with the backup). Returns the keys the file changed, whose new values
+/// wait for a restart, so that what `new` says is what is in force.
+pub fn keep_fixed_settings(old: &Config, new: &mut Config) -> Vec<&'static str> {
+    let mut waiting = Vec::new();
+    if new.socket != old.socket {
+        new.socket.clone_from(&old.socket);
+        waiting.push("socket");
+    }
+    if new.http != old.http {
+        new.http.clone_from(&old.http);
+        waiting.push("http");
+    }
+    if new.logfile != old.logfile {
+        new.logfile.clone_from(&old.logfile);
+        waiting.push("logfile");
+    }
+    if new.log_rotation != old.log_rotation {
+        new.log_rotation = old.log_rotation;
+        waiting.push("logfile_maxbytes/logfile_backups");
+    }
+    if new.pair != old.pair {
+        new.pair = old.pair;
+        waiting.push("pair");
+    }
+    waiting
+}
+
+#[cfg(test)]
+mod fixed_settings_tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, std::path::Path::new("/etc/tm/t.yaml")).expect("a valid configuration")
+    }
+
+    #[test]
+    fn settings_bound_at_start_keep_their_old_values_and_are_named() {
+        let old = config("programs:\n  web: {cmd: a}\n");
+        let mut new = config(
+            "socket: /run/other.sock\nlogfile: /var/log/tm.log\nlogfile_backups: 3\n\
+             pair: {interval: 1s}\nhttp: {listen: \"127.0.0.1:9001\"}\nprograms:\n  web: {cmd: b}\n",
+        );
+        let waiting = keep_fixed_settings(&old, &mut new);
+        assert_eq!(
+            waiting,
+            [
+                "socket",
+                "http",
+                "logfile",
+                "logfile_maxbytes/logfile_backups",
+                "pair"
+            ]
+        );
+        let mut expected = old.clone();
+        expected.programs = new.programs.clone();
+        assert_eq!(new, expected, "everything but the programs is as it was");
+        assert!(keep_fixed_settings(&old, &mut old.clone()).is_empty());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

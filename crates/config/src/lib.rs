@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use diff::{diff, ReloadPlan};
+pub use diff::{diff, keep_fixed_settings, ReloadPlan};
 pub use duration::parse_duration;
 pub use emit::to_yaml;
 pub use error::{os_reason, ConfigError, ConfigErrors};

@@ -1003,3 +1003,24 @@ fn an_exit_clears_the_pause_and_stray_pauses_are_ignored() {
     w.exit("web", killed(Signal::KILL));
     assert_eq!(w.sup.process("web").unwrap().paused, None);
 }
+
+#[test]
+fn a_reload_says_which_settings_wait_for_a_restart_and_keeps_them() {
+    let mut w = World::new(WEB);
+    let socket_before = match w.ask(Request::Config) {
+        Reply::Config { active, .. } => active.socket,
+        other => panic!("{other:?}"),
+    };
+    w.reload(&format!("socket: /run/elsewhere.sock\n{WEB}"));
+    assert!(
+        w.logs.iter().any(|line| line
+            == "reload: `socket` changed in the file; it takes effect when taskmaster restarts \
+                (the old value stays in force)"),
+        "{:?}",
+        w.logs
+    );
+    match w.ask(Request::Config) {
+        Reply::Config { active, .. } => assert_eq!(active.socket, socket_before),
+        other => panic!("{other:?}"),
+    }
+}

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use taskmaster_config::{diff, Config, ReloadPlan, Signal};
+use taskmaster_config::{diff, keep_fixed_settings, Config, ReloadPlan, Signal};
 
 use super::{
     by_priority, change_state, log, Goal, LoadPurpose, Named, Notice, Scope, Supervisor, WaitItem,
@@ -373,7 +373,16 @@ impl Supervisor {
                 Reply::ReloadRejected(errors)
             }
             Ok(_) if self.shutting_down => Reply::ShuttingDown,
-            Ok(config) => {
+            Ok(mut config) => {
+                for key in keep_fixed_settings(&self.config, &mut config) {
+                    out.push(Action::Log(Notice {
+                        process: None,
+                        message: format!(
+                            "reload: `{key}` changed in the file; it takes effect when \
+                             taskmaster restarts (the old value stays in force)"
+                        ),
+                    }));
+                }
                 let plan = diff(&self.config, &config);
                 self.apply(&plan, &config, now, out);
                 self.config = config;
