@@ -277,13 +277,19 @@ fn start_runs_the_program_and_waits_until_it_is_running() {
 }
 
 #[test]
-fn start_reports_spawn_errors_and_abnormal_termination_as_dead_programs() {
+fn start_reports_missing_commands_and_abnormal_termination_as_supervisord_does() {
     let early_exit = fixture_cmd(&["exit", "1"]);
+    let sandbox_file = tempfile::NamedTempFile::new().expect("a file that is not executable");
+    let plain = sandbox_file.path().display();
     let s = Supervised::start(&format!(
         r#"
         programs:
           missing:
             cmd: /nonexistent/program
+            autostart: false
+            startretries: 0
+          plain:
+            cmd: {plain}
             autostart: false
             startretries: 0
           quitter:
@@ -293,8 +299,14 @@ fn start_reports_spawn_errors_and_abnormal_termination_as_dead_programs() {
             startretries: 0
         "#
     ));
-    // supervisorctl's exit status for SPAWN_ERROR and ABNORMAL_TERMINATION is 7.
-    s.expect(&["start", "missing"], &["missing: ERROR (spawn error)"], 7);
+    // supervisord looks at the command before it spawns: NO_FILE, NOT_EXECUTABLE (exit 1).
+    s.expect(&["start", "missing"], &["missing: ERROR (no such file)"], 1);
+    s.expect(
+        &["start", "plain"],
+        &["plain: ERROR (file is not executable)"],
+        1,
+    );
+    // supervisorctl's exit status for ABNORMAL_TERMINATION (and SPAWN_ERROR) is 7.
     s.expect(
         &["start", "quitter"],
         &["quitter: ERROR (abnormal termination)"],

@@ -557,6 +557,18 @@ impl Rpc {
         Ok(self.configs().await?.1)
     }
 
+    /// supervisord's look at a program's command before a start ([`super::command`]), off the
+    /// loop: it reads the file system.
+    async fn check_command(&self, program: &str) -> Result<(), Fault> {
+        let config = self.config().await?;
+        let Some(spec) = config.programs.get(program).cloned() else {
+            return Ok(()); // removed meanwhile: the start says so
+        };
+        tokio::task::spawn_blocking(move || super::command::check(&spec))
+            .await
+            .unwrap_or(Ok(()))
+    }
+
     /// A request about one name whose answer is one outcome: `true`, or its fault.
     async fn one_outcome(&self, request: Request, name: &str) -> Result<Value, Fault> {
         match self.ask(request).await? {
@@ -581,6 +593,9 @@ impl Rpc {
             }
             Target::Process(info) => info,
         };
+        if action == Action::Start {
+            self.check_command(&info.program).await?;
+        }
         if !wait {
             // Refuse what supervisord refuses at once; the rest goes on without us.
             let refused = match action {

@@ -18,6 +18,7 @@
 //! A `shutdown` is sent to the daemon only once its answer has been handed to the connection:
 //! the daemon may exit as soon as it has the request, taking an unsent answer with it.
 
+mod command;
 pub mod fault;
 mod logs;
 pub mod methods;
