@@ -374,9 +374,16 @@ fn usage(verb: &str) -> &'static str {
 pub fn help(topic: Option<&str>) -> Vec<String> {
     match topic {
         None => {
+            const USAGE_WIDTH: usize = 20;
             let mut lines = vec!["commands:".to_string()];
             for c in COMMANDS {
-                lines.push(format!("  {:<20}{}", c.usage, c.summary));
+                // A usage too long for its column gets a line of its own.
+                if c.usage.len() < USAGE_WIDTH {
+                    lines.push(format!("  {:<USAGE_WIDTH$}{}", c.usage, c.summary));
+                } else {
+                    lines.push(format!("  {}", c.usage));
+                    lines.push(format!("  {:<USAGE_WIDTH$}{}", "", c.summary));
+                }
             }
             lines.push(NAMES_HELP.to_string());
             lines
@@ -464,6 +471,18 @@ mod tests {
         for wrong in ["sendstdin", "sendstdin web", "sendstdin -n web"] {
             assert!(parse(wrong).unwrap_err().contains("usage"), "{wrong}");
         }
+    }
+
+    #[test]
+    fn help_keeps_a_space_between_every_usage_and_its_summary() {
+        for line in help(None).iter().filter(|line| line.starts_with("  ")) {
+            let known = COMMANDS.iter().any(|c| {
+                line == &format!("  {}", c.usage) || line.contains(&format!(" {}", c.summary))
+            });
+            assert!(known, "{line:?}");
+        }
+        let kill = COMMANDS.iter().find(|c| c.name == "kill").expect("kill");
+        assert!(help(None).contains(&format!("  {}", kill.usage)));
     }
 
     #[test]
