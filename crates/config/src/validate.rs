@@ -710,10 +710,16 @@ impl Checker<'_> {
             }
             top.programs.insert(name.to_string(), draft.spec);
         }
-        for (name_node, name) in names_in_file_order {
+        for &(name_node, name) in &names_in_file_order {
             if let Some(owner) = process_name_owner(name, &top.programs) {
                 let message =
                     format!("process name {name:?} is also a process of program {owner:?}");
+                self.error(name_node, &join(key, name), message);
+            }
+        }
+        let names = names_in_file_order.iter().map(|&(_, name)| name);
+        for (name, message) in rotation_conflicts(names, &top.programs) {
+            if let Some(&(name_node, _)) = names_in_file_order.iter().find(|(_, n)| *n == name) {
                 self.error(name_node, &join(key, name), message);
             }
         }
@@ -1342,6 +1348,52 @@ pub(crate) fn is_valid_program_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// A file that several streams write to is one file, rotated as one: their rotation settings
+/// must agree, or which of them is in force is an accident of start order. For each program of
+/// `names` (in file order) with a stream whose file an earlier stream writes to with other
+/// settings: its name and the error.
+pub(crate) fn rotation_conflicts<'n>(
+    names: impl Iterator<Item = &'n str>,
+    programs: &BTreeMap<String, ProgramSpec>,
+) -> Vec<(&'n str, String)> {
+    let mut first_writer: BTreeMap<&Path, (String, crate::Rotation)> = BTreeMap::new();
+    let mut conflicts = Vec::new();
+    for name in names {
+        let Some(spec) = programs.get(name) else {
+            continue;
+        };
+        let streams = [
+            ("stdout", &spec.stdout, spec.stdout_rotation),
+            ("stderr", &spec.stderr, spec.stderr_rotation),
+        ];
+        for (stream, file, rotation) in streams {
+            let Some(file) = file.as_deref() else {
+                continue;
+            };
+            match first_writer.get(file) {
+                Some((other, theirs)) if *theirs != rotation => conflicts.push((
+                    name,
+                    format!(
+                        "{stream} goes to {} as {other} does, with other rotation settings \
+                         ({stream}_maxbytes {} and {stream}_backups {} here, {} and {} there): \
+                         a file shared by streams must rotate alike",
+                        file.display(),
+                        rotation.maxbytes,
+                        rotation.backups,
+                        theirs.maxbytes,
+                        theirs.backups,
+                    ),
+                )),
+                Some(_) => {}
+                None => {
+                    first_writer.insert(file, (format!("{name}'s {stream}"), rotation));
+                }
+            }
+        }
+    }
+    conflicts
 }
 
 /// The other program that also runs a process named like program `name`, if any.

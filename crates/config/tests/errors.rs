@@ -226,3 +226,27 @@ fn block_scalars_and_str_tags_are_strings() {
     assert_eq!(web.argv, ["sh", "-c", "echo hi"]);
     assert_eq!(web.stdout, Some(Path::new("./null").to_path_buf()));
 }
+
+#[test]
+fn streams_sharing_a_file_must_rotate_alike() {
+    let text = "programs:
+  a: {cmd: x, stdout: /var/log/shared.log}
+  b: {cmd: y, stdout: /var/log/shared.log, stdout_maxbytes: 1MB}
+  c: {cmd: z, stderr: /var/log/shared.log, stderr_backups: 10}
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:3:3: programs.b: stdout goes to /var/log/shared.log as a's stdout does, with \
+          other rotation settings (stdout_maxbytes 1048576 and stdout_backups 10 here, 52428800 \
+          and 10 there): a file shared by streams must rotate alike"
+        ]
+    );
+    // Alike, or one program's two streams redirected into one file: accepted.
+    let alike = "programs:
+  a: {cmd: x, stdout: /var/log/shared.log, stdout_maxbytes: 1MB}
+  b: {cmd: y, stderr: /var/log/shared.log, stderr_maxbytes: 1MB}
+  c: {cmd: z, stdout: /var/log/c.log, stdout_maxbytes: 2MB, redirect_stderr: true}
+";
+    assert!(parse(alike).is_ok());
+}

@@ -1558,3 +1558,17 @@ fn the_event_logs_rotation_is_supervisords() {
         "{yaml}"
     );
 }
+
+#[test]
+fn programs_sharing_a_log_file_must_rotate_it_alike() {
+    let text = "[program:a]\ncommand=x\nstdout_logfile=/var/log/shared.log\n\n\
+                [program:b]\ncommand=y\nstdout_logfile=/var/log/shared.log\n\
+                stdout_logfile_maxbytes=1MB\n";
+    let found = errors(text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("program:b")
+            && found[0].contains("a file shared by streams must rotate alike"),
+        "{found:?}"
+    );
+}

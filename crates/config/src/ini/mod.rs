@@ -663,11 +663,17 @@ impl Translator<'_> {
                 }
             }
         }
-        for (src, section, name) in headers {
+        for &(src, section, name) in &headers {
             if let Some(owner) = crate::validate::process_name_owner(name, &result.config.programs)
             {
                 let message =
                     format!("process name {name:?} is also a process of program {owner:?}");
+                self.at_section(src, section, message);
+            }
+        }
+        let names = headers.iter().map(|&(_, _, name)| name);
+        for (name, message) in crate::validate::rotation_conflicts(names, &result.config.programs) {
+            if let Some(&(src, section, _)) = headers.iter().find(|(_, _, n)| *n == name) {
                 self.at_section(src, section, message);
             }
         }
