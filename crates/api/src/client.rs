@@ -259,20 +259,9 @@ impl Client {
         const PIECE: usize = crate::server::MAX_BODY / 2;
         let mut outcomes: Vec<Outcome> = Vec::new();
         for target in targets {
-            let path = format!("/v1/processes/{target}/stdin");
             let mut last = Vec::new();
             for piece in data.chunks(PIECE) {
-                let answer = self.runtime.block_on(async {
-                    let response = self
-                        .request_typed(Method::POST, &path, Some(piece.to_vec()), OCTETS)
-                        .await?;
-                    collect(response).await
-                })?;
-                if answer.status != StatusCode::NOT_FOUND {
-                    ok(&answer)?;
-                }
-                let results: wire::Results = decode(&answer.body)?;
-                last = results.results.into_iter().map(wire::to_outcome).collect();
+                last = self.runtime.block_on(self.post_stdin(target, piece))?;
                 if last.iter().any(|o| o.result.is_err()) {
                     break;
                 }
@@ -280,6 +269,22 @@ impl Client {
             outcomes.extend(last);
         }
         Ok(Reply::Outcomes(outcomes))
+    }
+
+    /// POSTs `data` (at most the server's body limit) to the stdin of what `target` names: the
+    /// outcome for each process.
+    async fn post_stdin(&self, target: &str, data: &[u8]) -> Result<Vec<Outcome>, ClientError> {
+        let path = format!("/v1/processes/{target}/stdin");
+        let response = self
+            .request_typed(Method::POST, &path, Some(data.to_vec()), OCTETS)
+            .await?;
+        let answer = collect(response).await?;
+        // 404 (the name matched nothing) still carries the results.
+        if answer.status != StatusCode::NOT_FOUND {
+            ok(&answer)?;
+        }
+        let results: wire::Results = decode(&answer.body)?;
+        Ok(results.results.into_iter().map(wire::to_outcome).collect())
     }
 
     /// POSTs to a reload or reread endpoint: what changes, or every error of the file (422).

@@ -12,10 +12,10 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use http_body_util::BodyStream;
 use hyper::{Method, StatusCode};
-use taskmaster_core::{Reply, State};
+use taskmaster_core::{Failure, Reply, State};
 use tokio::sync::mpsc;
 
-use super::{collect, decode, refused, Client, ClientError, OCTETS};
+use super::{collect, decode, refused, Client, ClientError};
 use crate::wire;
 
 /// How often the session checks that its process still runs.
@@ -118,17 +118,10 @@ impl Client {
 
     /// Sends what was typed to the process's stdin: `Err` with the reason it was refused.
     async fn send_input(&self, name: &str, data: &[u8]) -> Result<Result<(), String>, ClientError> {
-        let path = format!("/v1/processes/{name}/stdin");
-        let response = self
-            .request_typed(Method::POST, &path, Some(data.to_vec()), OCTETS)
-            .await?;
-        let answer = collect(response).await?;
-        if !answer.status.is_success() {
-            return Err(refused(answer.status, &answer.body));
-        }
-        let results: wire::Results = decode(&answer.body)?;
-        Ok(match results.results.into_iter().find(|r| !r.ok) {
-            Some(failed) => Err(failed.detail.unwrap_or(failed.result)),
+        let outcomes = self.post_stdin(name, data).await?;
+        Ok(match outcomes.into_iter().find_map(|o| o.result.err()) {
+            Some(Failure::NoStdin(why)) => Err(why),
+            Some(failure) => Err(failure.to_string()),
             None => Ok(()),
         })
     }
