@@ -255,12 +255,8 @@ fn tail_f_follows_across_rotations_and_alerts_keep_watching() {
     sandbox.wait_for_contents("writer.out", |text| text == "ready\n", TIMEOUT);
 
     let tail_out = std::fs::File::create(sandbox.file("tail.out")).expect("create tail.out");
-    let mut cmd = std::process::Command::new(support::taskmaster_bin());
-    cmd.args(["ctl", "-s", &sandbox.file_str("taskmaster.sock")])
-        .args(["tail", "-f", "writer"])
-        .current_dir(sandbox.path())
-        .env("HOME", sandbox.path())
-        .stdin(std::process::Stdio::null())
+    let mut cmd = sandbox.ctl_command(&["tail", "-f", "writer"]);
+    cmd.stdin(std::process::Stdio::null())
         .stdout(tail_out)
         .stderr(std::process::Stdio::null());
     let mut tail = support::Process::spawn(cmd);
@@ -303,12 +299,7 @@ fn before_and_after() -> String {
 }
 
 fn ctl(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(support::taskmaster_bin());
-    cmd.args(["ctl", "-s", &sandbox.file_str("taskmaster.sock")])
-        .args(args)
-        .current_dir(sandbox.path())
-        .env("HOME", sandbox.path());
-    support::run_to_completion(cmd, TIMEOUT)
+    support::run_to_completion(sandbox.ctl_command(args), TIMEOUT)
 }
 
 #[test]

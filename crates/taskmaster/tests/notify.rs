@@ -31,15 +31,13 @@ mod support;
 use std::fs;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use serde_json::Value;
 use support::{
     config, fixture_cmd, program, read_report, run_to_completion, send_signal, shell_quote,
-    taskmaster_bin, wait_until, wait_until_or_none, yaml_quote, Sandbox, StatusLine, Taskmaster,
-    TIMEOUT,
+    wait_until, wait_until_or_none, yaml_quote, Sandbox, StatusLine, Taskmaster, TIMEOUT,
 };
 
 /// The real `systemd-notify`, from Debian's `systemd` package.
@@ -132,14 +130,7 @@ fn start(sandbox: &Sandbox, programs: &[String]) -> Taskmaster {
 
 /// `taskmaster ctl -s SOCKET ARGS...`, run to its end: its stdout.
 fn ctl(sandbox: &Sandbox, args: &[&str]) -> String {
-    let mut cmd = Command::new(taskmaster_bin());
-    cmd.arg("ctl")
-        .arg("-s")
-        .arg(sandbox.file("taskmaster.sock"))
-        .args(args)
-        .current_dir(sandbox.path())
-        .env("HOME", sandbox.path());
-    let output = run_to_completion(cmd, TIMEOUT);
+    let output = run_to_completion(sandbox.ctl_command(args), TIMEOUT);
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 

@@ -44,15 +44,7 @@ struct Ran {
 
 /// `taskmaster ctl -s SOCKET ARGS...` in the sandbox, run to its end.
 fn ctl(sandbox: &Sandbox, args: &[&str]) -> Ran {
-    let mut cmd = Command::new(taskmaster_bin());
-    cmd.arg("ctl")
-        .arg("-s")
-        .arg(sandbox.file("taskmaster.sock"))
-        .args(args)
-        .current_dir(sandbox.path())
-        .env("HOME", sandbox.path())
-        .env_remove("TASKMASTER_HISTORY");
-    let output = run_to_completion(cmd, TIMEOUT);
+    let output = run_to_completion(sandbox.ctl_command(args), TIMEOUT);
     Ran {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

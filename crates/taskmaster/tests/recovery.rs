@@ -8,13 +8,13 @@ mod support;
 mod unix_http;
 
 use std::fs::File;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use rustix::process::Signal;
 use serde_json::{json, Value};
 use support::{
-    config, fixture_bin, fixture_cmd, is_alive, program, send_signal, shell_quote, taskmaster_bin,
-    wait_dead, wait_until, yaml_quote, Process, Sandbox, Taskmaster, TIMEOUT,
+    config, fixture_bin, fixture_cmd, is_alive, program, send_signal, shell_quote, wait_dead,
+    wait_until, yaml_quote, Process, Sandbox, Taskmaster, TIMEOUT,
 };
 use unix_http::{Api, Events};
 
@@ -82,15 +82,8 @@ struct CtlRun {
 fn ctl(sandbox: &Sandbox, args: &[&str]) -> CtlRun {
     let output_path = sandbox.file("ctl.out");
     let output = File::create(&output_path).expect("create ctl.out");
-    let mut cmd = Command::new(taskmaster_bin());
-    cmd.arg("ctl")
-        .arg("-s")
-        .arg(sandbox.file("taskmaster.sock"))
-        .args(args)
-        .current_dir(sandbox.path())
-        .env("HOME", sandbox.path())
-        .env_remove("TASKMASTER_HISTORY")
-        .stdin(Stdio::null())
+    let mut cmd = sandbox.ctl_command(args);
+    cmd.stdin(Stdio::null())
         .stdout(output.try_clone().expect("dup ctl.out"))
         .stderr(output);
     let mut process = Process::spawn(cmd);
@@ -289,14 +282,8 @@ fn the_kill_button_during_a_stop_finishes_the_stop_without_a_restart() {
     let (sandbox, tm, api, old) = stubborn();
     // `ctl stop` answers once web has stopped: 30 s of stoptime, unless the kill hurries it.
     let output = File::create(sandbox.file("stop.out")).expect("create stop.out");
-    let mut cmd = Command::new(taskmaster_bin());
-    cmd.arg("ctl")
-        .arg("-s")
-        .arg(sandbox.file("taskmaster.sock"))
-        .args(["stop", "web"])
-        .current_dir(sandbox.path())
-        .env("HOME", sandbox.path())
-        .stdin(Stdio::null())
+    let mut cmd = sandbox.ctl_command(&["stop", "web"]);
+    cmd.stdin(Stdio::null())
         .stdout(output.try_clone().expect("dup stop.out"))
         .stderr(output);
     let mut stop = Process::spawn(cmd);

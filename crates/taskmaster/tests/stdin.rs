@@ -5,8 +5,6 @@ mod support;
 #[path = "support/unix_http.rs"]
 mod unix_http;
 
-use std::process::Command;
-
 use rustix::process::Signal;
 use support::{
     fixture_cmd, is_alive, run_to_completion, send_signal, wait_until, PtySession, Sandbox,
@@ -58,20 +56,9 @@ fn start(sandbox: &Sandbox, yaml: &str) -> (Taskmaster, Api) {
     (tm, api)
 }
 
-fn ctl_command(sandbox: &Sandbox, args: &[&str]) -> Command {
-    let mut cmd = Command::new(support::taskmaster_bin());
-    cmd.arg("ctl")
-        .arg("-s")
-        .arg(sandbox.file("taskmaster.sock"))
-        .args(args)
-        .current_dir(sandbox.path())
-        .env("HOME", sandbox.path());
-    cmd
-}
-
 /// `taskmaster ctl ARGS...` run to its end: exit code and stdout+stderr.
 fn ctl(sandbox: &Sandbox, args: &[&str]) -> (i32, String) {
-    let output = run_to_completion(ctl_command(sandbox, args), TIMEOUT);
+    let output = run_to_completion(sandbox.ctl_command(args), TIMEOUT);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -240,7 +227,7 @@ fn xml_rpc_send_process_stdin_writes_or_faults_like_supervisord() {
 
 /// `taskmaster ctl attach NAME` on a new terminal, once it says it is attached.
 fn attach(sandbox: &Sandbox, name: &str) -> PtySession {
-    let session = PtySession::spawn(ctl_command(sandbox, &["attach", name]));
+    let session = PtySession::spawn(sandbox.ctl_command(&["attach", name]));
     session.wait_for_screen(|s| s.contains(&format!("attached to {name}")), TIMEOUT);
     session
 }
@@ -366,7 +353,7 @@ fn attach_in_ctls_shell_returns_to_its_prompt() {
     let sandbox = Sandbox::new();
     let (_tm, api) = start(&sandbox, &config(&sandbox));
     let echo = pid_of(&api, "echo");
-    let mut session = PtySession::spawn(ctl_command(&sandbox, &[]));
+    let mut session = PtySession::spawn(sandbox.ctl_command(&[]));
     session.wait_for_screen(|s| s.contains("taskmaster> "), TIMEOUT);
     session.send(format!("attach echo{ENTER}"));
     session.wait_for_screen(|s| s.contains("attached to echo"), TIMEOUT);

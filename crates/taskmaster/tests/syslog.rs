@@ -6,13 +6,12 @@ mod support;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use support::{
-    config, fixture_cmd, program, run_to_completion, send_signal, shell_quote, taskmaster_bin,
-    wait_until, yaml_quote, Sandbox, Taskmaster, TIMEOUT,
+    config, fixture_cmd, program, run_to_completion, send_signal, shell_quote, wait_until,
+    yaml_quote, Sandbox, Taskmaster, TIMEOUT,
 };
 
 /// More than the longest datagram taskmaster sends (a 64 KiB piece of a line and its header).
@@ -238,11 +237,7 @@ fn tail_of_a_stream_that_goes_only_to_syslog_says_so() {
     let answer = tm.command_all("tail quiet");
     assert_eq!(answer, [format!("error: {said}")]);
     // Through the API, with `ctl`.
-    let mut ctl = Command::new(taskmaster_bin());
-    ctl.args(["ctl", "-s"])
-        .arg(sandbox.file("taskmaster.sock"))
-        .args(["tail", "quiet"]);
-    let ran = run_to_completion(ctl, TIMEOUT);
+    let ran = run_to_completion(sandbox.ctl_command(&["tail", "quiet"]), TIMEOUT);
     assert_eq!(ran.status.code(), Some(1), "{ran:?}");
     let stderr = String::from_utf8_lossy(&ran.stderr);
     assert!(stderr.contains(said), "{stderr}");

@@ -577,6 +577,21 @@ impl Sandbox {
             .env("HOME", self.path());
         cmd
     }
+
+    /// `taskmaster ctl -s SOCKET ARGS...` for the daemon of this sandbox (its socket beside
+    /// the configuration), run in the sandbox with HOME there and no history taken from the
+    /// environment the tests run in.
+    pub fn ctl_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(taskmaster_bin());
+        cmd.arg("ctl")
+            .arg("-s")
+            .arg(self.file("taskmaster.sock"))
+            .args(args)
+            .current_dir(self.path())
+            .env("HOME", self.path())
+            .env_remove("TASKMASTER_HISTORY");
+        cmd
+    }
 }
 
 /// `text` without the indentation all its non-blank lines share, and without its leading and
