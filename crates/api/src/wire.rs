@@ -108,6 +108,9 @@ pub struct Status {
 pub struct Pair {
     pub primary_pid: u32,
     pub backup_pid: Option<u32>,
+    /// Whether the backup has the state and the children, and so can take over.
+    #[serde(default)]
+    pub backup_connected: bool,
     pub takeovers: u32,
     /// When the last takeover happened (Unix time, seconds), and why.
     pub last_takeover: Option<f64>,
@@ -267,6 +270,7 @@ pub fn status(
         pair: pair.map(|pair| Pair {
             primary_pid: pair.primary_pid,
             backup_pid: pair.backup_pid,
+            backup_connected: pair.backup_connected,
             takeovers: pair.takeovers,
             last_takeover: pair.last_takeover.as_ref().map(|(at, _)| clock.wall(*at)),
             last_takeover_reason: pair.last_takeover.as_ref().map(|(_, why)| why.clone()),
@@ -440,6 +444,7 @@ pub fn to_reply_status(status: Status) -> Reply {
         pair: status.pair.map(|pair| PairInfo {
             primary_pid: pair.primary_pid,
             backup_pid: pair.backup_pid,
+            backup_connected: pair.backup_connected,
             takeovers: pair.takeovers,
             last_takeover: pair
                 .last_takeover

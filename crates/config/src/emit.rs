@@ -140,6 +140,9 @@ fn liveness(out: &mut String, spec: &ProgramSpec) {
     if spec.watchdog_paused == WatchdogPaused::Restart {
         program_key(out, "watchdog_paused", "restart".to_string());
     }
+    if !spec.killgroup {
+        program_key(out, "killgroup", "false".to_string());
+    }
     if let Some(check) = &spec.healthcheck {
         healthcheck(out, check);
     }

@@ -128,6 +128,11 @@ pub struct ProgramSpec {
     pub watchdog: Option<Duration>,
     /// Whether time spent paused by an outside signal counts against the watchdog.
     pub watchdog_paused: WatchdogPaused,
+    /// When a child exits, whatever is left of its process group is stopped (`stopsignal`,
+    /// then SIGKILL after `stoptime`) before the program counts as stopped or starts again
+    /// (`killgroup`, default true: systemd's `KillMode=control-group`).
+    #[serde(default = "yes")]
+    pub killgroup: bool,
     pub healthcheck: Option<HealthCheck>,
     /// A shell command run after every exit of a child, before it is started again.
     pub on_exit: Option<Hook>,
@@ -157,6 +162,11 @@ impl Default for Rotation {
             backups: 10,
         }
     }
+}
+
+/// serde's default for a flag that is on unless said otherwise.
+fn yes() -> bool {
+    true
 }
 
 /// Where a child's stdin comes from.

@@ -265,6 +265,9 @@ const PROGRAM_KEYS: &[Key<Draft>] = &[
             d.spec.stoptime = t;
         }
     }),
+    ("killgroup", |c, node, key, d| {
+        d.spec.killgroup = c.boolean(node, key).unwrap_or(true);
+    }),
     ("stdout", |c, node, key, d| {
         (d.spec.stdout, d.stdout_syslog.word) = c.output(node, key);
     }),
@@ -552,6 +555,7 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         readytime: Duration::from_secs(30),
         watchdog: None,
         watchdog_paused: crate::WatchdogPaused::Ignore,
+        killgroup: true,
         healthcheck: None,
         on_exit: None,
         restart_limit: None,

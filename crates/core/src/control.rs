@@ -240,6 +240,10 @@ pub struct PairInfo {
     pub primary_pid: u32,
     /// The backup's pid, while one runs.
     pub backup_pid: Option<u32>,
+    /// Whether that backup has the state and every child's descriptors: only then can it
+    /// take over. Until it does, the pair is one process, and a second failure is fatal.
+    #[serde(default)]
+    pub backup_connected: bool,
     /// How many times a backup has taken over in this pair's life.
     pub takeovers: u32,
     /// When the last takeover happened, and why.
@@ -249,9 +253,11 @@ pub struct PairInfo {
 impl PairInfo {
     /// `pair: primary pid 42, backup pid 43, 2 takeovers, the last 0:00:12 ago (...)`.
     pub fn describe(&self, now: Time) -> String {
-        let backup = self.backup_pid.map_or("no backup yet".to_string(), |pid| {
-            format!("backup pid {pid}")
-        });
+        let backup = match (self.backup_pid, self.backup_connected) {
+            (Some(pid), true) => format!("backup pid {pid}"),
+            (Some(pid), false) => format!("NO BACKUP YET (pid {pid} is starting)"),
+            (None, _) => "NO BACKUP YET (one is being started)".to_string(),
+        };
         let mut line = format!("pair: primary pid {}, {backup}", self.primary_pid);
         match &self.last_takeover {
             Some((at, reason)) => line.push_str(&format!(

@@ -334,6 +334,10 @@ pub struct Process {
     /// Automatic restarts in a row after short runs, for the `backoff` delay.
     pub(crate) restarts_in_row: u32,
     pub(crate) after_stop: AfterStop,
+    /// An exit that waits for the rest of the child's process group to be gone (`killgroup`):
+    /// the child has exited, but the process is STOPPING, its pid the group's id, until then.
+    #[serde(default)]
+    pub(crate) held_exit: Option<LastExit>,
     /// How many times it has come to STOPPED: a request waiting for a stop compares counts,
     /// since the process may be started again within the very event that stopped it.
     pub(crate) stops: u64,
@@ -363,6 +367,7 @@ impl Process {
             restarts: Vec::new(),
             restarts_in_row: 0,
             after_stop: AfterStop::Nothing,
+            held_exit: None,
             stops: 0,
         }
     }

@@ -25,7 +25,14 @@ pub enum Event {
     /// The runtime could not carry out [`Action::Spawn`]; `error` says why.
     SpawnFailed { process: String, error: String },
     /// A child was reaped. The pid may be none of ours (an orphan the subreaper collected).
-    Exited { pid: u32, status: ExitStatus },
+    /// `leftovers`: other processes of its process group (which it led) were still there.
+    Exited {
+        pid: u32,
+        status: ExitStatus,
+        leftovers: bool,
+    },
+    /// What [`Action::WatchGroup`] waits for: no process is left in process group `pgid`.
+    GroupGone { pgid: u32 },
     /// A child was stopped by a signal (SIGSTOP, SIGTSTP...): paused, not dead.
     Paused { pid: u32, signal: Signal },
     /// A paused child was continued (SIGCONT).
@@ -52,6 +59,24 @@ pub enum Event {
     },
     /// The time of [`Supervisor::next_deadline`] has come.
     Timer,
+    /// [`Action::WriteStdin`] is done: `outcomes` are the action's own, given back, and
+    /// `written` says for each write whether its data was queued (or why not).
+    StdinWritten {
+        ticket: Option<Ticket>,
+        outcomes: Vec<Outcome>,
+        written: Vec<(String, Result<(), String>)>,
+    },
+    /// [`Action::ReopenLogs`] is done: how many files were reopened, and what failed.
+    LogsReopened {
+        ticket: Option<Ticket>,
+        files: usize,
+        errors: Vec<String>,
+    },
+    /// [`Action::Handover`] is done: the backup that has the word now, or why none does.
+    HandoverDone {
+        ticket: Option<Ticket>,
+        result: Result<u32, String>,
+    },
     /// A user asks. With no ticket nobody waits for the reply (a SIGHUP reload).
     Request {
         ticket: Option<Ticket>,
@@ -99,6 +124,11 @@ pub enum Action {
         signal: Signal,
         scope: Scope,
     },
+    /// Watch process group `pgid`, whose leader has exited, and report [`Event::GroupGone`]
+    /// once no process is left in it.
+    WatchGroup {
+        pgid: u32,
+    },
     /// Run the program's health check against its child `pid`, then report
     /// [`Event::ProbeDone`].
     Probe {
@@ -133,22 +163,20 @@ pub enum Action {
     },
     /// Every process has stopped after a shutdown: the daemon may exit.
     Exit,
-    /// Reopen log files at their paths, then answer `ticket` with [`Reply::LogsReopened`]:
-    /// `only` these (the files of the processes a user named), or every one, the event log
-    /// included.
+    /// Reopen log files at their paths, then report [`Event::LogsReopened`]: `only` these
+    /// (the files of the processes a user named), or every one, the event log included.
     ReopenLogs {
         ticket: Option<Ticket>,
         only: Option<Vec<PathBuf>>,
     },
-    /// Hand over to the hot backup and exit (`run --pair`), answering `ticket` with
-    /// [`Reply::HandedOver`] or [`Reply::HandoverRefused`].
+    /// Hand over to the hot backup and exit (`run --pair`), then report
+    /// [`Event::HandoverDone`].
     Handover {
         ticket: Option<Ticket>,
         upgrade: bool,
     },
-    /// Queue `data` for the stdin pipe of each process of `writes` (name and pid), then answer
-    /// `ticket` with [`Reply::Outcomes`]: one per write, after `outcomes` (the targets that
-    /// could not take it).
+    /// Queue `data` for the stdin pipe of each process of `writes` (name and pid), then report
+    /// [`Event::StdinWritten`], giving `outcomes` (the targets that could not take it) back.
     WriteStdin {
         ticket: Option<Ticket>,
         writes: Vec<(String, u32)>,
@@ -246,7 +274,12 @@ impl Supervisor {
             Event::SpawnFailed { process, error } => {
                 self.spawn_failed(&process, error, now, &mut out)
             }
-            Event::Exited { pid, status } => self.exited(pid, status, now, &mut out),
+            Event::Exited {
+                pid,
+                status,
+                leftovers,
+            } => self.exited(pid, status, leftovers, now, &mut out),
+            Event::GroupGone { pgid } => self.group_gone(pgid, now, &mut out),
             Event::Paused { pid, signal } => self.paused(pid, Some(signal), now, &mut out),
             Event::Resumed { pid } => self.paused(pid, None, now, &mut out),
             Event::Notified { pid, notifications } => {
@@ -260,6 +293,23 @@ impl Supervisor {
             Event::HookDone { process, result } => self.hook_done(&process, result, now, &mut out),
             Event::PairChanged(pair) => self.pair = Some(pair),
             Event::Timer => self.deadlines_passed(now, &mut out),
+            Event::StdinWritten {
+                ticket,
+                outcomes,
+                written,
+            } => self.stdin_written(ticket, outcomes, written, &mut out),
+            Event::LogsReopened {
+                ticket,
+                files,
+                errors,
+            } => self.logs_reopened(ticket, files, errors, &mut out),
+            Event::HandoverDone { ticket, result } => {
+                let reply = match result {
+                    Ok(backup) => Reply::HandedOver(backup),
+                    Err(why) => Reply::HandoverRefused(why),
+                };
+                answer(ticket, reply, &mut out);
+            }
             Event::Request { ticket, request } => self.request(ticket, request, now, &mut out),
             Event::ConfigLoaded {
                 ticket,
@@ -327,6 +377,10 @@ impl Supervisor {
                 p.liveness.probing = false;
                 p.liveness.probe_due = Some(now);
             }
+            // The dead one was watching what was left of this group: now this one watches.
+            if let (Some(pgid), true) = (p.pid, p.held_exit.is_some()) {
+                out.push(Action::WatchGroup { pgid });
+            }
         }
         for name in lost_hooks {
             self.hook_done(
@@ -374,16 +428,22 @@ impl Supervisor {
         self.start_failed(name, now, out);
     }
 
-    fn exited(&mut self, pid: u32, status: ExitStatus, now: Time, out: &mut Vec<Action>) {
+    fn exited(
+        &mut self,
+        pid: u32,
+        status: ExitStatus,
+        leftovers: bool,
+        now: Time,
+        out: &mut Vec<Action>,
+    ) {
         let Some(name) = self
             .processes
             .values()
-            .find(|p| p.pid == Some(pid))
+            .find(|p| p.pid == Some(pid) && p.held_exit.is_none())
             .map(|p| p.name.clone())
         else {
             return; // an orphan reaped by the subreaper: none of ours
         };
-        let shutting_down = self.shutting_down;
         let Some(p) = self.processes.get_mut(&name) else {
             return;
         };
@@ -398,6 +458,107 @@ impl Supervisor {
             cause,
             expected,
         };
+        if leftovers && p.spec.killgroup {
+            self.hold_exit(&name, pid, last_exit, now, out);
+        } else {
+            self.child_gone(&name, pid, last_exit, leftovers, now, out);
+        }
+    }
+
+    /// The leader of a process group exited and left others in it (`killgroup`): they are
+    /// stopped as a stop request would stop them (`stopsignal`, SIGKILL after `stoptime`;
+    /// at once with SIGKILL when a stop was already under way), and the exit takes effect,
+    /// restart included, once the group is empty. Meanwhile the process is STOPPING: it is
+    /// not stopped while processes of its group still run.
+    fn hold_exit(
+        &mut self,
+        name: &str,
+        pgid: u32,
+        last_exit: LastExit,
+        now: Time,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(p) = self.processes.get_mut(name) else {
+            return;
+        };
+        p.paused = None;
+        log(
+            out,
+            name,
+            format!(
+                "{}; what is left of its process group is stopped first",
+                last_exit.how()
+            ),
+        );
+        if p.state == State::Stopping {
+            out.push(Action::Signal {
+                pid: pgid,
+                signal: Signal::KILL,
+                scope: Scope::Group,
+            });
+        } else {
+            let up_for = p.started_at.map_or(Duration::ZERO, |at| now.since(at));
+            let failed_start = p.state == State::Starting
+                && (p.spec.ready == Readiness::Notify || up_for < p.spec.starttime);
+            p.after_stop = match p.state {
+                State::Starting if failed_start => AfterStop::FailStart,
+                State::Starting | State::Running => AfterStop::Policy,
+                _ => AfterStop::Nothing,
+            };
+            if p.state == State::Starting && !failed_start {
+                self.enter_running(name, now, out);
+            }
+            let Some(p) = self.processes.get_mut(name) else {
+                return;
+            };
+            change_state(p, State::Stopping, out);
+            p.deadline = Some((now + p.spec.stoptime, Deadline::Kill));
+            for signal in [p.spec.stopsignal, Signal::CONT] {
+                out.push(Action::Signal {
+                    pid: pgid,
+                    signal,
+                    scope: Scope::Group,
+                });
+            }
+        }
+        if let Some(p) = self.processes.get_mut(name) {
+            p.held_exit = Some(last_exit);
+        }
+        out.push(Action::WatchGroup { pgid });
+    }
+
+    /// The group of a held exit is empty: the exit takes effect.
+    fn group_gone(&mut self, pgid: u32, now: Time, out: &mut Vec<Action>) {
+        let Some(p) = self
+            .processes
+            .values_mut()
+            .find(|p| p.pid == Some(pgid) && p.held_exit.is_some())
+        else {
+            return;
+        };
+        let name = p.name.clone();
+        let Some(last_exit) = p.held_exit.take() else {
+            return;
+        };
+        self.child_gone(&name, pgid, last_exit, false, now, out);
+    }
+
+    /// The child `pid` of `name` and, unless `leftovers`, its whole group are gone: the state
+    /// moves on as the exit says.
+    fn child_gone(
+        &mut self,
+        name: &str,
+        pid: u32,
+        last_exit: LastExit,
+        leftovers: bool,
+        now: Time,
+        out: &mut Vec<Action>,
+    ) {
+        let name = name.to_string();
+        let shutting_down = self.shutting_down;
+        let Some(p) = self.processes.get_mut(&name) else {
+            return;
+        };
         p.pid = None;
         p.paused = None;
         p.stopped_at = Some(now);
@@ -411,11 +572,13 @@ impl Supervisor {
         match p.state {
             State::Stopping => {
                 // The leader is gone; whatever else is left in its group goes too.
-                out.push(Action::Signal {
-                    pid,
-                    signal: Signal::KILL,
-                    scope: Scope::Group,
-                });
+                if leftovers {
+                    out.push(Action::Signal {
+                        pid,
+                        signal: Signal::KILL,
+                        scope: Scope::Group,
+                    });
+                }
                 match std::mem::replace(&mut p.after_stop, AfterStop::Nothing) {
                     AfterStop::Policy => {
                         self.exited_from_running(&name, &last_exit, up_for, now, out)
@@ -631,6 +794,39 @@ impl Supervisor {
             }
         }
         self.liveness_timers(now, out);
+    }
+
+    /// Stdin writes were queued: the answer has one outcome per target.
+    fn stdin_written(
+        &mut self,
+        ticket: Option<Ticket>,
+        mut outcomes: Vec<Outcome>,
+        written: Vec<(String, Result<(), String>)>,
+        out: &mut Vec<Action>,
+    ) {
+        outcomes.extend(written.into_iter().map(|(process, result)| Outcome {
+            process,
+            result: result.map(|()| Done::Sent).map_err(Failure::NoStdin),
+        }));
+        answer(ticket, Reply::Outcomes(outcomes), out);
+    }
+
+    /// Log files were reopened: said in the event log, and answered.
+    fn logs_reopened(
+        &mut self,
+        ticket: Option<Ticket>,
+        files: usize,
+        errors: Vec<String>,
+        out: &mut Vec<Action>,
+    ) {
+        let summary = format!("log files reopened: {files}, errors: {}", errors.len());
+        for message in std::iter::once(summary).chain(errors.iter().cloned()) {
+            out.push(Action::Log(Notice {
+                process: None,
+                message,
+            }));
+        }
+        answer(ticket, Reply::LogsReopened { files, errors }, out);
     }
 
     // ---- transitions --------------------------------------------------------------------
@@ -1040,6 +1236,13 @@ fn change_state(p: &mut Process, state: State, out: &mut Vec<Action>) {
             to: state,
         });
         p.state = state;
+    }
+}
+
+/// Answers `ticket`, when somebody waits for the answer.
+fn answer(ticket: Option<Ticket>, reply: Reply, out: &mut Vec<Action>) {
+    if let Some(ticket) = ticket {
+        out.push(Action::Reply { ticket, reply });
     }
 }
 

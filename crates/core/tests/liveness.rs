@@ -168,6 +168,7 @@ fn a_hung_process_that_ignores_its_stopsignal_is_killed_after_stoptime() {
     w.handle(Event::Exited {
         pid,
         status: killed(Signal::KILL),
+        leftovers: false,
     });
     // Hung is why it was stopped; the SIGKILL is how.
     assert_eq!(

@@ -57,7 +57,7 @@ const TARGETS: [&str; 6] = ["web", "workers", "workers:workers_01", "bad", "api"
 #[derive(Debug, Clone)]
 enum Step {
     /// The n-th live child exits with a code, or is killed.
-    Exit(usize, Option<i32>),
+    Exit(usize, Option<i32>, bool),
     Wait(u32),
     Start(usize),
     Stop(usize),
@@ -81,11 +81,15 @@ enum Step {
     Kill(usize, bool),
     /// Input for stdin pipes.
     Input(usize),
+    /// The last process of a watched group is gone.
+    GroupGone(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0..8usize, prop::option::of(0..4i32)).prop_map(|(i, c)| Step::Exit(i, c)),
+        4 => (0..8usize, prop::option::of(0..4i32), any::<bool>())
+            .prop_map(|(i, c, leftovers)| Step::Exit(i, c, leftovers)),
+        2 => (0..8usize).prop_map(Step::GroupGone),
         3 => (0..3000u32).prop_map(Step::Wait),
         2 => (0..TARGETS.len()).prop_map(Step::Start),
         2 => (0..TARGETS.len()).prop_map(Step::Stop),
@@ -182,12 +186,18 @@ proptest! {
         let mut tickets = Vec::new();
         for s in steps {
             match s {
-                Step::Exit(i, c) => {
+                Step::Exit(i, c, leftovers) => {
                     let pids = live_pids(&w);
                     if !pids.is_empty() {
                         let pid = pids[i % pids.len()];
                         let status = c.map_or(killed(Signal::KILL), code);
-                        w.handle(Event::Exited { pid, status });
+                        w.handle(Event::Exited { pid, status, leftovers });
+                    }
+                }
+                Step::GroupGone(i) => {
+                    if !w.watched_groups.is_empty() {
+                        let pgid = w.watched_groups[i % w.watched_groups.len()];
+                        w.group_gone(pgid);
                     }
                 }
                 Step::Wait(ms) => w.advance(secs(f64::from(ms) / 1000.0)),
@@ -202,7 +212,7 @@ proptest! {
                 Step::Reread(c) => { w.reread(CONFIGS[c]); }
                 Step::Add(t) => tickets.push(w.request(Request::AddGroup(vec![TARGETS[t].into()]))),
                 Step::Remove(t) => tickets.push(w.request(Request::RemoveGroup(vec![TARGETS[t].into()]))),
-                Step::Stray => w.handle(Event::Exited { pid: 1, status: code(0) }),
+                Step::Stray => w.handle(Event::Exited { pid: 1, status: code(0), leftovers: false }),
                 Step::Notify(i, what) => {
                     let pids = live_pids(&w);
                     if !pids.is_empty() {
@@ -269,8 +279,12 @@ proptest! {
             if pids.is_empty() && w.hooks.is_empty() {
                 break;
             }
-            for pid in pids {
-                w.handle(Event::Exited { pid, status: killed(Signal::TERM) });
+            for pgid in w.watched_groups.clone() {
+                w.group_gone(pgid);
+                check_invariants(&w);
+            }
+            for pid in live_pids(&w) {
+                w.handle(Event::Exited { pid, status: killed(Signal::TERM), leftovers: false });
                 check_invariants(&w);
             }
             while !w.hooks.is_empty() {

@@ -212,11 +212,11 @@ fn stop_sends_stopsignal_to_the_group_then_sigkill_after_stoptime() {
 }
 
 #[test]
-fn after_a_stop_the_rest_of_the_group_is_killed() {
+fn after_a_stop_the_rest_of_the_group_is_killed_and_the_stop_waits_for_it() {
     let mut w = running("");
     let pid = w.pid("web");
-    w.request(Request::Stop(vec!["web".into()]));
-    w.exit("web", code(0));
+    let ticket = w.request(Request::Stop(vec!["web".into()]));
+    w.exit_leaving_group("web", code(0));
     assert_eq!(
         w.signals.last(),
         Some(&Sent {
@@ -225,6 +225,65 @@ fn after_a_stop_the_rest_of_the_group_is_killed() {
             scope: Scope::Group
         })
     );
+    assert_eq!(w.state("web"), "STOPPING");
+    assert_eq!(w.watched_groups, [pid]);
+    assert!(w.reply(ticket).is_none(), "stopped while its group runs");
+    w.group_gone(pid);
+    assert_eq!(w.state("web"), "STOPPED");
+    assert_eq!(outcomes(w.reply(ticket).unwrap()), ["web: stopped"]);
+}
+
+#[test]
+fn a_crash_that_leaves_its_group_stops_the_group_before_the_restart() {
+    let mut w = running("    autorestart: always\n    stopsignal: INT\n    stoptime: 5\n");
+    let pid = w.pid("web");
+    w.exit_leaving_group("web", killed(Signal::SEGV));
+    assert_eq!(w.state("web"), "STOPPING");
+    assert_eq!(
+        w.signals[w.signals.len() - 2..],
+        [
+            Sent {
+                pid,
+                signal: Signal::INT,
+                scope: Scope::Group
+            },
+            Sent {
+                pid,
+                signal: Signal::CONT,
+                scope: Scope::Group
+            }
+        ]
+    );
+    assert_eq!(w.spawn_count("web"), 1, "restarted while its group runs");
+    // The group ignores the stop signal: SIGKILL after stoptime.
+    w.advance(secs(5.0));
+    assert_eq!(
+        w.signals.last(),
+        Some(&Sent {
+            pid,
+            signal: Signal::KILL,
+            scope: Scope::Group
+        })
+    );
+    w.group_gone(pid);
+    assert_eq!(w.spawn_count("web"), 2, "restarted once its group is gone");
+    assert_eq!(w.state("web"), "STARTING");
+    let last = w.sup.process("web").and_then(|p| p.last_exit.clone());
+    assert_eq!(
+        last.map(|e| e.cause),
+        Some(taskmaster_core::ExitCause::Crashed),
+        "the exit is the crash, not the group's stop"
+    );
+}
+
+#[test]
+fn with_killgroup_false_what_is_left_of_the_group_is_left_alone() {
+    let mut w = running("    autorestart: always\n    killgroup: false\n");
+    let signals = w.signals.len();
+    w.exit_leaving_group("web", code(1));
+    assert_eq!(w.signals.len(), signals, "a signal was sent");
+    assert!(w.watched_groups.is_empty());
+    assert_eq!(w.spawn_count("web"), 2);
 }
 
 #[test]
@@ -497,6 +556,7 @@ fn the_pid_of_an_unknown_child_is_ignored() {
     w.handle(taskmaster_core::Event::Exited {
         pid: 99_999,
         status: code(0),
+        leftovers: false,
     });
     assert_eq!(w.state("web"), "RUNNING");
     assert_eq!(w.logs.len(), before);
@@ -541,6 +601,7 @@ programs:
         w.handle(taskmaster_core::Event::Exited {
             pid: *pid,
             status: code(0),
+            leftovers: false,
         });
     }
     assert_eq!(
@@ -551,6 +612,7 @@ programs:
     w.handle(taskmaster_core::Event::Exited {
         pid: old[2],
         status: code(0),
+        leftovers: false,
     });
     let names: Vec<&str> = w.sup.processes().map(|p| p.name.as_str()).collect();
     assert_eq!(
@@ -565,6 +627,7 @@ programs:
     w.handle(taskmaster_core::Event::Exited {
         pid: web_pid,
         status: code(0),
+        leftovers: false,
     });
     assert!(w.sup.process("web").is_none(), "removed once stopped");
 }
@@ -613,6 +676,7 @@ fn shutdown_stops_everything_and_exits_when_the_last_is_gone() {
         w.handle(taskmaster_core::Event::Exited {
             pid: *pid,
             status: code(i as i32),
+            leftovers: false,
         });
     }
     assert!(w.exited);

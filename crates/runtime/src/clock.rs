@@ -8,3 +8,8 @@ pub fn now() -> Time {
         + u64::try_from(ts.tv_nsec).unwrap_or(0);
     Time::from_nanos(nanos)
 }
+
+/// The moment `time` (on CLOCK_MONOTONIC) is, for tokio's timers.
+pub fn instant_of(time: Time) -> tokio::time::Instant {
+    tokio::time::Instant::now() + time.since(now())
+}

@@ -32,15 +32,6 @@ impl EventLog {
         })
     }
 
-    /// Switches to another file (a reload changed `logfile`); keeps the old one on error.
-    pub fn reopen(&mut self, path: &Path) -> std::io::Result<()> {
-        if path != self.path {
-            self.flush();
-            *self = EventLog::open(path, self.rotation, self.echo)?;
-        }
-        Ok(())
-    }
-
     /// Opens its file again at the same path (after an outside `logrotate` renamed it).
     pub fn reopen_in_place(&mut self) -> std::io::Result<()> {
         self.flush();

@@ -213,8 +213,6 @@ pub(crate) struct PrimaryLink {
     /// The stream's writer task, while a backup is connected: the loop only queues messages,
     /// so a slow backup never holds it up.
     writer: Option<Writer>,
-    /// The state changed since it was last sent.
-    pub dirty: bool,
 }
 
 /// A message on its way to the backup: its header and the descriptors that go with it.
@@ -269,7 +267,6 @@ impl PrimaryLink {
             listener,
             path,
             writer: None,
-            dirty: true,
         })
     }
 
@@ -296,7 +293,6 @@ impl PrimaryLink {
             .and_then(|pid| u32::try_from(pid).ok());
         self.disconnect();
         self.writer = Some(Writer::start(Channel::new(stream)));
-        self.dirty = true;
         Ok(peer)
     }
 
@@ -341,34 +337,30 @@ impl PrimaryLink {
         self.send(&Message::Handover, &[]).await;
     }
 
-    /// Sends the state if it changed, else a heartbeat.
+    /// Sends the whole state.
     pub async fn send_state(&mut self, supervisor: &Supervisor) {
-        if std::mem::take(&mut self.dirty) {
-            self.send(&Message::State(Box::new(supervisor.clone())), &[])
-                .await;
-        } else {
-            self.send(&Message::Beat, &[]).await;
-        }
+        self.send(&Message::State(Box::new(supervisor.clone())), &[])
+            .await;
+    }
+
+    /// Says that the primary lives.
+    pub async fn send_beat(&mut self) {
+        self.send(&Message::Beat, &[]).await;
     }
 
     /// Sends a new child's pidfd, output pipes and stdin pipe.
-    pub async fn send_child(
-        &mut self,
-        pid: u32,
-        pidfd: &OwnedFd,
-        outputs: &[(Stream, &OwnedFd)],
-        stdin: Option<&OwnedFd>,
-    ) {
-        let mut fds = vec![pidfd.as_fd()];
-        fds.extend(outputs.iter().map(|(_, fd)| fd.as_fd()));
-        fds.extend(stdin.map(|fd| fd.as_fd()));
+    pub async fn send_child(&mut self, pid: u32, child: &crate::children::Descriptors<'_>) {
+        let mut fds = vec![child.pidfd.as_fd()];
+        fds.extend(child.outputs.iter().map(|(_, fd)| fd.as_fd()));
+        fds.extend(child.stdin.map(|fd| fd.as_fd()));
         let message = Message::Child {
             pid,
-            outputs: outputs
+            outputs: child
+                .outputs
                 .iter()
                 .map(|(stream, _)| HandedOutput::Stream(*stream))
                 .collect(),
-            stdin: stdin.is_some(),
+            stdin: child.stdin.is_some(),
         };
         self.send(&message, &fds).await;
     }

@@ -464,6 +464,22 @@ pub fn kill_group(pgid: u32, signal: Signal) -> std::io::Result<()> {
     send(-pgid, signal)
 }
 
+/// Whether any process (a zombie not yet reaped included) is left in process group `pgid`.
+pub fn group_exists(pgid: u32) -> bool {
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return false;
+    };
+    if pgid <= 1 {
+        return false;
+    }
+    // SAFETY: kill takes two integers and touches no memory of ours; signal 0 only checks.
+    if unsafe { libc::kill(-pgid, 0) } == 0 {
+        return true;
+    }
+    // EPERM: there are processes, only not ours to signal.
+    std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
 fn send(target: i32, signal: Signal) -> std::io::Result<()> {
     // SAFETY: kill takes two integers and touches no memory of ours.
     if unsafe { libc::kill(target, signal.number()) } == 0 {

@@ -644,6 +644,105 @@ fn a_grandchild_ignoring_term_is_killed_once_the_leader_has_stopped() {
     );
 }
 
+/// Once web's process has left a grandchild in its process group (its pid in
+/// `grandchild.pid`), SIGKILLs web's process from outside, as a crash would end it. Returns
+/// the pids of both.
+fn kill_a_leader_that_leaves_a_grandchild(sandbox: &Sandbox, tm: &mut Taskmaster) -> (u32, u32) {
+    let grandchild = sandbox.wait_for_pidfile("grandchild.pid", TIMEOUT);
+    tm.track(grandchild);
+    // Gone, so that a restarted web's grandchild can be told apart.
+    fs::remove_file(sandbox.file("grandchild.pid")).expect("remove grandchild.pid");
+    let leader = tm.pid("web").expect("web is running");
+    assert_eq!(proc_stat(grandchild).map(|stat| stat.pgid), Some(leader));
+    send_signal(leader, Signal::KILL).expect("SIGKILL web");
+    (leader, grandchild)
+}
+
+/// Polls `status web` until `done` says so, checking at every look that web is never shown at
+/// rest (not RUNNING, STARTING or STOPPING) while `grandchild` still runs.
+fn watch_status_until(
+    tm: &mut Taskmaster,
+    grandchild: u32,
+    mut done: impl FnMut(&StatusLine) -> bool,
+) -> StatusLine {
+    wait_until("web to settle", TIMEOUT, || {
+        let alive_before = is_alive(grandchild);
+        let status = tm.status("web");
+        let at_rest = !matches!(status.state.as_str(), "RUNNING" | "STARTING" | "STOPPING");
+        if at_rest && alive_before && is_alive(grandchild) {
+            panic!("web shown {status:?} while its grandchild {grandchild} still runs");
+        }
+        done(&status).then_some(status)
+    })
+}
+
+#[test]
+fn a_killed_leader_takes_what_is_left_of_its_group_with_it() {
+    let sandbox = Sandbox::new();
+    let pidfile = sandbox.file_str("grandchild.pid");
+    let mut tm = launch(
+        &sandbox,
+        &format!(
+            "    web:\n      cmd: {}\n      starttime: 0\n      autorestart: never\n",
+            fixture_cmd(&["grandchild", &pidfile, "sleep", "forever"])
+        ),
+    );
+    let (_, grandchild) = kill_a_leader_that_leaves_a_grandchild(&sandbox, &mut tm);
+    watch_status_until(&mut tm, grandchild, |status| status.state == "EXITED");
+    assert!(!is_alive(grandchild), "the grandchild outlived the stop");
+    let log = tm.log();
+    assert!(
+        log.contains("web: killed by SIGKILL; what is left of its process group is stopped first"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_restart_waits_until_a_group_that_ignores_the_stop_signal_is_killed() {
+    let sandbox = Sandbox::new();
+    let pidfile = sandbox.file_str("grandchild.pid");
+    let mut tm = launch(
+        &sandbox,
+        &format!(
+            "    web:\n      cmd: {}\n      starttime: 0\n      autorestart: always\n      stoptime: 1\n",
+            fixture_cmd(&["ignore", "TERM", "grandchild", &pidfile, "sleep", "forever"])
+        ),
+    );
+    let (leader, grandchild) = kill_a_leader_that_leaves_a_grandchild(&sandbox, &mut tm);
+    let restarted = watch_status_until(&mut tm, grandchild, |status| {
+        status.state == "RUNNING" && status.pid().is_some_and(|pid| pid != leader)
+    });
+    assert!(
+        !is_alive(grandchild),
+        "restarted ({restarted:?}) while the old grandchild runs"
+    );
+    let log = tm.log();
+    assert!(
+        log.contains("web: still running 1s after TERM: sending SIGKILL"),
+        "{log}"
+    );
+    // The new grandchild is the new process's, and is left to it.
+    let new_grandchild = sandbox.wait_for_pidfile("grandchild.pid", TIMEOUT);
+    tm.track(new_grandchild);
+    assert!(is_alive(new_grandchild));
+}
+
+#[test]
+fn with_killgroup_false_what_is_left_of_the_group_is_left_running() {
+    let sandbox = Sandbox::new();
+    let pidfile = sandbox.file_str("grandchild.pid");
+    let mut tm = launch(
+        &sandbox,
+        &format!(
+            "    web:\n      cmd: {}\n      starttime: 0\n      autorestart: never\n      killgroup: false\n",
+            fixture_cmd(&["grandchild", &pidfile, "sleep", "forever"])
+        ),
+    );
+    let (_, grandchild) = kill_a_leader_that_leaves_a_grandchild(&sandbox, &mut tm);
+    tm.wait_for_state("web", "EXITED", TIMEOUT);
+    assert!(is_alive(grandchild), "the grandchild was stopped");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6. No zombies
 // ---------------------------------------------------------------------------------------------
@@ -655,7 +754,7 @@ fn an_orphaned_grandchild_is_adopted_and_reaped_by_taskmaster() {
     let mut tm = launch(
         &sandbox,
         &format!(
-            "    orphaner:\n      cmd: {}\n      autorestart: never\n      starttime: 0\n",
+            "    orphaner:\n      cmd: {}\n      autorestart: never\n      starttime: 0\n      killgroup: false\n",
             fixture_cmd(&["grandchild", &pidfile, "exit", "0"])
         ),
     );

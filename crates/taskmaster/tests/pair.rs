@@ -76,6 +76,13 @@ impl<'a> Pair<'a> {
 
     /// Like [`Pair::start`], with the taskmaster executable at `exe`.
     fn start_from(sandbox: &'a Sandbox, yaml: &str, exe: &std::path::Path) -> Pair<'a> {
+        let mut pair = Pair::launch(sandbox, yaml, exe);
+        pair.wait_for_log_count(BACKUP_CONNECTED, 1);
+        pair
+    }
+
+    /// Writes `yaml` and starts the pair on it, without waiting for anything.
+    fn launch(sandbox: &'a Sandbox, yaml: &str, exe: &std::path::Path) -> Pair<'a> {
         let config = sandbox.write_config(yaml);
         let mut cmd = Command::new(fixture_bin());
         cmd.args(["subreaper", "--"])
@@ -86,13 +93,11 @@ impl<'a> Pair<'a> {
             .args(["--no-shell", "--pair"])
             .current_dir(sandbox.path())
             .env("HOME", sandbox.path());
-        let mut pair = Pair {
+        Pair {
             sandbox,
             under: Taskmaster::spawn(sandbox, cmd),
             seen: BTreeMap::new(),
-        };
-        pair.wait_for_log_count(BACKUP_CONNECTED, 1);
-        pair
+        }
     }
 
     fn log(&self) -> String {
@@ -267,6 +272,88 @@ impl<'a> Pair<'a> {
             ));
         }
         status
+    }
+}
+
+/// A client that runs `ctl status` every `period` on a thread of its own, for as long as it
+/// lives (at most [`TIMEOUT`] * 3), and sends the primary's pid from each answer's pair line
+/// (`pair: primary pid N, ...`) down a channel: a busy control socket, and an observer of
+/// takeovers as a client sees them.
+struct StatusPoller {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+    primaries: std::sync::mpsc::Receiver<(u32, String)>,
+}
+
+impl StatusPoller {
+    fn start(sandbox: &Sandbox, period: Duration) -> StatusPoller {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (send, primaries) = std::sync::mpsc::channel();
+        let command = sandbox.ctl_command(&["status"]);
+        let program = command.get_program().to_owned();
+        let args: Vec<_> = command.get_args().map(ToOwned::to_owned).collect();
+        let folder = sandbox.path().to_owned();
+        let stopped = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let rounds = (TIMEOUT * 3).as_millis() / period.as_millis().max(1);
+            let mut answered = 0;
+            for _ in 0..rounds {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let mut status = Command::new(&program);
+                status.args(&args).current_dir(&folder).env("HOME", &folder);
+                let output = run_to_completion(status, TIMEOUT);
+                let text = String::from_utf8_lossy(&output.stdout).into_owned();
+                let pair_line = text.lines().find(|line| line.starts_with("pair: "));
+                if let Some(line) = pair_line {
+                    answered += 1;
+                    let primary = line
+                        .strip_prefix("pair: primary pid ")
+                        .and_then(leading_number);
+                    if let Some(primary) = primary {
+                        let _ = send.send((primary, line.to_owned()));
+                    }
+                }
+                std::thread::sleep(period);
+            }
+            answered
+        });
+        StatusPoller {
+            stop,
+            thread: Some(thread),
+            primaries,
+        }
+    }
+
+    /// The first primary it sees that is not `old`, with the pair line that showed it.
+    fn next_primary(&self, old: u32) -> Option<(u32, String)> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let (pid, line) = self.primaries.recv_timeout(left).ok()?;
+            if pid != old {
+                return Some((pid, line));
+            }
+        }
+    }
+
+    /// Stops it; how many answers with a pair line it got.
+    fn finish(mut self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread
+            .take()
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for StatusPoller {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -772,5 +859,113 @@ fn a_pause_of_a_taken_over_child_shows_in_status() {
     assert!(pair.log().contains("sleeper: paused by SIGSTOP"));
     assert!(pair.log().contains("sleeper: resumed (SIGCONT)"));
     assert_eq!(pair.running_pids()["sleeper"], sleeper);
+    pair.shutdown();
+}
+
+/// A primary whose control socket never rests (a client asks for `status` every 50 ms from
+/// its very start) still starts its backup, and so does its successor after a takeover: the
+/// pair's duties run on a schedule of their own, not when the loop happens to be idle.
+#[test]
+fn a_primary_polled_without_rest_starts_its_backup_and_so_does_its_successor() {
+    let sandbox = Sandbox::new();
+    let yaml = config(&[sleeper()]);
+    sandbox.write_config(&yaml);
+    let poller = StatusPoller::start(&sandbox, Duration::from_millis(50));
+    let mut pair = Pair::launch(&sandbox, &yaml, &taskmaster_bin());
+    pair.wait_for_log_count(BACKUP_CONNECTED, 1);
+    let primary = pair.primary_pid();
+    let children = pair.running_pids();
+    let (successor, _) = pair.kill_primary(primary);
+    pair.wait_for_log_count(BACKUP_CONNECTED, 2);
+    assert_eq!(pair.running_pids(), children);
+    let answers = poller.finish();
+    assert!(answers > 0, "the poller never got an answer");
+    assert_ne!(successor, primary);
+    pair.shutdown();
+}
+
+/// The must-show test for a takeover under load: a client polls `status` every 20 ms; as soon
+/// as it shows a new primary, that primary is SIGKILLed, 10 times in a row. Each time the pair
+/// survives (a client that sees the takeover sees a pair with a connected backup), and at
+/// the end every child is still supervised, with the same pid.
+#[test]
+fn the_new_primary_killed_as_soon_as_the_takeover_shows_is_survived_ten_times() {
+    let sandbox = Sandbox::new();
+    let mut pair = Pair::start(&sandbox, &config(&[sleeper(), counter(2)]));
+    let children = pair.running_pids();
+    let first = pair.primary_pid();
+    let poller = StatusPoller::start(&sandbox, Duration::from_millis(20));
+    let mut primary = first;
+    for round in 1..=10 {
+        if let Err(e) = send_signal(primary, Signal::KILL) {
+            pair.fail(&format!("round {round}: cannot SIGKILL {primary}: {e}"));
+        }
+        let Some((successor, line)) = poller.next_primary(primary) else {
+            pair.saw_log();
+            pair.fail(&format!(
+                "round {round}: no new primary showed in status within {TIMEOUT:?} of SIGKILL \
+                 to {primary}: the pair did not survive"
+            ));
+        };
+        pair.saw(successor);
+        assert!(
+            line.contains(", backup pid "),
+            "round {round}: the takeover showed without a connected backup: {line:?}"
+        );
+        primary = successor;
+    }
+    poller.finish();
+    pair.saw_log();
+    assert_eq!(pair.primary_pid(), primary);
+    assert_eq!(pair.running_pids(), children, "every child, the same pids");
+    assert_eq!(pair.log_count(TAKING_OVER), 10);
+    pair.shutdown();
+}
+
+/// `status` says when the pair has no backup that could take over: while the backup is being
+/// replaced (here, one that cannot start, its configuration file gone) and until a new one
+/// is connected.
+#[test]
+fn status_says_while_the_pair_has_no_connected_backup() {
+    let sandbox = Sandbox::new();
+    let mut pair = Pair::start(&sandbox, &config(&[sleeper()]));
+    let pair_line = |pair: &Pair<'_>| {
+        let ran = ctl(pair.sandbox, &["status"]);
+        ran.stdout
+            .lines()
+            .find(|line| line.starts_with("pair: "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| pair.fail(&format!("no pair line: {ran:?}")))
+    };
+    let backup = pair
+        .last_pid_after("backup started (pid ")
+        .unwrap_or_else(|| pair.fail("no `backup started` line"));
+    let line = pair_line(&pair);
+    assert!(
+        line.contains(&format!(", backup pid {backup},")),
+        "{line:?}"
+    );
+    // Backups started now cannot read the configuration: none ever connects.
+    let config = sandbox.config_path();
+    let aside = sandbox.file("taskmaster.yaml.aside");
+    std::fs::rename(&config, &aside).expect("move the configuration aside");
+    if let Err(e) = send_signal(backup, Signal::KILL) {
+        pair.fail(&format!("cannot SIGKILL the backup {backup}: {e}"));
+    }
+    pair.wait_for_log_count("backup started (pid ", 3);
+    for _ in 0..5 {
+        let line = pair_line(&pair);
+        assert!(line.contains("NO BACKUP YET"), "{line:?}");
+    }
+    std::fs::rename(&aside, &config).expect("put the configuration back");
+    pair.wait_for_log_count(BACKUP_CONNECTED, 2);
+    let backup = pair
+        .last_pid_after("backup started (pid ")
+        .unwrap_or_else(|| pair.fail("no `backup started` line"));
+    let line = pair_line(&pair);
+    assert!(
+        line.contains(&format!(", backup pid {backup},")),
+        "{line:?}"
+    );
     pair.shutdown();
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use taskmaster_core::{
-    Action, Config, Done, Event, ExitStatus, LoadPurpose, Outcome, Reply, Request, Scope, Signal,
-    State, Supervisor, Ticket, Time,
+    Action, Config, Event, ExitStatus, LoadPurpose, Reply, Request, Scope, Signal, State,
+    Supervisor, Ticket, Time,
 };
 
 pub fn config(yaml: &str) -> Config {
@@ -44,6 +44,9 @@ pub struct World {
     /// Every announced state change: (process, from, to), and `None` for a record removed
     /// (announced by its `removed` log line); a record added later starts STOPPED again.
     pub changes: Vec<(String, Option<(State, State)>)>,
+    /// Process groups the supervisor waits to be empty (`WatchGroup`). The test answers
+    /// `GroupGone`.
+    pub watched_groups: Vec<u32>,
     pub exited: bool,
 }
 
@@ -74,6 +77,7 @@ impl World {
             hooks: Vec::new(),
             stdin_writes: Vec::new(),
             changes: Vec::new(),
+            watched_groups: Vec::new(),
             exited: false,
         };
         world.carry_out(actions);
@@ -127,24 +131,33 @@ impl World {
                     })
                 }
                 Action::Reply { ticket, reply } => self.replies.push((ticket, reply)),
-                Action::Handover { .. } | Action::ReopenLogs { .. } => {}
-                // As the runtime: each write is queued, and answered at once.
+                Action::WatchGroup { pgid } => self.watched_groups.push(pgid),
+                Action::Handover { ticket, .. } => self.handle(Event::HandoverDone {
+                    ticket,
+                    result: Err("the fake world keeps no backup".to_string()),
+                }),
+                Action::ReopenLogs { ticket, .. } => self.handle(Event::LogsReopened {
+                    ticket,
+                    files: 0,
+                    errors: Vec::new(),
+                }),
+                // Each write is queued at once.
                 Action::WriteStdin {
                     ticket,
                     writes,
                     data,
-                    mut outcomes,
+                    outcomes,
                 } => {
+                    let mut written = Vec::new();
                     for (process, pid) in writes {
                         self.stdin_writes.push((process.clone(), pid, data.clone()));
-                        outcomes.push(Outcome {
-                            process,
-                            result: Ok(Done::Sent),
-                        });
+                        written.push((process, Ok(())));
                     }
-                    if let Some(ticket) = ticket {
-                        self.replies.push((ticket, Reply::Outcomes(outcomes)));
-                    }
+                    self.handle(Event::StdinWritten {
+                        ticket,
+                        outcomes,
+                        written,
+                    });
                 }
                 Action::Exit => {
                     assert!(!self.exited, "Exit was sent twice");
@@ -211,7 +224,27 @@ impl World {
     /// The child of `name` exits with `status`.
     pub fn exit(&mut self, name: &str, status: ExitStatus) {
         let pid = self.pid(name);
-        self.handle(Event::Exited { pid, status });
+        self.handle(Event::Exited {
+            pid,
+            status,
+            leftovers: false,
+        });
+    }
+
+    /// The child of `name` exits with `status`, leaving other processes in its group.
+    pub fn exit_leaving_group(&mut self, name: &str, status: ExitStatus) {
+        let pid = self.pid(name);
+        self.handle(Event::Exited {
+            pid,
+            status,
+            leftovers: true,
+        });
+    }
+
+    /// The last process of group `pgid` is gone.
+    pub fn group_gone(&mut self, pgid: u32) {
+        self.watched_groups.retain(|&g| g != pgid);
+        self.handle(Event::GroupGone { pgid });
     }
 
     pub fn spawn_count(&self, name: &str) -> usize {

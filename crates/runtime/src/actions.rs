@@ -1,0 +1,202 @@
+//! Carrying out what the supervisor asks: each [`Action`] becomes I/O, and an action with a
+//! result reports it back as an [`Event`] before anything else happens. Only the supervisor
+//! answers a request: a stdin write, a log reopening or a handover is reported as an event,
+//! and the supervisor replies.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use taskmaster_config::Config;
+use taskmaster_core::{Action, Event, Reply, Scope, Signal};
+
+use crate::children::Child;
+use crate::daemon::Daemon;
+use crate::handle::DaemonEvent;
+use crate::{spawn, sys};
+
+impl Daemon {
+    /// Carries out `actions` in order, with the actions that their results lead to.
+    pub(crate) fn carry_out(&mut self, actions: Vec<Action>) {
+        let mut queue = VecDeque::from(actions);
+        while let Some(action) = queue.pop_front() {
+            if let Some(result) = self.carry_out_one(action) {
+                queue.extend(self.handle_event(result));
+            }
+        }
+    }
+
+    /// Carries out one action; what it led to, if the supervisor must hear it at once.
+    fn carry_out_one(&mut self, action: Action) -> Option<Event> {
+        match action {
+            Action::Spawn { process, spec } => {
+                self.watch_alerts(&spec);
+                Some(self.spawn(process, &spec))
+            }
+            Action::Probe { process, pid, spec } => {
+                self.start_probe(process, pid, spec);
+                None
+            }
+            Action::RunHook { process, spec, env } => {
+                self.start_hook(process, &spec, &env);
+                None
+            }
+            Action::Signal { pid, signal, scope } => {
+                self.send_signal(pid, signal, scope);
+                None
+            }
+            Action::WatchGroup { pgid } => {
+                self.watch_group(pgid);
+                None
+            }
+            Action::LoadConfig { ticket, purpose } => {
+                // `logfile` is bound at start (a reload keeps it, and says so): the event log
+                // stays where it is.
+                let result = Config::load(&self.config_path)
+                    .map_err(|errors| errors.iter().map(|e| e.to_string()).collect());
+                Some(Event::ConfigLoaded {
+                    ticket,
+                    purpose,
+                    result,
+                })
+            }
+            Action::Log(notice) => {
+                self.log.write(&notice);
+                // Nobody may be listening; that is fine.
+                let _ = self.events.send(DaemonEvent::Log {
+                    process: notice.process,
+                    message: notice.message,
+                    at: SystemTime::now(),
+                });
+                None
+            }
+            Action::StateChanged { process, from, to } => {
+                let _ = self.events.send(DaemonEvent::StateChanged {
+                    process,
+                    from,
+                    to,
+                    at: SystemTime::now(),
+                });
+                None
+            }
+            Action::Reply { ticket, reply } => {
+                self.reply(ticket, reply);
+                None
+            }
+            Action::Exit => {
+                self.exit = true;
+                None
+            }
+            Action::WriteStdin {
+                ticket,
+                writes,
+                data,
+                outcomes,
+            } => {
+                let written = writes
+                    .into_iter()
+                    .map(|(process, pid)| {
+                        let result = match self.children.stdin(pid) {
+                            Some(pipe) => pipe.send(data.clone()),
+                            None => Err("taskmaster holds no stdin pipe for it".to_string()),
+                        };
+                        (process, result)
+                    })
+                    .collect();
+                Some(Event::StdinWritten {
+                    ticket,
+                    outcomes,
+                    written,
+                })
+            }
+            Action::ReopenLogs { ticket, only } => {
+                let (files, errors) = self.reopen_logs(only.as_deref());
+                Some(Event::LogsReopened {
+                    ticket,
+                    files,
+                    errors,
+                })
+            }
+            Action::Handover { ticket, upgrade } => match self.primary.as_mut() {
+                Some(primary) => {
+                    primary.begin_handover(ticket, upgrade, &mut self.log);
+                    None
+                }
+                None => Some(Event::HandoverDone {
+                    ticket,
+                    result: Err(
+                        "taskmaster is not running as a pair (start it with run --pair)"
+                            .to_string(),
+                    ),
+                }),
+            },
+        }
+    }
+
+    /// Spawns a child for `process`; the result is for the supervisor, at once.
+    fn spawn(&mut self, process: String, spec: &taskmaster_config::ProgramSpec) -> Event {
+        let child = match spawn::spawn(&process, spec, &self.context, &mut self.sinks) {
+            Ok(child) => child,
+            Err(error) => return Event::SpawnFailed { process, error },
+        };
+        let pid = child.pid;
+        let captures = self.start_captures(pid, &process, child.captures);
+        let stdin = child.stdin.and_then(|fd| self.stdin_pipe(pid, fd));
+        let pidfd = crate::children::open_pidfd(pid);
+        if pidfd.is_none() {
+            self.log
+                .say(format!("{process}: cannot open a pidfd for pid {pid}"));
+        }
+        self.children.insert(
+            pid,
+            Child {
+                pidfd,
+                captures,
+                stdin,
+            },
+        );
+        if let Some(primary) = self.primary.as_mut() {
+            primary.child_spawned(pid);
+        }
+        Event::Spawned { process, pid }
+    }
+
+    /// Sends the reply to whoever waits for `ticket`.
+    fn reply(&mut self, ticket: taskmaster_core::Ticket, reply: Reply) {
+        // Whoever gets the answer may read the log next: it must hold what led to it.
+        self.log.flush();
+        if let Some(waiting) = self.waiting.remove(&ticket) {
+            let _ = waiting.send(reply); // the asker may have gone; nothing to do
+        }
+    }
+
+    /// Reopens log files at their paths: `only` these, or every one, the event log included.
+    /// How many were reopened, and what failed.
+    fn reopen_logs(&mut self, only: Option<&[PathBuf]>) -> (usize, Vec<String>) {
+        let (mut files, mut errors) = self.sinks.reopen(only);
+        if only.is_none() {
+            match self.log.reopen_in_place() {
+                Ok(()) => files += 1,
+                Err(e) => errors.push(format!(
+                    "cannot reopen the event log: {}",
+                    taskmaster_config::os_reason(&e)
+                )),
+            }
+        }
+        (files, errors)
+    }
+
+    fn send_signal(&mut self, pid: u32, signal: Signal, scope: Scope) {
+        let result = match scope {
+            Scope::Group => sys::kill_group(pid, signal),
+            Scope::Process => self.children.signal(pid, signal),
+        };
+        // ESRCH is normal: the process (or every member of the group) is already gone.
+        if let Err(e) = result {
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                self.log
+                    .say(format!("cannot send {} to {pid}: {e}", signal.name()));
+            }
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The [`Daemon`]: what it holds, and the three ways to make one (alone, as the primary of a
+//! pair, and as a backup taking over from a dead primary).
+
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use taskmaster_config::Config;
+use taskmaster_core::{Action, Event, PairInfo, Supervisor, Ticket};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::children::{Child, Children};
+use crate::eventlog::EventLog;
+use crate::handle::{DaemonEvent, Exiting, Handle, Message, EVENT_BACKLOG, SERVICE_DRAIN};
+use crate::primary::{Primary, PrimarySettings};
+use crate::tasks::{AlertWatchers, TaskEvent};
+use crate::{adopt, capture, checks, clock, notify_socket_path, pair, spawn, stdin, StartError};
+
+pub struct Daemon {
+    pub(crate) supervisor: Supervisor,
+    /// Actions returned by `Supervisor::new` (or `take_over`), carried out when the loop
+    /// starts.
+    pub(crate) initial: Vec<Action>,
+    pub(crate) config_path: PathBuf,
+    pub(crate) log: EventLog,
+    pub(crate) context: spawn::ChildContext,
+    /// Every live child: its pidfd, output captures and stdin pipe.
+    pub(crate) children: Children,
+    /// Hooks and command checks: children that are not processes, and the tasks awaiting
+    /// their exits.
+    pub(crate) helpers: checks::HelperExits,
+    /// The log files children's output pipes are drained into.
+    pub(crate) sinks: capture::Sinks,
+    /// With `--pair`, what the primary needs, until the loop binds its link.
+    pub(crate) pair_settings: Option<PrimarySettings>,
+    /// With `--pair`, once the loop runs: the backup's keeper.
+    pub(crate) primary: Option<Primary>,
+    /// Children taken over from a dead primary, to watch once the loop runs.
+    pub(crate) adopted: Vec<adopt::Adopted>,
+    /// Their stdin pipes, to write to once the loop runs.
+    pub(crate) adopted_stdins: Vec<(u32, OwnedFd)>,
+    /// This daemon took over from a dead primary, whose sockets it replaces.
+    pub(crate) took_over: bool,
+    pub(crate) task_events: mpsc::UnboundedSender<TaskEvent>,
+    pub(crate) task_results: mpsc::UnboundedReceiver<TaskEvent>,
+    pub(crate) alert_watchers: AlertWatchers,
+    pub(crate) requests: mpsc::UnboundedReceiver<Message>,
+    pub(crate) events: broadcast::Sender<DaemonEvent>,
+    pub(crate) waiting: std::collections::HashMap<Ticket, oneshot::Sender<crate::Reply>>,
+    pub(crate) next_ticket: u64,
+    pub(crate) exit: bool,
+    /// Opened when the control service may start answering: at once, or, after a takeover,
+    /// once the new backup is connected (so that whoever sees the takeover sees a pair).
+    pub(crate) service_gate: Option<oneshot::Sender<()>>,
+}
+
+impl Daemon {
+    /// A daemon for `config`, and the handle to send it requests. Nothing starts until
+    /// [`Daemon::run_blocking`]. `verbose` echoes the event log to stderr.
+    pub fn new(config: Config, verbose: bool) -> Result<(Daemon, Handle), StartError> {
+        let log =
+            EventLog::open(&config.logfile, config.log_rotation, verbose).map_err(|source| {
+                StartError::EventLog {
+                    path: config.logfile.clone(),
+                    source,
+                }
+            })?;
+        let config_path = config.path.clone();
+        let context = spawn::ChildContext {
+            base_env: std::env::vars_os().collect(),
+            notify_socket: notify_socket_path(&config.socket),
+            control_socket: config.socket.clone(),
+        };
+        let (task_events, task_results) = mpsc::unbounded_channel();
+        let (supervisor, initial) = Supervisor::new(config, std::process::id(), clock::now());
+        let (sender, requests) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        let daemon = Daemon {
+            supervisor,
+            initial,
+            config_path,
+            log,
+            context,
+            children: Children::default(),
+            helpers: checks::HelperExits::default(),
+            sinks: capture::Sinks::default(),
+            pair_settings: None,
+            primary: None,
+            adopted: Vec::new(),
+            adopted_stdins: Vec::new(),
+            took_over: false,
+            task_events,
+            task_results,
+            alert_watchers: AlertWatchers::default(),
+            requests,
+            events: events.clone(),
+            waiting: std::collections::HashMap::new(),
+            next_ticket: 0,
+            exit: false,
+            service_gate: None,
+        };
+        Ok((daemon, Handle { sender, events }))
+    }
+
+    /// Makes this daemon the primary of a process pair: it keeps a hot backup (a copy of this
+    /// executable) up to date, which takes over if this one dies. `config` is the file the
+    /// backup is started with. The first backup is started as soon as the loop runs.
+    pub fn with_backup(mut self, config: PathBuf, verbose: bool) -> Daemon {
+        // A daemon that took over carries the pair's history on.
+        let info = self.supervisor.pair().cloned().unwrap_or_default();
+        self.announce_pair(PairInfo {
+            primary_pid: std::process::id(),
+            backup_pid: None,
+            backup_connected: false,
+            ..info
+        });
+        self.pair_settings = Some(PrimarySettings { config, verbose });
+        self
+    }
+
+    /// A daemon that takes over from a dead primary: its last state, its children (same pids,
+    /// watched through their pidfds, their output drained into the same files).
+    pub fn take_over(
+        config: Config,
+        takeover: pair::Takeover,
+        verbose: bool,
+    ) -> Result<(Daemon, Handle), StartError> {
+        let (mut daemon, handle) = Daemon::new(config, verbose)?;
+        let pair::Takeover {
+            mut supervisor,
+            mut children,
+            reason,
+        } = takeover;
+        let now = clock::now();
+        daemon.took_over = true;
+        daemon.initial = supervisor.take_over(std::process::id(), now);
+        let history = supervisor.pair().cloned().unwrap_or_default();
+        daemon.supervisor = supervisor;
+        daemon.announce_pair(PairInfo {
+            primary_pid: std::process::id(),
+            backup_pid: None,
+            backup_connected: false,
+            takeovers: history.takeovers + 1,
+            last_takeover: Some((now, reason.clone())),
+        });
+        daemon.log.say(format!(
+            "taking over as primary (pid {}): {reason}; {} child(ren) adopted",
+            std::process::id(),
+            children.len()
+        ));
+        // A child whose descriptors had not reached the backup yet: its pidfd is opened here,
+        // while it is (almost certainly) still the process the state names.
+        for pid in daemon.supervisor.processes().filter_map(|p| p.pid) {
+            if let (false, Ok(pidfd)) = (children.contains_key(&pid), adopt::pidfd_of(pid)) {
+                children.insert(
+                    pid,
+                    pair::HeldChild {
+                        pidfd,
+                        outputs: Vec::new(),
+                        stdin: None,
+                    },
+                );
+            }
+        }
+        for (pid, held) in children {
+            daemon.adopt(pid, held);
+        }
+        Ok((daemon, handle))
+    }
+
+    /// Takes child `pid` on from a dead primary: its output drains into its files again, its
+    /// stdin pipe is kept, and its pidfd is watched (the child is not ours to waitpid).
+    fn adopt(&mut self, pid: u32, held: pair::HeldChild) {
+        let process = self
+            .supervisor
+            .processes()
+            .find(|p| p.pid == Some(pid))
+            .map(|p| (p.name.clone(), Arc::clone(&p.spec)));
+        // A child the state does not know (it came just before the primary died) has nowhere
+        // known to write: its pipes close.
+        let pipes = held
+            .outputs
+            .into_iter()
+            .filter_map(|(output, pipe)| {
+                let (name, spec) = process.as_ref()?;
+                let stream = output.stream(spec);
+                let destination =
+                    spawn::destination(name, spec, stream, &mut self.sinks).ok()??;
+                Some((pipe, stream, destination))
+            })
+            .collect();
+        let owner = process.map_or_else(|| format!("pid {pid}"), |(name, _)| name);
+        let captures = self.start_captures(pid, &owner, pipes);
+        if let Ok(watched) = held.pidfd.try_clone() {
+            self.adopted.push(adopt::Adopted::new(pid, watched));
+        }
+        // Its stdin pipe's writer is a task: it starts with the loop (`keep_adopted_stdins`).
+        let child = Child {
+            pidfd: Some(held.pidfd),
+            captures,
+            stdin: None,
+        };
+        self.children.insert(pid, child);
+        if let Some(fd) = held.stdin {
+            self.adopted_stdins.push((pid, fd));
+        }
+    }
+
+    /// Runs the loop on the calling thread until every process has stopped after a shutdown
+    /// (a `shutdown` request, SIGTERM or SIGINT).
+    pub fn run_blocking(self) -> Result<(), StartError> {
+        self.run_blocking_with(|_| std::future::pending())
+    }
+
+    /// Like [`Daemon::run_blocking`], with a service (the control API) running on the same
+    /// loop. When the daemon is about to exit, the service is told through [`Exiting`] and
+    /// given [`SERVICE_DRAIN`] to finish what it is answering, such as the reply to the
+    /// shutdown itself.
+    pub fn run_blocking_with<Service>(
+        mut self,
+        service: impl FnOnce(Exiting) -> Service,
+    ) -> Result<(), StartError>
+    where
+        Service: Future<Output = ()> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(StartError::Signals)?;
+        runtime.block_on(async {
+            let (exiting, told) = tokio::sync::watch::channel(false);
+            let (gate, opened) = oneshot::channel();
+            self.service_gate = Some(gate);
+            let serving = service(Exiting(told));
+            let service = tokio::spawn(async move {
+                if opened.await.is_ok() {
+                    serving.await;
+                }
+            });
+            let result = self.run().await;
+            let _ = exiting.send(true);
+            let _ = tokio::time::timeout(SERVICE_DRAIN, service).await;
+            result
+        })
+    }
+
+    /// Lets the control service answer (the clients that connected meanwhile waited in the
+    /// socket's queue).
+    pub(crate) fn open_service_gate(&mut self) {
+        if let Some(gate) = self.service_gate.take() {
+            let _ = gate.send(());
+        }
+    }
+
+    /// Hands `event` to the supervisor and carries out what it asks.
+    pub(crate) fn dispatch(&mut self, event: Event) {
+        let actions = self.handle_event(event);
+        self.carry_out(actions);
+    }
+
+    /// Hands `event` to the supervisor: the one place its state changes, so the backup hears
+    /// of every change.
+    pub(crate) fn handle_event(&mut self, event: Event) -> Vec<Action> {
+        if let Some(primary) = self.primary.as_mut() {
+            primary.state_changed();
+        }
+        self.supervisor.handle(event, clock::now())
+    }
+
+    /// Tells the supervisor (for `status`) about the pair. A pair change asks for nothing.
+    pub(crate) fn announce_pair(&mut self, info: PairInfo) {
+        let _no_actions = self.handle_event(Event::PairChanged(info));
+    }
+
+    /// Keeps the pair's backup, as `status` shows it, in step with the primary's view.
+    pub(crate) fn sync_pair_info(&mut self) {
+        let Some((backup_pid, backup_connected)) = self.primary.as_ref().map(Primary::backup)
+        else {
+            return;
+        };
+        let info = self.supervisor.pair().cloned().unwrap_or_default();
+        if (info.backup_pid, info.backup_connected) != (backup_pid, backup_connected) {
+            self.announce_pair(PairInfo {
+                backup_pid,
+                backup_connected,
+                ..info
+            });
+        }
+    }
+
+    /// Keeps the write end of a child's stdin pipe, for `sendstdin` and `attach`: a task
+    /// writes what is queued, so it must run on the loop.
+    pub(crate) fn stdin_pipe(&mut self, pid: u32, fd: OwnedFd) -> Option<stdin::StdinPipe> {
+        match stdin::StdinPipe::start(fd) {
+            Ok(pipe) => Some(pipe),
+            Err(e) => {
+                self.log
+                    .say(format!("cannot keep the stdin pipe of pid {pid}: {e}"));
+                None
+            }
+        }
+    }
+}
