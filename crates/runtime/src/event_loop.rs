@@ -1,12 +1,13 @@
 //! The loop: wait for the next thing that happens, hand it to the supervisor, carry out what
 //! it asks, write the event log, and let the pair's primary do its duties.
 //!
-//! What it waits for, in this order when several are ready: SIGCHLD (reap), SIGTERM and
-//! SIGINT (shut down), SIGUSR1 (reopen the logs), SIGUSR2 (hand over), SIGHUP (reload), the
-//! supervisor's next deadline, the primary's next duty, the event log's next summary, a
-//! request, a datagram on the notify socket, a report from one of its own tasks, a backup
-//! connecting. Deadlines and duties are absolute times: a turn spent on something else never
-//! moves them later.
+//! What it waits for: SIGCHLD (reap), SIGTERM and SIGINT (shut down), SIGUSR1 (reopen the
+//! logs), SIGUSR2 (hand over), SIGHUP (reload), the supervisor's next deadline, the primary's
+//! next duty, a request, a datagram on the notify socket, a report from one of its own tasks,
+//! a backup connecting. When several are ready tokio picks one at random, so that nothing
+//! ready all the time (the SIGCHLD of a crash loop) can starve the rest. Deadlines and duties
+//! are absolute times, and the end of every turn does whatever of them is due: a turn spent
+//! on something else never moves them later.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -88,7 +89,6 @@ impl Daemon {
                 .as_ref()
                 .is_some_and(|primary| !primary.is_connected());
             tokio::select! {
-                biased;
                 _ = sigchld.recv() => self.reap(),
                 _ = sigterm.recv() => self.signalled("SIGTERM"),
                 _ = sigint.recv() => self.signalled("SIGINT"),
@@ -152,8 +152,16 @@ impl Daemon {
         Ok(())
     }
 
-    /// The end of every turn: the pair's duties, then the event log written.
+    /// The end of every turn: the supervisor's deadlines and the pair's duties that are due,
+    /// then the event log written.
     async fn end_turn(&mut self) {
+        if self
+            .supervisor
+            .next_deadline()
+            .is_some_and(|deadline| deadline <= clock::now())
+        {
+            self.dispatch(Event::Timer);
+        }
         if let Some(primary) = self.primary.as_mut() {
             let handover = primary
                 .after_turn(&self.supervisor, &self.children, &mut self.log)

@@ -937,14 +937,18 @@ fn status_says_while_the_pair_has_no_connected_backup() {
             .map(str::to_owned)
             .unwrap_or_else(|| pair.fail(&format!("no pair line: {ran:?}")))
     };
-    let backup = pair
-        .last_pid_after("backup started (pid ")
-        .unwrap_or_else(|| pair.fail("no `backup started` line"));
-    let line = pair_line(&pair);
-    assert!(
-        line.contains(&format!(", backup pid {backup},")),
-        "{line:?}"
-    );
+    let shows_the_last_backup = |pair: &Pair<'_>| {
+        let backup = pair
+            .last_pid_after("backup started (pid ")
+            .unwrap_or_else(|| pair.fail("no `backup started` line"));
+        let line = pair_line(pair);
+        assert!(
+            line.contains(&format!(", backup pid {backup},")),
+            "{line:?}"
+        );
+        backup
+    };
+    let backup = shows_the_last_backup(&pair);
     // Backups started now cannot read the configuration: none ever connects.
     let config = sandbox.config_path();
     let aside = sandbox.file("taskmaster.yaml.aside");
@@ -959,13 +963,6 @@ fn status_says_while_the_pair_has_no_connected_backup() {
     }
     std::fs::rename(&aside, &config).expect("put the configuration back");
     pair.wait_for_log_count(BACKUP_CONNECTED, 2);
-    let backup = pair
-        .last_pid_after("backup started (pid ")
-        .unwrap_or_else(|| pair.fail("no `backup started` line"));
-    let line = pair_line(&pair);
-    assert!(
-        line.contains(&format!(", backup pid {backup},")),
-        "{line:?}"
-    );
+    shows_the_last_backup(&pair);
     pair.shutdown();
 }
