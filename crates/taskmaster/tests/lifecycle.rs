@@ -689,10 +689,12 @@ fn an_orphaned_grandchild_is_adopted_and_reaped_by_taskmaster() {
 fn many_restarts_leave_no_zombie_children() {
     let sandbox = Sandbox::new();
     let stamps = sandbox.file_str("stamps");
+    // Restarted at once every time (`backoff: off`), for many restarts quickly.
     let mut tm = launch(
         &sandbox,
         &format!(
-            "    flap:\n      cmd: {}\n      autorestart: always\n      starttime: 0\n",
+            "    flap:\n      cmd: {}\n      autorestart: always\n      starttime: 0\n      \
+             backoff: off\n",
             fixture_cmd(&["stamp", &stamps, "exit", "0"])
         ),
     );
