@@ -548,6 +548,7 @@ impl Daemon {
 
         while !self.exit {
             let next_deadline = self.supervisor.next_deadline();
+            let log_deadline = self.log.next_deadline(); // a held-back summary is due
             let backup_connected = link.as_ref().is_none_or(|l| l.is_connected());
             tokio::select! {
                 biased;
@@ -576,6 +577,7 @@ impl Daemon {
                 datagram = notify.recv() => self.notified(datagram),
                 Some(event) = self.task_results.recv() => self.task_event(event),
                 () = sleep_until(next_deadline) => self.dispatch(Event::Timer),
+                () = sleep_until(log_deadline) => self.log.window_ends(),
                 accepted = accept_backup(link.as_mut()), if !backup_connected => {
                     if let Ok(peer) = accepted {
                         self.backup_connected(link.as_mut(), peer).await;
@@ -604,6 +606,7 @@ impl Daemon {
         }
         drop(link); // the stream's end is the backup's cue after a handover
         drop(notify); // which removes its file
+        self.log.held_back(); // what the event log held back, before its last line
         if handed_over {
             self.log.say("taskmaster exits after its handover");
         } else {
