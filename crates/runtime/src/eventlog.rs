@@ -30,8 +30,9 @@ use crate::clock;
 /// How long a process's window lasts, from its first line.
 pub const WINDOW: Duration = Duration::from_secs(10);
 
-/// How many lines a process writes in a window before repeated shapes are held back.
-pub const BURST: u32 = 20;
+/// How many lines a process writes in a window before repeated shapes are held back: the first
+/// 10 s of a crash loop under the default throttle (8 restarts of 4 lines) fit in it whole.
+pub const BURST: u32 = 40;
 
 pub struct EventLog {
     path: PathBuf,
@@ -325,6 +326,9 @@ mod tests {
         Time::from_nanos(1_000_000_000) + Duration::from_secs_f64(secs)
     }
 
+    /// The lines of one crash-loop turn.
+    const TURN: u32 = 4;
+
     /// One crash-loop turn of `web` at `now`: what is written of its four lines.
     fn turn(c: &mut Coalescer, pid: u32, now: Time) -> Vec<String> {
         let mut written = Vec::new();
@@ -343,6 +347,14 @@ mod tests {
         written
     }
 
+    /// Enough turns of `web` at `now` to fill the burst, and `extra` more.
+    fn past_the_burst(c: &mut Coalescer, extra: u32, now: Time) {
+        assert_eq!(BURST % TURN, 0);
+        for n in 0..BURST / TURN + extra {
+            turn(c, 100 + n, now);
+        }
+    }
+
     #[test]
     fn shapes_ignore_numbers() {
         assert_eq!(shape("spawned with pid 4242"), "spawned with pid #");
@@ -358,10 +370,10 @@ mod tests {
     fn a_burst_is_written_whole() {
         let mut c = Coalescer::default();
         let mut written = Vec::new();
-        for n in 0..5 {
+        for n in 0..BURST / TURN {
             written.extend(turn(&mut c, 100 + n, at(0.001 * f64::from(n))));
         }
-        assert_eq!(written.len(), 20, "{written:?}");
+        assert_eq!(written.len(), BURST as usize, "{written:?}");
         assert_eq!(c.next_deadline(), None, "nothing held");
         assert!(c.ended(at(60.0)).is_empty());
     }
@@ -373,7 +385,7 @@ mod tests {
         for n in 0..1000 {
             written.extend(turn(&mut c, 100 + n, at(0.005 * f64::from(n))));
         }
-        assert_eq!(written.len(), 20);
+        assert_eq!(written.len(), BURST as usize);
         assert_eq!(c.next_deadline(), Some(at(10.0)));
         assert!(c.ended(at(9.999)).is_empty());
         // A new shape is always written, even past the burst.
@@ -382,9 +394,11 @@ mod tests {
             c.ended(at(10.0)),
             [(
                 "web".to_string(),
-                "3980 more lines like the above in the last 10 s \
-                 (the last: restarting: autorestart is always)"
-                    .to_string()
+                format!(
+                    "{} more lines like the above in the last 10 s \
+                     (the last: restarting: autorestart is always)",
+                    4000 - BURST
+                )
             )]
         );
         assert_eq!(c.next_deadline(), None);
@@ -395,9 +409,7 @@ mod tests {
     #[test]
     fn a_line_after_the_window_comes_after_its_summary() {
         let mut c = Coalescer::default();
-        for n in 0..6 {
-            turn(&mut c, 100 + n, at(0.0));
-        }
+        past_the_burst(&mut c, 1, at(0.0));
         // The loop was late: the process's next line closes the window itself.
         let written = turn(&mut c, 200, at(10.5));
         assert_eq!(
@@ -416,17 +428,13 @@ mod tests {
     #[test]
     fn processes_have_windows_of_their_own() {
         let mut c = Coalescer::default();
-        for n in 0..10 {
-            turn(&mut c, 100 + n, at(0.0));
-        }
+        past_the_burst(&mut c, 1, at(0.0));
         // `db` starts its window later and is not held back by `web`'s.
-        for n in 0..5 {
-            assert_eq!(
-                c.line("db", &format!("spawned with pid {n}"), at(5.0)),
-                (None, true)
-            );
+        for n in 0..BURST {
+            let message = format!("spawned with pid {n}");
+            assert_eq!(c.line("db", &message, at(5.0)), (None, true));
         }
-        for n in 0..30 {
+        for n in 0..15 {
             c.line("db", &format!("spawned with pid {n}"), at(5.0));
         }
         assert_eq!(c.next_deadline(), Some(at(10.0)));
@@ -439,7 +447,7 @@ mod tests {
             ended,
             [(
                 "db".to_string(),
-                "15 more lines like the above in the last 10 s (the last: spawned with pid 29)"
+                "15 more lines like the above in the last 10 s (the last: spawned with pid 14)"
                     .to_string()
             )]
         );
@@ -448,9 +456,8 @@ mod tests {
     #[test]
     fn at_exit_everything_held_is_summed_up_with_its_true_span() {
         let mut c = Coalescer::default();
-        for n in 0..6 {
-            turn(&mut c, 100 + n, at(0.1 * f64::from(n)));
-        }
+        past_the_burst(&mut c, 0, at(0.0));
+        turn(&mut c, 1, at(2.3));
         assert_eq!(
             c.all(at(2.3)),
             [(
@@ -463,14 +470,7 @@ mod tests {
         assert_eq!(c.next_deadline(), None);
         assert!(c.all(at(3.0)).is_empty());
         // One line is a line.
-        for n in 0..6 {
-            turn(&mut c, 100 + n, at(20.0));
-        }
-        c.line("web", "RUNNING", at(20.0));
-        let all = c.all(at(20.0));
-        assert!(all[0].1.starts_with("5 more lines like"), "{all:?}");
-        c.windows.clear();
-        for _ in 0..21 {
+        for _ in 0..=BURST {
             c.line("web", "RUNNING", at(30.0));
         }
         let all = c.all(at(30.0));
