@@ -5,7 +5,8 @@
 //! says everything it means). The liveness keys supervisord lacks (`stdin`, `ready`,
 //! `watchdog`, `healthcheck`, `on_exit`, `restart_limit`, `backoff`, `alerts`...) are written
 //! only when they differ from their defaults, so a converted supervisord file does not fill
-//! with settings it never had; a `healthcheck` or `backoff` that is written is written whole.
+//! with settings it never had; a `healthcheck` or `backoff` that is written is written whole
+//! (the default crash-loop throttle is not written; `backoff: off` is).
 //! Every string is double-quoted with YAML's escapes, so that no value can be read as
 //! something else (`null`, `true`, `1.0`, a comment, a flow collection). Durations are written
 //! as exact decimal seconds.
@@ -21,7 +22,8 @@ use std::time::Duration;
 
 use crate::validate::{defaults, ON_EXIT_TIMEOUT};
 use crate::{
-    AutoRestart, Config, HealthCheck, Probe, ProgramSpec, Readiness, Stdin, Stream, WatchdogPaused,
+    AutoRestart, Backoff, Config, HealthCheck, Probe, ProgramSpec, Readiness, Stdin, Stream,
+    WatchdogPaused,
 };
 
 /// `config` as taskmaster YAML, valid for [`Config::parse`].
@@ -160,16 +162,21 @@ fn liveness(out: &mut String, spec: &ProgramSpec) {
         );
         program_key(out, "restart_limit", value);
     }
-    if let Some(backoff) = &spec.backoff {
-        // f64's Display is the shortest text that reads back as the same number, never with
-        // an exponent: what `factor` accepts.
-        let value = format!(
-            "{{initial: {}, max: {}, factor: {}}}",
-            seconds(backoff.initial),
-            seconds(backoff.max),
-            backoff.factor
-        );
-        program_key(out, "backoff", value);
+    match &spec.backoff {
+        // The default throttle is what no `backoff:` key reads as.
+        Some(backoff) if *backoff == Backoff::THROTTLE => {}
+        Some(backoff) => {
+            // f64's Display is the shortest text that reads back as the same number, never
+            // with an exponent: what `factor` accepts.
+            let value = format!(
+                "{{initial: {}, max: {}, factor: {}}}",
+                seconds(backoff.initial),
+                seconds(backoff.max),
+                backoff.factor
+            );
+            program_key(out, "backoff", value);
+        }
+        None => program_key(out, "backoff", "off".to_string()),
     }
     if !spec.alerts.is_empty() {
         out.push_str("    alerts:\n");
@@ -308,6 +315,35 @@ programs:
         let worker = &config.programs["worker"];
         assert_ne!(worker, &defaults("worker"));
         assert_eq!(worker.backoff.map(|b| b.factor), Some(1.1));
+    }
+
+    #[test]
+    fn the_default_throttle_is_not_written_and_backoff_off_is() {
+        let config = parse(
+            "programs:\n  throttled: {cmd: x}\n  off: {cmd: x, backoff: off}\n  \
+             no: {cmd: x, backoff: false}\n  custom: {cmd: x, backoff: {initial: 100ms, max: 10s}}\n",
+        );
+        assert_eq!(
+            config.programs["throttled"].backoff,
+            Some(Backoff::THROTTLE)
+        );
+        assert_eq!(config.programs["off"].backoff, None);
+        assert_eq!(config.programs["no"].backoff, None);
+        // Written as a map, it is a backoff with the same numbers whose first restart waits.
+        let custom = config.programs["custom"].backoff;
+        assert_eq!(custom.map(|b| b.first_at_once), Some(false));
+        assert_round_trip(&config);
+        let yaml = to_yaml(&config);
+        let backoff_lines: Vec<&str> = yaml.lines().filter(|l| l.contains("backoff")).collect();
+        assert_eq!(
+            backoff_lines,
+            [
+                "    backoff: {initial: 0.1, max: 10, factor: 2}",
+                "    backoff: off",
+                "    backoff: off"
+            ],
+            "{yaml}"
+        );
     }
 
     #[test]

@@ -138,7 +138,8 @@ pub struct ProgramSpec {
     pub on_exit: Option<Hook>,
     /// More automatic restarts than this within the window ends FATAL; `None`: no limit.
     pub restart_limit: Option<RestartLimit>,
-    /// Delays between automatic restarts after a RUNNING process exits; `None`: at once.
+    /// Delays between automatic restarts after a RUNNING process exits: by default
+    /// [`Backoff::THROTTLE`]; `None` (`backoff: off`): always at once.
     pub backoff: Option<Backoff>,
     /// Output lines that raise an alert.
     pub alerts: Vec<Alert>,
@@ -258,17 +259,41 @@ pub struct RestartLimit {
 /// Exponential delays between automatic restarts: `initial`, then times `factor` for each
 /// restart that follows, never more than `max`. A process that stays up for `max` starts
 /// again from `initial`.
+///
+/// A program without a `backoff:` key gets [`Backoff::THROTTLE`], the crash-loop throttle:
+/// the same rule, except that the first restart of a row is at once (`first_at_once`).
+/// `backoff: off` is `None`: every restart at once.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Backoff {
     pub initial: Duration,
     pub max: Duration,
     /// At least 1.
     pub factor: f64,
+    /// The first restart of a row is at once, and the n-th (n >= 2) waits what the n-1-th
+    /// would wait otherwise. Only the default throttle has it; it is not a key of the file.
+    /// Defaulted, so that a state saved before it existed still loads.
+    #[serde(default)]
+    pub first_at_once: bool,
 }
 
 impl Backoff {
+    /// The default crash-loop throttle of a program without `backoff:`: a program that keeps
+    /// dying at once is restarted at 0, +0.1, +0.2, +0.4 s... then every 10 s; one that
+    /// crashes once, or ran for 10 s before it died, is restarted at once.
+    pub const THROTTLE: Backoff = Backoff {
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(10),
+        factor: 2.0,
+        first_at_once: true,
+    };
+
     /// The delay before the `n`-th restart in a row (`n` from 1).
     pub fn delay(&self, n: u32) -> Duration {
+        let n = match self.first_at_once {
+            true if n <= 1 => return Duration::ZERO,
+            true => n - 1,
+            false => n,
+        };
         let exponent = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
         let seconds = self.initial.as_secs_f64() * self.factor.powi(exponent);
         if seconds.is_finite() && seconds < self.max.as_secs_f64() {

@@ -23,7 +23,7 @@
 //!   more likely a slip than a wish for the default. That includes `healthcheck`,
 //!   `restart_limit` and `backoff`: settings with nothing in them are more likely settings
 //!   left out, and `backoff:` alone could as well mean "with its defaults" (`backoff: {}`) as
-//!   "none"; and every key inside them and inside an alert.
+//!   "none" (which is written `backoff: off`); and every key inside them and inside an alert.
 //! - Words (`autorestart`, `ready`, `watchdog_paused`, an alert's `stream` and `level`, and
 //!   `syslog` as the value of `stdout` or `stderr`) are read in any case. A file named
 //!   `syslog` is written `./syslog`.
@@ -467,6 +467,7 @@ const BACKOFF_DEFAULTS: Backoff = Backoff {
     initial: Duration::from_secs(1),
     max: Duration::from_secs(60),
     factor: 2.0,
+    first_at_once: false,
 };
 
 const BACKOFF_KEYS: &[Key<BackoffDraft>] = &[
@@ -559,7 +560,7 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         healthcheck: None,
         on_exit: None,
         restart_limit: None,
-        backoff: None,
+        backoff: Some(Backoff::THROTTLE),
         alerts: Vec::new(),
     }
 }
@@ -1075,9 +1076,18 @@ impl Checker<'_> {
         })
     }
 
-    /// `backoff: {initial, max, factor}`, each with its default, and `max >= initial`.
+    /// `backoff: {initial, max, factor}`, each with its default, and `max >= initial`; or
+    /// `backoff: off` (`false`, `no`): no delay at all, `None`. A wrong value is `None` too,
+    /// after its error.
     fn backoff(&mut self, node: &Node, key: &str) -> Option<Backoff> {
-        let expected = "a mapping such as {initial: 1s, max: 60s, factor: 2}";
+        let expected = "a mapping such as {initial: 1s, max: 60s, factor: 2}, or off";
+        if let Value::Scalar { text, .. } = &node.value {
+            if parse_bool(text) != Some(false) {
+                let message = format!("expected {expected}, found {}", describe(node));
+                self.error(node, key, message);
+            }
+            return None;
+        }
         let pairs = self.mapping(node, key, expected)?;
         let mut draft = BackoffDraft {
             backoff: BACKOFF_DEFAULTS,

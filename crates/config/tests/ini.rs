@@ -343,6 +343,11 @@ fn a_program_with_only_a_command_gets_supervisords_defaults() {
         taskmaster_config::Stdin::Pipe,
         "supervisord gives every child a stdin pipe"
     );
+    assert_eq!(
+        spec.backoff,
+        Some(taskmaster_config::Backoff::THROTTLE),
+        "a crash loop is throttled as in YAML, though supervisord has no such option"
+    );
     let ini = read(&program_text(""));
     assert_eq!(ini.priorities["web"], 999);
     assert_eq!(ini.config.logfile, PathBuf::from("/sv/supervisord.log"));

@@ -61,7 +61,7 @@ fn every_liveness_key_has_a_default() {
     assert_eq!(spec.healthcheck, None);
     assert_eq!(spec.on_exit, None);
     assert_eq!(spec.restart_limit, None);
-    assert_eq!(spec.backoff, None);
+    assert_eq!(spec.backoff, Some(Backoff::THROTTLE));
     assert!(spec.alerts.is_empty());
 }
 
@@ -490,6 +490,7 @@ fn backoff_keys_are_each_optional() {
         initial: secs(1),
         max: secs(60),
         factor: 2.0,
+        first_at_once: false,
     };
     assert_eq!(program("backoff: {}").backoff, Some(defaults));
     assert_eq!(
@@ -498,6 +499,7 @@ fn backoff_keys_are_each_optional() {
             initial: Duration::from_millis(500),
             max: secs(10),
             factor: 1.5,
+            first_at_once: false,
         })
     );
     assert_eq!(
@@ -513,8 +515,51 @@ fn backoff_keys_are_each_optional() {
             initial: secs(5),
             max: secs(5),
             factor: 2.0,
+            first_at_once: false,
         })
     );
+}
+
+#[test]
+fn without_backoff_a_program_gets_the_crash_loop_throttle() {
+    let throttle = program("").backoff.expect("the default throttle");
+    assert_eq!(throttle, Backoff::THROTTLE);
+    assert!(throttle.first_at_once);
+    // At once, then 0.1 s, 0.2 s, 0.4 s... up to 10 s.
+    let delays: Vec<Duration> = (1..=10).map(|n| throttle.delay(n)).collect();
+    let ms = Duration::from_millis;
+    assert_eq!(
+        delays,
+        [
+            ms(0),
+            ms(100),
+            ms(200),
+            ms(400),
+            ms(800),
+            ms(1600),
+            ms(3200),
+            ms(6400),
+            secs(10),
+            secs(10)
+        ]
+    );
+    assert_eq!(throttle.delay(u32::MAX), secs(10));
+    // Given explicitly, the same numbers wait before the first restart too.
+    let explicit = program("backoff: {initial: 100ms, max: 10s}").backoff;
+    assert_eq!(explicit.map(|b| b.delay(1)), Some(ms(100)));
+}
+
+#[test]
+fn backoff_off_restarts_at_once() {
+    for off in ["off", "false", "no", "OFF", "\"off\""] {
+        assert_eq!(program(&format!("backoff: {off}")).backoff, None, "{off}");
+    }
+    let message = |found: &str| {
+        format!("t.yaml:4:14: programs.web.backoff: expected a mapping such as {{initial: 1s, max: 60s, factor: 2}}, or off, found {found}")
+    };
+    assert_eq!(program_errors("backoff: on"), [message("\"on\"")]);
+    assert_eq!(program_errors("backoff: 5s"), [message("\"5s\"")]);
+    assert_eq!(program_errors("backoff: [1s]"), [message("a list")]);
 }
 
 #[test]
@@ -580,7 +625,7 @@ fn backoff_values_and_keys_are_checked() {
     );
     assert_eq!(
         program_errors("backoff:"),
-        ["t.yaml:4:5: programs.web.backoff: expected a mapping such as {initial: 1s, max: 60s, factor: 2}, found null"]
+        ["t.yaml:4:5: programs.web.backoff: expected a mapping such as {initial: 1s, max: 60s, factor: 2}, or off, found null"]
     );
 }
 

@@ -37,6 +37,7 @@ programs:
   db:
     cmd: x
     healthcheck: {tcp: \"127.0.0.1:5432\", retries: 1}
+    backoff: off
     alerts: [{match: up, level: info}]
 ";
 

@@ -629,8 +629,9 @@ impl Supervisor {
         }
     }
 
-    /// EXITED, then restarted as `autorestart` says: at once, or after the `backoff` delay; or
-    /// FATAL when that would be one restart too many for `restart_limit`.
+    /// EXITED, then restarted as `autorestart` says: at once, or after the `backoff` delay (by
+    /// default the crash-loop throttle, whose first restart of a row is at once); or FATAL
+    /// when that would be one restart too many for `restart_limit`.
     fn exited_from_running(
         &mut self,
         name: &str,
@@ -674,6 +675,12 @@ impl Supervisor {
         }
         p.restarts_in_row = p.restarts_in_row.saturating_add(1);
         let delay = backoff.delay(p.restarts_in_row);
+        // The default throttle's first restart of a row.
+        if delay.is_zero() {
+            log(out, name, format!("restarting: {why}"));
+            self.spawn(name, now, out);
+            return;
+        }
         p.deadline = Some((now + delay, Deadline::Restart));
         log(
             out,

@@ -590,7 +590,7 @@ fn shutdown_waits_for_running_hooks() {
 
 #[test]
 fn more_restarts_than_the_limit_within_the_window_is_fatal() {
-    let mut w = running_now("    restart_limit: {count: 3, within: 60s}\n");
+    let mut w = running_now("    restart_limit: {count: 3, within: 60s}\n    backoff: off\n");
     for _ in 0..3 {
         w.advance(secs(1.0));
         w.exit("web", code(1));
@@ -615,7 +615,7 @@ fn more_restarts_than_the_limit_within_the_window_is_fatal() {
 
 #[test]
 fn restarts_outside_the_window_do_not_count() {
-    let mut w = running_now("    restart_limit: {count: 2, within: 10s}\n");
+    let mut w = running_now("    restart_limit: {count: 2, within: 10s}\n    backoff: off\n");
     for _ in 0..10 {
         w.advance(secs(6.0));
         w.exit("web", code(1));
@@ -643,6 +643,84 @@ fn backoff_delays_grow_exponentially_up_to_max() {
         w.sup.next_deadline().map(|d| d.since(w.now).as_secs()),
         Some(1)
     );
+}
+
+#[test]
+fn without_backoff_a_crash_loop_is_throttled_but_the_first_restart_is_at_once() {
+    let mut w = running_now("    autorestart: always\n");
+    // Dying at once, again and again: at once, then 0.1 s, 0.2 s... up to 10 s.
+    let mut delays = Vec::new();
+    for _ in 0..10 {
+        w.exit("web", code(1));
+        match w.state("web") {
+            "RUNNING" => delays.push(0),
+            "EXITED" => {
+                let due = w.sup.next_deadline().expect("a restart is scheduled");
+                delays.push(due.since(w.now).as_millis());
+                w.advance(due.since(w.now));
+                assert_eq!(w.state("web"), "RUNNING");
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(
+        delays,
+        vec![0, 100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
+    );
+    assert_eq!(w.spawn_count("web"), 11);
+    assert!(logged(&w, "web: restarting: autorestart is always"));
+    assert!(logged(
+        &w,
+        "web: restarting in 100.0ms (backoff): autorestart is always"
+    ));
+    assert!(logged(
+        &w,
+        "web: restarting in 10.0s (backoff): autorestart is always"
+    ));
+    // Up for 10 s (the throttle's max): recovered, restarted at once.
+    w.advance(secs(10.0));
+    w.exit("web", code(1));
+    assert_eq!(w.state("web"), "RUNNING");
+    assert_eq!(w.spawn_count("web"), 12);
+    // ... and the next quick death waits again, from the start of the row.
+    w.advance(secs(1.0));
+    w.exit("web", code(1));
+    assert_eq!(w.state("web"), "EXITED");
+    assert_eq!(
+        w.sup.next_deadline().map(|d| d.since(w.now).as_millis()),
+        Some(100)
+    );
+}
+
+#[test]
+fn backoff_off_restarts_at_once_every_time() {
+    let mut w = running_now("    autorestart: always\n    backoff: off\n");
+    for n in 0..50 {
+        w.exit("web", code(1));
+        assert_eq!(w.state("web"), "RUNNING", "restart {n}");
+    }
+    assert_eq!(w.spawn_count("web"), 51);
+    assert!(!w.logs.iter().any(|l| l.contains("(backoff)")));
+}
+
+#[test]
+fn a_state_saved_before_the_throttle_existed_still_loads() {
+    let w = running_now("    backoff: {initial: 1s}\n");
+    let mut json: serde_json::Value = serde_json::to_value(&w.sup).expect("plain data");
+    // Take `first_at_once` out of every saved backoff, as an older taskmaster wrote them.
+    fn strip(v: &mut serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::Object(map) => {
+                let here = usize::from(map.remove("first_at_once").is_some());
+                here + map.values_mut().map(strip).sum::<usize>()
+            }
+            serde_json::Value::Array(items) => items.iter_mut().map(strip).sum(),
+            _ => 0,
+        }
+    }
+    assert!(strip(&mut json) > 0);
+    let copy: taskmaster_core::Supervisor = serde_json::from_value(json).expect("read back");
+    assert_eq!(copy, w.sup);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //!
 //! What it waits for: SIGCHLD (reap), SIGTERM and SIGINT (shut down), SIGUSR1 (reopen the
 //! logs), SIGUSR2 (hand over), SIGHUP (reload), the supervisor's next deadline, the primary's
-//! next duty, a request, a datagram on the notify socket, a report from one of its own tasks,
+//! next duty, the event log's next summary, a request, a datagram on the notify socket, a report from one of its own tasks,
 //! a backup connecting. When several are ready tokio picks one at random, so that nothing
 //! ready all the time (the SIGCHLD of a crash loop) can starve the rest. Deadlines and duties
 //! are absolute times, and the end of every turn does whatever of them is due: a turn spent
@@ -78,6 +78,7 @@ impl Daemon {
 
         while !self.exit {
             let deadline = self.supervisor.next_deadline().map(clock::instant_of);
+            let log_deadline = self.log.next_deadline().map(clock::instant_of);
             let shutting_down = self.supervisor.is_shutting_down();
             let duty = self
                 .primary
@@ -111,6 +112,7 @@ impl Daemon {
                     self.dispatch(Event::Request { ticket: None, request: Request::Reload });
                 }
                 () = sleep_until(deadline) => self.dispatch(Event::Timer),
+                () = sleep_until(log_deadline) => self.log.window_ends(),
                 () = sleep_until(gate_deadline) => {
                     self.log.say(format!(
                         "no backup connected within {TAKEOVER_SERVICE_WAIT:?} of the takeover: serving without one"
@@ -143,6 +145,7 @@ impl Daemon {
             primary.close(&mut self.log).await;
         }
         drop(notify); // which removes its file
+        self.log.held_back();
         if self.handed_over() {
             self.log.say("taskmaster exits after its handover");
         } else {

@@ -145,11 +145,22 @@ fn a_crashing_worker_warns_crashes_is_cleaned_up_restarted_and_ends_fatal() {
     assert_eq!(spawned.len(), RUNS, "{log}");
     assert_eq!(crashes.len(), RUNS, "{log}");
     assert_eq!(hooks_done.len(), RUNS, "{log}");
+    // The default crash-loop throttle: the first restart of the row at once, the next after
+    // 0.1 s.
+    let restarts: Vec<String> = log_lines(&tm, "worker: restarting")
+        .iter()
+        .map(|line| line.split_once(" worker: ").map_or("", |(_, m)| m))
+        .map(|message| format!("worker: {message}"))
+        .collect();
     assert_eq!(
-        log_lines(&tm, "worker: restarting: the exit was not expected").len(),
-        RESTART_LIMIT,
+        restarts,
+        [
+            "worker: restarting: the exit was not expected",
+            "worker: restarting in 100.0ms (backoff): the exit was not expected"
+        ],
         "{log}"
     );
+    assert_eq!(restarts.len(), RESTART_LIMIT);
     for run in 0..RUNS {
         let crashed_at = nth_line(&lines, &format!("worker: {crash}"), run);
         let hook_done_at = nth_line(&lines, "worker: on_exit hook done", run);

@@ -4,6 +4,8 @@
 //! inherits, output that cannot stall the supervisor, the daemon's modes, and `check`.
 
 mod support;
+#[path = "support/unix_http.rs"]
+mod unix_http;
 
 use std::collections::HashMap;
 use std::fs;
@@ -788,13 +790,19 @@ fn an_orphaned_grandchild_is_adopted_and_reaped_by_taskmaster() {
 fn many_restarts_leave_no_zombie_children() {
     let sandbox = Sandbox::new();
     let stamps = sandbox.file_str("stamps");
+    // Restarted at once every time (`backoff: off`), for many restarts quickly.
     let mut tm = launch(
         &sandbox,
         &format!(
-            "    flap:\n      cmd: {}\n      autorestart: always\n      starttime: 0\n",
+            "    flap:\n      cmd: {}\n      autorestart: always\n      starttime: 0\n      \
+             backoff: off\n      autostart: false\n",
             fixture_cmd(&["stamp", &stamps, "exit", "0"])
         ),
     );
+    // The event log holds repeats back; the event stream has every line.
+    let api = unix_http::Api::connect(sandbox.file("taskmaster.sock"));
+    let mut events = unix_http::Events::subscribe(&api);
+    assert_eq!(tm.command("start flap", 1), ["flap: started"]);
     let daemon = tm.daemon_pid();
     let mut most_zombies = 0;
     sandbox.wait_for_contents(
@@ -808,7 +816,17 @@ fn many_restarts_leave_no_zombie_children() {
     eprintln!("at most {most_zombies} zombie child(ren) seen at once during the restarts");
 
     assert_eq!(tm.command("stop flap", 1), ["flap: stopped"]);
-    assert!(log_lines(&tm, "flap: restarting: autorestart is always").len() >= 49);
+    let restarting = |events: &[(String, serde_json::Value)]| {
+        events
+            .iter()
+            .filter(|(kind, data)| {
+                kind == "log"
+                    && data["process"] == "flap"
+                    && data["message"] == "restarting: autorestart is always"
+            })
+            .count()
+    };
+    events.wait_for("49 restarts", |events| restarting(events) >= 49);
     wait_until("no zombie child of taskmaster", TIMEOUT, || {
         zombie_children(daemon).is_empty().then_some(())
     });

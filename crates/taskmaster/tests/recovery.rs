@@ -1,7 +1,8 @@
 //! Recovery (issue 4, items 7 to 10) on real processes: the kill button through `ctl`, the
 //! shell of `taskmaster run` and the API; the `on_exit` hook that cleans up before the restart
 //! (and one that times out); `restart_limit` ending a crash loop FATAL; `backoff` spacing the
-//! restarts; `alerts` on output lines; and `stdin: PATH`.
+//! restarts, and the default crash-loop throttle (issue 5, item 5) with the event log's
+//! coalescing; `alerts` on output lines; and `stdin: PATH`.
 
 mod support;
 #[path = "support/unix_http.rs"]
@@ -14,7 +15,7 @@ use rustix::process::Signal;
 use serde_json::{json, Value};
 use support::{
     config, fixture_bin, fixture_cmd, is_alive, program, send_signal, shell_quote, wait_dead,
-    wait_until, yaml_quote, Process, Sandbox, Taskmaster, TIMEOUT,
+    wait_until, wait_until_or_none, yaml_quote, Process, Sandbox, Taskmaster, TIMEOUT,
 };
 use unix_http::{Api, Events};
 
@@ -488,9 +489,10 @@ fn restart_limit_ends_a_crash_loop_fatal_after_exactly_count_restarts() {
     let sandbox = Sandbox::new();
     let (mut tm, api) = start(
         &sandbox,
+        // Restarted at once every time (the default throttle would space them).
         &config(&[crasher(
             &sandbox,
-            &["restart_limit: {count: 3, within: 60s}"],
+            &["restart_limit: {count: 3, within: 60s}", "backoff: off"],
         )]),
     );
     let reason = "restart limit reached: 4 restarts within 60s (restart_limit 3 within 60s); \
@@ -557,6 +559,243 @@ fn backoff_spaces_the_restarts_of_a_crash_loop_more_and_more() {
             "{log}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The default crash-loop throttle, and the event log's coalescing
+// ---------------------------------------------------------------------------------------------
+
+/// CLOCK_MONOTONIC now, in nanoseconds: the clock of spawns.log's stamps.
+fn monotonic_now() -> u128 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u128::try_from(ts.tv_sec).expect("a time after boot") * 1_000_000_000
+        + u128::try_from(ts.tv_nsec).expect("nanoseconds")
+}
+
+const SECOND: u128 = 1_000_000_000;
+
+/// The event log's window, from a process's first line: its held-back lines are summed up when
+/// it ends.
+const LOG_WINDOW: u128 = 10 * SECOND;
+
+/// With the default throttle (no `backoff`: at once, then 0.1 s, 0.2 s, 0.4 s... up to 10 s), a
+/// process that dies at once is spawned at 0, 0, 0.1, 0.3, 0.7, 1.5, 3.1 and 6.3 s: 8 times in
+/// its first 10 s (the next at 12.7 s), where without it there would be thousands. A slow
+/// machine spawns it later, so fewer times; 12 leaves a margin for nothing but a wrong rule.
+const THROTTLED_SPAWNS_IN_10S: usize = 12;
+
+/// The first spawn's stamp, once there is one.
+fn first_spawn(sandbox: &Sandbox, tm: &Taskmaster) -> u128 {
+    wait_until_or_none(TIMEOUT, || spawn_times(sandbox).first().copied())
+        .unwrap_or_else(|| panic!("crasher never started\n{}", tm.diagnostics()))
+}
+
+#[test]
+fn a_crash_loop_is_throttled_by_default() {
+    let sandbox = Sandbox::new();
+    let (mut tm, api) = start(
+        &sandbox,
+        &config(&[crasher(&sandbox, &["autorestart: always"])]),
+    );
+    let first = first_spawn(&sandbox, &tm);
+    // 10 s since its first spawn, then what happened within them.
+    wait_until("10 s since the first spawn", TIMEOUT, || {
+        (monotonic_now() >= first + 10 * SECOND).then_some(())
+    });
+    let within: Vec<u128> = spawn_times(&sandbox)
+        .into_iter()
+        .filter(|&at| at < first + 10 * SECOND)
+        .map(|at| (at - first) / 1_000_000)
+        .collect();
+    let log = tm.log();
+    println!("spawns within 10 s, in ms from the first: {within:?}");
+    assert!(
+        within.len() <= THROTTLED_SPAWNS_IN_10S,
+        "{} spawns in 10 s: {within:?}\n{log}",
+        within.len()
+    );
+    // Restarted, not given up: the first restarts come at once and then within a second.
+    assert!(within.len() >= 4, "{within:?}\n{log}");
+    let process = api.process("crasher");
+    assert_ne!(process["state"], "FATAL", "{process}");
+    assert_eq!(
+        count_lines(&log, "crasher: restarting: autorestart is always"),
+        1,
+        "only the first restart of the row is at once\n{log}"
+    );
+    assert!(
+        log.contains("crasher: restarting in 100.0ms (backoff): autorestart is always"),
+        "{log}"
+    );
+    assert!(
+        log.contains("crasher: restarting in 3.2s (backoff): autorestart is always"),
+        "{log}"
+    );
+    let lines = log.lines().count();
+    println!("event log: {lines} lines");
+    assert!(lines < 200, "{lines} lines in the event log:\n{log}");
+    // `status` says it is waiting to be restarted, or running again.
+    let status = tm.status("crasher");
+    assert!(
+        ["EXITED", "RUNNING", "STARTING"].contains(&status.state.as_str()),
+        "{status:?}"
+    );
+}
+
+#[test]
+fn backoff_off_restarts_at_once_every_time_and_the_event_log_holds_the_repeats_back() {
+    let sandbox = Sandbox::new();
+    let (tm, api) = start(
+        &sandbox,
+        &config(&[crasher(
+            &sandbox,
+            &["autorestart: always", "backoff: off", "autostart: false"],
+        )]),
+    );
+    // Subscribed before the first spawn: the stream gets every line, the file does not.
+    let mut events = Events::subscribe(&api);
+    let started = api.post("/v1/processes/crasher/start", None);
+    assert_eq!(started.status, 200, "{started:?}");
+    let first = first_spawn(&sandbox, &tm);
+    // The summary is due when the window of the crasher's first line ends, about when it was
+    // first spawned plus 10 s; TIMEOUT more is for a loaded machine.
+    let summary = wait_until_or_none(
+        std::time::Duration::from_nanos(u64::try_from(LOG_WINDOW).expect("10 s")) + TIMEOUT,
+        || {
+            tm.log()
+                .lines()
+                .find(|line| {
+                    line.contains("crasher: ")
+                        && line.contains(" more lines like the above in the last 10 s (the last: ")
+                })
+                .map(str::to_string)
+        },
+    )
+    .unwrap_or_else(|| panic!("no summary line\n{}", tm.diagnostics()));
+    let after = (monotonic_now() - first) / 1_000_000;
+    let spawns = spawn_times(&sandbox).len();
+    let log = tm.log();
+    let lines = log.lines().count();
+    println!("{spawns} spawns; the summary {after} ms after the first: {summary}; {lines} lines");
+    // Restarted at once every time: far more spawns than the throttle allows, and never a
+    // delayed restart.
+    assert!(
+        spawns > 10 * THROTTLED_SPAWNS_IN_10S,
+        "{spawns} spawns\n{log}"
+    );
+    assert_eq!(count_lines(&log, "(backoff)"), 0, "{log}");
+    // Each spawn is four lines (spawned, RUNNING, exited, restarting); the file has a bounded
+    // share of them.
+    assert!(lines < 200, "{lines} lines for {spawns} spawns:\n{log}");
+    let held: usize = summary
+        .split("crasher: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {summary:?}"));
+    assert!(held > 2 * lines, "{held} held back, {lines} lines written");
+    let file_spawned = count_lines(&log, "crasher: spawned with pid");
+    let streamed = |events: &[(String, Value)]| {
+        events
+            .iter()
+            .filter(|(kind, data)| {
+                kind == "log"
+                    && data["process"] == "crasher"
+                    && data["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("spawned with pid"))
+            })
+            .count()
+    };
+    let all = events.wait_for("more spawns on /v1/events than in the file", |events| {
+        streamed(events) > 2 * file_spawned
+    });
+    println!(
+        "spawned lines: {} on /v1/events, {file_spawned} in the file",
+        streamed(&all)
+    );
+    let stopped = api.post("/v1/processes/crasher/stop", None);
+    assert_eq!(stopped.status, 200, "{stopped:?}");
+    // A line of a new shape is never held back.
+    tm.wait_for_log("crasher: stop requested", TIMEOUT);
+}
+
+/// `crasher` dies at once three times (the restarts after the first wait 0.1 s, then 0.2 s),
+/// then runs for longer than the throttle's 10 s max and exits: it has recovered, and its
+/// restart is at once again.
+#[test]
+fn a_process_that_ran_longer_than_the_throttles_max_is_restarted_at_once() {
+    let sandbox = Sandbox::new();
+    let count = shell_quote(&sandbox.file_str("count"));
+    let spawns = shell_quote(&sandbox.file_str("spawns.log"));
+    let exits = shell_quote(&sandbox.file_str("exits.log"));
+    let script = format!(
+        "n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}; \
+         if [ \"$n\" -lt 3 ]; then exec {fixture} stamp {spawns} exit 1; fi; \
+         exec {fixture} stamp {spawns} sleep 10.5 stamp {exits} exit 1",
+        fixture = fixture_in_sh(),
+    );
+    let (tm, _api) = start(
+        &sandbox,
+        &config(&[program(
+            "crasher",
+            &sh_cmd(&script),
+            &["starttime: 0", "autorestart: always"],
+        )]),
+    );
+    // The fourth spawn runs 10.5 s; the fifth is the restart after its exit.
+    let times = wait_until_or_none(TIMEOUT, || {
+        let times = spawn_times(&sandbox);
+        (times.len() >= 5).then_some(times)
+    })
+    .unwrap_or_else(|| panic!("no fifth spawn\n{}", tm.diagnostics()));
+    let exited = sandbox.read("exits.log");
+    let exited: u128 = complete_lines(&exited)[0].parse().expect("a stamp");
+    println!(
+        "the restart after a run of {:.1} s came {:.1} ms after the exit",
+        (exited - times[3]) as f64 / 1e9,
+        (times[4] - exited) as f64 / 1e6
+    );
+    // The fifth spawn's line is written at the end of the loop's turn, maybe after its stamp.
+    let log = wait_until_or_none(TIMEOUT, || {
+        let log = tm.log();
+        (count_lines(&log, "crasher: spawned with pid") >= 5).then_some(log)
+    })
+    .unwrap_or_else(|| panic!("no fifth spawn in the log\n{}", tm.diagnostics()));
+    // The row of quick deaths was throttled...
+    assert!(
+        log.contains("crasher: restarting in 100.0ms (backoff): autorestart is always"),
+        "{log}"
+    );
+    assert!(
+        log.contains("crasher: restarting in 200.0ms (backoff): autorestart is always"),
+        "{log}"
+    );
+    // ... and the exit after the long run is restarted at once: the line after it says so,
+    // and the next spawn follows.
+    let lines: Vec<&str> = log.lines().collect();
+    let restarts: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.contains("crasher: restarting"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(restarts.len(), 4, "{log}");
+    let last = restarts[3];
+    assert!(
+        lines[last].ends_with("crasher: restarting: autorestart is always"),
+        "{log}"
+    );
+    assert!(
+        lines[last - 1].ends_with("crasher: exited with code 1 (not expected)"),
+        "{log}"
+    );
+    assert!(
+        lines[last + 1..]
+            .iter()
+            .any(|line| line.contains("crasher: spawned with pid")),
+        "{log}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
