@@ -957,7 +957,9 @@ impl Supervisor {
                 Ok(())
             }
             State::Stopped | State::Exited | State::Fatal | State::Unknown => {
+                // A start by request begins afresh: no failed starts, no quick deaths counted.
                 p.backoff = 0;
+                p.restarts_in_row = 0;
                 self.spawn(name, now, out);
                 Ok(())
             }

@@ -764,3 +764,23 @@ fn a_copy_of_the_state_takes_over_with_the_same_children() {
         }
     )));
 }
+
+#[test]
+fn a_start_by_request_begins_the_crash_loop_throttle_afresh() {
+    let mut w = running_now("");
+    // Quick deaths: at once, then 100 ms, 200 ms, 400 ms...
+    for _ in 0..4 {
+        w.exit("web", code(1));
+        let due = w.sup.next_deadline().map_or(secs(0.0), |d| d.since(w.now));
+        w.advance(due);
+    }
+    w.exit("web", code(1));
+    assert!(w.sup.next_deadline().is_some(), "a delayed restart is due");
+    w.request(Request::Stop(vec!["web".into()]));
+    let spawns = w.spawn_count("web");
+    w.request(Request::Start(vec!["web".into()]));
+    assert_eq!(w.spawn_count("web"), spawns + 1);
+    // Its first quick death after the user's start is restarted at once again.
+    w.exit("web", code(1));
+    assert_eq!(w.spawn_count("web"), spawns + 2, "not restarted at once");
+}
