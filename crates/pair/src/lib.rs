@@ -34,9 +34,10 @@
 //! [`PairError::BackupRunning`]; so a pair never multiplies.
 //!
 //! The primary spawns its backup: this same program (`/proc/self/exe`), same arguments,
-//! environment and working folder, in a session of its own so that Ctrl-C in the terminal
-//! reaches the primary alone. When the backup dies the primary reaps it and spawns another,
-//! backing off exponentially while spawns fail; its work never waits for that.
+//! environment and working folder, by default in a session of its own so that Ctrl-C in the
+//! terminal reaches the primary alone ([`BackupSession`]). When the backup dies the primary
+//! reaps it and spawns another, backing off exponentially while spawns fail; its work never
+//! waits for that.
 //!
 //! ## Death is silence
 //! The primary sends a heartbeat every [`Options::interval`] from a thread of its own (a long
@@ -112,7 +113,11 @@
 //!   subreaper or to pid 1, which must reap it when it dies in turn.
 //! - Stopping the pair: the work returns [`Flow::Stop`]; the backup is told, and exits. A
 //!   signal that kills the primary (SIGTERM, SIGINT) is a failure like any other: the backup
-//!   takes over.
+//!   takes over. A pair that must end with something else (a terminal, a parent) gets a
+//!   [`Lifeline`] ([`Options::lifeline`]): a pipe whose write end that other process holds;
+//!   every process of the pair exits when it is closed, which the kernel does when its
+//!   holder dies, however it dies. With [`BackupSession::Same`] the backups stay in the
+//!   primary's process group, so that the terminal's Ctrl-C reaches them too.
 //!
 //! [`demo::counter`] is the canonical demo; `examples/counter.rs` runs it.
 
@@ -122,6 +127,7 @@ mod backup;
 pub mod demo;
 mod error;
 mod generation;
+mod lifeline;
 mod log;
 mod message;
 mod options;
@@ -144,7 +150,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use error::PairError;
-pub use options::{Log, Options, PoisonHook, Transport};
+pub use lifeline::{Lifeline, LifelineHolder};
+pub use options::{BackupSession, Log, Options, PoisonHook, Transport};
 pub use primary::Checkpoint;
 
 use backup::{run_backup, Ending};
@@ -187,9 +194,17 @@ where
         std::env::current_dir().map_err(|e| PairError::io("find the working folder", e))?;
     let dir = working_folder.join(&options.dir);
     fs::create_dir_all(&dir).map_err(|e| PairError::io(format!("create {}", dir.display()), e))?;
+    let logger = Logger::new(options.log, &options.name);
+    let lifeline = options
+        .lifeline
+        .map(|lifeline| Arc::new(lifeline.into_fd()));
+    if let Some(lifeline) = &lifeline {
+        lifeline::watch(Arc::clone(lifeline), logger.clone())
+            .map_err(|e| PairError::io("start the lifeline watcher thread", e))?;
+    }
     let mut context = Context {
         paths: Paths::new(&dir, &options.name),
-        logger: Logger::new(options.log, &options.name),
+        logger,
         name: options.name,
         interval: options.interval,
         misses: options.misses,
@@ -197,7 +212,11 @@ where
         poison_limit: options.poison_limit,
         on_poison: options.on_poison,
         pid: std::process::id(),
-        backup_command: BackupCommand::of_this_process(working_folder),
+        backup_command: BackupCommand::of_this_process(
+            working_folder,
+            options.backup_session,
+            lifeline,
+        ),
     };
     match claim_role(&context)? {
         Role::Primary { lock, before } => {
