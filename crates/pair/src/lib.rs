@@ -118,6 +118,7 @@
 //!   every process of the pair exits when it is closed, which the kernel does when its
 //!   holder dies, however it dies. With [`BackupSession::Same`] the backups stay in the
 //!   primary's process group, so that the terminal's Ctrl-C reaches them too.
+//!   [`demo::Holder`] puts both together for a pair run in a terminal's foreground.
 //! - Sharing: two programs with the same name and folder are one pair (the second is a
 //!   backup, or refused). [`default_dir`] is one folder per name; [`running_pair`] says what
 //!   runs in a folder.
@@ -331,7 +332,7 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File, PairError> {
 /// The folder where a pair's files go when the program names none: `$TMPDIR/NAME-pair`.
 /// Every program that uses it shares one pair per name and user: a second one started
 /// meanwhile is a backup, or refused. A program that may run twice on purpose wants a folder
-/// of its own.
+/// of its own (the demo makes one per run: [`demo::Holder`]).
 pub fn default_dir(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("{name}-pair"))
 }
