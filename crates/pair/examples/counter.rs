@@ -8,6 +8,11 @@
 //!
 //! Both processes of the pair take the same arguments (the primary spawns its backup with
 //! them). See `taskmaster_pair::demo`.
+//!
+//! This is the bare pair, with the library's defaults: the backup runs in a session of its
+//! own, so a Ctrl-C in the terminal kills the primary alone and the backup counts on. End it
+//! with `--last N`, or by killing both processes. `taskmaster pair-demo` runs the same counter
+//! under a holder, and Ctrl-C ends it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -291,7 +291,7 @@ mod tests {
     use super::*;
     use crate::options::Paths;
     use crate::spawn::BackupCommand;
-    use crate::{Log, Transport};
+    use crate::{BackupSession, Log, Transport};
     use std::io::Write;
     use std::time::Duration;
 
@@ -326,7 +326,11 @@ mod tests {
             on_poison: None,
             logger: Logger::new(Log::Writer(Box::new(log.clone())), "counter"),
             pid: std::process::id(),
-            backup_command: BackupCommand::of_this_process(dir.to_path_buf()),
+            backup_command: BackupCommand::of_this_process(
+                dir.to_path_buf(),
+                BackupSession::New,
+                None,
+            ),
         }
     }
 

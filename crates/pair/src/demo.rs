@@ -7,11 +7,24 @@
 //! 12 (pid 4242, primary since 09:41:03)
 //! ```
 //!
-//! Kill the primary (SIGKILL, SIGSEGV, SIGTERM, Ctrl-C) or pause it (SIGSTOP, Ctrl-Z): its
-//! backup takes over, spawns a backup of its own, and counts on from the last checkpoint. No
-//! number is skipped; a number repeats at most once per takeover (the one being printed when
-//! the primary died). The backup prints nothing until it takes over; the library's messages
+//! Kill the primary (SIGKILL, SIGSEGV, SIGTERM) or pause it (SIGSTOP): its backup takes
+//! over, spawns a backup of its own, and counts on from the last checkpoint. No number is
+//! skipped; a number repeats at most once per takeover (the one being printed when the
+//! primary died). The backup prints nothing until it takes over; the library's messages
 //! (roles, spawns, takeovers) go to stderr.
+//!
+//! [`counter`] is one process of the pair, with whatever [`Options`] it is given: with the
+//! defaults, a Ctrl-C in its terminal kills the primary alone and the backup takes over.
+//! `taskmaster pair-demo` runs it under a [`Holder`] instead, so that a person can end it:
+//! the holder stays in the foreground, the pair's processes stay in its process group
+//! ([`BackupSession::Same`](crate::BackupSession::Same)) and die with it through a
+//! [`Lifeline`](crate::Lifeline), and the pair's files go to a folder of the holder's own.
+//! Ctrl-C or a closed terminal then ends the whole demo, while a kill of the primary alone
+//! is survived as before (see [`Holder`] for why each piece is needed).
+
+mod holder;
+
+pub use holder::{Holder, GRACE};
 
 use std::io::Write;
 use std::thread;

@@ -34,9 +34,10 @@
 //! [`PairError::BackupRunning`]; so a pair never multiplies.
 //!
 //! The primary spawns its backup: this same program (`/proc/self/exe`), same arguments,
-//! environment and working folder, in a session of its own so that Ctrl-C in the terminal
-//! reaches the primary alone. When the backup dies the primary reaps it and spawns another,
-//! backing off exponentially while spawns fail; its work never waits for that.
+//! environment and working folder, by default in a session of its own so that Ctrl-C in the
+//! terminal reaches the primary alone ([`BackupSession`]). When the backup dies the primary
+//! reaps it and spawns another, backing off exponentially while spawns fail; its work never
+//! waits for that.
 //!
 //! ## Death is silence
 //! The primary sends a heartbeat every [`Options::interval`] from a thread of its own (a long
@@ -112,7 +113,15 @@
 //!   subreaper or to pid 1, which must reap it when it dies in turn.
 //! - Stopping the pair: the work returns [`Flow::Stop`]; the backup is told, and exits. A
 //!   signal that kills the primary (SIGTERM, SIGINT) is a failure like any other: the backup
-//!   takes over.
+//!   takes over. A pair that must end with something else (a terminal, a parent) gets a
+//!   [`Lifeline`] ([`Options::lifeline`]): a pipe whose write end that other process holds;
+//!   every process of the pair exits when it is closed, which the kernel does when its
+//!   holder dies, however it dies. With [`BackupSession::Same`] the backups stay in the
+//!   primary's process group, so that the terminal's Ctrl-C reaches them too.
+//!   [`demo::Holder`] puts both together for a pair run in a terminal's foreground.
+//! - Sharing: two programs with the same name and folder are one pair (the second is a
+//!   backup, or refused). [`default_dir`] is one folder per name; [`running_pair`] says what
+//!   runs in a folder.
 //!
 //! [`demo::counter`] is the canonical demo; `examples/counter.rs` runs it.
 
@@ -122,6 +131,7 @@ mod backup;
 pub mod demo;
 mod error;
 mod generation;
+mod lifeline;
 mod log;
 mod message;
 mod options;
@@ -144,7 +154,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use error::PairError;
-pub use options::{Log, Options, PoisonHook, Transport};
+pub use lifeline::{Lifeline, LifelineHolder};
+pub use options::{BackupSession, Log, Options, PoisonHook, Transport};
 pub use primary::Checkpoint;
 
 use backup::{run_backup, Ending};
@@ -187,9 +198,17 @@ where
         std::env::current_dir().map_err(|e| PairError::io("find the working folder", e))?;
     let dir = working_folder.join(&options.dir);
     fs::create_dir_all(&dir).map_err(|e| PairError::io(format!("create {}", dir.display()), e))?;
+    let logger = Logger::new(options.log, &options.name);
+    let lifeline = options
+        .lifeline
+        .map(|lifeline| Arc::new(lifeline.into_fd()));
+    if let Some(lifeline) = &lifeline {
+        lifeline::watch(Arc::clone(lifeline), logger.clone())
+            .map_err(|e| PairError::io("start the lifeline watcher thread", e))?;
+    }
     let mut context = Context {
         paths: Paths::new(&dir, &options.name),
-        logger: Logger::new(options.log, &options.name),
+        logger,
         name: options.name,
         interval: options.interval,
         misses: options.misses,
@@ -197,7 +216,11 @@ where
         poison_limit: options.poison_limit,
         on_poison: options.on_poison,
         pid: std::process::id(),
-        backup_command: BackupCommand::of_this_process(working_folder),
+        backup_command: BackupCommand::of_this_process(
+            working_folder,
+            options.backup_session,
+            lifeline,
+        ),
     };
     match claim_role(&context)? {
         Role::Primary { lock, before } => {
@@ -285,6 +308,16 @@ fn is_alive(pid: u32) -> bool {
     matches!(test_kill_process(pid), Ok(()) | Err(Errno::PERM))
 }
 
+/// Whether `pid` is a zombie: dead, not yet reaped.
+fn is_zombie(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // pid (comm) state ...: comm may hold spaces and parentheses.
+    stat.rsplit_once(") ")
+        .is_some_and(|(_, fields)| fields.starts_with('Z'))
+}
+
 /// Opens (creating it if needed) a file used only for its `flock`.
 pub(crate) fn open_lock_file(path: &Path) -> Result<File, PairError> {
     OpenOptions::new()
@@ -297,6 +330,110 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File, PairError> {
 }
 
 /// The folder where a pair's files go when the program names none: `$TMPDIR/NAME-pair`.
+/// Every program that uses it shares one pair per name and user: a second one started
+/// meanwhile is a backup, or refused. A program that may run twice on purpose wants a folder
+/// of its own (the demo makes one per run: [`demo::Holder`]).
 pub fn default_dir(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("{name}-pair"))
+}
+
+/// A pair found running in a folder: see [`running_pair`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Running {
+    /// The primary: the pid the generation file names.
+    pub primary: u32,
+    /// Its generation.
+    pub generation: u64,
+    /// Its backup, if one has registered and is alive.
+    pub backup: Option<u32>,
+}
+
+/// The pair `name` that runs in `dir`, if any, as its files say: the generation file names a
+/// primary that has not stopped the pair and is alive (or a zombie: [`run`] takes that for a
+/// primary too), and the backup lock file a backup that is alive. Reads files and takes no lock, so it cannot disturb the pair; a pid reused
+/// by another process since the pair died can fool it.
+pub fn running_pair(dir: &Path, name: &str) -> Option<Running> {
+    let paths = Paths::new(dir, name);
+    let record = generation::read(&paths.generation).ok().flatten()?;
+    if record.stopped || record.pid == std::process::id() || !is_alive(record.pid) {
+        return None;
+    }
+    // A backup that has died lets go of its lock at once, before its parent reaps it.
+    let backup = primary::registered_backup(&paths.backup_lock)
+        .filter(|&pid| is_alive(pid) && !is_zombie(pid));
+    Some(Running {
+        primary: record.pid,
+        generation: record.generation,
+        backup,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command};
+
+    /// A live process that is not this one, killed and reaped when dropped.
+    struct Sleeper(Child);
+
+    impl Sleeper {
+        fn start() -> Sleeper {
+            Sleeper(
+                Command::new("sleep")
+                    .arg("60")
+                    .spawn()
+                    .expect("spawn sleep"),
+            )
+        }
+    }
+
+    impl Drop for Sleeper {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn a_running_pair_is_a_live_primary_not_stopped_and_its_live_backup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = Paths::new(dir.path(), "counter");
+        assert_eq!(running_pair(dir.path(), "counter"), None, "no files");
+
+        let primary = Sleeper::start();
+        let backup = Sleeper::start();
+        let record = |pid, stopped| Record {
+            generation: 4,
+            pid,
+            stopped,
+        };
+        generation::write(&paths.generation, record(primary.0.id(), false)).expect("write");
+        assert_eq!(
+            running_pair(dir.path(), "counter"),
+            Some(Running {
+                primary: primary.0.id(),
+                generation: 4,
+                backup: None
+            })
+        );
+        fs::write(&paths.backup_lock, format!("{}\n", backup.0.id())).expect("write");
+        assert_eq!(
+            running_pair(dir.path(), "counter").and_then(|running| running.backup),
+            Some(backup.0.id())
+        );
+        let backup_pid = backup.0.id();
+        drop(backup);
+        assert_eq!(
+            running_pair(dir.path(), "counter").map(|running| running.backup),
+            Some(None),
+            "backup pid {backup_pid} is dead"
+        );
+
+        generation::write(&paths.generation, record(primary.0.id(), true)).expect("write");
+        assert_eq!(running_pair(dir.path(), "counter"), None, "stopped");
+        let primary_pid = primary.0.id();
+        drop(primary);
+        generation::write(&paths.generation, record(primary_pid, false)).expect("write");
+        assert_eq!(running_pair(dir.path(), "counter"), None, "dead primary");
+    }
 }

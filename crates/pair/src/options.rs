@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::PairError;
+use crate::{Lifeline, PairError};
 
 /// The hook called when a checkpoint looks poisoned (see [`Options::on_poison`]): given the
 /// poisoned state and the one checkpointed before it, it returns the state to resume from.
@@ -40,6 +40,29 @@ pub struct Options<S> {
     /// Where the library writes its one-line messages (roles, takeovers, spawns). Default
     /// [`Log::Stderr`].
     pub log: Log,
+    /// Where the primary starts its backups: in a session of their own (the default) or in
+    /// its own session and process group.
+    pub backup_session: BackupSession,
+    /// A lifeline to die with: when it is cut, this process exits, and so does every backup
+    /// (they inherit it). Default `None`.
+    pub lifeline: Option<Lifeline>,
+}
+
+/// Where the primary starts its backups, and so which signals from a terminal reach them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackupSession {
+    /// A session of its own (the default): the backup has no controlling terminal, so the
+    /// terminal's Ctrl-C, Ctrl-Z and hangup reach the primary alone, and the backup takes
+    /// over when they kill it. A pair that must outlive its terminal wants this; a person
+    /// then stops it by killing both processes.
+    #[default]
+    New,
+    /// The primary's own session and process group: what the terminal sends the foreground
+    /// group (Ctrl-C, Ctrl-Z) reaches the backup too, so the pair ends (or pauses) as one.
+    /// Meant for a pair run in the foreground under a process that stays there for the
+    /// pair's whole life, as the demo's holder does: when the first primary dies, a shell
+    /// would otherwise take the terminal back from the pair.
+    Same,
 }
 
 /// How the primary's heartbeats and checkpoints reach the backup: datagrams, always, so that
@@ -83,6 +106,8 @@ impl<S> Options<S> {
             poison_limit: 3,
             on_poison: None,
             log: Log::Stderr,
+            backup_session: BackupSession::New,
+            lifeline: None,
         }
     }
 
@@ -127,6 +152,8 @@ impl<S> fmt::Debug for Options<S> {
             .field("poison_limit", &self.poison_limit)
             .field("on_poison", &self.on_poison.as_ref().map(|_| "hook"))
             .field("log", &self.log)
+            .field("backup_session", &self.backup_session)
+            .field("lifeline", &self.lifeline)
             .finish()
     }
 }

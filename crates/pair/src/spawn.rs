@@ -2,9 +2,11 @@
 //!
 //! The backup is a copy of this very program: `/proc/self/exe` (the same binary even if the
 //! file was replaced on disk meanwhile) with the same `argv[0]`, arguments, environment and
-//! working folder as when [`run`](crate::run) started. It starts a session of its own, so
-//! that the terminal's Ctrl-C reaches the primary alone, inherits stdout and stderr, and
-//! reads nothing (stdin is `/dev/null`).
+//! working folder as when [`run`](crate::run) started. By default it starts a session of its
+//! own, so that the terminal's Ctrl-C reaches the primary alone; with
+//! [`BackupSession::Same`] it stays in the primary's process group. It inherits stdout and
+//! stderr, and the lifeline if the pair has one (at the same descriptor number), and reads
+//! nothing (stdin is `/dev/null`).
 //!
 //! One thread does it all: spawn, wait (which reaps), log, wait the backoff, spawn again. The
 //! primary's work never waits for it. A backup that lived at least [`STABLE`] resets the
@@ -13,7 +15,7 @@
 //! cannot start costs a spawn now and then, never a storm of them.
 
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
 use crate::log::Logger;
-use crate::sys;
+use crate::{sys, BackupSession};
 
 /// A backup that lived this long was a working one: the next respawn starts the backoff
 /// afresh.
@@ -40,17 +42,27 @@ pub(crate) struct BackupCommand {
     arg0: OsString,
     args: Vec<OsString>,
     working_folder: PathBuf,
+    session: BackupSession,
+    /// The lifeline's read end, kept open for as long as backups may be spawned.
+    lifeline: Option<Arc<OwnedFd>>,
 }
 
 impl BackupCommand {
-    /// This process's command line, to be run again in `working_folder`.
-    pub fn of_this_process(working_folder: PathBuf) -> Self {
+    /// This process's command line, to be run again in `working_folder`, in `session`, with
+    /// `lifeline` inherited.
+    pub fn of_this_process(
+        working_folder: PathBuf,
+        session: BackupSession,
+        lifeline: Option<Arc<OwnedFd>>,
+    ) -> Self {
         let mut args = std::env::args_os();
         let arg0 = args.next().unwrap_or_else(|| "pair-backup".into());
         BackupCommand {
             arg0,
             args: args.collect(),
             working_folder,
+            session,
+            lifeline,
         }
     }
 
@@ -61,7 +73,10 @@ impl BackupCommand {
             .args(&self.args)
             .current_dir(&self.working_folder)
             .stdin(Stdio::null());
-        sys::start_in_new_session(&mut command);
+        sys::prepare_child(&mut command, self.session == BackupSession::New);
+        if let Some(lifeline) = &self.lifeline {
+            sys::inherit_in_child(&mut command, lifeline.as_raw_fd());
+        }
         command.spawn()
     }
 }

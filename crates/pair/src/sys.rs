@@ -1,35 +1,163 @@
-//! The few operating-system calls that rustix does not wrap safely: a child's new session, the
-//! signal mask of the library's threads, and the fence on `SIGCONT`. Every `unsafe` block of
-//! the crate lives here, each with the reason it is sound.
+//! The few operating-system calls that rustix does not wrap safely: what a child gets between
+//! fork and exec (its signal mask, its session, an inherited descriptor), an inherited
+//! descriptor taken over, the signal mask of the library's threads, signals taken by waiting
+//! (the demo's holder), and the fence on `SIGCONT`. Every `unsafe` block of the crate lives
+//! here, each with the reason it is sound.
 
 use std::ffi::{c_int, CStr, CString};
 use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
-/// Makes the child of `command` start a session of its own, so that it has no controlling
-/// terminal: Ctrl-C, Ctrl-Z and the terminal's hangup reach the primary in the foreground,
-/// never its backup. The child also starts with no signal blocked: it is spawned from a
-/// thread that blocks `SIGCONT` (see [`spawn_without_sigcont`]), and a mask is inherited
-/// through exec, where it would disable the child's own fence.
-pub(crate) fn start_in_new_session(command: &mut Command) {
+use rustix::process::Signal;
+
+/// Prepares the child of `command`: it starts with no signal blocked, and, with
+/// `new_session`, in a session of its own, so that it has no controlling terminal (Ctrl-C,
+/// Ctrl-Z and the terminal's hangup then reach the primary in the foreground, never its
+/// backup). The mask matters because a mask is inherited through exec: backups are spawned
+/// from a thread that blocks `SIGCONT` (see [`spawn_without_sigcont`]), where it would
+/// disable the child's own fence, and the demo's holder blocks the signals it waits for.
+pub(crate) fn prepare_child(command: &mut Command, new_session: bool) {
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed. setsid is one system call; rustix makes it without
-    // allocating or taking a lock, and an error becomes an io::Error from its number, without
-    // allocating either. sigemptyset and pthread_sigmask are async-signal-safe; they read and
-    // write only `empty`, a sigset_t on the child's stack.
+    // async-signal-safe calls are allowed. sigemptyset and pthread_sigmask are
+    // async-signal-safe; they read and write only `empty`, a sigset_t on the child's stack.
+    // setsid is one system call; rustix makes it without allocating or taking a lock, and an
+    // error becomes an io::Error from its number, without allocating either.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
             libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            rustix::process::setsid().map(drop).map_err(io::Error::from)
+            if new_session {
+                rustix::process::setsid()
+                    .map(drop)
+                    .map_err(io::Error::from)?;
+            }
+            Ok(())
         });
     }
+}
+
+/// Makes the child of `command` inherit `fd`, a close-on-exec descriptor of this process,
+/// at the same number: close-on-exec is cleared in the child, between fork and exec.
+pub(crate) fn inherit_in_child(command: &mut Command, fd: RawFd) {
+    // SAFETY: the closure runs in the child between fork and exec; fcntl is
+    // async-signal-safe and changes only the flags of the child's own copy of `fd`. An error
+    // becomes an io::Error from errno, without allocating.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Takes ownership of descriptor `fd`, which this process inherited from its parent: fails
+/// unless it is open and this function has not given it out before.
+pub(crate) fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    static TAKEN: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
+    let mut taken = TAKEN.lock().unwrap_or_else(PoisonError::into_inner);
+    if taken.contains(&fd) {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "taken already",
+        ));
+    }
+    // SAFETY: F_GETFD only reads the flags of a descriptor number; one that is not open
+    // gives EBADF.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    taken.push(fd);
+    // SAFETY: `fd` is open (checked above). It was inherited, so no code of this process
+    // opened it, and nothing else owns it: std and the crates own only descriptors they
+    // opened, and this function gives each number out once.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A set of signals a process takes by waiting for them rather than by handlers.
+pub(crate) struct SignalSet(libc::sigset_t);
+
+impl SignalSet {
+    pub fn of(signals: &[Signal]) -> SignalSet {
+        // SAFETY: sigemptyset and sigaddset initialize `set`, a sigset_t we own.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for signal in signals {
+                libc::sigaddset(&mut set, signal.as_raw());
+            }
+            SignalSet(set)
+        }
+    }
+
+    /// Blocks these signals in the calling thread (and the threads and children it starts
+    /// later: give children a clean mask with [`prepare_child`]), so that they stay pending
+    /// until [`SignalSet::wait`] takes them.
+    pub fn block(&self) -> io::Result<()> {
+        // SAFETY: pthread_sigmask reads `self.0`, an initialized sigset_t.
+        let error =
+            unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &self.0, std::ptr::null_mut()) };
+        match error {
+            0 => Ok(()),
+            error => Err(io::Error::from_raw_os_error(error)),
+        }
+    }
+
+    /// Takes one pending signal of the set, waiting up to `timeout` (`None`: for ever) for
+    /// one to come; `None` when none came (or a handled signal interrupted the wait).
+    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<Option<Signal>> {
+        let timespec = timeout.map(|timeout| libc::timespec {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        });
+        let timespec_ptr = timespec.as_ref().map_or(std::ptr::null(), |timespec| {
+            timespec as *const libc::timespec
+        });
+        // SAFETY: `self.0` is an initialized sigset_t; `timespec_ptr` is null or points to
+        // `timespec`, alive until the call returns; a null siginfo pointer is allowed.
+        let taken = unsafe { libc::sigtimedwait(&self.0, std::ptr::null_mut(), timespec_ptr) };
+        if taken == -1 {
+            let error = io::Error::last_os_error();
+            return match error.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+                _ => Err(error),
+            };
+        }
+        Ok(Signal::from_named_raw(taken))
+    }
+}
+
+/// Ends the process by `signal`, as if it had not handled it: its default action is put
+/// back, it is unblocked and sent to this process. A parent (a shell) then sees the death it
+/// expects: a shell running a loop stops the loop after a Ctrl-C this way. For a signal whose
+/// default is not to end the process, exits with status 128 + its number.
+pub(crate) fn die_of(signal: Signal) -> ! {
+    let raw = signal.as_raw();
+    // SAFETY: `action` is a sigaction we own, zeroed (a valid empty value) with SIG_DFL as
+    // its handler; sigaction copies it. sigemptyset and sigaddset initialize `set`, a
+    // sigset_t we own, which pthread_sigmask reads.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(raw, &action, std::ptr::null_mut());
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, raw);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+    let _ = rustix::process::kill_process(rustix::process::getpid(), signal);
+    std::process::exit(128 + raw)
 }
 
 /// Spawns a thread of the library with `SIGCONT` blocked, so that the fence's handler (see

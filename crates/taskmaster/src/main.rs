@@ -5,6 +5,7 @@
 mod attach;
 
 use std::io::{IsTerminal, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,7 +77,8 @@ enum Command {
     },
     /// The process-pair demo: counts 1, 2, 3... one number per period, and goes on without a
     /// gap when its primary is killed (SIGKILL, SIGSEGV, SIGTERM) or paused (SIGSTOP): the
-    /// backup takes over. Each line names the process that printed it.
+    /// backup takes over. Each line names the process that printed it. Ctrl-C, or closing
+    /// the terminal, ends the demo: primary, backup and all.
     PairDemo {
         /// The time between two numbers
         #[arg(long, default_value = "1s", value_parser = taskmaster_config::parse_duration)]
@@ -87,9 +89,15 @@ enum Command {
         /// Heartbeats missed in a row before the backup takes over
         #[arg(long, default_value_t = 3)]
         misses: u32,
-        /// The folder of the pair's files (lock, generation, socket) [default: $TMPDIR/counter-pair]
+        /// The folder of the pair's files (lock, generation, socket). Give a running demo's
+        /// to share its pair: this one then stands by as its backup, if it has none
+        /// [default: a new folder $TMPDIR/counter-pair-PID, removed when the demo ends]
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// (Started by pair-demo itself.) Be a process of the pair, and exit when this
+        /// inherited descriptor, the demo's lifeline, is closed
+        #[arg(long, hide = true, requires = "dir")]
+        lifeline: Option<i32>,
     },
     /// Print a configuration file (taskmaster YAML or supervisord INI) as taskmaster YAML;
     /// on errors print every one and exit 2
@@ -154,7 +162,20 @@ fn main() -> ExitCode {
             interval,
             misses,
             dir,
-        } => pair_demo(period, interval, misses, dir),
+            lifeline,
+        } => {
+            let demo = Demo {
+                period,
+                interval,
+                misses,
+            };
+            match (lifeline, dir) {
+                (Some(lifeline), Some(dir)) => demo.process(dir, lifeline),
+                (None, dir) => demo.hold(dir),
+                // clap requires --dir with --lifeline.
+                (Some(_), None) => ExitCode::FAILURE,
+            }
+        }
         Command::Run {
             config,
             no_shell,
@@ -172,18 +193,142 @@ fn main() -> ExitCode {
     }
 }
 
-fn pair_demo(period: Duration, interval: Duration, misses: u32, dir: Option<PathBuf>) -> ExitCode {
-    let name = "counter";
-    let dir = dir.unwrap_or_else(|| taskmaster_pair::default_dir(name));
-    let mut options = taskmaster_pair::Options::new(name.to_string(), dir);
-    options.interval = interval;
-    options.misses = misses;
-    match taskmaster_pair::demo::counter(options, period, std::io::stdout()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("taskmaster pair-demo: {error}");
-            ExitCode::FAILURE
+/// `taskmaster pair-demo`'s settings, the same for the holder and every process of the pair.
+struct Demo {
+    period: Duration,
+    interval: Duration,
+    misses: u32,
+}
+
+impl Demo {
+    /// The pair's name: its files are `counter.lock`, `counter.gen`, ...
+    const NAME: &'static str = "counter";
+
+    /// `taskmaster pair-demo` as the shell starts it: the holder, which stays in the
+    /// foreground while the pair counts, and ends it on Ctrl-C or a hangup (see
+    /// `taskmaster_pair::demo::Holder`).
+    fn hold(&self, dir: Option<PathBuf>) -> ExitCode {
+        if let Some(dir) = &dir {
+            if let Some(running) = taskmaster_pair::running_pair(dir, Self::NAME) {
+                let primary = running.primary;
+                let Some(backup) = running.backup else {
+                    say(format_args!(
+                        "another pair-demo is running in {} (primary pid {primary}): this one \
+                         stands by as its backup, and counts on if that primary dies",
+                        dir.display()
+                    ));
+                    return self.start_holder(Some(dir));
+                };
+                say(format_args!(
+                    "another pair-demo is running in {} (primary pid {primary}, backup pid \
+                     {backup}): a pair has one backup at most, so this one exits (without \
+                     --dir, a demo has a pair of its own)",
+                    dir.display()
+                ));
+                return ExitCode::FAILURE;
+            }
         }
+        self.start_holder(dir.as_deref())
+    }
+
+    fn start_holder(&self, dir: Option<&Path>) -> ExitCode {
+        let mut holder = match taskmaster_pair::demo::Holder::new(Self::NAME, dir) {
+            Ok(holder) => holder,
+            Err(error) => {
+                say(format_args!("{error}"));
+                return ExitCode::FAILURE;
+            }
+        };
+        // Before any process of the pair says anything.
+        let pid = std::process::id();
+        let folder = if holder.is_private() {
+            format!(
+                "its files in {}, removed at the end",
+                holder.dir().display()
+            )
+        } else {
+            format!("its files in {}", holder.dir().display())
+        };
+        say(format_args!(
+            "pid {pid} holds the demo ({folder}); Ctrl-C (or kill {pid}) ends it"
+        ));
+        let arg0 = std::env::args_os()
+            .next()
+            .unwrap_or_else(|| "taskmaster".into());
+        let started = holder.start(|dir, lifeline| {
+            let mut command = std::process::Command::new("/proc/self/exe");
+            command
+                .arg0(arg0)
+                .arg("pair-demo")
+                .arg("--period")
+                .arg(seconds(self.period))
+                .arg("--interval")
+                .arg(seconds(self.interval))
+                .arg("--misses")
+                .arg(self.misses.to_string())
+                .arg("--dir")
+                .arg(dir)
+                .arg("--lifeline")
+                .arg(lifeline.to_string());
+            command
+        });
+        if let Err(error) = started {
+            say(format_args!("{error}"));
+            return ExitCode::FAILURE;
+        }
+        match holder.wait() {
+            // A process of the pair said why already.
+            Ok(status) if status.code() == Some(1) => ExitCode::FAILURE,
+            Ok(status) => {
+                say(format_args!(
+                    "no process of the pair is left (the last one: {status})"
+                ));
+                ExitCode::FAILURE
+            }
+            Err(error) => {
+                say(format_args!("{error}"));
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    /// `taskmaster pair-demo --lifeline FD`: one process of the pair, started by the holder
+    /// (the first) or by a primary (every backup), with the pair's folder and the lifeline.
+    fn process(&self, dir: PathBuf, lifeline: i32) -> ExitCode {
+        let lifeline = match taskmaster_pair::Lifeline::inherited(lifeline) {
+            Ok(lifeline) => lifeline,
+            Err(error) => {
+                say(format_args!("{error}"));
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut options = taskmaster_pair::Options::new(Self::NAME, dir);
+        options.interval = self.interval;
+        options.misses = self.misses;
+        options.backup_session = taskmaster_pair::BackupSession::Same;
+        options.lifeline = Some(lifeline);
+        match taskmaster_pair::demo::counter(options, self.period, std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                say(format_args!("{error}"));
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Writes `taskmaster pair-demo: MESSAGE` to stderr; a closed terminal is no reason to panic.
+fn say(message: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr(), "taskmaster pair-demo: {message}");
+}
+
+/// `duration` as `parse_duration` reads it back exactly: `300ms`, or seconds to the
+/// nanosecond.
+fn seconds(duration: Duration) -> String {
+    if duration.subsec_millis() * 1_000_000 == duration.subsec_nanos() {
+        format!("{}ms", duration.as_millis())
+    } else {
+        format!("{}.{:09}", duration.as_secs(), duration.subsec_nanos())
     }
 }
 

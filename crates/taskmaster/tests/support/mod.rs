@@ -996,10 +996,14 @@ impl vt100::Callbacks for TerminalReplies {
 /// with every process under it.
 pub struct PtySession {
     process: Process,
-    master: Arc<File>,
+    /// The terminal's master side; `None` once [`PtySession::hang_up`] closed it.
+    master: Option<Arc<File>>,
     parser: Arc<Mutex<vt100::Parser<TerminalReplies>>>,
     /// Set when the terminal has no writer left (the command and its children are gone).
     closed: Arc<AtomicBool>,
+    /// Tells the reader thread to let go of the master, for [`PtySession::hang_up`].
+    hanging_up: Arc<AtomicBool>,
+    reader: Option<thread::JoinHandle<()>>,
 }
 
 impl PtySession {
@@ -1053,12 +1057,31 @@ impl PtySession {
             TerminalReplies::default(),
         )));
         let closed = Arc::new(AtomicBool::new(false));
-        {
-            let (master, parser, closed) = (master.clone(), parser.clone(), closed.clone());
+        let hanging_up = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (master, parser) = (master.clone(), parser.clone());
+            let (closed, hanging_up) = (closed.clone(), hanging_up.clone());
             thread::spawn(move || {
                 let mut buf = [0u8; 4096];
-                // Ends on EIO: no process holds the slave any more.
-                while let Ok(n @ 1..) = (&*master).read(&mut buf) {
+                // Ends on EIO (no process holds the slave any more), or when told to hang up:
+                // it waits for output a moment at a time to look at that.
+                let poll_time = rustix::time::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: POLL.as_nanos() as _,
+                };
+                while !hanging_up.load(Ordering::SeqCst) {
+                    let mut fds = [rustix::event::PollFd::new(
+                        &*master,
+                        rustix::event::PollFlags::IN,
+                    )];
+                    match rustix::event::poll(&mut fds, Some(&poll_time)) {
+                        Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                    let Ok(n @ 1..) = (&*master).read(&mut buf) else {
+                        break;
+                    };
                     let replies = {
                         let mut parser = parser.lock().expect("screen lock");
                         parser.process(&buf[..n]);
@@ -1069,13 +1092,15 @@ impl PtySession {
                     }
                 }
                 closed.store(true, Ordering::SeqCst);
-            });
-        }
+            })
+        };
         PtySession {
             process,
-            master,
+            master: Some(master),
             parser,
             closed,
+            hanging_up,
+            reader: Some(reader),
         }
     }
 
@@ -1090,9 +1115,27 @@ impl PtySession {
 
     /// Types `bytes` (keys like [`UP`] included).
     pub fn send(&self, bytes: impl AsRef<[u8]>) {
-        if let Err(e) = (&*self.master).write_all(bytes.as_ref()) {
+        let Some(master) = &self.master else {
+            panic!(
+                "cannot type on a terminal that was hung up\n{}",
+                self.dump()
+            );
+        };
+        if let Err(e) = (&**master).write_all(bytes.as_ref()) {
             panic!("cannot type on the terminal: {e}\n{}", self.dump());
         }
+    }
+
+    /// Closes the terminal as a terminal emulator's window closes: the master side is closed,
+    /// and the kernel hangs the terminal up (SIGHUP to the session leader, the command). The
+    /// screen keeps what it showed.
+    pub fn hang_up(&mut self) {
+        self.hanging_up.store(true, Ordering::SeqCst);
+        if let Some(reader) = self.reader.take() {
+            // The reader looks at `hanging_up` at least every POLL.
+            let _ = reader.join();
+        }
+        self.master = None;
     }
 
     /// Types `line` and Enter.
