@@ -206,7 +206,14 @@ fn cmd_bare_program_name_is_looked_up_in_path() {
     let mut tm = launch(&sandbox, &[program_cmd("nap", "sleep 30", "starttime: 0")]);
     let pid = running_pid(&mut tm, "nap");
     assert!(is_alive(pid));
-    assert_eq!(cmdline(pid), ["sleep", "30"]);
+    // Right after the spawn returns, the kernel may still be setting up the new program's
+    // arguments (the parent of a vfork is let go before they are in place): /proc shows an
+    // empty cmdline for that moment.
+    let words = wait_until("sleep's cmdline", TIMEOUT, || {
+        let words = cmdline(pid);
+        (!words.is_empty()).then_some(words)
+    });
+    assert_eq!(words, ["sleep", "30"]);
     let comm = fs::read_to_string(format!("/proc/{pid}/comm")).expect("read comm");
     assert_eq!(comm.trim(), "sleep");
 }
