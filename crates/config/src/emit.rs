@@ -69,6 +69,12 @@ fn program(out: &mut String, spec: &ProgramSpec) {
     };
     key("cmd", string(&spec.cmd));
     key("numprocs", spec.numprocs.to_string());
+    if spec.numprocs_start != 0 {
+        key("numprocs_start", spec.numprocs_start.to_string());
+    }
+    if let Some(pattern) = &spec.process_name {
+        key("process_name", string(pattern));
+    }
     key("autostart", spec.autostart.to_string());
     let autorestart = match spec.autorestart {
         AutoRestart::Always => "always",

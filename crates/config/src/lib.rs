@@ -26,6 +26,7 @@ mod duration;
 mod emit;
 mod error;
 pub mod ini;
+mod instances;
 pub mod raw;
 mod signal;
 mod validate;
@@ -82,6 +83,14 @@ pub struct ProgramSpec {
     pub argv: Vec<String>,
     /// How many copies run; at least 1.
     pub numprocs: u32,
+    /// The first process's number, `%(process_num)d` (`numprocs_start`, default 0).
+    #[serde(default)]
+    pub numprocs_start: u32,
+    /// How each process is named, as written (`process_name`), with `%(program_name)s` and
+    /// `%(process_num)d` expansions; `None`: the program's name for one process, else
+    /// `NAME_00`, `NAME_01`...
+    #[serde(default)]
+    pub process_name: Option<String>,
     pub autostart: bool,
     pub autorestart: AutoRestart,
     /// Exit codes that count as expected.
@@ -143,6 +152,23 @@ pub struct ProgramSpec {
     pub backoff: Option<Backoff>,
     /// Output lines that raise an alert.
     pub alerts: Vec<Alert>,
+    /// The program's processes, `numprocs` of them in order, each with its own settings: the
+    /// program's, with every `%(process_num)d` (and the other expansions) worked out for it.
+    /// The program's own values are as written; a process's are what it runs with. Empty in
+    /// a process's own spec.
+    #[serde(default)]
+    pub processes: Vec<ProcessSpec>,
+}
+
+/// One process of a program.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    /// Its name within the program (`process_name` expanded): `web`, `web_00`, `worker-8001`.
+    pub name: String,
+    /// Its `%(process_num)d`.
+    pub num: u32,
+    /// Everything it runs with.
+    pub spec: std::sync::Arc<ProgramSpec>,
 }
 
 /// Rotation of a log file by size, supervisord's way: `x.log` is renamed `x.log.1` (and
@@ -449,16 +475,31 @@ impl ProgramSpec {
         self.exitcodes.contains(&code)
     }
 
-    /// The names of this program's processes: `[NAME]` for numprocs 1, else
-    /// `[NAME_00, NAME_01, ...]`.
+    /// The names of this program's processes, in order.
     pub fn process_names(&self) -> Vec<String> {
-        if self.numprocs == 1 {
-            vec![self.name.clone()]
+        self.processes.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// The name users address process `process` of this program by: the program's name when
+    /// it has one process named like it (`web`), else `PROGRAM:PROCESS` (`workers:workers_00`),
+    /// as supervisorctl shows them.
+    pub fn full_name(&self, process: &str) -> String {
+        if self.numprocs == 1 && process == self.name {
+            process.to_string()
         } else {
-            (0..self.numprocs)
-                .map(|i| format!("{}_{i:02}", self.name))
-                .collect()
+            format!("{}:{process}", self.name)
         }
+    }
+
+    /// Whether a process running with `self` needs no restart to run with `other`: the same
+    /// settings, whatever the program's `numprocs` (a pool that grows or shrinks leaves the
+    /// processes it keeps alone).
+    pub fn same_process_settings(&self, other: &ProgramSpec) -> bool {
+        let mut other = other.clone();
+        other.numprocs = self.numprocs;
+        other.numprocs_start = self.numprocs_start;
+        other.processes.clone_from(&self.processes);
+        *self == other
     }
 }
 
@@ -529,6 +570,6 @@ impl Config {
     /// resolve relative paths against the file's folder).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         let tree = raw::parse(text, path)?;
-        validate::validate(&tree, path)
+        validate::validate(&tree, path, &ini::Host::current())
     }
 }

@@ -39,12 +39,16 @@ use crate::error::{did_you_mean, ConfigError, ConfigErrors};
 use crate::raw::{Node, Value};
 use crate::{
     parse_duration, Alert, AlertLevel, AutoRestart, Backoff, Config, Credentials, HealthCheck,
-    Hook, HttpListener, PairSettings, Probe, ProgramSpec, Readiness, RestartLimit, Signal, Stdin,
-    Stream, WatchdogPaused,
+    Hook, HttpListener, PairSettings, Probe, ProcessSpec, ProgramSpec, Readiness, RestartLimit,
+    Signal, Stdin, Stream, WatchdogPaused,
 };
 
 /// Validates a raw tree read from `path`.
-pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors> {
+pub(crate) fn validate(
+    tree: &Node,
+    path: &Path,
+    host: &crate::ini::Host,
+) -> Result<Config, ConfigErrors> {
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -53,6 +57,7 @@ pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors>
         file: path,
         dir,
         errors: Vec::new(),
+        host,
     };
     let mut top = TopLevel::default();
     match &tree.value {
@@ -81,10 +86,25 @@ pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors>
     // Known only now: `syslog_socket` may come after `programs`.
     for (name, stream) in &top.syslog_streams {
         if let Some(spec) = top.programs.get_mut(name) {
-            match stream {
-                Stream::Stdout => spec.stdout_syslog = Some(syslog_socket.clone()),
-                Stream::Stderr => spec.stderr_syslog = Some(syslog_socket.clone()),
+            let specs = std::iter::once(spec.clone())
+                .chain(spec.processes.iter().map(|p| (*p.spec).clone()))
+                .map(|mut spec| {
+                    match stream {
+                        Stream::Stdout => spec.stdout_syslog = Some(syslog_socket.clone()),
+                        Stream::Stderr => spec.stderr_syslog = Some(syslog_socket.clone()),
+                    }
+                    spec
+                });
+            let mut specs: Vec<ProgramSpec> = specs.collect();
+            let program = specs.remove(0);
+            for (process, with_syslog) in spec.processes.iter_mut().zip(specs) {
+                process.spec = std::sync::Arc::new(with_syslog);
             }
+            let processes = std::mem::take(&mut spec.processes);
+            *spec = ProgramSpec {
+                processes,
+                ..program
+            };
         }
     }
     Ok(Config {
@@ -228,6 +248,16 @@ const PROGRAM_KEYS: &[Key<Draft>] = &[
     ("numprocs", |c, node, key, d| {
         if let Some(n) = c.integer(node, key, 1, 1000) {
             d.spec.numprocs = n;
+        }
+    }),
+    ("numprocs_start", |c, node, key, d| {
+        if let Some(n) = c.integer(node, key, 0, u32::MAX - 1000) {
+            d.spec.numprocs_start = n;
+        }
+    }),
+    ("process_name", |c, node, key, d| {
+        if let Some(text) = c.scalar(node, key, "a process name pattern") {
+            d.spec.process_name = Some(text.to_string());
         }
     }),
     ("autostart", |c, node, key, d| {
@@ -534,6 +564,8 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         cmd: String::new(),
         argv: Vec::new(),
         numprocs: 1,
+        numprocs_start: 0,
+        process_name: None,
         autostart: true,
         autorestart: AutoRestart::Unexpected,
         exitcodes: vec![0],
@@ -562,6 +594,7 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         restart_limit: None,
         backoff: Some(Backoff::THROTTLE),
         alerts: Vec::new(),
+        processes: Vec::new(),
     }
 }
 
@@ -573,6 +606,8 @@ struct Checker<'a> {
     /// Relative paths are resolved against this folder.
     dir: PathBuf,
     errors: Vec<ConfigError>,
+    /// The environment and host name, for `%(ENV_X)s` and `%(host_node_name)s`.
+    host: &'a crate::ini::Host,
 }
 
 impl Checker<'_> {
@@ -660,66 +695,25 @@ impl Checker<'_> {
             if !is_valid_program_name(name) {
                 self.error(name_node, key, invalid_program_name(name));
             }
-            let mut draft = Draft {
-                spec: defaults(name),
-                has_cmd: false,
-                on_exit: None,
-                has_on_exit: false,
-                on_exit_timeout: None,
-                redirect_stderr: false,
-                has_stderr: false,
-                stdout_syslog: SyslogDraft::default(),
-                stderr_syslog: SyslogDraft::default(),
+            // As written: the program's own view, a template when it uses expansions.
+            let templated = values_have_expansions(program);
+            let before = self.errors.len();
+            let Some((mut spec, to_syslog)) = self.program(name_node, name, program, &path) else {
+                continue;
             };
-            match &program.value {
-                Value::Null => {}
-                Value::Mapping(fields) => self.keys(fields, &path, PROGRAM_KEYS, &mut draft),
-                _ => {
-                    let message = format!(
-                        "expected a mapping of program keys, found {}",
-                        describe(program)
-                    );
-                    self.error(program, &path, message);
-                    continue;
-                }
+            if templated {
+                // Its errors are its processes', found below with their values.
+                self.errors.truncate(before);
             }
-            if !draft.has_cmd {
-                self.error(name_node, &path, "missing required key \"cmd\"".to_string());
-            }
-            self.on_exit(&mut draft, &path);
-            let mut to_syslog = Vec::new();
-            if self.syslog(&draft.stdout_syslog, &path, Stream::Stdout) {
-                to_syslog.push(Stream::Stdout);
-            }
-            if draft.redirect_stderr {
-                if draft.has_stderr {
-                    let message = "give stderr or redirect_stderr: true, not both (with \
-                                   redirect_stderr, standard error goes to stdout's file)";
-                    self.error(name_node, &path, message.to_string());
-                }
-                if let Some((_, node)) = &draft.stderr_syslog.flag {
-                    let message = "give stderr_syslog or redirect_stderr: true, not both (with \
-                                   redirect_stderr, standard error goes where stdout goes)";
-                    self.error(node, &join(&path, "stderr_syslog"), message.to_string());
-                }
-                draft.spec.stderr = draft.spec.stdout.clone();
-                draft.spec.stderr_rotation = draft.spec.stdout_rotation;
-                if to_syslog.contains(&Stream::Stdout) {
-                    to_syslog.push(Stream::Stderr);
-                }
-            } else if self.syslog(&draft.stderr_syslog, &path, Stream::Stderr) {
-                to_syslog.push(Stream::Stderr);
-            }
+            spec.processes = self.instances(name_node, program, &path, &spec, templated);
             for stream in to_syslog {
                 top.syslog_streams.push((name.to_string(), stream));
             }
-            top.programs.insert(name.to_string(), draft.spec);
+            top.programs.insert(name.to_string(), spec);
         }
-        for &(name_node, name) in &names_in_file_order {
-            if let Some(owner) = process_name_owner(name, &top.programs) {
-                let message =
-                    format!("process name {name:?} is also a process of program {owner:?}");
-                self.error(name_node, &join(key, name), message);
+        for (name, message) in crate::instances::clashes(&top.programs) {
+            if let Some(&(name_node, _)) = names_in_file_order.iter().find(|(_, n)| *n == name) {
+                self.error(name_node, &join(key, &name), message);
             }
         }
         let names = names_in_file_order.iter().map(|&(_, name)| name);
@@ -728,6 +722,137 @@ impl Checker<'_> {
                 self.error(name_node, &join(key, name), message);
             }
         }
+    }
+
+    /// One program's spec from its mapping, and the streams it sends to syslog; `None` when
+    /// it is not a mapping at all.
+    fn program(
+        &mut self,
+        name_node: &Node,
+        name: &str,
+        program: &Node,
+        path: &str,
+    ) -> Option<(ProgramSpec, Vec<Stream>)> {
+        let mut draft = Draft {
+            spec: defaults(name),
+            has_cmd: false,
+            on_exit: None,
+            has_on_exit: false,
+            on_exit_timeout: None,
+            redirect_stderr: false,
+            has_stderr: false,
+            stdout_syslog: SyslogDraft::default(),
+            stderr_syslog: SyslogDraft::default(),
+        };
+        match &program.value {
+            Value::Null => {}
+            Value::Mapping(fields) => self.keys(fields, path, PROGRAM_KEYS, &mut draft),
+            _ => {
+                let message = format!(
+                    "expected a mapping of program keys, found {}",
+                    describe(program)
+                );
+                self.error(program, path, message);
+                return None;
+            }
+        }
+        if !draft.has_cmd {
+            self.error(name_node, path, "missing required key \"cmd\"".to_string());
+        }
+        self.on_exit(&mut draft, path);
+        let mut to_syslog = Vec::new();
+        if self.syslog(&draft.stdout_syslog, path, Stream::Stdout) {
+            to_syslog.push(Stream::Stdout);
+        }
+        if draft.redirect_stderr {
+            if draft.has_stderr {
+                let message = "give stderr or redirect_stderr: true, not both (with \
+                               redirect_stderr, standard error goes to stdout's file)";
+                self.error(name_node, path, message.to_string());
+            }
+            if let Some((_, node)) = &draft.stderr_syslog.flag {
+                let message = "give stderr_syslog or redirect_stderr: true, not both (with \
+                               redirect_stderr, standard error goes where stdout goes)";
+                self.error(node, &join(path, "stderr_syslog"), message.to_string());
+            }
+            draft.spec.stderr = draft.spec.stdout.clone();
+            draft.spec.stderr_rotation = draft.spec.stdout_rotation;
+            if to_syslog.contains(&Stream::Stdout) {
+                to_syslog.push(Stream::Stderr);
+            }
+        } else if self.syslog(&draft.stderr_syslog, path, Stream::Stderr) {
+            to_syslog.push(Stream::Stderr);
+        }
+        Some((draft.spec, to_syslog))
+    }
+
+    /// The processes of program `spec`: each named by its `process_name`, and, when the
+    /// program uses expansions (`templated`), each validated with its own values, the same
+    /// error once however many processes make it.
+    fn instances(
+        &mut self,
+        name_node: &Node,
+        program: &Node,
+        path: &str,
+        spec: &ProgramSpec,
+        templated: bool,
+    ) -> Vec<ProcessSpec> {
+        let pattern = spec
+            .process_name
+            .clone()
+            .unwrap_or_else(|| crate::instances::default_process_name(spec.numprocs).to_string());
+        let here = self.dir.to_string_lossy().into_owned();
+        let before = self.errors.len();
+        let mut made = Vec::new();
+        for num in crate::instances::numbers(spec) {
+            let names = Expansions {
+                program: &spec.name,
+                num,
+                numprocs: spec.numprocs,
+                here: &here,
+                host: self.host,
+            };
+            let name = match names.expand(&pattern) {
+                Ok(name) => name,
+                Err(message) => {
+                    let node = value_of(program, "process_name").unwrap_or(name_node);
+                    self.error(node, &join(path, "process_name"), message);
+                    break;
+                }
+            };
+            let process = if templated {
+                match expand_node(program, path, &names) {
+                    Ok(node) => self.program(name_node, &spec.name, &node, path),
+                    Err((node, key, message)) => {
+                        self.error(&node, &key, message);
+                        None
+                    }
+                }
+                .map(|(process, _)| process)
+            } else {
+                Some(spec.clone())
+            };
+            if let Some(mut process) = process {
+                // The pattern, not this process's name: the same in every process.
+                process.process_name.clone_from(&spec.process_name);
+                made.push((name, num, process));
+            }
+        }
+        // The same mistake in every process is said once.
+        let mut seen = Vec::new();
+        let found: Vec<ConfigError> = self.errors.drain(before..).collect();
+        for error in found {
+            if !seen.contains(&error) {
+                seen.push(error);
+            }
+        }
+        self.errors.extend(seen);
+        let names: Vec<String> = made.iter().map(|(name, _, _)| name.clone()).collect();
+        for problem in crate::instances::check_names(&spec.name, &names) {
+            let node = value_of(program, "process_name").unwrap_or(name_node);
+            self.error(node, &join(path, "process_name"), problem);
+        }
+        crate::instances::processes(made)
     }
 
     fn command(&mut self, node: &Node, key: &str) -> Option<(String, Vec<String>)> {
@@ -1375,15 +1500,18 @@ pub(crate) fn rotation_conflicts<'n>(
     let mut first_writer: BTreeMap<&Path, (String, crate::Rotation)> = BTreeMap::new();
     let mut conflicts = Vec::new();
     for name in names {
-        let Some(spec) = programs.get(name) else {
+        let Some(program) = programs.get(name) else {
             continue;
         };
-        let streams = [
-            ("stdout", &spec.stdout, spec.stdout_rotation),
-            ("stderr", &spec.stderr, spec.stderr_rotation),
-        ];
+        let streams = program.processes.iter().flat_map(|process| {
+            let spec = &process.spec;
+            [
+                ("stdout", spec.stdout.as_deref(), spec.stdout_rotation),
+                ("stderr", spec.stderr.as_deref(), spec.stderr_rotation),
+            ]
+        });
         for (stream, file, rotation) in streams {
-            let Some(file) = file.as_deref() else {
+            let Some(file) = file else {
                 continue;
             };
             match first_writer.get(file) {
@@ -1408,28 +1536,6 @@ pub(crate) fn rotation_conflicts<'n>(
         }
     }
     conflicts
-}
-
-/// The other program that also runs a process named like program `name`, if any.
-///
-/// Processes are named `NAME` (numprocs 1) or `NAME_00`, `NAME_01`... Two programs' names can
-/// only clash one way: a program with one process named like another's numbered process
-/// (`web_01` beside `web` with numprocs 2), since `P_i = Q_j` splits at the last `_` into
-/// `P = Q`. Checking that costs one lookup per program, however large `numprocs` is.
-pub(crate) fn process_name_owner<'p>(
-    name: &str,
-    programs: &'p BTreeMap<String, ProgramSpec>,
-) -> Option<&'p str> {
-    if programs.get(name)?.numprocs != 1 {
-        return None;
-    }
-    let (prefix, digits) = name.rsplit_once('_')?;
-    let index: u32 = digits.parse().ok()?;
-    if format!("{index:02}") != digits {
-        return None;
-    }
-    let (owner, spec) = programs.get_key_value(prefix)?;
-    (spec.numprocs > 1 && index < spec.numprocs).then_some(owner.as_str())
 }
 
 /// `parent.name`, or `name` at the top level.
@@ -1458,4 +1564,129 @@ pub(crate) fn quote(text: &str) -> String {
         Some((cut, _)) => format!("{:?}...", &text[..cut]),
         None => format!("{text:?}"),
     }
+}
+
+/// Whether a program's values (its `process_name` pattern aside) use expansions (`%(`): then
+/// each of its processes gets its own values.
+fn values_have_expansions(program: &Node) -> bool {
+    match &program.value {
+        Value::Mapping(pairs) => pairs.iter().any(|(key, value)| {
+            !matches!(&key.value, Value::Scalar { text, .. } if text == "process_name")
+                && has_expansion(value)
+        }),
+        _ => has_expansion(program),
+    }
+}
+
+/// Whether any value under `node` uses an expansion (`%(`).
+fn has_expansion(node: &Node) -> bool {
+    match &node.value {
+        Value::Scalar { text, .. } => text.contains("%("),
+        Value::Sequence(items) => items.iter().any(has_expansion),
+        Value::Mapping(pairs) => pairs.iter().any(|(_, value)| has_expansion(value)),
+        Value::Null => false,
+    }
+}
+
+/// The value of `key` in mapping `node`, if there.
+fn value_of<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
+    match &node.value {
+        Value::Mapping(pairs) => pairs
+            .iter()
+            .find(|(k, _)| matches!(&k.value, Value::Scalar { text, .. } if text == key))
+            .map(|(_, value)| value),
+        _ => None,
+    }
+}
+
+/// What `%(name)s` may stand for in a process's values: supervisord's names.
+struct Expansions<'a> {
+    program: &'a str,
+    num: u32,
+    numprocs: u32,
+    here: &'a str,
+    host: &'a crate::ini::Host,
+}
+
+impl Expansions<'_> {
+    /// `text` with its expansions worked out; a scalar without `%(` is left as it is, so a
+    /// lone `%` (`date +%s`) means itself unless the value also uses expansions.
+    fn expand(&self, text: &str) -> Result<String, String> {
+        if !text.contains("%(") {
+            return Ok(text.to_string());
+        }
+        use crate::ini::expand::{expand, Value as Named};
+        use std::borrow::Cow;
+        let lookup = |name: &str| -> Result<Named<'_>, String> {
+            match name {
+                "program_name" | "group_name" => Ok(Named::Text(Cow::Borrowed(self.program))),
+                "process_num" => Ok(Named::Number(i64::from(self.num))),
+                "numprocs" => Ok(Named::Number(i64::from(self.numprocs))),
+                "here" => Ok(Named::Text(Cow::Borrowed(self.here))),
+                "host_node_name" => self
+                    .host
+                    .node_name
+                    .as_deref()
+                    .map(|node| Named::Text(Cow::Borrowed(node)))
+                    .ok_or_else(|| "the host name for %(host_node_name)s is unknown".to_string()),
+                _ => match name.strip_prefix("ENV_") {
+                    Some(variable) => self
+                        .host
+                        .env
+                        .get(variable)
+                        .map(|value| Named::Text(Cow::Borrowed(value.as_str())))
+                        .ok_or_else(|| {
+                            format!("environment variable {variable} is not set (for %({name})s)")
+                        }),
+                    None => Err(format!(
+                        "unknown name %({name}) (available: program_name, group_name, \
+                         process_num, numprocs, here, host_node_name, ENV_<variable>)"
+                    )),
+                },
+            }
+        };
+        expand(text, &lookup)
+            .map_err(|e| format!("{} (at byte {} of {text:?})", e.message, e.offset))
+    }
+}
+
+/// A copy of `node` with every scalar value expanded for one process (keys stay as written);
+/// the first value that cannot be, with why.
+fn expand_node(
+    node: &Node,
+    path: &str,
+    names: &Expansions,
+) -> Result<Node, (Node, String, String)> {
+    let value = match &node.value {
+        Value::Scalar { text, quoted } => Value::Scalar {
+            text: names
+                .expand(text)
+                .map_err(|why| (node.clone(), path.to_string(), why))?,
+            quoted: *quoted,
+        },
+        Value::Sequence(items) => Value::Sequence(
+            items
+                .iter()
+                .map(|item| expand_node(item, path, names))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Mapping(pairs) => Value::Mapping(
+            pairs
+                .iter()
+                .map(|(key, value)| {
+                    let path = match &key.value {
+                        Value::Scalar { text, .. } => join(path, text),
+                        _ => path.to_string(),
+                    };
+                    Ok((key.clone(), expand_node(value, &path, names)?))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Null => Value::Null,
+    };
+    Ok(Node {
+        line: node.line,
+        column: node.column,
+        value,
+    })
 }

@@ -80,7 +80,7 @@ fn unknown_program_key_suggests_the_closest_or_lists_all() {
         errors("programs:\n  web:\n    command: x\n"),
         [
             "t.yaml:2:3: programs.web: missing required key \"cmd\"",
-            "t.yaml:3:5: programs.web: unknown key \"command\" (valid keys: cmd, numprocs, autostart, autorestart, exitcodes, starttime, startretries, stopsignal, stoptime, killgroup, stdout, stderr, stdout_syslog, stderr_syslog, redirect_stderr, stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, env, workingdir, umask, priority, stdin, ready, readytime, watchdog, watchdog_paused, healthcheck, on_exit, on_exit_timeout, restart_limit, backoff, alerts)",
+            "t.yaml:3:5: programs.web: unknown key \"command\" (valid keys: cmd, numprocs, numprocs_start, process_name, autostart, autorestart, exitcodes, starttime, startretries, stopsignal, stoptime, killgroup, stdout, stderr, stdout_syslog, stderr_syslog, redirect_stderr, stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, env, workingdir, umask, priority, stdin, ready, readytime, watchdog, watchdog_paused, healthcheck, on_exit, on_exit_timeout, restart_limit, backoff, alerts)",
         ]
     );
     assert_eq!(

@@ -677,12 +677,15 @@ fn numprocs_needs_process_num_in_process_name() {
     let spec = program("numprocs=3\nprocess_name=%(program_name)s_%(process_num)02d\n");
     assert_eq!(spec.numprocs, 3);
     assert_eq!(spec.process_names(), ["web_00", "web_01", "web_02"]);
-    // Any pattern giving the same names is fine.
     let spec = program("numprocs=2\nprocess_name=%(group_name)s_%(process_num)02d\n");
-    assert_eq!(spec.numprocs, 2);
+    assert_eq!(spec.process_names(), ["web_00", "web_01"]);
+    // supervisord refuses it too: every process would be named "web".
     assert_eq!(
         program_errors("numprocs=2\n"),
-        ["/sv/t.conf:3:1: program:web.numprocs: with numprocs > 1, process_name must use %(process_num); taskmaster names the processes of web web_00, web_01, ... (process_name = %(program_name)s_%(process_num)02d)"]
+        [
+            "/sv/t.conf:1:1: program:web: processes 0 and 1 of web are both named \"web\": process_name must tell them apart (use %(process_num)d in it)",
+            "/sv/t.conf:3:1: program:web.numprocs: with numprocs > 1, process_name must use %(process_num) to tell the processes apart (as supervisord requires), such as process_name = %(program_name)s_%(process_num)02d",
+        ]
     );
     assert_eq!(
         program_errors("numprocs=0\n"),
@@ -691,32 +694,37 @@ fn numprocs_needs_process_num_in_process_name() {
 }
 
 #[test]
-fn process_name_must_give_taskmasters_names() {
+fn any_process_name_pattern_names_the_processes() {
     assert_eq!(
         program("process_name=%(program_name)s\n").process_names(),
         ["web"]
     );
-    assert_eq!(program("process_name=web\n").process_names(), ["web"]);
+    let spec = program("numprocs=2\nprocess_name=%(program_name)s-%(process_num)d\n");
+    assert_eq!(spec.process_names(), ["web-0", "web-1"]);
+    assert_eq!(spec.full_name("web-0"), "web:web-0");
+    // One process named otherwise than its program is addressed in its group, as supervisorctl
+    // shows it.
+    let spec = program("process_name=worker\n");
+    assert_eq!(spec.process_names(), ["worker"]);
+    assert_eq!(spec.full_name("worker"), "web:worker");
     assert_eq!(
-        program_errors("numprocs=2\nprocess_name=%(program_name)s-%(process_num)d\n"),
-        ["/sv/t.conf:4:1: program:web.process_name: this names process 0 \"web-0\"; taskmaster names the processes of web web_00, web_01, ... (process_name = %(program_name)s_%(process_num)02d)"]
-    );
-    assert_eq!(
-        program_errors("process_name=worker\n"),
-        ["/sv/t.conf:3:1: program:web.process_name: this names the process \"worker\"; taskmaster names a program's single process after the program (\"web\")"]
+        program_errors("numprocs=2\nprocess_name=w/%(process_num)d\n"),
+        ["/sv/t.conf:4:14: program:web.process_name: process 0 gets an invalid name \"w/0\": a name starts with a letter or digit and holds only letters, digits, \"_\", \".\" and \"-\""]
     );
 }
 
 #[test]
-fn numprocs_start_is_accepted_only_where_the_names_stay_taskmasters() {
-    // One process not named after its number: process_num is simply 5.
+fn numprocs_start_numbers_the_first_process() {
+    // One process: process_num is simply 5.
     let text = "[program:web]\nnumprocs_start=5\ncommand=run --port=80%(process_num)02d\n";
     let spec = read(text).config.programs.remove("web").unwrap();
     assert_eq!(spec.argv, ["run", "--port=8005"]);
-    assert_eq!(
-        program_errors("numprocs=2\nnumprocs_start=1\nprocess_name=%(program_name)s_%(process_num)02d\n"),
-        ["/sv/t.conf:4:1: program:web.numprocs_start: numprocs_start = 1 names process 0 \"web_01\"; taskmaster names the processes of web web_00, web_01, ... (process_name = %(program_name)s_%(process_num)02d)"]
-    );
+    assert_eq!(spec.numprocs_start, 5);
+    let spec =
+        program("numprocs=2\nnumprocs_start=1\nprocess_name=%(program_name)s_%(process_num)02d\n");
+    assert_eq!(spec.process_names(), ["web_01", "web_02"]);
+    let nums: Vec<u32> = spec.processes.iter().map(|p| p.num).collect();
+    assert_eq!(nums, [1, 2]);
 }
 
 #[test]
@@ -864,16 +872,25 @@ fn process_num_is_only_where_supervisord_expands_it() {
 }
 
 #[test]
-fn a_value_that_differs_between_processes_is_an_error_naming_the_option() {
+fn each_process_gets_its_own_values_of_the_options_supervisord_expands_per_process() {
+    let spec = read("[program:w]\ncommand=run --port=80%(process_num)02d\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\nstdout_logfile=/l/%(process_num)d.log\nenvironment=N=%(process_num)d\ndirectory=/srv/%(process_num)d\n")
+        .config
+        .programs
+        .remove("w")
+        .unwrap();
+    let process = |i: usize| &spec.processes[i].spec;
+    assert_eq!(process(0).argv, ["run", "--port=8000"]);
+    assert_eq!(process(1).argv, ["run", "--port=8001"]);
+    assert_eq!(process(1).stdout.as_deref(), Some(Path::new("/l/1.log")));
+    assert_eq!(process(1).env["N"], "1");
+    assert_eq!(process(1).workingdir.as_deref(), Some(Path::new("/srv/1")));
+    // The program's own view keeps what differs as written, for `convert`.
+    assert_eq!(spec.cmd, "run --port=80%(process_num)02d");
     assert_eq!(
-        errors("[program:w]\ncommand=run --port=80%(process_num)02d\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\nstdout_logfile=/l/%(process_num)d.log\nenvironment=N=%(process_num)d\n"),
-        [
-            "/sv/t.conf:2:1: program:w.command: this value differs between the processes of w (\"run --port=8000\" for process 0, \"run --port=8001\" for process 1); taskmaster runs every process of a program with the same settings",
-            "/sv/t.conf:5:1: program:w.stdout_logfile: this value differs between the processes of w (\"/l/0.log\" for process 0, \"/l/1.log\" for process 1); taskmaster runs every process of a program with the same settings",
-            "/sv/t.conf:6:1: program:w.environment: this value differs between the processes of w (\"N=0\" for process 0, \"N=1\" for process 1); taskmaster runs every process of a program with the same settings",
-        ]
+        spec.stdout.as_deref(),
+        Some(Path::new("/l/%(process_num)d.log"))
     );
-    // The same value for every process is fine, whatever it refers to.
+    // The same value for every process is simply that value.
     let spec = read("[program:w]\ncommand=run %(numprocs)d %(program_name)s\nnumprocs=4\nprocess_name=%(program_name)s_%(process_num)02d\n")
         .config
         .programs
@@ -1422,6 +1439,9 @@ fn config_load_reads_either_format() {
     let mut web = from_yaml.programs["web"].clone();
     // The one difference: supervisord gives every child a stdin pipe.
     web.stdin = taskmaster_config::Stdin::Pipe;
+    for process in &mut web.processes {
+        std::sync::Arc::make_mut(&mut process.spec).stdin = taskmaster_config::Stdin::Pipe;
+    }
     assert_eq!(by_content.programs["web"], web);
     assert_eq!(by_content.logfile, dir.0.join("supervisord.log"));
     assert_eq!(from_yaml.logfile, dir.0.join("taskmaster.log"));

@@ -746,3 +746,66 @@ fn priority_defaults_to_999_and_takes_an_integer() {
     .to_string();
     assert!(text.contains("programs.a.priority"), "{text}");
 }
+
+// ---- processes of a program ------------------------------------------------------------------
+
+#[test]
+fn a_pool_gives_each_process_its_own_expanded_settings() {
+    let text = "programs:\n  api:\n    cmd: \"serve --port=80%(process_num)02d\"\n    numprocs: 3\n    numprocs_start: 1\n    stdout: \"/var/log/api_%(process_num)02d.log\"\n    env: {SLOT: \"%(process_name)s\", GROUP: \"%(group_name)s\"}\n";
+    let errors = parse(text).err().map(|e| e.to_string()).unwrap_or_default();
+    // %(process_name)s is not one of supervisord's names for a value: said with its place.
+    assert!(errors.contains("unknown name %(process_name)"), "{errors}");
+    let text = text.replace("%(process_name)s", "%(program_name)s-%(process_num)d");
+    let config = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let api = &config.programs["api"];
+    assert_eq!(api.process_names(), ["api_01", "api_02", "api_03"]);
+    let process = |i: usize| &api.processes[i].spec;
+    assert_eq!(process(0).argv, ["serve", "--port=8001"]);
+    assert_eq!(process(2).argv, ["serve", "--port=8003"]);
+    assert_eq!(
+        process(1).stdout.as_deref(),
+        Some(Path::new("/var/log/api_02.log"))
+    );
+    assert_eq!(process(1).env["SLOT"], "api-2");
+    assert_eq!(process(1).env["GROUP"], "api");
+    // The program as written: what `convert` writes back.
+    assert_eq!(api.cmd, "serve --port=80%(process_num)02d");
+    let yaml = taskmaster_config::to_yaml(&config);
+    let again = Config::parse(&yaml, Path::new("t.yaml")).unwrap_or_else(|e| panic!("{yaml}\n{e}"));
+    assert_eq!(again.programs, config.programs, "{yaml}");
+}
+
+#[test]
+fn process_name_takes_any_pattern_and_the_names_must_differ() {
+    let spec = program("numprocs: 2\nprocess_name: \"worker-%(process_num)d\"");
+    assert_eq!(spec.process_names(), ["worker-0", "worker-1"]);
+    assert_eq!(spec.full_name("worker-0"), "web:worker-0");
+    assert_eq!(
+        program_errors("numprocs: 2\nprocess_name: same"),
+        ["t.yaml:5:19: programs.web.process_name: processes 0 and 1 of web are both named \"same\": process_name must tell them apart (use %(process_num)d in it)"]
+    );
+    // Without process_name: NAME, or NAME_00, NAME_01...
+    assert_eq!(program("").process_names(), ["web"]);
+    assert_eq!(program("numprocs: 2").process_names(), ["web_00", "web_01"]);
+}
+
+#[test]
+fn a_value_without_expansions_keeps_its_percent_signs() {
+    let spec = program("env: {FORMAT: \"+%s\"}");
+    assert_eq!(spec.env["FORMAT"], "+%s");
+    // In a value that uses expansions, a lone % is an error at its place, as in supervisord.
+    let errors = program_errors("env: {FORMAT: \"+%s %(process_num)d\"}");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]
+            .starts_with("t.yaml:4:19: programs.web.env.FORMAT: \"%\" must start an expansion"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn an_error_in_every_process_is_said_once() {
+    let errors = program_errors("numprocs: 3\nstopsignal: \"%(program_name)s\"");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("programs.web.stopsignal"), "{errors:?}");
+}

@@ -230,9 +230,10 @@ pub struct Supervisor {
     config: Config,
     /// By name; the order is the order `status` lists them in.
     processes: BTreeMap<String, Process>,
-    /// Programs added or changed by a reload whose old processes are still stopping; each
-    /// starts once the last of them is gone.
-    waiting_programs: BTreeMap<String, Arc<ProgramSpec>>,
+    /// Processes added or changed by a reload whose old record is still stopping, by name;
+    /// each is added once the old one is gone.
+    #[serde(default)]
+    waiting_processes: BTreeMap<String, Arc<ProgramSpec>>,
     waiters: Vec<Waiter>,
     /// The configuration last reread (not applied): where added groups come from.
     staged: Option<Config>,
@@ -251,7 +252,7 @@ impl Supervisor {
         let mut supervisor = Supervisor {
             config: config.clone(),
             processes: BTreeMap::new(),
-            waiting_programs: BTreeMap::new(),
+            waiting_processes: BTreeMap::new(),
             waiters: Vec::new(),
             staged: None,
             shutting_down: false,
@@ -261,7 +262,7 @@ impl Supervisor {
         };
         let mut out = Vec::new();
         for spec in by_priority(config.programs.into_values()) {
-            supervisor.add_program(Arc::new(spec), now, &mut out);
+            supervisor.add_program(&spec, now, &mut out);
         }
         (supervisor, out)
     }
@@ -1054,18 +1055,26 @@ impl Supervisor {
         }
     }
 
-    fn add_program(&mut self, spec: Arc<ProgramSpec>, now: Time, out: &mut Vec<Action>) {
-        for process_name in spec.process_names() {
-            let name = if spec.numprocs == 1 {
-                process_name
-            } else {
-                format!("{}:{process_name}", spec.name)
-            };
-            self.processes
-                .insert(name.clone(), Process::new(name.clone(), Arc::clone(&spec)));
-            if spec.autostart && !self.shutting_down {
-                self.spawn(&name, now, out);
-            }
+    /// Adds every process of program `spec`, each with its own settings.
+    fn add_program(&mut self, spec: &ProgramSpec, now: Time, out: &mut Vec<Action>) {
+        for (name, process) in processes_of(spec) {
+            self.add_process(name, process, now, out);
+        }
+    }
+
+    /// Adds process `name`, and starts it if its program starts on its own.
+    fn add_process(
+        &mut self,
+        name: String,
+        spec: Arc<ProgramSpec>,
+        now: Time,
+        out: &mut Vec<Action>,
+    ) {
+        let autostart = spec.autostart;
+        self.processes
+            .insert(name.clone(), Process::new(name.clone(), spec));
+        if autostart && !self.shutting_down {
+            self.spawn(&name, now, out);
         }
     }
 
@@ -1074,7 +1083,7 @@ impl Supervisor {
             return;
         }
         self.shutting_down = true;
-        self.waiting_programs.clear();
+        self.waiting_processes.clear();
         for p in self.processes.values_mut() {
             if p.start_pending() {
                 p.deadline = None;
@@ -1153,16 +1162,16 @@ impl Supervisor {
             log(out, &name, "removed".to_string());
         }
 
-        let mut ready: Vec<Arc<ProgramSpec>> = self
-            .waiting_programs
-            .values()
-            .filter(|spec| !self.processes.values().any(|p| p.program() == spec.name))
-            .cloned()
+        let mut ready: Vec<(String, Arc<ProgramSpec>)> = self
+            .waiting_processes
+            .iter()
+            .filter(|(name, _)| !self.processes.contains_key(*name))
+            .map(|(name, spec)| (name.clone(), Arc::clone(spec)))
             .collect();
-        ready.sort_by_key(|spec| spec.priority);
-        for spec in ready {
-            self.waiting_programs.remove(&spec.name);
-            self.add_program(spec, now, out);
+        ready.sort_by_key(|(_, spec)| spec.priority);
+        for (name, spec) in ready {
+            self.waiting_processes.remove(&name);
+            self.add_process(name, spec, now, out);
         }
 
         // Hooks are waited for too: a cleanup cut short by the exit would leave what it cleans.
@@ -1263,6 +1272,13 @@ fn log(out: &mut Vec<Action>, process: &str, message: String) {
 }
 
 /// Programs in the order they start: ascending priority, then name.
+/// Every process of program `spec`: the name users address it by, and its settings.
+fn processes_of(spec: &ProgramSpec) -> impl Iterator<Item = (String, Arc<ProgramSpec>)> + '_ {
+    spec.processes
+        .iter()
+        .map(|process| (spec.full_name(&process.name), Arc::clone(&process.spec)))
+}
+
 fn by_priority(specs: impl Iterator<Item = ProgramSpec>) -> Vec<ProgramSpec> {
     let mut specs: Vec<ProgramSpec> = specs.collect();
     specs.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));

@@ -593,33 +593,34 @@ programs:
     assert_eq!(plan.removed, ["web"]);
     assert_eq!(w.state("api"), "RUNNING");
     assert_eq!(w.state("web"), "STOPPING");
-    // The old workers stop; their replacements wait until the last one is gone.
+    // Each old worker stops; its replacement waits until it is gone, and the third goes.
     let old: Vec<u32> = (0..3)
         .map(|i| w.pid(&format!("workers:workers_0{i}")))
         .collect();
-    for pid in &old[..2] {
+    w.handle(taskmaster_core::Event::Exited {
+        pid: old[0],
+        status: code(0),
+        leftovers: false,
+    });
+    assert_eq!(w.spawn_count("workers:workers_00"), 2, "workers_00 is back");
+    assert_eq!(
+        w.spawn_count("workers:workers_01"),
+        1,
+        "waits for its own old process"
+    );
+    for pid in &old[1..] {
         w.handle(taskmaster_core::Event::Exited {
             pid: *pid,
             status: code(0),
             leftovers: false,
         });
     }
-    assert_eq!(
-        w.spawn_count("workers:workers_00"),
-        1,
-        "waits for every old worker"
-    );
-    w.handle(taskmaster_core::Event::Exited {
-        pid: old[2],
-        status: code(0),
-        leftovers: false,
-    });
     let names: Vec<&str> = w.sup.processes().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
         ["api", "web", "workers:workers_00", "workers:workers_01"]
     );
-    assert_eq!(w.spawn_count("workers:workers_00"), 2);
+    assert_eq!(w.spawn_count("workers:workers_01"), 2);
     assert_eq!(
         w.sup.process("workers:workers_00").unwrap().spec.cmd,
         "/bin/worker --fast"
@@ -1086,5 +1087,80 @@ fn a_reload_says_which_settings_wait_for_a_restart_and_keeps_them() {
     match w.ask(Request::Config) {
         Reply::Config { active, .. } => assert_eq!(active.socket, socket_before),
         other => panic!("{other:?}"),
+    }
+}
+
+const POOL: &str = "
+programs:
+  pool:
+    cmd: /bin/server --port=80%(process_num)02d
+    process_name: \"%(program_name)s_%(process_num)02d\"
+    numprocs: NUMPROCS
+    starttime: 0
+";
+
+fn pool(numprocs: u32) -> String {
+    POOL.replace("NUMPROCS", &numprocs.to_string())
+}
+
+fn pool_pids(w: &World) -> Vec<(String, u32)> {
+    w.sup
+        .processes()
+        .filter_map(|p| Some((p.name.clone(), p.pid?)))
+        .collect()
+}
+
+#[test]
+fn each_process_of_a_pool_runs_with_its_own_expanded_settings() {
+    let w = World::new(&pool(3));
+    let cmds: Vec<String> = w.sup.processes().map(|p| p.spec.cmd.clone()).collect();
+    assert_eq!(
+        cmds,
+        [
+            "/bin/server --port=8000",
+            "/bin/server --port=8001",
+            "/bin/server --port=8002"
+        ]
+    );
+}
+
+#[test]
+fn a_pool_that_grows_then_shrinks_leaves_the_processes_it_keeps_alone() {
+    let mut w = World::new(&pool(3));
+    let before = pool_pids(&w);
+    w.reload(&pool(5));
+    let grown = pool_pids(&w);
+    assert_eq!(grown.len(), 5);
+    assert_eq!(&grown[..3], &before[..], "the first three kept their pids");
+    assert_eq!(w.spawns.len(), 5, "only the two new ones were started");
+    assert!(w.signals.is_empty(), "nothing was stopped");
+
+    w.reload(&pool(2));
+    for name in ["pool:pool_02", "pool:pool_03", "pool:pool_04"] {
+        assert_eq!(w.state(name), "STOPPING");
+    }
+    for (name, pid) in &grown[2..] {
+        assert!(name.as_str() >= "pool:pool_02");
+        w.handle(taskmaster_core::Event::Exited {
+            pid: *pid,
+            status: code(0),
+            leftovers: false,
+        });
+    }
+    assert_eq!(pool_pids(&w), before[..2], "the first two untouched");
+    assert_eq!(w.spawns.len(), 5);
+}
+
+#[test]
+fn a_template_change_restarts_only_the_processes_whose_settings_changed() {
+    let mut w = World::new(&pool(3));
+    let before = pool_pids(&w);
+    // Process 0's port stays 8000; the others' change.
+    let changed = pool(3).replace("--port=80%(process_num)02d", "--port=80%(process_num)d0");
+    w.reload(&changed);
+    assert_eq!(w.state("pool:pool_00"), "RUNNING");
+    assert_eq!(w.pid("pool:pool_00"), before[0].1, "pool_00 untouched");
+    for name in ["pool:pool_01", "pool:pool_02"] {
+        assert_eq!(w.state(name), "STOPPING");
     }
 }

@@ -194,43 +194,64 @@ fn reload_restarts_a_program_whose_env_changed_with_the_new_env() {
     assert_eq!(read_report(&sandbox.file("report"))["env.COLOUR"], "blue");
 }
 
+/// A pool that grows and shrinks keeps the processes it still has, with their pids
+/// (supervisord restarts the whole group, its issue #1154): 3 to 5 starts two, 5 to 2 stops
+/// three, and the first two never stop.
 #[test]
-fn reload_from_numprocs_2_to_3_runs_three_new_processes() {
+fn reload_from_numprocs_3_to_5_and_back_to_2_leaves_the_kept_processes_alone() {
     let sandbox = Sandbox::new();
-    let write = |numprocs: &str| {
+    let write = |numprocs: u32| {
         sandbox.write_config(&config(&[program(
             "pool",
             &sleeper(),
             &[&format!("numprocs: {numprocs}")],
         )]))
     };
-    write("2");
+    let name = |i: u32| format!("pool:pool_{i:02}");
+    let running = |tm: &mut Taskmaster, count: u32| {
+        wait_until(&format!("{count} pool processes RUNNING"), TIMEOUT, || {
+            let all = snapshot(tm);
+            let ready = all.len() == count as usize
+                && all.iter().zip(0..).all(|((process, state, pid), i)| {
+                    *process == name(i) && state == "RUNNING" && pid.is_some()
+                });
+            ready.then(|| {
+                all.iter()
+                    .filter_map(|(_, _, pid)| *pid)
+                    .collect::<Vec<u32>>()
+            })
+        })
+    };
+    write(3);
     let mut tm = Taskmaster::start(&sandbox, &[]);
-    let old: Vec<u32> = ["pool:pool_00", "pool:pool_01"]
-        .iter()
-        .map(|n| running_pid(&mut tm, n))
-        .collect();
+    let three = running(&mut tm, 3);
 
-    write("3");
+    write(5);
     assert_eq!(tm.command_all("reload"), ["reloaded: changed pool"]);
-    let names = ["pool:pool_00", "pool:pool_01", "pool:pool_02"];
-    let statuses = wait_until("three pool processes RUNNING", TIMEOUT, || {
-        let all = snapshot(&mut tm);
-        let ready = all.len() == 3
-            && all
-                .iter()
-                .zip(names)
-                .all(|((name, state, _), want)| name == want && state == "RUNNING");
-        ready.then_some(all)
-    });
-    for pid in old {
+    let five = running(&mut tm, 5);
+    assert_eq!(five[..3], three[..], "the first three kept their pids");
+    for &pid in &five {
+        tm.track(pid);
+    }
+
+    write(2);
+    assert_eq!(tm.command_all("reload"), ["reloaded: changed pool"]);
+    let two = running(&mut tm, 2);
+    assert_eq!(two[..], three[..2], "the first two kept their pids");
+    for &pid in &five[2..] {
         wait_dead(pid, TIMEOUT);
     }
-    let mut pids: Vec<u32> = statuses.iter().filter_map(|(_, _, pid)| *pid).collect();
-    assert!(pids.iter().all(|&pid| is_alive(pid)), "{statuses:?}");
-    pids.sort_unstable();
-    pids.dedup();
-    assert_eq!(pids.len(), 3, "{statuses:?}");
+    assert!(two.iter().all(|&pid| is_alive(pid)));
+    let log = tm.log();
+    for i in 0..2 {
+        assert_eq!(
+            log.matches(&format!("{}: spawned with pid", name(i)))
+                .count(),
+            1,
+            "{} was started again:\n{log}",
+            name(i)
+        );
+    }
 }
 
 #[test]

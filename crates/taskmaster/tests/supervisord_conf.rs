@@ -168,3 +168,55 @@ fn convert_prints_yaml_that_means_the_same() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// supervisord's most common pool: each process listens on a port of its own
+/// (`80%(process_num)02d`-style) and logs to a file of its own, and `numprocs_start` numbers
+/// them from 1.
+#[test]
+fn a_pool_whose_processes_listen_on_their_own_ports_and_log_to_their_own_files() {
+    let sandbox = Sandbox::new();
+    // Ports BASE01, BASE02, BASE03 on loopback; BASE from the test's pid, to keep clear of
+    // other runs.
+    let base = 400 + std::process::id() % 200;
+    let server = "import http.server as h, sys; port = int(sys.argv[1]); \
+                  print('listening on', port, flush=True); \
+                  h.HTTPServer(('127.0.0.1', port), h.SimpleHTTPRequestHandler).serve_forever()";
+    let text = format!(
+        "[unix_http_server]
+file=%(here)s/sv.sock
+
+[supervisord]
+logfile=%(here)s/taskmaster.log
+
+[program:web]
+command=python3 -c \"{server}\" {base}%(process_num)02d
+process_name=%(program_name)s_%(process_num)02d
+numprocs=3
+numprocs_start=1
+startsecs=0
+stdout_logfile=%(here)s/web_%(process_num)02d.log
+redirect_stderr=true
+"
+    );
+    let conf = sandbox.file("supervisord.conf");
+    std::fs::write(&conf, text).expect("write supervisord.conf");
+    let mut tm = run(&sandbox, &conf);
+    for num in 1..=3u32 {
+        let name = format!("web:web_{num:02}");
+        let status = tm.wait_for_state(&name, "RUNNING", TIMEOUT);
+        if let Some(pid) = status.pid() {
+            tm.track(pid);
+        }
+        let port = format!("{base}{num:02}");
+        let address = format!("127.0.0.1:{port}");
+        support::wait_until(&format!("{name} to listen on {address}"), TIMEOUT, || {
+            std::net::TcpStream::connect(&address).ok()
+        });
+        let log = sandbox.file(&format!("web_{num:02}.log"));
+        support::wait_until(&format!("{name}'s own log file"), TIMEOUT, || {
+            let text = std::fs::read_to_string(&log).ok()?;
+            text.contains(&format!("listening on {port}")).then_some(())
+        });
+    }
+    assert!(!sandbox.file("web_00.log").exists());
+}

@@ -710,8 +710,9 @@ impl Rpc {
         let mut infos: Vec<(String, Value)> = Vec::new();
         for spec in available.programs.values() {
             let in_use = active.programs.contains_key(&spec.name);
-            for process in spec.process_names() {
-                infos.push((process.clone(), config_info(spec, &process, in_use)));
+            for process in &spec.processes {
+                let info = config_info(&process.spec, &process.name, in_use);
+                infos.push((process.name.clone(), info));
             }
         }
         infos.sort_by(|a, b| a.0.cmp(&b.0));

@@ -47,7 +47,7 @@
 //! `[inet_http_server]` and `[supervisorctl]` settings.
 
 mod environment;
-mod expand;
+pub(crate) mod expand;
 mod include;
 mod program;
 pub mod raw;
@@ -589,11 +589,9 @@ impl Translator<'_> {
                 ("supervisord", None) | ("include", None) => {}
                 ("program", Some(program)) => {
                     let program = raw::strip(program);
-                    if let Some((mut spec, priority)) = self.program(src, section, program) {
+                    if let Some((spec, priority)) = self.program(src, section, program) {
                         headers.push((src, section, program));
                         result.priorities.insert(program.to_string(), priority);
-                        // Negative priorities (allowed by supervisord) all come first.
-                        spec.priority = u32::try_from(priority).unwrap_or(0);
                         result.config.programs.insert(program.to_string(), spec);
                     }
                 }
@@ -663,11 +661,8 @@ impl Translator<'_> {
                 }
             }
         }
-        for &(src, section, name) in &headers {
-            if let Some(owner) = crate::validate::process_name_owner(name, &result.config.programs)
-            {
-                let message =
-                    format!("process name {name:?} is also a process of program {owner:?}");
+        for (name, message) in crate::instances::clashes(&result.config.programs) {
+            if let Some(&(src, section, _)) = headers.iter().find(|(_, _, n)| *n == name) {
                 self.at_section(src, section, message);
             }
         }

@@ -1,20 +1,18 @@
-//! `[program:x]`: one supervisord program becomes one [`ProgramSpec`].
+//! `[program:x]`: one supervisord program becomes one [`ProgramSpec`] and its processes.
 //!
 //! supervisord builds a program's processes one by one, expanding some options once per
 //! process (`%(process_num)d`): `command`, `process_name`, `environment`, `directory` and the
-//! log options. taskmaster runs every process of a program with one spec, so those values
-//! are expanded for every process and must come out the same, `process_name` excepted: it
-//! must give taskmaster's names, `NAME` for one process and `NAME_00`, `NAME_01`... for more,
-//! which `%(program_name)s` and `%(program_name)s_%(process_num)02d` (or anything that
-//! expands to the same) do. `numprocs_start` is accepted when the names still come out so
-//! (a single process whose name does not use `%(process_num)`).
+//! log files. So does taskmaster: each process gets its own values of those options
+//! ([`ProgramSpec::processes`]), named by its expanded `process_name` (any pattern; the names
+//! must differ, and with `numprocs` > 1 `process_name` is required, as supervisord requires
+//! it). `numprocs_start` numbers the first process.
 //!
 //! What each option becomes:
 //!
 //! | option | taskmaster |
 //! |---|---|
 //! | `command` | `cmd` (expanded, then split like the YAML's) |
-//! | `process_name`, `numprocs`, `numprocs_start` | `numprocs`, names checked as above |
+//! | `process_name`, `numprocs`, `numprocs_start` | the same |
 //! | `autostart`, `autorestart`, `exitcodes`, `startretries`, `stopsignal`, `umask` | the same |
 //! | `startsecs`, `stopwaitsecs` | `starttime`, `stoptime` (taskmaster's durations: `1`, `1.5`, `500ms`) |
 //! | `stdout_logfile`, `stderr_logfile` | `stdout`, `stderr`; `NONE`/`OFF` discard; `syslog` (supervisord 3's way) is `stdout: syslog`; `AUTO` refused |
@@ -35,10 +33,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::raw::{Opt, Section};
-use super::{expand, values, At, Names, Translator};
+use super::{values, At, Names, Translator};
 use crate::validate::{
     check_path, defaults, invalid_program_name, is_valid_program_name, parse_exitcode,
-    parse_integer, parse_umask, quote, split_command,
+    parse_integer, parse_umask, split_command,
 };
 use crate::{parse_duration, ProgramSpec, Signal, DEFAULT_SYSLOG_SOCKET};
 
@@ -171,6 +169,7 @@ impl Translator<'_> {
                 parse_integer(t, 0, u32::MAX - 1000)
             })
             .unwrap_or(0);
+        spec.numprocs_start = start;
         let first_process = Names {
             process: Some((i64::from(start), i64::from(spec.numprocs))),
             ..constant.clone()
@@ -186,6 +185,8 @@ impl Translator<'_> {
                 values::priority,
             )
             .unwrap_or(999);
+        // Negative priorities (allowed by supervisord) all come first.
+        spec.priority = u32::try_from(priority).unwrap_or(0);
         // The expanded value of a constant option, if given.
         let read =
             |t: &mut Self, option: &str| t.read_text(src, section, &options, option, &constant);
@@ -359,7 +360,10 @@ impl Translator<'_> {
         self.check(&at, parse(&text))
     }
 
-    /// The per-process options, which must come out the same for every process.
+    /// The program's processes, each with its own values of the options supervisord expands
+    /// per process (`command`, `process_name`, `environment`, `directory`, the log files), and
+    /// the program's own view: process 0's values, but an option's text as written where it
+    /// differs between the processes (for `convert`).
     #[allow(clippy::too_many_arguments)]
     fn per_process(
         &mut self,
@@ -372,63 +376,120 @@ impl Translator<'_> {
         spec: &mut ProgramSpec,
     ) {
         let count = spec.numprocs;
-        let first = self.process_values(src, section, options, names, start, count);
-        let mut process_names = vec![first.texts.get("process_name").cloned()];
-        let mut reported: Vec<&str> = Vec::new();
-        for i in 1..count {
-            // Only compared: the errors are the first process's, already reported.
-            let kept = self.errors.len();
-            let other = self.process_values(src, section, options, names, start + i, count);
-            self.errors.truncate(kept);
-            process_names.push(other.texts.get("process_name").cloned());
-            for (option, value) in &other.texts {
-                let Some(first_value) = first.texts.get(option) else {
-                    continue;
-                };
-                if *option == "process_name" || value == first_value || reported.contains(option) {
-                    continue;
-                }
-                reported.push(option);
-                let Some(opt) = options.get(option) else {
-                    continue;
-                };
-                let message = format!(
-                    "this value differs between the processes of {} ({} for process 0, {} for \
-                     process {i}); taskmaster runs every process of a program with the same \
-                     settings",
-                    spec.name,
-                    quote(first_value),
-                    quote(value),
-                );
-                let at = At::new(src, section, opt);
-                self.at_name(&at, message);
+        let program = names.program.unwrap_or_default().to_string();
+        spec.process_name = options.get("process_name").map(|opt| opt.value.clone());
+        let before = self.errors.len();
+        let mut made = Vec::new();
+        let mut texts: Vec<BTreeMap<&'static str, String>> = Vec::new();
+        for num in start..start.saturating_add(count) {
+            let values = self.process_values(src, section, options, names, num, count);
+            let mut process = spec.clone();
+            self.apply_values(
+                src,
+                section,
+                options,
+                &values,
+                redirect_stderr,
+                &mut process,
+            );
+            let name = values
+                .texts
+                .get("process_name")
+                .cloned()
+                .unwrap_or_else(|| program.clone());
+            texts.push(values.texts);
+            made.push((name, num, process));
+        }
+        // The same mistake in every process is said once.
+        let found: Vec<_> = self.errors.drain(before..).collect();
+        for error in found {
+            if !self.errors[before..].contains(&error) {
+                self.errors.push(error);
             }
         }
+        if count > 1 && !options.contains_key("process_name") {
+            let message = "with numprocs > 1, process_name must use %(process_num) to tell the \
+                           processes apart (as supervisord requires), such as process_name = \
+                           %(program_name)s_%(process_num)02d"
+                .to_string();
+            match options.get("numprocs") {
+                Some(opt) => self.at_name(&At::new(src, section, opt), message),
+                None => self.at_section(src, section, message),
+            }
+        }
+        let names: Vec<String> = made.iter().map(|(name, _, _)| name.clone()).collect();
+        for problem in crate::instances::check_names(&program, &names) {
+            match options.get("process_name") {
+                Some(opt) => self.at_value(&At::new(src, section, opt), problem),
+                None => self.at_section(src, section, problem),
+            }
+        }
+        if let Some((_, _, first)) = made.first() {
+            let mut view = first.clone();
+            let differs = |option: &str| {
+                texts
+                    .iter()
+                    .any(|t| t.get(option) != texts.first().and_then(|first| first.get(option)))
+            };
+            let raw = |option: &str| options.get(option).map(|opt| opt.value.clone());
+            if differs("command") {
+                if let Some(text) = raw("command") {
+                    view.argv = split_command(&text).unwrap_or_default();
+                    view.cmd = text;
+                }
+            }
+            for (option, field) in [
+                ("directory", &mut view.workingdir),
+                ("stdout_logfile", &mut view.stdout),
+                ("stderr_logfile", &mut view.stderr),
+            ] {
+                if differs(option) {
+                    *field = raw(option).map(PathBuf::from);
+                }
+            }
+            if redirect_stderr {
+                view.stderr = view.stdout.clone();
+            }
+            *spec = view;
+        }
+        spec.processes = crate::instances::processes(made);
+    }
 
+    /// Sets what process values say in `spec`: its command, environment, directory and log
+    /// files.
+    fn apply_values(
+        &mut self,
+        src: usize,
+        section: &Section,
+        options: &Options,
+        values: &ProcessValues,
+        redirect_stderr: bool,
+        spec: &mut ProgramSpec,
+    ) {
         let dir = self.sources[src].dir.clone();
         let at = |option: &str| options.get(option).map(|opt| At::new(src, section, opt));
-        if let (Some(text), Some(at)) = (first.texts.get("command"), at("command")) {
+        if let (Some(text), Some(at)) = (values.texts.get("command"), at("command")) {
             if let Some(argv) = self.check(&at, split_command(text)) {
                 spec.cmd = text.clone();
                 spec.argv = argv;
             }
         }
         spec.env = self.global_env.clone();
-        spec.env.extend(first.env);
-        if let (Some(text), Some(at)) = (first.texts.get("directory"), at("directory")) {
+        spec.env.extend(values.env.clone());
+        if let (Some(text), Some(at)) = (values.texts.get("directory"), at("directory")) {
             if self.check(&at, check_path(text)).is_some() {
                 spec.workingdir = Some(dir.join(text));
             }
         }
         let syslog = || Some(PathBuf::from(DEFAULT_SYSLOG_SOCKET));
-        if let (Some(text), Some(at)) = (first.texts.get("stdout_logfile"), at("stdout_logfile")) {
+        if let (Some(text), Some(at)) = (values.texts.get("stdout_logfile"), at("stdout_logfile")) {
             match self.logfile(&at, text, &dir) {
                 Some(LogFile::Syslog) => spec.stdout_syslog = syslog(),
                 Some(LogFile::File(file)) => spec.stdout = file,
                 None => {}
             }
         }
-        if let (Some(text), Some(at)) = (first.texts.get("stderr_logfile"), at("stderr_logfile")) {
+        if let (Some(text), Some(at)) = (values.texts.get("stderr_logfile"), at("stderr_logfile")) {
             if !redirect_stderr {
                 match self.logfile(&at, text, &dir) {
                     Some(LogFile::Syslog) => spec.stderr_syslog = syslog(),
@@ -448,7 +509,6 @@ impl Translator<'_> {
             spec.stderr_rotation = spec.stdout_rotation;
             spec.stderr_syslog = spec.stdout_syslog.clone();
         }
-        self.check_process_names(src, section, options, names, start, count, &process_names);
     }
 
     /// The per-process options' values for process `num`.
@@ -515,94 +575,6 @@ impl Translator<'_> {
                 self.check(at, check_path(&text))?;
                 Some(LogFile::File(Some(dir.join(text))))
             }
-        }
-    }
-
-    /// Checks that the processes get taskmaster's names, `NAME` or `NAME_00`, `NAME_01`...
-    /// `actual[i]` is process i's expanded `process_name` (`None`: not given, or an error
-    /// already reported).
-    #[allow(clippy::too_many_arguments)]
-    fn check_process_names(
-        &mut self,
-        src: usize,
-        section: &Section,
-        options: &Options,
-        names: &Names,
-        start: u32,
-        count: u32,
-        actual: &[Option<String>],
-    ) {
-        let name = names.program.unwrap_or_default();
-        let expected = |i: u32| {
-            if count == 1 {
-                name.to_string()
-            } else {
-                format!("{name}_{i:02}")
-            }
-        };
-        let given = options.get("process_name");
-        // Without process_name, supervisord names every process after the program.
-        let got = |i: u32| -> Option<String> {
-            match given {
-                Some(_) => actual.get(i as usize).cloned().flatten(),
-                None => Some(name.to_string()),
-            }
-        };
-        let Some((mismatch, wrong)) = (0..count)
-            .filter_map(|i| got(i).map(|g| (i, g)))
-            .find(|(i, g)| *g != expected(*i))
-        else {
-            return;
-        };
-        let ours = if count == 1 {
-            format!("taskmaster names a program's single process after the program ({name:?})")
-        } else {
-            format!(
-                "taskmaster names the processes of {name} {}, {}, ... (process_name = \
-                 %(program_name)s_%(process_num)02d)",
-                expected(0),
-                expected(1)
-            )
-        };
-        let from_zero = |i: u32| -> Option<String> {
-            let opt = given?;
-            let names = Names {
-                process: Some((i64::from(i), i64::from(count))),
-                option: "process_name",
-                ..names.clone()
-            };
-            let lookup = |n: &str| names.lookup(n);
-            expand(&opt.value, &lookup).ok()
-        };
-        let start_is_the_cause =
-            start != 0 && given.is_some() && (0..count).all(|i| from_zero(i) == Some(expected(i)));
-        let (option, message) = if start_is_the_cause {
-            (
-                "numprocs_start",
-                format!("numprocs_start = {start} names process 0 {wrong:?}; {ours}"),
-            )
-        } else if given.is_some() {
-            let which = if count == 1 {
-                "the process".to_string()
-            } else {
-                format!("process {mismatch}")
-            };
-            (
-                "process_name",
-                format!("this names {which} {wrong:?}; {ours}"),
-            )
-        } else {
-            (
-                "numprocs",
-                format!("with numprocs > 1, process_name must use %(process_num); {ours}"),
-            )
-        };
-        match options.get(option) {
-            Some(opt) => {
-                let at = At::new(src, section, opt);
-                self.at_name(&at, message);
-            }
-            None => self.at_section(src, section, message),
         }
     }
 

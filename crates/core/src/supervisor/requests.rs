@@ -1,13 +1,14 @@
 //! Requests from users: what each one does to the records, and its reply.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use taskmaster_config::{diff, keep_fixed_settings, Config, ReloadPlan, Signal};
+use taskmaster_config::{diff, keep_fixed_settings, Config, ProgramSpec, Signal};
 
 use super::{
-    by_priority, change_state, log, Goal, LoadPurpose, Named, Notice, Scope, Supervisor, WaitItem,
-    Waiter,
+    by_priority, change_state, log, processes_of, Goal, LoadPurpose, Named, Notice, Scope,
+    Supervisor, WaitItem, Waiter,
 };
 use crate::control::{Done, Failure, Outcome, ProcessInfo, Reply, Request, Ticket};
 use crate::process::{AfterStop, ExitCause, Process, State};
@@ -320,7 +321,7 @@ impl Supervisor {
             process: Some(name.to_string()),
             message: "added".to_string(),
         }));
-        self.add_program(Arc::new(spec), now, out);
+        self.add_program(&spec, now, out);
         Ok(Done::Added)
     }
 
@@ -351,7 +352,8 @@ impl Supervisor {
             log(out, &member, "removed".to_string());
         }
         self.config.programs.remove(name);
-        self.waiting_programs.remove(name);
+        self.waiting_processes
+            .retain(|_, waiting| waiting.name != name);
         Ok(Done::Removed)
     }
 
@@ -384,7 +386,7 @@ impl Supervisor {
                     }));
                 }
                 let plan = diff(&self.config, &config);
-                self.apply(&plan, &config, now, out);
+                self.apply(&config, now, out);
                 self.config = config;
                 self.staged = None;
                 out.push(Action::Log(Notice {
@@ -399,49 +401,68 @@ impl Supervisor {
         }
     }
 
-    /// Applies a reload: removed programs stop and go; changed ones stop and come back with
-    /// their new settings; added ones start; the rest are not touched.
-    pub(super) fn apply(
-        &mut self,
-        plan: &ReloadPlan,
-        config: &Config,
-        now: Time,
-        out: &mut Vec<Action>,
-    ) {
-        for name in &plan.removed {
-            self.waiting_programs.remove(name);
-            self.retire_program(name, now, out);
-        }
-        let arriving = plan
-            .changed
-            .iter()
-            .chain(&plan.added)
-            .filter_map(|name| config.programs.get(name).cloned());
-        for spec in by_priority(arriving) {
-            let name = &spec.name;
-            let spec = Arc::new(spec.clone());
-            if self.processes.values().any(|p| p.program() == name) {
-                self.retire_program(name, now, out);
-                self.waiting_programs.insert(name.clone(), spec);
-            } else {
-                self.add_program(spec, now, out);
+    /// Applies a reload, process by process: a process the new configuration no longer has
+    /// stops and goes; one whose settings changed stops and comes back with its new settings;
+    /// a new one starts; the rest are not touched. So a pool that grows or shrinks keeps the
+    /// processes it still has, and a template that changes restarts only the processes whose
+    /// own settings changed. A process of a kept program whose settings did not change takes
+    /// the program's new view (its `numprocs`) without a restart.
+    pub(super) fn apply(&mut self, config: &Config, now: Time, out: &mut Vec<Action>) {
+        let wanted: BTreeMap<String, Arc<ProgramSpec>> =
+            by_priority(config.programs.values().cloned())
+                .iter()
+                .flat_map(|spec| processes_of(spec).collect::<Vec<_>>())
+                .collect();
+        self.waiting_processes
+            .retain(|name, _| wanted.contains_key(name));
+        let current: Vec<String> = self
+            .processes
+            .values()
+            .filter(|p| !p.is_retiring())
+            .map(|p| p.name.clone())
+            .collect();
+        for name in current {
+            match wanted.get(&name) {
+                None => self.retire_process(&name, now, out),
+                Some(spec) => {
+                    let Some(p) = self.processes.get_mut(&name) else {
+                        continue;
+                    };
+                    if p.spec.same_process_settings(spec) {
+                        p.spec = Arc::clone(spec);
+                    } else {
+                        self.retire_process(&name, now, out);
+                        self.waiting_processes.insert(name, Arc::clone(spec));
+                    }
+                }
             }
+        }
+        let mut arriving: Vec<(String, Arc<ProgramSpec>)> = Vec::new();
+        for (name, spec) in wanted {
+            if self.waiting_processes.contains_key(&name) {
+                self.waiting_processes.insert(name, spec);
+            } else if self.processes.contains_key(&name) {
+                // Still on its way out from an earlier reload: it comes back once gone.
+                if self.processes.get(&name).is_some_and(Process::is_retiring) {
+                    self.waiting_processes.insert(name, spec);
+                }
+            } else {
+                arriving.push((name, spec));
+            }
+        }
+        arriving
+            .sort_by(|(a_name, a), (b_name, b)| (a.priority, a_name).cmp(&(b.priority, b_name)));
+        for (name, spec) in arriving {
+            self.add_process(name, spec, now, out);
         }
     }
 
-    pub(super) fn retire_program(&mut self, program: &str, now: Time, out: &mut Vec<Action>) {
-        let names: Vec<String> = self
-            .processes
-            .values()
-            .filter(|p| p.program() == program && !p.is_retiring())
-            .map(|p| p.name.clone())
-            .collect();
-        for name in names {
-            // A process at rest answers NotRunning, which is fine: settle() removes it.
-            let _ = self.stop_process(&name, now, out);
-            if let Some(p) = self.processes.get_mut(&name) {
-                p.after_stop = AfterStop::Remove;
-            }
+    /// Stops process `name` and removes it once it has stopped.
+    fn retire_process(&mut self, name: &str, now: Time, out: &mut Vec<Action>) {
+        // A process at rest answers NotRunning, which is fine: settle() removes it.
+        let _ = self.stop_process(name, now, out);
+        if let Some(p) = self.processes.get_mut(name) {
+            p.after_stop = AfterStop::Remove;
         }
     }
 

@@ -1,0 +1,104 @@
+//! A program's processes: what both front ends share about them.
+//!
+//! A program is a template; each of its `numprocs` processes is an instance, numbered from
+//! `numprocs_start`, named by `process_name` and with every `%(process_num)d` (and the other
+//! supervisord expansions) of its settings worked out for it. The YAML front end validates
+//! each instance's expanded values as it validates any program's; the INI front end expands
+//! the options supervisord expands per process. Both then name the instances and check the
+//! names here, with the same rules and the same words.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::validate::{invalid_program_name, is_valid_program_name};
+use crate::{ProcessSpec, ProgramSpec};
+
+/// `process_name` when none is given: the program's name for one process, else a number
+/// after it (`web_00`, `web_01`...).
+pub(crate) fn default_process_name(numprocs: u32) -> &'static str {
+    if numprocs == 1 {
+        "%(program_name)s"
+    } else {
+        "%(program_name)s_%(process_num)02d"
+    }
+}
+
+/// The numbers of a program's processes.
+pub(crate) fn numbers(spec: &ProgramSpec) -> impl Iterator<Item = u32> {
+    let start = spec.numprocs_start;
+    (0..spec.numprocs).map(move |i| start.saturating_add(i))
+}
+
+/// What is wrong with the names the processes of `program` got, each named once; empty when
+/// every name is valid and they are all different.
+pub(crate) fn check_names(program: &str, names: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut first_of: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut said_invalid = false;
+    for (i, name) in names.iter().enumerate() {
+        if name == program && !is_valid_program_name(program) {
+            continue; // said of the program already
+        }
+        if !is_valid_program_name(name) {
+            if !std::mem::replace(&mut said_invalid, true) {
+                let why = invalid_program_name(name).replace("invalid program name", "");
+                problems.push(format!("process {i} gets an invalid name{why}"));
+            }
+        } else if let Some(first) = first_of.insert(name, i) {
+            problems.push(format!(
+                "processes {first} and {i} of {program} are both named {name:?}: process_name \
+                 must tell them apart (use %(process_num)d in it)"
+            ));
+        }
+        if problems.len() >= 3 {
+            break;
+        }
+    }
+    problems
+}
+
+/// The processes of `program`, from each one's name and settings.
+pub(crate) fn processes(instances: Vec<(String, u32, ProgramSpec)>) -> Vec<ProcessSpec> {
+    instances
+        .into_iter()
+        .map(|(name, num, mut spec)| {
+            spec.processes.clear();
+            ProcessSpec {
+                name,
+                num,
+                spec: Arc::new(spec),
+            }
+        })
+        .collect()
+}
+
+/// Every process name used by more than one program, in a way that would make a bare name
+/// ambiguous: a program's lone process named like another program's process (`web_01` beside
+/// a `web` pool that has a `web_01`). The messages are for the first program of each pair.
+pub(crate) fn clashes(programs: &BTreeMap<String, ProgramSpec>) -> Vec<(String, String)> {
+    let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
+    for spec in programs.values() {
+        if spec.numprocs > 1 || spec.processes.first().is_some_and(|p| p.name != spec.name) {
+            for process in &spec.processes {
+                owners.entry(&process.name).or_insert(&spec.name);
+            }
+        }
+    }
+    programs
+        .values()
+        .filter(|spec| spec.numprocs == 1)
+        .filter_map(|spec| {
+            let process = spec.processes.first()?;
+            let owner = owners.get(process.name.as_str())?;
+            (*owner != spec.name).then(|| {
+                (
+                    spec.name.clone(),
+                    format!(
+                        "process name {:?} is also a process of program {owner:?}",
+                        process.name
+                    ),
+                )
+            })
+        })
+        .collect()
+}
