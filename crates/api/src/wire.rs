@@ -19,8 +19,11 @@ use taskmaster_core::{
 pub struct Process {
     /// `web`, or `workers:workers_00` in a group.
     pub name: String,
-    /// The program (group) it belongs to.
+    /// The group it is addressed in (its program's name, or its `[group:x]`).
     pub group: String,
+    /// Its program.
+    #[serde(default)]
+    pub program: String,
     /// supervisord's state name: `RUNNING`, `STOPPED`, ...
     pub state: String,
     pub pid: Option<u32>,
@@ -281,7 +284,8 @@ pub fn status(
 pub fn process(clock: &Clock, info: &ProcessInfo) -> Process {
     Process {
         name: info.name.clone(),
-        group: info.program.clone(),
+        group: info.group.clone(),
+        program: info.program.clone(),
         state: info.state.name().to_string(),
         pid: info.pid,
         description: info.description(clock.now, |ago| {
@@ -456,7 +460,12 @@ pub fn to_reply_status(status: Status) -> Reply {
 pub fn to_process_info(p: Process) -> ProcessInfo {
     ProcessInfo {
         name: p.name,
-        program: p.group,
+        program: if p.program.is_empty() {
+            p.group.clone()
+        } else {
+            p.program
+        },
+        group: p.group,
         state: parse_state(&p.state),
         pid: p.pid,
         started_at: p.start.map(time),

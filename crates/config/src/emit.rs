@@ -60,6 +60,15 @@ pub fn to_yaml(config: &Config) -> String {
         let _ = writeln!(out, "  {}:", string(name));
         program(&mut out, spec);
     }
+    if !config.groups.is_empty() {
+        out.push_str("groups:\n");
+        for (name, group) in &config.groups {
+            let programs: Vec<String> = group.programs.iter().map(|p| string(p)).collect();
+            let _ = writeln!(out, "  {}:", string(name));
+            let _ = writeln!(out, "    programs: [{}]", programs.join(", "));
+            let _ = writeln!(out, "    priority: {}", group.priority);
+        }
+    }
     out
 }
 

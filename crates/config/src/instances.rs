@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::validate::{invalid_program_name, is_valid_program_name};
-use crate::{ProcessSpec, ProgramSpec};
+use crate::{GroupSpec, ProcessSpec, ProgramSpec};
 
 /// `process_name` when none is given: the program's name for one process, else a number
 /// after it (`web_00`, `web_01`...).
@@ -101,4 +101,52 @@ pub(crate) fn clashes(programs: &BTreeMap<String, ProgramSpec>) -> Vec<(String, 
             })
         })
         .collect()
+}
+
+/// Puts each group's programs in it; what is wrong with a group, by group name: a program it
+/// lists that does not exist or is in another group already, or a name a program outside it
+/// has.
+pub(crate) fn join_groups(
+    programs: &mut BTreeMap<String, ProgramSpec>,
+    groups: &BTreeMap<String, GroupSpec>,
+) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (group, spec) in groups {
+        if !is_valid_program_name(group) {
+            let why = invalid_program_name(group).replace("invalid program name", "");
+            problems.push((group.clone(), format!("invalid group name{why}")));
+        }
+        if programs
+            .get(group)
+            .is_some_and(|program| !spec.programs.contains(&program.name))
+        {
+            problems.push((
+                group.clone(),
+                format!("group {group:?} has the name of a program that is not in it"),
+            ));
+        }
+        for member in &spec.programs {
+            let Some(program) = programs.get_mut(member) else {
+                problems.push((group.clone(), format!("no program {member:?} to put in it")));
+                continue;
+            };
+            if let Some(other) = &program.group {
+                problems.push((
+                    group.clone(),
+                    format!("program {member:?} is in group {other:?} already"),
+                ));
+                continue;
+            }
+            set_group(program, group, spec.priority);
+            for process in &mut program.processes {
+                set_group(Arc::make_mut(&mut process.spec), group, spec.priority);
+            }
+        }
+    }
+    problems
+}
+
+fn set_group(spec: &mut ProgramSpec, group: &str, priority: u32) {
+    spec.group = Some(group.to_string());
+    spec.group_priority = Some(priority);
 }

@@ -70,6 +70,18 @@ pub struct Config {
     pub syslog_socket: PathBuf,
     /// Every program, by name, in name order.
     pub programs: BTreeMap<String, ProgramSpec>,
+    /// Groups of programs (`groups:`, supervisord's `[group:x]`), by name.
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupSpec>,
+}
+
+/// Programs whose processes are addressed together, `GROUP:PROCESS` and `GROUP:*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSpec {
+    /// Its programs, as listed.
+    pub programs: Vec<String>,
+    /// Lower starts first and stops last, before its programs' own priorities (default 999).
+    pub priority: u32,
 }
 
 /// One program of the configuration, with every default applied.
@@ -152,6 +164,12 @@ pub struct ProgramSpec {
     pub backoff: Option<Backoff>,
     /// Output lines that raise an alert.
     pub alerts: Vec<Alert>,
+    /// The group the program belongs to (`groups:`, `[group:x]`); `None`: its own.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// That group's priority.
+    #[serde(default)]
+    pub group_priority: Option<u32>,
     /// The program's processes, `numprocs` of them in order, each with its own settings: the
     /// program's, with every `%(process_num)d` (and the other expansions) worked out for it.
     /// The program's own values are as written; a process's are what it runs with. Empty in
@@ -484,11 +502,22 @@ impl ProgramSpec {
     /// it has one process named like it (`web`), else `PROGRAM:PROCESS` (`workers:workers_00`),
     /// as supervisorctl shows them.
     pub fn full_name(&self, process: &str) -> String {
-        if self.numprocs == 1 && process == self.name {
-            process.to_string()
-        } else {
-            format!("{}:{process}", self.name)
+        match &self.group {
+            Some(group) => format!("{group}:{process}"),
+            None if self.numprocs == 1 && process == self.name => process.to_string(),
+            None => format!("{}:{process}", self.name),
         }
+    }
+
+    /// The group its processes are addressed by: its group's, or its own name.
+    pub fn group_name(&self) -> &str {
+        self.group.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Where it comes in the order of starts (lowest first) and stops (highest first): its
+    /// group's priority, then its own, as supervisord orders groups and then their programs.
+    pub fn order(&self) -> (u32, u32) {
+        (self.group_priority.unwrap_or(self.priority), self.priority)
     }
 
     /// Whether a process running with `self` needs no restart to run with `other`: the same

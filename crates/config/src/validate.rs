@@ -38,9 +38,9 @@ use std::time::Duration;
 use crate::error::{did_you_mean, ConfigError, ConfigErrors};
 use crate::raw::{Node, Value};
 use crate::{
-    parse_duration, Alert, AlertLevel, AutoRestart, Backoff, Config, Credentials, HealthCheck,
-    Hook, HttpListener, PairSettings, Probe, ProcessSpec, ProgramSpec, Readiness, RestartLimit,
-    Signal, Stdin, Stream, WatchdogPaused,
+    parse_duration, Alert, AlertLevel, AutoRestart, Backoff, Config, Credentials, GroupSpec,
+    HealthCheck, Hook, HttpListener, PairSettings, Probe, ProcessSpec, ProgramSpec, Readiness,
+    RestartLimit, Signal, Stdin, Stream, WatchdogPaused,
 };
 
 /// Validates a raw tree read from `path`.
@@ -70,6 +70,11 @@ pub(crate) fn validate(
                 describe(tree)
             ),
         ),
+    }
+    for (group, message) in crate::instances::join_groups(&mut top.programs, &top.groups) {
+        if let Some(node) = top.group_nodes.get(&group) {
+            checker.error(node, &join("groups", &group), message);
+        }
     }
     if !checker.errors.is_empty() {
         return Err(ConfigErrors::sorted(checker.errors));
@@ -116,6 +121,7 @@ pub(crate) fn validate(
         pair: top.pair,
         syslog_socket,
         programs: top.programs,
+        groups: top.groups,
     })
 }
 
@@ -134,10 +140,14 @@ struct TopLevel {
     programs: BTreeMap<String, ProgramSpec>,
     /// The streams sent to syslog, by program: their socket is set once the file is read.
     syslog_streams: Vec<(String, Stream)>,
+    groups: BTreeMap<String, GroupSpec>,
+    /// Where each group is written, for its errors.
+    group_nodes: BTreeMap<String, Node>,
 }
 
 const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
     ("programs", |c, node, key, top| c.programs(node, key, top)),
+    ("groups", |c, node, key, top| c.groups(node, key, top)),
     ("logfile", |c, node, key, top| {
         top.logfile = c.path(node, key)
     }),
@@ -467,6 +477,28 @@ const HEALTHCHECK_KEYS: &[Key<HealthCheckDraft>] = &[
     }),
 ];
 
+const GROUP_KEYS: &[Key<GroupSpec>] = &[
+    ("programs", |c, node, key, group| match &node.value {
+        Value::Sequence(items) => {
+            for item in items {
+                if let Some(name) = c.scalar(item, key, "a program name") {
+                    group.programs.push(name.to_string());
+                }
+            }
+        }
+        _ => c.error(
+            node,
+            key,
+            format!("expected a list of program names, found {}", describe(node)),
+        ),
+    }),
+    ("priority", |c, node, key, group| {
+        if let Some(n) = c.integer(node, key, 0, u32::MAX) {
+            group.priority = n;
+        }
+    }),
+];
+
 /// `restart_limit:` being read; both keys are required.
 #[derive(Default)]
 struct RestartLimitDraft {
@@ -594,6 +626,8 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         restart_limit: None,
         backoff: Some(Backoff::THROTTLE),
         alerts: Vec::new(),
+        group: None,
+        group_priority: None,
         processes: Vec::new(),
     }
 }
@@ -721,6 +755,39 @@ impl Checker<'_> {
             if let Some(&(name_node, _)) = names_in_file_order.iter().find(|(_, n)| *n == name) {
                 self.error(name_node, &join(key, name), message);
             }
+        }
+    }
+
+    /// `groups: {NAME: {programs: [a, b], priority: 10}}`.
+    fn groups(&mut self, node: &Node, key: &str, top: &mut TopLevel) {
+        let pairs = match &node.value {
+            Value::Null => return,
+            Value::Mapping(pairs) => pairs,
+            _ => {
+                let message = format!(
+                    "expected a mapping of group names to groups, found {}",
+                    describe(node)
+                );
+                return self.error(node, key, message);
+            }
+        };
+        for (name_node, group) in pairs {
+            let Some(name) = self.key_name(name_node, key) else {
+                continue;
+            };
+            let path = join(key, name);
+            let mut draft = GroupSpec {
+                programs: Vec::new(),
+                priority: 999,
+            };
+            if let Some(fields) =
+                self.mapping(group, &path, "a mapping such as {programs: [web, api]}")
+            {
+                self.keys(fields, &path, GROUP_KEYS, &mut draft);
+                self.require(group, fields, &path, "programs");
+            }
+            top.group_nodes.insert(name.to_string(), name_node.clone());
+            top.groups.insert(name.to_string(), draft);
         }
     }
 

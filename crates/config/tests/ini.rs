@@ -1041,7 +1041,8 @@ command=x
     assert_eq!(
         errors(text),
         [
-            "/sv/t.conf:1:1: group:site: heterogeneous groups are not supported: a taskmaster group is the processes of one program (numprocs), so the programs (web,api) cannot be put under the name \"site\"; remove this section (each program is then its own group)",
+            "/sv/t.conf:1:1: group:site: no program \"web\" to put in it",
+            "/sv/t.conf:1:1: group:site: no program \"api\" to put in it",
             "/sv/t.conf:4:1: eventlistener:mail: event listeners are not supported: taskmaster sends no event notifications",
             "/sv/t.conf:7:1: fcgi-program:php: FastCGI programs are not supported: taskmaster opens no sockets for its programs; use a [program:x] that opens its own",
             "/sv/t.conf:10:1: ctlplugin:wait: supervisorctl plugins are not supported",
@@ -1595,5 +1596,26 @@ fn programs_sharing_a_log_file_must_rotate_it_alike() {
         found[0].contains("program:b")
             && found[0].contains("a file shared by streams must rotate alike"),
         "{found:?}"
+    );
+}
+
+#[test]
+fn a_group_puts_its_programs_processes_under_its_name() {
+    let config = read("[group:site]\nprograms=web, api\npriority=5\n\n[program:web]\ncommand=run\n\n[program:api]\ncommand=run\nnumprocs=2\nprocess_name=api_%(process_num)d\n\n[program:db]\ncommand=run\n").config;
+    let web = &config.programs["web"];
+    assert_eq!(web.group.as_deref(), Some("site"));
+    assert_eq!(web.full_name("web"), "site:web");
+    assert_eq!(web.order(), (5, 999));
+    let api = &config.programs["api"];
+    assert_eq!(api.full_name(&api.process_names()[1]), "site:api_1");
+    assert_eq!(api.processes[0].spec.group.as_deref(), Some("site"));
+    assert_eq!(config.programs["db"].full_name("db"), "db");
+    assert_eq!(config.groups["site"].programs, ["web", "api"]);
+    assert_round_trip(&config);
+    assert_eq!(
+        errors(
+            "[group:site]\nprograms=web\n[group:other]\nprograms=web\n[program:web]\ncommand=run\n"
+        ),
+        ["/sv/t.conf:1:1: group:site: program \"web\" is in group \"other\" already"]
     );
 }

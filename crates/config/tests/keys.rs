@@ -809,3 +809,27 @@ fn an_error_in_every_process_is_said_once() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("programs.web.stopsignal"), "{errors:?}");
 }
+
+#[test]
+fn groups_put_programs_under_one_name() {
+    let config = parse("programs:\n  web: {cmd: run}\n  api: {cmd: run, numprocs: 2}\ngroups:\n  site: {programs: [web, api], priority: 10}\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<String> = config
+        .programs
+        .values()
+        .flat_map(|spec| {
+            spec.process_names()
+                .into_iter()
+                .map(|p| spec.full_name(&p))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(names, ["site:api_00", "site:api_01", "site:web"]);
+    assert_eq!(
+        errors("programs:\n  web: {cmd: run}\ngroups:\n  site: {programs: [web, nope]}\n  web: {programs: []}\n"),
+        [
+            "t.yaml:4:3: groups.site: no program \"nope\" to put in it",
+            "t.yaml:5:3: groups.web: group \"web\" has the name of a program that is not in it",
+        ]
+    );
+}

@@ -276,6 +276,9 @@ impl PairInfo {
 pub struct ProcessInfo {
     pub name: String,
     pub program: String,
+    /// The group it is addressed in: its program's, or the `[group:x]` its program is in.
+    #[serde(default)]
+    pub group: String,
     pub state: State,
     pub pid: Option<u32>,
     pub started_at: Option<Time>,

@@ -1109,7 +1109,7 @@ impl Supervisor {
                 .processes
                 .values()
                 .filter(|p| running(p))
-                .map(|p| p.spec.priority)
+                .map(|p| p.spec.order())
                 .max()
             else {
                 return;
@@ -1117,7 +1117,7 @@ impl Supervisor {
             let names: Vec<String> = self
                 .processes
                 .values()
-                .filter(|p| running(p) && p.spec.priority == level)
+                .filter(|p| running(p) && p.spec.order() == level)
                 .map(|p| p.name.clone())
                 .collect();
             for name in names {
@@ -1168,7 +1168,7 @@ impl Supervisor {
             .filter(|(name, _)| !self.processes.contains_key(*name))
             .map(|(name, spec)| (name.clone(), Arc::clone(spec)))
             .collect();
-        ready.sort_by_key(|(_, spec)| spec.priority);
+        ready.sort_by_key(|(_, spec)| spec.order());
         for (name, spec) in ready {
             self.waiting_processes.remove(&name);
             self.add_process(name, spec, now, out);
@@ -1281,6 +1281,6 @@ fn processes_of(spec: &ProgramSpec) -> impl Iterator<Item = (String, Arc<Program
 
 fn by_priority(specs: impl Iterator<Item = ProgramSpec>) -> Vec<ProgramSpec> {
     let mut specs: Vec<ProgramSpec> = specs.collect();
-    specs.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
+    specs.sort_by(|a, b| (a.order(), &a.name).cmp(&(b.order(), &b.name)));
     specs
 }

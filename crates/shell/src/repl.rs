@@ -100,7 +100,7 @@ impl ShellHelper<'_> {
         for p in &processes {
             names.push(p.name.clone());
             if p.name.contains(':') {
-                let group = format!("{}:*", p.program);
+                let group = format!("{}:*", p.group);
                 if !names.contains(&group) {
                     names.push(group);
                 }

@@ -626,7 +626,7 @@ impl Rpc {
             let acted: Vec<Value> = snapshot
                 .sorted()
                 .into_iter()
-                .filter(|info| group.is_none_or(|g| info.program == g))
+                .filter(|info| group.is_none_or(|g| info.group == g))
                 .filter(|info| is_running(info.state) == (action == Action::Stop))
                 .map(|info| result_entry(&info.name, None))
                 .collect();
@@ -649,7 +649,7 @@ impl Rpc {
                 snapshot
                     .sorted()
                     .into_iter()
-                    .filter(|info| group.is_none_or(|g| info.program == g))
+                    .filter(|info| group.is_none_or(|g| info.group == g))
                     .filter(|info| info.pid.is_some())
                     .map(|info| result_entry(&info.name, Some(&fault)))
                     .collect(),
@@ -816,7 +816,7 @@ impl Snapshot {
         };
         self.processes
             .iter()
-            .find(|info| info.program == group && short_name(&info.name) == process)
+            .find(|info| info.group == group && short_name(&info.name) == process)
             .map(Target::Process)
             .ok_or_else(|| Fault::with(Code::BadName, name))
     }
@@ -830,7 +830,7 @@ impl Snapshot {
     }
 
     fn group_exists(&self, group: &str) -> Result<(), Fault> {
-        if self.processes.iter().any(|info| info.program == group) {
+        if self.processes.iter().any(|info| info.group == group) {
             Ok(())
         } else {
             Err(Fault::with(Code::BadName, group))
@@ -840,9 +840,8 @@ impl Snapshot {
     /// The processes by group, then by process name.
     fn sorted(&self) -> Vec<&ProcessInfo> {
         let mut sorted: Vec<&ProcessInfo> = self.processes.iter().collect();
-        sorted.sort_by(|a, b| {
-            (&a.program, short_name(&a.name)).cmp(&(&b.program, short_name(&b.name)))
-        });
+        sorted
+            .sort_by(|a, b| (&a.group, short_name(&a.name)).cmp(&(&b.group, short_name(&b.name))));
         sorted
     }
 }
@@ -892,7 +891,7 @@ fn process_info(clock: &wire::Clock, now: taskmaster_core::Time, info: &ProcessI
     };
     Value::record([
         ("name", Value::string(short_name(&info.name))),
-        ("group", Value::string(info.program.clone())),
+        ("group", Value::string(info.group.clone())),
         (
             "start",
             seconds(info.started_at.map_or(0.0, |t| clock.wall(t))),
@@ -1167,6 +1166,7 @@ mod tests {
         let info = |name: &str, program: &str| ProcessInfo {
             name: name.to_string(),
             program: program.to_string(),
+            group: program.to_string(),
             state: State::Stopped,
             pid: None,
             started_at: None,

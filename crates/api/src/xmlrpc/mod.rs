@@ -108,7 +108,7 @@ async fn logtail(State(rpc): State<Rpc>, Path(path): Path<String>) -> Response {
     };
     let info = processes.iter().find(|info| {
         let short = info.name.rsplit_once(':').map_or(&*info.name, |(_, s)| s);
-        info.program == group && short == process
+        info.group == group && short == process
     });
     let file = match (info, stream) {
         (Some(info), "stdout") => info.stdout.clone(),

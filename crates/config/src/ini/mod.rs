@@ -572,6 +572,7 @@ impl Translator<'_> {
                 pair: crate::PairSettings::default(),
                 syslog_socket: PathBuf::from(crate::DEFAULT_SYSLOG_SOCKET),
                 programs: BTreeMap::new(),
+                groups: BTreeMap::new(),
             },
             priorities: BTreeMap::new(),
             unix_http_server: None,
@@ -579,6 +580,7 @@ impl Translator<'_> {
             supervisorctl: None,
         };
         let mut headers = Vec::new();
+        let mut group_sections = Vec::new();
         for &(src, section) in &sections {
             let name = section.name.as_str();
             let (kind, rest) = match name.split_once(':') {
@@ -615,20 +617,11 @@ impl Translator<'_> {
                 }
                 ("rpcinterface", Some(_)) => self.rpcinterface(src, section),
                 ("group", Some(group)) => {
-                    let programs = section
-                        .options
-                        .iter()
-                        .find(|o| o.name == "programs")
-                        .map(|o| format!(" ({})", o.value.replace('\n', " ")))
-                        .unwrap_or_default();
-                    let message = format!(
-                        "heterogeneous groups are not supported: a taskmaster group is the \
-                         processes of one program (numprocs), so the programs{programs} cannot \
-                         be put under the name {:?}; remove this section (each program is then \
-                         its own group)",
-                        raw::strip(group)
-                    );
-                    self.at_section(src, section, message);
+                    let group = raw::strip(group);
+                    if let Some(spec) = self.group(src, section) {
+                        group_sections.push((src, section, group));
+                        result.config.groups.insert(group.to_string(), spec);
+                    }
                 }
                 ("eventlistener", Some(_)) => self.at_section(
                     src,
@@ -659,6 +652,13 @@ impl Translator<'_> {
                     let message = unknown_section(name);
                     self.error(src, (section.line, section.column), "", message);
                 }
+            }
+        }
+        let groups = result.config.groups.clone();
+        for (group, message) in crate::instances::join_groups(&mut result.config.programs, &groups)
+        {
+            if let Some(&(src, section, _)) = group_sections.iter().find(|(_, _, g)| *g == group) {
+                self.at_section(src, section, message);
             }
         }
         for (name, message) in crate::instances::clashes(&result.config.programs) {

@@ -238,6 +238,39 @@ impl Translator<'_> {
         ctl
     }
 
+    /// `[group:x]`: `programs` (a comma-separated list) and `priority`.
+    pub(super) fn group(&mut self, src: usize, section: &Section) -> Option<crate::GroupSpec> {
+        let options = self.options(src, section, &["programs", "priority"]);
+        let names = self.scope(src);
+        let names = names.names(self.host);
+        let Some(opt) = options.get("programs") else {
+            self.at_section(
+                src,
+                section,
+                "missing required option \"programs\"".to_string(),
+            );
+            return None;
+        };
+        let at = At::new(src, section, opt);
+        let programs: Vec<String> = self
+            .expanded(&at, &names)?
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_string)
+            .collect();
+        let priority = match options.get("priority") {
+            Some(opt) => {
+                let at = At::new(src, section, opt);
+                let text = self.expanded(&at, &names)?;
+                self.check(&at, super::values::priority(&text))
+                    .map_or(999, |p| u32::try_from(p).unwrap_or(0))
+            }
+            None => 999,
+        };
+        Some(crate::GroupSpec { programs, priority })
+    }
+
     /// Only supervisord's own interface, which every supervisord.conf names, is accepted.
     pub(super) fn rpcinterface(&mut self, src: usize, section: &Section) {
         const FACTORY: &str = "supervisor.rpcinterface_factory";

@@ -450,8 +450,7 @@ impl Supervisor {
                 arriving.push((name, spec));
             }
         }
-        arriving
-            .sort_by(|(a_name, a), (b_name, b)| (a.priority, a_name).cmp(&(b.priority, b_name)));
+        arriving.sort_by(|(a_name, a), (b_name, b)| (a.order(), a_name).cmp(&(b.order(), b_name)));
         for (name, spec) in arriving {
             self.add_process(name, spec, now, out);
         }
@@ -569,7 +568,7 @@ impl Supervisor {
             return names(&|_| true);
         }
         if let Some(group) = target.strip_suffix(":*") {
-            return names(&|p| p.program() == group);
+            return names(&|p| p.spec.group_name() == group);
         }
         if self.processes.contains_key(target) {
             return vec![target.to_string()];
@@ -577,7 +576,7 @@ impl Supervisor {
         if target.contains(':') {
             return Vec::new();
         }
-        let in_group = names(&|p| p.program() == target);
+        let in_group = names(&|p| p.spec.group_name() == target);
         if !in_group.is_empty() {
             return in_group;
         }
@@ -589,6 +588,7 @@ impl Supervisor {
         Some(ProcessInfo {
             name: p.name.clone(),
             program: p.program().to_string(),
+            group: p.spec.group_name().to_string(),
             state: p.state,
             pid: p.pid,
             started_at: p.started_at,
