@@ -83,10 +83,11 @@ pub enum Event {
         request: Request,
     },
     /// The runtime carried out [`Action::LoadConfig`]; on error, one message per problem.
+    /// Boxed: a whole `Config` is far bigger than the other events.
     ConfigLoaded {
         ticket: Option<Ticket>,
         purpose: LoadPurpose,
-        result: Result<Config, Vec<String>>,
+        result: Result<Box<Config>, Vec<String>>,
     },
 }
 
@@ -316,12 +317,12 @@ impl Supervisor {
                 ticket,
                 purpose: LoadPurpose::Apply,
                 result,
-            } => self.config_loaded(ticket, result, now, &mut out),
+            } => self.config_loaded(ticket, result.map(|config| *config), now, &mut out),
             Event::ConfigLoaded {
                 ticket,
                 purpose: LoadPurpose::Stage,
                 result,
-            } => self.config_staged(ticket, result, &mut out),
+            } => self.config_staged(ticket, result.map(|config| *config), &mut out),
         }
         self.settle(now, &mut out);
         out

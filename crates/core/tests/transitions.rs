@@ -659,7 +659,7 @@ fn a_reload_without_a_ticket_still_applies() {
     w.handle(taskmaster_core::Event::ConfigLoaded {
         ticket: None,
         purpose: taskmaster_core::LoadPurpose::Apply,
-        result: Ok(world::config("programs: {}\n")),
+        result: Ok(Box::new(world::config("programs: {}\n"))),
     });
     assert!(w.replies.is_empty());
     assert!(w.sup.processes().all(|p| p.state.name() == "STOPPING"));

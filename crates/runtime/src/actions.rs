@@ -53,6 +53,7 @@ impl Daemon {
                 // `logfile` is bound at start (a reload keeps it, and says so): the event log
                 // stays where it is.
                 let result = Config::load(&self.config_path)
+                    .map(Box::new)
                     .map_err(|errors| errors.iter().map(|e| e.to_string()).collect());
                 Some(Event::ConfigLoaded {
                     ticket,

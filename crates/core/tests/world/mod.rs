@@ -262,7 +262,7 @@ impl World {
         self.handle(Event::ConfigLoaded {
             ticket: Some(ticket),
             purpose: LoadPurpose::Apply,
-            result: Ok(config(yaml)),
+            result: Ok(Box::new(config(yaml))),
         });
         self.reply(ticket).cloned().expect("reload replied")
     }
@@ -273,7 +273,7 @@ impl World {
         self.handle(Event::ConfigLoaded {
             ticket: Some(ticket),
             purpose: LoadPurpose::Stage,
-            result: Ok(config(yaml)),
+            result: Ok(Box::new(config(yaml))),
         });
         self.reply(ticket).cloned().expect("reread replied")
     }
