@@ -38,13 +38,17 @@ use std::time::Duration;
 use crate::error::{did_you_mean, ConfigError, ConfigErrors};
 use crate::raw::{Node, Value};
 use crate::{
-    parse_duration, Alert, AlertLevel, AutoRestart, Backoff, Config, Credentials, HealthCheck,
-    Hook, HttpListener, PairSettings, Probe, ProgramSpec, Readiness, RestartLimit, Signal, Stdin,
-    Stream, WatchdogPaused,
+    parse_duration, Accounts, Alert, AlertLevel, AutoRestart, Backoff, Config, Credentials,
+    HealthCheck, Hook, HttpListener, PairSettings, Probe, ProgramSpec, Readiness, RestartLimit,
+    Signal, Stdin, Stream, User, WatchdogPaused,
 };
 
-/// Validates a raw tree read from `path`.
-pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors> {
+/// Validates a raw tree read from `path`; `user` values are looked up in `accounts`.
+pub(crate) fn validate(
+    tree: &Node,
+    path: &Path,
+    accounts: &Accounts,
+) -> Result<Config, ConfigErrors> {
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -52,6 +56,7 @@ pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors>
     let mut checker = Checker {
         file: path,
         dir,
+        accounts,
         errors: Vec::new(),
     };
     let mut top = TopLevel::default();
@@ -65,6 +70,20 @@ pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors>
                 describe(tree)
             ),
         ),
+    }
+    // Known only now: the top-level `user` may come after `programs`.
+    let daemon = top.user.as_ref().and_then(|(user, node)| {
+        let refusal = accounts.daemon_refusal(user);
+        let refused = refusal.is_some();
+        if let Some(message) = refusal {
+            checker.error(node, "user", message);
+        }
+        (!refused).then_some(user)
+    });
+    for (key, node, user) in &top.program_users {
+        if let Some(message) = accounts.program_refusal(daemon, user) {
+            checker.error(node, key, message);
+        }
     }
     if !checker.errors.is_empty() {
         return Err(ConfigErrors::sorted(checker.errors));
@@ -96,6 +115,7 @@ pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors>
         pair: top.pair,
         syslog_socket,
         programs: top.programs,
+        user: top.user.map(|(user, _)| Box::new(user)),
     })
 }
 
@@ -114,6 +134,11 @@ struct TopLevel {
     programs: BTreeMap<String, ProgramSpec>,
     /// The streams sent to syslog, by program: their socket is set once the file is read.
     syslog_streams: Vec<(String, Stream)>,
+    /// `user`: taskmaster's own, and where it was written.
+    user: Option<(User, Node)>,
+    /// Each program's `user` (its dotted key and node): checked against taskmaster's own
+    /// once the file is read.
+    program_users: Vec<(String, Node, User)>,
 }
 
 const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
@@ -141,6 +166,9 @@ const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
         {
             c.keys(pairs, key, PAIR_KEYS, &mut top.pair);
         }
+    }),
+    ("user", |c, node, key, top| {
+        top.user = c.user(node, key).map(|user| (user, node.clone()));
     }),
 ];
 
@@ -205,6 +233,8 @@ struct Draft {
     stdout_syslog: SyslogDraft,
     /// How stderr goes to syslog, as written.
     stderr_syslog: SyslogDraft,
+    /// Where `user` was written, when it names an account.
+    user_node: Option<Node>,
 }
 
 /// How one output stream is sent to syslog, as written: `stdout: syslog` (the stream goes
@@ -374,6 +404,10 @@ const PROGRAM_KEYS: &[Key<Draft>] = &[
     }),
     ("alerts", |c, node, key, d| {
         d.spec.alerts = c.alerts(node, key)
+    }),
+    ("user", |c, node, key, d| {
+        d.spec.user = c.user(node, key);
+        d.user_node = d.spec.user.as_ref().map(|_| node.clone());
     }),
 ];
 
@@ -562,6 +596,7 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         restart_limit: None,
         backoff: Some(Backoff::THROTTLE),
         alerts: Vec::new(),
+        user: None,
     }
 }
 
@@ -572,6 +607,8 @@ struct Checker<'a> {
     file: &'a Path,
     /// Relative paths are resolved against this folder.
     dir: PathBuf,
+    /// Where `user` values are looked up.
+    accounts: &'a Accounts,
     errors: Vec<ConfigError>,
 }
 
@@ -670,6 +707,7 @@ impl Checker<'_> {
                 has_stderr: false,
                 stdout_syslog: SyslogDraft::default(),
                 stderr_syslog: SyslogDraft::default(),
+                user_node: None,
             };
             match &program.value {
                 Value::Null => {}
@@ -712,6 +750,10 @@ impl Checker<'_> {
             }
             for stream in to_syslog {
                 top.syslog_streams.push((name.to_string(), stream));
+            }
+            if let (Some(user), Some(node)) = (&draft.spec.user, draft.user_node) {
+                let entry = (join(&path, "user"), node, user.clone());
+                top.program_users.push(entry);
             }
             top.programs.insert(name.to_string(), draft.spec);
         }
@@ -989,6 +1031,13 @@ impl Checker<'_> {
             return None;
         }
         Some(duration)
+    }
+
+    /// `user`: an account's name or uid, looked up.
+    fn user(&mut self, node: &Node, key: &str) -> Option<User> {
+        let text = self.scalar(node, key, "a user name or uid")?;
+        let found = self.accounts.find(text);
+        self.check(node, key, found)
     }
 
     /// A command for `/bin/sh -c`, kept as written.

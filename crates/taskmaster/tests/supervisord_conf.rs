@@ -111,7 +111,7 @@ fn priority_orders_the_starts_and_the_stops() {
 fn check_names_an_unsupported_option_and_its_place() {
     let sandbox = Sandbox::new();
     let conf = sandbox.file("bad.conf");
-    std::fs::write(&conf, "[program:web]\ncommand=sleep 1\nuser=nobody\n").expect("write");
+    std::fs::write(&conf, "[program:web]\ncommand=sleep 1\nstopasgroup=false\n").expect("write");
     let output = run_to_completion(
         {
             let mut check = Command::new(taskmaster_bin());
@@ -123,7 +123,7 @@ fn check_names_an_unsupported_option_and_its_place() {
     let errors = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{errors}");
     assert!(
-        errors.contains("bad.conf:3:1: program:web.user"),
+        errors.contains("bad.conf:3:13: program:web.stopasgroup"),
         "{errors}"
     );
 }
