@@ -236,6 +236,23 @@ pub fn setup_child(
     Ok(report)
 }
 
+/// Switches this whole process, every thread, to `ids`: its groups, its group, its uid, in
+/// this order (glibc applies each call to every thread). For taskmaster's own `user`.
+pub fn become_user(ids: &Ids) -> std::io::Result<()> {
+    let groups: Vec<libc::gid_t> = ids.groups.clone();
+    let check = |rc: libc::c_int| match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    };
+    // SAFETY: setgroups reads `groups.len()` group ids from the vector, which outlives the
+    // call; setgid and setuid take integers and touch no memory of ours.
+    unsafe {
+        check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+        check(libc::setgid(ids.gid))?;
+        check(libc::setuid(ids.uid))
+    }
+}
+
 /// The effective uid of this process.
 pub fn effective_uid() -> u32 {
     rustix::process::geteuid().as_raw()
