@@ -69,8 +69,8 @@ pub fn diff(old: &Config, new: &Config) -> ReloadPlan {
 }
 
 /// Keeps in `new` the settings of `old` that a reload cannot change: the control socket and
-/// the TCP listener (bound once), the event log and its rotation (opened once), and the pair's
-/// heartbeat (agreed with the backup). Returns the keys the file changed, whose new values
+/// the TCP listener (bound once), the event log and its rotation (opened once), the pair's
+/// heartbeat (agreed with the backup), and taskmaster's own `user` (switched to once). Returns the keys the file changed, whose new values
 /// wait for a restart, so that what `new` says is what is in force.
 pub fn keep_fixed_settings(old: &Config, new: &mut Config) -> Vec<&'static str> {
     let mut waiting = Vec::new();
@@ -94,6 +94,10 @@ pub fn keep_fixed_settings(old: &Config, new: &mut Config) -> Vec<&'static str> 
         new.pair = old.pair;
         waiting.push("pair");
     }
+    if new.user != old.user {
+        new.user.clone_from(&old.user);
+        waiting.push("user");
+    }
     waiting
 }
 
@@ -102,7 +106,17 @@ mod fixed_settings_tests {
     use super::*;
 
     fn config(text: &str) -> Config {
-        Config::parse(text, std::path::Path::new("/etc/tm/t.yaml")).expect("a valid configuration")
+        let root = crate::User {
+            name: "root".to_string(),
+            uid: 0,
+            gid: 0,
+            groups: vec![0],
+            home: "/root".into(),
+            shell: "/bin/sh".into(),
+        };
+        let accounts = crate::Accounts::listed(0, vec![root]);
+        Config::parse_with(text, std::path::Path::new("/etc/tm/t.yaml"), &accounts)
+            .expect("a valid configuration")
     }
 
     #[test]
@@ -110,7 +124,8 @@ mod fixed_settings_tests {
         let old = config("programs:\n  web: {cmd: a}\n");
         let mut new = config(
             "socket: /run/other.sock\nlogfile: /var/log/tm.log\nlogfile_backups: 3\n\
-             pair: {interval: 1s}\nhttp: {listen: \"127.0.0.1:9001\"}\nprograms:\n  web: {cmd: b}\n",
+             pair: {interval: 1s}\nhttp: {listen: \"127.0.0.1:9001\"}\nuser: root\n\
+             programs:\n  web: {cmd: b}\n",
         );
         let waiting = keep_fixed_settings(&old, &mut new);
         assert_eq!(
@@ -120,7 +135,8 @@ mod fixed_settings_tests {
                 "http",
                 "logfile",
                 "logfile_maxbytes/logfile_backups",
-                "pair"
+                "pair",
+                "user"
             ]
         );
         let mut expected = old.clone();

@@ -46,6 +46,9 @@ pub fn to_yaml(config: &Config) -> String {
     if config.syslog_socket != Path::new(crate::DEFAULT_SYSLOG_SOCKET) {
         let _ = writeln!(out, "syslog_socket: {}", path(&config.syslog_socket));
     }
+    if let Some(user) = &config.user {
+        let _ = writeln!(out, "user: {}", user_name(user));
+    }
     if config.pair != crate::PairSettings::default() {
         out.push_str("pair:\n");
         let _ = writeln!(out, "  interval: {}", seconds(config.pair.interval));
@@ -126,6 +129,9 @@ fn program(out: &mut String, spec: &ProgramSpec) {
     }
     if let Some(umask) = spec.umask {
         key("umask", format!("\"{umask:03o}\""));
+    }
+    if let Some(user) = &spec.user {
+        key("user", user_name(user));
     }
     liveness(out, spec);
     if spec.env.is_empty() {
@@ -247,6 +253,16 @@ fn path(path: &Path) -> String {
 
 /// A YAML double-quoted string: `\` and `"` escaped, and every character YAML would not
 /// keep as is (controls, line and paragraph separators, the byte-order mark).
+/// A user by name, which reads back as the same account; by uid when the name is digits,
+/// which would read back as a uid.
+fn user_name(user: &crate::User) -> String {
+    if user.name.bytes().all(|b| b.is_ascii_digit()) {
+        string(&user.uid.to_string())
+    } else {
+        string(&user.name)
+    }
+}
+
 fn string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');

@@ -19,7 +19,9 @@
 //! writes any `Config` back as YAML, for `taskmaster convert`.
 //!
 //! I/O happens only in [`Config::load`] (and [`ini::load`]): reading the file, the files an
-//! INI file includes, and, for INI expansions, the environment and the host name.
+//! INI file includes, for INI expansions, the environment and the host name, and for `user`,
+//! the password and group databases ([`Accounts`]; [`Config::parse`] reads them too when a
+//! file names a user).
 
 mod diff;
 mod duration;
@@ -29,6 +31,7 @@ pub mod ini;
 mod instances;
 pub mod raw;
 mod signal;
+mod user;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -44,6 +47,7 @@ pub use emit::to_yaml;
 pub use error::{os_reason, ConfigError, ConfigErrors};
 pub use ini::Credentials;
 pub use signal::Signal;
+pub use user::{Accounts, User};
 
 /// A whole, validated configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +74,11 @@ pub struct Config {
     pub syslog_socket: PathBuf,
     /// Every program, by name, in name order.
     pub programs: BTreeMap<String, ProgramSpec>,
+    /// The user taskmaster switches to once its sockets and event log are open (top-level
+    /// `user`, `[supervisord] user`); `None`: it stays who it is. Boxed: a `Config` travels
+    /// in the supervisor's events, which it should not make larger.
+    #[serde(default)]
+    pub user: Option<Box<User>>,
     /// Groups of programs (`groups:`, supervisord's `[group:x]`), by name.
     #[serde(default)]
     pub groups: BTreeMap<String, GroupSpec>,
@@ -164,6 +173,10 @@ pub struct ProgramSpec {
     pub backoff: Option<Backoff>,
     /// Output lines that raise an alert.
     pub alerts: Vec<Alert>,
+    /// The user the process runs as (`user`), with its groups, looked up when the file was
+    /// read; `None`: taskmaster's own. Its health checks and `on_exit` hooks run as it too.
+    #[serde(default)]
+    pub user: Option<User>,
     /// The group the program belongs to (`groups:`, `[group:x]`); `None`: its own.
     #[serde(default)]
     pub group: Option<String>,
@@ -574,8 +587,15 @@ pub fn detect_format(path: &Path, text: &str) -> Format {
 }
 
 impl Config {
-    /// Reads and validates the file at `path`, YAML or supervisord INI ([`detect_format`]).
+    /// Reads and validates the file at `path`, YAML or supervisord INI ([`detect_format`]),
+    /// for this process: `user` is looked up in the system's databases and checked against
+    /// who runs it ([`Accounts::system`]).
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::load_with(path, &Accounts::system())
+    }
+
+    /// [`Config::load`] with `user` looked up in `accounts`.
+    pub fn load_with(path: &Path, accounts: &Accounts) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors::single(ConfigError::file_level(
                 path,
@@ -583,8 +603,9 @@ impl Config {
             ))
         })?;
         match detect_format(path, &text) {
-            Format::Yaml => Config::parse(&text, path),
-            Format::Ini => Config::parse_ini(&text, path),
+            Format::Yaml => Config::parse_with(&text, path, accounts),
+            Format::Ini => ini::parse_with(text.as_str(), path, &ini::Host::current(), accounts)
+                .map(|ini| ini.config),
         }
     }
 
@@ -596,9 +617,19 @@ impl Config {
     }
 
     /// Validates YAML `text` as if it had been read from `path` (used in errors, and to
-    /// resolve relative paths against the file's folder).
+    /// resolve relative paths against the file's folder). A `user` is looked up in the
+    /// system's databases ([`Accounts::system`]).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        Config::parse_with(text, path, &Accounts::system())
+    }
+
+    /// [`Config::parse`] with `user` looked up in `accounts`.
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        accounts: &Accounts,
+    ) -> Result<Config, ConfigErrors> {
         let tree = raw::parse(text, path)?;
-        validate::validate(&tree, path, &ini::Host::current())
+        validate::validate(&tree, path, &ini::Host::current(), accounts)
     }
 }

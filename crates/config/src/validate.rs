@@ -38,16 +38,18 @@ use std::time::Duration;
 use crate::error::{did_you_mean, ConfigError, ConfigErrors};
 use crate::raw::{Node, Value};
 use crate::{
-    parse_duration, Alert, AlertLevel, AutoRestart, Backoff, Config, Credentials, GroupSpec,
-    HealthCheck, Hook, HttpListener, PairSettings, Probe, ProcessSpec, ProgramSpec, Readiness,
-    RestartLimit, Signal, Stdin, Stream, WatchdogPaused,
+    parse_duration, Accounts, Alert, AlertLevel, AutoRestart, Backoff, Config, Credentials,
+    GroupSpec, HealthCheck, Hook, HttpListener, PairSettings, Probe, ProcessSpec, ProgramSpec,
+    Readiness, RestartLimit, Signal, Stdin, Stream, User, WatchdogPaused,
 };
 
-/// Validates a raw tree read from `path`.
+/// Validates a raw tree read from `path`; `user` values are looked up in `accounts`, and
+/// `%(ENV_X)s` and `%(host_node_name)s` in `host`.
 pub(crate) fn validate(
     tree: &Node,
     path: &Path,
     host: &crate::ini::Host,
+    accounts: &Accounts,
 ) -> Result<Config, ConfigErrors> {
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -56,6 +58,7 @@ pub(crate) fn validate(
     let mut checker = Checker {
         file: path,
         dir,
+        accounts,
         errors: Vec::new(),
         host,
     };
@@ -74,6 +77,20 @@ pub(crate) fn validate(
     for (group, message) in crate::instances::join_groups(&mut top.programs, &top.groups) {
         if let Some(node) = top.group_nodes.get(&group) {
             checker.error(node, &join("groups", &group), message);
+        }
+    }
+    // Known only now: the top-level `user` may come after `programs`.
+    let daemon = top.user.as_ref().and_then(|(user, node)| {
+        let refusal = accounts.daemon_refusal(user);
+        let refused = refusal.is_some();
+        if let Some(message) = refusal {
+            checker.error(node, "user", message);
+        }
+        (!refused).then_some(user)
+    });
+    for (key, node, user) in &top.program_users {
+        if let Some(message) = accounts.program_refusal(daemon, user) {
+            checker.error(node, key, message);
         }
     }
     if !checker.errors.is_empty() {
@@ -122,6 +139,7 @@ pub(crate) fn validate(
         syslog_socket,
         programs: top.programs,
         groups: top.groups,
+        user: top.user.map(|(user, _)| Box::new(user)),
     })
 }
 
@@ -143,6 +161,11 @@ struct TopLevel {
     groups: BTreeMap<String, GroupSpec>,
     /// Where each group is written, for its errors.
     group_nodes: BTreeMap<String, Node>,
+    /// `user`: taskmaster's own, and where it was written.
+    user: Option<(User, Node)>,
+    /// Each program's `user` (its dotted key and node): checked against taskmaster's own
+    /// once the file is read.
+    program_users: Vec<(String, Node, User)>,
 }
 
 const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
@@ -171,6 +194,9 @@ const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
         {
             c.keys(pairs, key, PAIR_KEYS, &mut top.pair);
         }
+    }),
+    ("user", |c, node, key, top| {
+        top.user = c.user(node, key).map(|user| (user, node.clone()));
     }),
 ];
 
@@ -235,6 +261,8 @@ struct Draft {
     stdout_syslog: SyslogDraft,
     /// How stderr goes to syslog, as written.
     stderr_syslog: SyslogDraft,
+    /// Where `user` was written, when it names an account.
+    user_node: Option<Node>,
 }
 
 /// How one output stream is sent to syslog, as written: `stdout: syslog` (the stream goes
@@ -414,6 +442,10 @@ const PROGRAM_KEYS: &[Key<Draft>] = &[
     }),
     ("alerts", |c, node, key, d| {
         d.spec.alerts = c.alerts(node, key)
+    }),
+    ("user", |c, node, key, d| {
+        d.spec.user = c.user(node, key);
+        d.user_node = d.spec.user.as_ref().map(|_| node.clone());
     }),
 ];
 
@@ -629,6 +661,7 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         group: None,
         group_priority: None,
         processes: Vec::new(),
+        user: None,
     }
 }
 
@@ -639,6 +672,8 @@ struct Checker<'a> {
     file: &'a Path,
     /// Relative paths are resolved against this folder.
     dir: PathBuf,
+    /// Where `user` values are looked up.
+    accounts: &'a Accounts,
     errors: Vec<ConfigError>,
     /// The environment and host name, for `%(ENV_X)s` and `%(host_node_name)s`.
     host: &'a crate::ini::Host,
@@ -732,7 +767,9 @@ impl Checker<'_> {
             // As written: the program's own view, a template when it uses expansions.
             let templated = values_have_expansions(program);
             let before = self.errors.len();
-            let Some((mut spec, to_syslog)) = self.program(name_node, name, program, &path) else {
+            let Some((mut spec, to_syslog, user_node)) =
+                self.program(name_node, name, program, &path)
+            else {
                 continue;
             };
             if templated {
@@ -742,6 +779,10 @@ impl Checker<'_> {
             spec.processes = self.instances(name_node, program, &path, &spec, templated);
             for stream in to_syslog {
                 top.syslog_streams.push((name.to_string(), stream));
+            }
+            if let (Some(user), Some(node)) = (&spec.user, user_node) {
+                let entry = (join(&path, "user"), node, user.clone());
+                top.program_users.push(entry);
             }
             top.programs.insert(name.to_string(), spec);
         }
@@ -799,7 +840,7 @@ impl Checker<'_> {
         name: &str,
         program: &Node,
         path: &str,
-    ) -> Option<(ProgramSpec, Vec<Stream>)> {
+    ) -> Option<(ProgramSpec, Vec<Stream>, Option<Node>)> {
         let mut draft = Draft {
             spec: defaults(name),
             has_cmd: false,
@@ -810,6 +851,7 @@ impl Checker<'_> {
             has_stderr: false,
             stdout_syslog: SyslogDraft::default(),
             stderr_syslog: SyslogDraft::default(),
+            user_node: None,
         };
         match &program.value {
             Value::Null => {}
@@ -850,7 +892,7 @@ impl Checker<'_> {
         } else if self.syslog(&draft.stderr_syslog, path, Stream::Stderr) {
             to_syslog.push(Stream::Stderr);
         }
-        Some((draft.spec, to_syslog))
+        Some((draft.spec, to_syslog, draft.user_node))
     }
 
     /// The processes of program `spec`: each named by its `process_name`, and, when the
@@ -895,7 +937,7 @@ impl Checker<'_> {
                         None
                     }
                 }
-                .map(|(process, _)| process)
+                .map(|(process, _, _)| process)
             } else {
                 Some(spec.clone())
             };
@@ -1181,6 +1223,13 @@ impl Checker<'_> {
             return None;
         }
         Some(duration)
+    }
+
+    /// `user`: an account's name or uid, looked up.
+    fn user(&mut self, node: &Node, key: &str) -> Option<User> {
+        let text = self.scalar(node, key, "a user name or uid")?;
+        let found = self.accounts.find(text);
+        self.check(node, key, found)
     }
 
     /// A command for `/bin/sh -c`, kept as written.

@@ -41,7 +41,7 @@ bogus: 1
             "t.yaml:9:10: programs.web.cmd: cannot split \"sh -c 'oops\" into words: missing closing quote",
             "t.yaml:10:5: programs.web: unknown key \"stoptimee\" (did you mean \"stoptime\"?)",
             "t.yaml:11:10: logfile: expected a path, found a list",
-            "t.yaml:12:1: unknown key \"bogus\" (valid keys: programs, groups, logfile, logfile_maxbytes, logfile_backups, socket, syslog_socket, http, pair)",
+            "t.yaml:12:1: unknown key \"bogus\" (valid keys: programs, groups, logfile, logfile_maxbytes, logfile_backups, socket, syslog_socket, http, pair, user)",
         ]
     );
 }
@@ -53,7 +53,7 @@ fn the_display_of_all_errors_is_one_per_line() {
     };
     assert_eq!(
         errors.to_string(),
-        "t.yaml:1:1: unknown key \"a\" (valid keys: programs, groups, logfile, logfile_maxbytes, logfile_backups, socket, syslog_socket, http, pair)\n\
+        "t.yaml:1:1: unknown key \"a\" (valid keys: programs, groups, logfile, logfile_maxbytes, logfile_backups, socket, syslog_socket, http, pair, user)\n\
          t.yaml:3:3: programs.web: missing required key \"cmd\""
     );
 }
@@ -80,7 +80,7 @@ fn unknown_program_key_suggests_the_closest_or_lists_all() {
         errors("programs:\n  web:\n    command: x\n"),
         [
             "t.yaml:2:3: programs.web: missing required key \"cmd\"",
-            "t.yaml:3:5: programs.web: unknown key \"command\" (valid keys: cmd, numprocs, numprocs_start, process_name, autostart, autorestart, exitcodes, starttime, startretries, stopsignal, stoptime, killgroup, stdout, stderr, stdout_syslog, stderr_syslog, redirect_stderr, stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, env, workingdir, umask, priority, stdin, ready, readytime, watchdog, watchdog_paused, healthcheck, on_exit, on_exit_timeout, restart_limit, backoff, alerts)",
+            "t.yaml:3:5: programs.web: unknown key \"command\" (valid keys: cmd, numprocs, numprocs_start, process_name, autostart, autorestart, exitcodes, starttime, startretries, stopsignal, stoptime, killgroup, stdout, stderr, stdout_syslog, stderr_syslog, redirect_stderr, stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, env, workingdir, umask, priority, stdin, ready, readytime, watchdog, watchdog_paused, healthcheck, on_exit, on_exit_timeout, restart_limit, backoff, alerts, user)",
         ]
     );
     assert_eq!(

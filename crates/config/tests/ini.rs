@@ -728,14 +728,6 @@ fn numprocs_start_numbers_the_first_process() {
 }
 
 #[test]
-fn user_is_refused() {
-    assert_eq!(
-        program_errors("user=www-data\n"),
-        ["/sv/t.conf:3:1: program:web.user: taskmaster does not switch users: it runs every program as the user it runs as"]
-    );
-}
-
-#[test]
 fn log_options_are_accepted_only_with_the_values_taskmaster_honours() {
     let accepted = "\
 stdout_capture_maxbytes=0
@@ -1120,7 +1112,6 @@ minprocs=201
 strip_ansi=true
 pidfile=/tmp/supervisord.pid
 umask=022
-user=root
 directory=/tmp
 identifier=supervisor
 childlogdir=/tmp
@@ -1135,10 +1126,9 @@ childlogdir=/tmp
             "/sv/t.conf:7:12: supervisord.strip_ansi: taskmaster writes the output of programs as they write it; remove strip_ansi or set it to false",
             "/sv/t.conf:8:1: supervisord.pidfile: taskmaster writes no pid file (the shell's pid command prints its pid); remove this option",
             "/sv/t.conf:9:1: supervisord.umask: taskmaster does not change its own umask; set umask in each [program:x] instead",
-            "/sv/t.conf:10:1: supervisord.user: taskmaster does not switch users; start it as that user",
-            "/sv/t.conf:11:1: supervisord.directory: taskmaster does not change its own directory; set directory in each [program:x] instead",
-            "/sv/t.conf:12:1: supervisord.identifier: taskmaster has no XML-RPC interface to identify; remove this option",
-            "/sv/t.conf:13:1: supervisord.childlogdir: taskmaster has no automatic child logs (AUTO); give each program a stdout_logfile (and a stderr_logfile), then remove this option",
+            "/sv/t.conf:10:1: supervisord.directory: taskmaster does not change its own directory; set directory in each [program:x] instead",
+            "/sv/t.conf:11:1: supervisord.identifier: taskmaster has no XML-RPC interface to identify; remove this option",
+            "/sv/t.conf:12:1: supervisord.childlogdir: taskmaster has no automatic child logs (AUTO); give each program a stdout_logfile (and a stderr_logfile), then remove this option",
         ]
     );
     assert_eq!(
@@ -1259,7 +1249,7 @@ stopsignal=TERMM
 
 [program:b]
 umask=999
-user=b
+stopasgroup=false
 ";
     assert_eq!(
         errors(text),
@@ -1269,7 +1259,7 @@ user=b
             "/sv/t.conf:7:12: program:a.stopsignal: unknown signal \"TERMM\" (did you mean TERM?)",
             "/sv/t.conf:9:1: program:b: missing required option \"command\"",
             "/sv/t.conf:10:7: program:b.umask: expected an octal umask from 000 to 777 such as 022, found \"999\"",
-            "/sv/t.conf:11:1: program:b.user: taskmaster does not switch users: it runs every program as the user it runs as",
+            "/sv/t.conf:11:13: program:b.stopasgroup: taskmaster always sends stopsignal to the whole process group of the program, as supervisord does with stopasgroup = true; remove this line or set it to true",
         ]
     );
 }
@@ -1340,7 +1330,7 @@ fn errors_in_included_files_name_the_included_file_after_the_main_ones() {
     );
     let main = dir.write(
         "main.conf",
-        "[include]\nfiles=conf.d/*.conf missing.conf\n[program:main]\ncommand=x\nuser=x\n",
+        "[include]\nfiles=conf.d/*.conf missing.conf\n[program:main]\ncommand=x\nstopasgroup=false\n",
     );
     let Err(errors) = load(&main) else {
         panic!("accepted");
@@ -1350,7 +1340,7 @@ fn errors_in_included_files_name_the_included_file_after_the_main_ones() {
         errors.to_string(),
         format!(
             "{d}/main.conf:2:7: include.files: included file {d}/missing.conf: cannot read: No such file or directory\n\
-             {d}/main.conf:5:1: program:main.user: taskmaster does not switch users: it runs every program as the user it runs as\n\
+             {d}/main.conf:5:13: program:main.stopasgroup: taskmaster always sends stopsignal to the whole process group of the program, as supervisord does with stopasgroup = true; remove this line or set it to true\n\
              {d}/conf.d/a.conf:3:12: program:a.stopsignal: unknown signal \"99\" (signal numbers are 1 to 31 and 34 to 64)\n\
              {d}/conf.d/b.conf:1:1: include: an included file cannot include others: supervisord reads [include] only in the main file\n\
              {d}/conf.d/b.conf:3:1: duplicate section [program:main] (first in {d}/main.conf at line 3, column 1)"
@@ -1618,4 +1608,45 @@ fn a_group_puts_its_programs_processes_under_its_name() {
         ),
         ["/sv/t.conf:1:1: group:site: program \"web\" is in group \"other\" already"]
     );
+}
+
+/// site.conf, the example of a pool with a port and a log file per process, a group and a
+/// program run as another user, is read as root reads it.
+#[test]
+fn the_site_example_has_a_pool_a_group_and_a_user() {
+    let nobody = taskmaster_config::User {
+        name: "nobody".to_string(),
+        uid: 65534,
+        gid: 65534,
+        groups: vec![65534],
+        home: PathBuf::from("/nonexistent"),
+        shell: PathBuf::from("/usr/sbin/nologin"),
+    };
+    let accounts = taskmaster_config::Accounts::listed(0, vec![nobody]);
+    let config = Config::load_with(&example("site.conf"), &accounts)
+        .unwrap_or_else(|e| panic!("site.conf:\n{e}"));
+    let web = &config.programs["web"];
+    let names: Vec<String> = web
+        .process_names()
+        .iter()
+        .map(|name| web.full_name(name))
+        .collect();
+    assert_eq!(names, ["site:web_8001", "site:web_8002", "site:web_8003"]);
+    assert_eq!(
+        web.processes[1].spec.argv,
+        ["python3", "-m", "http.server", "8002", "--bind", "127.0.0.1"]
+    );
+    assert_eq!(
+        web.processes[2].spec.stdout.as_deref(),
+        Some(Path::new("/tmp/site-web-03.log"))
+    );
+    assert_eq!(config.programs["worker"].processes[1].spec.env["WORKER_ID"], "1");
+    let mailer = &config.programs["mailer"];
+    assert_eq!(mailer.user.as_ref().map(|u| u.uid), Some(65534));
+    assert_eq!(mailer.full_name("mailer"), "mailer");
+    let yaml = to_yaml(&config);
+    let again = Config::parse_with(&yaml, &config.path.with_extension("yaml"), &accounts)
+        .unwrap_or_else(|e| panic!("{yaml}\n---\n{e}"));
+    assert_eq!(again.programs, config.programs, "{yaml}");
+    assert_eq!(again.groups, config.groups, "{yaml}");
 }

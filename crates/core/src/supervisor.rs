@@ -403,7 +403,11 @@ impl Supervisor {
             return;
         };
         p.pid = Some(pid);
-        log(out, name, format!("spawned with pid {pid}"));
+        let message = match &p.spec.user {
+            Some(user) => format!("spawned with pid {pid} as {}", user.name),
+            None => format!("spawned with pid {pid}"),
+        };
+        log(out, name, message);
         match p.spec.ready {
             Readiness::Notify => {
                 p.deadline = Some((now + p.spec.readytime, Deadline::ReadyTime));

@@ -15,7 +15,9 @@ use crate::eventlog::EventLog;
 use crate::handle::{DaemonEvent, Exiting, Handle, Message, EVENT_BACKLOG, SERVICE_DRAIN};
 use crate::primary::{Primary, PrimarySettings};
 use crate::tasks::{AlertWatchers, TaskEvent};
-use crate::{adopt, capture, checks, clock, notify_socket_path, pair, spawn, stdin, StartError};
+use crate::{
+    adopt, capture, checks, clock, notify_socket_path, pair, spawn, stdin, sys, StartError,
+};
 
 pub struct Daemon {
     pub(crate) supervisor: Supervisor,
@@ -243,6 +245,33 @@ impl Daemon {
             let _ = tokio::time::timeout(SERVICE_DRAIN, service).await;
             result
         })
+    }
+
+    /// Switches taskmaster to its configuration's `user` (top-level, `[supervisord] user`) when
+    /// that is another than the one it runs as: once its sockets and event log are open,
+    /// before its first child. Children without a `user` of their own then get that user's
+    /// `HOME`, `USER`, `LOGNAME` and `SHELL` too. Naming its own user (root as root) does
+    /// nothing.
+    pub(crate) fn switch_user(&mut self) -> Result<(), StartError> {
+        let Some(user) = self.supervisor.config().user.clone() else {
+            return Ok(());
+        };
+        if sys::effective_uid() == user.uid {
+            return Ok(());
+        }
+        sys::become_user(&spawn::ids(&user)).map_err(|source| StartError::User {
+            name: user.name.clone(),
+            source,
+        })?;
+        let login = spawn::user_environment(&user);
+        let env = &mut self.context.base_env;
+        env.retain(|(name, _)| login.iter().all(|(set, _)| set != name));
+        env.extend(login);
+        self.log.say(format!(
+            "running as {} (uid {}, gid {}) from now on",
+            user.name, user.uid, user.gid
+        ));
+        Ok(())
     }
 
     /// Lets the control service answer (the clients that connected meanwhile waited in the

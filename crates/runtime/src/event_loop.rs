@@ -63,6 +63,8 @@ impl Daemon {
             })?;
             self.primary = Some(primary);
         }
+        // Every socket and file taskmaster opens at start is open by now.
+        self.switch_user()?;
         let initial = std::mem::take(&mut self.initial);
         self.carry_out(initial);
         self.reap();

@@ -93,6 +93,11 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot run as {name}: {source}")]
+    User {
+        name: String,
+        source: std::io::Error,
+    },
 }
 
 /// Where the notify socket of a daemon whose control socket is `socket` lives: beside it,

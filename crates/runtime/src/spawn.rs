@@ -4,14 +4,18 @@
 //! working directory), then one of two launchers starts it:
 //! - `sys::posix_spawn`, for almost every program: vfork-class cost, no copy of taskmaster.
 //! - std's `Command` with a pre-exec step, for a program with a `umask`, which posix_spawn
-//!   cannot set, or a `watchdog`, whose `WATCHDOG_PID` only the child knows. std reports exec
-//!   and chdir failures back through its close-on-exec pipe.
+//!   cannot set, a `watchdog`, whose `WATCHDOG_PID` only the child knows, or a `user`, whose
+//!   ids posix_spawn cannot set. std reports exec and chdir failures back through its
+//!   close-on-exec pipe; a failed switch to the user is told apart by a pipe of our own
+//!   ([`sys::SetupReport`]).
 //!
 //! Both give the child its own process group, stdin from /dev/null, the `stdin` file or a
-//! pipe, an empty signal mask and default signal dispositions.
+//! pipe, an empty signal mask and default signal dispositions. Its files and pipes are opened
+//! by taskmaster, before any switch to the program's user.
 //!
 //! Hooks and command health checks are children too (`/bin/sh -c`), started by
-//! [`spawn_shell`] with the program's environment, so that the one reaper sees them end.
+//! [`spawn_shell`] with the program's environment (and as its user), so that the one reaper
+//! sees them end.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -21,7 +25,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use taskmaster_config::{os_reason, Stdin, Stream};
+use taskmaster_config::{os_reason, Stdin, Stream, User};
 use taskmaster_core::ProgramSpec;
 
 use crate::capture::{Destination, Pipe, Sinks};
@@ -79,23 +83,15 @@ pub fn spawn(
     let setup = sys::ChildSetup {
         umask: spec.umask,
         own_pid_variable: spec.watchdog.map(|_| "WATCHDOG_PID"),
+        user: switch_to(spec),
     };
-    let launched = if setup.umask.is_none() && setup.own_pid_variable.is_none() {
-        sys::posix_spawn(&sys::Launch {
-            argv: &spec.argv,
-            env: &env,
-            cwd: spec.workingdir.as_deref(),
-            stdio: [stdin.child_end(), stdout.child_end(), stderr.child_end()],
-        })
-    } else {
-        fork_exec(
-            spec,
-            &env,
-            [stdin.child_end(), stdout.child_end(), stderr.child_end()],
-            &setup,
-        )
+    let launch = sys::Launch {
+        argv: &spec.argv,
+        env: &env,
+        cwd: spec.workingdir.as_deref(),
+        stdio: [stdin.child_end(), stdout.child_end(), stderr.child_end()],
     };
-    let pid = launched.map_err(|e| format!("cannot execute {program}: {}", os_reason(&e)))?;
+    let pid = launch_with(&launch, &setup).map_err(|e| e.describe(spec, program))?;
     Ok(Spawned {
         pid,
         stdin: stdin.into_writer(),
@@ -132,13 +128,18 @@ pub fn spawn_shell(
         .workingdir
         .as_deref()
         .filter(|dir| check_directory(dir).is_ok());
-    let pid = sys::posix_spawn(&sys::Launch {
+    let setup = sys::ChildSetup {
+        umask: None,
+        own_pid_variable: None,
+        user: switch_to(spec),
+    };
+    let launch = sys::Launch {
         argv: &argv,
         env: &env,
         cwd,
         stdio: [stdin.child_end(), stdout.child_end(), stderr.child_end()],
-    })
-    .map_err(|e| format!("cannot run /bin/sh: {}", os_reason(&e)))?;
+    };
+    let pid = launch_with(&launch, &setup).map_err(|e| e.describe(spec, "/bin/sh"))?;
     Ok(Spawned {
         pid,
         stdin: None,
@@ -149,40 +150,99 @@ pub fn spawn_shell(
     })
 }
 
+/// The ids to switch to for `spec`'s `user`: none when taskmaster runs as that user already,
+/// as supervisord does (even the same groups need root to be set).
+fn switch_to(spec: &ProgramSpec) -> Option<sys::Ids> {
+    let user = spec.user.as_ref()?;
+    (user.uid != sys::effective_uid()).then(|| ids(user))
+}
+
+/// The ids a switch to `user` sets.
+pub(crate) fn ids(user: &User) -> sys::Ids {
+    sys::Ids {
+        groups: user.groups.clone(),
+        gid: user.gid,
+        uid: user.uid,
+    }
+}
+
+/// Why a launch failed.
+enum LaunchError {
+    /// Setting up or executing the program.
+    Exec(std::io::Error),
+    /// Switching to the program's user, in the child.
+    User(std::io::Error),
+}
+
+impl LaunchError {
+    /// The spawn error of `program`, run for `spec`: `cannot execute web: No such file or
+    /// directory`, `cannot run as nobody: Operation not permitted`.
+    fn describe(&self, spec: &ProgramSpec, program: &str) -> String {
+        match (self, &spec.user) {
+            (LaunchError::User(e), Some(user)) => {
+                format!("cannot run as {}: {}", user.name, os_reason(e))
+            }
+            (LaunchError::User(e) | LaunchError::Exec(e), _) => {
+                format!("cannot execute {program}: {}", os_reason(e))
+            }
+        }
+    }
+}
+
+/// Starts `launch` with posix_spawn when `setup` asks for nothing it cannot do, else through
+/// the fork path.
+fn launch_with(launch: &sys::Launch<'_>, setup: &sys::ChildSetup) -> Result<u32, LaunchError> {
+    if setup.umask.is_none() && setup.own_pid_variable.is_none() && setup.user.is_none() {
+        sys::posix_spawn(launch).map_err(LaunchError::Exec)
+    } else {
+        fork_exec(launch, setup)
+    }
+}
+
 /// The std launcher: fork, set the child up (`setup`), exec.
-fn fork_exec(
-    spec: &ProgramSpec,
-    env: &[(OsString, OsString)],
-    stdio: [BorrowedFd<'_>; 3],
-    setup: &sys::ChildSetup,
-) -> std::io::Result<u32> {
-    let [stdin, stdout, stderr] = stdio.map(|fd| fd.try_clone_to_owned());
-    let (stdin, stdout, stderr) = (stdin?, stdout?, stderr?);
+fn fork_exec(launch: &sys::Launch<'_>, setup: &sys::ChildSetup) -> Result<u32, LaunchError> {
+    let copy = |fd: BorrowedFd<'_>| fd.try_clone_to_owned().map_err(LaunchError::Exec);
+    let [stdin, stdout, stderr] = launch.stdio;
+    let (stdin, stdout, stderr) = (copy(stdin)?, copy(stdout)?, copy(stderr)?);
+    let program = launch
+        .argv
+        .first()
+        .ok_or_else(|| LaunchError::Exec(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
     // Stdio closes these copies with the Command, once the child has its own.
-    let mut command = Command::new(&spec.argv[0]);
+    let mut command = Command::new(program);
     command
-        .args(&spec.argv[1..])
+        .args(&launch.argv[1..])
         .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::from(stdin))
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
         .process_group(0);
-    if let Some(dir) = &spec.workingdir {
+    if let Some(dir) = launch.cwd {
         command.current_dir(dir);
     }
-    sys::setup_child(&mut command, setup, &spec.argv, env)?;
-    Ok(command.spawn()?.id())
+    let report = sys::setup_child(&mut command, setup, launch.argv, launch.env)
+        .map_err(LaunchError::Exec)?;
+    match command.spawn() {
+        Ok(child) => Ok(child.id()),
+        Err(e) if report.switch_failed() => Err(LaunchError::User(e)),
+        Err(e) => Err(LaunchError::Exec(e)),
+    }
 }
 
-/// taskmaster's environment, then the program's `env`, then what taskmaster tells each child
-/// (the names of the process, the notify and control sockets), each overriding the one before.
+/// taskmaster's environment, then what the password database says of the program's `user`
+/// (`HOME`, `USER`, `LOGNAME`, `SHELL`), then the program's `env`, then what taskmaster tells
+/// each child (the names of the process, the notify and control sockets), each overriding the
+/// one before.
 fn environment(
     name: &str,
     spec: &ProgramSpec,
     context: &ChildContext,
 ) -> Vec<(OsString, OsString)> {
     let mut env: BTreeMap<OsString, OsString> = context.base_env.iter().cloned().collect();
+    if let Some(user) = &spec.user {
+        env.extend(user_environment(user));
+    }
     env.extend(spec.env.iter().map(|(k, v)| (k.into(), v.into())));
     env.insert("NOTIFY_SOCKET".into(), context.notify_socket.clone().into());
     env.insert(
@@ -204,6 +264,17 @@ fn environment(
         env.insert(enabled.into(), "1".into());
     }
     env.into_iter().collect()
+}
+
+/// What a login as `user` sets from its password entry: `HOME`, `USER`, `LOGNAME`, `SHELL`.
+/// (supervisord leaves them as taskmaster's own, its issues #453 and #307.)
+pub fn user_environment(user: &User) -> [(OsString, OsString); 4] {
+    [
+        ("HOME".into(), user.home.clone().into()),
+        ("USER".into(), (&user.name).into()),
+        ("LOGNAME".into(), (&user.name).into()),
+        ("SHELL".into(), user.shell.clone().into()),
+    ]
 }
 
 fn check_directory(dir: &Path) -> std::io::Result<()> {
@@ -339,4 +410,121 @@ fn output(destination: Option<Destination>, stream: Stream) -> Result<Output, St
         stream,
         destination,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Program `web` running `cmd`, as `user`.
+    fn spec(cmd: &str, user: Option<User>) -> ProgramSpec {
+        let text = format!("programs:\n  web: {{cmd: {cmd:?}}}\n");
+        let mut spec = taskmaster_config::Config::parse(&text, Path::new("/srv/t.yaml"))
+            .expect("a configuration")
+            .programs
+            .remove("web")
+            .expect("web");
+        spec.user = user;
+        spec
+    }
+
+    fn context() -> ChildContext {
+        ChildContext {
+            base_env: vec![
+                ("HOME".into(), "/root".into()),
+                ("PATH".into(), "/bin".into()),
+            ],
+            notify_socket: "/srv/t.notify".into(),
+            control_socket: "/srv/t.sock".into(),
+        }
+    }
+
+    /// An account no process can become: uid and gid -1 mean "unchanged" to setresuid, and
+    /// are refused (EINVAL) by setuid and setgid, as root too; without root, setgroups fails
+    /// first (EPERM).
+    fn ghost() -> User {
+        User {
+            name: "ghost".to_string(),
+            uid: u32::MAX,
+            gid: u32::MAX,
+            groups: Vec::new(),
+            home: "/home/ghost".into(),
+            shell: "/bin/ghostsh".into(),
+        }
+    }
+
+    #[test]
+    fn a_failed_switch_to_the_user_is_a_spawn_error_naming_the_user() {
+        let error = spawn(
+            "web",
+            &spec("/bin/true", Some(ghost())),
+            &context(),
+            &mut Sinks::default(),
+        )
+        .err()
+        .expect("no process can run as uid -1");
+        let expected = if sys::effective_uid() == 0 {
+            "cannot run as ghost: Invalid argument"
+        } else {
+            "cannot run as ghost: Operation not permitted"
+        };
+        assert_eq!(error, expected);
+        let error = spawn_shell(
+            "web",
+            &spec("/bin/true", Some(ghost())),
+            &context(),
+            "true",
+            &[],
+            false,
+            &mut Sinks::default(),
+        )
+        .err()
+        .expect("no helper can run as uid -1");
+        assert_eq!(error, expected);
+    }
+
+    #[test]
+    fn an_exec_failure_on_the_fork_path_of_a_user_is_told_as_one() {
+        // Switching to one's own user changes nothing, so the exec is what fails.
+        let own = User {
+            uid: sys::effective_uid(),
+            ..ghost()
+        };
+        let error = spawn(
+            "web",
+            &spec("/no/such/program", Some(own)),
+            &context(),
+            &mut Sinks::default(),
+        )
+        .err()
+        .expect("there is no such program");
+        assert_eq!(
+            error,
+            "cannot execute /no/such/program: No such file or directory"
+        );
+    }
+
+    #[test]
+    fn the_users_login_variables_come_between_taskmasters_and_the_programs() {
+        let mut spec = spec("x", Some(ghost()));
+        let names = |env: &[(OsString, OsString)], name: &str| {
+            env.iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.to_string_lossy().into_owned())
+        };
+        let env = environment("web", &spec, &context());
+        assert_eq!(names(&env, "HOME").as_deref(), Some("/home/ghost"));
+        assert_eq!(names(&env, "USER").as_deref(), Some("ghost"));
+        assert_eq!(names(&env, "LOGNAME").as_deref(), Some("ghost"));
+        assert_eq!(names(&env, "SHELL").as_deref(), Some("/bin/ghostsh"));
+        assert_eq!(names(&env, "PATH").as_deref(), Some("/bin"));
+        spec.env.insert("HOME".to_string(), "/srv/web".to_string());
+        let env = environment("web", &spec, &context());
+        assert_eq!(names(&env, "HOME").as_deref(), Some("/srv/web"));
+        assert_eq!(names(&env, "USER").as_deref(), Some("ghost"));
+        spec.user = None;
+        let env = environment("web", &spec, &context());
+        assert_eq!(names(&env, "HOME").as_deref(), Some("/srv/web"));
+        assert_eq!(names(&env, "USER"), None);
+    }
 }

@@ -118,31 +118,85 @@ pub struct ChildSetup {
     pub umask: Option<u32>,
     /// Set this variable to the child's own pid (`WATCHDOG_PID`), which only the child knows.
     pub own_pid_variable: Option<&'static str>,
+    /// The user to run as, if any.
+    pub user: Option<Ids>,
+}
+
+/// Who a process runs as: what a switch to a user sets, in the order it sets them.
+#[derive(Debug, Clone)]
+pub struct Ids {
+    /// Every group of the user, its primary one included (what `initgroups` sets).
+    pub groups: Vec<u32>,
+    pub gid: u32,
+    pub uid: u32,
+}
+
+/// What the child of the fork path says besides the errno std hands back: whether the
+/// error is its switch to its user's ids rather than its exec.
+pub struct SetupReport {
+    /// The read end of a pipe the child writes a byte to when its switch fails.
+    switch_failed: Option<OwnedFd>,
+}
+
+impl SetupReport {
+    /// Whether the child failed to switch to its user; ask once the spawn has failed (the
+    /// child wrote before it reported the error, so nothing waits).
+    pub fn switch_failed(&self) -> bool {
+        let mut byte = [0u8; 1];
+        self.switch_failed
+            .as_ref()
+            .is_some_and(|pipe| rustix::io::read(pipe, &mut byte) == Ok(1))
+    }
 }
 
 /// Makes `command` set up its child between fork and exec: an empty signal mask (exec keeps
-/// the mask, and std does not clear it on its fork path), the umask if one is given, and, for
-/// `own_pid_variable`, an environment that names the child's own pid. (Dispositions need
-/// nothing here: see [`reset_ignored_signals`].)
+/// the mask, and std does not clear it on its fork path), the umask if one is given, the
+/// user's groups, group and uid if one is given (in that order: the groups and the group can
+/// only be set while still root), and, for `own_pid_variable`, an environment that names the
+/// child's own pid. (Dispositions need nothing here: see [`reset_ignored_signals`].)
 ///
 /// For the pid variable the child execs by itself, with `argv` and `env` prepared here before
 /// the fork: std's own exec would use an environment fixed before the pid was known.
+///
+/// The ids are set with the kernel's calls, which change only the calling thread: the child
+/// of a fork has one thread. (glibc's setuid would signal every thread it knew of in the
+/// parent, with locks that may have been held at the fork.)
 pub fn setup_child(
     command: &mut Command,
     setup: &ChildSetup,
     argv: &[String],
     env: &[(OsString, OsString)],
-) -> std::io::Result<()> {
+) -> std::io::Result<SetupReport> {
     let mode = setup.umask.map(rustix::fs::Mode::from_bits_truncate);
     let mut own_exec = match setup.own_pid_variable {
         Some(variable) => Some(OwnExec::new(argv, env, variable)?),
         None => None,
     };
+    let mut report = SetupReport {
+        switch_failed: None,
+    };
+    let switch = match &setup.user {
+        Some(ids) => {
+            use rustix::pipe::PipeFlags;
+            let (read, write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+            report.switch_failed = Some(read);
+            let groups: Vec<rustix::process::Gid> = ids
+                .groups
+                .iter()
+                .map(|&gid| rustix::process::Gid::from_raw_unchecked(gid))
+                .collect();
+            let gid = rustix::process::Gid::from_raw_unchecked(ids.gid);
+            let uid = rustix::process::Uid::from_raw_unchecked(ids.uid);
+            Some((groups, gid, uid, write))
+        }
+        None => None,
+    };
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: it makes the rt_sigprocmask, umask, signal and getpid
-    // system calls, writes digits into a buffer it owns (the child's copy), and calls
-    // execvpe, which searches PATH with a buffer on its stack. It allocates nothing and takes
-    // no lock.
+    // async-signal-safe calls are allowed: it makes the rt_sigprocmask, umask, signal,
+    // setgroups, setgid, setuid, write and getpid system calls (the ids and the group list
+    // were prepared before the fork), writes digits into a buffer it owns (the child's copy),
+    // and calls execvpe, which searches PATH with a buffer on its stack. It allocates nothing
+    // and takes no lock.
     unsafe {
         command.pre_exec(move || {
             let empty: u64 = 0;
@@ -157,6 +211,16 @@ pub fn setup_child(
                 rustix::process::umask(mode);
             }
             libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
+            if let Some((groups, gid, uid, failed)) = &switch {
+                use rustix::thread::{set_thread_gid, set_thread_groups, set_thread_uid};
+                let switched = set_thread_groups(groups)
+                    .and_then(|()| set_thread_gid(*gid))
+                    .and_then(|()| set_thread_uid(*uid));
+                if let Err(errno) = switched {
+                    let _ = rustix::io::write(failed, b"u");
+                    return Err(errno.into());
+                }
+            }
             if let Some(exec) = own_exec.as_mut() {
                 exec.write_pid(libc::getpid().unsigned_abs());
                 libc::execvpe(
@@ -169,7 +233,29 @@ pub fn setup_child(
             Ok(())
         });
     }
-    Ok(())
+    Ok(report)
+}
+
+/// Switches this whole process, every thread, to `ids`: its groups, its group, its uid, in
+/// this order (glibc applies each call to every thread). For taskmaster's own `user`.
+pub fn become_user(ids: &Ids) -> std::io::Result<()> {
+    let groups: Vec<libc::gid_t> = ids.groups.clone();
+    let check = |rc: libc::c_int| match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    };
+    // SAFETY: setgroups reads `groups.len()` group ids from the vector, which outlives the
+    // call; setgid and setuid take integers and touch no memory of ours.
+    unsafe {
+        check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+        check(libc::setgid(ids.gid))?;
+        check(libc::setuid(ids.uid))
+    }
+}
+
+/// The effective uid of this process.
+pub fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
 /// A command line and environment laid out as exec takes them, with room in one variable for

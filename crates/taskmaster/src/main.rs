@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use taskmaster_api::{Client, ControlSocket, ControlTcp, TcpSettings};
-use taskmaster_config::Config;
+use taskmaster_config::{Accounts, Config};
 use taskmaster_core::{Reply, Request};
 use taskmaster_runtime::{Daemon, Handle};
 use taskmaster_shell::{Backend, TailAmount, Verdict};
@@ -100,7 +100,8 @@ enum Command {
         lifeline: Option<i32>,
     },
     /// Print a configuration file (taskmaster YAML or supervisord INI) as taskmaster YAML;
-    /// on errors print every one and exit 2
+    /// on errors print every one and exit 2. `user` is checked as if taskmaster ran as root
+    /// (the file is for the taskmaster that will run it)
     Convert {
         /// The configuration file
         file: PathBuf,
@@ -349,9 +350,11 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-/// `convert`: the configuration, read in either format, as YAML on stdout.
+/// `convert`: the configuration, read in either format, as YAML on stdout. Each `user` must
+/// exist here, but may be another than the converter's own: the taskmaster that runs the file
+/// is the one that switches, and `check` says whether it can.
 fn convert(path: &Path) -> ExitCode {
-    match Config::load(path) {
+    match Config::load_with(path, &Accounts::system().as_uid(0)) {
         Ok(config) => {
             let yaml = taskmaster_config::to_yaml(&config);
             match std::io::stdout().write_all(yaml.as_bytes()) {

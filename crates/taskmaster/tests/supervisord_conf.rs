@@ -111,7 +111,7 @@ fn priority_orders_the_starts_and_the_stops() {
 fn check_names_an_unsupported_option_and_its_place() {
     let sandbox = Sandbox::new();
     let conf = sandbox.file("bad.conf");
-    std::fs::write(&conf, "[program:web]\ncommand=sleep 1\nuser=nobody\n").expect("write");
+    std::fs::write(&conf, "[program:web]\ncommand=sleep 1\nstopasgroup=false\n").expect("write");
     let output = run_to_completion(
         {
             let mut check = Command::new(taskmaster_bin());
@@ -123,7 +123,7 @@ fn check_names_an_unsupported_option_and_its_place() {
     let errors = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{errors}");
     assert!(
-        errors.contains("bad.conf:3:1: program:web.user"),
+        errors.contains("bad.conf:3:13: program:web.stopasgroup"),
         "{errors}"
     );
 }
@@ -219,4 +219,70 @@ redirect_stderr=true
         });
     }
     assert!(!sandbox.file("web_00.log").exists());
+}
+
+/// `[group:site]` puts web and api under one name: addressed `site:web`, `site:*` and
+/// `site`, shown so by `status`; the group starts before a program of a higher priority, its
+/// members in their own priorities' order, and `stop site` stops the group alone.
+#[test]
+fn a_group_addresses_its_programs_under_its_name_and_orders_them() {
+    let sandbox = Sandbox::new();
+    let fixture = shell_quote(fixture_bin().to_str().expect("UTF-8 path"));
+    let text = format!(
+        "[unix_http_server]
+file=%(here)s/sv.sock
+
+[supervisord]
+logfile=%(here)s/taskmaster.log
+
+[group:site]
+programs=web,api
+priority=10
+
+[program:web]
+command={fixture} sleep forever
+priority=2
+startsecs=0
+
+[program:api]
+command={fixture} sleep forever
+priority=1
+startsecs=0
+
+[program:cron]
+command={fixture} sleep forever
+priority=5
+startsecs=0
+"
+    );
+    let conf = sandbox.file("supervisord.conf");
+    std::fs::write(&conf, text).expect("write supervisord.conf");
+    let mut tm = run(&sandbox, &conf);
+    for name in ["site:web", "site:api", "cron"] {
+        tm.wait_for_state(name, "RUNNING", TIMEOUT);
+    }
+    let log = tm.log();
+    let at = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{log}"))
+    };
+    // cron (5) before the group (10); in the group, api (1) before web (2).
+    assert!(at("cron: spawned") < at("site:api: spawned"), "{log}");
+    assert!(at("site:api: spawned") < at("site:web: spawned"), "{log}");
+    let ctl = |args: &[&str]| {
+        let mut cmd = Command::new(taskmaster_bin());
+        cmd.args(["ctl", "-c"]).arg(&conf).args(args);
+        let output = run_to_completion(cmd, TIMEOUT);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let status = ctl(&["status"]);
+    let names: Vec<&str> = status
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["cron", "site:api", "site:web"], "{status}");
+    assert_eq!(ctl(&["stop", "site"]), "site:api: stopped\nsite:web: stopped\n");
+    assert!(ctl(&["status", "cron"]).contains("RUNNING"));
+    assert_eq!(ctl(&["start", "site:*"]), "site:api: started\nsite:web: started\n");
+    assert_eq!(ctl(&["stop", "site:web"]), "site:web: stopped\n");
 }

@@ -946,7 +946,13 @@ fn config_info(spec: &ProgramSpec, process: &str, in_use: bool) -> Value {
             },
         ),
         ("directory", none_or(&spec.workingdir)),
-        ("uid", Value::string("none")),
+        // supervisord's: the uid of `user`, none without it.
+        (
+            "uid",
+            spec.user.as_ref().map_or(Value::string("none"), |user| {
+                Value::Int(i64::from(user.uid))
+            }),
+        ),
         ("command", Value::string(spec.cmd.clone())),
         (
             "exitcodes",

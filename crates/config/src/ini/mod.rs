@@ -62,7 +62,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{did_you_mean, ConfigError, ConfigErrors};
 use crate::validate::{check_env_name, check_env_value, check_path, quote};
-use crate::Config;
+use crate::{Accounts, Config};
 use expand::{expand, Value};
 use raw::{Opt, Section};
 
@@ -160,13 +160,26 @@ pub fn load(path: &Path, host: &Host) -> Result<IniConfig, ConfigErrors> {
 }
 
 /// Reads `text` as if read from `path`; `[include]` files are read from the filesystem,
-/// relative to `path`'s folder.
+/// relative to `path`'s folder. `user` is looked up in the system's databases.
 pub fn parse(text: &str, path: &Path, host: &Host) -> Result<IniConfig, ConfigErrors> {
+    parse_with(text, path, host, &Accounts::system())
+}
+
+/// [`parse`] with `user` looked up in `accounts`.
+pub fn parse_with(
+    text: &str,
+    path: &Path,
+    host: &Host,
+    accounts: &Accounts,
+) -> Result<IniConfig, ConfigErrors> {
     let mut t = Translator {
         host,
+        accounts,
         sources: Vec::new(),
         errors: Vec::new(),
         global_env: BTreeMap::new(),
+        daemon_user: None,
+        program_users: Vec::new(),
     };
     let (sections, raw_errors) = raw::parse(text);
     t.add_source(path, raw_errors);
@@ -296,11 +309,37 @@ impl Scope {
 
 struct Translator<'h> {
     host: &'h Host,
+    /// Where `user` values are looked up.
+    accounts: &'h Accounts,
     sources: Vec<Source>,
     /// Each error with the index of its source, for sorting.
     errors: Vec<(usize, ConfigError)>,
     /// `[supervisord] environment`: every program's base environment, and `%(ENV_X)s`.
     global_env: BTreeMap<String, String>,
+    /// `[supervisord] user`, when it names an account.
+    daemon_user: Option<PlacedUser>,
+    /// Each program's `user`: checked against taskmaster's own once every section is read.
+    program_users: Vec<PlacedUser>,
+}
+
+/// A `user` value looked up, and where its value was written, for the errors that need
+/// every section read first.
+struct PlacedUser {
+    user: crate::User,
+    src: usize,
+    position: (usize, usize),
+    key: String,
+}
+
+impl PlacedUser {
+    fn new(user: crate::User, at: &At) -> PlacedUser {
+        PlacedUser {
+            user,
+            src: at.src,
+            position: at.opt.value_position(),
+            key: at.key.clone(),
+        }
+    }
 }
 
 /// An option and what errors about it need: its source and dotted key.
@@ -573,6 +612,7 @@ impl Translator<'_> {
                 syslog_socket: PathBuf::from(crate::DEFAULT_SYSLOG_SOCKET),
                 programs: BTreeMap::new(),
                 groups: BTreeMap::new(),
+                user: None,
             },
             priorities: BTreeMap::new(),
             unix_http_server: None,
@@ -672,7 +712,34 @@ impl Translator<'_> {
                 self.at_section(src, section, message);
             }
         }
+        result.config.user = self.check_users();
         result
+    }
+
+    /// Checks every `user` against who taskmaster runs as, once `[supervisord] user` is
+    /// known; returns taskmaster's own.
+    fn check_users(&mut self) -> Option<Box<crate::User>> {
+        let accounts = self.accounts;
+        let mut refusals = Vec::new();
+        let daemon = self.daemon_user.as_ref().and_then(|placed| {
+            let refusal = accounts.daemon_refusal(&placed.user);
+            let refused = refusal.is_some();
+            if let Some(message) = refusal {
+                refusals.push((placed.src, placed.position, placed.key.clone(), message));
+            }
+            (!refused).then_some(&placed.user)
+        });
+        for placed in &self.program_users {
+            if let Some(message) = accounts.program_refusal(daemon, &placed.user) {
+                refusals.push((placed.src, placed.position, placed.key.clone(), message));
+            }
+        }
+        for (src, position, key, message) in refusals {
+            self.error(src, position, &key, message);
+        }
+        self.daemon_user
+            .as_ref()
+            .map(|placed| Box::new(placed.user.clone()))
     }
 }
 

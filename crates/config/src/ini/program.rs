@@ -26,7 +26,7 @@
 //! | `*_capture_maxbytes` | `0` accepted (no capture); else refused |
 //! | `*_events_enabled` | `false` accepted; `true` refused |
 //! | `serverurl` | `AUTO` accepted; else refused |
-//! | `user` | refused: taskmaster does not switch users |
+//! | `user` | `user`: a name or uid, looked up when the file is read (checked once every section is read: another user than taskmaster's own needs root) |
 //! | (none) | `stdin: pipe`: supervisord gives every child a stdin pipe |
 
 use std::collections::BTreeMap;
@@ -143,13 +143,6 @@ impl Translator<'_> {
             self.at_section(src, section, invalid_program_name(name));
         }
         let options = self.options(src, section, PROGRAM_OPTIONS);
-        if let Some(opt) = options.get("user") {
-            let at = At::new(src, section, opt);
-            let message = "taskmaster does not switch users: it runs every program as the user \
-                           it runs as"
-                .to_string();
-            self.at_name(&at, message);
-        }
         let scope = self.scope(src);
         let constant = Names {
             program: Some(name),
@@ -224,6 +217,15 @@ impl Translator<'_> {
         }
         if let Some((at, text)) = read(self, "umask") {
             spec.umask = self.check(&at, parse_umask(&text)).or(spec.umask);
+        }
+        // Read once for the program, as supervisord reads it.
+        if let Some((at, text)) = read(self, "user") {
+            let found = self.accounts.find(&text);
+            spec.user = self.check(&at, found);
+            if let Some(user) = &spec.user {
+                self.program_users
+                    .push(super::PlacedUser::new(user.clone(), &at));
+            }
         }
         for (option, what) in [("stopasgroup", "stopsignal"), ("killasgroup", "SIGKILL")] {
             if let Some((at, text)) = read(self, option) {

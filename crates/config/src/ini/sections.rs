@@ -100,6 +100,14 @@ impl Translator<'_> {
                         rotation.backups = backups;
                     }
                 }
+                // taskmaster switches once its sockets and event log are open; whether it may
+                // is checked once every section is read.
+                "user" => {
+                    let found = self.accounts.find(text);
+                    if let Some(user) = self.check(at, found) {
+                        self.daemon_user = Some(super::PlacedUser::new(user, at));
+                    }
+                }
                 "strip_ansi" => {
                     let strips = self.check(at, values::boolean(text)) == Some(true);
                     if strips {
@@ -342,7 +350,6 @@ fn refused_supervisord(option: &str) -> Option<&'static str> {
         "umask" => {
             "taskmaster does not change its own umask; set umask in each [program:x] instead"
         }
-        "user" => "taskmaster does not switch users; start it as that user",
         "directory" => {
             "taskmaster does not change its own directory; set directory in each [program:x] \
              instead"
