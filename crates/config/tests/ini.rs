@@ -1634,13 +1634,23 @@ fn the_site_example_has_a_pool_a_group_and_a_user() {
     assert_eq!(names, ["site:web_8001", "site:web_8002", "site:web_8003"]);
     assert_eq!(
         web.processes[1].spec.argv,
-        ["python3", "-m", "http.server", "8002", "--bind", "127.0.0.1"]
+        [
+            "python3",
+            "-m",
+            "http.server",
+            "8002",
+            "--bind",
+            "127.0.0.1"
+        ]
     );
     assert_eq!(
         web.processes[2].spec.stdout.as_deref(),
         Some(Path::new("/tmp/site-web-03.log"))
     );
-    assert_eq!(config.programs["worker"].processes[1].spec.env["WORKER_ID"], "1");
+    assert_eq!(
+        config.programs["worker"].processes[1].spec.env["WORKER_ID"],
+        "1"
+    );
     let mailer = &config.programs["mailer"];
     assert_eq!(mailer.user.as_ref().map(|u| u.uid), Some(65534));
     assert_eq!(mailer.full_name("mailer"), "mailer");

@@ -281,8 +281,14 @@ startsecs=0
         .filter_map(|line| line.split_whitespace().next())
         .collect();
     assert_eq!(names, ["cron", "site:api", "site:web"], "{status}");
-    assert_eq!(ctl(&["stop", "site"]), "site:api: stopped\nsite:web: stopped\n");
+    assert_eq!(
+        ctl(&["stop", "site"]),
+        "site:api: stopped\nsite:web: stopped\n"
+    );
     assert!(ctl(&["status", "cron"]).contains("RUNNING"));
-    assert_eq!(ctl(&["start", "site:*"]), "site:api: started\nsite:web: started\n");
+    assert_eq!(
+        ctl(&["start", "site:*"]),
+        "site:api: started\nsite:web: started\n"
+    );
     assert_eq!(ctl(&["stop", "site:web"]), "site:web: stopped\n");
 }

@@ -452,6 +452,15 @@ impl Translator<'_> {
             if redirect_stderr {
                 view.stderr = view.stdout.clone();
             }
+            if differs("environment") {
+                let written =
+                    raw("environment").and_then(|text| super::environment::parse(&text).ok());
+                if let Some(pairs) = written {
+                    view.env = self.global_env.clone();
+                    view.env
+                        .extend(pairs.into_iter().map(|(key, value, _)| (key, value)));
+                }
+            }
             *spec = view;
         }
         spec.processes = crate::instances::processes(made);
