@@ -68,9 +68,10 @@ pub fn diff(old: &Config, new: &Config) -> ReloadPlan {
     plan
 }
 
-/// Keeps in `new` the settings of `old` that a reload cannot change: the control socket and
-/// the TCP listener (bound once), the event log and its rotation (opened once), and the pair's
-/// heartbeat (agreed with the backup). Returns the keys the file changed, whose new values
+/// Keeps in `new` the settings of `old` that a reload cannot change: the control socket, who may
+/// use it, and the TCP listener (bound once), the event log, its rotation and level (opened
+/// once), the pair's heartbeat (agreed with the backup), and what the daemon did to itself at
+/// start (pid file, umask, directory, resource limits). Returns the keys the file changed, whose new values
 /// wait for a restart, so that what `new` says is what is in force.
 pub fn keep_fixed_settings(old: &Config, new: &mut Config) -> Vec<&'static str> {
     let mut waiting = Vec::new();
@@ -93,6 +94,32 @@ pub fn keep_fixed_settings(old: &Config, new: &mut Config) -> Vec<&'static str> 
     if new.pair != old.pair {
         new.pair = old.pair;
         waiting.push("pair");
+    }
+    if new.socket_access != old.socket_access {
+        new.socket_access.clone_from(&old.socket_access);
+        waiting.push("socket_mode/socket_owner/socket_username/socket_password");
+    }
+    // What the daemon did to itself at start, and its event log's level.
+    let (old_daemon, daemon) = (&old.daemon, &mut new.daemon);
+    if daemon.pidfile != old_daemon.pidfile {
+        daemon.pidfile.clone_from(&old_daemon.pidfile);
+        waiting.push("pidfile");
+    }
+    if daemon.loglevel != old_daemon.loglevel {
+        daemon.loglevel = old_daemon.loglevel;
+        waiting.push("loglevel");
+    }
+    if daemon.umask != old_daemon.umask {
+        daemon.umask = old_daemon.umask;
+        waiting.push("umask");
+    }
+    if daemon.directory != old_daemon.directory {
+        daemon.directory.clone_from(&old_daemon.directory);
+        waiting.push("directory");
+    }
+    if (daemon.minfds, daemon.minprocs) != (old_daemon.minfds, old_daemon.minprocs) {
+        (daemon.minfds, daemon.minprocs) = (old_daemon.minfds, old_daemon.minprocs);
+        waiting.push("minfds/minprocs");
     }
     waiting
 }

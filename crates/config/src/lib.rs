@@ -21,6 +21,7 @@
 //! I/O happens only in [`Config::load`] (and [`ini::load`]): reading the file, the files an
 //! INI file includes, and, for INI expansions, the environment and the host name.
 
+mod daemon;
 mod diff;
 mod duration;
 mod emit;
@@ -37,10 +38,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use daemon::{
+    auto_log_path, DaemonSettings, LogLevel, Owner, SocketAccess, DEFAULT_IDENTIFIER,
+    DEFAULT_SOCKET_MODE,
+};
 pub use diff::{diff, keep_fixed_settings, ReloadPlan};
 pub use duration::parse_duration;
 pub use emit::to_yaml;
-pub use error::{os_reason, ConfigError, ConfigErrors};
+pub use error::{os_reason, ConfigError, ConfigErrors, ConfigWarning};
 pub use ini::Credentials;
 pub use signal::Signal;
 
@@ -67,6 +72,14 @@ pub struct Config {
     /// `stderr_syslog` holds it too.
     #[serde(default = "default_syslog_socket")]
     pub syslog_socket: PathBuf,
+    /// Who may use the control socket (`socket_mode`, `socket_owner`, `socket_username`,
+    /// `socket_password`; `[unix_http_server]`'s `chmod`, `chown`, `username`, `password`).
+    #[serde(default)]
+    pub socket_access: SocketAccess,
+    /// The daemon's own settings (`[supervisord]`'s `pidfile`, `loglevel`, `identifier`,
+    /// `umask`, `directory`, `minfds`, `minprocs`, `childlogdir`...).
+    #[serde(default)]
+    pub daemon: DaemonSettings,
     /// Every program, by name, in name order.
     pub programs: BTreeMap<String, ProgramSpec>,
 }
@@ -505,7 +518,16 @@ pub fn detect_format(path: &Path, text: &str) -> Format {
 
 impl Config {
     /// Reads and validates the file at `path`, YAML or supervisord INI ([`detect_format`]).
+    /// Its warnings are dropped: see [`Config::load_with_warnings`].
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::load_with_warnings(path).map(|(config, _)| config)
+    }
+
+    /// Reads and validates the file at `path`, with the warnings about what it says that
+    /// taskmaster accepts but does not do as written (an option supervisord does not know
+    /// either, a repeated option, an `[include]` that matches nothing...), each with its place.
+    /// A YAML file has none: its unknown keys are errors.
+    pub fn load_with_warnings(path: &Path) -> Result<(Config, Vec<ConfigWarning>), ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors::single(ConfigError::file_level(
                 path,
@@ -513,8 +535,10 @@ impl Config {
             ))
         })?;
         match detect_format(path, &text) {
-            Format::Yaml => Config::parse(&text, path),
-            Format::Ini => Config::parse_ini(&text, path),
+            Format::Yaml => Config::parse(&text, path).map(|config| (config, Vec::new())),
+            Format::Ini => {
+                ini::parse(&text, path, &ini::Host::current()).map(|ini| (ini.config, ini.warnings))
+            }
         }
     }
 
@@ -530,5 +554,47 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         let tree = raw::parse(text, path)?;
         validate::validate(&tree, path)
+    }
+}
+
+/// How a control client (`taskmaster ctl`) reaches the daemon of a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlClient {
+    /// The control socket.
+    pub socket: PathBuf,
+    /// The credentials to send, when the socket asks for some: `[supervisorctl]`'s `username`
+    /// and `password` in a supervisord file, else the socket's own when its password is
+    /// written in clear.
+    pub credentials: Option<Credentials>,
+}
+
+impl ControlClient {
+    /// How to reach the daemon of the file at `path`.
+    pub fn load(path: &Path) -> Result<ControlClient, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::single(ConfigError::file_level(
+                path,
+                format!("cannot read: {}", os_reason(&e)),
+            ))
+        })?;
+        let (config, ctl) = match detect_format(path, &text) {
+            Format::Yaml => (Config::parse(&text, path)?, None),
+            Format::Ini => {
+                let ini = ini::parse(&text, path, &ini::Host::current())?;
+                (ini.config, ini.supervisorctl)
+            }
+        };
+        let from_ctl = ctl.and_then(|ctl| match (ctl.username, ctl.password) {
+            (Some(username), Some(password)) => Some(Credentials { username, password }),
+            _ => None,
+        });
+        let own = config
+            .socket_access
+            .credentials
+            .filter(|c| !c.password.starts_with("{SHA}"));
+        Ok(ControlClient {
+            socket: config.socket,
+            credentials: from_ctl.or(own),
+        })
     }
 }

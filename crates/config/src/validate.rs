@@ -66,6 +66,7 @@ pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors>
             ),
         ),
     }
+    let socket_access = checker.socket_access(&mut top);
     if !checker.errors.is_empty() {
         return Err(ConfigErrors::sorted(checker.errors));
     }
@@ -78,6 +79,27 @@ pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors>
     let syslog_socket = top
         .syslog_socket
         .unwrap_or_else(|| PathBuf::from(crate::DEFAULT_SYSLOG_SOCKET));
+    // Known only now: `childlogdir`, `identifier` and `socket` may come after `programs`.
+    let childlogdir = top
+        .daemon
+        .childlogdir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    for (name, stream, with_stderr) in &top.auto_streams {
+        let path =
+            crate::auto_log_path(&childlogdir, name, *stream, &top.daemon.identifier, &socket);
+        if let Some(spec) = top.programs.get_mut(name) {
+            match stream {
+                Stream::Stdout => spec.stdout = Some(path.clone()),
+                Stream::Stderr => spec.stderr = Some(path.clone()),
+            }
+            if *with_stderr {
+                spec.stderr = Some(path.clone());
+            }
+        }
+        top.daemon.auto_logs.insert(path);
+        top.daemon.childlogdir = Some(childlogdir.clone());
+    }
     // Known only now: `syslog_socket` may come after `programs`.
     for (name, stream) in &top.syslog_streams {
         if let Some(spec) = top.programs.get_mut(name) {
@@ -95,6 +117,8 @@ pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors>
         http: top.http,
         pair: top.pair,
         syslog_socket,
+        socket_access,
+        daemon: top.daemon,
         programs: top.programs,
     })
 }
@@ -114,6 +138,15 @@ struct TopLevel {
     programs: BTreeMap<String, ProgramSpec>,
     /// The streams sent to syslog, by program: their socket is set once the file is read.
     syslog_streams: Vec<(String, Stream)>,
+    /// The daemon's settings (`pidfile`, `loglevel`...).
+    daemon: crate::DaemonSettings,
+    /// `socket_mode` and `socket_owner`; the credentials come from the two below.
+    socket_access: crate::SocketAccess,
+    socket_username: Option<(String, Node)>,
+    socket_password: Option<(String, Node)>,
+    /// The streams whose file is `auto` (and whether stderr is redirected there too), named
+    /// once the file is read.
+    auto_streams: Vec<(String, Stream, bool)>,
 }
 
 const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
@@ -141,6 +174,69 @@ const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
         {
             c.keys(pairs, key, PAIR_KEYS, &mut top.pair);
         }
+    }),
+    // The daemon's own settings, named as supervisord's [supervisord] options.
+    ("pidfile", |c, node, key, top| {
+        top.daemon.pidfile = c.path(node, key)
+    }),
+    ("loglevel", |c, node, key, top| {
+        let text = c.scalar(node, key, "a level such as info");
+        if let Some(level) = text.and_then(|t| c.check(node, key, crate::daemon::parse_loglevel(t)))
+        {
+            top.daemon.loglevel = level;
+        }
+    }),
+    ("identifier", |c, node, key, top| {
+        let text = c.scalar(node, key, "a name such as supervisor");
+        if let Some(text) = text {
+            if c.check(node, key, crate::daemon::check_identifier(text))
+                .is_some()
+            {
+                top.daemon.identifier = text.to_string();
+            }
+        }
+    }),
+    ("umask", |c, node, key, top| {
+        if let Some(umask) = c.umask(node, key) {
+            top.daemon.umask = umask;
+        }
+    }),
+    ("directory", |c, node, key, top| {
+        top.daemon.directory = c.optional_path(node, key)
+    }),
+    ("minfds", |c, node, key, top| {
+        top.daemon.minfds = c.integer(node, key, 0, u32::MAX).map(u64::from)
+    }),
+    ("minprocs", |c, node, key, top| {
+        top.daemon.minprocs = c.integer(node, key, 0, u32::MAX).map(u64::from)
+    }),
+    ("strip_ansi", |c, node, key, top| {
+        top.daemon.strip_ansi = c.boolean(node, key).unwrap_or(false)
+    }),
+    ("childlogdir", |c, node, key, top| {
+        top.daemon.childlogdir = c.path(node, key)
+    }),
+    ("nocleanup", |c, node, key, top| {
+        top.daemon.nocleanup = c.boolean(node, key).unwrap_or(false)
+    }),
+    // [unix_http_server]'s chmod, chown, username and password.
+    ("socket_mode", |c, node, key, top| {
+        let text = c.scalar(node, key, "an octal mode such as 0660");
+        if let Some(mode) = text.and_then(|t| c.check(node, key, crate::ini::file_mode(t))) {
+            top.socket_access.mode = mode;
+        }
+    }),
+    ("socket_owner", |c, node, key, top| {
+        let text = c.scalar(node, key, "user or user:group");
+        top.socket_access.owner = text.and_then(|t| c.check(node, key, crate::ini::owner(t)));
+    }),
+    ("socket_username", |c, node, key, top| {
+        let text = c.scalar(node, key, "a user name");
+        top.socket_username = text.map(|t| (t.to_string(), node.clone()));
+    }),
+    ("socket_password", |c, node, key, top| {
+        let text = c.scalar(node, key, "a password");
+        top.socket_password = text.map(|t| (t.to_string(), node.clone()));
     }),
 ];
 
@@ -205,6 +301,8 @@ struct Draft {
     stdout_syslog: SyslogDraft,
     /// How stderr goes to syslog, as written.
     stderr_syslog: SyslogDraft,
+    /// `stdout: auto`, `stderr: auto`: a file in `childlogdir`, named as supervisord does.
+    auto: [bool; 2],
 }
 
 /// How one output stream is sent to syslog, as written: `stdout: syslog` (the stream goes
@@ -269,10 +367,10 @@ const PROGRAM_KEYS: &[Key<Draft>] = &[
         d.spec.killgroup = c.boolean(node, key).unwrap_or(true);
     }),
     ("stdout", |c, node, key, d| {
-        (d.spec.stdout, d.stdout_syslog.word) = c.output(node, key);
+        (d.spec.stdout, d.stdout_syslog.word, d.auto[0]) = c.output(node, key);
     }),
     ("stderr", |c, node, key, d| {
-        (d.spec.stderr, d.stderr_syslog.word) = c.output(node, key);
+        (d.spec.stderr, d.stderr_syslog.word, d.auto[1]) = c.output(node, key);
         d.has_stderr = true;
     }),
     ("stdout_syslog", |c, node, key, d| {
@@ -670,6 +768,7 @@ impl Checker<'_> {
                 has_stderr: false,
                 stdout_syslog: SyslogDraft::default(),
                 stderr_syslog: SyslogDraft::default(),
+                auto: [false; 2],
             };
             match &program.value {
                 Value::Null => {}
@@ -712,6 +811,15 @@ impl Checker<'_> {
             }
             for stream in to_syslog {
                 top.syslog_streams.push((name.to_string(), stream));
+            }
+            if draft.auto[0] {
+                let redirected = draft.redirect_stderr;
+                top.auto_streams
+                    .push((name.to_string(), Stream::Stdout, redirected));
+            }
+            if draft.auto[1] && !draft.redirect_stderr {
+                top.auto_streams
+                    .push((name.to_string(), Stream::Stderr, false));
             }
             top.programs.insert(name.to_string(), draft.spec);
         }
@@ -881,11 +989,42 @@ impl Checker<'_> {
 
     /// `stdout` or `stderr`: a file, the word `syslog` (in any case: supervisord's), or null
     /// for none. The file, and whether it was `syslog`.
-    fn output(&mut self, node: &Node, key: &str) -> (Option<PathBuf>, bool) {
+    /// `stdout`'s value: a file, or none (discarded); whether it is `syslog`; whether it is
+    /// `auto` (a file in `childlogdir`). Files of those names are written `./syslog`, `./auto`.
+    fn output(&mut self, node: &Node, key: &str) -> (Option<PathBuf>, bool, bool) {
         match &node.value {
-            Value::Scalar { text, .. } if text.eq_ignore_ascii_case("syslog") => (None, true),
-            _ => (self.optional_path(node, key), false),
+            Value::Scalar { text, .. } if text.eq_ignore_ascii_case("syslog") => {
+                (None, true, false)
+            }
+            Value::Scalar { text, .. } if text.eq_ignore_ascii_case("auto") => (None, false, true),
+            _ => (self.optional_path(node, key), false, false),
         }
+    }
+
+    /// The control socket's access, with `socket_username` and `socket_password` together.
+    fn socket_access(&mut self, top: &mut TopLevel) -> crate::SocketAccess {
+        let mut access = top.socket_access.clone();
+        match (top.socket_username.take(), top.socket_password.take()) {
+            (Some((username, _)), Some((password, _))) => {
+                access.credentials = Some(Credentials { username, password });
+            }
+            (Some((_, node)), None) => self.error(
+                &node,
+                "socket_username",
+                "socket_password is missing: give both socket_username and socket_password, \
+                 or neither"
+                    .to_string(),
+            ),
+            (None, Some((_, node))) => self.error(
+                &node,
+                "socket_password",
+                "socket_username is missing: give both socket_username and socket_password, \
+                 or neither"
+                    .to_string(),
+            ),
+            (None, None) => {}
+        }
+        access
     }
 
     /// Whether `stream` of the program at `path` goes to syslog; `stdout: syslog` with
