@@ -50,6 +50,8 @@ pub struct DaemonSettings {
     /// The AUTO log files of the programs (`stdout_logfile = AUTO`, supervisord's default):
     /// removed at exit unless `nocleanup`.
     pub auto_logs: BTreeSet<PathBuf>,
+    /// Who may use the control socket.
+    pub socket_access: SocketAccess,
 }
 
 impl Default for DaemonSettings {
@@ -66,6 +68,7 @@ impl Default for DaemonSettings {
             childlogdir: None,
             nocleanup: false,
             auto_logs: BTreeSet::new(),
+            socket_access: SocketAccess::default(),
         }
     }
 }

@@ -95,8 +95,10 @@ pub fn keep_fixed_settings(old: &Config, new: &mut Config) -> Vec<&'static str> 
         new.pair = old.pair;
         waiting.push("pair");
     }
-    if new.socket_access != old.socket_access {
-        new.socket_access.clone_from(&old.socket_access);
+    if new.daemon.socket_access != old.daemon.socket_access {
+        new.daemon
+            .socket_access
+            .clone_from(&old.daemon.socket_access);
         waiting.push("socket_mode/socket_owner/socket_username/socket_password");
     }
     // What the daemon did to itself at start, and its event log's level.

@@ -52,7 +52,7 @@ pub fn to_yaml(config: &Config) -> String {
         let _ = writeln!(out, "  interval: {}", seconds(config.pair.interval));
         let _ = writeln!(out, "  misses: {}", config.pair.misses);
     }
-    socket_access(&mut out, &config.socket_access);
+    socket_access(&mut out, &config.daemon.socket_access);
     daemon(&mut out, &config.daemon);
     if config.programs.is_empty() {
         out.push_str("programs: {}\n");

@@ -72,14 +72,12 @@ pub struct Config {
     /// `stderr_syslog` holds it too.
     #[serde(default = "default_syslog_socket")]
     pub syslog_socket: PathBuf,
-    /// Who may use the control socket (`socket_mode`, `socket_owner`, `socket_username`,
-    /// `socket_password`; `[unix_http_server]`'s `chmod`, `chown`, `username`, `password`).
-    #[serde(default)]
-    pub socket_access: SocketAccess,
     /// The daemon's own settings (`[supervisord]`'s `pidfile`, `loglevel`, `identifier`,
-    /// `umask`, `directory`, `minfds`, `minprocs`, `childlogdir`...).
+    /// `umask`, `directory`, `minfds`, `minprocs`, `childlogdir`...) and who may use its
+    /// control socket (`[unix_http_server]`'s `chmod`, `chown`, `username`, `password`). Boxed:
+    /// a `Config` travels in the supervisor's events, which stay small.
     #[serde(default)]
-    pub daemon: DaemonSettings,
+    pub daemon: Box<DaemonSettings>,
     /// Every program, by name, in name order.
     pub programs: BTreeMap<String, ProgramSpec>,
 }
@@ -589,6 +587,7 @@ impl ControlClient {
             _ => None,
         });
         let own = config
+            .daemon
             .socket_access
             .credentials
             .filter(|c| !c.password.starts_with("{SHA}"));

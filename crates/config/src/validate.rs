@@ -117,8 +117,10 @@ pub(crate) fn validate(tree: &Node, path: &Path) -> Result<Config, ConfigErrors>
         http: top.http,
         pair: top.pair,
         syslog_socket,
-        socket_access,
-        daemon: top.daemon,
+        daemon: Box::new(crate::DaemonSettings {
+            socket_access,
+            ..top.daemon
+        }),
         programs: top.programs,
     })
 }

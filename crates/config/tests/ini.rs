@@ -385,7 +385,7 @@ fn a_program_with_only_a_command_gets_supervisords_defaults() {
     assert_eq!(ini.supervisorctl, None);
     assert_eq!(ini.warnings, []);
     assert_eq!(
-        ini.config.daemon,
+        *ini.config.daemon,
         taskmaster_config::DaemonSettings {
             auto_logs: [
                 auto(taskmaster_config::Stream::Stdout),
@@ -397,7 +397,7 @@ fn a_program_with_only_a_command_gets_supervisords_defaults() {
         }
     );
     assert_eq!(
-        ini.config.socket_access,
+        ini.config.daemon.socket_access,
         taskmaster_config::SocketAccess::default()
     );
 }
@@ -1280,7 +1280,7 @@ chown=app:staff
 username=admin
 password={SHA}82ab876d1387bfafe46cc1c8a2ef074eae50cb1d
 ";
-    let access = read(text).config.socket_access;
+    let access = read(text).config.daemon.socket_access;
     assert_eq!(access.mode, 0o770);
     assert_eq!(
         access.owner,
@@ -1296,6 +1296,7 @@ password={SHA}82ab876d1387bfafe46cc1c8a2ef074eae50cb1d
     // Without chmod, taskmaster's 0600: for a socket, the same as supervisord's 0700.
     let access = read("[unix_http_server]\nfile=/run/tm.sock\n")
         .config
+        .daemon
         .socket_access;
     assert_eq!(access, taskmaster_config::SocketAccess::default());
 }
@@ -1677,7 +1678,6 @@ fn assert_round_trip(config: &Config) {
     assert_eq!(again.socket, config.socket, "{yaml}");
     assert_eq!(again.http, config.http, "{yaml}");
     assert_eq!(again.daemon, config.daemon, "{yaml}");
-    assert_eq!(again.socket_access, config.socket_access, "{yaml}");
 }
 
 #[test]
@@ -1758,7 +1758,7 @@ programs:
     assert_eq!(config.daemon.identifier, "shop");
     assert_eq!(config.daemon.umask, Some(0o22));
     assert_eq!(config.daemon.minfds, Some(2048));
-    assert_eq!(config.socket_access.mode, 0o770);
+    assert_eq!(config.daemon.socket_access.mode, 0o770);
     let web = &config.programs["web"];
     let named = |file: &Option<PathBuf>, prefix: &str| {
         file.as_ref()

@@ -649,8 +649,7 @@ impl Translator<'_> {
                 http: None,
                 pair: crate::PairSettings::default(),
                 syslog_socket: PathBuf::from(crate::DEFAULT_SYSLOG_SOCKET),
-                socket_access: crate::SocketAccess::default(),
-                daemon: self.daemon.clone(),
+                daemon: Box::new(self.daemon.clone()),
                 programs: BTreeMap::new(),
             },
             priorities: BTreeMap::new(),
@@ -685,7 +684,7 @@ impl Translator<'_> {
                         // Without chmod, taskmaster's 0600 (supervisord's 0700 means the
                         // same for a socket).
                         let chmod_given = section.options.iter().any(|o| o.name == "chmod");
-                        result.config.socket_access = crate::SocketAccess {
+                        result.config.daemon.socket_access = crate::SocketAccess {
                             mode: if chmod_given {
                                 server.chmod
                             } else {
