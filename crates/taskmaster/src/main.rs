@@ -378,10 +378,12 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-/// `convert`: the configuration, read in either format, as YAML on stdout.
+/// `convert`: the configuration, read in either format, as YAML on stdout; its warnings on
+/// stderr.
 fn convert(path: &Path) -> ExitCode {
-    match Config::load(path) {
-        Ok(config) => {
+    match Config::load_with_warnings(path) {
+        Ok((config, warnings)) => {
+            print_warnings(&warnings);
             let yaml = taskmaster_config::to_yaml(&config);
             match std::io::stdout().write_all(yaml.as_bytes()) {
                 Ok(()) => ExitCode::SUCCESS,
