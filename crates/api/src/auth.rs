@@ -62,6 +62,9 @@ impl Credentials {
     }
 }
 
+/// How much of a refused request's body is read before the answer.
+const REFUSED_BODY_LIMIT: usize = 1 << 20;
+
 /// Lets a request through with the right credentials; `401` otherwise.
 pub(crate) async fn authorize(
     State(credentials): State<Credentials>,
@@ -75,6 +78,10 @@ pub(crate) async fn authorize(
     if given.is_some_and(|given| credentials.admit(given)) {
         return next.run(request).await;
     }
+    // The body is read before the refusal, as supervisord reads a whole request: a client
+    // that sends it after its headers (Python's http.client does) would otherwise find the
+    // connection closed under it, and report a broken pipe instead of the 401.
+    let _ = axum::body::to_bytes(request.into_body(), REFUSED_BODY_LIMIT).await;
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Basic realm=\"taskmaster\"")],

@@ -459,3 +459,45 @@ fn a_username_on_the_unix_socket_makes_ctl_send_the_credentials() {
     tm.signal(rustix::process::Signal::TERM);
     assert!(tm.wait_exit(TIMEOUT).success());
 }
+
+/// A client that sends its body after its headers (Python's http.client, so supervisorctl)
+/// gets its 401, not a connection closed under it: the refused request is read whole first.
+#[test]
+fn a_refused_request_is_read_whole_before_the_401() {
+    use std::io::{Read, Write};
+    let sandbox = Sandbox::new();
+    let conf = conf_with(
+        &sandbox,
+        "",
+        "[unix_http_server]\nfile=%(here)s/sv.sock\nusername=admin\npassword=secret\n",
+    );
+    let mut tm = run_in_sandbox(&sandbox, &conf, &["--no-shell"]);
+    let socket = sandbox.file("sv.sock");
+    wait_until("the control socket", TIMEOUT, || {
+        socket.exists().then_some(())
+    });
+    let body = "<?xml version='1.0'?><methodCall><methodName>supervisor.getVersion</methodName>\
+                <params></params></methodCall>";
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    // admin:wrong
+    write!(
+        stream,
+        "POST /RPC2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Authorization: Basic YWRtaW46d3Jvbmc=\r\n\
+         Content-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .expect("send the headers");
+    // Time for a server that answers at once to answer and close: this pause only widens the
+    // window in which the fault shows; the outcome decides.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stream
+        .write_all(body.as_bytes())
+        .expect("the body is taken, not refused with a broken pipe");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    tm.signal(rustix::process::Signal::TERM);
+    assert!(tm.wait_exit(TIMEOUT).success());
+}
