@@ -81,6 +81,7 @@ fn raise(
             "{name} raised from {soft} to {min} ({option} = {min})"
         ))),
         Err(e) => {
+            let e = os_reason(&std::io::Error::from(e));
             let hard = maximum.map_or_else(|| "unlimited".to_string(), |h| h.to_string());
             Err(format!(
                 "{option} = {min} asks for {name} of at least {min}, but its hard limit is \

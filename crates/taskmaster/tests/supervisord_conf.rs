@@ -501,3 +501,64 @@ fn a_refused_request_is_read_whole_before_the_401() {
     tm.signal(rustix::process::Signal::TERM);
     assert!(tm.wait_exit(TIMEOUT).success());
 }
+
+/// `minfds` raises RLIMIT_NOFILE at start, for taskmaster and its children; a limit that
+/// cannot be had stops the start with the reason, as supervisord's does.
+#[test]
+fn minfds_raises_the_open_files_limit_or_refuses_to_start() {
+    use rustix::process::{getrlimit, Resource};
+    let Some(soft) = getrlimit(Resource::Nofile).current else {
+        eprintln!("skipped: RLIMIT_NOFILE is unlimited here, nothing to raise");
+        return;
+    };
+    // taskmaster starts 100 below this test's own soft limit, which it may raise back.
+    let lowered = soft - 100;
+    let sandbox = Sandbox::new();
+    let conf = conf_with(&sandbox, &format!("minfds={soft}"), "");
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -S -n {lowered} && exec \"$0\" \"$@\""))
+        .arg(taskmaster_bin())
+        .args(["run", "-c"])
+        .arg(&conf)
+        .current_dir(sandbox.path())
+        .env("HOME", sandbox.path())
+        .env("TMPDIR", sandbox.path());
+    let mut tm = Taskmaster::spawn(&sandbox, cmd);
+    let web = tm.wait_for_state("web", "RUNNING", TIMEOUT);
+    let pid = web.pid().expect("web's pid");
+    tm.track(pid);
+    tm.wait_for_log(
+        &format!("RLIMIT_NOFILE raised from {lowered} to {soft} (minfds = {soft})"),
+        TIMEOUT,
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let open_files = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap_or_default();
+    assert_eq!(
+        open_files.split_whitespace().nth(3),
+        Some(soft.to_string().as_str()),
+        "the child inherits it: {open_files}"
+    );
+    tm.shutdown();
+
+    // More than the kernel allows anyone (fs.nr_open is at most 2^30).
+    let conf = conf_with(&sandbox, "minfds=4294967295", "");
+    let mut run = Command::new(taskmaster_bin());
+    run.args(["run", "--no-shell", "-c"])
+        .arg(&conf)
+        .current_dir(sandbox.path())
+        .env("TMPDIR", sandbox.path());
+    let output = run_to_completion(run, TIMEOUT);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "minfds = 4294967295 asks for RLIMIT_NOFILE of at least 4294967295, but its hard \
+             limit is"
+        ) && stderr.contains("taskmaster cannot raise it"),
+        "{stderr}"
+    );
+}
