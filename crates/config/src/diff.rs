@@ -157,6 +157,30 @@ mod fixed_settings_tests {
         assert_eq!(new, expected, "everything but the programs is as it was");
         assert!(keep_fixed_settings(&old, &mut old.clone()).is_empty());
     }
+
+    #[test]
+    fn what_the_daemon_did_to_itself_at_start_waits_for_a_restart_and_identifier_does_not() {
+        let old = config("programs:\n  web: {cmd: a}\n");
+        let mut new = config(
+            "pidfile: /run/tm.pid\nloglevel: warn\numask: 077\ndirectory: /srv\nminfds: 4096\n\
+             socket_mode: \"0660\"\nidentifier: shop\nprograms:\n  web: {cmd: a}\n",
+        );
+        let waiting = keep_fixed_settings(&old, &mut new);
+        assert_eq!(
+            waiting,
+            [
+                "socket_mode/socket_owner/socket_username/socket_password",
+                "pidfile",
+                "loglevel",
+                "umask",
+                "directory",
+                "minfds/minprocs"
+            ]
+        );
+        assert_eq!(new.daemon.identifier, "shop");
+        new.daemon.identifier = old.daemon.identifier.clone();
+        assert_eq!(new, old);
+    }
 }
 
 #[cfg(test)]
