@@ -55,7 +55,7 @@ impl Daemon {
                 let result = Config::load_with_warnings(&self.config_path)
                     .map(|(config, warnings)| {
                         for warning in &warnings {
-                            eprintln!("taskmaster: warning: {warning}");
+                            eprintln!("warning: {warning}");
                         }
                         self.config_warnings(&warnings);
                         // A program the reload drops leaves its AUTO files to clean at exit.
