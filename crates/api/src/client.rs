@@ -35,6 +35,9 @@ pub enum ClientError {
 pub struct Client {
     socket: PathBuf,
     runtime: tokio::runtime::Runtime,
+    /// `Authorization: Basic ...`, sent with every request when the socket asks for a
+    /// username and password.
+    authorization: Option<String>,
 }
 
 /// A raw answer: status and body.
@@ -110,7 +113,18 @@ impl Client {
         Ok(Client {
             socket: socket.to_path_buf(),
             runtime,
+            authorization: None,
         })
+    }
+
+    /// The same client, sending `username` and `password` with every request (HTTP basic
+    /// auth), for a socket that asks for them (`[unix_http_server] username`).
+    pub fn with_credentials(mut self, username: &str, password: &str) -> Client {
+        use base64::Engine as _;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        self.authorization = Some(format!("Basic {token}"));
+        self
     }
 
     pub fn socket(&self) -> &Path {
@@ -473,6 +487,9 @@ impl Client {
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, "taskmaster");
+        if let Some(authorization) = &self.authorization {
+            builder = builder.header(hyper::header::AUTHORIZATION, authorization);
+        }
         if body.is_some() {
             builder = builder.header(hyper::header::CONTENT_TYPE, content_type);
         }
@@ -562,7 +579,8 @@ impl Client {
     /// has a connection and a runtime of its own, so it can be read on another thread while
     /// this client goes on sending requests.
     pub fn events(&self) -> Result<Events, ClientError> {
-        let client = Client::new(&self.socket)?;
+        let mut client = Client::new(&self.socket)?;
+        client.authorization.clone_from(&self.authorization);
         let body = client.runtime.block_on(async {
             let response = client.request(Method::GET, "/v1/events", None).await?;
             let status = response.status();

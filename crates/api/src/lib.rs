@@ -19,6 +19,7 @@
 //! unchanged; it is the only part of the crate that knows XML. [`tcp`] serves the same routes
 //! on a TCP port, behind HTTP basic auth, as supervisord's `[inet_http_server]`.
 
+mod auth;
 pub mod client;
 mod follow;
 mod listen;

@@ -1,4 +1,10 @@
 //! The control socket: where it is made, who may connect, and the accept loop.
+//!
+//! Who may connect, by default: taskmaster's own user and root, checked on every connection
+//! by the peer's uid (the socket is 0600 besides). A configuration that opens the socket to
+//! others, as supervisord's `[unix_http_server]` does with `chmod` and `chown`, gets that mode
+//! and owner, and then the file's permissions decide who connects; with a `username` and
+//! `password` every request must also carry them (HTTP basic auth), as on TCP.
 
 use std::convert::Infallible;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -12,7 +18,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use taskmaster_runtime::{Exiting, Handle};
 
+use crate::auth::{authorize, Credentials};
 use crate::server;
+use taskmaster_config::SocketAccess;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -27,6 +35,12 @@ pub enum BindError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot give the control socket {path} the owner {owner} (socket_owner, [unix_http_server] chown): {reason}")]
+    Owner {
+        path: PathBuf,
+        owner: String,
+        reason: String,
+    },
 }
 
 /// The unix socket the API is served on, bound and ready. The file is removed when the server
@@ -34,12 +48,17 @@ pub enum BindError {
 pub struct ControlSocket {
     listener: std::os::unix::net::UnixListener,
     path: PathBuf,
+    /// Every request must carry these, when given.
+    credentials: Option<Credentials>,
+    /// The file's permissions decide who connects, not taskmaster's check of the peer's uid.
+    any_peer: bool,
 }
 
 impl ControlSocket {
-    /// Binds `path`, mode 0600. A socket file left by a taskmaster that died (nobody answers
-    /// on it) is replaced; one that answers means another taskmaster runs, and is an error.
-    pub fn bind(path: &Path) -> Result<ControlSocket, BindError> {
+    /// Binds `path` with `access`'s mode and owner (by default 0600, taskmaster's user). A
+    /// socket file left by a taskmaster that died (nobody answers on it) is replaced; one that
+    /// answers means another taskmaster runs, and is an error.
+    pub fn bind(path: &Path, access: &SocketAccess) -> Result<ControlSocket, BindError> {
         let io = |source| BindError::Io {
             path: path.to_path_buf(),
             source,
@@ -55,11 +74,33 @@ impl ControlSocket {
         }
         let listener = std::os::unix::net::UnixListener::bind(path).map_err(io)?;
         // Until this chmod the umask decides; the peer check below covers that moment.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(access.mode)).map_err(io)?;
+        if let Some(owner) = &access.owner {
+            let refused = |reason: String| {
+                let _ = std::fs::remove_file(path);
+                BindError::Owner {
+                    path: path.to_path_buf(),
+                    owner: owner.to_string(),
+                    reason,
+                }
+            };
+            let (uid, gid) = taskmaster_runtime::owner_ids(owner).map_err(refused)?;
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| {
+                refused(format!(
+                    "{} (only root may give a file to another user, or to a group it is not in)",
+                    taskmaster_config::os_reason(&e)
+                ))
+            })?;
+        }
         listener.set_nonblocking(true).map_err(io)?;
         Ok(ControlSocket {
             listener,
             path: path.to_path_buf(),
+            credentials: access
+                .credentials
+                .as_ref()
+                .map(|c| Credentials::new(&c.username, &c.password)),
+            any_peer: access.opened_to_others(),
         })
     }
 
@@ -67,7 +108,7 @@ impl ControlSocket {
     /// server, because the primary's socket may still accept for a moment after its death (the
     /// kernel releases a dead process's files asynchronously), and a primary that is only hung
     /// has been killed by its backup before this.
-    pub fn take_over(path: &Path) -> Result<ControlSocket, BindError> {
+    pub fn take_over(path: &Path, access: &SocketAccess) -> Result<ControlSocket, BindError> {
         if let Ok(metadata) = std::fs::symlink_metadata(path) {
             if !metadata.file_type().is_socket() {
                 return Err(BindError::NotASocket(path.to_path_buf()));
@@ -77,7 +118,7 @@ impl ControlSocket {
                 source,
             })?;
         }
-        ControlSocket::bind(path)
+        ControlSocket::bind(path, access)
     }
 
     pub fn path(&self) -> &Path {
@@ -91,7 +132,11 @@ impl ControlSocket {
         let Ok(listener) = tokio::net::UnixListener::from_std(self.listener) else {
             return;
         };
-        let app = server::router(handle);
+        let mut app = server::router(handle);
+        if let Some(credentials) = self.credentials {
+            app = app.layer(axum::middleware::from_fn_with_state(credentials, authorize));
+        }
+        let any_peer = self.any_peer;
         let own_uid = rustix::process::getuid().as_raw();
         let graceful = GracefulShutdown::new();
         loop {
@@ -107,7 +152,7 @@ impl ControlSocket {
             let io = TokioIo::new(stream);
             let mut http = hyper::server::conn::http1::Builder::new();
             // A client that goes away mid-request is its own business: errors are dropped.
-            if peer == Some(own_uid) || peer == Some(0) {
+            if any_peer || peer == Some(own_uid) || peer == Some(0) {
                 let who = match credentials.and_then(|c| c.pid()) {
                     Some(pid) => format!("uid {} pid {pid}", credentials.map_or(0, |c| c.uid())),
                     None => format!("uid {}", credentials.map_or(0, |c| c.uid())),

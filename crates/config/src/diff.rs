@@ -68,9 +68,11 @@ pub fn diff(old: &Config, new: &Config) -> ReloadPlan {
     plan
 }
 
-/// Keeps in `new` the settings of `old` that a reload cannot change: the control socket and
-/// the TCP listener (bound once), the event log and its rotation (opened once), the pair's
-/// heartbeat (agreed with the backup), and taskmaster's own `user` (switched to once). Returns the keys the file changed, whose new values
+/// Keeps in `new` the settings of `old` that a reload cannot change: the control socket, who may
+/// use it, and the TCP listener (bound once), the event log, its rotation and level (opened
+/// once), the pair's heartbeat (agreed with the backup), taskmaster's own `user` (switched to
+/// once), and what the daemon did to itself at start (pid file, umask, directory, resource
+/// limits). Returns the keys the file changed, whose new values
 /// wait for a restart, so that what `new` says is what is in force.
 pub fn keep_fixed_settings(old: &Config, new: &mut Config) -> Vec<&'static str> {
     let mut waiting = Vec::new();
@@ -97,6 +99,34 @@ pub fn keep_fixed_settings(old: &Config, new: &mut Config) -> Vec<&'static str> 
     if new.user != old.user {
         new.user.clone_from(&old.user);
         waiting.push("user");
+    }
+    if new.daemon.socket_access != old.daemon.socket_access {
+        new.daemon
+            .socket_access
+            .clone_from(&old.daemon.socket_access);
+        waiting.push("socket_mode/socket_owner/socket_username/socket_password");
+    }
+    // What the daemon did to itself at start, and its event log's level.
+    let (old_daemon, daemon) = (&old.daemon, &mut new.daemon);
+    if daemon.pidfile != old_daemon.pidfile {
+        daemon.pidfile.clone_from(&old_daemon.pidfile);
+        waiting.push("pidfile");
+    }
+    if daemon.loglevel != old_daemon.loglevel {
+        daemon.loglevel = old_daemon.loglevel;
+        waiting.push("loglevel");
+    }
+    if daemon.umask != old_daemon.umask {
+        daemon.umask = old_daemon.umask;
+        waiting.push("umask");
+    }
+    if daemon.directory != old_daemon.directory {
+        daemon.directory.clone_from(&old_daemon.directory);
+        waiting.push("directory");
+    }
+    if (daemon.minfds, daemon.minprocs) != (old_daemon.minfds, old_daemon.minprocs) {
+        (daemon.minfds, daemon.minprocs) = (old_daemon.minfds, old_daemon.minprocs);
+        waiting.push("minfds/minprocs");
     }
     waiting
 }
@@ -143,6 +173,30 @@ mod fixed_settings_tests {
         expected.programs = new.programs.clone();
         assert_eq!(new, expected, "everything but the programs is as it was");
         assert!(keep_fixed_settings(&old, &mut old.clone()).is_empty());
+    }
+
+    #[test]
+    fn what_the_daemon_did_to_itself_at_start_waits_for_a_restart_and_identifier_does_not() {
+        let old = config("programs:\n  web: {cmd: a}\n");
+        let mut new = config(
+            "pidfile: /run/tm.pid\nloglevel: warn\numask: 077\ndirectory: /srv\nminfds: 4096\n\
+             socket_mode: \"0660\"\nidentifier: shop\nprograms:\n  web: {cmd: a}\n",
+        );
+        let waiting = keep_fixed_settings(&old, &mut new);
+        assert_eq!(
+            waiting,
+            [
+                "socket_mode/socket_owner/socket_username/socket_password",
+                "pidfile",
+                "loglevel",
+                "umask",
+                "directory",
+                "minfds/minprocs"
+            ]
+        );
+        assert_eq!(new.daemon.identifier, "shop");
+        new.daemon.identifier = old.daemon.identifier.clone();
+        assert_eq!(new, old);
     }
 }
 

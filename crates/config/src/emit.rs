@@ -16,8 +16,9 @@
 //! the current directory, so the YAML means the same wherever it is saved. Paths that are not
 //! UTF-8 are written lossily: a configuration read from text never has any.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::validate::{defaults, ON_EXIT_TIMEOUT};
@@ -54,6 +55,8 @@ pub fn to_yaml(config: &Config) -> String {
         let _ = writeln!(out, "  interval: {}", seconds(config.pair.interval));
         let _ = writeln!(out, "  misses: {}", config.pair.misses);
     }
+    socket_access(&mut out, &config.daemon.socket_access);
+    daemon(&mut out, &config.daemon);
     if config.programs.is_empty() {
         out.push_str("programs: {}\n");
         return out;
@@ -61,7 +64,7 @@ pub fn to_yaml(config: &Config) -> String {
     out.push_str("programs:\n");
     for (name, spec) in &config.programs {
         let _ = writeln!(out, "  {}:", string(name));
-        program(&mut out, spec);
+        program(&mut out, spec, &config.daemon.auto_logs);
     }
     if !config.groups.is_empty() {
         out.push_str("groups:\n");
@@ -75,7 +78,56 @@ pub fn to_yaml(config: &Config) -> String {
     out
 }
 
-fn program(out: &mut String, spec: &ProgramSpec) {
+/// The control socket's mode, owner and credentials, where they are not the defaults.
+fn socket_access(out: &mut String, access: &crate::SocketAccess) {
+    if access.mode != crate::DEFAULT_SOCKET_MODE {
+        let _ = writeln!(out, "socket_mode: \"{:04o}\"", access.mode);
+    }
+    if let Some(owner) = &access.owner {
+        let _ = writeln!(out, "socket_owner: {}", string(&owner.to_string()));
+    }
+    if let Some(credentials) = &access.credentials {
+        let _ = writeln!(out, "socket_username: {}", string(&credentials.username));
+        let _ = writeln!(out, "socket_password: {}", string(&credentials.password));
+    }
+}
+
+/// The daemon's settings, where they are not the defaults. `childlogdir` is resolved whenever
+/// a program has an AUTO file, so that the YAML names the same files wherever it is read.
+fn daemon(out: &mut String, daemon: &crate::DaemonSettings) {
+    if let Some(pidfile) = &daemon.pidfile {
+        let _ = writeln!(out, "pidfile: {}", path(pidfile));
+    }
+    if daemon.loglevel != crate::LogLevel::Info {
+        let _ = writeln!(out, "loglevel: {}", daemon.loglevel.name());
+    }
+    if daemon.identifier != crate::DEFAULT_IDENTIFIER {
+        let _ = writeln!(out, "identifier: {}", string(&daemon.identifier));
+    }
+    if let Some(umask) = daemon.umask {
+        let _ = writeln!(out, "umask: \"{umask:03o}\"");
+    }
+    if let Some(directory) = &daemon.directory {
+        let _ = writeln!(out, "directory: {}", path(directory));
+    }
+    if let Some(minfds) = daemon.minfds {
+        let _ = writeln!(out, "minfds: {minfds}");
+    }
+    if let Some(minprocs) = daemon.minprocs {
+        let _ = writeln!(out, "minprocs: {minprocs}");
+    }
+    if daemon.strip_ansi {
+        out.push_str("strip_ansi: true\n");
+    }
+    if let Some(dir) = &daemon.childlogdir {
+        let _ = writeln!(out, "childlogdir: {}", path(dir));
+    }
+    if daemon.nocleanup {
+        out.push_str("nocleanup: true\n");
+    }
+}
+
+fn program(out: &mut String, spec: &ProgramSpec, auto_logs: &BTreeSet<PathBuf>) {
     let mut key = |key: &str, value: String| {
         let _ = writeln!(out, "    {key}: {value}");
     };
@@ -105,8 +157,15 @@ fn program(out: &mut String, spec: &ProgramSpec) {
         let name = stream.name();
         // The socket itself is the top-level `syslog_socket`.
         match (spec.file(stream), spec.syslog(stream).is_some()) {
+            // `auto` for a stream's own AUTO file; stderr redirected into stdout's is written
+            // as the path it is (`redirect_stderr` is not a field of its own).
             (Some(file), to_syslog) => {
-                key(name, path(file));
+                let auto = auto_logs.contains(file)
+                    && file.file_name().is_some_and(|f| {
+                        f.to_string_lossy()
+                            .starts_with(&format!("{}-{name}---", spec.name))
+                    });
+                key(name, if auto { "auto".to_string() } else { path(file) });
                 if to_syslog {
                     key(&format!("{name}_syslog"), "true".to_string());
                 }

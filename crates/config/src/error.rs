@@ -53,6 +53,11 @@ impl ConfigError {
     }
 }
 
+/// Something a configuration file says that taskmaster accepts but does not do as written (an
+/// option supervisord ignores too, a repeated option whose last value wins...): the file is
+/// valid, and the warning names the place as an error would (`FILE:LINE:COL: key: what`).
+pub type ConfigWarning = ConfigError;
+
 /// Every problem found in a configuration file (never empty when returned as an error).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);

@@ -150,3 +150,34 @@ fn set_group(spec: &mut ProgramSpec, group: &str, priority: u32) {
     spec.group = Some(group.to_string());
     spec.group_priority = Some(priority);
 }
+
+/// Sends `stream` of program `spec` to its AUTO log file (supervisord's default), stderr too
+/// when `with_stderr`: each process to a file of its own, named after it as supervisord names
+/// them (`path_for(name)`), and the program's own view to the file named after the program.
+/// Returns the files named: the program's own view's (which `convert` recognizes as AUTO) and
+/// the processes'.
+pub(crate) fn set_auto_log(
+    spec: &mut ProgramSpec,
+    stream: crate::Stream,
+    with_stderr: bool,
+    path_for: impl Fn(&str) -> std::path::PathBuf,
+) -> Vec<std::path::PathBuf> {
+    let point = |spec: &mut ProgramSpec, path: std::path::PathBuf| {
+        match stream {
+            crate::Stream::Stdout => spec.stdout = Some(path.clone()),
+            crate::Stream::Stderr => spec.stderr = Some(path.clone()),
+        }
+        if with_stderr {
+            spec.stderr = Some(path);
+        }
+    };
+    let own = path_for(&spec.name);
+    point(spec, own.clone());
+    let mut files = vec![own];
+    for process in &mut spec.processes {
+        let path = path_for(&process.name);
+        point(Arc::make_mut(&mut process.spec), path.clone());
+        files.push(path);
+    }
+    files
+}

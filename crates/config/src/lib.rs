@@ -23,6 +23,7 @@
 //! the password and group databases ([`Accounts`]; [`Config::parse`] reads them too when a
 //! file names a user).
 
+mod daemon;
 mod diff;
 mod duration;
 mod emit;
@@ -41,10 +42,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use daemon::{
+    auto_log_path, DaemonSettings, LogLevel, Owner, SocketAccess, DEFAULT_IDENTIFIER,
+    DEFAULT_SOCKET_MODE,
+};
 pub use diff::{diff, keep_fixed_settings, ReloadPlan};
 pub use duration::parse_duration;
 pub use emit::to_yaml;
-pub use error::{os_reason, ConfigError, ConfigErrors};
+pub use error::{os_reason, ConfigError, ConfigErrors, ConfigWarning};
 pub use ini::Credentials;
 pub use signal::Signal;
 pub use user::{Accounts, User};
@@ -72,6 +77,12 @@ pub struct Config {
     /// `stderr_syslog` holds it too.
     #[serde(default = "default_syslog_socket")]
     pub syslog_socket: PathBuf,
+    /// The daemon's own settings (`[supervisord]`'s `pidfile`, `loglevel`, `identifier`,
+    /// `umask`, `directory`, `minfds`, `minprocs`, `childlogdir`...) and who may use its
+    /// control socket (`[unix_http_server]`'s `chmod`, `chown`, `username`, `password`). Boxed:
+    /// a `Config` travels in the supervisor's events, which stay small.
+    #[serde(default)]
+    pub daemon: Box<DaemonSettings>,
     /// Every program, by name, in name order.
     pub programs: BTreeMap<String, ProgramSpec>,
     /// The user taskmaster switches to once its sockets and event log are open (top-level
@@ -589,13 +600,30 @@ pub fn detect_format(path: &Path, text: &str) -> Format {
 impl Config {
     /// Reads and validates the file at `path`, YAML or supervisord INI ([`detect_format`]),
     /// for this process: `user` is looked up in the system's databases and checked against
-    /// who runs it ([`Accounts::system`]).
+    /// who runs it ([`Accounts::system`]). Its warnings are dropped: see
+    /// [`Config::load_with_warnings`].
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        Config::load_with(path, &Accounts::system())
+        Config::load_with_warnings(path).map(|(config, _)| config)
     }
 
     /// [`Config::load`] with `user` looked up in `accounts`.
     pub fn load_with(path: &Path, accounts: &Accounts) -> Result<Config, ConfigErrors> {
+        Config::read(path, accounts).map(|(config, _)| config)
+    }
+
+    /// Reads and validates the file at `path`, with the warnings about what it says that
+    /// taskmaster accepts but does not do as written (an option supervisord does not know
+    /// either, a repeated option, an `[include]` that matches nothing...), each with its place.
+    /// A YAML file has none: its unknown keys are errors.
+    pub fn load_with_warnings(path: &Path) -> Result<(Config, Vec<ConfigWarning>), ConfigErrors> {
+        Config::read(path, &Accounts::system())
+    }
+
+    /// [`Config::load_with_warnings`] with `user` looked up in `accounts`.
+    pub fn read(
+        path: &Path,
+        accounts: &Accounts,
+    ) -> Result<(Config, Vec<ConfigWarning>), ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors::single(ConfigError::file_level(
                 path,
@@ -603,9 +631,11 @@ impl Config {
             ))
         })?;
         match detect_format(path, &text) {
-            Format::Yaml => Config::parse_with(&text, path, accounts),
+            Format::Yaml => {
+                Config::parse_with(&text, path, accounts).map(|config| (config, Vec::new()))
+            }
             Format::Ini => ini::parse_with(text.as_str(), path, &ini::Host::current(), accounts)
-                .map(|ini| ini.config),
+                .map(|ini| (ini.config, ini.warnings)),
         }
     }
 
@@ -631,5 +661,48 @@ impl Config {
     ) -> Result<Config, ConfigErrors> {
         let tree = raw::parse(text, path)?;
         validate::validate(&tree, path, &ini::Host::current(), accounts)
+    }
+}
+
+/// How a control client (`taskmaster ctl`) reaches the daemon of a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlClient {
+    /// The control socket.
+    pub socket: PathBuf,
+    /// The credentials to send, when the socket asks for some: `[supervisorctl]`'s `username`
+    /// and `password` in a supervisord file, else the socket's own when its password is
+    /// written in clear.
+    pub credentials: Option<Credentials>,
+}
+
+impl ControlClient {
+    /// How to reach the daemon of the file at `path`.
+    pub fn load(path: &Path) -> Result<ControlClient, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::single(ConfigError::file_level(
+                path,
+                format!("cannot read: {}", os_reason(&e)),
+            ))
+        })?;
+        let (config, ctl) = match detect_format(path, &text) {
+            Format::Yaml => (Config::parse(&text, path)?, None),
+            Format::Ini => {
+                let ini = ini::parse(&text, path, &ini::Host::current())?;
+                (ini.config, ini.supervisorctl)
+            }
+        };
+        let from_ctl = ctl.and_then(|ctl| match (ctl.username, ctl.password) {
+            (Some(username), Some(password)) => Some(Credentials { username, password }),
+            _ => None,
+        });
+        let own = config
+            .daemon
+            .socket_access
+            .credentials
+            .filter(|c| !c.password.starts_with("{SHA}"));
+        Ok(ControlClient {
+            socket: config.socket,
+            credentials: from_ctl.or(own),
+        })
     }
 }

@@ -93,6 +93,7 @@ pub(crate) fn validate(
             checker.error(node, key, message);
         }
     }
+    let socket_access = checker.socket_access(&mut top);
     if !checker.errors.is_empty() {
         return Err(ConfigErrors::sorted(checker.errors));
     }
@@ -105,6 +106,23 @@ pub(crate) fn validate(
     let syslog_socket = top
         .syslog_socket
         .unwrap_or_else(|| PathBuf::from(crate::DEFAULT_SYSLOG_SOCKET));
+    // Known only now: `childlogdir`, `identifier` and `socket` may come after `programs`.
+    let childlogdir = top
+        .daemon
+        .childlogdir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    for (name, stream, with_stderr) in &top.auto_streams {
+        let identifier = &top.daemon.identifier;
+        let path_for = |process: &str| {
+            crate::auto_log_path(&childlogdir, process, *stream, identifier, &socket)
+        };
+        if let Some(spec) = top.programs.get_mut(name) {
+            let files = crate::instances::set_auto_log(spec, *stream, *with_stderr, path_for);
+            top.daemon.auto_logs.extend(files);
+        }
+        top.daemon.childlogdir = Some(childlogdir.clone());
+    }
     // Known only now: `syslog_socket` may come after `programs`.
     for (name, stream) in &top.syslog_streams {
         if let Some(spec) = top.programs.get_mut(name) {
@@ -137,10 +155,26 @@ pub(crate) fn validate(
         http: top.http,
         pair: top.pair,
         syslog_socket,
+        daemon: Box::new(crate::DaemonSettings {
+            socket_access,
+            ..top.daemon
+        }),
         programs: top.programs,
         groups: top.groups,
         user: top.user.map(|(user, _)| Box::new(user)),
     })
+}
+
+/// One program as read from its mapping, with what is settled only once the file is read.
+struct ProgramRead {
+    spec: ProgramSpec,
+    /// The streams it sends to syslog.
+    to_syslog: Vec<Stream>,
+    /// Where its `user` was written.
+    user_node: Option<Node>,
+    /// `stdout: auto`, `stderr: auto`.
+    auto: [bool; 2],
+    redirect_stderr: bool,
 }
 
 /// A key and the function that reads its value into `T`: `(checker, value, dotted key, T)`.
@@ -166,6 +200,15 @@ struct TopLevel {
     /// Each program's `user` (its dotted key and node): checked against taskmaster's own
     /// once the file is read.
     program_users: Vec<(String, Node, User)>,
+    /// The daemon's settings (`pidfile`, `loglevel`...).
+    daemon: crate::DaemonSettings,
+    /// `socket_mode` and `socket_owner`; the credentials come from the two below.
+    socket_access: crate::SocketAccess,
+    socket_username: Option<(String, Node)>,
+    socket_password: Option<(String, Node)>,
+    /// The streams whose file is `auto` (and whether stderr is redirected there too), named
+    /// once the file is read.
+    auto_streams: Vec<(String, Stream, bool)>,
 }
 
 const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
@@ -197,6 +240,69 @@ const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
     }),
     ("user", |c, node, key, top| {
         top.user = c.user(node, key).map(|user| (user, node.clone()));
+    }),
+    // The daemon's own settings, named as supervisord's [supervisord] options.
+    ("pidfile", |c, node, key, top| {
+        top.daemon.pidfile = c.path(node, key)
+    }),
+    ("loglevel", |c, node, key, top| {
+        let text = c.scalar(node, key, "a level such as info");
+        if let Some(level) = text.and_then(|t| c.check(node, key, crate::daemon::parse_loglevel(t)))
+        {
+            top.daemon.loglevel = level;
+        }
+    }),
+    ("identifier", |c, node, key, top| {
+        let text = c.scalar(node, key, "a name such as supervisor");
+        if let Some(text) = text {
+            if c.check(node, key, crate::daemon::check_identifier(text))
+                .is_some()
+            {
+                top.daemon.identifier = text.to_string();
+            }
+        }
+    }),
+    ("umask", |c, node, key, top| {
+        if let Some(umask) = c.umask(node, key) {
+            top.daemon.umask = umask;
+        }
+    }),
+    ("directory", |c, node, key, top| {
+        top.daemon.directory = c.optional_path(node, key)
+    }),
+    ("minfds", |c, node, key, top| {
+        top.daemon.minfds = c.integer(node, key, 0, u32::MAX).map(u64::from)
+    }),
+    ("minprocs", |c, node, key, top| {
+        top.daemon.minprocs = c.integer(node, key, 0, u32::MAX).map(u64::from)
+    }),
+    ("strip_ansi", |c, node, key, top| {
+        top.daemon.strip_ansi = c.boolean(node, key).unwrap_or(false)
+    }),
+    ("childlogdir", |c, node, key, top| {
+        top.daemon.childlogdir = c.path(node, key)
+    }),
+    ("nocleanup", |c, node, key, top| {
+        top.daemon.nocleanup = c.boolean(node, key).unwrap_or(false)
+    }),
+    // [unix_http_server]'s chmod, chown, username and password.
+    ("socket_mode", |c, node, key, top| {
+        let text = c.scalar(node, key, "an octal mode such as 0660");
+        if let Some(mode) = text.and_then(|t| c.check(node, key, crate::ini::file_mode(t))) {
+            top.socket_access.mode = mode;
+        }
+    }),
+    ("socket_owner", |c, node, key, top| {
+        let text = c.scalar(node, key, "user or user:group");
+        top.socket_access.owner = text.and_then(|t| c.check(node, key, crate::ini::owner(t)));
+    }),
+    ("socket_username", |c, node, key, top| {
+        let text = c.scalar(node, key, "a user name");
+        top.socket_username = text.map(|t| (t.to_string(), node.clone()));
+    }),
+    ("socket_password", |c, node, key, top| {
+        let text = c.scalar(node, key, "a password");
+        top.socket_password = text.map(|t| (t.to_string(), node.clone()));
     }),
 ];
 
@@ -263,6 +369,8 @@ struct Draft {
     stderr_syslog: SyslogDraft,
     /// Where `user` was written, when it names an account.
     user_node: Option<Node>,
+    /// `stdout: auto`, `stderr: auto`: a file in `childlogdir`, named as supervisord does.
+    auto: [bool; 2],
 }
 
 /// How one output stream is sent to syslog, as written: `stdout: syslog` (the stream goes
@@ -337,10 +445,10 @@ const PROGRAM_KEYS: &[Key<Draft>] = &[
         d.spec.killgroup = c.boolean(node, key).unwrap_or(true);
     }),
     ("stdout", |c, node, key, d| {
-        (d.spec.stdout, d.stdout_syslog.word) = c.output(node, key);
+        (d.spec.stdout, d.stdout_syslog.word, d.auto[0]) = c.output(node, key);
     }),
     ("stderr", |c, node, key, d| {
-        (d.spec.stderr, d.stderr_syslog.word) = c.output(node, key);
+        (d.spec.stderr, d.stderr_syslog.word, d.auto[1]) = c.output(node, key);
         d.has_stderr = true;
     }),
     ("stdout_syslog", |c, node, key, d| {
@@ -767,20 +875,27 @@ impl Checker<'_> {
             // As written: the program's own view, a template when it uses expansions.
             let templated = values_have_expansions(program);
             let before = self.errors.len();
-            let Some((mut spec, to_syslog, user_node)) =
-                self.program(name_node, name, program, &path)
-            else {
+            let Some(read) = self.program(name_node, name, program, &path) else {
                 continue;
             };
             if templated {
                 // Its errors are its processes', found below with their values.
                 self.errors.truncate(before);
             }
+            let mut spec = read.spec;
             spec.processes = self.instances(name_node, program, &path, &spec, templated);
-            for stream in to_syslog {
+            for &stream in &read.to_syslog {
                 top.syslog_streams.push((name.to_string(), stream));
             }
-            if let (Some(user), Some(node)) = (&spec.user, user_node) {
+            if read.auto[0] {
+                top.auto_streams
+                    .push((name.to_string(), Stream::Stdout, read.redirect_stderr));
+            }
+            if read.auto[1] && !read.redirect_stderr {
+                top.auto_streams
+                    .push((name.to_string(), Stream::Stderr, false));
+            }
+            if let (Some(user), Some(node)) = (&spec.user, read.user_node) {
                 let entry = (join(&path, "user"), node, user.clone());
                 top.program_users.push(entry);
             }
@@ -840,7 +955,7 @@ impl Checker<'_> {
         name: &str,
         program: &Node,
         path: &str,
-    ) -> Option<(ProgramSpec, Vec<Stream>, Option<Node>)> {
+    ) -> Option<ProgramRead> {
         let mut draft = Draft {
             spec: defaults(name),
             has_cmd: false,
@@ -852,6 +967,7 @@ impl Checker<'_> {
             stdout_syslog: SyslogDraft::default(),
             stderr_syslog: SyslogDraft::default(),
             user_node: None,
+            auto: [false; 2],
         };
         match &program.value {
             Value::Null => {}
@@ -892,7 +1008,13 @@ impl Checker<'_> {
         } else if self.syslog(&draft.stderr_syslog, path, Stream::Stderr) {
             to_syslog.push(Stream::Stderr);
         }
-        Some((draft.spec, to_syslog, draft.user_node))
+        Some(ProgramRead {
+            spec: draft.spec,
+            to_syslog,
+            user_node: draft.user_node,
+            auto: draft.auto,
+            redirect_stderr: draft.redirect_stderr,
+        })
     }
 
     /// The processes of program `spec`: each named by its `process_name`, and, when the
@@ -937,7 +1059,7 @@ impl Checker<'_> {
                         None
                     }
                 }
-                .map(|(process, _, _)| process)
+                .map(|read| read.spec)
             } else {
                 Some(spec.clone())
             };
@@ -1115,11 +1237,42 @@ impl Checker<'_> {
 
     /// `stdout` or `stderr`: a file, the word `syslog` (in any case: supervisord's), or null
     /// for none. The file, and whether it was `syslog`.
-    fn output(&mut self, node: &Node, key: &str) -> (Option<PathBuf>, bool) {
+    /// `stdout`'s value: a file, or none (discarded); whether it is `syslog`; whether it is
+    /// `auto` (a file in `childlogdir`). Files of those names are written `./syslog`, `./auto`.
+    fn output(&mut self, node: &Node, key: &str) -> (Option<PathBuf>, bool, bool) {
         match &node.value {
-            Value::Scalar { text, .. } if text.eq_ignore_ascii_case("syslog") => (None, true),
-            _ => (self.optional_path(node, key), false),
+            Value::Scalar { text, .. } if text.eq_ignore_ascii_case("syslog") => {
+                (None, true, false)
+            }
+            Value::Scalar { text, .. } if text.eq_ignore_ascii_case("auto") => (None, false, true),
+            _ => (self.optional_path(node, key), false, false),
         }
+    }
+
+    /// The control socket's access, with `socket_username` and `socket_password` together.
+    fn socket_access(&mut self, top: &mut TopLevel) -> crate::SocketAccess {
+        let mut access = top.socket_access.clone();
+        match (top.socket_username.take(), top.socket_password.take()) {
+            (Some((username, _)), Some((password, _))) => {
+                access.credentials = Some(Credentials { username, password });
+            }
+            (Some((_, node)), None) => self.error(
+                &node,
+                "socket_username",
+                "socket_password is missing: give both socket_username and socket_password, \
+                 or neither"
+                    .to_string(),
+            ),
+            (None, Some((_, node))) => self.error(
+                &node,
+                "socket_password",
+                "socket_username is missing: give both socket_username and socket_password, \
+                 or neither"
+                    .to_string(),
+            ),
+            (None, None) => {}
+        }
+        access
     }
 
     /// Whether `stream` of the program at `path` goes to syslog; `stdout: syslog` with

@@ -46,6 +46,27 @@ fn errors(text: &str) -> Vec<String> {
     }
 }
 
+/// The warnings of a valid file, as printed.
+fn warnings(text: &str) -> Vec<String> {
+    read(text)
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// supervisord's AUTO file of `web`'s `stream` as the test host names it: in /tmp (no TMPDIR
+/// in its environment), with the default identifier and socket.
+fn auto(stream: taskmaster_config::Stream) -> PathBuf {
+    taskmaster_config::auto_log_path(
+        Path::new("/tmp"),
+        "web",
+        stream,
+        "supervisor",
+        Path::new("/sv/taskmaster.sock"),
+    )
+}
+
 /// `[program:web]` with `command=run`, then `fields` from line 3 on.
 fn program_text(fields: &str) -> String {
     format!("[program:web]\ncommand=run\n{fields}")
@@ -333,8 +354,16 @@ fn a_program_with_only_a_command_gets_supervisords_defaults() {
     assert_eq!(spec.startretries, 3);
     assert_eq!(spec.stopsignal, Signal::TERM);
     assert_eq!(spec.stoptime, Duration::from_secs(10));
-    assert_eq!(spec.stdout, None, "supervisord's AUTO cannot be expressed");
-    assert_eq!(spec.stderr, None);
+    // supervisord's AUTO: a file in childlogdir (the temporary folder) for each stream.
+    let stdout = auto(taskmaster_config::Stream::Stdout);
+    let name = stdout.file_name().map(|n| n.to_string_lossy().into_owned());
+    assert!(
+        name.as_deref()
+            .is_some_and(|n| n.starts_with("web-stdout---supervisor-") && n.ends_with(".log")),
+        "{name:?}"
+    );
+    assert_eq!(spec.stdout, Some(stdout));
+    assert_eq!(spec.stderr, Some(auto(taskmaster_config::Stream::Stderr)));
     assert!(spec.env.is_empty());
     assert_eq!(spec.workingdir, None);
     assert_eq!(spec.umask, None);
@@ -354,6 +383,23 @@ fn a_program_with_only_a_command_gets_supervisords_defaults() {
     assert_eq!(ini.unix_http_server, None);
     assert_eq!(ini.inet_http_server, None);
     assert_eq!(ini.supervisorctl, None);
+    assert_eq!(ini.warnings, []);
+    assert_eq!(
+        *ini.config.daemon,
+        taskmaster_config::DaemonSettings {
+            auto_logs: [
+                auto(taskmaster_config::Stream::Stdout),
+                auto(taskmaster_config::Stream::Stderr),
+            ]
+            .into(),
+            childlogdir: Some(PathBuf::from("/tmp")),
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        ini.config.daemon.socket_access,
+        taskmaster_config::SocketAccess::default()
+    );
 }
 
 #[test]
@@ -529,11 +575,61 @@ fn stdout_and_stderr_logfiles_are_paths_none_or_off() {
 }
 
 #[test]
-fn auto_logfiles_and_tilde_user_are_refused() {
-    assert_eq!(
-        program_errors("stdout_logfile=AUTO\n"),
-        ["/sv/t.conf:3:16: program:web.stdout_logfile: AUTO is not supported: taskmaster has no automatic log folder; name a file, or NONE to discard the output"]
+fn auto_logfiles_go_to_childlogdir_named_as_supervisord_names_them() {
+    use taskmaster_config::Stream;
+    let spec = program("stdout_logfile=AUTO\nstderr_logfile=auto\n");
+    assert_eq!(spec.stdout, Some(auto(Stream::Stdout)));
+    assert_eq!(spec.stderr, Some(auto(Stream::Stderr)));
+    let text = "\
+[supervisord]
+childlogdir=%(here)s/logs
+identifier=shop
+
+[unix_http_server]
+file=/run/shop.sock
+
+[program:web]
+command=run
+redirect_stderr=true
+";
+    let config = read(text).config;
+    let expected = taskmaster_config::auto_log_path(
+        Path::new("/sv/logs"),
+        "web",
+        Stream::Stdout,
+        "shop",
+        Path::new("/run/shop.sock"),
     );
+    assert!(expected
+        .to_string_lossy()
+        .starts_with("/sv/logs/web-stdout---shop-"));
+    let spec = &config.programs["web"];
+    assert_eq!(spec.stdout.as_ref(), Some(&expected));
+    assert_eq!(
+        spec.stderr.as_ref(),
+        Some(&expected),
+        "redirected into stdout's"
+    );
+    assert_eq!(config.daemon.auto_logs, [expected.clone()].into());
+    assert_eq!(config.daemon.childlogdir, Some(PathBuf::from("/sv/logs")));
+    // The temporary folder is Python's gettempdir(): $TMPDIR first.
+    let mut host = host();
+    host.env
+        .insert("TMPDIR".to_string(), "/scratch".to_string());
+    let config = ini::parse(&program_text(""), Path::new(FILE), &host)
+        .expect("valid")
+        .config;
+    let stdout = config.programs["web"].stdout.clone().unwrap_or_default();
+    assert!(stdout.starts_with("/scratch"), "{stdout:?}");
+    // A file that grows without end is worth a word, as supervisord says too.
+    assert_eq!(
+        warnings(&program_text("stdout_logfile_maxbytes=0\nstderr_logfile=NONE\n")),
+        ["/sv/t.conf:1:1: program:web: stdout_logfile is AUTO (supervisord's default) and stdout_logfile_maxbytes is 0: the file in /tmp grows without end while taskmaster runs, as supervisord warns too; set maxbytes > 0"]
+    );
+}
+
+#[test]
+fn tilde_user_is_refused() {
     assert_eq!(
         program_errors("stdout_logfile=~bob/web.log\n"),
         ["/sv/t.conf:3:16: program:web.stdout_logfile: \"~bob/web.log\": ~user is not supported; write the folder in full"]
@@ -555,11 +651,13 @@ fn syslog_options_send_the_lines_to_dev_log_beside_the_file() {
     assert_eq!((spec.stdout, spec.stdout_syslog), (None, dev_log()));
     assert_eq!((spec.stderr, spec.stderr_syslog), (None, dev_log()));
     // With redirect_stderr, stderr goes where stdout goes.
-    let spec = program("redirect_stderr=true\nstdout_syslog=true\n");
+    let spec = program("redirect_stderr=true\nstdout_logfile=NONE\nstdout_syslog=true\n");
     assert_eq!((spec.stderr, spec.stderr_syslog), (None, dev_log()));
+    let text = program_text("redirect_stderr=true\nstdout_logfile=NONE\nstderr_syslog=true\n");
+    assert_eq!(read(&text).config.programs["web"].stderr_syslog, None);
     assert_eq!(
-        program_errors("redirect_stderr=true\nstderr_syslog=true\n"),
-        ["/sv/t.conf:4:1: program:web.stderr_syslog: stderr_syslog is not used with redirect_stderr = true (standard error goes where stdout goes, as in supervisord); remove one of them"]
+        warnings(&text),
+        ["/sv/t.conf:5:1: program:web.stderr_syslog: ignored beside redirect_stderr = true, as supervisord ignores it: standard error goes where stdout goes"]
     );
     // The YAML says the same.
     let config = read(&program_text(
@@ -578,15 +676,27 @@ fn redirect_stderr_sends_stderr_to_the_stdout_file() {
     let spec = program("redirect_stderr=true\nstdout_logfile=/l/out.log\n");
     assert_eq!(spec.stdout, Some(PathBuf::from("/l/out.log")));
     assert_eq!(spec.stderr, Some(PathBuf::from("/l/out.log")));
-    let spec = program("redirect_stderr=true\n");
+    let spec = program("redirect_stderr=true\nstdout_logfile=NONE\n");
     assert_eq!((spec.stdout, spec.stderr), (None, None));
+    let spec = program("redirect_stderr=true\n");
+    let stdout = auto(taskmaster_config::Stream::Stdout);
+    assert_eq!(
+        (spec.stdout, spec.stderr),
+        (Some(stdout.clone()), Some(stdout))
+    );
     let spec = program("redirect_stderr=true\nstdout_logfile=o\nstderr_logfile=NONE\n");
     assert_eq!(spec.stderr, Some(PathBuf::from("/sv/o")));
     let spec = program("redirect_stderr=false\nstdout_logfile=o\nstderr_logfile=e\n");
     assert_eq!(spec.stderr, Some(PathBuf::from("/sv/e")));
+    // supervisord ignores stderr_logfile then, and says so in its log: a warning here.
+    let text = program_text("redirect_stderr=true\nstdout_logfile=o\nstderr_logfile=e\n");
     assert_eq!(
-        program_errors("redirect_stderr=true\nstdout_logfile=o\nstderr_logfile=e\n"),
-        ["/sv/t.conf:5:1: program:web.stderr_logfile: stderr_logfile is not used with redirect_stderr = true (standard error goes to stdout_logfile, as in supervisord); remove one of them"]
+        read(&text).config.programs["web"].stderr,
+        Some(PathBuf::from("/sv/o"))
+    );
+    assert_eq!(
+        warnings(&text),
+        ["/sv/t.conf:5:1: program:web.stderr_logfile: ignored beside redirect_stderr = true, as supervisord ignores it: standard error goes to stdout_logfile"]
     );
 }
 
@@ -1061,34 +1171,52 @@ fn rpcinterface_supervisor_is_accepted_only_as_every_supervisord_conf_has_it() {
 }
 
 #[test]
-fn unknown_options_are_errors_with_a_suggestion() {
+fn unknown_options_are_warnings_with_a_suggestion_as_supervisord_ignores_them() {
+    // supervisord-dependent-startup's own keys, a typo, a YAML name, and nonsense.
+    let text = program_text(
+        "stoptime=5\ncomand=x\nstartsecs=1\nbogus=1\ndependent_startup=true\n\
+         dependent_startup_wait_for=db:running\n",
+    );
+    let spec = &read(&text).config.programs["web"];
     assert_eq!(
-        program_errors("stoptime=5\ncomand=x\nstartsecs=1\nbogus=1\n"),
+        (spec.cmd.as_str(), spec.starttime),
+        ("run", Duration::from_secs(1))
+    );
+    assert_eq!(
+        warnings(&text),
         [
-            "/sv/t.conf:3:1: program:web: unknown option \"stoptime\" (did you mean \"stopwaitsecs\"?)",
-            "/sv/t.conf:4:1: program:web: unknown option \"comand\" (did you mean \"command\"?)",
-            "/sv/t.conf:6:1: program:web: unknown option \"bogus\" (valid options: command, process_name, numprocs, numprocs_start, priority, autostart, startsecs, startretries, autorestart, exitcodes, stopsignal, stopwaitsecs, stopasgroup, killasgroup, user, redirect_stderr, stdout_logfile, stdout_logfile_maxbytes, stdout_logfile_backups, stdout_capture_maxbytes, stdout_events_enabled, stdout_syslog, stderr_logfile, stderr_logfile_maxbytes, stderr_logfile_backups, stderr_capture_maxbytes, stderr_events_enabled, stderr_syslog, environment, directory, umask, serverurl)",
+            "/sv/t.conf:3:1: program:web: unknown option \"stoptime\", ignored as supervisord ignores it (did you mean \"stopwaitsecs\"?)",
+            "/sv/t.conf:4:1: program:web: unknown option \"comand\", ignored as supervisord ignores it (did you mean \"command\"?)",
+            "/sv/t.conf:6:1: program:web: unknown option \"bogus\", ignored as supervisord ignores it (the options of [program:x] are command, process_name, numprocs, numprocs_start, priority, autostart, startsecs, startretries, autorestart, exitcodes, stopsignal, stopwaitsecs, stopasgroup, killasgroup, user, redirect_stderr, stdout_logfile, stdout_logfile_maxbytes, stdout_logfile_backups, stdout_capture_maxbytes, stdout_events_enabled, stdout_syslog, stderr_logfile, stderr_logfile_maxbytes, stderr_logfile_backups, stderr_capture_maxbytes, stderr_events_enabled, stderr_syslog, environment, directory, umask, serverurl)",
+            "/sv/t.conf:7:1: program:web: unknown option \"dependent_startup\", ignored as supervisord ignores it (the options of [program:x] are command, process_name, numprocs, numprocs_start, priority, autostart, startsecs, startretries, autorestart, exitcodes, stopsignal, stopwaitsecs, stopasgroup, killasgroup, user, redirect_stderr, stdout_logfile, stdout_logfile_maxbytes, stdout_logfile_backups, stdout_capture_maxbytes, stdout_events_enabled, stdout_syslog, stderr_logfile, stderr_logfile_maxbytes, stderr_logfile_backups, stderr_capture_maxbytes, stderr_events_enabled, stderr_syslog, environment, directory, umask, serverurl)",
+            "/sv/t.conf:8:1: program:web: unknown option \"dependent_startup_wait_for\", ignored as supervisord ignores it (the options of [program:x] are command, process_name, numprocs, numprocs_start, priority, autostart, startsecs, startretries, autorestart, exitcodes, stopsignal, stopwaitsecs, stopasgroup, killasgroup, user, redirect_stderr, stdout_logfile, stdout_logfile_maxbytes, stdout_logfile_backups, stdout_capture_maxbytes, stdout_events_enabled, stdout_syslog, stderr_logfile, stderr_logfile_maxbytes, stderr_logfile_backups, stderr_capture_maxbytes, stderr_events_enabled, stderr_syslog, environment, directory, umask, serverurl)",
         ]
     );
     assert_eq!(
-        errors("[supervisord]\nlogfil=x\n[unix_http_server]\nfile=/s\nchmode=0700\n"),
+        warnings("[supervisord]\nlogfil=x\n[unix_http_server]\nfile=/s\nchmode=0700\n[include]\nfiles=/nothing/*.conf\nmore=1\n"),
         [
-            "/sv/t.conf:2:1: supervisord: unknown option \"logfil\" (did you mean \"logfile\"?)",
-            "/sv/t.conf:5:1: unix_http_server: unknown option \"chmode\" (did you mean \"chmod\"?)",
+            "/sv/t.conf:2:1: supervisord: unknown option \"logfil\", ignored as supervisord ignores it (did you mean \"logfile\"?)",
+            "/sv/t.conf:5:1: unix_http_server: unknown option \"chmode\", ignored as supervisord ignores it (did you mean \"chmod\"?)",
+            "/sv/t.conf:7:7: include.files: no file matches \"/nothing/*.conf\", as supervisord warns too; nothing is included for it",
+            "/sv/t.conf:8:1: include: unknown option \"more\", ignored as supervisord ignores it (the options of [include] are files)",
         ]
+    );
+    // An option that changes what a program does and cannot be honoured is still an error.
+    assert_eq!(
+        program_errors("stopasgroup=false\nbogus=1\n"),
+        ["/sv/t.conf:3:13: program:web.stopasgroup: taskmaster always sends stopsignal to the whole process group of the program, as supervisord does with stopasgroup = true; remove this line or set it to true"]
     );
 }
 
 #[test]
 fn supervisord_section_accepts_what_means_nothing_for_taskmaster() {
-    // supervisord's own sample file, as echo_supervisord_conf prints it (minus pidfile).
     let text = "\
 [supervisord]
 logfile=/tmp/supervisord.log ; main log file; default $CWD/supervisord.log
 logfile_maxbytes=0
 logfile_backups=10
 loglevel=info
-nodaemon=false
+nodaemon=true
 silent=false
 minfds=1024
 minprocs=200
@@ -1098,43 +1226,88 @@ strip_ansi=false
     let ini = read(text);
     assert_eq!(ini.config.logfile, PathBuf::from("/tmp/supervisord.log"));
     assert!(ini.config.programs.is_empty());
+    assert_eq!(ini.warnings, []);
 }
 
 #[test]
-fn supervisord_options_taskmaster_cannot_honour_are_errors_naming_them() {
+fn supervisord_options_become_the_daemons_settings() {
     let text = "\
 [supervisord]
-logfile_maxbytes=lots
+logfile_maxbytes=1MB
 logfile_backups=10
-loglevel=debug
+loglevel=WARN
 minfds=65536
 minprocs=201
-strip_ansi=true
-pidfile=/tmp/supervisord.pid
-umask=022
-directory=/tmp
-identifier=supervisor
-childlogdir=/tmp
+pidfile=run/supervisord.pid
+umask=027
+directory=/srv
+identifier=shop-1
+childlogdir=~/logs
+nocleanup=true
 ";
+    let config = read(text).config;
+    let daemon = config.daemon;
+    assert_eq!(daemon.loglevel, taskmaster_config::LogLevel::Warn);
+    assert_eq!((daemon.minfds, daemon.minprocs), (Some(65536), Some(201)));
     assert_eq!(
-        errors(text),
+        daemon.pidfile,
+        Some(PathBuf::from("/sv/run/supervisord.pid"))
+    );
+    assert_eq!(daemon.umask, Some(0o27));
+    assert_eq!(daemon.directory, Some(PathBuf::from("/srv")));
+    assert_eq!(daemon.identifier, "shop-1");
+    assert_eq!(daemon.childlogdir, Some(PathBuf::from("/home/ann/logs")));
+    assert!(daemon.nocleanup);
+    assert!(!daemon.strip_ansi);
+    // Accepted with a word: taskmaster does not do quite what they ask.
+    assert_eq!(
+        warnings("[supervisord]\nnodaemon=false\nstrip_ansi=true\n"),
         [
-            "/sv/t.conf:2:18: supervisord.logfile_maxbytes: expected a size such as 0, 1024 or 50MB, found \"lots\"",
-            "/sv/t.conf:4:10: supervisord.loglevel: taskmaster's event log has one level, which records what supervisord's info level does; remove loglevel or set it to info",
-            "/sv/t.conf:5:8: supervisord.minfds: taskmaster does not raise resource limits: raise the limit before starting it (ulimit -n), then remove minfds or set it to at most 1024",
-            "/sv/t.conf:6:10: supervisord.minprocs: taskmaster does not raise resource limits: raise the limit before starting it (ulimit -u), then remove minprocs or set it to at most 200",
-            "/sv/t.conf:7:12: supervisord.strip_ansi: taskmaster writes the output of programs as they write it; remove strip_ansi or set it to false",
-            "/sv/t.conf:8:1: supervisord.pidfile: taskmaster writes no pid file (the shell's pid command prints its pid); remove this option",
-            "/sv/t.conf:9:1: supervisord.umask: taskmaster does not change its own umask; set umask in each [program:x] instead",
-            "/sv/t.conf:10:1: supervisord.directory: taskmaster does not change its own directory; set directory in each [program:x] instead",
-            "/sv/t.conf:11:1: supervisord.identifier: taskmaster has no XML-RPC interface to identify; remove this option",
-            "/sv/t.conf:12:1: supervisord.childlogdir: taskmaster has no automatic child logs (AUTO); give each program a stdout_logfile (and a stderr_logfile), then remove this option",
+            "/sv/t.conf:2:1: supervisord.nodaemon: taskmaster does not go into the background: it stays in the foreground (as with nodaemon = true), for a service manager or a shell's & to run it",
+            "/sv/t.conf:3:12: supervisord.strip_ansi: accepted, not applied: taskmaster writes the output of programs as they write it, escape sequences included",
         ]
     );
     assert_eq!(
-        errors("[supervisord]\nloglevel=loud\n"),
-        ["/sv/t.conf:2:10: supervisord.loglevel: expected one of critical, error, warn, info, debug, trace, blather, found \"loud\""]
+        errors("[supervisord]\nlogfile_maxbytes=lots\nloglevel=loud\nminfds=-1\numask=9\nidentifier=a/b\n"),
+        [
+            "/sv/t.conf:2:18: supervisord.logfile_maxbytes: expected a size such as 0, 1024 or 50MB, found \"lots\"",
+            "/sv/t.conf:3:10: supervisord.loglevel: expected one of critical, error, warn, info, debug, trace, blather, found \"loud\"",
+            "/sv/t.conf:4:8: supervisord.minfds: expected an integer >= 0, found \"-1\"",
+            "/sv/t.conf:5:7: supervisord.umask: expected an octal umask from 000 to 777 such as 022, found \"9\"",
+            "/sv/t.conf:6:12: supervisord.identifier: \"a/b\": an identifier is part of AUTO log files' names, so it holds no \"/\", NUL or line break",
+        ]
     );
+}
+
+#[test]
+fn unix_http_server_gives_the_sockets_mode_owner_and_credentials() {
+    let text = "\
+[unix_http_server]
+file=/run/tm.sock
+chmod=0770
+chown=app:staff
+username=admin
+password={SHA}82ab876d1387bfafe46cc1c8a2ef074eae50cb1d
+";
+    let access = read(text).config.daemon.socket_access;
+    assert_eq!(access.mode, 0o770);
+    assert_eq!(
+        access.owner,
+        Some(Owner {
+            user: "app".to_string(),
+            group: Some("staff".to_string())
+        })
+    );
+    assert_eq!(
+        access.credentials.map(|c| c.username),
+        Some("admin".to_string())
+    );
+    // Without chmod, taskmaster's 0600: for a socket, the same as supervisord's 0700.
+    let access = read("[unix_http_server]\nfile=/run/tm.sock\n")
+        .config
+        .daemon
+        .socket_access;
+    assert_eq!(access, taskmaster_config::SocketAccess::default());
 }
 
 #[test]
@@ -1213,25 +1386,48 @@ serverurl=localhost
 // ---- the file's structure -------------------------------------------------------------------
 
 #[test]
-fn malformed_lines_and_repeated_names_are_errors() {
+fn malformed_lines_are_errors() {
     let text = "\
 command=orphan
 [program:web]
 command=run
-command=again
 not an option
-[program:web]
 [include]junk
 ";
     assert_eq!(
         errors(text),
         [
             "/sv/t.conf:1:1: an option must come after a [section] header",
-            "/sv/t.conf:4:1: program:web: duplicate option \"command\" (first at line 3, column 1)",
-            "/sv/t.conf:5:1: program:web: expected \"name = value\", a [section] header or a comment, found \"not an option\"",
-            "/sv/t.conf:6:1: duplicate section [program:web] (first at line 2, column 1)",
-            "/sv/t.conf:7:1: include: missing required option \"files\"",
-            "/sv/t.conf:7:10: unexpected text \"junk\" after the section header",
+            "/sv/t.conf:4:1: program:web: expected \"name = value\", a [section] header or a comment, found \"not an option\"",
+            "/sv/t.conf:5:1: include: missing required option \"files\"",
+            "/sv/t.conf:5:10: unexpected text \"junk\" after the section header",
+        ]
+    );
+}
+
+#[test]
+fn repeated_options_and_sections_are_read_as_supervisord_reads_them_with_warnings() {
+    let text = "\
+[program:web]
+command=run
+startsecs=5
+command=again --twice
+[program:db]
+command=db
+[program:web]
+startsecs=7
+";
+    let config = read(text).config;
+    let web = &config.programs["web"];
+    assert_eq!(web.argv, ["again", "--twice"], "the last value wins");
+    assert_eq!(web.starttime, Duration::from_secs(7));
+    assert_eq!(config.programs.len(), 2);
+    assert_eq!(
+        warnings(text),
+        [
+            "/sv/t.conf:4:1: program:web: option \"command\" again (first at line 2, column 1): the last value is used, as supervisord does",
+            "/sv/t.conf:7:1: section [program:web] again (first at line 1, column 1): its options are added to the first's, as supervisord reads it",
+            "/sv/t.conf:8:1: program:web: option \"startsecs\" again (first at line 3, column 1): the last value is used, as supervisord does",
         ]
     );
 }
@@ -1240,7 +1436,7 @@ not an option
 fn every_error_is_reported_in_file_order() {
     let text = "\
 [supervisord]
-pidfile=/x
+pidfile=
 
 [program:a]
 command=run
@@ -1254,7 +1450,7 @@ stopasgroup=false
     assert_eq!(
         errors(text),
         [
-            "/sv/t.conf:2:1: supervisord.pidfile: taskmaster writes no pid file (the shell's pid command prints its pid); remove this option",
+            "/sv/t.conf:2:9: supervisord.pidfile: expected a path, found \"\"",
             "/sv/t.conf:6:10: program:a.numprocs: expected an integer >= 1, found \"abc\"",
             "/sv/t.conf:7:12: program:a.stopsignal: unknown signal \"TERMM\" (did you mean TERM?)",
             "/sv/t.conf:9:1: program:b: missing required option \"command\"",
@@ -1339,12 +1535,31 @@ fn errors_in_included_files_name_the_included_file_after_the_main_ones() {
     assert_eq!(
         errors.to_string(),
         format!(
-            "{d}/main.conf:2:7: include.files: included file {d}/missing.conf: cannot read: No such file or directory\n\
-             {d}/main.conf:5:13: program:main.stopasgroup: taskmaster always sends stopsignal to the whole process group of the program, as supervisord does with stopasgroup = true; remove this line or set it to true\n\
+            "{d}/main.conf:5:13: program:main.stopasgroup: taskmaster always sends stopsignal to the whole process group of the program, as supervisord does with stopasgroup = true; remove this line or set it to true\n\
              {d}/conf.d/a.conf:3:12: program:a.stopsignal: unknown signal \"99\" (signal numbers are 1 to 31 and 34 to 64)\n\
              {d}/conf.d/b.conf:1:1: include: an included file cannot include others: supervisord reads [include] only in the main file\n\
              {d}/conf.d/b.conf:3:1: duplicate section [program:main] (first in {d}/main.conf at line 3, column 1)"
         )
+    );
+}
+
+#[test]
+fn an_include_that_matches_nothing_is_a_warning_as_in_supervisord() {
+    let dir = Folder::new("nothing");
+    dir.write("conf.d/a.conf", "[program:a]\ncommand=a\n");
+    let main = dir.write(
+        "main.conf",
+        "[include]\nfiles=conf.d/*.conf missing.conf none.d/*.ini\n",
+    );
+    let ini = load(&main).expect("valid");
+    assert_eq!(ini.config.programs.len(), 1);
+    let d = dir.0.display();
+    assert_eq!(
+        ini.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            format!("{d}/main.conf:2:7: include.files: no file matches \"{d}/missing.conf\", as supervisord warns too; nothing is included for it"),
+            format!("{d}/main.conf:2:7: include.files: no file matches \"{d}/none.d/*.ini\", as supervisord warns too; nothing is included for it"),
+        ]
     );
 }
 
@@ -1428,18 +1643,41 @@ fn config_load_reads_either_format() {
     let by_content = Config::load(&ini).unwrap();
     let from_yaml = Config::load(&yaml).unwrap();
     let mut web = from_yaml.programs["web"].clone();
-    // The one difference: supervisord gives every child a stdin pipe.
+    // The differences: supervisord gives every child a stdin pipe, and AUTO log files.
     web.stdin = taskmaster_config::Stdin::Pipe;
     for process in &mut web.processes {
         std::sync::Arc::make_mut(&mut process.spec).stdin = taskmaster_config::Stdin::Pipe;
     }
+    let auto_logs = &by_content.daemon.auto_logs;
+    let auto = |stream: &str| {
+        auto_logs
+            .iter()
+            .find(|f| f.to_string_lossy().contains(stream))
+            .cloned()
+    };
+    web.stdout = auto("stdout");
+    web.stderr = auto("stderr");
+    for process in &mut web.processes {
+        let process = std::sync::Arc::make_mut(&mut process.spec);
+        process.stdout = auto("stdout");
+        process.stderr = auto("stderr");
+    }
     assert_eq!(by_content.programs["web"], web);
     assert_eq!(by_content.logfile, dir.0.join("supervisord.log"));
     assert_eq!(from_yaml.logfile, dir.0.join("taskmaster.log"));
-    let Err(errors) = Config::load(&dir.write("bad.conf", "[program:web]\nstoptime=1\n")) else {
+    let bad = dir.write("bad.conf", "[program:web]\nstoptime=1\n");
+    let Err(errors) = Config::load(&bad) else {
         panic!("accepted");
     };
-    assert_eq!(errors.len(), 2);
+    assert_eq!(errors.len(), 1, "{errors}");
+    let warned = dir.write("warned.conf", "[program:web]\ncommand=x\nstoptime=1\n");
+    let (_, warnings) = Config::load_with_warnings(&warned).unwrap();
+    assert_eq!(
+        warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [format!("{}:3:1: program:web: unknown option \"stoptime\", ignored as supervisord ignores it (did you mean \"stopwaitsecs\"?)", warned.display())]
+    );
+    let (_, none) = Config::load_with_warnings(&yaml).unwrap();
+    assert_eq!(none, []);
 }
 
 // ---- YAML ------------------------------------------------------------------------------------
@@ -1456,6 +1694,115 @@ fn assert_round_trip(config: &Config) {
     assert_eq!(again.logfile, config.logfile, "{yaml}");
     assert_eq!(again.socket, config.socket, "{yaml}");
     assert_eq!(again.http, config.http, "{yaml}");
+    assert_eq!(again.daemon, config.daemon, "{yaml}");
+}
+
+#[test]
+fn daemon_settings_and_auto_logs_survive_the_yaml_round_trip() {
+    let text = "\
+[unix_http_server]
+file=/run/shop.sock
+chmod=0660
+chown=app:staff
+username=admin
+password=secret
+
+[supervisord]
+pidfile=/run/shop.pid
+loglevel=debug
+identifier=shop
+umask=077
+directory=/srv/shop
+minfds=4096
+minprocs=300
+strip_ansi=true
+childlogdir=/var/log/shop
+nocleanup=true
+
+[program:web]
+command=run
+redirect_stderr=true
+
+[program:worker]
+command=work
+stdout_logfile=AUTO
+stderr_logfile=/var/log/worker.err
+";
+    let config = read(text).config;
+    assert_eq!(config.daemon.auto_logs.len(), 2);
+    let yaml = to_yaml(&config);
+    for line in [
+        "socket_mode: \"0660\"\n",
+        "socket_owner: \"app:staff\"\n",
+        "socket_username: \"admin\"\n",
+        "pidfile: \"/run/shop.pid\"\n",
+        "loglevel: debug\n",
+        "identifier: \"shop\"\n",
+        "umask: \"077\"\n",
+        "directory: \"/srv/shop\"\n",
+        "minfds: 4096\n",
+        "minprocs: 300\n",
+        "childlogdir: \"/var/log/shop\"\n",
+        "nocleanup: true\n",
+        "    stdout: auto\n",
+    ] {
+        assert!(yaml.contains(line), "{line:?} in\n{yaml}");
+    }
+    assert_round_trip(&config);
+}
+
+#[test]
+fn yaml_names_the_daemons_settings_as_supervisord_does() {
+    let yaml = "\
+pidfile: tm.pid
+loglevel: ERROR
+identifier: shop
+umask: 022
+directory: /srv
+minfds: 2048
+childlogdir: logs
+socket_mode: \"0770\"
+socket_owner: app
+socket_username: u
+socket_password: p
+programs:
+  web: {cmd: run, stdout: auto, stderr: AUTO}
+  one: {cmd: run, stdout: auto, redirect_stderr: true}
+";
+    let config = Config::parse(yaml, Path::new("/etc/tm/tm.yaml")).expect("valid");
+    assert_eq!(config.daemon.pidfile, Some(PathBuf::from("/etc/tm/tm.pid")));
+    assert_eq!(config.daemon.loglevel, taskmaster_config::LogLevel::Error);
+    assert_eq!(config.daemon.identifier, "shop");
+    assert_eq!(config.daemon.umask, Some(0o22));
+    assert_eq!(config.daemon.minfds, Some(2048));
+    assert_eq!(config.daemon.socket_access.mode, 0o770);
+    let web = &config.programs["web"];
+    let named = |file: &Option<PathBuf>, prefix: &str| {
+        file.as_ref()
+            .is_some_and(|f| f.to_string_lossy().starts_with(prefix))
+    };
+    assert!(
+        named(&web.stdout, "/etc/tm/logs/web-stdout---shop-"),
+        "{web:?}"
+    );
+    assert!(
+        named(&web.stderr, "/etc/tm/logs/web-stderr---shop-"),
+        "{web:?}"
+    );
+    let one = &config.programs["one"];
+    assert_eq!(one.stderr, one.stdout);
+    assert_eq!(config.daemon.auto_logs.len(), 3);
+    let errors = Config::parse(
+        "socket_username: u\nloglevel: loud\nprograms: {}\n",
+        Path::new("t.yaml"),
+    )
+    .expect_err("refused")
+    .to_string();
+    assert_eq!(
+        errors,
+        "t.yaml:1:18: socket_username: socket_password is missing: give both socket_username and socket_password, or neither\n\
+         t.yaml:2:11: loglevel: expected one of critical, error, warn, info, debug, trace, blather, found \"loud\""
+    );
 }
 
 #[test]
@@ -1495,7 +1842,11 @@ autorestart=false
 
 #[test]
 fn to_yaml_writes_every_key() {
-    let config = read("[program:web]\ncommand=run\numask=022\nenvironment=A=1\n").config;
+    let config = read(
+        "[program:web]\ncommand=run\numask=022\nenvironment=A=1\nstdout_logfile=NONE\n\
+         stderr_logfile=NONE\n",
+    )
+    .config;
     assert_eq!(
         to_yaml(&config),
         "\

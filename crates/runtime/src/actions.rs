@@ -52,8 +52,17 @@ impl Daemon {
             Action::LoadConfig { ticket, purpose } => {
                 // `logfile` is bound at start (a reload keeps it, and says so): the event log
                 // stays where it is.
-                let result = Config::load(&self.config_path)
-                    .map(Box::new)
+                let result = Config::load_with_warnings(&self.config_path)
+                    .map(|(config, warnings)| {
+                        for warning in &warnings {
+                            eprintln!("warning: {warning}");
+                        }
+                        self.config_warnings(&warnings);
+                        // A program the reload drops leaves its AUTO files to clean at exit.
+                        self.auto_logs
+                            .extend(config.daemon.auto_logs.iter().cloned());
+                        Box::new(config)
+                    })
                     .map_err(|errors| errors.iter().map(|e| e.to_string()).collect());
                 Some(Event::ConfigLoaded {
                     ticket,
@@ -146,7 +155,7 @@ impl Daemon {
         let pidfd = crate::children::open_pidfd(pid);
         if pidfd.is_none() {
             self.log
-                .say(format!("{process}: cannot open a pidfd for pid {pid}"));
+                .warn(format!("{process}: cannot open a pidfd for pid {pid}"));
         }
         self.children.insert(
             pid,
@@ -192,11 +201,23 @@ impl Daemon {
             Scope::Group => sys::kill_group(pid, signal),
             Scope::Process => self.children.signal(pid, signal),
         };
+        if self.log.writes(taskmaster_config::LogLevel::Debug) {
+            let whom = match scope {
+                Scope::Group => "the process group of",
+                Scope::Process => "pid",
+            };
+            let outcome = match &result {
+                Ok(()) => "sent".to_string(),
+                Err(e) => format!("not sent: {e}"),
+            };
+            self.log
+                .debug(format!("{} to {whom} {pid}: {outcome}", signal.name()));
+        }
         // ESRCH is normal: the process (or every member of the group) is already gone.
         if let Err(e) = result {
             if e.raw_os_error() != Some(libc::ESRCH) {
                 self.log
-                    .say(format!("cannot send {} to {pid}: {e}", signal.name()));
+                    .warn(format!("cannot send {} to {pid}: {e}", signal.name()));
             }
         }
     }

@@ -16,7 +16,7 @@ use crate::handle::{DaemonEvent, Exiting, Handle, Message, EVENT_BACKLOG, SERVIC
 use crate::primary::{Primary, PrimarySettings};
 use crate::tasks::{AlertWatchers, TaskEvent};
 use crate::{
-    adopt, capture, checks, clock, notify_socket_path, pair, spawn, stdin, sys, StartError,
+    adopt, capture, checks, clock, notify_socket_path, pair, spawn, startup, stdin, sys, StartError,
 };
 
 pub struct Daemon {
@@ -55,19 +55,41 @@ pub struct Daemon {
     /// Opened when the control service may start answering: at once, or, after a takeover,
     /// once the new backup is connected (so that whoever sees the takeover sees a pair).
     pub(crate) service_gate: Option<oneshot::Sender<()>>,
+    /// The pid file, once written.
+    pub(crate) pidfile: Option<startup::PidFile>,
+    /// The AUTO log files of every configuration read (a reload can drop a program), removed
+    /// at exit unless `nocleanup`.
+    pub(crate) auto_logs: std::collections::BTreeSet<PathBuf>,
 }
 
 impl Daemon {
     /// A daemon for `config`, and the handle to send it requests. Nothing starts until
     /// [`Daemon::run_blocking`]. `verbose` echoes the event log to stderr.
     pub fn new(config: Config, verbose: bool) -> Result<(Daemon, Handle), StartError> {
-        let log =
-            EventLog::open(&config.logfile, config.log_rotation, verbose).map_err(|source| {
-                StartError::EventLog {
-                    path: config.logfile.clone(),
-                    source,
+        let mut log = EventLog::open(
+            &config.logfile,
+            config.log_rotation,
+            config.daemon.loglevel,
+            verbose,
+        )
+        .map_err(|source| StartError::EventLog {
+            path: config.logfile.clone(),
+            source,
+        })?;
+        // Limits, umask and directory, before the first child.
+        match startup::apply(&config.daemon) {
+            Ok(done) => {
+                for line in done {
+                    log.say(line);
                 }
-            })?;
+            }
+            Err(why) => {
+                log.say_at(taskmaster_config::LogLevel::Critical, why.clone());
+                log.flush();
+                return Err(StartError::Settings(why));
+            }
+        }
+        let auto_logs = config.daemon.auto_logs.clone();
         let config_path = config.path.clone();
         let context = spawn::ChildContext {
             base_env: std::env::vars_os().collect(),
@@ -101,8 +123,18 @@ impl Daemon {
             next_ticket: 0,
             exit: false,
             service_gate: None,
+            pidfile: None,
+            auto_logs,
         };
         Ok((daemon, Handle { sender, events }))
+    }
+
+    /// Writes the configuration's warnings to the event log (at `warn`), as supervisord logs
+    /// its parse warnings at start.
+    pub fn config_warnings(&mut self, warnings: &[taskmaster_config::ConfigWarning]) {
+        for warning in warnings {
+            self.log.warn(format!("configuration: {warning}"));
+        }
     }
 
     /// Makes this daemon the primary of a process pair: it keeps a hot backup (a copy of this
@@ -325,7 +357,7 @@ impl Daemon {
             Ok(pipe) => Some(pipe),
             Err(e) => {
                 self.log
-                    .say(format!("cannot keep the stdin pipe of pid {pid}: {e}"));
+                    .warn(format!("cannot keep the stdin pipe of pid {pid}: {e}"));
                 None
             }
         }

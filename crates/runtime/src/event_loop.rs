@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use taskmaster_config::ProgramSpec;
+use taskmaster_config::{LogLevel, ProgramSpec};
 use taskmaster_core::{Event, Notice, Request, Ticket};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -20,7 +20,7 @@ use crate::daemon::Daemon;
 use crate::handle::{DaemonEvent, Message};
 use crate::primary::Primary;
 use crate::tasks::TaskEvent;
-use crate::{clock, notify, pair, sys, StartError};
+use crate::{clock, notify, pair, startup, sys, StartError};
 
 /// After a takeover, how long the control socket waits for the new backup before it answers
 /// anyway.
@@ -51,6 +51,7 @@ impl Daemon {
             std::process::id(),
             self.config_path.display()
         ));
+        self.write_pidfile();
         self.resume_adopted();
         if let Some(settings) = self.pair_settings.take() {
             let socket = &self.context.control_socket;
@@ -148,6 +149,10 @@ impl Daemon {
         }
         drop(notify); // which removes its file
         self.log.held_back();
+        // After a handover the new primary owns the pid file and the AUTO logs.
+        if !self.handed_over() {
+            self.clean_up();
+        }
         if self.handed_over() {
             self.log.say("taskmaster exits after its handover");
         } else {
@@ -187,6 +192,42 @@ impl Daemon {
 
     fn handed_over(&self) -> bool {
         self.primary.as_ref().is_some_and(Primary::handed_over)
+    }
+
+    /// Writes `pidfile`, if the configuration names one. A failure is logged, and taskmaster
+    /// runs on, as supervisord does.
+    fn write_pidfile(&mut self) {
+        let Some(path) = self.supervisor.config().daemon.pidfile.clone() else {
+            return;
+        };
+        match startup::PidFile::write(&path) {
+            Ok(pidfile) => {
+                self.log
+                    .say(format!("pid file {} written", pidfile.path().display()));
+                self.pidfile = Some(pidfile);
+            }
+            Err(e) => self.log.say_at(
+                LogLevel::Critical,
+                format!(
+                    "cannot write the pid file {}: {}",
+                    path.display(),
+                    taskmaster_config::os_reason(&e)
+                ),
+            ),
+        }
+    }
+
+    /// At exit: the pid file removed, and the AUTO log files unless `nocleanup`.
+    fn clean_up(&mut self) {
+        if let Some(pidfile) = self.pidfile.take() {
+            pidfile.remove();
+        }
+        if self.supervisor.config().daemon.nocleanup || self.auto_logs.is_empty() {
+            return;
+        }
+        for failure in startup::remove_auto_logs(&self.auto_logs) {
+            self.log.warn(failure);
+        }
     }
 
     /// After a takeover: the adopted children's pipes, exits and alerts are watched again.
@@ -237,6 +278,9 @@ impl Daemon {
         while let Some(change) = sys::next_child_change() {
             let event = match change {
                 sys::ChildChange::Exited(pid, status) => {
+                    if self.log.writes(LogLevel::Debug) {
+                        self.log.debug(format!("reaped pid {pid}: {status}"));
+                    }
                     let backup = self
                         .primary
                         .as_mut()
@@ -284,7 +328,7 @@ impl Daemon {
         let datagram = match received {
             Ok(datagram) => datagram,
             Err(e) => {
-                self.log.say(format!(
+                self.log.warn(format!(
                     "notify socket: {}",
                     taskmaster_config::os_reason(&e)
                 ));
@@ -293,7 +337,7 @@ impl Daemon {
         };
         let sender = datagram.pid;
         if datagram.truncated {
-            self.log.say(format!(
+            self.log.warn(format!(
                 "notify: a datagram from pid {sender} is longer than 4096 bytes: ignored"
             ));
             return;
@@ -302,7 +346,7 @@ impl Daemon {
             .into_iter()
             .find(|&pid| self.children.is_program_child(pid))
         else {
-            self.log.say(format!(
+            self.log.warn(format!(
                 "notify: a datagram from pid {sender} (uid {}), which taskmaster does not supervise: dropped",
                 datagram.uid
             ));
@@ -313,7 +357,7 @@ impl Daemon {
                 pid: child,
                 notifications,
             }),
-            Err(why) => self.log.say(format!(
+            Err(why) => self.log.warn(format!(
                 "notify: a malformed datagram from pid {sender}: {why}; ignored"
             )),
         }
@@ -329,11 +373,14 @@ impl Daemon {
                 }
             }
             TaskEvent::Core(event) => self.dispatch(*event),
-            TaskEvent::Note(message) => self.log.say(message),
-            TaskEvent::ProcessNote(process, message) => self.log.write(&Notice {
-                process: Some(process),
-                message,
-            }),
+            TaskEvent::Note(message) => self.log.warn(message),
+            TaskEvent::ProcessNote(process, message) => self.log.write_at(
+                LogLevel::Warn,
+                &Notice {
+                    process: Some(process),
+                    message,
+                },
+            ),
             TaskEvent::Alert(matched) => {
                 let message = format!(
                     "alert ({}) on {}: {}",
@@ -341,10 +388,18 @@ impl Daemon {
                     matched.stream.name(),
                     matched.line
                 );
-                self.log.write(&Notice {
-                    process: Some(matched.program.clone()),
-                    message,
-                });
+                let level = match matched.level {
+                    taskmaster_config::AlertLevel::Info => LogLevel::Info,
+                    taskmaster_config::AlertLevel::Warning => LogLevel::Warn,
+                    taskmaster_config::AlertLevel::Error => LogLevel::Error,
+                };
+                self.log.write_at(
+                    level,
+                    &Notice {
+                        process: Some(matched.program.clone()),
+                        message,
+                    },
+                );
                 let _ = self.events.send(DaemonEvent::Alert {
                     program: matched.program,
                     stream: matched.stream,

@@ -14,6 +14,13 @@
 //! writes what is still held. Lines about no process (shell commands, the daemon's own) are
 //! never held back. Only the file is coalesced: subscribers of the daemon's events get every
 //! line.
+//!
+//! Each line has one of supervisord's levels, and `loglevel` decides which are written (to the
+//! file and, with `-v`, to stderr): what happens to processes, requests and the daemon's own
+//! comings and goings are `info`; what went wrong in the runtime (a signal that could not be
+//! sent, a full disk, a dropped notification, a configuration warning) `warn`, and an alert
+//! its own level; `debug` adds each signal sent and each child reaped with its wait status.
+//! `warn`, `error` and `critical` thus leave out the info lines, as supervisord's levels do.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -22,7 +29,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use taskmaster_config::Rotation;
+use taskmaster_config::{LogLevel, Rotation};
 use taskmaster_core::{Notice, Time};
 
 use crate::clock;
@@ -39,19 +46,27 @@ pub struct EventLog {
     rotation: Rotation,
     file: File,
     echo: bool,
+    /// `loglevel`: lines less severe are not written.
+    level: LogLevel,
     /// Lines not yet written.
     pending: String,
     coalescer: Coalescer,
 }
 
 impl EventLog {
-    pub fn open(path: &Path, rotation: Rotation, echo: bool) -> std::io::Result<EventLog> {
+    pub fn open(
+        path: &Path,
+        rotation: Rotation,
+        level: LogLevel,
+        echo: bool,
+    ) -> std::io::Result<EventLog> {
         let file = OpenOptions::new().append(true).create(true).open(path)?;
         Ok(EventLog {
             path: path.to_path_buf(),
             rotation,
             file,
             echo,
+            level,
             pending: String::new(),
             coalescer: Coalescer::default(),
         })
@@ -66,13 +81,22 @@ impl EventLog {
 
     /// Writes to `path` from now on; what is held back stays held, to be summed up there.
     fn replace_file(&mut self, path: &Path) -> std::io::Result<()> {
-        let mut new = EventLog::open(path, self.rotation, self.echo)?;
+        let mut new = EventLog::open(path, self.rotation, self.level, self.echo)?;
         new.coalescer = std::mem::take(&mut self.coalescer);
         *self = new;
         Ok(())
     }
 
+    /// A line about what happened (`info`).
     pub fn write(&mut self, notice: &Notice) {
+        self.write_at(LogLevel::Info, notice);
+    }
+
+    /// A line at `level`, if `loglevel` lets it through.
+    pub fn write_at(&mut self, level: LogLevel, notice: &Notice) {
+        if !self.level.writes(level) {
+            return;
+        }
         let Some(process) = &notice.process else {
             let _ = writeln!(self.pending, "{} {}", timestamp(), notice.message);
             return;
@@ -161,11 +185,34 @@ impl EventLog {
         }
     }
 
+    /// A line of the daemon's own (`info`).
     pub fn say(&mut self, message: impl Into<String>) {
-        self.write(&Notice {
-            process: None,
-            message: message.into(),
-        });
+        self.say_at(LogLevel::Info, message);
+    }
+
+    /// Something went wrong, and taskmaster carries on (`warn`).
+    pub fn warn(&mut self, message: impl Into<String>) {
+        self.say_at(LogLevel::Warn, message);
+    }
+
+    /// Detail for whoever debugs a configuration (`debug`).
+    pub fn debug(&mut self, message: impl Into<String>) {
+        self.say_at(LogLevel::Debug, message);
+    }
+
+    /// Whether a line at `level` would be written: to skip making a costly one.
+    pub fn writes(&self, level: LogLevel) -> bool {
+        self.level.writes(level)
+    }
+
+    pub fn say_at(&mut self, level: LogLevel, message: impl Into<String>) {
+        self.write_at(
+            level,
+            &Notice {
+                process: None,
+                message: message.into(),
+            },
+        );
     }
 }
 

@@ -39,7 +39,8 @@
 //! what the supervisor asks), `children` (one record per live child), `tasks` (the daemon's
 //! own tasks), `primary` (the pair's primary: its backup and handovers), `pair` (the pair's
 //! protocol and the backup's side), and the I/O pieces below them (`spawn`, `capture`,
-//! `stdin`, `notify`, `eventlog`, ...).
+//! `stdin`, `notify`, `eventlog`, ...), and `startup` (what the daemon does to itself at
+//! start and exit: limits, umask, directory, pid file, AUTO log files).
 
 mod actions;
 mod adopt;
@@ -58,6 +59,7 @@ pub mod pair;
 mod primary;
 mod probe;
 mod spawn;
+mod startup;
 mod stdin;
 mod sys;
 mod syslog;
@@ -70,6 +72,7 @@ use taskmaster_core::Reply;
 
 pub use daemon::Daemon;
 pub use handle::{DaemonEvent, Exiting, Gone, Handle, SERVICE_DRAIN};
+pub use startup::owner_ids;
 pub use sys::FileWatch;
 pub use tail::Follower;
 
@@ -98,6 +101,10 @@ pub enum StartError {
         name: String,
         source: std::io::Error,
     },
+    /// A `[supervisord]` setting that cannot be applied (a limit that cannot be raised, a
+    /// directory that cannot be entered): the message says which and why.
+    #[error("{0}")]
+    Settings(String),
 }
 
 /// Where the notify socket of a daemon whose control socket is `socket` lives: beside it,

@@ -190,7 +190,7 @@ impl Primary {
         self.next_backup = (backup.started + BACKUP_RESPAWN).max(Instant::now());
         self.backup = None;
         self.link.disconnect();
-        log.say(format!("the backup (pid {pid}) {status}: starting another"));
+        log.warn(format!("the backup (pid {pid}) {status}: starting another"));
         true
     }
 
@@ -274,7 +274,7 @@ impl Primary {
             }
             Err(e) => {
                 self.next_backup = now + BACKUP_RESPAWN;
-                log.say(format!(
+                log.warn(format!(
                     "cannot start a backup: {}; trying again",
                     taskmaster_config::os_reason(&e)
                 ));
@@ -333,7 +333,7 @@ impl Primary {
             return;
         };
         let pid = backup.pid;
-        log.say(format!("the backup (pid {pid}) is dropped: {why}"));
+        log.warn(format!("the backup (pid {pid}) is dropped: {why}"));
         // It is our child and not yet reaped, so the pid is still its own.
         let _ = crate::sys::kill(pid, taskmaster_core::Signal::KILL);
     }

@@ -906,3 +906,89 @@ pub async fn pidfd_readable(pidfd: BorrowedFd<'_>) -> std::io::Result<()> {
     let _ready = watched.readable().await?;
     Ok(())
 }
+
+/// A user of the user database (NSS: /etc/passwd, LDAP...): its uid and primary gid.
+pub fn user_by_name(name: &str) -> std::io::Result<Option<(u32, u32)>> {
+    let name = CString::new(name).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut size = 1024;
+    loop {
+        let mut buffer = vec![0u8; size];
+        // SAFETY: all-zero is a valid `passwd` (null pointers, zero ids), only read after a
+        // successful call fills it.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: `name` is NUL-terminated; `entry`, `buffer` (of `size` bytes) and `found`
+        // are valid for writes for the call; the strings the call stores point into `buffer`,
+        // which outlives every read of `entry` below.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                name.as_ptr(),
+                &mut entry,
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                &mut found,
+            )
+        };
+        match rc {
+            0 if found.is_null() => return Ok(None),
+            0 => return Ok(Some((entry.pw_uid, entry.pw_gid))),
+            libc::ERANGE if size < 1 << 20 => size *= 4,
+            errno => return Err(std::io::Error::from_raw_os_error(errno)),
+        }
+    }
+}
+
+/// A user of the user database by uid: its primary gid, if the uid is known.
+pub fn user_by_id(uid: u32) -> std::io::Result<Option<u32>> {
+    let mut size = 1024;
+    loop {
+        let mut buffer = vec![0u8; size];
+        // SAFETY: as in `user_by_name`.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: as in `user_by_name`; `uid` is passed by value.
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut entry,
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                &mut found,
+            )
+        };
+        match rc {
+            0 if found.is_null() => return Ok(None),
+            0 => return Ok(Some(entry.pw_gid)),
+            libc::ERANGE if size < 1 << 20 => size *= 4,
+            errno => return Err(std::io::Error::from_raw_os_error(errno)),
+        }
+    }
+}
+
+/// A group of the group database by name: its gid.
+pub fn group_by_name(name: &str) -> std::io::Result<Option<u32>> {
+    let name = CString::new(name).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut size = 1024;
+    loop {
+        let mut buffer = vec![0u8; size];
+        // SAFETY: all-zero is a valid `group`, only read after a successful call fills it.
+        let mut entry: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: as in `user_by_name`, with a `group` entry.
+        let rc = unsafe {
+            libc::getgrnam_r(
+                name.as_ptr(),
+                &mut entry,
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                &mut found,
+            )
+        };
+        match rc {
+            0 if found.is_null() => return Ok(None),
+            0 => return Ok(Some(entry.gr_gid)),
+            libc::ERANGE if size < 1 << 20 => size *= 4,
+            errno => return Err(std::io::Error::from_raw_os_error(errno)),
+        }
+    }
+}

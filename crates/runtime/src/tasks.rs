@@ -150,7 +150,7 @@ impl Daemon {
                 Ok(start) => start,
                 Err(why) => {
                     self.log
-                        .say(format!("cannot watch for alerts of {}: {why}", spec.name));
+                        .warn(format!("cannot watch for alerts of {}: {why}", spec.name));
                     continue;
                 }
             };

@@ -65,6 +65,13 @@ enum Command {
         /// Print answers as JSON (the API's), not as text
         #[arg(long)]
         json: bool,
+        /// The username for a socket that asks for one ([unix_http_server] username);
+        /// default: the configuration's [supervisorctl] username
+        #[arg(short, long, requires = "password")]
+        username: Option<String>,
+        /// The password that goes with --username
+        #[arg(short, long, requires = "username")]
+        password: Option<String>,
         /// The command and its arguments, as typed in the shell (`status web`)
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
@@ -152,12 +159,22 @@ fn main() -> ExitCode {
             config,
             socket,
             json,
+            username,
+            password,
             command,
-        } => ctl(
-            &socket.unwrap_or_else(|| socket_path(&config)),
-            json,
-            &command,
-        ),
+        } => {
+            let mut target = match socket {
+                Some(socket) => taskmaster_config::ControlClient {
+                    socket,
+                    credentials: None,
+                },
+                None => control_client(&config),
+            };
+            if let (Some(username), Some(password)) = (username, password) {
+                target.credentials = Some(taskmaster_config::Credentials { username, password });
+            }
+            ctl(&target, json, &command)
+        }
         Command::PairDemo {
             period,
             interval,
@@ -333,11 +350,23 @@ fn seconds(duration: Duration) -> String {
     }
 }
 
+/// Prints a configuration's warnings on stderr, one a line.
+fn print_warnings(warnings: &[taskmaster_config::ConfigWarning]) {
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
 fn check(path: &Path) -> ExitCode {
-    match Config::load(path) {
-        Ok(config) => {
+    match Config::load_with_warnings(path) {
+        Ok((config, warnings)) => {
+            print_warnings(&warnings);
+            let warned = match warnings.len() {
+                0 => String::new(),
+                n => format!(", {n} warning(s)"),
+            };
             println!(
-                "{}: valid ({} program(s))",
+                "{}: valid ({} program(s){warned})",
                 path.display(),
                 config.programs.len()
             );
@@ -350,12 +379,13 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-/// `convert`: the configuration, read in either format, as YAML on stdout. Each `user` must
-/// exist here, but may be another than the converter's own: the taskmaster that runs the file
-/// is the one that switches, and `check` says whether it can.
+/// `convert`: the configuration, read in either format, as YAML on stdout; its warnings on
+/// stderr. Each `user` must exist here, but may be another than the converter's own: the
+/// taskmaster that runs the file is the one that switches, and `check` says whether it can.
 fn convert(path: &Path) -> ExitCode {
-    match Config::load_with(path, &Accounts::system().as_uid(0)) {
-        Ok(config) => {
+    match Config::read(path, &Accounts::system().as_uid(0)) {
+        Ok((config, warnings)) => {
+            print_warnings(&warnings);
             let yaml = taskmaster_config::to_yaml(&config);
             match std::io::stdout().write_all(yaml.as_bytes()) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -384,14 +414,18 @@ enum Mode {
 }
 
 fn run(path: &Path, with_shell: bool, verbose: bool, mode: Mode) -> ExitCode {
-    let config = match Config::load(path) {
-        Ok(config) => config,
+    let (config, warnings) = match Config::load_with_warnings(path) {
+        Ok(loaded) => loaded,
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!("taskmaster: not started: the configuration has errors");
             return ExitCode::from(INVALID_CONFIG);
         }
     };
+    // A backup said them when it was started, as its primary.
+    if mode != Mode::Backup {
+        print_warnings(&warnings);
+    }
     // A backup waits here, serving nothing, until its primary is gone.
     let takeover = match mode {
         Mode::Backup => {
@@ -410,8 +444,8 @@ fn run(path: &Path, with_shell: bool, verbose: bool, mode: Mode) -> ExitCode {
     };
     // First, so that a second taskmaster on the same socket is refused before it does anything.
     let bound = match takeover {
-        Some(_) => ControlSocket::take_over(&config.socket),
-        None => ControlSocket::bind(&config.socket),
+        Some(_) => ControlSocket::take_over(&config.socket, &config.daemon.socket_access),
+        None => ControlSocket::bind(&config.socket, &config.daemon.socket_access),
     };
     let socket = match bound {
         Ok(socket) => socket,
@@ -445,6 +479,7 @@ fn run(path: &Path, with_shell: bool, verbose: bool, mode: Mode) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    daemon.config_warnings(&warnings);
     if mode != Mode::Alone {
         daemon = daemon.with_backup(path.to_path_buf(), verbose);
     }
@@ -483,21 +518,25 @@ fn run(path: &Path, with_shell: bool, verbose: bool, mode: Mode) -> ExitCode {
     }
 }
 
-/// The control socket of the taskmaster whose configuration is `config`: its `socket:`, or
-/// `taskmaster.sock` beside it when the file cannot be read (being edited, say).
-fn socket_path(config: &Path) -> PathBuf {
-    Config::load(config).map_or_else(
-        |_| {
-            let folder = config.parent().filter(|p| !p.as_os_str().is_empty());
-            folder.unwrap_or(Path::new(".")).join("taskmaster.sock")
-        },
-        |config| config.socket,
-    )
+/// How to reach the taskmaster whose configuration is `config`: its `socket:` and the
+/// credentials to send, or `taskmaster.sock` beside it when the file cannot be read (being
+/// edited, say).
+fn control_client(config: &Path) -> taskmaster_config::ControlClient {
+    taskmaster_config::ControlClient::load(config).unwrap_or_else(|_| {
+        let folder = config.parent().filter(|p| !p.as_os_str().is_empty());
+        taskmaster_config::ControlClient {
+            socket: folder.unwrap_or(Path::new(".")).join("taskmaster.sock"),
+            credentials: None,
+        }
+    })
 }
 
-fn ctl(socket: &Path, json: bool, command: &[String]) -> ExitCode {
-    let client = match Client::new(socket) {
-        Ok(client) => client,
+fn ctl(target: &taskmaster_config::ControlClient, json: bool, command: &[String]) -> ExitCode {
+    let client = match Client::new(&target.socket) {
+        Ok(client) => match &target.credentials {
+            Some(c) => client.with_credentials(&c.username, &c.password),
+            None => client,
+        },
         Err(e) => {
             eprintln!("taskmaster ctl: {e}");
             return ExitCode::FAILURE;

@@ -966,3 +966,38 @@ fn status_says_while_the_pair_has_no_connected_backup() {
     shows_the_last_backup(&pair);
     pair.shutdown();
 }
+
+/// `pidfile` names the primary: the first one, the one that takes over after a SIGKILL, the
+/// one handed over to; it goes at the shutdown.
+#[test]
+fn the_pid_file_names_whichever_process_is_the_primary() {
+    let sandbox = Sandbox::new();
+    let pidfile = sandbox.file("tm.pid");
+    let yaml = format!(
+        "pidfile: {}\n{}",
+        yaml_quote(&sandbox.file_str("tm.pid")),
+        config(&[sleeper()])
+    );
+    let mut pair = Pair::start(&sandbox, &yaml);
+    let names = |pid: u32| {
+        let wanted = format!("{pid}\n");
+        wait_until_or_none(TIMEOUT, || {
+            (std::fs::read_to_string(&pidfile).ok()? == wanted).then_some(())
+        })
+        .is_some()
+    };
+    let primary = pair.primary_pid();
+    assert!(names(primary), "the pid file does not name {primary}");
+    let (successor, _) = pair.kill_primary(primary);
+    assert!(names(successor), "the pid file does not name {successor}");
+    pair.wait_for_log_count(BACKUP_CONNECTED, 2);
+    let handed = hand_over(&mut pair, "takeover", successor);
+    assert!(names(handed), "the pid file does not name {handed}");
+    // The primary that handed over left it to its successor.
+    wait_until("the old primary to exit", TIMEOUT, || {
+        (!is_alive(successor)).then_some(())
+    });
+    assert!(names(handed));
+    pair.shutdown();
+    assert!(!pidfile.exists(), "the pid file outlived the pair");
+}

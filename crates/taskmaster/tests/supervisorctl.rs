@@ -996,3 +996,177 @@ fn supervisorctl_works_the_same_over_tcp_with_basic_auth() {
     s.expect(&["shutdown"], &["Shut down"], 0);
     assert!(s.daemon.wait_exit(TIMEOUT).success());
 }
+
+// ---- supervisord's own files --------------------------------------------------------------
+
+/// A program of the venv supervisorctl comes from (`echo_supervisord_conf`, `supervisord`).
+fn venv_bin(name: &str) -> PathBuf {
+    supervisorctl_bin().with_file_name(name)
+}
+
+/// taskmaster running a supervisord.conf of the sandbox, and supervisorctl reading the same
+/// file (its `[supervisorctl]` section), as with supervisord.
+struct FromConf {
+    sandbox: Sandbox,
+    daemon: Taskmaster,
+    conf: PathBuf,
+}
+
+impl FromConf {
+    fn start(sandbox: Sandbox, text: &str) -> FromConf {
+        let conf = sandbox.file("supervisord.conf");
+        std::fs::write(&conf, text).expect("write supervisord.conf");
+        let mut cmd = Command::new(support::taskmaster_bin());
+        cmd.arg("run")
+            .arg("-c")
+            .arg(&conf)
+            .arg("--no-shell")
+            .current_dir(sandbox.path())
+            .env("HOME", sandbox.path())
+            .env("TMPDIR", sandbox.path());
+        let daemon = Taskmaster::spawn(&sandbox, cmd);
+        FromConf {
+            sandbox,
+            daemon,
+            conf,
+        }
+    }
+
+    /// `supervisorctl -c supervisord.conf ARGS...`, run to its end.
+    fn ctl(&self, args: &[&str]) -> Answer {
+        let mut cmd = Command::new(supervisorctl_bin());
+        cmd.arg("-c")
+            .arg(&self.conf)
+            .args(args)
+            .current_dir(self.sandbox.path())
+            .env("HOME", self.sandbox.path());
+        let output = run_to_completion(cmd, TIMEOUT);
+        Answer {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Waits until `status NAME` says RUNNING.
+    fn wait_running(&self, args: &[&str], name: &str) -> Answer {
+        let mut last = None;
+        let found = support::wait_until_or_none(TIMEOUT, || {
+            let mut all = args.to_vec();
+            all.extend(["status", name]);
+            let answer = self.ctl(&all);
+            let running = answer.code == 0 && answer.stdout.contains("RUNNING");
+            last = Some(answer);
+            running.then(|| last.take()).flatten()
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "{name} not RUNNING: {last:?}\n{}",
+                self.daemon.diagnostics()
+            )
+        })
+    }
+}
+
+/// A `[program:web]` that prints a line and sleeps, for a supervisord.conf.
+fn web_program() -> String {
+    format!(
+        "[program:web]\ncommand={} print 'hello' sleep forever\nstartsecs=0\n",
+        support::shell_quote(support::fixture_bin().to_str().expect("UTF-8 path"))
+    )
+}
+
+#[test]
+fn the_unix_socket_asks_for_the_username_and_password_of_unix_http_server() {
+    let sandbox = Sandbox::new();
+    let text = format!(
+        "[unix_http_server]\nfile=%(here)s/sv.sock\nchmod=0700\nusername=admin\n\
+         password={{SHA}}82ab876d1387bfafe46cc1c8a2ef074eae50cb1d\n\n\
+         [supervisord]\nlogfile=%(here)s/taskmaster.log\n\n\
+         [rpcinterface:supervisor]\n\
+         supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
+         [supervisorctl]\nserverurl=unix://%(here)s/sv.sock\n\n{}",
+        web_program()
+    );
+    let s = FromConf::start(sandbox, &text);
+    // The real supervisorctl, given -u and -p, as with supervisord.
+    let credentials = ["-u", "admin", "-p", "thepassword"];
+    s.wait_running(&credentials, "web");
+    let mut pid = credentials.to_vec();
+    pid.push("pid");
+    let answer = s.ctl(&pid);
+    assert_eq!(
+        answer.stdout.trim(),
+        s.daemon.daemon_pid().to_string(),
+        "{answer:?}"
+    );
+    // Without them, or with a wrong password: refused.
+    let refused = s.ctl(&["status"]);
+    assert!(
+        refused.stdout.contains("Server requires authentication"),
+        "{refused:?}"
+    );
+    let wrong = s.ctl(&["-u", "admin", "-p", "wrong", "status"]);
+    assert!(
+        wrong.stdout.contains("Server requires authentication"),
+        "{wrong:?}"
+    );
+    let mut shutdown = credentials.to_vec();
+    shutdown.push("shutdown");
+    assert_eq!(s.ctl(&shutdown).stdout.trim(), "Shut down");
+    let mut daemon = s.daemon;
+    assert!(daemon.wait_exit(TIMEOUT).success());
+}
+
+#[test]
+fn get_identification_answers_the_identifier_supervisor_by_default() {
+    let s = Supervised::start("identifier: shop-7\nprograms: {}\n");
+    let (status, body) = post_rpc2(&s, &call("supervisor.getIdentification", &[]));
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    assert!(body.contains("<string>shop-7</string>"), "{body}");
+    let s = Supervised::start("programs: {}\n");
+    let (_, body) = post_rpc2(&s, &call("supervisor.getIdentification", &[]));
+    assert!(body.contains("<string>supervisor</string>"), "{body}");
+}
+
+/// supervisord's own sample file, as `echo_supervisord_conf` prints it, passes `check` as it
+/// is, and runs: with its `/tmp` paths moved into the sandbox and a program added, taskmaster
+/// serves it and supervisorctl drives it through the file's `[supervisorctl]`.
+#[test]
+fn echo_supervisord_conf_passes_check_and_runs() {
+    let sandbox = Sandbox::new();
+    let echo = Command::new(venv_bin("echo_supervisord_conf"));
+    let output = run_to_completion(echo, TIMEOUT);
+    assert!(output.status.success(), "{output:?}");
+    let sample = String::from_utf8(output.stdout).expect("UTF-8");
+    let verbatim = sandbox.file("sample.conf");
+    std::fs::write(&verbatim, &sample).expect("write");
+    let mut check = Command::new(support::taskmaster_bin());
+    check.args(["check", "-c"]).arg(&verbatim);
+    let checked = run_to_completion(check, TIMEOUT);
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(0), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&checked.stdout).contains("valid (0 program(s)"),
+        "{checked:?}"
+    );
+    // Its nodaemon=false is the one thing taskmaster does differently: it stays in the
+    // foreground.
+    assert!(stderr.contains("supervisord.nodaemon"), "{stderr}");
+
+    let dir = format!("{}/", sandbox.path().display());
+    let text = format!("{}\n{}", sample.replace("/tmp/", &dir), web_program());
+    let s = FromConf::start(sandbox, &text);
+    s.wait_running(&[], "web");
+    let pidfile = s.sandbox.file("supervisord.pid");
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).expect("the pid file"),
+        format!("{}\n", s.daemon.daemon_pid())
+    );
+    let tail = s.ctl(&["tail", "web"]);
+    assert!(tail.stdout.contains("hello"), "{tail:?}");
+    assert_eq!(s.ctl(&["shutdown"]).stdout.trim(), "Shut down");
+    let mut daemon = s.daemon;
+    assert!(daemon.wait_exit(TIMEOUT).success());
+    assert!(!pidfile.exists());
+}

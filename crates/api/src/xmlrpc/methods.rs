@@ -25,8 +25,8 @@ use crate::wire;
 pub const API_VERSION: &str = "3.0";
 
 /// What `getSupervisorVersion` answers: the supervisor release whose interface this follows.
-/// supervisorctl only shows it (`version`); taskmaster's own name and version are in
-/// `getIdentification`.
+/// supervisorctl only shows it (`version`). `getIdentification` answers the configuration's
+/// `identifier`, as supervisord does.
 pub const SUPERVISOR_VERSION: &str = "4.3.0";
 
 /// supervisord's states of itself (`getState`), and what gates every `supervisor.*` call.
@@ -91,7 +91,7 @@ const METHODS: &[Method] = methods! {
     "supervisor.getAllProcessInfo" ("array")
         "The state of every process.\n@return array one struct per process, as getProcessInfo";
     "supervisor.getIdentification" ("string")
-        "What this supervisor is.\n@return string identifier";
+        "Return identifying string of supervisord (its configuration's identifier).\n@return string identifier";
     "supervisor.getPID" ("int")
         "taskmaster's own pid.\n@return int pid";
     "supervisor.getProcessInfo" ("struct", "string")
@@ -288,10 +288,8 @@ impl Rpc {
             }
             "getIdentification" => {
                 arity(p, 0, 0)?;
-                Ok(Value::string(format!(
-                    "taskmaster {}",
-                    env!("CARGO_PKG_VERSION")
-                )))
+                // `identifier` ([supervisord] identifier), supervisord's `supervisor` by default.
+                Ok(Value::string(self.config().await?.daemon.identifier))
             }
             "getState" => {
                 arity(p, 0, 0)?;

@@ -10,13 +10,21 @@
 //! `program:web.stopsignal`; errors come grouped by file (the main file, then the included
 //! ones in the order they were read), in file order within each.
 //!
-//! The rule, decided once: **an option taskmaster cannot honour is an error naming it, never
-//! silently ignored**. An option is accepted without effect only where taskmaster, without
-//! it, already does what supervisord does with it: `stopasgroup = true` (taskmaster always
-//! signals the whole process group), `stdout_logfile_maxbytes = 0` (no rotation),
-//! `stdout_events_enabled = false`, `serverurl = AUTO`, `nodaemon` (taskmaster always runs
-//! in the foreground)... The `[program:x]` decisions are tabled in `program.rs`; the
-//! `[supervisord]` ones are below, in `sections.rs`.
+//! The rule, decided once: **every file supervisord accepts, taskmaster accepts with the same
+//! meaning; an option that changes what a program does and that taskmaster cannot honour is an
+//! error naming it, never silently ignored** (`user`, `stopasgroup = false`,
+//! `stdout_events_enabled = true`, `*_capture_maxbytes`...). What supervisord itself ignores
+//! or reads leniently is a **warning** with its place ([`IniConfig::warnings`]), printed by
+//! `check` and written to the event log at start and at reload: an option it does not know
+//! (typos, plugins' own keys such as `dependent_startup`), a section or option given twice in
+//! one file (merged; the last value wins), an `[include]` pattern that matches nothing,
+//! `stderr_logfile` or `stderr_syslog` beside `redirect_stderr = true`, an AUTO log without
+//! rotation, `nodaemon = false` (taskmaster stays in the foreground), `strip_ansi = true`
+//! (not applied). An option is accepted without a word where taskmaster, without it, already
+//! does what supervisord does with it: `stopasgroup = true` (taskmaster always signals the
+//! whole process group), `stdout_logfile_maxbytes = 0` (no rotation), `serverurl = AUTO`,
+//! `nodaemon = true`, `silent`... The `[program:x]` decisions are tabled in `program.rs`; the
+//! `[supervisord]` ones are in `sections.rs`.
 //!
 //! Sections: `[program:x]`, `[supervisord]`, `[include]`, `[unix_http_server]`,
 //! `[inet_http_server]` and `[supervisorctl]` are read; `[rpcinterface:supervisor]` is
@@ -29,22 +37,22 @@
 //! Where supervisord's default differs from taskmaster's, supervisord's applies; for every
 //! program option they agree (`startsecs` 1, `startretries` 3, `stopwaitsecs` 10,
 //! `autorestart` unexpected, `exitcodes` 0, `stopsignal` TERM, `autostart` true) except one:
-//! an unset `stdout_logfile`/`stderr_logfile` is `AUTO` for supervisord (a file in
-//! `childlogdir`), which taskmaster cannot express; unset, the output is discarded, and an
-//! explicit `AUTO` is an error. The event log defaults to `supervisord.log` beside the main
+//! an unset `stdout_logfile`/`stderr_logfile` is `AUTO` for supervisord, a file in
+//! `childlogdir` (the system's temporary folder by default) named
+//! `NAME-stdout---IDENTIFIER-XXXXXXXX.log`; so it is here, the file removed when taskmaster
+//! exits (unless `nocleanup`). The event log defaults to `supervisord.log` beside the main
 //! file (supervisord's name; taskmaster resolves relative paths against the folder of the
 //! file that holds them, never against the current directory).
 //!
-//! Differences from supervisord worth knowing, all of them errors where supervisord is
-//! silent: unknown sections and options; a section or option given twice (supervisord
-//! merges); `[include]` in an included file (supervisord ignores it); an included file that
-//! cannot be read (supervisord skips it); a literal include path that does not exist
-//! (supervisord only logs a warning; a wildcard matching nothing is fine in both).
-//! `[supervisord]` is optional: a file of `[program:x]` sections alone is a configuration.
+//! Differences from supervisord worth knowing, errors where supervisord is silent: unknown
+//! sections; a section given in two files (supervisord merges); `[include]` in an included
+//! file (supervisord ignores it); an included file that cannot be read (supervisord skips
+//! it). `[supervisord]` is optional: a file of `[program:x]` sections alone is a
+//! configuration.
 //!
 //! Besides the [`Config`], [`IniConfig`] hands back what supervisord files say and the
-//! [`Config`] cannot hold yet: each program's `priority` and the `[unix_http_server]`,
-//! `[inet_http_server]` and `[supervisorctl]` settings.
+//! [`Config`] does not hold: each program's `priority` as written, the `[unix_http_server]`,
+//! `[inet_http_server]` and `[supervisorctl]` sections as written, and the warnings.
 
 mod environment;
 pub(crate) mod expand;
@@ -54,7 +62,7 @@ pub mod raw;
 mod sections;
 mod values;
 
-pub(crate) use values::byte_size;
+pub(crate) use values::{byte_size, file_mode, owner};
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -102,6 +110,9 @@ pub struct IniConfig {
     pub unix_http_server: Option<UnixHttpServer>,
     pub inet_http_server: Option<InetHttpServer>,
     pub supervisorctl: Option<Supervisorctl>,
+    /// What the file says that taskmaster accepts without doing it as written, each at its
+    /// place, in the order of the errors (see [`crate::ConfigWarning`]).
+    pub warnings: Vec<crate::ConfigWarning>,
 }
 
 /// `username` and `password`, which supervisord requires together.
@@ -124,12 +135,7 @@ pub struct UnixHttpServer {
     pub credentials: Option<Credentials>,
 }
 
-/// A socket's owner as written: names or numbers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
-    pub user: String,
-    pub group: Option<String>,
-}
+pub use crate::daemon::Owner;
 
 /// `[inet_http_server]`: a TCP control port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,17 +183,22 @@ pub fn parse_with(
         accounts,
         sources: Vec::new(),
         errors: Vec::new(),
+        warnings: Vec::new(),
         global_env: BTreeMap::new(),
         daemon_user: None,
         program_users: Vec::new(),
+        daemon: crate::DaemonSettings::default(),
+        auto_streams: Vec::new(),
     };
     let (sections, raw_errors) = raw::parse(text);
     t.add_source(path, raw_errors);
     let mut files = vec![(0, sections)];
     let included = t.includes(&files[0].1);
     files.extend(included);
-    let result = t.translate(&files);
+    let mut result = t.translate(&files);
     if t.errors.is_empty() {
+        t.warnings.sort_by_key(|(src, e)| (*src, e.line, e.column));
+        result.warnings = t.warnings.into_iter().map(|(_, e)| e).collect();
         return Ok(result);
     }
     t.errors.sort_by_key(|(src, e)| (*src, e.line, e.column));
@@ -314,12 +325,19 @@ struct Translator<'h> {
     sources: Vec<Source>,
     /// Each error with the index of its source, for sorting.
     errors: Vec<(usize, ConfigError)>,
+    /// Each warning with the index of its source.
+    warnings: Vec<(usize, ConfigError)>,
     /// `[supervisord] environment`: every program's base environment, and `%(ENV_X)s`.
     global_env: BTreeMap<String, String>,
     /// `[supervisord] user`, when it names an account.
     daemon_user: Option<PlacedUser>,
     /// Each program's `user`: checked against taskmaster's own once every section is read.
     program_users: Vec<PlacedUser>,
+    /// The rest of `[supervisord]`: the daemon's settings (`childlogdir` and `identifier` name
+    /// the AUTO log files).
+    daemon: crate::DaemonSettings,
+    /// The streams whose log file is AUTO, named once the whole file is read.
+    auto_streams: Vec<AutoStream>,
 }
 
 /// A `user` value looked up, and where its value was written, for the errors that need
@@ -340,6 +358,19 @@ impl PlacedUser {
             key: at.key.clone(),
         }
     }
+}
+
+/// A program's stream whose log file is AUTO (supervisord's default): its name is known once
+/// `childlogdir`, `identifier` and the socket are.
+struct AutoStream {
+    program: String,
+    stream: crate::Stream,
+    /// `redirect_stderr`: stderr goes to the same file.
+    with_stderr: bool,
+    /// Where the section is, for the warning about a file that never rotates.
+    src: usize,
+    position: (usize, usize),
+    section: String,
 }
 
 /// An option and what errors about it need: its source and dotted key.
@@ -373,7 +404,11 @@ impl Translator<'_> {
         });
         let src = self.sources.len() - 1;
         for e in raw_errors {
-            self.error(src, (e.line, e.column), &e.section, e.message);
+            if e.warning {
+                self.warning(src, (e.line, e.column), &e.section, e.message);
+            } else {
+                self.error(src, (e.line, e.column), &e.section, e.message);
+            }
         }
         src
     }
@@ -399,6 +434,26 @@ impl Translator<'_> {
         ));
     }
 
+    /// Records a warning: the file is read as supervisord reads it, but this may not be what
+    /// its author meant.
+    fn warning(&mut self, src: usize, (line, column): (usize, usize), key: &str, message: String) {
+        let file = self.sources[src].path.clone();
+        self.warnings.push((
+            src,
+            ConfigError {
+                file,
+                line,
+                column,
+                key: key.to_string(),
+                message,
+            },
+        ));
+    }
+
+    fn warning_at_name(&mut self, at: &At, message: String) {
+        self.warning(at.src, (at.opt.line, at.opt.column), &at.key, message);
+    }
+
     fn at_section(&mut self, src: usize, section: &Section, message: String) {
         let position = (section.line, section.column);
         self.error(src, position, &section.name, message);
@@ -410,6 +465,10 @@ impl Translator<'_> {
 
     fn at_value(&mut self, at: &At, message: String) {
         self.error(at.src, at.opt.value_position(), &at.key, message);
+    }
+
+    fn warning_at_value(&mut self, at: &At, message: String) {
+        self.warning(at.src, at.opt.value_position(), &at.key, message);
     }
 
     /// Records a value parser's error at the value.
@@ -443,7 +502,9 @@ impl Translator<'_> {
         Some(self.sources[src].dir.join(text))
     }
 
-    /// The section's options by name; unknown ones are reported, with a suggestion.
+    /// The section's options by name; unknown ones are warnings, with a suggestion: supervisord
+    /// ignores an option it does not know (a plugin's own, such as supervisord-dependent-
+    /// startup's `dependent_startup`), and configurations carry them.
     fn options<'s>(
         &mut self,
         src: usize,
@@ -460,14 +521,20 @@ impl Translator<'_> {
                 .filter(|ini| known.contains(ini))
                 .or_else(|| did_you_mean(&opt.name, known));
             let message = match close {
-                Some(close) => format!("unknown option {:?} (did you mean {close:?}?)", opt.name),
+                Some(close) => format!(
+                    "unknown option {:?}, ignored as supervisord ignores it (did you mean \
+                     {close:?}?)",
+                    opt.name
+                ),
                 None => format!(
-                    "unknown option {:?} (valid options: {})",
+                    "unknown option {:?}, ignored as supervisord ignores it (the options of \
+                     [{}] are {})",
                     opt.name,
+                    section_kind(&section.name),
                     known.join(", ")
                 ),
             };
-            self.error(src, (opt.line, opt.column), &section.name, message);
+            self.warning(src, (opt.line, opt.column), &section.name, message);
         }
         map
     }
@@ -524,7 +591,18 @@ impl Translator<'_> {
         let mut seen = vec![identity(&self.sources[0].path)];
         for pattern in patterns.split(raw::is_space).filter(|p| !p.is_empty()) {
             let literal = !include::has_magic(pattern);
-            for path in include::glob(&dir.join(pattern)) {
+            let matched = include::glob(&dir.join(pattern));
+            let exists = |path: &PathBuf| std::fs::symlink_metadata(path).is_ok();
+            if !matched.iter().any(exists) {
+                // supervisord only says so in its log.
+                let message = format!(
+                    "no file matches {}, as supervisord warns too; nothing is included for it",
+                    quote(&dir.join(pattern).to_string_lossy())
+                );
+                self.warning_at_value(&at, message);
+                continue;
+            }
+            for path in matched {
                 let metadata = std::fs::metadata(&path);
                 if literal {
                     let problem = match &metadata {
@@ -610,6 +688,7 @@ impl Translator<'_> {
                 http: None,
                 pair: crate::PairSettings::default(),
                 syslog_socket: PathBuf::from(crate::DEFAULT_SYSLOG_SOCKET),
+                daemon: Box::new(self.daemon.clone()),
                 programs: BTreeMap::new(),
                 groups: BTreeMap::new(),
                 user: None,
@@ -618,6 +697,7 @@ impl Translator<'_> {
             unix_http_server: None,
             inet_http_server: None,
             supervisorctl: None,
+            warnings: Vec::new(),
         };
         let mut headers = Vec::new();
         let mut group_sections = Vec::new();
@@ -641,6 +721,18 @@ impl Translator<'_> {
                     result.unix_http_server = self.unix_http_server(src, section);
                     if let Some(server) = &result.unix_http_server {
                         result.config.socket = server.file.clone();
+                        // Without chmod, taskmaster's 0600 (supervisord's 0700 means the
+                        // same for a socket).
+                        let chmod_given = section.options.iter().any(|o| o.name == "chmod");
+                        result.config.daemon.socket_access = crate::SocketAccess {
+                            mode: if chmod_given {
+                                server.chmod
+                            } else {
+                                crate::DEFAULT_SOCKET_MODE
+                            },
+                            owner: server.chown.clone(),
+                            credentials: server.credentials.clone(),
+                        };
                     }
                 }
                 ("inet_http_server", None) => {
@@ -706,6 +798,7 @@ impl Translator<'_> {
                 self.at_section(src, section, message);
             }
         }
+        self.name_auto_logs(&mut result.config);
         let names = headers.iter().map(|&(_, _, name)| name);
         for (name, message) in crate::validate::rotation_conflicts(names, &result.config.programs) {
             if let Some(&(src, section, _)) = headers.iter().find(|(_, _, n)| *n == name) {
@@ -740,6 +833,54 @@ impl Translator<'_> {
         self.daemon_user
             .as_ref()
             .map(|placed| Box::new(placed.user.clone()))
+    }
+}
+
+impl Translator<'_> {
+    /// Names the AUTO log files, now that `childlogdir`, `identifier` and the socket are known,
+    /// as supervisord names them (`web-stdout---supervisor-XXXXXXXX.log` in `childlogdir`).
+    fn name_auto_logs(&mut self, config: &mut Config) {
+        let dir = config
+            .daemon
+            .childlogdir
+            .clone()
+            .unwrap_or_else(|| crate::daemon::default_childlogdir(&self.host.env));
+        for auto in std::mem::take(&mut self.auto_streams) {
+            let Some(spec) = config.programs.get_mut(&auto.program) else {
+                continue;
+            };
+            let identifier = &config.daemon.identifier;
+            let socket = &config.socket;
+            let path_for = |process: &str| {
+                crate::auto_log_path(&dir, process, auto.stream, identifier, socket)
+            };
+            let files =
+                crate::instances::set_auto_log(spec, auto.stream, auto.with_stderr, path_for);
+            let rotation = match auto.stream {
+                crate::Stream::Stdout => spec.stdout_rotation,
+                crate::Stream::Stderr => spec.stderr_rotation,
+            };
+            if rotation.maxbytes == 0 {
+                let name = auto.stream.name();
+                let message = format!(
+                    "{name}_logfile is AUTO (supervisord's default) and {name}_logfile_maxbytes \
+                     is 0: the file in {} grows without end while taskmaster runs, as \
+                     supervisord warns too; set maxbytes > 0",
+                    dir.display()
+                );
+                self.warning(auto.src, auto.position, &auto.section, message);
+            }
+            config.daemon.auto_logs.extend(files);
+            config.daemon.childlogdir = Some(dir.clone());
+        }
+    }
+}
+
+/// `program:web` as `program:x`, for messages about a kind of section.
+fn section_kind(name: &str) -> String {
+    match name.split_once(':') {
+        Some((kind, _)) => format!("{kind}:x"),
+        None => name.to_string(),
     }
 }
 

@@ -15,9 +15,9 @@
 //! | `process_name`, `numprocs`, `numprocs_start` | the same |
 //! | `autostart`, `autorestart`, `exitcodes`, `startretries`, `stopsignal`, `umask` | the same |
 //! | `startsecs`, `stopwaitsecs` | `starttime`, `stoptime` (taskmaster's durations: `1`, `1.5`, `500ms`) |
-//! | `stdout_logfile`, `stderr_logfile` | `stdout`, `stderr`; `NONE`/`OFF` discard; `syslog` (supervisord 3's way) is `stdout: syslog`; `AUTO` refused |
+//! | `stdout_logfile`, `stderr_logfile` | `stdout`, `stderr`; `NONE`/`OFF` discard; `syslog` (supervisord 3's way) is `stdout: syslog`; `AUTO`, and no option at all (supervisord's default), a file in `childlogdir` named as supervisord names it |
 //! | `stdout_syslog`, `stderr_syslog` | the same: `true` sends the lines to syslog too, beside the file |
-//! | `redirect_stderr = true` | `stderr` is `stdout`'s file (a `stderr_logfile` path beside it is refused) |
+//! | `redirect_stderr = true` | `stderr` is `stdout`'s file (a `stderr_logfile` path or `stderr_syslog` beside it is ignored, with a warning, as supervisord ignores them) |
 //! | `environment` | `env`, over `[supervisord] environment` |
 //! | `directory` | `workingdir` |
 //! | `priority` | validated, handed back in [`super::IniConfig::priorities`] |
@@ -28,6 +28,7 @@
 //! | `serverurl` | `AUTO` accepted; else refused |
 //! | `user` | `user`: a name or uid, looked up when the file is read (checked once every section is read: another user than taskmaster's own needs root) |
 //! | (none) | `stdin: pipe`: supervisord gives every child a stdin pipe |
+//! | any other | a warning: supervisord ignores options it does not know |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +39,7 @@ use crate::validate::{
     check_path, defaults, invalid_program_name, is_valid_program_name, parse_exitcode,
     parse_integer, parse_umask, split_command,
 };
-use crate::{parse_duration, ProgramSpec, Signal, DEFAULT_SYSLOG_SOCKET};
+use crate::{parse_duration, ProgramSpec, Signal, Stream, DEFAULT_SYSLOG_SOCKET};
 
 /// Every `[program:x]` option supervisord knows (eventlistener and fcgi ones aside).
 const PROGRAM_OPTIONS: &[&str] = &[
@@ -117,6 +118,8 @@ enum LogFile {
     File(Option<PathBuf>),
     /// supervisord 3's `syslog`: the lines go to syslog, and to no file.
     Syslog,
+    /// `AUTO`, supervisord's default: a file in `childlogdir`, named once the file is read.
+    Auto,
 }
 
 /// The per-process values of one process.
@@ -301,11 +304,10 @@ impl Translator<'_> {
                 if option.starts_with("stdout") {
                     spec.stdout_syslog = socket;
                 } else if redirect_stderr {
-                    let message = "stderr_syslog is not used with redirect_stderr = true \
-                                   (standard error goes where stdout goes, as in supervisord); \
-                                   remove one of them"
+                    let message = "ignored beside redirect_stderr = true, as supervisord ignores \
+                                   it: standard error goes where stdout goes"
                         .to_string();
-                    self.at_name(at, message);
+                    self.warning_at_name(at, message);
                 } else {
                     spec.stderr_syslog = socket;
                 }
@@ -386,12 +388,14 @@ impl Translator<'_> {
         for num in start..start.saturating_add(count) {
             let values = self.process_values(src, section, options, names, num, count);
             let mut process = spec.clone();
+            let first = num == start;
             self.apply_values(
                 src,
                 section,
                 options,
                 &values,
                 redirect_stderr,
+                first,
                 &mut process,
             );
             let name = values
@@ -468,6 +472,7 @@ impl Translator<'_> {
 
     /// Sets what process values say in `spec`: its command, environment, directory and log
     /// files.
+    #[allow(clippy::too_many_arguments)]
     fn apply_values(
         &mut self,
         src: usize,
@@ -475,6 +480,7 @@ impl Translator<'_> {
         options: &Options,
         values: &ProcessValues,
         redirect_stderr: bool,
+        first: bool,
         spec: &mut ProgramSpec,
     ) {
         let dir = self.sources[src].dir.clone();
@@ -493,26 +499,45 @@ impl Translator<'_> {
             }
         }
         let syslog = || Some(PathBuf::from(DEFAULT_SYSLOG_SOCKET));
-        if let (Some(text), Some(at)) = (values.texts.get("stdout_logfile"), at("stdout_logfile")) {
-            match self.logfile(&at, text, &dir) {
-                Some(LogFile::Syslog) => spec.stdout_syslog = syslog(),
-                Some(LogFile::File(file)) => spec.stdout = file,
+        // Without the option, supervisord's default: AUTO.
+        let stdout = match (values.texts.get("stdout_logfile"), at("stdout_logfile")) {
+            (Some(text), Some(at)) => self.logfile(&at, text, &dir),
+            _ => Some(LogFile::Auto),
+        };
+        match stdout {
+            Some(LogFile::Syslog) => spec.stdout_syslog = syslog(),
+            Some(LogFile::File(file)) => spec.stdout = file,
+            // Named once the whole file is read, for the program and each of its processes.
+            Some(LogFile::Auto) if first => {
+                self.auto_log(src, section, spec, Stream::Stdout, redirect_stderr)
+            }
+            Some(LogFile::Auto) => {}
+            None => {}
+        }
+        let stderr_text = values.texts.get("stderr_logfile");
+        if !redirect_stderr {
+            let stderr = match (stderr_text, at("stderr_logfile")) {
+                (Some(text), Some(at)) => self.logfile(&at, text, &dir),
+                _ => Some(LogFile::Auto),
+            };
+            match stderr {
+                Some(LogFile::Syslog) => spec.stderr_syslog = syslog(),
+                Some(LogFile::File(file)) => spec.stderr = file,
+                Some(LogFile::Auto) if first => {
+                    self.auto_log(src, section, spec, Stream::Stderr, false)
+                }
+                Some(LogFile::Auto) => {}
                 None => {}
             }
-        }
-        if let (Some(text), Some(at)) = (values.texts.get("stderr_logfile"), at("stderr_logfile")) {
-            if !redirect_stderr {
-                match self.logfile(&at, text, &dir) {
-                    Some(LogFile::Syslog) => spec.stderr_syslog = syslog(),
-                    Some(LogFile::File(file)) => spec.stderr = file,
-                    None => {}
-                }
-            } else if !matches!(text.to_lowercase().as_str(), "none" | "off" | "auto") {
-                let message = "stderr_logfile is not used with redirect_stderr = true (standard \
-                               error goes to stdout_logfile, as in supervisord); remove one of \
-                               them"
+        } else if let (Some(text), Some(at), true) = (stderr_text, at("stderr_logfile"), first) {
+            if !matches!(
+                text.to_lowercase().as_str(),
+                "none" | "off" | "auto" | "syslog"
+            ) {
+                let message = "ignored beside redirect_stderr = true, as supervisord ignores \
+                               it: standard error goes to stdout_logfile"
                     .to_string();
-                self.at_name(&at, message);
+                self.warning_at_name(&at, message);
             }
         }
         if redirect_stderr {
@@ -568,17 +593,30 @@ impl Translator<'_> {
         values
     }
 
-    /// `NONE`/`OFF` (discard), `syslog`, `AUTO` (refused), or a path.
+    /// A stream whose log file is AUTO: named once the whole file is read.
+    fn auto_log(
+        &mut self,
+        src: usize,
+        section: &Section,
+        spec: &ProgramSpec,
+        stream: Stream,
+        with_stderr: bool,
+    ) {
+        self.auto_streams.push(super::AutoStream {
+            program: spec.name.clone(),
+            stream,
+            with_stderr,
+            src,
+            position: (section.line, section.column),
+            section: section.name.clone(),
+        });
+    }
+
+    /// `NONE`/`OFF` (discard), `syslog`, `AUTO`, or a path.
     fn logfile(&mut self, at: &At, text: &str, dir: &Path) -> Option<LogFile> {
         match text.to_lowercase().as_str() {
             "none" | "off" => Some(LogFile::File(None)),
-            "auto" => {
-                let message = "AUTO is not supported: taskmaster has no automatic log folder; \
-                               name a file, or NONE to discard the output"
-                    .to_string();
-                self.at_value(at, message);
-                None
-            }
+            "auto" => Some(LogFile::Auto),
             // supervisord 4 reads it as `stdout_syslog = true` with no file.
             "syslog" => Some(LogFile::Syslog),
             _ => {

@@ -22,8 +22,11 @@
 //! and always keeps reading, so one run reports every problem: text after a section header's
 //! `]` (Python ignores it), a line starting with `[` that is not a header (Python reads
 //! `[a=b` as an option named `[a`), a line that is neither header, option, comment nor
-//! continuation, an option before any section, an empty option name, a section or option
-//! given twice in one file (Python merges sections and keeps the last value).
+//! continuation, an option before any section, an empty option name.
+//!
+//! A section or an option given twice in one file is read as Python reads it (supervisord's
+//! parser is not strict): the section's options are added to the first's, and the last value
+//! of an option wins. Each is reported as a warning.
 //!
 //! Checked against Python 3's `configparser` on thousands of random inputs: apart from these
 //! refusals, both read the same sections, names and values.
@@ -85,6 +88,8 @@ pub struct RawError {
     pub column: usize,
     pub section: String,
     pub message: String,
+    /// Only a warning: the text is read as supervisord reads it (a repeated section or option).
+    pub warning: bool,
 }
 
 /// Python's `str.isspace`.
@@ -167,6 +172,7 @@ pub fn parse(text: &str) -> (Vec<Section>, Vec<RawError>) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = Reader {
         sections: Vec::new(),
+        section: None,
         errors: Vec::new(),
         current: None,
         indent_level: 0,
@@ -180,6 +186,8 @@ pub fn parse(text: &str) -> (Vec<Section>, Vec<RawError>) {
 
 struct Reader {
     sections: Vec<Section>,
+    /// The index of the section being read: the last header's, or the first of that name.
+    section: Option<usize>,
     errors: Vec<RawError>,
     current: Option<Current>,
     indent_level: usize,
@@ -188,7 +196,22 @@ struct Reader {
 impl Reader {
     /// Records a problem; `in_section` when it concerns an option of the current section.
     fn error(&mut self, line: usize, column: usize, in_section: bool, message: String) {
-        let section = match self.sections.last() {
+        self.report(line, column, in_section, message, false);
+    }
+
+    fn warning(&mut self, line: usize, column: usize, in_section: bool, message: String) {
+        self.report(line, column, in_section, message, true);
+    }
+
+    fn report(
+        &mut self,
+        line: usize,
+        column: usize,
+        in_section: bool,
+        message: String,
+        warning: bool,
+    ) {
+        let section = match self.current_section() {
             Some(section) if in_section => section.name.clone(),
             _ => String::new(),
         };
@@ -197,7 +220,16 @@ impl Reader {
             column,
             section,
             message,
+            warning,
         });
+    }
+
+    fn current_section(&self) -> Option<&Section> {
+        self.sections.get(self.section?)
+    }
+
+    fn current_section_mut(&mut self) -> Option<&mut Section> {
+        self.sections.get_mut(self.section?)
     }
 
     fn line(&mut self, number: usize, line: &str) {
@@ -232,7 +264,7 @@ impl Reader {
         self.finish_option();
         if value.starts_with('[') {
             self.header(number, line, start, value);
-        } else if self.sections.is_empty() {
+        } else if self.section.is_none() {
             self.error(
                 number,
                 column(line, start),
@@ -278,15 +310,19 @@ impl Reader {
                     column: col,
                     options: Vec::new(),
                 });
+                self.section = Some(self.sections.len() - 1);
                 return;
             }
         };
-        if let Some(first) = self.sections.iter().find(|s| s.name == name) {
+        if let Some(first) = self.sections.iter().position(|s| s.name == name) {
             let message = format!(
-                "duplicate section [{name}] (first at line {}, column {})",
-                first.line, first.column
+                "section [{name}] again (first at line {}, column {}): its options are added to \
+                 the first's, as supervisord reads it",
+                self.sections[first].line, self.sections[first].column
             );
-            self.error(number, col, false, message);
+            self.warning(number, col, false, message);
+            self.section = Some(first);
+            return;
         }
         self.sections.push(Section {
             name: name.to_string(),
@@ -294,6 +330,7 @@ impl Reader {
             column: col,
             options: Vec::new(),
         });
+        self.section = Some(self.sections.len() - 1);
     }
 
     fn option(&mut self, number: usize, line: &str, start: usize, value: &str) {
@@ -316,26 +353,49 @@ impl Reader {
         let text = strip(rest);
         let value_start =
             start + delimiter + 1 + (rest.len() - rest.trim_start_matches(is_space).len());
-        let Some(section) = self.sections.last_mut() else {
+        let Some(section) = self.current_section() else {
             return;
         };
-        if let Some(first) = section.options.iter().find(|o| o.name == name) {
+        let repeated = section
+            .options
+            .iter()
+            .position(|o| o.name == name)
+            .map(|index| {
+                (
+                    index,
+                    section.options[index].line,
+                    section.options[index].column,
+                )
+            });
+        if let Some((_, first_line, first_column)) = repeated {
             let message = format!(
-                "duplicate option {name:?} (first at line {}, column {})",
-                first.line, first.column
+                "option {name:?} again (first at line {first_line}, column {first_column}): the \
+                 last value is used, as supervisord does"
             );
-            self.error(number, col, true, message);
-            return;
+            self.warning(number, col, true, message);
         }
-        section.options.push(Opt {
+        let opt = Opt {
             name,
             line: number,
             column: col,
             value: String::new(),
             pieces: Vec::new(),
-        });
+        };
+        let Some(section) = self.current_section_mut() else {
+            return;
+        };
+        let index = match repeated {
+            Some((index, _, _)) => {
+                section.options[index] = opt;
+                index
+            }
+            None => {
+                section.options.push(opt);
+                section.options.len() - 1
+            }
+        };
         self.current = Some(Current {
-            index: section.options.len() - 1,
+            index,
             lines: vec![(text.to_string(), number, column(line, value_start))],
         });
     }
@@ -346,8 +406,7 @@ impl Reader {
             return;
         };
         let Some(opt) = self
-            .sections
-            .last_mut()
+            .current_section_mut()
             .and_then(|s| s.options.get_mut(current.index))
         else {
             return;
@@ -370,7 +429,7 @@ mod tests {
 
     fn read(text: &str) -> Vec<(String, Vec<(String, String)>)> {
         let (sections, errors) = parse(text);
-        assert_eq!(errors, [], "{text:?}");
+        assert!(errors.iter().all(|e| e.warning), "{text:?}: {errors:?}");
         sections
             .into_iter()
             .map(|s| {
@@ -394,7 +453,10 @@ mod tests {
         parse(text)
             .1
             .into_iter()
-            .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+            .map(|e| {
+                let kind = if e.warning { "warning: " } else { "" };
+                format!("{}:{}: {kind}{}", e.line, e.column, e.message)
+            })
             .collect()
     }
 
@@ -477,9 +539,26 @@ mod tests {
                 "4:1: expected \"name = value\", a [section] header or a comment, found \"foo\"",
                 "5:1: a section header needs a name between the brackets",
                 "6:1: invalid section header \"[b\": expected [name]",
-                "7:1: duplicate section [a] (first at line 2, column 1)",
-                "9:1: duplicate option \"y\" (first at line 8, column 1)",
+                "7:1: warning: section [a] again (first at line 2, column 1): its options are added to the first's, as supervisord reads it",
+                "9:1: warning: option \"y\" again (first at line 8, column 1): the last value is used, as supervisord does",
             ]
         );
+    }
+
+    #[test]
+    fn a_repeated_section_is_merged_and_a_repeated_option_keeps_its_last_value() {
+        assert_eq!(
+            read("[a]\nx=1\ny=2\n[b]\nz=3\n[a]\nx=4\n  more\nw=5\n"),
+            [
+                (
+                    "a".to_string(),
+                    pairs(&[("x", "4\nmore"), ("y", "2"), ("w", "5")])
+                ),
+                ("b".to_string(), pairs(&[("z", "3")]))
+            ]
+        );
+        let (sections, _) = parse("[a]\nx=1\nx = 2\n");
+        let opt = &sections[0].options[0];
+        assert_eq!((opt.line, opt.column, opt.value_position()), (3, 1, (3, 5)));
     }
 }

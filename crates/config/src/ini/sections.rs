@@ -1,6 +1,6 @@
 //! The sections other than `[program:x]` and `[include]`: `[supervisord]` (the event log, the
-//! environment of every program, and the daemon's own settings, which taskmaster accepts only
-//! where it already behaves as supervisord does with them), the control servers and client
+//! environment of every program, and the daemon's own settings: the pid file, resource limits,
+//! umask, directory, log level, identifier, AUTO logs' folder), the control servers and client
 //! (`[unix_http_server]`, `[inet_http_server]`, `[supervisorctl]`, handed back in
 //! [`IniConfig`](super::IniConfig)), and `[rpcinterface:supervisor]`.
 
@@ -12,11 +12,12 @@ use super::{
     absolute, values, At, Credentials, InetHttpServer, Scope, Supervisorctl, Translator,
     UnixHttpServer,
 };
-use crate::validate::{hint, parse_integer, quote};
+use crate::daemon;
+use crate::validate::{parse_integer, parse_umask};
 
 impl Translator<'_> {
-    /// `[supervisord]`: returns the event log's path, if given; sets the global environment.
-    /// `[supervisord]`: the event log's path, if given, and its rotation.
+    /// `[supervisord]`: the event log's path, if given, and its rotation; sets the global
+    /// environment and the daemon's settings.
     pub(super) fn supervisord(
         &mut self,
         src: usize,
@@ -31,10 +32,6 @@ impl Translator<'_> {
         let mut texts: BTreeMap<&str, (At, String)> = BTreeMap::new();
         for (&option, opt) in &options {
             let at = At::new(src, section, opt);
-            if let Some(reason) = refused_supervisord(option) {
-                self.at_name(&at, reason.to_string());
-                continue;
-            }
             let mut names = scope.names(self.host);
             names.option = option;
             if let Some(text) = self.expanded(&at, &names) {
@@ -51,43 +48,30 @@ impl Translator<'_> {
                         self.global_env = env;
                     }
                 }
-                // How supervisord itself runs: taskmaster always stays in the foreground,
-                // prints its event log only with -v, and never makes AUTO child logs to clean.
-                "nodaemon" | "silent" | "nocleanup" => {
-                    self.check(at, values::boolean(text));
-                }
-                "minfds" | "minprocs" => {
-                    let (default, flag) = if *option == "minfds" {
-                        (MINFDS, 'n')
-                    } else {
-                        (MINPROCS, 'u')
-                    };
-                    let n = self.check(at, parse_integer(text, 0, u32::MAX));
-                    if n.is_some_and(|n| n > default) {
-                        let message = format!(
-                            "taskmaster does not raise resource limits: raise the limit before \
-                             starting it (ulimit -{flag}), then remove {option} or set it to at \
-                             most {default}"
-                        );
-                        self.at_value(at, message);
+                "nodaemon" => {
+                    let daemonize = self.check(at, values::boolean(text)) == Some(false);
+                    if daemonize {
+                        let message = "taskmaster does not go into the background: it stays in \
+                                       the foreground (as with nodaemon = true), for a service \
+                                       manager or a shell's & to run it"
+                            .to_string();
+                        self.warning_at_name(at, message);
                     }
                 }
+                // taskmaster prints its event log on stderr only with -v: silent already.
+                "silent" => {
+                    self.check(at, values::boolean(text));
+                }
+                "nocleanup" => {
+                    if let Some(keep) = self.check(at, values::boolean(text)) {
+                        self.daemon.nocleanup = keep;
+                    }
+                }
+                "minfds" => self.daemon.minfds = self.check(at, daemon::parse_limit(text)),
+                "minprocs" => self.daemon.minprocs = self.check(at, daemon::parse_limit(text)),
                 "loglevel" => {
-                    let level = text.to_lowercase();
-                    if !LOG_LEVELS.contains(&level.as_str()) {
-                        let message = format!(
-                            "expected one of {}, found {}{}",
-                            LOG_LEVELS.join(", "),
-                            quote(text),
-                            hint(&level, LOG_LEVELS)
-                        );
-                        self.at_value(at, message);
-                    } else if level != "info" {
-                        let message = "taskmaster's event log has one level, which records what \
-                                       supervisord's info level does; remove loglevel or set it \
-                                       to info"
-                            .to_string();
-                        self.at_value(at, message);
+                    if let Some(level) = self.check(at, daemon::parse_loglevel(text)) {
+                        self.daemon.loglevel = level;
                     }
                 }
                 "logfile_maxbytes" => {
@@ -110,13 +94,24 @@ impl Translator<'_> {
                 }
                 "strip_ansi" => {
                     let strips = self.check(at, values::boolean(text)) == Some(true);
+                    self.daemon.strip_ansi = strips;
                     if strips {
-                        let message = "taskmaster writes the output of programs as they write \
-                                       it; remove strip_ansi or set it to false"
+                        let message = "accepted, not applied: taskmaster writes the output of \
+                                       programs as they write it, escape sequences included"
                             .to_string();
-                        self.at_value(at, message);
+                        self.warning_at_value(at, message);
                     }
                 }
+                "pidfile" => self.daemon.pidfile = self.log_path(src, at, text),
+                "umask" => self.daemon.umask = self.check(at, parse_umask(text)),
+                "directory" => self.daemon.directory = self.log_path(src, at, text),
+                "identifier" => {
+                    let valid = self.check(at, daemon::check_identifier(text)).is_some();
+                    if valid {
+                        self.daemon.identifier = text.clone();
+                    }
+                }
+                "childlogdir" => self.daemon.childlogdir = self.log_path(src, at, text),
                 _ => {}
             }
         }
@@ -330,35 +325,3 @@ const SUPERVISORD_OPTIONS: &[&str] = &[
     "identifier",
     "childlogdir",
 ];
-
-/// supervisord's defaults for `minfds` and `minprocs`: at or below Linux's default limits, so
-/// that supervisord itself changes nothing with them; nor does taskmaster.
-const MINFDS: u32 = 1024;
-const MINPROCS: u32 = 200;
-
-const LOG_LEVELS: &[&str] = &[
-    "critical", "error", "warn", "info", "debug", "trace", "blather",
-];
-
-/// Why a `[supervisord]` option is refused whatever its value.
-fn refused_supervisord(option: &str) -> Option<&'static str> {
-    Some(match option {
-        "pidfile" => {
-            "taskmaster writes no pid file (the shell's pid command prints its pid); remove \
-             this option"
-        }
-        "umask" => {
-            "taskmaster does not change its own umask; set umask in each [program:x] instead"
-        }
-        "directory" => {
-            "taskmaster does not change its own directory; set directory in each [program:x] \
-             instead"
-        }
-        "identifier" => "taskmaster has no XML-RPC interface to identify; remove this option",
-        "childlogdir" => {
-            "taskmaster has no automatic child logs (AUTO); give each program a stdout_logfile \
-             (and a stderr_logfile), then remove this option"
-        }
-        _ => return None,
-    })
-}
