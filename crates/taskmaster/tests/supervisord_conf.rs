@@ -686,3 +686,34 @@ fn minfds_raises_the_open_files_limit_or_refuses_to_start() {
         "{stderr}"
     );
 }
+
+/// Every example in examples/supervisord/ passes `check`, without an error or a warning (as
+/// root: site.conf runs a program as nobody, which only root may).
+#[test]
+fn every_supervisord_example_is_clean_for_check() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: site.conf's user=nobody needs root to check (CI runs as root)");
+        return;
+    }
+    let folder =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/supervisord");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&folder).expect("read examples/supervisord") {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_none_or(|e| e != "conf") {
+            continue;
+        }
+        let mut check = Command::new(taskmaster_bin());
+        check.args(["check", "-c"]).arg(&path);
+        let output = run_to_completion(check, TIMEOUT);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && stderr.is_empty(),
+            "{}: {}\n{stderr}",
+            path.display(),
+            output.status
+        );
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} examples");
+}
