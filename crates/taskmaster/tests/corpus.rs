@@ -320,10 +320,11 @@ fn supervisords_own_sample_passes_supervisord_and_check() {
     }
 }
 
-/// Event listeners and `*_events_enabled = true`, which supervisord accepts, are refused until
-/// taskmaster sends events: `check` says so, naming the section or the option and its place.
+/// Event listeners, `*_events_enabled = true` and `*_capture_maxbytes` above 0, which
+/// supervisord accepts, are refused until taskmaster sends events (issue 12 leaves them to the
+/// next one): `check` says so, naming the section or the option and its place.
 #[test]
-fn event_listeners_and_events_enabled_are_refused_naming_their_place() {
+fn event_listeners_events_and_capture_are_refused_naming_their_place() {
     let sandbox = Sandbox::new();
     let file = sandbox.file("events.conf");
     let text = "; superlance's crashmail watching a program whose output is sent as events
@@ -333,6 +334,7 @@ logfile=%(here)s/supervisord.log
 [program:app]
 command=sleep 3600
 stdout_events_enabled=true
+stderr_capture_maxbytes=1MB
 
 [eventlistener:crashmail]
 command=crashmail -a -m ops@example.com
@@ -346,7 +348,8 @@ events=PROCESS_STATE_EXITED
     let path = file.display();
     for place in [
         format!("{path}:7:23: program:app.stdout_events_enabled: "),
-        format!("{path}:9:1: eventlistener:crashmail: "),
+        format!("{path}:8:25: program:app.stderr_capture_maxbytes: "),
+        format!("{path}:10:1: eventlistener:crashmail: "),
     ] {
         assert!(errors.contains(&place), "no {place:?} in:\n{errors}");
     }
