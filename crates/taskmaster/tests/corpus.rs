@@ -357,7 +357,7 @@ events=PROCESS_STATE_EXITED
 
 /// Runs one file of the run sample: `run --no-shell`, until `ctl status` shows exactly the
 /// processes supervisord's parser found, by supervisorctl's names, each RUNNING; then
-/// `ctl shutdown`, and every one of those processes is gone.
+/// `ctl shutdown`, and every one of those processes is gone, with its process group.
 fn run_sample(name: &str) {
     assert!(RUN_SAMPLE.contains(&name), "{name} is not in RUN_SAMPLE");
     let sandbox = Sandbox::new();
@@ -427,6 +427,11 @@ fn run_sample(name: &str) {
     for &pid in &pids {
         daemon.track(pid);
     }
+    // Each process leads its own group, which holds what its shell started.
+    let groups: Vec<u32> = pids
+        .iter()
+        .filter_map(|&pid| support::proc_stat(pid).map(|stat| stat.pgid))
+        .collect();
 
     let output = ctl(&["shutdown"]);
     assert!(
@@ -439,6 +444,17 @@ fn run_sample(name: &str) {
     assert!(status.success(), "{name}: taskmaster exited with {status}");
     for pid in pids {
         wait_dead(pid, TIMEOUT);
+    }
+    for group in groups {
+        let pgid = i32::try_from(group)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .expect("a process group id");
+        support::wait_until(&format!("process group {group} to empty"), TIMEOUT, || {
+            rustix::process::test_kill_process_group(pgid)
+                .is_err()
+                .then_some(())
+        });
     }
 }
 
