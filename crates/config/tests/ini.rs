@@ -1896,16 +1896,15 @@ fn ini_servers_and_priorities_become_the_configuration() {
 }
 
 #[test]
-fn ini_inet_server_on_every_interface_needs_credentials() {
-    let errors = taskmaster_config::Config::parse_ini(
-        "[inet_http_server]\nport=:9001\n",
-        std::path::Path::new("/sv/t.conf"),
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        errors.contains("give a username and a password"),
-        "{errors}"
+fn ini_inet_server_on_every_interface_without_credentials_is_a_warning_as_in_supervisord() {
+    let text = "[inet_http_server]\nport=:9001\n";
+    assert_eq!(
+        warnings(text),
+        ["/sv/t.conf:1:1: inet_http_server: 0.0.0.0:9001 can be reached from other machines without a password: anyone who reaches it controls every program (supervisord accepts it too, and warns); give a username and a password, or listen on 127.0.0.1"]
+    );
+    assert_eq!(
+        read(text).config.http.map(|http| http.listen.to_string()),
+        Some("0.0.0.0:9001".to_string())
     );
 }
 

@@ -739,7 +739,22 @@ impl Translator<'_> {
                     result.inet_http_server = self.inet_http_server(src, section);
                     if let Some(server) = &result.inet_http_server {
                         match inet_listener(server) {
-                            Ok(listener) => result.config.http = Some(listener),
+                            Ok(listener) => {
+                                if listener.credentials.is_none()
+                                    && !listener.listen.ip().is_loopback()
+                                {
+                                    let message = format!(
+                                        "{} can be reached from other machines without a \
+                                         password: anyone who reaches it controls every program \
+                                         (supervisord accepts it too, and warns); give a username \
+                                         and a password, or listen on 127.0.0.1",
+                                        listener.listen
+                                    );
+                                    let place = (section.line, section.column);
+                                    self.warning(src, place, &section.name, message);
+                                }
+                                result.config.http = Some(listener);
+                            }
                             Err(message) => self.at_section(src, section, message),
                         }
                     }
@@ -992,5 +1007,10 @@ fn inet_listener(server: &InetHttpServer) -> Result<crate::HttpListener, String>
             format!("port: {host:?} is not an IP address; taskmaster listens on addresses, not host names")
         })?,
     };
-    crate::HttpListener::check((ip, server.port).into(), server.credentials.clone())
+    // supervisord's rule, not YAML's: open to other machines without a password is accepted,
+    // with a warning (said by the caller).
+    Ok(crate::HttpListener {
+        listen: (ip, server.port).into(),
+        credentials: server.credentials.clone(),
+    })
 }
