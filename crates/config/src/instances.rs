@@ -63,6 +63,7 @@ pub(crate) fn processes(instances: Vec<(String, u32, ProgramSpec)>) -> Vec<Proce
         .into_iter()
         .map(|(name, num, mut spec)| {
             spec.processes.clear();
+            never_rotate_devices(&mut spec);
             ProcessSpec {
                 name,
                 num,
@@ -180,4 +181,20 @@ pub(crate) fn set_auto_log(
         files.push(path);
     }
     files
+}
+
+/// A stream sent to a device (`/dev/stdout`, `/dev/fd/1`, a terminal: what containers do) is
+/// never rotated, whatever its `maxbytes` says: renaming a device's name away would break it
+/// for every other user, and a device has no size to reach.
+fn never_rotate_devices(spec: &mut ProgramSpec) {
+    let is_device = |file: &Option<std::path::PathBuf>| {
+        file.as_deref()
+            .is_some_and(|file| file.starts_with("/dev") || file.starts_with("/proc"))
+    };
+    if is_device(&spec.stdout) {
+        spec.stdout_rotation.maxbytes = 0;
+    }
+    if is_device(&spec.stderr) {
+        spec.stderr_rotation.maxbytes = 0;
+    }
 }

@@ -2010,3 +2010,15 @@ fn the_site_example_has_a_pool_a_group_and_a_user() {
     assert_eq!(again.programs, config.programs, "{yaml}");
     assert_eq!(again.groups, config.groups, "{yaml}");
 }
+
+#[test]
+fn a_stream_sent_to_a_device_is_never_rotated() {
+    // As in many container images: two programs on /dev/stdout, one with supervisord's
+    // default maxbytes.
+    let config = read("[program:web]\ncommand=run\nstdout_logfile=/dev/stdout\nstdout_logfile_maxbytes=0\n[program:php]\ncommand=run\nstdout_logfile=/dev/stdout\nredirect_stderr=true\n").config;
+    for program in ["web", "php"] {
+        let process = &config.programs[program].processes[0].spec;
+        assert_eq!(process.stdout.as_deref(), Some(Path::new("/dev/stdout")));
+        assert_eq!(process.stdout_rotation.maxbytes, 0, "{program}");
+    }
+}
