@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use taskmaster_config::{os_reason, DaemonSettings, Owner};
 
-use crate::sys;
-
 /// Applies `settings` to this process: limits, umask, directory. Returns what it changed, in
 /// words for the event log; an error says why taskmaster cannot start, as supervisord refuses
 /// to start when it cannot raise a limit to what the file asks.
@@ -95,22 +93,26 @@ fn raise(
 /// A socket owner's uid and gid: `user` (a name or a number) and `group` (likewise), the
 /// user's primary group when no group is given, as supervisord's `chown` reads them.
 pub fn owner_ids(owner: &Owner) -> Result<(u32, u32), String> {
-    let lookup = |e: std::io::Error| format!("cannot read the user database: {}", os_reason(&e));
+    use nix::unistd::{Gid, Group, Uid, User};
+    let lookup = |e: nix::Error| {
+        let e = std::io::Error::from(e);
+        format!("cannot read the user database: {}", os_reason(&e))
+    };
     let (uid, primary) = match owner.user.parse::<u32>() {
         Ok(uid) => {
-            let gid = sys::user_by_id(uid).map_err(lookup)?;
-            (uid, gid)
+            let user = User::from_uid(Uid::from_raw(uid)).map_err(lookup)?;
+            (uid, user.map(|user| user.gid.as_raw()))
         }
-        Err(_) => match sys::user_by_name(&owner.user).map_err(lookup)? {
-            Some((uid, gid)) => (uid, Some(gid)),
+        Err(_) => match User::from_name(&owner.user).map_err(lookup)? {
+            Some(user) => (user.uid.as_raw(), Some(user.gid.as_raw())),
             None => return Err(format!("no user named {:?}", owner.user)),
         },
     };
     let gid = match &owner.group {
         Some(group) => match group.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => match sys::group_by_name(group).map_err(lookup)? {
-                Some(gid) => gid,
+            Ok(gid) => Gid::from_raw(gid).as_raw(),
+            Err(_) => match Group::from_name(group).map_err(lookup)? {
+                Some(group) => group.gid.as_raw(),
                 None => return Err(format!("no group named {group:?}")),
             },
         },
