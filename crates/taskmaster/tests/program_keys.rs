@@ -445,6 +445,8 @@ fn autorestart_always_restarts_after_an_expected_exit() {
         )],
     );
     wait_for_starts(&sandbox, "phoenix", 2);
+    // The child may stamp its start before the loop has written the lines before its spawn.
+    tm.wait_for_log("phoenix: restarting: autorestart is always", TIMEOUT);
     let log = tm.log();
     let exit = log_index(&log, "phoenix: exited with code 0 (expected)");
     let restart = log_index(&log, "phoenix: restarting: autorestart is always");
@@ -472,6 +474,8 @@ fn autorestart_unexpected_is_the_default_and_restarts_an_unexpected_exit() {
     let sandbox = Sandbox::new();
     let tm = launch(&sandbox, &[exits_after_a_while(&sandbox, "flaky", "3", "")]);
     wait_for_starts(&sandbox, "flaky", 2);
+    // The child may stamp its start before the loop has written the lines before its spawn.
+    tm.wait_for_log("flaky: restarting: the exit was not expected", TIMEOUT);
     let log = tm.log();
     let exit = log_index(&log, "flaky: exited with code 3 (not expected)");
     let restart = log_index(&log, "flaky: restarting: the exit was not expected");
@@ -509,6 +513,8 @@ fn autorestart_unexpected_restarts_a_death_by_signal() {
         )],
     );
     wait_for_starts(&sandbox, "killed", 2);
+    // The child may stamp its start before the loop has written the lines before its spawn.
+    tm.wait_for_log("killed: restarting: the exit was not expected", TIMEOUT);
     let log = tm.log();
     let exit = log_index(&log, "killed: killed by SIGUSR1 (not expected)");
     let restart = log_index(&log, "killed: restarting: the exit was not expected");
