@@ -61,6 +61,7 @@ pub(crate) fn validate(
         accounts,
         errors: Vec::new(),
         host,
+        group_of: groups_of(tree),
     };
     let mut top = TopLevel::default();
     match &tree.value {
@@ -785,6 +786,9 @@ struct Checker<'a> {
     errors: Vec<ConfigError>,
     /// The environment and host name, for `%(ENV_X)s` and `%(host_node_name)s`.
     host: &'a crate::ini::Host,
+    /// The group each program is in (`groups:`, which may come after `programs:`), for its
+    /// `%(group_name)s`.
+    group_of: BTreeMap<String, String>,
 }
 
 impl Checker<'_> {
@@ -1036,8 +1040,10 @@ impl Checker<'_> {
         let before = self.errors.len();
         let mut made = Vec::new();
         for num in crate::instances::numbers(spec) {
+            let group = self.group_of.get(&spec.name).map_or(&spec.name, |g| g);
             let names = Expansions {
                 program: &spec.name,
+                group,
                 num,
                 numprocs: spec.numprocs,
                 here: &here,
@@ -1835,6 +1841,31 @@ pub(crate) fn quote(text: &str) -> String {
     }
 }
 
+/// Each program's group, from the raw `groups:` mapping (only names: the mapping itself is
+/// checked where it is read).
+fn groups_of(tree: &Node) -> BTreeMap<String, String> {
+    let mut group_of = BTreeMap::new();
+    let groups = value_of(tree, "groups").map(|node| &node.value);
+    let Some(Value::Mapping(groups)) = groups else {
+        return group_of;
+    };
+    for (name, group) in groups {
+        let (Value::Scalar { text: name, .. }, Some(programs)) =
+            (&name.value, value_of(group, "programs"))
+        else {
+            continue;
+        };
+        if let Value::Sequence(programs) = &programs.value {
+            for program in programs {
+                if let Value::Scalar { text, .. } = &program.value {
+                    group_of.insert(text.clone(), name.clone());
+                }
+            }
+        }
+    }
+    group_of
+}
+
 /// Whether a program's values (its `process_name` pattern aside) use expansions (`%(`): then
 /// each of its processes gets its own values.
 fn values_have_expansions(program: &Node) -> bool {
@@ -1871,6 +1902,7 @@ fn value_of<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
 /// What `%(name)s` may stand for in a process's values: supervisord's names.
 struct Expansions<'a> {
     program: &'a str,
+    group: &'a str,
     num: u32,
     numprocs: u32,
     here: &'a str,
@@ -1888,7 +1920,8 @@ impl Expansions<'_> {
         use std::borrow::Cow;
         let lookup = |name: &str| -> Result<Named<'_>, String> {
             match name {
-                "program_name" | "group_name" => Ok(Named::Text(Cow::Borrowed(self.program))),
+                "program_name" => Ok(Named::Text(Cow::Borrowed(self.program))),
+                "group_name" => Ok(Named::Text(Cow::Borrowed(self.group))),
                 "process_num" => Ok(Named::Number(i64::from(self.num))),
                 "numprocs" => Ok(Named::Number(i64::from(self.numprocs))),
                 "here" => Ok(Named::Text(Cow::Borrowed(self.here))),

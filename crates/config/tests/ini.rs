@@ -2022,3 +2022,11 @@ fn a_stream_sent_to_a_device_is_never_rotated() {
         assert_eq!(process.stdout_rotation.maxbytes, 0, "{program}");
     }
 }
+
+#[test]
+fn group_name_is_the_groups_name_in_a_group_as_in_supervisord() {
+    let config = read("[program:web]\ncommand=run %(group_name)s\nenvironment=G=\"%(group_name)s\"\n[program:db]\ncommand=run %(group_name)s\n[group:site]\nprograms=web\n").config;
+    assert_eq!(config.programs["web"].argv, ["run", "site"]);
+    assert_eq!(config.programs["web"].processes[0].spec.env["G"], "site");
+    assert_eq!(config.programs["db"].argv, ["run", "db"]);
+}

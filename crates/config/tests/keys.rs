@@ -833,3 +833,11 @@ fn groups_put_programs_under_one_name() {
         ]
     );
 }
+
+#[test]
+fn group_name_is_the_groups_name_in_a_group() {
+    let config = parse("programs:\n  web: {cmd: run, env: {G: \"%(group_name)s\"}}\n  db: {cmd: run, env: {G: \"%(group_name)s\"}}\ngroups:\n  site: {programs: [web]}\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.programs["web"].processes[0].spec.env["G"], "site");
+    assert_eq!(config.programs["db"].processes[0].spec.env["G"], "db");
+}

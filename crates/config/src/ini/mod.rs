@@ -189,6 +189,7 @@ pub fn parse_with(
         program_users: Vec::new(),
         daemon: crate::DaemonSettings::default(),
         auto_streams: Vec::new(),
+        group_of: BTreeMap::new(),
     };
     let (sections, raw_errors) = raw::parse(text);
     t.add_source(path, raw_errors);
@@ -230,6 +231,8 @@ struct Names<'a> {
     env: Vec<&'a BTreeMap<String, String>>,
     /// `program_name` and `group_name`, in a `[program:x]` section.
     program: Option<&'a str>,
+    /// `group_name` when the program is in a `[group:x]`.
+    group: Option<&'a str>,
     /// `process_num` and `numprocs`, in an option supervisord expands per process.
     process: Option<(i64, i64)>,
     /// The option being expanded, for messages.
@@ -249,6 +252,9 @@ impl<'a> Names<'a> {
                         .to_string()
                 }),
             "program_name" | "group_name" => match self.program {
+                Some(program) if name == "group_name" => {
+                    Ok(Value::Text(Cow::Borrowed(self.group.unwrap_or(program))))
+                }
                 Some(program) => Ok(Value::Text(Cow::Borrowed(program))),
                 None => Err(format!(
                     "%({name})s is only available in [program:x] sections"
@@ -310,6 +316,7 @@ impl Scope {
             host: host.node_name.as_deref(),
             env: vec![&host.env, &self.global_env],
             program: None,
+            group: None,
             process: None,
             option: "",
         }
@@ -338,6 +345,8 @@ struct Translator<'h> {
     daemon: crate::DaemonSettings,
     /// The streams whose log file is AUTO, named once the whole file is read.
     auto_streams: Vec<AutoStream>,
+    /// The `[group:x]` each program is in, by program name: `%(group_name)s`.
+    group_of: BTreeMap<String, String>,
 }
 
 /// A `user` value looked up, and where its value was written, for the errors that need
@@ -672,6 +681,17 @@ impl Translator<'_> {
                     Some(_) => {}
                     None => sections.push((*src, section)),
                 }
+            }
+        }
+        // Which group each program is in, for its %(group_name)s: [group:x] may come after.
+        for (_, section) in &sections {
+            let Some(group) = section.name.strip_prefix("group:") else {
+                continue;
+            };
+            let programs = section.options.iter().filter(|o| o.name == "programs");
+            for program in programs.flat_map(|o| o.value.split(',')) {
+                self.group_of
+                    .insert(program.trim().to_string(), raw::strip(group).to_string());
             }
         }
         // [supervisord] first: its environment is every program's.

@@ -147,8 +147,10 @@ impl Translator<'_> {
         }
         let options = self.options(src, section, PROGRAM_OPTIONS);
         let scope = self.scope(src);
+        let group = self.group_of.get(name).cloned();
         let constant = Names {
             program: Some(name),
+            group: group.as_deref(),
             ..scope.names(self.host)
         };
         let mut spec = defaults(name);
