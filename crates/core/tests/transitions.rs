@@ -1164,3 +1164,35 @@ fn a_template_change_restarts_only_the_processes_whose_settings_changed() {
         assert_eq!(w.state(name), "STOPPING");
     }
 }
+
+#[test]
+fn a_group_is_removed_and_added_whole_as_supervisorctl_does() {
+    let yaml = "
+programs:
+  web: {cmd: /bin/web, starttime: 0}
+  api: {cmd: /bin/api, starttime: 0}
+  db: {cmd: /bin/db, starttime: 0}
+groups:
+  site: {programs: [web, api]}
+";
+    let mut w = World::new(yaml);
+    w.request(Request::Stop(vec!["site".into()]));
+    for name in ["site:web", "site:api"] {
+        let pid = w.pid(name);
+        w.handle(taskmaster_core::Event::Exited {
+            pid,
+            status: code(0),
+            leftovers: false,
+        });
+    }
+    let removed = w.ask(Request::RemoveGroup(vec!["site".into()]));
+    assert_eq!(outcomes(&removed), ["site: removed process group"]);
+    let names: Vec<&str> = w.sup.processes().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["db"]);
+    // As supervisorctl's `update`: reread, then add what the file has and taskmaster not.
+    w.reread(yaml);
+    let ticket = w.request(Request::AddGroup(vec!["site".into()]));
+    assert!(w.reply(ticket).is_some());
+    let names: Vec<&str> = w.sup.processes().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["db", "site:api", "site:web"]);
+}

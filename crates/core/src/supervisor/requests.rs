@@ -307,26 +307,36 @@ impl Supervisor {
         if self.shutting_down {
             return Err(Failure::ShuttingDown);
         }
+        // A group's programs: those of a `[group:x]`, or the program of that name.
         let source = self.staged.as_ref().unwrap_or(&self.config);
-        let spec = source
+        let specs: Vec<ProgramSpec> = source
             .programs
-            .get(name)
+            .values()
+            .filter(|spec| spec.group_name() == name)
             .cloned()
-            .ok_or(Failure::NoSuchProcess)?;
-        if self.processes.values().any(|p| p.program() == name) {
+            .collect();
+        if specs.is_empty() {
+            return Err(Failure::NoSuchProcess);
+        }
+        if self.processes.values().any(|p| p.spec.group_name() == name) {
             return Err(Failure::AlreadyAdded);
         }
-        self.config.programs.insert(name.to_string(), spec.clone());
+        if let Some(group) = source.groups.get(name).cloned() {
+            self.config.groups.insert(name.to_string(), group);
+        }
         out.push(Action::Log(Notice {
             process: Some(name.to_string()),
             message: "added".to_string(),
         }));
-        self.add_program(&spec, now, out);
+        for spec in by_priority(specs.into_iter()) {
+            self.config.programs.insert(spec.name.clone(), spec.clone());
+            self.add_program(&spec, now, out);
+        }
         Ok(Done::Added)
     }
 
-    /// Removes a program whose processes have all stopped, as supervisord's
-    /// `removeProcessGroup`.
+    /// Removes a group (a `[group:x]`, or a program) whose processes have all stopped, as
+    /// supervisord's `removeProcessGroup`.
     pub(super) fn remove_group(
         &mut self,
         name: &str,
@@ -335,7 +345,7 @@ impl Supervisor {
         let members: Vec<String> = self
             .processes
             .values()
-            .filter(|p| p.program() == name)
+            .filter(|p| p.spec.group_name() == name)
             .map(|p| p.name.clone())
             .collect();
         if members.is_empty() {
@@ -351,9 +361,12 @@ impl Supervisor {
             self.processes.remove(&member);
             log(out, &member, "removed".to_string());
         }
-        self.config.programs.remove(name);
+        self.config
+            .programs
+            .retain(|_, spec| spec.group_name() != name);
+        self.config.groups.remove(name);
         self.waiting_processes
-            .retain(|_, waiting| waiting.name != name);
+            .retain(|_, waiting| waiting.group_name() != name);
         Ok(Done::Removed)
     }
 
