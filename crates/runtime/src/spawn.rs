@@ -260,7 +260,10 @@ fn environment(
         ("SUPERVISOR", "SUPERVISOR_ENABLED"),
     ] {
         env.insert(format!("{prefix}_PROCESS_NAME").into(), process_name.into());
-        env.insert(format!("{prefix}_GROUP_NAME").into(), spec.group_name().into());
+        env.insert(
+            format!("{prefix}_GROUP_NAME").into(),
+            spec.group_name().into(),
+        );
         env.insert(enabled.into(), "1".into());
     }
     env.into_iter().collect()
