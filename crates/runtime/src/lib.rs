@@ -71,7 +71,7 @@ use taskmaster_core::Reply;
 pub use daemon::Daemon;
 pub use handle::{DaemonEvent, Exiting, Gone, Handle, SERVICE_DRAIN};
 pub use sys::FileWatch;
-pub use tail::Follower;
+pub use tail::{Followed, Follower, Gap};
 
 /// What went wrong starting the daemon.
 #[derive(Debug, thiserror::Error)]
