@@ -338,8 +338,10 @@ impl Client {
 
     /// Writes the last `lines` lines of a process's `stream` to `out`, then, when `follow`,
     /// whatever comes until the connection ends (`tail -n LINES`). The lines are cut here, in
-    /// windows of the file's end ([`last_lines`]); what is followed starts where the window
-    /// ended, so no byte is shown twice or missed.
+    /// windows of the file's end ([`last_lines`]). With `follow`, each window is the start of
+    /// a followed answer, and what is followed is the rest of the same answer: one file held
+    /// from the window on, so no byte is shown twice or missed, even if the file is rotated
+    /// in between (a second request would open the new file at the old one's offset).
     pub fn tail_lines(
         &self,
         name: &str,
@@ -349,17 +351,73 @@ impl Client {
         out: &mut dyn Write,
     ) -> Result<(), ClientError> {
         let log = format!("/v1/processes/{name}/log/{stream}");
-        let (text, end) = last_lines(lines, |window| {
-            let answer = self.log_window(&format!("{log}?offset=-{window}"))?;
+        if !follow {
+            let (text, _) = last_lines(lines, |window| {
+                let answer = self.log_window(&format!("{log}?offset=-{window}"))?;
+                Ok((answer.bytes.to_vec(), answer.offset))
+            })?;
+            return write_out(out, &text);
+        }
+        let mut followed = None;
+        let (text, _) = last_lines(lines, |window| {
+            let path = format!("{log}?offset=-{window}&follow=true");
+            let (answer, rest) = self.runtime.block_on(self.followed_window(&path))?;
+            followed = Some(rest);
             Ok((answer.bytes.to_vec(), answer.offset))
         })?;
-        out.write_all(&text)
-            .and_then(|()| out.flush())
-            .map_err(|e| ClientError::Http(format!("cannot write the output: {e}")))?;
-        if follow {
-            self.copy_log(&format!("{log}?offset={end}&follow=true"), true, out)?;
+        write_out(out, &text)?;
+        let Some((past_the_window, body)) = followed else {
+            return Ok(());
+        };
+        write_out(out, &past_the_window)?;
+        self.runtime.block_on(copy_body(body, true, out))
+    }
+
+    /// The start of a followed answer: the window it was asked from (from `X-Log-Offset` to
+    /// `X-Log-Size`, the file's size when it was opened), and the rest: what came past the
+    /// window meanwhile, and the body, for what comes next.
+    async fn followed_window(
+        &self,
+        path: &str,
+    ) -> Result<(LogWindow, (Vec<u8>, hyper::body::Incoming)), ClientError> {
+        let response = self.request(Method::GET, path, None).await?;
+        let status = response.status();
+        let number = |name: &str| -> Option<u64> {
+            response.headers().get(name)?.to_str().ok()?.parse().ok()
+        };
+        let (offset, size) = (number("x-log-offset"), number("x-log-size"));
+        let mut body = response.into_body();
+        if !status.is_success() {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| ClientError::Http(e.to_string()))?
+                .to_bytes();
+            return Err(refused(status, &bytes));
         }
-        Ok(())
+        let (Some(offset), Some(size)) = (offset, size) else {
+            return Err(ClientError::Decode(
+                "no X-Log-Offset or X-Log-Size header".to_string(),
+            ));
+        };
+        let window = usize::try_from(size.saturating_sub(offset))
+            .map_err(|_| ClientError::Decode(format!("a window of {size} bytes")))?;
+        let mut bytes = Vec::with_capacity(window);
+        while bytes.len() < window {
+            let Some(frame) = body.frame().await else {
+                break; // ended early: what came is all there is
+            };
+            let frame = frame.map_err(|e| ClientError::Http(e.to_string()))?;
+            if let Some(data) = frame.data_ref() {
+                bytes.extend_from_slice(data);
+            }
+        }
+        let rest = bytes.split_off(window.min(bytes.len()));
+        let window = LogWindow {
+            bytes: Bytes::from(bytes),
+            offset,
+        };
+        Ok((window, (rest, body)))
     }
 
     /// The end of the event log (its last `bytes`), then, with `follow`, every line written to
@@ -382,7 +440,7 @@ impl Client {
         self.runtime.block_on(async {
             let response = self.request(Method::GET, path, None).await?;
             let status = response.status();
-            let mut body = response.into_body();
+            let body = response.into_body();
             if !status.is_success() {
                 let bytes = body
                     .collect()
@@ -391,26 +449,7 @@ impl Client {
                     .to_bytes();
                 return Err(refused(status, &bytes));
             }
-            let interrupted = async {
-                // Not following, or no handler to be had: only the answer's end ends it.
-                if !follow || tokio::signal::ctrl_c().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            };
-            tokio::pin!(interrupted);
-            loop {
-                let frame = tokio::select! {
-                    frame = body.frame() => frame,
-                    () = &mut interrupted => return Ok(()),
-                };
-                let Some(frame) = frame else { return Ok(()) };
-                let frame = frame.map_err(|e| ClientError::Http(e.to_string()))?;
-                if let Some(data) = frame.data_ref() {
-                    out.write_all(data)
-                        .and_then(|()| out.flush())
-                        .map_err(|e| ClientError::Http(format!("cannot write the output: {e}")))?;
-                }
-            }
+            copy_body(body, follow, out).await
         })
     }
 
@@ -501,6 +540,40 @@ impl Client {
             .await
             .map_err(|e| ClientError::Http(e.to_string()))
     }
+}
+
+/// Copies an answer's body to `out` as it comes, until its end, or with `follow`, Ctrl-C
+/// ([`Client::copy_log`]).
+async fn copy_body(
+    mut body: hyper::body::Incoming,
+    follow: bool,
+    out: &mut dyn Write,
+) -> Result<(), ClientError> {
+    let interrupted = async {
+        // Not following, or no handler to be had: only the answer's end ends it.
+        if !follow || tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(interrupted);
+    loop {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            () = &mut interrupted => return Ok(()),
+        };
+        let Some(frame) = frame else { return Ok(()) };
+        let frame = frame.map_err(|e| ClientError::Http(e.to_string()))?;
+        if let Some(data) = frame.data_ref() {
+            write_out(out, data)?;
+        }
+    }
+}
+
+/// Writes `bytes` to `out` at once.
+fn write_out(out: &mut dyn Write, bytes: &[u8]) -> Result<(), ClientError> {
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| ClientError::Http(format!("cannot write the output: {e}")))
 }
 
 /// The content type of raw bytes (what a process's stdin is sent as).

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use futures_util::Stream;
 use serde::Deserialize;
 use taskmaster_core::{Failure, Reply, Request, Signal};
-use taskmaster_runtime::{DaemonEvent, Handle};
+use taskmaster_runtime::{DaemonEvent, Follower, Handle};
 use tokio::sync::broadcast;
 
 use crate::wire;
@@ -461,41 +461,54 @@ async fn main_log(
     read_log(active.logfile.clone(), &query).await
 }
 
-/// A byte range of a log file, or everything from an offset on as it comes.
+/// A byte range of a log file, or everything from an offset on as it comes. The size, the
+/// offset and the bytes are all of one opened file (the follower's first), so a rotation
+/// meanwhile cannot shift them.
 async fn read_log(path: PathBuf, query: &LogQuery) -> Result<Response, ApiError> {
-    let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
-    let start = match query.offset {
+    let cannot_read = |e: std::io::Error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    };
+    let start_in = |size: u64| match query.offset {
         None => 0,
         Some(offset) if offset < 0 => size.saturating_sub(offset.unsigned_abs()),
         Some(offset) => offset.unsigned_abs().min(size),
     };
-    let headers = [
-        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-        (
-            header::HeaderName::from_static("x-log-offset"),
-            start.to_string(),
-        ),
-        (
-            header::HeaderName::from_static("x-log-size"),
-            size.to_string(),
-        ),
-    ];
+    let headers = |start: u64, size: u64| {
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::HeaderName::from_static("x-log-offset"),
+                start.to_string(),
+            ),
+            (
+                header::HeaderName::from_static("x-log-size"),
+                size.to_string(),
+            ),
+        ]
+    };
     if query.follow {
-        let body = Body::from_stream(crate::follow::follow(path, start));
-        return Ok((headers, body).into_response());
+        let mut size = 0;
+        let follower = Follower::open(&path, |length| {
+            size = length;
+            start_in(length)
+        })
+        .map_err(cannot_read)?;
+        let start = follower.position();
+        let body = Body::from_stream(crate::follow::follow(follower));
+        return Ok((headers(start, size), body).into_response());
     }
+    let (file, size) = crate::follow::open(&path).await.map_err(cannot_read)?;
+    let start = start_in(size);
     let end = query
         .length
         .map_or(size, |length| start.saturating_add(length).min(size));
-    let bytes = crate::follow::read_range(&path, start, end)
+    let bytes = crate::follow::read_range(file, start, end)
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-    Ok((headers, bytes).into_response())
+        .map_err(cannot_read)?;
+    Ok((headers(start, size), bytes).into_response())
 }
 
 /// The file a process's `stream` goes to, or why there is none.

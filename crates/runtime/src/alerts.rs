@@ -9,7 +9,7 @@ use std::path::Path;
 
 use taskmaster_config::{os_reason, Alert, AlertLevel, Stream};
 
-use crate::tail::Follower;
+use crate::tail::{Followed, Follower};
 
 /// A line that matched an alert.
 #[derive(Debug, Clone)]
@@ -33,26 +33,38 @@ pub fn start(path: &Path) -> Result<Follower, String> {
         .create(true)
         .open(path)
         .map_err(describe)?;
-    let length = file.metadata().map_err(describe)?.len();
-    Follower::open(path, length).map_err(describe)
+    drop(file);
+    // From the length of the file the follower holds: a rotation meanwhile cannot shift it.
+    Follower::open(path, |length| length).map_err(describe)
 }
 
 /// Follows a log file (the `stream` file of `program`) and reports every line that matches
-/// one of `alerts`, until `report` says nobody listens; across rotations. An error ends the
-/// watch and is returned, for the event log.
+/// one of `alerts`, until `report` says nobody listens; across rotations. Output skipped
+/// (its files deleted by rotations before they were read) is told to `skipped`, for the event
+/// log. An error ends the watch and is returned, for the event log.
 pub async fn watch(
     program: String,
     stream: Stream,
     mut follower: Follower,
     alerts: Vec<Alert>,
     report: impl Fn(Matched) -> bool,
+    skipped: impl Fn(String),
 ) -> Result<(), String> {
     let mut pending: Vec<u8> = Vec::new();
     loop {
-        let chunk = follower
+        let followed = follower
             .next_chunk()
             .await
             .map_err(|e| format!("{program}'s {}: {}", stream.name(), os_reason(&e)))?;
+        let chunk = match followed {
+            Followed::Bytes(chunk) => chunk,
+            Followed::Gap(gap) => {
+                skipped(format!("alerts on {}: {gap}", stream.name()));
+                // The start of a line whose end is lost is no line.
+                pending.clear();
+                continue;
+            }
+        };
         pending.extend_from_slice(&chunk);
         let complete = pending
             .iter()

@@ -385,6 +385,19 @@ fn append(sink: &Sink, bytes: &[u8]) -> (usize, Option<Failed>) {
     (written, None)
 }
 
+/// [`append`] for other modules' tests: `bytes` written as a child's output is, the sink's
+/// rotation included.
+#[cfg(test)]
+pub(crate) fn append_all(sink: &Sink, bytes: &[u8]) -> Result<(), String> {
+    match append(sink, bytes) {
+        (_, Some(failed)) => Err(failed.describe(&sink.path)),
+        (written, None) => {
+            assert_eq!(written, bytes.len());
+            Ok(())
+        }
+    }
+}
+
 /// The message for a file that refuses output; the writer waits (on its full pipe) meanwhile.
 fn refused(sink: &Sink, failed: &Failed) -> String {
     format!(

@@ -74,7 +74,7 @@ pub use daemon::Daemon;
 pub use handle::{DaemonEvent, Exiting, Gone, Handle, SERVICE_DRAIN};
 pub use startup::owner_ids;
 pub use sys::FileWatch;
-pub use tail::Follower;
+pub use tail::{Followed, Follower, Gap};
 
 /// What went wrong starting the daemon.
 #[derive(Debug, thiserror::Error)]

@@ -630,16 +630,21 @@ pub struct FileWatch {
 }
 
 impl FileWatch {
-    /// Watches `path`: its writes, and its rename or deletion (a rotation); and the folder it
-    /// is in, for the file that takes its place. Must be called on a tokio runtime.
-    pub fn new(path: &Path) -> std::io::Result<FileWatch> {
+    /// Watches `file`: its writes, and its rename or deletion (a rotation); and the folder of
+    /// `path` (its name, or the name it is followed by), for the file that takes its place.
+    /// The file is watched through its descriptor, so the watch is on the very file held,
+    /// whatever names it has by then. Must be called on a tokio runtime.
+    pub fn new(file: &std::fs::File, path: &Path) -> std::io::Result<FileWatch> {
         use rustix::fs::inotify;
         let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
         let own = inotify::WatchFlags::MODIFY
             | inotify::WatchFlags::MOVE_SELF
             | inotify::WatchFlags::DELETE_SELF
             | inotify::WatchFlags::ATTRIB;
-        inotify::add_watch(&fd, path, own)?;
+        let held = format!("/proc/self/fd/{}", file.as_raw_fd());
+        // Without /proc, by its name: the file there now, most likely the one held.
+        inotify::add_watch(&fd, held.as_str(), own)
+            .or_else(|_| inotify::add_watch(&fd, path, own))?;
         let folder = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),

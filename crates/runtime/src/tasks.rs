@@ -159,9 +159,12 @@ impl Daemon {
             let watched = wanted.clone();
             let task = tokio::spawn(async move {
                 let report = |matched| events.send(TaskEvent::Alert(matched)).is_ok();
-                if let Err(why) =
-                    alerts::watch(program.clone(), stream, start, watched, report).await
-                {
+                let skipped = |note| {
+                    let _ = events.send(TaskEvent::ProcessNote(program.clone(), note));
+                };
+                let watching =
+                    alerts::watch(program.clone(), stream, start, watched, report, skipped);
+                if let Err(why) = watching.await {
                     let _ = events.send(TaskEvent::Note(format!(
                         "alerts of {program} are no longer watched: {why}"
                     )));

@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use pattern::{Kind, Pattern};
 
-use support::{config, fixture_cmd, program, wait_until, yaml_quote, Sandbox, Taskmaster, TIMEOUT};
+use support::{
+    config, fixture_cmd, program, wait_until, wait_until_or_none, yaml_quote, Sandbox, Taskmaster,
+    TIMEOUT,
+};
 
 fn fd_target(pid: u32, fd: u32) -> PathBuf {
     std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap_or_default()
@@ -290,6 +293,158 @@ fn tail_f_follows_across_rotations_and_alerts_keep_watching() {
     tm.wait_for_log("writer: alert (warning) on stdout: line 2999", TIMEOUT);
     support::send_signal(tail.pid(), rustix::process::Signal::INT).expect("interrupt ctl");
     tail.wait_exit(TIMEOUT);
+}
+
+/// A thread that keeps a CPU busy until dropped.
+struct Busy {
+    busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Busy {
+    fn start() -> Busy {
+        let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let spinning = busy.clone();
+        let thread = std::thread::spawn(move || {
+            let mut x = 0u64;
+            while spinning.load(std::sync::atomic::Ordering::Relaxed) {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        });
+        Busy {
+            busy,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.busy.store(false, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A writer that prints `ready`, waits for the file `go`, then writes `line 1` to `line N` as
+/// fast as the shell goes, each line in one write, with a pause every 100 lines (followers
+/// catch up, and are at the file's end when the next burst fills and rotates it), and sleeps.
+fn fast_writer(lines: u32) -> String {
+    let script = format!(
+        "echo ready; while [ ! -e go ]; do sleep 0.02; done; \
+         i=1; while [ $i -le {lines} ]; do echo \"line $i\"; \
+         [ $((i % 100)) -eq 0 ] && sleep 0.01; i=$((i+1)); done; exec sleep 1000"
+    );
+    yaml_quote(&format!("sh -c {}", support::shell_quote(&script)))
+}
+
+/// Several `tail -f` (by bytes, and by lines: the window and what follows in one answer)
+/// follow a writer that fills a 300-byte file as fast as it can, rotating it hundreds of times,
+/// while a thread of the test keeps a CPU busy: each must show every line once, in order.
+#[test]
+fn several_tail_f_under_load_lose_no_line_across_rapid_rotations() {
+    const LINES: u32 = 12_000;
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&config(&[program(
+        "writer",
+        &fast_writer(LINES),
+        &[
+            "starttime: 0",
+            "stdout: writer.out",
+            "stdout_maxbytes: 300",
+            "stdout_backups: 1000",
+        ],
+    )]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    tm.wait_for_state("writer", "RUNNING", TIMEOUT);
+    sandbox.wait_for_contents("writer.out", |text| text == "ready\n", TIMEOUT);
+
+    let ways: [&[&str]; 6] = [
+        &["tail", "-f", "writer"],
+        &["tail", "-f", "writer"],
+        &["tail", "-f", "writer"],
+        &["tail", "-f", "-n", "1", "writer"],
+        &["tail", "-f", "-n", "1", "writer"],
+        &["tail", "-f", "-n", "1", "writer"],
+    ];
+    let mut tails: Vec<(String, support::Process)> = Vec::new();
+    for (n, args) in ways.iter().enumerate() {
+        let name = format!("tail{n}.out");
+        let out = File::create(sandbox.file(&name)).expect("create a tail's output");
+        let mut cmd = sandbox.ctl_command(args);
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(std::process::Stdio::null());
+        tails.push((name, support::Process::spawn(cmd)));
+    }
+    for (name, _) in &tails {
+        sandbox.wait_for_contents(name, |text| text == "ready\n", TIMEOUT);
+    }
+
+    let hog = Busy::start();
+    std::fs::write(sandbox.file("go"), "").expect("create go");
+    let expected: String = std::iter::once("ready\n".to_string())
+        .chain((1..=LINES).map(|i| format!("line {i}\n")))
+        .collect();
+    let last = format!("line {LINES}\n");
+    // Done when the last line is there, or when more than everything is: a tail that lost
+    // lines still ends with the last one, one that repeats lines may never show it. Six tails
+    // through hundreds of rotations take a while on a busy machine (about 20 s beside two
+    // builds on two cores): the deadline is for all of them together.
+    let read = |name: &str| std::fs::read_to_string(sandbox.file(name)).unwrap_or_default();
+    let over = |text: &str| text.ends_with(&last) || text.len() > expected.len();
+    let all_done = wait_until_or_none(3 * TIMEOUT, || {
+        tails
+            .iter()
+            .all(|(name, _)| over(&read(name)))
+            .then_some(())
+    });
+    let mut failures = Vec::new();
+    for (name, _) in &tails {
+        let followed = read(name);
+        if all_done.is_none() && !over(&followed) {
+            let writer_at = read("writer.out")
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_string();
+            failures.push(format!(
+                "{name}: stopped at {} bytes, after {:?}; the writer at {writer_at:?}",
+                followed.len(),
+                followed.lines().last().unwrap_or_default()
+            ));
+            continue;
+        }
+        if followed != expected {
+            let got: Vec<&str> = followed.lines().collect();
+            let want: Vec<&str> = expected.lines().collect();
+            let first = got.iter().zip(&want).position(|(g, w)| g != w);
+            let around = |lines: &[&str], i: usize| {
+                lines[i.saturating_sub(2)..(i + 3).min(lines.len())].join(" | ")
+            };
+            let detail = first.map(|i| (around(&got, i), around(&want, i)));
+            failures.push(format!(
+                "{name}: {} lines, expected {}; first difference: {detail:?}",
+                got.len(),
+                want.len()
+            ));
+        }
+    }
+    drop(hog);
+    for (_, tail) in &mut tails {
+        support::send_signal(tail.pid(), rustix::process::Signal::INT).expect("interrupt ctl");
+        tail.wait_exit(TIMEOUT);
+    }
+    assert!(
+        failures.is_empty(),
+        "tail -f lost or repeated lines across rotations:\n{}",
+        failures.join("\n")
+    );
+    assert!(
+        std::fs::metadata(sandbox.file("writer.out.100")).is_ok(),
+        "the file was rotated hundreds of times"
+    );
 }
 
 /// A writer that prints `before`, waits for the file `go`, prints `after` and sleeps.

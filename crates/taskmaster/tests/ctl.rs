@@ -655,6 +655,41 @@ fn tail_f_n_prints_the_last_lines_then_what_comes() {
     );
 }
 
+/// `tail -f -n` with more lines than the first window holds: the window is asked again, twice as
+/// big, each time as a followed answer of its own; what follows is the rest of the last one.
+#[test]
+fn tail_f_n_past_the_first_window_shows_each_line_once() {
+    let sandbox = Sandbox::new();
+    // 3000 lines (30 KB, past the first 8 KiB window), then a numbered line on each USR1.
+    let script = "i=1; while [ $i -le 3000 ]; do echo \"start $i\"; i=$((i+1)); done; i=0; \
+                  tick() { i=$((i+1)); echo tick $i; }; trap tick USR1; while :; do sleep 0.1; done";
+    let mut tm = start(
+        &sandbox,
+        &config(&[program(
+            "ticker",
+            &yaml_quote(&format!("sh -c {}", shell_quote(script))),
+            &["starttime: 0", "stoptime: 1", "stdout: ticker.out"],
+        )]),
+    );
+    sandbox.wait_for_contents("ticker.out", |text| text.ends_with("start 3000\n"), TIMEOUT);
+    tm.wait_for_state("ticker", "RUNNING", TIMEOUT);
+
+    let output = File::create(sandbox.file("tail.out")).expect("create tail.out");
+    let mut cmd = ctl_command(&sandbox, &["-s", &sandbox.file_str("taskmaster.sock")]);
+    cmd.args(["tail", "-f", "-n", "2000", "ticker"])
+        .stdin(Stdio::null())
+        .stdout(output)
+        .stderr(Stdio::null());
+    let mut tail = Process::spawn(cmd);
+    let last_lines: String = (1001..=3000).map(|i| format!("start {i}\n")).collect();
+    sandbox.wait_for_contents("tail.out", |text| text == last_lines, TIMEOUT);
+    ctl(&sandbox, &["signal", "USR1", "ticker"]).expect_code(0);
+    sandbox.wait_for_contents("tail.out", |text| text.ends_with("tick 1\n"), TIMEOUT);
+    send_signal(tail.pid(), Signal::INT).expect("interrupt ctl");
+    tail.wait_exit(TIMEOUT);
+    assert_eq!(sandbox.read("tail.out"), format!("{last_lines}tick 1\n"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The interactive shell, and scripts
 // ---------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use taskmaster_core::{Reply, Request};
-use taskmaster_runtime::Handle;
+use taskmaster_runtime::{Follower, Handle};
 
 use self::fault::{Code, Fault};
 use self::methods::Rpc;
@@ -132,19 +132,14 @@ async fn follow(file: Option<PathBuf>) -> Response {
     let Some(file) = file else {
         return not_found();
     };
-    let Ok(metadata) = tokio::fs::metadata(&file).await else {
+    let Ok(follower) = Follower::open(&file, |size| size.saturating_sub(TAIL_HEAD)) else {
         return not_found();
     };
-    let start = metadata.len().saturating_sub(TAIL_HEAD);
     let headers = [
         (header::CONTENT_TYPE, "text/plain;charset=utf-8"),
         (header::HeaderName::from_static("x-accel-buffering"), "no"),
     ];
-    (
-        headers,
-        Body::from_stream(crate::follow::follow(file, start)),
-    )
-        .into_response()
+    (headers, Body::from_stream(crate::follow::follow(follower))).into_response()
 }
 
 fn not_found() -> Response {
