@@ -429,34 +429,33 @@ impl Translator<'_> {
         }
     }
 
-    fn error(&mut self, src: usize, (line, column): (usize, usize), key: &str, message: String) {
-        let file = self.sources[src].path.clone();
-        self.errors.push((
-            src,
-            ConfigError {
-                file,
-                line,
-                column,
-                key: key.to_string(),
-                message,
-            },
-        ));
+    fn error(&mut self, src: usize, place: (usize, usize), key: &str, message: String) {
+        let error = self.placed(src, place, key, message);
+        self.errors.push((src, error));
     }
 
     /// Records a warning: the file is read as supervisord reads it, but this may not be what
     /// its author meant.
-    fn warning(&mut self, src: usize, (line, column): (usize, usize), key: &str, message: String) {
-        let file = self.sources[src].path.clone();
-        self.warnings.push((
-            src,
-            ConfigError {
-                file,
-                line,
-                column,
-                key: key.to_string(),
-                message,
-            },
-        ));
+    fn warning(&mut self, src: usize, place: (usize, usize), key: &str, message: String) {
+        let warning = self.placed(src, place, key, message);
+        self.warnings.push((src, warning));
+    }
+
+    /// `message` about `key`, at `place` in source `src`.
+    fn placed(
+        &self,
+        src: usize,
+        (line, column): (usize, usize),
+        key: &str,
+        message: String,
+    ) -> ConfigError {
+        ConfigError {
+            file: self.sources[src].path.clone(),
+            line,
+            column,
+            key: key.to_string(),
+            message,
+        }
     }
 
     fn warning_at_name(&mut self, at: &At, message: String) {
