@@ -76,59 +76,65 @@ pub fn diff(old: &Config, new: &Config) -> ReloadPlan {
 /// wait for a restart, so that what `new` says is what is in force.
 pub fn keep_fixed_settings(old: &Config, new: &mut Config) -> Vec<&'static str> {
     let mut waiting = Vec::new();
-    if new.socket != old.socket {
-        new.socket.clone_from(&old.socket);
-        waiting.push("socket");
-    }
-    if new.http != old.http {
-        new.http.clone_from(&old.http);
-        waiting.push("http");
-    }
-    if new.logfile != old.logfile {
-        new.logfile.clone_from(&old.logfile);
-        waiting.push("logfile");
-    }
-    if new.log_rotation != old.log_rotation {
-        new.log_rotation = old.log_rotation;
-        waiting.push("logfile_maxbytes/logfile_backups");
-    }
-    if new.pair != old.pair {
-        new.pair = old.pair;
-        waiting.push("pair");
-    }
-    if new.user != old.user {
-        new.user.clone_from(&old.user);
-        waiting.push("user");
-    }
-    if new.daemon.socket_access != old.daemon.socket_access {
-        new.daemon
-            .socket_access
-            .clone_from(&old.daemon.socket_access);
-        waiting.push("socket_mode/socket_owner/socket_username/socket_password");
-    }
+    let mut keep = |key| waiting.push(key);
+    keep_old(&mut new.socket, &old.socket, "socket", &mut keep);
+    keep_old(&mut new.http, &old.http, "http", &mut keep);
+    keep_old(&mut new.logfile, &old.logfile, "logfile", &mut keep);
+    let rotation = "logfile_maxbytes/logfile_backups";
+    keep_old(
+        &mut new.log_rotation,
+        &old.log_rotation,
+        rotation,
+        &mut keep,
+    );
+    keep_old(&mut new.pair, &old.pair, "pair", &mut keep);
+    keep_old(&mut new.user, &old.user, "user", &mut keep);
+    let (daemon, old_daemon) = (&mut new.daemon, &old.daemon);
+    let access = "socket_mode/socket_owner/socket_username/socket_password";
+    keep_old(
+        &mut daemon.socket_access,
+        &old_daemon.socket_access,
+        access,
+        &mut keep,
+    );
     // What the daemon did to itself at start, and its event log's level.
-    let (old_daemon, daemon) = (&old.daemon, &mut new.daemon);
-    if daemon.pidfile != old_daemon.pidfile {
-        daemon.pidfile.clone_from(&old_daemon.pidfile);
-        waiting.push("pidfile");
-    }
-    if daemon.loglevel != old_daemon.loglevel {
-        daemon.loglevel = old_daemon.loglevel;
-        waiting.push("loglevel");
-    }
-    if daemon.umask != old_daemon.umask {
-        daemon.umask = old_daemon.umask;
-        waiting.push("umask");
-    }
-    if daemon.directory != old_daemon.directory {
-        daemon.directory.clone_from(&old_daemon.directory);
-        waiting.push("directory");
-    }
-    if (daemon.minfds, daemon.minprocs) != (old_daemon.minfds, old_daemon.minprocs) {
-        (daemon.minfds, daemon.minprocs) = (old_daemon.minfds, old_daemon.minprocs);
-        waiting.push("minfds/minprocs");
-    }
+    keep_old(
+        &mut daemon.pidfile,
+        &old_daemon.pidfile,
+        "pidfile",
+        &mut keep,
+    );
+    keep_old(
+        &mut daemon.loglevel,
+        &old_daemon.loglevel,
+        "loglevel",
+        &mut keep,
+    );
+    keep_old(&mut daemon.umask, &old_daemon.umask, "umask", &mut keep);
+    keep_old(
+        &mut daemon.directory,
+        &old_daemon.directory,
+        "directory",
+        &mut keep,
+    );
+    let limits = (old_daemon.minfds, old_daemon.minprocs);
+    let mut new_limits = (daemon.minfds, daemon.minprocs);
+    keep_old(&mut new_limits, &limits, "minfds/minprocs", &mut keep);
+    (daemon.minfds, daemon.minprocs) = new_limits;
     waiting
+}
+
+/// Puts `old` back in `new` when the file changed it, and says `key` waits for a restart.
+fn keep_old<T: PartialEq + Clone>(
+    new: &mut T,
+    old: &T,
+    key: &'static str,
+    waiting: &mut impl FnMut(&'static str),
+) {
+    if new != old {
+        new.clone_from(old);
+        waiting(key);
+    }
 }
 
 #[cfg(test)]
