@@ -388,12 +388,7 @@ impl Client {
         let (offset, size) = (number("x-log-offset"), number("x-log-size"));
         let mut body = response.into_body();
         if !status.is_success() {
-            let bytes = body
-                .collect()
-                .await
-                .map_err(|e| ClientError::Http(e.to_string()))?
-                .to_bytes();
-            return Err(refused(status, &bytes));
+            return Err(refusal(status, body).await);
         }
         let (Some(offset), Some(size)) = (offset, size) else {
             return Err(ClientError::Decode(
@@ -442,12 +437,7 @@ impl Client {
             let status = response.status();
             let body = response.into_body();
             if !status.is_success() {
-                let bytes = body
-                    .collect()
-                    .await
-                    .map_err(|e| ClientError::Http(e.to_string()))?
-                    .to_bytes();
-                return Err(refused(status, &bytes));
+                return Err(refusal(status, body).await);
             }
             copy_body(body, follow, out).await
         })
@@ -599,6 +589,14 @@ fn ok(answer: &Answer) -> Result<(), ClientError> {
     }
 }
 
+/// The error a refused answer says, once its body has been read.
+async fn refusal(status: StatusCode, body: hyper::body::Incoming) -> ClientError {
+    match body.collect().await {
+        Ok(collected) => refused(status, &collected.to_bytes()),
+        Err(e) => ClientError::Http(e.to_string()),
+    }
+}
+
 fn refused(status: StatusCode, body: &[u8]) -> ClientError {
     let message = serde_json::from_slice::<wire::Error>(body)
         .map(|e| e.error)
@@ -658,13 +656,7 @@ impl Client {
             let response = client.request(Method::GET, "/v1/events", None).await?;
             let status = response.status();
             if !status.is_success() {
-                let bytes = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| ClientError::Http(e.to_string()))?
-                    .to_bytes();
-                return Err(refused(status, &bytes));
+                return Err(refusal(status, response.into_body()).await);
             }
             Ok(response.into_body())
         })?;
