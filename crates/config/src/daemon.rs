@@ -235,7 +235,7 @@ pub(crate) fn check_identifier(text: &str) -> Result<(), String> {
         return Err(format!(
             "{}: an identifier is part of AUTO log files' names, so it holds no \"/\", NUL or \
              line break",
-            crate::validate::quote(text)
+            crate::values::quote(text)
         ));
     }
     Ok(())
@@ -247,15 +247,15 @@ pub(crate) fn parse_loglevel(text: &str) -> Result<LogLevel, String> {
         format!(
             "expected one of {}, found {}{}",
             LogLevel::NAMES.join(", "),
-            crate::validate::quote(text),
-            crate::validate::hint(&text.to_lowercase(), LogLevel::NAMES)
+            crate::values::quote(text),
+            crate::values::hint(&text.to_lowercase(), LogLevel::NAMES)
         )
     })
 }
 
 /// `minfds` or `minprocs`: a count of at most 2^32 - 1.
 pub(crate) fn parse_limit(text: &str) -> Result<u64, String> {
-    crate::validate::parse_integer(text, 0, u32::MAX).map(u64::from)
+    crate::values::parse_integer(text, 0, u32::MAX).map(u64::from)
 }
 
 #[cfg(test)]

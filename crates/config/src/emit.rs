@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::validate::{defaults, ON_EXIT_TIMEOUT};
+use crate::yaml::{defaults, ON_EXIT_TIMEOUT};
 use crate::{
     AutoRestart, Backoff, Config, HealthCheck, Probe, ProgramSpec, Readiness, Stdin, Stream,
     WatchdogPaused,

@@ -8,9 +8,10 @@
 //! names here, with the same rules and the same words.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::validate::{invalid_program_name, is_valid_program_name};
+use crate::values::{invalid_program_name, is_valid_program_name};
 use crate::{GroupSpec, ProcessSpec, ProgramSpec};
 
 /// `process_name` when none is given: the program's name for one process, else a number
@@ -197,4 +198,53 @@ fn never_rotate_devices(spec: &mut ProgramSpec) {
     if is_device(&spec.stderr) {
         spec.stderr_rotation.maxbytes = 0;
     }
+}
+
+/// A file that several streams write to is one file, rotated as one: their rotation settings
+/// must agree, or which of them is in force is an accident of start order. For each program of
+/// `names` (in file order) with a stream whose file an earlier stream writes to with other
+/// settings: its name and the error.
+pub(crate) fn rotation_conflicts<'n>(
+    names: impl Iterator<Item = &'n str>,
+    programs: &BTreeMap<String, ProgramSpec>,
+) -> Vec<(&'n str, String)> {
+    let mut first_writer: BTreeMap<&Path, (String, crate::Rotation)> = BTreeMap::new();
+    let mut conflicts = Vec::new();
+    for name in names {
+        let Some(program) = programs.get(name) else {
+            continue;
+        };
+        let streams = program.processes.iter().flat_map(|process| {
+            let spec = &process.spec;
+            [
+                ("stdout", spec.stdout.as_deref(), spec.stdout_rotation),
+                ("stderr", spec.stderr.as_deref(), spec.stderr_rotation),
+            ]
+        });
+        for (stream, file, rotation) in streams {
+            let Some(file) = file else {
+                continue;
+            };
+            match first_writer.get(file) {
+                Some((other, theirs)) if *theirs != rotation => conflicts.push((
+                    name,
+                    format!(
+                        "{stream} goes to {} as {other} does, with other rotation settings \
+                         ({stream}_maxbytes {} and {stream}_backups {} here, {} and {} there): \
+                         a file shared by streams must rotate alike",
+                        file.display(),
+                        rotation.maxbytes,
+                        rotation.backups,
+                        theirs.maxbytes,
+                        theirs.backups,
+                    ),
+                )),
+                Some(_) => {}
+                None => {
+                    first_writer.insert(file, (format!("{name}'s {stream}"), rotation));
+                }
+            }
+        }
+    }
+    conflicts
 }

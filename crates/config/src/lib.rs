@@ -28,12 +28,14 @@ mod diff;
 mod duration;
 mod emit;
 mod error;
+mod expand;
 pub mod ini;
 mod instances;
 pub mod raw;
 mod signal;
 mod user;
-mod validate;
+mod values;
+mod yaml;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -50,6 +52,7 @@ pub use diff::{diff, keep_fixed_settings, ReloadPlan};
 pub use duration::parse_duration;
 pub use emit::to_yaml;
 pub use error::{os_reason, ConfigError, ConfigErrors, ConfigWarning};
+pub use expand::Host;
 pub use ini::Credentials;
 pub use signal::Signal;
 pub use user::{Accounts, User};
@@ -660,7 +663,7 @@ impl Config {
         accounts: &Accounts,
     ) -> Result<Config, ConfigErrors> {
         let tree = raw::parse(text, path)?;
-        validate::validate(&tree, path, &ini::Host::current(), accounts)
+        yaml::validate(&tree, path, &Host::current(), accounts)
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::validate::quote;
+use crate::values::quote;
 
 /// An account, as the password and group databases describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,50 +55,22 @@
 //! `[inet_http_server]` and `[supervisorctl]` sections as written, and the warnings.
 
 mod environment;
-pub(crate) mod expand;
 mod include;
 mod program;
 pub mod raw;
 mod sections;
-mod values;
-
-pub(crate) use values::{byte_size, file_mode, owner};
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{did_you_mean, ConfigError, ConfigErrors};
-use crate::validate::{check_env_name, check_env_value, check_path, quote};
+use crate::expand::{expand, Value};
+use crate::values::{check_env_name, check_env_value, check_path, quote};
 use crate::{Accounts, Config};
-use expand::{expand, Value};
 use raw::{Opt, Section};
 
-/// What values may refer to besides the files: the environment (`%(ENV_X)s`) and the host's
-/// name (`%(host_node_name)s`). [`Host::current`] reads taskmaster's own; tests build one.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Host {
-    /// Environment variables (those whose name and value are UTF-8).
-    pub env: BTreeMap<String, String>,
-    /// The host's node name, as `uname -n` prints it; `None` if unknown.
-    pub node_name: Option<String>,
-}
-
-impl Host {
-    /// taskmaster's environment and host name, now.
-    pub fn current() -> Host {
-        let env = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect();
-        // The node name of the UTS namespace: what `uname -n` and Python's platform.node()
-        // give.
-        let node_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|name| name.trim().to_string())
-            .filter(|name| !name.is_empty());
-        Host { env, node_name }
-    }
-}
+pub use crate::expand::Host;
 
 /// A supervisord file read: the [`Config`], and what the `Config` cannot hold yet.
 #[derive(Debug, Clone, PartialEq)]
@@ -834,7 +806,8 @@ impl Translator<'_> {
         }
         self.name_auto_logs(&mut result.config);
         let names = headers.iter().map(|&(_, _, name)| name);
-        for (name, message) in crate::validate::rotation_conflicts(names, &result.config.programs) {
+        for (name, message) in crate::instances::rotation_conflicts(names, &result.config.programs)
+        {
             if let Some(&(src, section, _)) = headers.iter().find(|(_, _, n)| *n == name) {
                 self.at_section(src, section, message);
             }

@@ -34,11 +34,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::raw::{Opt, Section};
-use super::{values, At, Names, Translator};
-use crate::validate::{
-    check_path, defaults, invalid_program_name, is_valid_program_name, parse_exitcode,
-    parse_integer, parse_umask, split_command,
+use super::{At, Names, Translator};
+use crate::values;
+use crate::values::{
+    check_path, invalid_program_name, is_valid_program_name, parse_exitcode, parse_integer,
+    parse_umask, split_command,
 };
+use crate::yaml::defaults;
 use crate::{parse_duration, ProgramSpec, Signal, Stream, DEFAULT_SYSLOG_SOCKET};
 
 /// Every `[program:x]` option supervisord knows (eventlistener and fcgi ones aside).

@@ -9,11 +9,11 @@ use std::path::PathBuf;
 
 use super::raw::Section;
 use super::{
-    absolute, values, At, Credentials, InetHttpServer, Scope, Supervisorctl, Translator,
-    UnixHttpServer,
+    absolute, At, Credentials, InetHttpServer, Scope, Supervisorctl, Translator, UnixHttpServer,
 };
 use crate::daemon;
-use crate::validate::{parse_integer, parse_umask};
+use crate::values;
+use crate::values::{parse_integer, parse_umask};
 
 impl Translator<'_> {
     /// `[supervisord]`: the event log's path, if given, and its rotation; sets the global
@@ -266,7 +266,7 @@ impl Translator<'_> {
             Some(opt) => {
                 let at = At::new(src, section, opt);
                 let text = self.expanded(&at, &names)?;
-                self.check(&at, super::values::priority(&text))
+                self.check(&at, crate::values::priority(&text))
                     .map_or(999, |p| u32::try_from(p).unwrap_or(0))
             }
             None => 999,

@@ -10,6 +10,7 @@
 //! names): a `%` not followed by `%` or `(`, a name without its `)`, another conversion.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 /// A value a name stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +213,83 @@ fn integer(n: i64, spec: &Spec) -> String {
         format!("{sign}{digits}")
     } else {
         pad(format!("{sign}{digits}"), spec.width, false)
+    }
+}
+
+/// What values may refer to besides the files: the environment (`%(ENV_X)s`) and the host's
+/// name (`%(host_node_name)s`). [`Host::current`] reads taskmaster's own; tests build one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Host {
+    /// Environment variables (those whose name and value are UTF-8).
+    pub env: BTreeMap<String, String>,
+    /// The host's node name, as `uname -n` prints it; `None` if unknown.
+    pub node_name: Option<String>,
+}
+
+impl Host {
+    /// taskmaster's environment and host name, now.
+    pub fn current() -> Host {
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        // The node name of the UTS namespace: what `uname -n` and Python's platform.node()
+        // give.
+        let node_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty());
+        Host { env, node_name }
+    }
+}
+
+/// What `%(name)s` may stand for in a process's values: supervisord's names.
+pub(crate) struct Expansions<'a> {
+    pub(crate) program: &'a str,
+    pub(crate) group: &'a str,
+    pub(crate) num: u32,
+    pub(crate) numprocs: u32,
+    pub(crate) here: &'a str,
+    pub(crate) host: &'a Host,
+}
+
+impl Expansions<'_> {
+    /// `text` with its expansions worked out; a scalar without `%(` is left as it is, so a
+    /// lone `%` (`date +%s`) means itself unless the value also uses expansions.
+    pub(crate) fn expand(&self, text: &str) -> Result<String, String> {
+        if !text.contains("%(") {
+            return Ok(text.to_string());
+        }
+        let lookup = |name: &str| -> Result<Value<'_>, String> {
+            match name {
+                "program_name" => Ok(Value::Text(Cow::Borrowed(self.program))),
+                "group_name" => Ok(Value::Text(Cow::Borrowed(self.group))),
+                "process_num" => Ok(Value::Number(i64::from(self.num))),
+                "numprocs" => Ok(Value::Number(i64::from(self.numprocs))),
+                "here" => Ok(Value::Text(Cow::Borrowed(self.here))),
+                "host_node_name" => self
+                    .host
+                    .node_name
+                    .as_deref()
+                    .map(|node| Value::Text(Cow::Borrowed(node)))
+                    .ok_or_else(|| "the host name for %(host_node_name)s is unknown".to_string()),
+                _ => match name.strip_prefix("ENV_") {
+                    Some(variable) => self
+                        .host
+                        .env
+                        .get(variable)
+                        .map(|value| Value::Text(Cow::Borrowed(value.as_str())))
+                        .ok_or_else(|| {
+                            format!("environment variable {variable} is not set (for %({name})s)")
+                        }),
+                    None => Err(format!(
+                        "unknown name %({name}) (available: program_name, group_name, \
+                         process_num, numprocs, here, host_node_name, ENV_<variable>)"
+                    )),
+                },
+            }
+        };
+        expand(text, &lookup)
+            .map_err(|e| format!("{} (at byte {} of {text:?})", e.message, e.offset))
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::quote;
+use crate::values::quote;
 use crate::HttpProbe;
 
 const URL_EXAMPLE: &str = "http://127.0.0.1:8080/health";

@@ -36,7 +36,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{did_you_mean, ConfigError, ConfigErrors};
+use crate::expand::Expansions;
 use crate::raw::{Node, Value};
+use crate::values::{
+    check_alert_text, check_env_name, check_env_value, check_path, check_shell_command, hint,
+    invalid_program_name, is_valid_program_name, one_of, parse_bool, parse_exitcode, parse_factor,
+    parse_integer, parse_umask, quote, split_command, FACTOR_EXPECTED, UMASK_EXPECTED,
+};
 use crate::{
     parse_duration, Accounts, Alert, AlertLevel, AutoRestart, Backoff, Config, Credentials,
     GroupSpec, HealthCheck, Hook, HttpListener, PairSettings, Probe, ProcessSpec, ProgramSpec,
@@ -48,7 +54,7 @@ use crate::{
 pub(crate) fn validate(
     tree: &Node,
     path: &Path,
-    host: &crate::ini::Host,
+    host: &crate::Host,
     accounts: &Accounts,
 ) -> Result<Config, ConfigErrors> {
     let dir = match path.parent() {
@@ -289,13 +295,13 @@ const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
     // [unix_http_server]'s chmod, chown, username and password.
     ("socket_mode", |c, node, key, top| {
         let text = c.scalar(node, key, "an octal mode such as 0660");
-        if let Some(mode) = text.and_then(|t| c.check(node, key, crate::ini::file_mode(t))) {
+        if let Some(mode) = text.and_then(|t| c.check(node, key, crate::values::file_mode(t))) {
             top.socket_access.mode = mode;
         }
     }),
     ("socket_owner", |c, node, key, top| {
         let text = c.scalar(node, key, "user or user:group");
-        top.socket_access.owner = text.and_then(|t| c.check(node, key, crate::ini::owner(t)));
+        top.socket_access.owner = text.and_then(|t| c.check(node, key, crate::values::owner(t)));
     }),
     ("socket_username", |c, node, key, top| {
         let text = c.scalar(node, key, "a user name");
@@ -785,7 +791,7 @@ struct Checker<'a> {
     accounts: &'a Accounts,
     errors: Vec<ConfigError>,
     /// The environment and host name, for `%(ENV_X)s` and `%(host_node_name)s`.
-    host: &'a crate::ini::Host,
+    host: &'a crate::Host,
     /// The group each program is in (`groups:`, which may come after `programs:`), for its
     /// `%(group_name)s`.
     group_of: BTreeMap<String, String>,
@@ -911,7 +917,7 @@ impl Checker<'_> {
             }
         }
         let names = names_in_file_order.iter().map(|&(_, name)| name);
-        for (name, message) in rotation_conflicts(names, &top.programs) {
+        for (name, message) in crate::instances::rotation_conflicts(names, &top.programs) {
             if let Some(&(name_node, _)) = names_in_file_order.iter().find(|(_, n)| *n == name) {
                 self.error(name_node, &join(key, name), message);
             }
@@ -1118,7 +1124,7 @@ impl Checker<'_> {
     /// A size in bytes: `1024`, `10KB`, `50MB`, `1GB` (units of 1024, in any case).
     fn byte_size(&mut self, node: &Node, key: &str) -> Option<u64> {
         let text = self.scalar(node, key, "a size such as 50MB")?;
-        self.check(node, key, crate::ini::byte_size(text))
+        self.check(node, key, crate::values::byte_size(text))
     }
 
     fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
@@ -1581,143 +1587,6 @@ impl Checker<'_> {
     }
 }
 
-// ---- value parsers shared by the YAML and INI readers ---------------------------------------
-//
-// Each takes the text as written and returns the value, or the complete message to show at
-// that text. Both formats thus accept the same forms and say the same thing about a bad value.
-
-const UMASK_EXPECTED: &str = "an octal umask from 000 to 777 such as 022";
-
-/// `text` split into words like a shell splits them; at least one word.
-pub(crate) fn split_command(text: &str) -> Result<Vec<String>, String> {
-    match shell_words::split(text) {
-        Ok(argv) if argv.is_empty() => Err(format!("expected a command, found {}", quote(text))),
-        Ok(argv) => Ok(argv),
-        Err(e) => Err(format!("cannot split {} into words: {e}", quote(text))),
-    }
-}
-
-/// A decimal integer (digits only) from `min` to `max`.
-pub(crate) fn parse_integer(text: &str, min: u32, max: u32) -> Result<u32, String> {
-    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
-    let value = digits.then(|| text.parse::<u64>().unwrap_or(u64::MAX));
-    match value {
-        Some(n) if n > u64::from(max) => Err(format!(
-            "expected an integer <= {max}, found {}",
-            quote(text)
-        )),
-        // n <= max, so it fits.
-        Some(n) if n >= u64::from(min) => Ok(u32::try_from(n).unwrap_or(max)),
-        _ => Err(format!(
-            "expected an integer >= {min}, found {}",
-            quote(text)
-        )),
-    }
-}
-
-/// One exit code, 0 to 255, in decimal digits.
-pub(crate) fn parse_exitcode(text: &str) -> Result<i32, String> {
-    (!text.is_empty() && text.len() <= 3 && text.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| text.parse::<i32>().ok())
-        .flatten()
-        .filter(|code| (0..=255).contains(code))
-        .ok_or_else(|| format!("expected an exit code from 0 to 255, found {}", quote(text)))
-}
-
-/// Octal digits however written (`022`, `0o22`, `22`), at most 777.
-pub(crate) fn parse_umask(text: &str) -> Result<u32, String> {
-    let digits = text.strip_prefix("0o").unwrap_or(text);
-    (!digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)))
-        .then(|| u32::from_str_radix(digits, 8).ok())
-        .flatten()
-        .filter(|&umask| umask <= 0o777)
-        .ok_or_else(|| format!("expected {UMASK_EXPECTED}, found {}", quote(text)))
-}
-
-/// A path's text: not empty, no NUL.
-pub(crate) fn check_path(text: &str) -> Result<(), String> {
-    if text.is_empty() {
-        return Err("expected a path, found \"\"".to_string());
-    }
-    if text.contains('\0') {
-        return Err("a path cannot contain a NUL character".to_string());
-    }
-    Ok(())
-}
-
-/// An environment variable's name: not empty, no `=`, no NUL.
-pub(crate) fn check_env_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.contains(['=', '\0']) {
-        return Err(format!(
-            "invalid variable name {}: a name is not empty and holds no \"=\" or NUL",
-            quote(name)
-        ));
-    }
-    Ok(())
-}
-
-/// An environment variable's value: no NUL.
-pub(crate) fn check_env_value(value: &str) -> Result<(), String> {
-    if value.contains('\0') {
-        return Err("a value cannot contain a NUL character".to_string());
-    }
-    Ok(())
-}
-
-const FACTOR_EXPECTED: &str = "a number >= 1 such as 2 or 1.5";
-
-/// `backoff`'s factor: decimal digits with at most one `.`, at least 1.
-pub(crate) fn parse_factor(text: &str) -> Result<f64, String> {
-    let expected = || format!("expected {FACTOR_EXPECTED}, found {}", quote(text));
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let is_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || !is_digits(whole) || !is_digits(fraction) {
-        return Err(expected());
-    }
-    let factor: f64 = text.parse().map_err(|_| expected())?;
-    if !factor.is_finite() {
-        return Err(format!("invalid factor {}: too large", quote(text)));
-    }
-    if factor < 1.0 {
-        return Err(expected());
-    }
-    Ok(factor)
-}
-
-/// A command run with `/bin/sh -c`: not blank (which would always succeed), no NUL.
-pub(crate) fn check_shell_command(text: &str) -> Result<(), String> {
-    if text.trim().is_empty() {
-        return Err(format!("expected a shell command, found {}", quote(text)));
-    }
-    if text.contains('\0') {
-        return Err("a command cannot contain a NUL character".to_string());
-    }
-    Ok(())
-}
-
-/// An alert's text: not empty, and one line, since it is looked for in one line.
-pub(crate) fn check_alert_text(text: &str) -> Result<(), String> {
-    if text.is_empty() {
-        return Err("expected the text of a line to match, found \"\"".to_string());
-    }
-    if text.contains(['\n', '\r']) {
-        return Err(format!(
-            "{} can never match: output is matched one line at a time",
-            quote(text)
-        ));
-    }
-    Ok(())
-}
-
-/// `a or b`, `a, b or c`.
-fn one_of(words: &[&str]) -> String {
-    match words {
-        [] => String::new(),
-        [only] => only.to_string(),
-        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
-    }
-}
-
 /// Whether a mapping has the key `name`.
 fn has_key(pairs: &[(Node, Node)], name: &str) -> bool {
     pairs
@@ -1731,86 +1600,6 @@ fn text_of(node: &Node) -> String {
         Value::Scalar { text, .. } => text.clone(),
         _ => describe(node),
     }
-}
-
-/// ` (did you mean "x"?)` when `word` is close to one of `candidates`, else nothing.
-pub(crate) fn hint(word: &str, candidates: &[&str]) -> String {
-    match did_you_mean(word, candidates) {
-        Some(close) => format!(" (did you mean {close:?}?)"),
-        None => String::new(),
-    }
-}
-
-/// The message for a program name [`is_valid_program_name`] refuses.
-pub(crate) fn invalid_program_name(name: &str) -> String {
-    format!(
-        "invalid program name {name:?}: a name starts with a letter or digit and \
-         holds only letters, digits, \"_\", \".\" and \"-\""
-    )
-}
-
-pub(crate) fn parse_bool(text: &str) -> Option<bool> {
-    match text.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" => Some(true),
-        "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-/// `[A-Za-z0-9][A-Za-z0-9_.-]*`: no `:`, which separates a group from a program.
-pub(crate) fn is_valid_program_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
-
-/// A file that several streams write to is one file, rotated as one: their rotation settings
-/// must agree, or which of them is in force is an accident of start order. For each program of
-/// `names` (in file order) with a stream whose file an earlier stream writes to with other
-/// settings: its name and the error.
-pub(crate) fn rotation_conflicts<'n>(
-    names: impl Iterator<Item = &'n str>,
-    programs: &BTreeMap<String, ProgramSpec>,
-) -> Vec<(&'n str, String)> {
-    let mut first_writer: BTreeMap<&Path, (String, crate::Rotation)> = BTreeMap::new();
-    let mut conflicts = Vec::new();
-    for name in names {
-        let Some(program) = programs.get(name) else {
-            continue;
-        };
-        let streams = program.processes.iter().flat_map(|process| {
-            let spec = &process.spec;
-            [
-                ("stdout", spec.stdout.as_deref(), spec.stdout_rotation),
-                ("stderr", spec.stderr.as_deref(), spec.stderr_rotation),
-            ]
-        });
-        for (stream, file, rotation) in streams {
-            let Some(file) = file else {
-                continue;
-            };
-            match first_writer.get(file) {
-                Some((other, theirs)) if *theirs != rotation => conflicts.push((
-                    name,
-                    format!(
-                        "{stream} goes to {} as {other} does, with other rotation settings \
-                         ({stream}_maxbytes {} and {stream}_backups {} here, {} and {} there): \
-                         a file shared by streams must rotate alike",
-                        file.display(),
-                        rotation.maxbytes,
-                        rotation.backups,
-                        theirs.maxbytes,
-                        theirs.backups,
-                    ),
-                )),
-                Some(_) => {}
-                None => {
-                    first_writer.insert(file, (format!("{name}'s {stream}"), rotation));
-                }
-            }
-        }
-    }
-    conflicts
 }
 
 /// `parent.name`, or `name` at the top level.
@@ -1829,15 +1618,6 @@ fn describe(node: &Node) -> String {
         Value::Scalar { text, .. } => quote(text),
         Value::Sequence(_) => "a list".to_string(),
         Value::Mapping(_) => "a mapping".to_string(),
-    }
-}
-
-/// `text` in double quotes, escaped, and cut short if long.
-pub(crate) fn quote(text: &str) -> String {
-    const LIMIT: usize = 60;
-    match text.char_indices().nth(LIMIT) {
-        Some((cut, _)) => format!("{:?}...", &text[..cut]),
-        None => format!("{text:?}"),
     }
 }
 
@@ -1896,59 +1676,6 @@ fn value_of<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
             .find(|(k, _)| matches!(&k.value, Value::Scalar { text, .. } if text == key))
             .map(|(_, value)| value),
         _ => None,
-    }
-}
-
-/// What `%(name)s` may stand for in a process's values: supervisord's names.
-struct Expansions<'a> {
-    program: &'a str,
-    group: &'a str,
-    num: u32,
-    numprocs: u32,
-    here: &'a str,
-    host: &'a crate::ini::Host,
-}
-
-impl Expansions<'_> {
-    /// `text` with its expansions worked out; a scalar without `%(` is left as it is, so a
-    /// lone `%` (`date +%s`) means itself unless the value also uses expansions.
-    fn expand(&self, text: &str) -> Result<String, String> {
-        if !text.contains("%(") {
-            return Ok(text.to_string());
-        }
-        use crate::ini::expand::{expand, Value as Named};
-        use std::borrow::Cow;
-        let lookup = |name: &str| -> Result<Named<'_>, String> {
-            match name {
-                "program_name" => Ok(Named::Text(Cow::Borrowed(self.program))),
-                "group_name" => Ok(Named::Text(Cow::Borrowed(self.group))),
-                "process_num" => Ok(Named::Number(i64::from(self.num))),
-                "numprocs" => Ok(Named::Number(i64::from(self.numprocs))),
-                "here" => Ok(Named::Text(Cow::Borrowed(self.here))),
-                "host_node_name" => self
-                    .host
-                    .node_name
-                    .as_deref()
-                    .map(|node| Named::Text(Cow::Borrowed(node)))
-                    .ok_or_else(|| "the host name for %(host_node_name)s is unknown".to_string()),
-                _ => match name.strip_prefix("ENV_") {
-                    Some(variable) => self
-                        .host
-                        .env
-                        .get(variable)
-                        .map(|value| Named::Text(Cow::Borrowed(value.as_str())))
-                        .ok_or_else(|| {
-                            format!("environment variable {variable} is not set (for %({name})s)")
-                        }),
-                    None => Err(format!(
-                        "unknown name %({name}) (available: program_name, group_name, \
-                         process_num, numprocs, here, host_node_name, ENV_<variable>)"
-                    )),
-                },
-            }
-        };
-        expand(text, &lookup)
-            .map_err(|e| format!("{} (at byte {} of {text:?})", e.message, e.offset))
     }
 }
 

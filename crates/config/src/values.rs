@@ -1,13 +1,183 @@
-//! Value syntaxes that are supervisord's own. Values both formats share (durations, signals,
-//! umasks, exit codes, integers, commands, paths) are read by the YAML reader's parsers in
-//! [`crate::validate`], so that they accept the same forms and say the same things.
-//!
-//! Each parser takes the expanded text and returns the value or the complete message.
+//! The value library: every option's text becomes its value here, or the complete message to
+//! show at that text. Both front ends (the YAML in [`crate::yaml`], supervisord's INI in
+//! [`crate::ini`]) read values only through these, so they accept the same forms and say the
+//! same things about a bad value; the words of an enumeration are listed once, here.
 
-use crate::validate::{hint, parse_bool, quote};
+use crate::daemon::Owner;
+use crate::error::did_you_mean;
 use crate::AutoRestart;
 
-use super::Owner;
+pub(crate) const UMASK_EXPECTED: &str = "an octal umask from 000 to 777 such as 022";
+
+/// `text` split into words like a shell splits them; at least one word.
+pub(crate) fn split_command(text: &str) -> Result<Vec<String>, String> {
+    match shell_words::split(text) {
+        Ok(argv) if argv.is_empty() => Err(format!("expected a command, found {}", quote(text))),
+        Ok(argv) => Ok(argv),
+        Err(e) => Err(format!("cannot split {} into words: {e}", quote(text))),
+    }
+}
+
+/// A decimal integer (digits only) from `min` to `max`.
+pub(crate) fn parse_integer(text: &str, min: u32, max: u32) -> Result<u32, String> {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    let value = digits.then(|| text.parse::<u64>().unwrap_or(u64::MAX));
+    match value {
+        Some(n) if n > u64::from(max) => Err(format!(
+            "expected an integer <= {max}, found {}",
+            quote(text)
+        )),
+        // n <= max, so it fits.
+        Some(n) if n >= u64::from(min) => Ok(u32::try_from(n).unwrap_or(max)),
+        _ => Err(format!(
+            "expected an integer >= {min}, found {}",
+            quote(text)
+        )),
+    }
+}
+
+/// One exit code, 0 to 255, in decimal digits.
+pub(crate) fn parse_exitcode(text: &str) -> Result<i32, String> {
+    (!text.is_empty() && text.len() <= 3 && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse::<i32>().ok())
+        .flatten()
+        .filter(|code| (0..=255).contains(code))
+        .ok_or_else(|| format!("expected an exit code from 0 to 255, found {}", quote(text)))
+}
+
+/// Octal digits however written (`022`, `0o22`, `22`), at most 777.
+pub(crate) fn parse_umask(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    (!digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        .then(|| u32::from_str_radix(digits, 8).ok())
+        .flatten()
+        .filter(|&umask| umask <= 0o777)
+        .ok_or_else(|| format!("expected {UMASK_EXPECTED}, found {}", quote(text)))
+}
+
+/// A path's text: not empty, no NUL.
+pub(crate) fn check_path(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("expected a path, found \"\"".to_string());
+    }
+    if text.contains('\0') {
+        return Err("a path cannot contain a NUL character".to_string());
+    }
+    Ok(())
+}
+
+/// An environment variable's name: not empty, no `=`, no NUL.
+pub(crate) fn check_env_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains(['=', '\0']) {
+        return Err(format!(
+            "invalid variable name {}: a name is not empty and holds no \"=\" or NUL",
+            quote(name)
+        ));
+    }
+    Ok(())
+}
+
+/// An environment variable's value: no NUL.
+pub(crate) fn check_env_value(value: &str) -> Result<(), String> {
+    if value.contains('\0') {
+        return Err("a value cannot contain a NUL character".to_string());
+    }
+    Ok(())
+}
+
+pub(crate) const FACTOR_EXPECTED: &str = "a number >= 1 such as 2 or 1.5";
+
+/// `backoff`'s factor: decimal digits with at most one `.`, at least 1.
+pub(crate) fn parse_factor(text: &str) -> Result<f64, String> {
+    let expected = || format!("expected {FACTOR_EXPECTED}, found {}", quote(text));
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let is_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !is_digits(whole) || !is_digits(fraction) {
+        return Err(expected());
+    }
+    let factor: f64 = text.parse().map_err(|_| expected())?;
+    if !factor.is_finite() {
+        return Err(format!("invalid factor {}: too large", quote(text)));
+    }
+    if factor < 1.0 {
+        return Err(expected());
+    }
+    Ok(factor)
+}
+
+/// A command run with `/bin/sh -c`: not blank (which would always succeed), no NUL.
+pub(crate) fn check_shell_command(text: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err(format!("expected a shell command, found {}", quote(text)));
+    }
+    if text.contains('\0') {
+        return Err("a command cannot contain a NUL character".to_string());
+    }
+    Ok(())
+}
+
+/// An alert's text: not empty, and one line, since it is looked for in one line.
+pub(crate) fn check_alert_text(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("expected the text of a line to match, found \"\"".to_string());
+    }
+    if text.contains(['\n', '\r']) {
+        return Err(format!(
+            "{} can never match: output is matched one line at a time",
+            quote(text)
+        ));
+    }
+    Ok(())
+}
+
+/// `a or b`, `a, b or c`.
+pub(crate) fn one_of(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [only] => only.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// ` (did you mean "x"?)` when `word` is close to one of `candidates`, else nothing.
+pub(crate) fn hint(word: &str, candidates: &[&str]) -> String {
+    match did_you_mean(word, candidates) {
+        Some(close) => format!(" (did you mean {close:?}?)"),
+        None => String::new(),
+    }
+}
+
+/// The message for a program name [`is_valid_program_name`] refuses.
+pub(crate) fn invalid_program_name(name: &str) -> String {
+    format!(
+        "invalid program name {name:?}: a name starts with a letter or digit and \
+         holds only letters, digits, \"_\", \".\" and \"-\""
+    )
+}
+
+pub(crate) fn parse_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" => Some(true),
+        "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// `[A-Za-z0-9][A-Za-z0-9_.-]*`: no `:`, which separates a group from a program.
+pub(crate) fn is_valid_program_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// `text` in double quotes, escaped, and cut short if long.
+pub(crate) fn quote(text: &str) -> String {
+    const LIMIT: usize = 60;
+    match text.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{:?}...", &text[..cut]),
+        None => format!("{text:?}"),
+    }
+}
 
 /// supervisord's booleans: taskmaster's words (`true`/`false`, `yes`/`no`, `on`/`off`, in
 /// any case) plus `1` and `0`.
