@@ -21,11 +21,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::yaml::{defaults, ON_EXIT_TIMEOUT};
-use crate::{
-    AutoRestart, Backoff, Config, HealthCheck, Probe, ProgramSpec, Readiness, Stdin, Stream,
-    WatchdogPaused,
-};
+use crate::program::{defaults, ON_EXIT_TIMEOUT};
+use crate::values::Words;
+use crate::{Backoff, Config, HealthCheck, Probe, ProgramSpec, Stdin, Stream};
 
 /// `config` as taskmaster YAML, valid for [`Config::parse`].
 pub fn to_yaml(config: &Config) -> String {
@@ -140,12 +138,7 @@ fn program(out: &mut String, spec: &ProgramSpec, auto_logs: &BTreeSet<PathBuf>) 
         key("process_name", string(pattern));
     }
     key("autostart", spec.autostart.to_string());
-    let autorestart = match spec.autorestart {
-        AutoRestart::Always => "always",
-        AutoRestart::Never => "never",
-        AutoRestart::Unexpected => "unexpected",
-    };
-    key("autorestart", autorestart.to_string());
+    key("autorestart", spec.autorestart.word().to_string());
     let codes: Vec<String> = spec.exitcodes.iter().map(i32::to_string).collect();
     key("exitcodes", format!("[{}]", codes.join(", ")));
     key("starttime", seconds(spec.starttime));
@@ -210,8 +203,8 @@ fn liveness(out: &mut String, spec: &ProgramSpec) {
         Stdin::File(file) => program_key(out, "stdin", path(file)),
         Stdin::Pipe => program_key(out, "stdin", "pipe".to_string()),
     }
-    if spec.ready == Readiness::Notify {
-        program_key(out, "ready", "notify".to_string());
+    if spec.ready != default.ready {
+        program_key(out, "ready", spec.ready.word().to_string());
     }
     if spec.readytime != default.readytime {
         program_key(out, "readytime", seconds(spec.readytime));
@@ -219,8 +212,12 @@ fn liveness(out: &mut String, spec: &ProgramSpec) {
     if let Some(watchdog) = spec.watchdog {
         program_key(out, "watchdog", seconds(watchdog));
     }
-    if spec.watchdog_paused == WatchdogPaused::Restart {
-        program_key(out, "watchdog_paused", "restart".to_string());
+    if spec.watchdog_paused != default.watchdog_paused {
+        program_key(
+            out,
+            "watchdog_paused",
+            spec.watchdog_paused.word().to_string(),
+        );
     }
     if !spec.killgroup {
         program_key(out, "killgroup", "false".to_string());

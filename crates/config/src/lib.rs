@@ -31,6 +31,7 @@ mod error;
 mod expand;
 pub mod ini;
 mod instances;
+mod program;
 pub mod raw;
 mod signal;
 mod user;

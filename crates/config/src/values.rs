@@ -5,7 +5,7 @@
 
 use crate::daemon::Owner;
 use crate::error::did_you_mean;
-use crate::AutoRestart;
+use crate::{AlertLevel, AutoRestart, Readiness, Stream, WatchdogPaused};
 
 pub(crate) const UMASK_EXPECTED: &str = "an octal umask from 000 to 777 such as 022";
 
@@ -194,22 +194,6 @@ pub(crate) fn boolean(text: &str) -> Result<bool, String> {
     }
 }
 
-/// `true` (always), `false` (never) or `unexpected`, booleans in any of their forms.
-pub(crate) fn autorestart(text: &str) -> Result<AutoRestart, String> {
-    if text.eq_ignore_ascii_case("unexpected") {
-        return Ok(AutoRestart::Unexpected);
-    }
-    match boolean(text) {
-        Ok(true) => Ok(AutoRestart::Always),
-        Ok(false) => Ok(AutoRestart::Never),
-        Err(_) => Err(format!(
-            "expected true, false or unexpected, found {}{}",
-            quote(text),
-            hint(text, &["true", "false", "unexpected"])
-        )),
-    }
-}
-
 /// `priority`: a signed integer that fits an `i32`.
 pub(crate) fn priority(text: &str) -> Result<i32, String> {
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
@@ -327,6 +311,88 @@ pub(crate) fn server_url(text: &str) -> Result<ServerUrl<'_>, String> {
     }
 }
 
+/// An enumeration written as words: read in any case, written as its first word.
+pub(crate) trait Words: Copy + PartialEq + Sized + 'static {
+    /// Each word and its value.
+    const WORDS: &'static [(&'static str, Self)];
+
+    /// The value `text` names, or a message listing the words.
+    fn parse(text: &str) -> Result<Self, String> {
+        let found = Self::WORDS
+            .iter()
+            .find(|(word, _)| word.eq_ignore_ascii_case(text));
+        found.map(|&(_, value)| value).ok_or_else(|| {
+            let words: Vec<&str> = Self::WORDS.iter().map(|(word, _)| *word).collect();
+            format!(
+                "expected {}, found {}{}",
+                one_of(&words),
+                quote(text),
+                hint(text, &words)
+            )
+        })
+    }
+
+    /// The word that names this value.
+    fn word(self) -> &'static str {
+        Self::WORDS
+            .iter()
+            .find(|(_, value)| *value == self)
+            .map_or("", |(word, _)| word)
+    }
+}
+
+impl Words for AutoRestart {
+    const WORDS: &'static [(&'static str, AutoRestart)] = &[
+        ("always", AutoRestart::Always),
+        ("never", AutoRestart::Never),
+        ("unexpected", AutoRestart::Unexpected),
+    ];
+
+    /// A word, or a boolean as supervisord writes it (`true` is always, `false` never).
+    fn parse(text: &str) -> Result<AutoRestart, String> {
+        let words = Self::WORDS.iter();
+        if let Some(&(_, value)) = words.clone().find(|(w, _)| w.eq_ignore_ascii_case(text)) {
+            return Ok(value);
+        }
+        match boolean(text) {
+            Ok(true) => Ok(AutoRestart::Always),
+            Ok(false) => Ok(AutoRestart::Never),
+            Err(_) => Err(format!(
+                "expected always, never or unexpected (or true/false), found {}{}",
+                quote(text),
+                hint(text, &["always", "never", "unexpected"])
+            )),
+        }
+    }
+}
+
+impl Words for Readiness {
+    const WORDS: &'static [(&'static str, Readiness)] = &[
+        ("started", Readiness::Started),
+        ("notify", Readiness::Notify),
+    ];
+}
+
+impl Words for WatchdogPaused {
+    const WORDS: &'static [(&'static str, WatchdogPaused)] = &[
+        ("ignore", WatchdogPaused::Ignore),
+        ("restart", WatchdogPaused::Restart),
+    ];
+}
+
+impl Words for Stream {
+    const WORDS: &'static [(&'static str, Stream)] =
+        &[("stdout", Stream::Stdout), ("stderr", Stream::Stderr)];
+}
+
+impl Words for AlertLevel {
+    const WORDS: &'static [(&'static str, AlertLevel)] = &[
+        ("info", AlertLevel::Info),
+        ("warning", AlertLevel::Warning),
+        ("error", AlertLevel::Error),
+    ];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,14 +412,36 @@ mod tests {
     }
 
     #[test]
-    fn autorestart_reads_true_false_and_unexpected() {
-        assert_eq!(autorestart("true"), Ok(AutoRestart::Always));
-        assert_eq!(autorestart("1"), Ok(AutoRestart::Always));
-        assert_eq!(autorestart("false"), Ok(AutoRestart::Never));
-        assert_eq!(autorestart("Unexpected"), Ok(AutoRestart::Unexpected));
+    fn autorestart_reads_its_words_and_booleans() {
+        assert_eq!(AutoRestart::parse("true"), Ok(AutoRestart::Always));
+        assert_eq!(AutoRestart::parse("1"), Ok(AutoRestart::Always));
+        assert_eq!(AutoRestart::parse("false"), Ok(AutoRestart::Never));
         assert_eq!(
-            autorestart("unexpcted"),
-            Err("expected true, false or unexpected, found \"unexpcted\" (did you mean \"unexpected\"?)".to_string())
+            AutoRestart::parse("Unexpected"),
+            Ok(AutoRestart::Unexpected)
+        );
+        assert_eq!(AutoRestart::parse("ALWAYS"), Ok(AutoRestart::Always));
+        assert_eq!(
+            AutoRestart::parse("unexpcted"),
+            Err("expected always, never or unexpected (or true/false), found \"unexpcted\" (did you mean \"unexpected\"?)".to_string())
+        );
+    }
+
+    #[test]
+    fn every_word_reads_back_as_its_value() {
+        for &(word, value) in AutoRestart::WORDS {
+            assert_eq!(AutoRestart::parse(word), Ok(value));
+            assert_eq!(value.word(), word);
+        }
+        for &(word, value) in Readiness::WORDS {
+            assert_eq!(Readiness::parse(&word.to_uppercase()), Ok(value));
+        }
+        assert_eq!(
+            WatchdogPaused::parse("restrat"),
+            Err(
+                "expected ignore or restart, found \"restrat\" (did you mean \"restart\"?)"
+                    .to_string()
+            )
         );
     }
 

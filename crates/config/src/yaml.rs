@@ -37,16 +37,17 @@ use std::time::Duration;
 
 use crate::error::{did_you_mean, ConfigError, ConfigErrors};
 use crate::expand::Expansions;
+use crate::program::{self, Context, Output, Place, ProgramDraft, ProgramRead};
 use crate::raw::{Node, Value};
 use crate::values::{
-    check_alert_text, check_env_name, check_env_value, check_path, check_shell_command, hint,
+    boolean, check_alert_text, check_env_name, check_env_value, check_path, check_shell_command,
     invalid_program_name, is_valid_program_name, one_of, parse_bool, parse_exitcode, parse_factor,
-    parse_integer, parse_umask, quote, split_command, FACTOR_EXPECTED, UMASK_EXPECTED,
+    parse_integer, parse_umask, quote, Words, FACTOR_EXPECTED, UMASK_EXPECTED,
 };
 use crate::{
-    parse_duration, Accounts, Alert, AlertLevel, AutoRestart, Backoff, Config, Credentials,
-    GroupSpec, HealthCheck, Hook, HttpListener, PairSettings, Probe, ProcessSpec, ProgramSpec,
-    Readiness, RestartLimit, Signal, Stdin, Stream, User, WatchdogPaused,
+    parse_duration, Accounts, Alert, AlertLevel, Backoff, Config, Credentials, GroupSpec,
+    HealthCheck, HttpListener, PairSettings, Probe, ProcessSpec, ProgramSpec, RestartLimit, Stdin,
+    Stream, User,
 };
 
 /// Validates a raw tree read from `path`; `user` values are looked up in `accounts`, and
@@ -95,9 +96,9 @@ pub(crate) fn validate(
         }
         (!refused).then_some(user)
     });
-    for (key, node, user) in &top.program_users {
+    for (place, user) in &top.program_users {
         if let Some(message) = accounts.program_refusal(daemon, user) {
-            checker.error(node, key, message);
+            checker.errors.push(place.say(message));
         }
     }
     let socket_access = checker.socket_access(&mut top);
@@ -172,18 +173,6 @@ pub(crate) fn validate(
     })
 }
 
-/// One program as read from its mapping, with what is settled only once the file is read.
-struct ProgramRead {
-    spec: ProgramSpec,
-    /// The streams it sends to syslog.
-    to_syslog: Vec<Stream>,
-    /// Where its `user` was written.
-    user_node: Option<Node>,
-    /// `stdout: auto`, `stderr: auto`.
-    auto: [bool; 2],
-    redirect_stderr: bool,
-}
-
 /// A key and the function that reads its value into `T`: `(checker, value, dotted key, T)`.
 type Key<T> = (&'static str, fn(&mut Checker, &Node, &str, &mut T));
 
@@ -204,9 +193,9 @@ struct TopLevel {
     group_nodes: BTreeMap<String, Node>,
     /// `user`: taskmaster's own, and where it was written.
     user: Option<(User, Node)>,
-    /// Each program's `user` (its dotted key and node): checked against taskmaster's own
+    /// Each program's `user` and where it was written: checked against taskmaster's own
     /// once the file is read.
-    program_users: Vec<(String, Node, User)>,
+    program_users: Vec<(Place, User)>,
     /// The daemon's settings (`pidfile`, `loglevel`...).
     daemon: crate::DaemonSettings,
     /// `socket_mode` and `socket_owner`; the credentials come from the two below.
@@ -355,152 +344,25 @@ const HTTP_KEYS: &[Key<HttpDraft>] = &[
     }),
 ];
 
-/// A program being read: the spec with every default applied, whether `cmd` was given, and
-/// the `on_exit` pair, which becomes one [`Hook`] once both keys are read, in any order.
-struct Draft {
-    spec: ProgramSpec,
-    has_cmd: bool,
-    /// `on_exit`'s command; `None` when absent, null or wrong.
-    on_exit: Option<String>,
-    /// Whether `on_exit` was written with a value (right or wrong).
-    has_on_exit: bool,
-    /// `on_exit_timeout`'s value (when right) and the node it was read from.
-    on_exit_timeout: Option<(Option<Duration>, Node)>,
-    /// `redirect_stderr: true`: stderr goes into stdout's file.
-    redirect_stderr: bool,
-    /// Whether `stderr` was given (it may not be, with `redirect_stderr`).
-    has_stderr: bool,
-    /// How stdout goes to syslog, as written.
-    stdout_syslog: SyslogDraft,
-    /// How stderr goes to syslog, as written.
-    stderr_syslog: SyslogDraft,
-    /// Where `user` was written, when it names an account.
-    user_node: Option<Node>,
-    /// `stdout: auto`, `stderr: auto`: a file in `childlogdir`, named as supervisord does.
-    auto: [bool; 2],
-}
-
-/// How one output stream is sent to syslog, as written: `stdout: syslog` (the stream goes
-/// there and to no file), `stdout_syslog: true` (there too, beside the file), or both.
-#[derive(Default)]
-struct SyslogDraft {
-    /// `stdout: syslog`.
-    word: bool,
-    /// `stdout_syslog`'s value when right, and where it was written.
-    flag: Option<(bool, Node)>,
-}
-
-const PROGRAM_KEYS: &[Key<Draft>] = &[
-    ("cmd", |c, node, key, d| {
-        d.has_cmd = true;
-        if let Some((cmd, argv)) = c.command(node, key) {
-            d.spec.cmd = cmd;
-            d.spec.argv = argv;
-        }
-    }),
-    ("numprocs", |c, node, key, d| {
-        if let Some(n) = c.integer(node, key, 1, 1000) {
-            d.spec.numprocs = n;
-        }
-    }),
-    ("numprocs_start", |c, node, key, d| {
-        if let Some(n) = c.integer(node, key, 0, u32::MAX - 1000) {
-            d.spec.numprocs_start = n;
-        }
-    }),
-    ("process_name", |c, node, key, d| {
-        if let Some(text) = c.scalar(node, key, "a process name pattern") {
-            d.spec.process_name = Some(text.to_string());
-        }
-    }),
-    ("autostart", |c, node, key, d| {
-        if let Some(b) = c.boolean(node, key) {
-            d.spec.autostart = b;
-        }
-    }),
-    ("autorestart", |c, node, key, d| {
-        if let Some(a) = c.autorestart(node, key) {
-            d.spec.autorestart = a;
-        }
-    }),
+/// The program keys whose value is not one piece of text (or may be null), read by the YAML
+/// alone; the others are the program layer's [`program::OPTIONS`].
+const PROGRAM_KEYS: &[Key<ProgramDraft>] = &[
     ("exitcodes", |c, node, key, d| {
         if let Some(codes) = c.exitcodes(node, key) {
             d.spec.exitcodes = codes;
         }
     }),
-    ("starttime", |c, node, key, d| {
-        if let Some(t) = c.duration(node, key) {
-            d.spec.starttime = t;
-        }
-    }),
-    ("startretries", |c, node, key, d| {
-        if let Some(n) = c.integer(node, key, 0, u32::MAX) {
-            d.spec.startretries = n;
-        }
-    }),
-    ("stopsignal", |c, node, key, d| {
-        if let Some(s) = c.signal(node, key) {
-            d.spec.stopsignal = s;
-        }
-    }),
-    ("stoptime", |c, node, key, d| {
-        if let Some(t) = c.duration(node, key) {
-            d.spec.stoptime = t;
-        }
-    }),
-    ("killgroup", |c, node, key, d| {
-        d.spec.killgroup = c.boolean(node, key).unwrap_or(true);
-    }),
     ("stdout", |c, node, key, d| {
-        (d.spec.stdout, d.stdout_syslog.word, d.auto[0]) = c.output(node, key);
+        d.stdout = c
+            .output(node, key)
+            .map(|output| (output, c.place(node, key)));
     }),
     ("stderr", |c, node, key, d| {
-        (d.spec.stderr, d.stderr_syslog.word, d.auto[1]) = c.output(node, key);
-        d.has_stderr = true;
-    }),
-    ("stdout_syslog", |c, node, key, d| {
-        d.stdout_syslog.flag = c.boolean(node, key).map(|b| (b, node.clone()));
-    }),
-    ("stderr_syslog", |c, node, key, d| {
-        d.stderr_syslog.flag = c.boolean(node, key).map(|b| (b, node.clone()));
-    }),
-    ("redirect_stderr", |c, node, key, d| {
-        d.redirect_stderr = c.boolean(node, key).unwrap_or(false);
-    }),
-    ("stdout_maxbytes", |c, node, key, d| {
-        if let Some(size) = c.byte_size(node, key) {
-            d.spec.stdout_rotation.maxbytes = size;
-        }
-    }),
-    ("stdout_backups", |c, node, key, d| {
-        if let Some(n) = c.integer(node, key, 0, 1000) {
-            d.spec.stdout_rotation.backups = n;
-        }
-    }),
-    ("stderr_maxbytes", |c, node, key, d| {
-        if let Some(size) = c.byte_size(node, key) {
-            d.spec.stderr_rotation.maxbytes = size;
-        }
-    }),
-    ("stderr_backups", |c, node, key, d| {
-        if let Some(n) = c.integer(node, key, 0, 1000) {
-            d.spec.stderr_rotation.backups = n;
-        }
+        d.stderr = c
+            .output(node, key)
+            .map(|output| (output, c.place(node, key)));
     }),
     ("env", |c, node, key, d| c.env(node, key, &mut d.spec.env)),
-    ("workingdir", |c, node, key, d| {
-        d.spec.workingdir = c.optional_path(node, key);
-    }),
-    ("umask", |c, node, key, d| {
-        if let Some(umask) = c.umask(node, key) {
-            d.spec.umask = umask;
-        }
-    }),
-    ("priority", |c, node, key, d| {
-        if let Some(n) = c.integer(node, key, 0, 1_000_000) {
-            d.spec.priority = n;
-        }
-    }),
     ("stdin", |c, node, key, d| {
         // `pipe` is a word; a file of that name is `./pipe`.
         d.spec.stdin = match &node.value {
@@ -508,46 +370,8 @@ const PROGRAM_KEYS: &[Key<Draft>] = &[
             _ => c.optional_path(node, key).map_or(Stdin::Null, Stdin::File),
         };
     }),
-    ("ready", |c, node, key, d| {
-        let words = [
-            ("started", Readiness::Started),
-            ("notify", Readiness::Notify),
-        ];
-        if let Some(ready) = c.word(node, key, &words) {
-            d.spec.ready = ready;
-        }
-    }),
-    ("readytime", |c, node, key, d| {
-        if let Some(t) = c.positive_duration(node, key) {
-            d.spec.readytime = t;
-        }
-    }),
-    ("watchdog", |c, node, key, d| {
-        d.spec.watchdog = match node.value {
-            Value::Null => None,
-            _ => c.positive_duration(node, key),
-        };
-    }),
-    ("watchdog_paused", |c, node, key, d| {
-        let words = [
-            ("ignore", WatchdogPaused::Ignore),
-            ("restart", WatchdogPaused::Restart),
-        ];
-        if let Some(paused) = c.word(node, key, &words) {
-            d.spec.watchdog_paused = paused;
-        }
-    }),
     ("healthcheck", |c, node, key, d| {
         d.spec.healthcheck = c.healthcheck(node, key);
-    }),
-    ("on_exit", |c, node, key, d| {
-        if node.value != Value::Null {
-            d.has_on_exit = true;
-            d.on_exit = c.shell_command(node, key);
-        }
-    }),
-    ("on_exit_timeout", |c, node, key, d| {
-        d.on_exit_timeout = Some((c.positive_duration(node, key), node.clone()));
     }),
     ("restart_limit", |c, node, key, d| {
         d.spec.restart_limit = c.restart_limit(node, key);
@@ -558,14 +382,10 @@ const PROGRAM_KEYS: &[Key<Draft>] = &[
     ("alerts", |c, node, key, d| {
         d.spec.alerts = c.alerts(node, key)
     }),
-    ("user", |c, node, key, d| {
-        d.spec.user = c.user(node, key);
-        d.user_node = d.spec.user.as_ref().map(|_| node.clone());
-    }),
 ];
 
-/// How long `on_exit`'s command may run when `on_exit_timeout` is not given.
-pub(crate) const ON_EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The keys of [`program::OPTIONS`] for which null means "none", as if the key were absent.
+const NULL_MEANS_NONE: &[&str] = &["workingdir", "umask", "watchdog", "on_exit"];
 
 /// `healthcheck:` being read: its probe keys in file order (exactly one is allowed), the
 /// probe when right, and the other keys with their defaults.
@@ -721,64 +541,14 @@ const ALERT_KEYS: &[Key<AlertDraft>] = &[
         });
     }),
     ("stream", |c, node, key, d| {
-        let words = [("stdout", Stream::Stdout), ("stderr", Stream::Stderr)];
-        d.stream = c.word(node, key, &words);
+        d.stream = c.word(node, key);
     }),
     ("level", |c, node, key, d| {
-        let words = [
-            ("info", AlertLevel::Info),
-            ("warning", AlertLevel::Warning),
-            ("error", AlertLevel::Error),
-        ];
-        if let Some(level) = c.word(node, key, &words) {
+        if let Some(level) = c.word(node, key) {
             d.level = level;
         }
     }),
 ];
-
-/// A program with nothing but defaults (and no command yet).
-pub(crate) fn defaults(name: &str) -> ProgramSpec {
-    ProgramSpec {
-        name: name.to_string(),
-        cmd: String::new(),
-        argv: Vec::new(),
-        numprocs: 1,
-        numprocs_start: 0,
-        process_name: None,
-        autostart: true,
-        autorestart: AutoRestart::Unexpected,
-        exitcodes: vec![0],
-        starttime: Duration::from_secs(1),
-        startretries: 3,
-        stopsignal: Signal::TERM,
-        stoptime: Duration::from_secs(10),
-        stdout: None,
-        stderr: None,
-        stdout_syslog: None,
-        stderr_syslog: None,
-        env: BTreeMap::new(),
-        workingdir: None,
-        umask: None,
-        priority: 999,
-        stdin: crate::Stdin::Null,
-        stdout_rotation: crate::Rotation::default(),
-        stderr_rotation: crate::Rotation::default(),
-        ready: crate::Readiness::Started,
-        readytime: Duration::from_secs(30),
-        watchdog: None,
-        watchdog_paused: crate::WatchdogPaused::Ignore,
-        killgroup: true,
-        healthcheck: None,
-        on_exit: None,
-        restart_limit: None,
-        backoff: Some(Backoff::THROTTLE),
-        alerts: Vec::new(),
-        group: None,
-        group_priority: None,
-        processes: Vec::new(),
-        user: None,
-    }
-}
 
 /// Reads values and records every error it meets.
 ///
@@ -808,6 +578,17 @@ impl Checker<'_> {
         });
     }
 
+    /// Where `node` is, for the program layer.
+    fn place(&self, node: &Node, key: &str) -> Place {
+        Place {
+            src: 0,
+            file: self.file.to_path_buf(),
+            line: node.line,
+            column: node.column,
+            key: key.to_string(),
+        }
+    }
+
     /// Reads each pair of a mapping with the reader the table names for its key.
     fn keys<T>(&mut self, pairs: &[(Node, Node)], path: &str, table: &[Key<T>], target: &mut T) {
         for (key_node, value) in pairs {
@@ -818,13 +599,7 @@ impl Checker<'_> {
                 Some((_, read)) => read(self, value, &join(path, name), target),
                 None => {
                     let names: Vec<&str> = table.iter().map(|(known, _)| *known).collect();
-                    let message = match did_you_mean(name, &names) {
-                        Some(close) => format!("unknown key {name:?} (did you mean {close:?}?)"),
-                        None => {
-                            format!("unknown key {name:?} (valid keys: {})", names.join(", "))
-                        }
-                    };
-                    self.error(key_node, path, message);
+                    self.error(key_node, path, unknown_key(name, &names));
                 }
             }
         }
@@ -905,9 +680,8 @@ impl Checker<'_> {
                 top.auto_streams
                     .push((name.to_string(), Stream::Stderr, false));
             }
-            if let (Some(user), Some(node)) = (&spec.user, read.user_node) {
-                let entry = (join(&path, "user"), node, user.clone());
-                top.program_users.push(entry);
+            if let (Some(user), Some(place)) = (&spec.user, read.user) {
+                top.program_users.push((place, user.clone()));
             }
             top.programs.insert(name.to_string(), spec);
         }
@@ -966,22 +740,10 @@ impl Checker<'_> {
         program: &Node,
         path: &str,
     ) -> Option<ProgramRead> {
-        let mut draft = Draft {
-            spec: defaults(name),
-            has_cmd: false,
-            on_exit: None,
-            has_on_exit: false,
-            on_exit_timeout: None,
-            redirect_stderr: false,
-            has_stderr: false,
-            stdout_syslog: SyslogDraft::default(),
-            stderr_syslog: SyslogDraft::default(),
-            user_node: None,
-            auto: [false; 2],
-        };
+        let mut draft = ProgramDraft::new(name, self.place(name_node, path));
         match &program.value {
             Value::Null => {}
-            Value::Mapping(fields) => self.keys(fields, path, PROGRAM_KEYS, &mut draft),
+            Value::Mapping(fields) => self.program_keys(fields, path, &mut draft),
             _ => {
                 let message = format!(
                     "expected a mapping of program keys, found {}",
@@ -991,40 +753,54 @@ impl Checker<'_> {
                 return None;
             }
         }
-        if !draft.has_cmd {
-            self.error(name_node, path, "missing required key \"cmd\"".to_string());
-        }
-        self.on_exit(&mut draft, path);
-        let mut to_syslog = Vec::new();
-        if self.syslog(&draft.stdout_syslog, path, Stream::Stdout) {
-            to_syslog.push(Stream::Stdout);
-        }
-        if draft.redirect_stderr {
-            if draft.has_stderr {
-                let message = "give stderr or redirect_stderr: true, not both (with \
-                               redirect_stderr, standard error goes to stdout's file)";
-                self.error(name_node, path, message.to_string());
+        let (read, remarks) = draft.finish(&program::YAML);
+        // taskmaster's own format has no warnings: its dialect makes none.
+        self.errors
+            .extend(remarks.into_iter().map(|remark| remark.error));
+        Some(read)
+    }
+
+    /// Reads a program's keys: those of the program layer from their text, the others with
+    /// the YAML's own readers.
+    fn program_keys(&mut self, pairs: &[(Node, Node)], path: &str, draft: &mut ProgramDraft) {
+        for (key_node, value) in pairs {
+            let Some(name) = self.key_name(key_node, path) else {
+                continue;
+            };
+            let key = join(path, name);
+            if let Some((_, read)) = PROGRAM_KEYS.iter().find(|(known, _)| *known == name) {
+                read(self, value, &key, draft);
+            } else if let Some(option) = program::option(name) {
+                draft.cmd_given |= name == "cmd";
+                if value.value == Value::Null && NULL_MEANS_NONE.contains(&name) {
+                    continue;
+                }
+                let Some(text) = self.scalar(value, &key, option.expected) else {
+                    continue;
+                };
+                let place = self.place(value, &key);
+                let context = Context {
+                    dir: &self.dir,
+                    accounts: self.accounts,
+                };
+                let result = draft.read(option, text, &place, &context);
+                self.check(value, &key, result);
+            } else {
+                let names: Vec<&str> = program::OPTIONS
+                    .iter()
+                    .map(|option| option.name)
+                    .chain(PROGRAM_KEYS.iter().map(|(known, _)| *known))
+                    .collect();
+                let message = match program::yaml_name(name).filter(|yaml| *yaml != name) {
+                    Some(yaml) => format!(
+                        "unknown key {name:?} (did you mean {yaml:?}? {name} is supervisord's \
+                         name for it)"
+                    ),
+                    None => unknown_key(name, &names),
+                };
+                self.error(key_node, path, message);
             }
-            if let Some((_, node)) = &draft.stderr_syslog.flag {
-                let message = "give stderr_syslog or redirect_stderr: true, not both (with \
-                               redirect_stderr, standard error goes where stdout goes)";
-                self.error(node, &join(path, "stderr_syslog"), message.to_string());
-            }
-            draft.spec.stderr = draft.spec.stdout.clone();
-            draft.spec.stderr_rotation = draft.spec.stdout_rotation;
-            if to_syslog.contains(&Stream::Stdout) {
-                to_syslog.push(Stream::Stderr);
-            }
-        } else if self.syslog(&draft.stderr_syslog, path, Stream::Stderr) {
-            to_syslog.push(Stream::Stderr);
         }
-        Some(ProgramRead {
-            spec: draft.spec,
-            to_syslog,
-            user_node: draft.user_node,
-            auto: draft.auto,
-            redirect_stderr: draft.redirect_stderr,
-        })
     }
 
     /// The processes of program `spec`: each named by its `process_name`, and, when the
@@ -1098,12 +874,6 @@ impl Checker<'_> {
         crate::instances::processes(made)
     }
 
-    fn command(&mut self, node: &Node, key: &str) -> Option<(String, Vec<String>)> {
-        let text = self.scalar(node, key, "a command")?;
-        let argv = self.check(node, key, split_command(text))?;
-        Some((text.to_string(), argv))
-    }
-
     /// Records the error of a shared value parser, if any.
     fn check<T>(&mut self, node: &Node, key: &str, result: Result<T, String>) -> Option<T> {
         match result {
@@ -1128,41 +898,8 @@ impl Checker<'_> {
     }
 
     fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
-        let expected = "true or false (or yes/no, on/off)";
-        let text = self.scalar(node, key, expected)?;
-        let value = parse_bool(text);
-        if value.is_none() {
-            self.error(
-                node,
-                key,
-                format!("expected {expected}, found {}", describe(node)),
-            );
-        }
-        value
-    }
-
-    fn autorestart(&mut self, node: &Node, key: &str) -> Option<AutoRestart> {
-        let expected = "always, never or unexpected";
-        let text = self.scalar(node, key, expected)?;
-        let value = match text.to_ascii_lowercase().as_str() {
-            "always" => Some(AutoRestart::Always),
-            "never" => Some(AutoRestart::Never),
-            "unexpected" => Some(AutoRestart::Unexpected),
-            _ => match parse_bool(text) {
-                Some(true) => Some(AutoRestart::Always),
-                Some(false) => Some(AutoRestart::Never),
-                None => None,
-            },
-        };
-        if value.is_none() {
-            let message = format!(
-                "expected {expected}, found {}{}",
-                describe(node),
-                hint(text, &["always", "never", "unexpected"])
-            );
-            self.error(node, key, message);
-        }
-        value
+        let text = self.scalar(node, key, "true or false")?;
+        self.check(node, key, boolean(text))
     }
 
     /// One exit code, or a list of them.
@@ -1193,11 +930,6 @@ impl Checker<'_> {
     fn duration(&mut self, node: &Node, key: &str) -> Option<Duration> {
         let text = self.scalar(node, key, "a duration such as 1, 1.5s or 500ms")?;
         self.check(node, key, parse_duration(text))
-    }
-
-    fn signal(&mut self, node: &Node, key: &str) -> Option<Signal> {
-        let text = self.scalar(node, key, "a signal name such as TERM")?;
-        self.check(node, key, text.parse::<Signal>())
     }
 
     /// `http:`: `listen`, and `username` with `password`.
@@ -1247,17 +979,16 @@ impl Checker<'_> {
         }
     }
 
-    /// `stdout` or `stderr`: a file, the word `syslog` (in any case: supervisord's), or null
-    /// for none. The file, and whether it was `syslog`.
-    /// `stdout`'s value: a file, or none (discarded); whether it is `syslog`; whether it is
-    /// `auto` (a file in `childlogdir`). Files of those names are written `./syslog`, `./auto`.
-    fn output(&mut self, node: &Node, key: &str) -> (Option<PathBuf>, bool, bool) {
+    /// `stdout`'s value: a file, null (discarded), the word `syslog` or `auto` (a file in
+    /// `childlogdir`), in any case: files of those names are written `./syslog`, `./auto`.
+    fn output(&mut self, node: &Node, key: &str) -> Option<Output> {
         match &node.value {
             Value::Scalar { text, .. } if text.eq_ignore_ascii_case("syslog") => {
-                (None, true, false)
+                Some(Output::Syslog)
             }
-            Value::Scalar { text, .. } if text.eq_ignore_ascii_case("auto") => (None, false, true),
-            _ => (self.optional_path(node, key), false, false),
+            Value::Scalar { text, .. } if text.eq_ignore_ascii_case("auto") => Some(Output::Auto),
+            Value::Null => Some(Output::File(None)),
+            _ => self.path(node, key).map(|path| Output::File(Some(path))),
         }
     }
 
@@ -1285,24 +1016,6 @@ impl Checker<'_> {
             (None, None) => {}
         }
         access
-    }
-
-    /// Whether `stream` of the program at `path` goes to syslog; `stdout: syslog` with
-    /// `stdout_syslog: false` is an error.
-    fn syslog(&mut self, draft: &SyslogDraft, path: &str, stream: Stream) -> bool {
-        match (&draft.flag, draft.word) {
-            (Some((false, node)), true) => {
-                let name = stream.name();
-                let message = format!(
-                    "{name}: syslog sends {name} to syslog, which {name}_syslog: false \
-                     contradicts; remove one of them"
-                );
-                self.error(node, &join(path, &format!("{name}_syslog")), message);
-                false
-            }
-            (Some((flag, _)), word) => *flag || word,
-            (None, word) => word,
-        }
     }
 
     /// `NAME: value` pairs; values are kept as written, numbers and booleans included.
@@ -1359,35 +1072,17 @@ impl Checker<'_> {
         self.check(node, key, parse_umask(text)).map(Some)
     }
 
-    /// One of `words`, in any case.
-    fn word<T: Copy>(&mut self, node: &Node, key: &str, words: &[(&str, T)]) -> Option<T> {
-        let names: Vec<&str> = words.iter().map(|(name, _)| *name).collect();
-        let expected = one_of(&names);
-        let text = self.scalar(node, key, &expected)?;
-        let value = words
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(text))
-            .map(|&(_, value)| value);
-        if value.is_none() {
-            let message = format!(
-                "expected {expected}, found {}{}",
-                describe(node),
-                hint(text, &names)
-            );
-            self.error(node, key, message);
-        }
-        value
+    /// One of the words of `T`, in any case.
+    fn word<T: Words>(&mut self, node: &Node, key: &str) -> Option<T> {
+        let names: Vec<&str> = T::WORDS.iter().map(|(name, _)| *name).collect();
+        let text = self.scalar(node, key, &one_of(&names))?;
+        self.check(node, key, T::parse(text))
     }
 
     /// A duration of more than 0: what a timeout, a period or a window must be.
     fn positive_duration(&mut self, node: &Node, key: &str) -> Option<Duration> {
-        let duration = self.duration(node, key)?;
-        if duration.is_zero() {
-            let message = format!("expected a duration > 0, found {}", describe(node));
-            self.error(node, key, message);
-            return None;
-        }
-        Some(duration)
+        let text = self.scalar(node, key, "a duration such as 1, 1.5s or 500ms")?;
+        self.check(node, key, program::positive_duration(text))
     }
 
     /// `user`: an account's name or uid, looked up.
@@ -1570,21 +1265,6 @@ impl Checker<'_> {
             level: draft.level,
         })
     }
-
-    /// Makes `on_exit` and `on_exit_timeout` one [`Hook`]; a timeout alone is an error.
-    fn on_exit(&mut self, draft: &mut Draft, path: &str) {
-        let timeout = match draft.on_exit_timeout.take() {
-            Some((_, node)) if !draft.has_on_exit => {
-                let message = "on_exit_timeout needs on_exit".to_string();
-                return self.error(&node, &join(path, "on_exit_timeout"), message);
-            }
-            Some((timeout, _)) => timeout,
-            None => Some(ON_EXIT_TIMEOUT),
-        };
-        if let (Some(cmd), Some(timeout)) = (draft.on_exit.take(), timeout) {
-            draft.spec.on_exit = Some(Hook { cmd, timeout });
-        }
-    }
 }
 
 /// Whether a mapping has the key `name`.
@@ -1599,6 +1279,14 @@ fn text_of(node: &Node) -> String {
     match &node.value {
         Value::Scalar { text, .. } => text.clone(),
         _ => describe(node),
+    }
+}
+
+/// `unknown key "x"`, with the closest valid key or the list of them.
+fn unknown_key(name: &str, names: &[&str]) -> String {
+    match did_you_mean(name, names) {
+        Some(close) => format!("unknown key {name:?} (did you mean {close:?}?)"),
+        None => format!("unknown key {name:?} (valid keys: {})", names.join(", ")),
     }
 }
 

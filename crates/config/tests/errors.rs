@@ -80,9 +80,27 @@ fn unknown_program_key_suggests_the_closest_or_lists_all() {
         errors("programs:\n  web:\n    command: x\n"),
         [
             "t.yaml:2:3: programs.web: missing required key \"cmd\"",
-            "t.yaml:3:5: programs.web: unknown key \"command\" (valid keys: cmd, numprocs, numprocs_start, process_name, autostart, autorestart, exitcodes, starttime, startretries, stopsignal, stoptime, killgroup, stdout, stderr, stdout_syslog, stderr_syslog, redirect_stderr, stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, env, workingdir, umask, priority, stdin, ready, readytime, watchdog, watchdog_paused, healthcheck, on_exit, on_exit_timeout, restart_limit, backoff, alerts, user)",
+            "t.yaml:3:5: programs.web: unknown key \"command\" (did you mean \"cmd\"? command is supervisord's name for it)",
         ]
     );
+    let far_off = errors("programs:\n  web:\n    cmd: x\n    qqqqqqqq: 1\n");
+    assert_eq!(far_off.len(), 1);
+    let valid = far_off[0]
+        .split("(valid keys: ")
+        .nth(1)
+        .expect("the valid keys are listed");
+    for key in [
+        "cmd",
+        "numprocs",
+        "exitcodes",
+        "stdout",
+        "env",
+        "healthcheck",
+        "user",
+        "alerts)",
+    ] {
+        assert!(valid.contains(key), "{key} in {valid}");
+    }
     assert_eq!(
         errors("programs:\n  web:\n    cmd: x\n    Umask: 022\n"),
         ["t.yaml:4:5: programs.web: unknown key \"Umask\" (did you mean \"umask\"?)"]

@@ -486,7 +486,7 @@ fn autorestart_takes_true_false_and_unexpected() {
     }
     assert_eq!(
         program_errors("autorestart=unexpectd\n"),
-        ["/sv/t.conf:3:13: program:web.autorestart: expected true, false or unexpected, found \"unexpectd\" (did you mean \"unexpected\"?)"]
+        ["/sv/t.conf:3:13: program:web.autorestart: expected always, never or unexpected (or true/false), found \"unexpectd\" (did you mean \"unexpected\"?)"]
     );
 }
 
@@ -657,7 +657,7 @@ fn syslog_options_send_the_lines_to_dev_log_beside_the_file() {
     assert_eq!(read(&text).config.programs["web"].stderr_syslog, None);
     assert_eq!(
         warnings(&text),
-        ["/sv/t.conf:5:1: program:web.stderr_syslog: ignored beside redirect_stderr = true, as supervisord ignores it: standard error goes where stdout goes"]
+        ["/sv/t.conf:5:15: program:web.stderr_syslog: ignored beside redirect_stderr = true, as supervisord ignores it: standard error goes where stdout goes"]
     );
     // The YAML says the same.
     let config = read(&program_text(
@@ -696,7 +696,7 @@ fn redirect_stderr_sends_stderr_to_the_stdout_file() {
     );
     assert_eq!(
         warnings(&text),
-        ["/sv/t.conf:5:1: program:web.stderr_logfile: ignored beside redirect_stderr = true, as supervisord ignores it: standard error goes to stdout_logfile"]
+        ["/sv/t.conf:5:16: program:web.stderr_logfile: ignored beside redirect_stderr = true, as supervisord ignores it: standard error goes to stdout's file"]
     );
 }
 

@@ -231,12 +231,11 @@ fn autostart_accepts_true_false_yes_no_on_off_in_any_case() {
 fn autostart_rejects_other_words() {
     assert_eq!(
         program_errors("autostart: maybe"),
-        ["t.yaml:4:16: programs.web.autostart: expected true or false (or yes/no, on/off), found \"maybe\""]
+        ["t.yaml:4:16: programs.web.autostart: expected true or false (or yes/no, on/off, 1/0), found \"maybe\""]
     );
-    assert_eq!(
-        program_errors("autostart: 1"),
-        ["t.yaml:4:16: programs.web.autostart: expected true or false (or yes/no, on/off), found \"1\""]
-    );
+    // As in supervisord's files: 1 and 0 are booleans in both formats.
+    assert!(program("autostart: 1").autostart);
+    assert!(!program("autostart: 0").autostart);
 }
 
 // ---- autorestart ----------------------------------------------------------------------------
@@ -268,11 +267,11 @@ fn autorestart_accepts_words_in_any_case_and_booleans() {
 fn autorestart_rejects_other_words_with_a_suggestion() {
     assert_eq!(
         program_errors("autorestart: alwyas"),
-        ["t.yaml:4:18: programs.web.autorestart: expected always, never or unexpected, found \"alwyas\" (did you mean \"always\"?)"]
+        ["t.yaml:4:18: programs.web.autorestart: expected always, never or unexpected (or true/false), found \"alwyas\" (did you mean \"always\"?)"]
     );
     assert_eq!(
         program_errors("autorestart: 5"),
-        ["t.yaml:4:18: programs.web.autorestart: expected always, never or unexpected, found \"5\""]
+        ["t.yaml:4:18: programs.web.autorestart: expected always, never or unexpected (or true/false), found \"5\""]
     );
 }
 
@@ -493,7 +492,7 @@ fn syslog_keys_reject_contradictions_and_bad_values() {
     );
     assert_eq!(
         program_errors("stderr_syslog: sometimes"),
-        ["t.yaml:4:20: programs.web.stderr_syslog: expected true or false (or yes/no, on/off), found \"sometimes\""]
+        ["t.yaml:4:20: programs.web.stderr_syslog: expected true or false (or yes/no, on/off, 1/0), found \"sometimes\""]
     );
     assert_eq!(
         program_errors("redirect_stderr: true\nstderr_syslog: true"),

@@ -325,18 +325,22 @@ struct Translator<'h> {
 /// every section read first.
 struct PlacedUser {
     user: crate::User,
-    src: usize,
-    position: (usize, usize),
-    key: String,
+    place: crate::program::Place,
 }
 
 impl PlacedUser {
-    fn new(user: crate::User, at: &At) -> PlacedUser {
+    /// `user`, written as the value of the option `at` in `file`.
+    fn new(user: crate::User, at: &At, file: &Path) -> PlacedUser {
+        let (line, column) = at.opt.value_position();
         PlacedUser {
             user,
-            src: at.src,
-            position: at.opt.value_position(),
-            key: at.key.clone(),
+            place: crate::program::Place {
+                src: at.src,
+                file: file.to_path_buf(),
+                line,
+                column,
+                key: at.key.clone(),
+            },
         }
     }
 }
@@ -497,7 +501,7 @@ impl Translator<'_> {
                 map.insert(opt.name.as_str(), opt);
                 continue;
             }
-            let close = program::yaml_name(&opt.name)
+            let close = crate::program::supervisord_name(&opt.name)
                 .filter(|ini| known.contains(ini))
                 .or_else(|| did_you_mean(&opt.name, known));
             let message = match close {
@@ -825,18 +829,16 @@ impl Translator<'_> {
             let refusal = accounts.daemon_refusal(&placed.user);
             let refused = refusal.is_some();
             if let Some(message) = refusal {
-                refusals.push((placed.src, placed.position, placed.key.clone(), message));
+                refusals.push((placed.place.src, placed.place.say(message)));
             }
             (!refused).then_some(&placed.user)
         });
         for placed in &self.program_users {
             if let Some(message) = accounts.program_refusal(daemon, &placed.user) {
-                refusals.push((placed.src, placed.position, placed.key.clone(), message));
+                refusals.push((placed.place.src, placed.place.say(message)));
             }
         }
-        for (src, position, key, message) in refusals {
-            self.error(src, position, &key, message);
-        }
+        self.errors.extend(refusals);
         self.daemon_user
             .as_ref()
             .map(|placed| Box::new(placed.user.clone()))

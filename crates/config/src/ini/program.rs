@@ -1,5 +1,12 @@
 //! `[program:x]`: one supervisord program becomes one [`ProgramSpec`] and its processes.
 //!
+//! Each process is read as the YAML reads a program, through the program layer
+//! ([`crate::program`]): a draft with every default, each option read into it by the same
+//! readers under supervisord's name, then the same rules between options, in supervisord's
+//! dialect (what supervisord ignores is a warning). What is left here is supervisord's own:
+//! which options it expands per process, its log file words, its comma-separated exit codes,
+//! and the options taskmaster accepts only with the value that changes nothing.
+//!
 //! supervisord builds a program's processes one by one, expanding some options once per
 //! process (`%(process_num)d`): `command`, `process_name`, `environment`, `directory` and the
 //! log files. So does taskmaster: each process gets its own values of those options
@@ -17,7 +24,7 @@
 //! | `startsecs`, `stopwaitsecs` | `starttime`, `stoptime` (taskmaster's durations: `1`, `1.5`, `500ms`) |
 //! | `stdout_logfile`, `stderr_logfile` | `stdout`, `stderr`; `NONE`/`OFF` discard; `syslog` (supervisord 3's way) is `stdout: syslog`; `AUTO`, and no option at all (supervisord's default), a file in `childlogdir` named as supervisord names it |
 //! | `stdout_syslog`, `stderr_syslog` | the same: `true` sends the lines to syslog too, beside the file |
-//! | `redirect_stderr = true` | `stderr` is `stdout`'s file (a `stderr_logfile` path or `stderr_syslog` beside it is ignored, with a warning, as supervisord ignores them) |
+//! | `redirect_stderr = true` | `stderr` is `stdout`'s file (a `stderr_logfile` path or `stderr_syslog` beside it is ignored, with a warning, as supervisord ignores them: the program layer's rule) |
 //! | `environment` | `env`, over `[supervisord] environment` |
 //! | `directory` | `workingdir` |
 //! | `priority` | validated, handed back in [`super::IniConfig::priorities`] |
@@ -35,13 +42,10 @@ use std::path::{Path, PathBuf};
 
 use super::raw::{Opt, Section};
 use super::{At, Names, Translator};
-use crate::values;
-use crate::values::{
-    check_path, invalid_program_name, is_valid_program_name, parse_exitcode, parse_integer,
-    parse_umask, split_command,
-};
-use crate::yaml::defaults;
-use crate::{parse_duration, ProgramSpec, Signal, Stream, DEFAULT_SYSLOG_SOCKET};
+use crate::program::{self, Context, Output, Place, ProgramDraft, ProgramRead};
+use crate::values::{self, check_path, invalid_program_name, is_valid_program_name};
+use crate::values::{parse_exitcode, split_command};
+use crate::{ProgramSpec, Stream, DEFAULT_SYSLOG_SOCKET};
 
 /// Every `[program:x]` option supervisord knows (eventlistener and fcgi ones aside).
 const PROGRAM_OPTIONS: &[&str] = &[
@@ -79,59 +83,35 @@ const PROGRAM_OPTIONS: &[&str] = &[
     "serverurl",
 ];
 
-/// The options whose value supervisord may expand differently for each process, besides
+/// The options supervisord expands once per process (with `%(process_num)d`), besides
 /// `environment` (expanded first: the others see it as `%(ENV_X)s`).
 const PER_PROCESS: &[&str] = &[
     "command",
     "process_name",
     "directory",
     "stdout_logfile",
-    "stderr_logfile",
-];
-
-/// The log options supervisord also reads per process (with `%(process_num)d` available),
-/// though only constant values are accepted here.
-const LOG_OPTIONS: &[&str] = &[
     "stdout_logfile_maxbytes",
     "stdout_logfile_backups",
     "stdout_syslog",
+    "stderr_logfile",
     "stderr_logfile_maxbytes",
     "stderr_logfile_backups",
     "stderr_syslog",
 ];
 
-/// The supervisord option for a taskmaster YAML key, for "did you mean".
-pub(super) fn yaml_name(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "cmd" => "command",
-        "starttime" => "startsecs",
-        "stoptime" => "stopwaitsecs",
-        "workingdir" => "directory",
-        "env" => "environment",
-        "stdout" => "stdout_logfile",
-        "stderr" => "stderr_logfile",
-        _ => return None,
-    })
-}
+/// The options read once for the program, before its processes: they say how many there are
+/// and where the program comes in the order.
+const READ_ONCE: &[&str] = &["numprocs", "numprocs_start", "priority"];
 
-/// What `stdout_logfile` or `stderr_logfile` says.
-enum LogFile {
-    /// A file, or `None` to discard.
-    File(Option<PathBuf>),
-    /// supervisord 3's `syslog`: the lines go to syslog, and to no file.
-    Syslog,
-    /// `AUTO`, supervisord's default: a file in `childlogdir`, named once the file is read.
-    Auto,
-}
-
-/// The per-process values of one process.
-#[derive(Default)]
-struct ProcessValues {
-    /// The expanded text of `environment` and each [`PER_PROCESS`] option given.
-    texts: BTreeMap<&'static str, String>,
-    /// The program's own `environment`.
-    env: BTreeMap<String, String>,
-}
+/// The per-process options whose values `convert` writes back as written when they differ
+/// between the processes.
+const TEMPLATED: &[&str] = &[
+    "command",
+    "directory",
+    "stdout_logfile",
+    "stderr_logfile",
+    "environment",
+];
 
 type Options<'s> = BTreeMap<&'s str, &'s Opt>;
 
@@ -155,26 +135,17 @@ impl Translator<'_> {
             group: group.as_deref(),
             ..scope.names(self.host)
         };
-        let mut spec = defaults(name);
-        // supervisord gives every child a pipe for stdin (`sendProcessStdin` writes to it).
-        spec.stdin = crate::Stdin::Pipe;
-
-        // numprocs first: the per-process values depend on it.
-        let numprocs = self.read(src, section, &options, "numprocs", &constant, |t| {
-            parse_integer(t, 1, 1000)
-        });
-        spec.numprocs = numprocs.unwrap_or(1);
+        // numprocs first: the processes depend on it.
+        let numprocs = self
+            .read(src, section, &options, "numprocs", &constant, |t| {
+                values::parse_integer(t, 1, 1000)
+            })
+            .unwrap_or(1);
         let start = self
             .read(src, section, &options, "numprocs_start", &constant, |t| {
-                parse_integer(t, 0, u32::MAX - 1000)
+                values::parse_integer(t, 0, u32::MAX - 1000)
             })
             .unwrap_or(0);
-        spec.numprocs_start = start;
-        let first_process = Names {
-            process: Some((i64::from(start), i64::from(spec.numprocs))),
-            ..constant.clone()
-        };
-
         let priority = self
             .read(
                 src,
@@ -185,55 +156,210 @@ impl Translator<'_> {
                 values::priority,
             )
             .unwrap_or(999);
-        // Negative priorities (allowed by supervisord) all come first.
-        spec.priority = u32::try_from(priority).unwrap_or(0);
-        // The expanded value of a constant option, if given.
-        let read =
-            |t: &mut Self, option: &str| t.read_text(src, section, &options, option, &constant);
-        if let Some((at, text)) = read(self, "autostart") {
-            spec.autostart = self
-                .check(&at, values::boolean(&text))
-                .unwrap_or(spec.autostart);
+        self.accepted_only_as_a_no_op(src, section, &options, &constant);
+
+        let before = (self.errors.len(), self.warnings.len());
+        let mut made = Vec::new();
+        let mut texts = Vec::new();
+        for num in start..start.saturating_add(numprocs) {
+            let process = Names {
+                process: Some((i64::from(num), i64::from(numprocs))),
+                ..constant.clone()
+            };
+            let (mut read, written) = self.process(src, section, &options, name, &process);
+            read.spec.numprocs = numprocs;
+            read.spec.numprocs_start = start;
+            // Negative priorities (allowed by supervisord) all come first.
+            read.spec.priority = u32::try_from(priority).unwrap_or(0);
+            let first = num == start;
+            if first {
+                self.settle_once_read(src, section, &read);
+            }
+            let process_name = written
+                .get("process_name")
+                .cloned()
+                .unwrap_or_else(|| name.to_string());
+            made.push((process_name, num, read.spec));
+            texts.push(written);
         }
-        if let Some((at, text)) = read(self, "autorestart") {
-            let value = self.check(&at, values::autorestart(&text));
-            spec.autorestart = value.unwrap_or(spec.autorestart);
+        self.say_each_once(before);
+        self.check_process_names(src, section, &options, name, numprocs, &made);
+        let mut spec = template(&options, &texts, &made, &self.global_env)?;
+        spec.processes = crate::instances::processes(made);
+        valid_name.then_some((spec, priority))
+    }
+
+    /// One process: every option read with its values (`process` names its number), through
+    /// the program layer; and the expanded text of each option, for its name and `convert`.
+    fn process(
+        &mut self,
+        src: usize,
+        section: &Section,
+        options: &Options,
+        name: &str,
+        process: &Names,
+    ) -> (ProgramRead, BTreeMap<&'static str, String>) {
+        let dir = self.sources[src].dir.clone();
+        let mut draft = ProgramDraft::new(name, self.place_of_section(src, section));
+        // supervisord gives every child a pipe for stdin (`sendProcessStdin` writes to it).
+        draft.spec.stdin = crate::Stdin::Pipe;
+        draft.cmd_given = options.contains_key("command");
+        let mut written = BTreeMap::new();
+        // `environment` first: the other options see it as %(ENV_X)s.
+        let mut own_env = BTreeMap::new();
+        if let Some((at, text)) = self.read_text(src, section, options, "environment", process) {
+            if let Some(env) = self.environment(&at, &text) {
+                own_env = env;
+            }
+            written.insert("environment", text);
         }
-        if let Some((at, text)) = read(self, "startsecs") {
-            spec.starttime = self
-                .check(&at, parse_duration(&text))
-                .unwrap_or(spec.starttime);
-        }
-        if let Some((at, text)) = read(self, "startretries") {
-            let value = self.check(&at, parse_integer(&text, 0, u32::MAX));
-            spec.startretries = value.unwrap_or(spec.startretries);
-        }
-        if let Some((at, text)) = read(self, "stopsignal") {
-            let value = self.check(&at, text.parse::<Signal>());
-            spec.stopsignal = value.unwrap_or(spec.stopsignal);
-        }
-        if let Some((at, text)) = read(self, "stopwaitsecs") {
-            spec.stoptime = self
-                .check(&at, parse_duration(&text))
-                .unwrap_or(spec.stoptime);
-        }
-        if let Some((at, text)) = read(self, "exitcodes") {
-            if let Some(codes) = self.exitcodes(&at, &text) {
-                spec.exitcodes = codes;
+        draft.spec.env = self.global_env.clone();
+        draft.spec.env.extend(own_env.clone());
+        let mut with_env = process.clone();
+        with_env.env.push(&own_env);
+        for &option in PROGRAM_OPTIONS {
+            let names = if PER_PROCESS.contains(&option) {
+                &with_env
+            } else {
+                &Names {
+                    process: None,
+                    ..with_env.clone()
+                }
+            };
+            if option == "environment" || READ_ONCE.contains(&option) {
+                continue;
+            }
+            let Some((at, text)) = self.read_text(src, section, options, option, names) else {
+                continue;
+            };
+            let place = self.place_of_value(&at);
+            if let Some(shared) = program::supervisord_option(option) {
+                let context = Context {
+                    dir: &dir,
+                    accounts: self.accounts,
+                };
+                let result = draft.read(shared, &text, &place, &context);
+                self.check(&at, result);
+            } else if let Some(stream) = log_stream(option) {
+                let output = self.logfile(&at, &text, &dir);
+                match stream {
+                    Stream::Stdout => draft.stdout = output.map(|o| (o, place)),
+                    Stream::Stderr => draft.stderr = output.map(|o| (o, place)),
+                }
+            } else if option == "exitcodes" {
+                if let Some(codes) = self.exitcodes(&at, &text) {
+                    draft.spec.exitcodes = codes;
+                }
+            }
+            if TEMPLATED.contains(&option) || option == "process_name" {
+                written.insert(option_name(option), text);
             }
         }
-        if let Some((at, text)) = read(self, "umask") {
-            spec.umask = self.check(&at, parse_umask(&text)).or(spec.umask);
-        }
-        // Read once for the program, as supervisord reads it.
-        if let Some((at, text)) = read(self, "user") {
-            let found = self.accounts.find(&text);
-            spec.user = self.check(&at, found);
-            if let Some(user) = &spec.user {
-                self.program_users
-                    .push(super::PlacedUser::new(user.clone(), &at));
+        // Without a log file option, supervisord's default: AUTO.
+        let section_place = self.place_of_section(src, section);
+        draft
+            .stdout
+            .get_or_insert_with(|| (Output::Auto, section_place.clone()));
+        draft.stderr.get_or_insert((Output::Auto, section_place));
+        let (mut read, remarks) = draft.finish(&program::INI);
+        for remark in remarks {
+            let entry = (src, remark.error);
+            match remark.warning {
+                true => self.warnings.push(entry),
+                false => self.errors.push(entry),
             }
         }
+        // The pattern, not this process's name: the same in every process.
+        read.spec.process_name = options.get("process_name").map(|opt| opt.value.clone());
+        let syslog = Some(PathBuf::from(DEFAULT_SYSLOG_SOCKET));
+        for stream in &read.to_syslog {
+            match stream {
+                Stream::Stdout => read.spec.stdout_syslog.clone_from(&syslog),
+                Stream::Stderr => read.spec.stderr_syslog.clone_from(&syslog),
+            }
+        }
+        (read, written)
+    }
+
+    /// What is said once per program however many processes it has: who it runs as, and
+    /// its AUTO log files (named once the whole file is read).
+    fn settle_once_read(&mut self, src: usize, section: &Section, read: &ProgramRead) {
+        if let (Some(user), Some(place)) = (&read.spec.user, &read.user) {
+            let placed = super::PlacedUser {
+                user: user.clone(),
+                place: place.clone(),
+            };
+            self.program_users.push(placed);
+        }
+        let [stdout, stderr] = read.auto;
+        let streams = [
+            (stdout, Stream::Stdout, read.redirect_stderr),
+            (stderr, Stream::Stderr, false),
+        ];
+        for (_, stream, with_stderr) in streams.into_iter().filter(|(auto, ..)| *auto) {
+            self.auto_streams.push(super::AutoStream {
+                program: read.spec.name.clone(),
+                stream,
+                with_stderr,
+                src,
+                position: (section.line, section.column),
+                section: section.name.clone(),
+            });
+        }
+    }
+
+    /// The same error or warning, made by every process, is said once.
+    fn say_each_once(&mut self, (errors, warnings): (usize, usize)) {
+        for (list, before) in [(&mut self.errors, errors), (&mut self.warnings, warnings)] {
+            let found: Vec<_> = list.drain(before..).collect();
+            for said in found {
+                if !list[before..].contains(&said) {
+                    list.push(said);
+                }
+            }
+        }
+    }
+
+    /// With numprocs > 1, `process_name` must tell the processes apart, as supervisord
+    /// requires.
+    fn check_process_names(
+        &mut self,
+        src: usize,
+        section: &Section,
+        options: &Options,
+        program: &str,
+        numprocs: u32,
+        made: &[(String, u32, ProgramSpec)],
+    ) {
+        if numprocs > 1 && !options.contains_key("process_name") {
+            let message = "with numprocs > 1, process_name must use %(process_num) to tell the \
+                           processes apart (as supervisord requires), such as process_name = \
+                           %(program_name)s_%(process_num)02d"
+                .to_string();
+            match options.get("numprocs") {
+                Some(opt) => self.at_name(&At::new(src, section, opt), message),
+                None => self.at_section(src, section, message),
+            }
+        }
+        let names: Vec<String> = made.iter().map(|(name, _, _)| name.clone()).collect();
+        for problem in crate::instances::check_names(program, &names) {
+            match options.get("process_name") {
+                Some(opt) => self.at_value(&At::new(src, section, opt), problem),
+                None => self.at_section(src, section, problem),
+            }
+        }
+    }
+
+    /// The options taskmaster accepts only with the value that changes nothing: each says
+    /// what taskmaster does instead.
+    fn accepted_only_as_a_no_op(
+        &mut self,
+        src: usize,
+        section: &Section,
+        options: &Options,
+        names: &Names,
+    ) {
+        let read = |t: &mut Self, option: &str| t.read_text(src, section, options, option, names);
         for (option, what) in [("stopasgroup", "stopsignal"), ("killasgroup", "SIGKILL")] {
             if let Some((at, text)) = read(self, option) {
                 if self.check(&at, values::boolean(&text)) == Some(false) {
@@ -246,10 +372,6 @@ impl Translator<'_> {
                 }
             }
         }
-        let redirect_stderr = match read(self, "redirect_stderr") {
-            Some((at, text)) => self.check(&at, values::boolean(&text)).unwrap_or(false),
-            None => false,
-        };
         if let Some((at, text)) = read(self, "serverurl") {
             if !text.trim().eq_ignore_ascii_case("auto") {
                 let message = "taskmaster gives programs no SUPERVISOR_SERVER_URL; remove \
@@ -283,58 +405,6 @@ impl Translator<'_> {
                 }
             }
         }
-        let mut log_texts = BTreeMap::new();
-        for option in LOG_OPTIONS {
-            if let Some(read) = self.read_text(src, section, &options, option, &first_process) {
-                log_texts.insert(*option, read);
-            }
-        }
-        for (option, (at, text)) in &log_texts {
-            let rotation = if option.starts_with("stdout") {
-                &mut spec.stdout_rotation
-            } else {
-                &mut spec.stderr_rotation
-            };
-            if option.ends_with("_maxbytes") {
-                if let Some(size) = self.check(at, values::byte_size(text)) {
-                    rotation.maxbytes = size;
-                }
-            } else if option.ends_with("_backups") {
-                if let Some(backups) = self.check(at, parse_integer(text, 0, 1000)) {
-                    rotation.backups = backups;
-                }
-            } else if self.check(at, values::boolean(text)) == Some(true) {
-                let socket = Some(PathBuf::from(DEFAULT_SYSLOG_SOCKET));
-                if option.starts_with("stdout") {
-                    spec.stdout_syslog = socket;
-                } else if redirect_stderr {
-                    let message = "ignored beside redirect_stderr = true, as supervisord ignores \
-                                   it: standard error goes where stdout goes"
-                        .to_string();
-                    self.warning_at_name(at, message);
-                } else {
-                    spec.stderr_syslog = socket;
-                }
-            }
-        }
-
-        self.per_process(
-            src,
-            section,
-            &options,
-            &constant,
-            start,
-            redirect_stderr,
-            &mut spec,
-        );
-        if !options.contains_key("command") {
-            self.at_section(
-                src,
-                section,
-                "missing required option \"command\"".to_string(),
-            );
-        }
-        valid_name.then_some((spec, priority))
     }
 
     /// An option's expanded value, if given.
@@ -368,265 +438,40 @@ impl Translator<'_> {
         self.check(&at, parse(&text))
     }
 
-    /// The program's processes, each with its own values of the options supervisord expands
-    /// per process (`command`, `process_name`, `environment`, `directory`, the log files), and
-    /// the program's own view: process 0's values, but an option's text as written where it
-    /// differs between the processes (for `convert`).
-    #[allow(clippy::too_many_arguments)]
-    fn per_process(
-        &mut self,
-        src: usize,
-        section: &Section,
-        options: &Options,
-        names: &Names,
-        start: u32,
-        redirect_stderr: bool,
-        spec: &mut ProgramSpec,
-    ) {
-        let count = spec.numprocs;
-        let program = names.program.unwrap_or_default().to_string();
-        spec.process_name = options.get("process_name").map(|opt| opt.value.clone());
-        let before = self.errors.len();
-        let mut made = Vec::new();
-        let mut texts: Vec<BTreeMap<&'static str, String>> = Vec::new();
-        for num in start..start.saturating_add(count) {
-            let values = self.process_values(src, section, options, names, num, count);
-            let mut process = spec.clone();
-            let first = num == start;
-            self.apply_values(
-                src,
-                section,
-                options,
-                &values,
-                redirect_stderr,
-                first,
-                &mut process,
-            );
-            let name = values
-                .texts
-                .get("process_name")
-                .cloned()
-                .unwrap_or_else(|| program.clone());
-            texts.push(values.texts);
-            made.push((name, num, process));
-        }
-        // The same mistake in every process is said once.
-        let found: Vec<_> = self.errors.drain(before..).collect();
-        for error in found {
-            if !self.errors[before..].contains(&error) {
-                self.errors.push(error);
-            }
-        }
-        if count > 1 && !options.contains_key("process_name") {
-            let message = "with numprocs > 1, process_name must use %(process_num) to tell the \
-                           processes apart (as supervisord requires), such as process_name = \
-                           %(program_name)s_%(process_num)02d"
-                .to_string();
-            match options.get("numprocs") {
-                Some(opt) => self.at_name(&At::new(src, section, opt), message),
-                None => self.at_section(src, section, message),
-            }
-        }
-        let names: Vec<String> = made.iter().map(|(name, _, _)| name.clone()).collect();
-        for problem in crate::instances::check_names(&program, &names) {
-            match options.get("process_name") {
-                Some(opt) => self.at_value(&At::new(src, section, opt), problem),
-                None => self.at_section(src, section, problem),
-            }
-        }
-        if let Some((_, _, first)) = made.first() {
-            let mut view = first.clone();
-            let differs = |option: &str| {
-                texts
-                    .iter()
-                    .any(|t| t.get(option) != texts.first().and_then(|first| first.get(option)))
-            };
-            let raw = |option: &str| options.get(option).map(|opt| opt.value.clone());
-            if differs("command") {
-                if let Some(text) = raw("command") {
-                    view.argv = split_command(&text).unwrap_or_default();
-                    view.cmd = text;
-                }
-            }
-            for (option, field) in [
-                ("directory", &mut view.workingdir),
-                ("stdout_logfile", &mut view.stdout),
-                ("stderr_logfile", &mut view.stderr),
-            ] {
-                if differs(option) {
-                    *field = raw(option).map(PathBuf::from);
-                }
-            }
-            if redirect_stderr {
-                view.stderr = view.stdout.clone();
-            }
-            if differs("environment") {
-                let written =
-                    raw("environment").and_then(|text| super::environment::parse(&text).ok());
-                if let Some(pairs) = written {
-                    view.env = self.global_env.clone();
-                    view.env
-                        .extend(pairs.into_iter().map(|(key, value, _)| (key, value)));
-                }
-            }
-            *spec = view;
-        }
-        spec.processes = crate::instances::processes(made);
-    }
-
-    /// Sets what process values say in `spec`: its command, environment, directory and log
-    /// files.
-    #[allow(clippy::too_many_arguments)]
-    fn apply_values(
-        &mut self,
-        src: usize,
-        section: &Section,
-        options: &Options,
-        values: &ProcessValues,
-        redirect_stderr: bool,
-        first: bool,
-        spec: &mut ProgramSpec,
-    ) {
-        let dir = self.sources[src].dir.clone();
-        let at = |option: &str| options.get(option).map(|opt| At::new(src, section, opt));
-        if let (Some(text), Some(at)) = (values.texts.get("command"), at("command")) {
-            if let Some(argv) = self.check(&at, split_command(text)) {
-                spec.cmd = text.clone();
-                spec.argv = argv;
-            }
-        }
-        spec.env = self.global_env.clone();
-        spec.env.extend(values.env.clone());
-        if let (Some(text), Some(at)) = (values.texts.get("directory"), at("directory")) {
-            if self.check(&at, check_path(text)).is_some() {
-                spec.workingdir = Some(dir.join(text));
-            }
-        }
-        let syslog = || Some(PathBuf::from(DEFAULT_SYSLOG_SOCKET));
-        // Without the option, supervisord's default: AUTO.
-        let stdout = match (values.texts.get("stdout_logfile"), at("stdout_logfile")) {
-            (Some(text), Some(at)) => self.logfile(&at, text, &dir),
-            _ => Some(LogFile::Auto),
-        };
-        match stdout {
-            Some(LogFile::Syslog) => spec.stdout_syslog = syslog(),
-            Some(LogFile::File(file)) => spec.stdout = file,
-            // Named once the whole file is read, for the program and each of its processes.
-            Some(LogFile::Auto) if first => {
-                self.auto_log(src, section, spec, Stream::Stdout, redirect_stderr)
-            }
-            Some(LogFile::Auto) => {}
-            None => {}
-        }
-        let stderr_text = values.texts.get("stderr_logfile");
-        if !redirect_stderr {
-            let stderr = match (stderr_text, at("stderr_logfile")) {
-                (Some(text), Some(at)) => self.logfile(&at, text, &dir),
-                _ => Some(LogFile::Auto),
-            };
-            match stderr {
-                Some(LogFile::Syslog) => spec.stderr_syslog = syslog(),
-                Some(LogFile::File(file)) => spec.stderr = file,
-                Some(LogFile::Auto) if first => {
-                    self.auto_log(src, section, spec, Stream::Stderr, false)
-                }
-                Some(LogFile::Auto) => {}
-                None => {}
-            }
-        } else if let (Some(text), Some(at), true) = (stderr_text, at("stderr_logfile"), first) {
-            if !matches!(
-                text.to_lowercase().as_str(),
-                "none" | "off" | "auto" | "syslog"
-            ) {
-                let message = "ignored beside redirect_stderr = true, as supervisord ignores \
-                               it: standard error goes to stdout_logfile"
-                    .to_string();
-                self.warning_at_name(&at, message);
-            }
-        }
-        if redirect_stderr {
-            spec.stderr = spec.stdout.clone();
-            spec.stderr_rotation = spec.stdout_rotation;
-            spec.stderr_syslog = spec.stdout_syslog.clone();
+    /// Where an option's value is, for the program layer.
+    fn place_of_value(&self, at: &At) -> Place {
+        let (line, column) = at.opt.value_position();
+        Place {
+            src: at.src,
+            file: self.sources[at.src].path.clone(),
+            line,
+            column,
+            key: at.key.clone(),
         }
     }
 
-    /// The per-process options' values for process `num`.
-    fn process_values(
-        &mut self,
-        src: usize,
-        section: &Section,
-        options: &Options,
-        names: &Names,
-        num: u32,
-        count: u32,
-    ) -> ProcessValues {
-        let mut values = ProcessValues::default();
-        let process = Some((i64::from(num), i64::from(count)));
-        // `environment` first: the other options see it as %(ENV_X)s.
-        if let Some(opt) = options.get("environment") {
-            let at = At::new(src, section, opt);
-            let names = Names {
-                process,
-                option: "environment",
-                ..names.clone()
-            };
-            if let Some(text) = self.expanded(&at, &names) {
-                if let Some(env) = self.environment(&at, &text) {
-                    values.env = env;
-                }
-                values.texts.insert("environment", text);
-            }
-        }
-        let own = values.env.clone();
-        let mut names = Names {
-            process,
-            ..names.clone()
-        };
-        names.env.push(&own);
-        for &option in PER_PROCESS {
-            let Some(opt) = options.get(option) else {
-                continue;
-            };
-            let at = At::new(src, section, opt);
-            names.option = option;
-            if let Some(text) = self.expanded(&at, &names) {
-                values.texts.insert(option, text);
-            }
-        }
-        values
-    }
-
-    /// A stream whose log file is AUTO: named once the whole file is read.
-    fn auto_log(
-        &mut self,
-        src: usize,
-        section: &Section,
-        spec: &ProgramSpec,
-        stream: Stream,
-        with_stderr: bool,
-    ) {
-        self.auto_streams.push(super::AutoStream {
-            program: spec.name.clone(),
-            stream,
-            with_stderr,
+    /// Where a section's header is, for the program layer.
+    fn place_of_section(&self, src: usize, section: &Section) -> Place {
+        Place {
             src,
-            position: (section.line, section.column),
-            section: section.name.clone(),
-        });
+            file: self.sources[src].path.clone(),
+            line: section.line,
+            column: section.column,
+            key: section.name.clone(),
+        }
     }
 
     /// `NONE`/`OFF` (discard), `syslog`, `AUTO`, or a path.
-    fn logfile(&mut self, at: &At, text: &str, dir: &Path) -> Option<LogFile> {
+    fn logfile(&mut self, at: &At, text: &str, dir: &Path) -> Option<Output> {
         match text.to_lowercase().as_str() {
-            "none" | "off" => Some(LogFile::File(None)),
-            "auto" => Some(LogFile::Auto),
+            "none" | "off" => Some(Output::File(None)),
+            "auto" => Some(Output::Auto),
             // supervisord 4 reads it as `stdout_syslog = true` with no file.
-            "syslog" => Some(LogFile::Syslog),
+            "syslog" => Some(Output::Syslog),
             _ => {
                 let text = self.check(at, super::expand_user(text, self.host))?;
                 self.check(at, check_path(&text))?;
-                Some(LogFile::File(Some(dir.join(text))))
+                Some(Output::File(Some(dir.join(text))))
             }
         }
     }
@@ -658,4 +503,71 @@ impl Translator<'_> {
         }
         ok.then_some(codes)
     }
+}
+
+/// The stream whose log file `option` names.
+fn log_stream(option: &str) -> Option<Stream> {
+    match option {
+        "stdout_logfile" => Some(Stream::Stdout),
+        "stderr_logfile" => Some(Stream::Stderr),
+        _ => None,
+    }
+}
+
+/// `option` as a `'static` name, for the texts kept per process.
+fn option_name(option: &str) -> &'static str {
+    PROGRAM_OPTIONS
+        .iter()
+        .find(|known| **known == option)
+        .copied()
+        .unwrap_or("")
+}
+
+/// The program's own view, for `convert`: its first process, but an option's text as written
+/// where its value differs between the processes. `None` when no process was made.
+fn template(
+    options: &Options,
+    texts: &[BTreeMap<&'static str, String>],
+    made: &[(String, u32, ProgramSpec)],
+    global_env: &BTreeMap<String, String>,
+) -> Option<ProgramSpec> {
+    let (_, _, first) = made.first()?;
+    let mut view = first.clone();
+    let differs = |option: &str| {
+        texts
+            .iter()
+            .any(|t| t.get(option) != texts.first().and_then(|first| first.get(option)))
+    };
+    let raw = |option: &str| options.get(option).map(|opt| opt.value.clone());
+    if differs("command") {
+        if let Some(text) = raw("command") {
+            view.argv = split_command(&text).unwrap_or_default();
+            view.cmd = text;
+        }
+    }
+    for (option, field) in [
+        ("directory", &mut view.workingdir),
+        ("stdout_logfile", &mut view.stdout),
+        ("stderr_logfile", &mut view.stderr),
+    ] {
+        if differs(option) {
+            *field = raw(option).map(PathBuf::from);
+        }
+    }
+    if view.stderr.is_none() || differs("stdout_logfile") {
+        // redirect_stderr: stderr is stdout's file, as written.
+        if first.stderr == first.stdout {
+            view.stderr = view.stdout.clone();
+        }
+    }
+    if differs("environment") {
+        let written = raw("environment").and_then(|text| super::environment::parse(&text).ok());
+        if let Some(pairs) = written {
+            view.env = global_env.clone();
+            view.env
+                .extend(pairs.into_iter().map(|(key, value, _)| (key, value)));
+        }
+    }
+    view.process_name = options.get("process_name").map(|opt| opt.value.clone());
+    Some(view)
 }

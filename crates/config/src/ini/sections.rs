@@ -89,7 +89,8 @@ impl Translator<'_> {
                 "user" => {
                     let found = self.accounts.find(text);
                     if let Some(user) = self.check(at, found) {
-                        self.daemon_user = Some(super::PlacedUser::new(user, at));
+                        let file = self.sources[at.src].path.clone();
+                        self.daemon_user = Some(super::PlacedUser::new(user, at, &file));
                     }
                 }
                 "strip_ansi" => {
