@@ -254,7 +254,7 @@ impl Client {
         for target in targets {
             let answer = self.send(
                 Method::POST,
-                &format!("/v1/processes/{target}/{verb}"),
+                &format!("/v1/processes/{}/{verb}", segment(target)),
                 body.clone(),
             )?;
             // 404 (the name matched nothing) still carries the results.
@@ -288,7 +288,7 @@ impl Client {
     /// POSTs `data` (at most the server's body limit) to the stdin of what `target` names: the
     /// outcome for each process.
     async fn post_stdin(&self, target: &str, data: &[u8]) -> Result<Vec<Outcome>, ClientError> {
-        let path = format!("/v1/processes/{target}/stdin");
+        let path = format!("/v1/processes/{}/stdin", segment(target));
         let response = self
             .request_typed(Method::POST, &path, Some(data.to_vec()), OCTETS)
             .await?;
@@ -332,7 +332,10 @@ impl Client {
         follow: bool,
         out: &mut dyn Write,
     ) -> Result<(), ClientError> {
-        let path = format!("/v1/processes/{name}/log/{stream}?offset=-{bytes}&follow={follow}");
+        let path = format!(
+            "/v1/processes/{}/log/{stream}?offset=-{bytes}&follow={follow}",
+            segment(name)
+        );
         self.copy_log(&path, follow, out)
     }
 
@@ -350,7 +353,7 @@ impl Client {
         follow: bool,
         out: &mut dyn Write,
     ) -> Result<(), ClientError> {
-        let log = format!("/v1/processes/{name}/log/{stream}");
+        let log = format!("/v1/processes/{}/log/{stream}", segment(name));
         if !follow {
             let (text, _) = last_lines(lines, |window| {
                 let answer = self.log_window(&format!("{log}?offset=-{window}"))?;
@@ -854,6 +857,31 @@ mod event_stream_tests {
             Some(Err(ClientError::Decode(_)))
         ));
     }
+}
+
+/// What a path segment may not hold as it is: a name such as `<myapp>` (supervisord allows
+/// it) is escaped, and the server decodes it back.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// A process name or pattern as one segment of a request's path.
+fn segment(name: &str) -> percent_encoding::PercentEncode<'_> {
+    percent_encoding::utf8_percent_encode(name, SEGMENT)
 }
 
 #[cfg(test)]

@@ -14,8 +14,11 @@
 //! [`diff`] compares two configurations into a [`ReloadPlan`], the input of a reload.
 //!
 //! A file can also be a supervisord INI file ([`ini`]), which goes through the same two
-//! layers (its own raw reader, then a translation with the YAML's value parsers) into the same
-//! [`Config`]; [`Config::load`] tells the formats apart ([`detect_format`]). [`to_yaml`]
+//! layers (its own raw reader, then a translation) into the same [`Config`]; [`Config::load`]
+//! tells the formats apart ([`detect_format`]). Both formats read a program through one
+//! format-neutral layer (`program`: a draft, one table of the options both write as text,
+//! one function with every rule between options) and every value through one library
+//! (`values`), so the two say the same things about the same mistakes. [`to_yaml`]
 //! writes any `Config` back as YAML, for `taskmaster convert`.
 //!
 //! I/O happens only in [`Config::load`] (and [`ini::load`]): reading the file, the files an

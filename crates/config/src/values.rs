@@ -150,8 +150,8 @@ pub(crate) fn hint(word: &str, candidates: &[&str]) -> String {
 /// The message for a program name [`is_valid_program_name`] refuses.
 pub(crate) fn invalid_program_name(name: &str) -> String {
     format!(
-        "invalid program name {name:?}: a name starts with a letter or digit and \
-         holds only letters, digits, \"_\", \".\" and \"-\""
+        "invalid program name {name:?}: a name is not empty and holds no space, \":\" (which \
+         separates a group from its process), \"/\" or control character, as supervisord's"
     )
 }
 
@@ -163,11 +163,13 @@ pub(crate) fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-/// `[A-Za-z0-9][A-Za-z0-9_.-]*`: no `:`, which separates a group from a program.
+/// A name supervisord accepts (no space, `:` or `/`: they would break its event protocol and
+/// its URLs), and no control character either: names are printed and written into paths.
 pub(crate) fn is_valid_program_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ':' | '/'))
 }
 
 /// `text` in double quotes, escaped, and cut short if long.

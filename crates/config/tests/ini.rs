@@ -819,7 +819,7 @@ fn any_process_name_pattern_names_the_processes() {
     assert_eq!(spec.full_name("worker"), "web:worker");
     assert_eq!(
         program_errors("numprocs=2\nprocess_name=w/%(process_num)d\n"),
-        ["/sv/t.conf:4:14: program:web.process_name: process 0 gets an invalid name \"w/0\": a name starts with a letter or digit and holds only letters, digits, \"_\", \".\" and \"-\""]
+        ["/sv/t.conf:4:14: program:web.process_name: process 0 gets an invalid name \"w/0\": a name is not empty and holds no space, \":\" (which separates a group from its process), \"/\" or control character, as supervisord's"]
     );
 }
 
@@ -896,7 +896,7 @@ fn program_names_follow_taskmasters_rules_and_may_not_clash() {
         .contains_key("web"));
     assert_eq!(
         errors("[program:a b]\ncommand=x\n"),
-        ["/sv/t.conf:1:1: program:a b: invalid program name \"a b\": a name starts with a letter or digit and holds only letters, digits, \"_\", \".\" and \"-\""]
+        ["/sv/t.conf:1:1: program:a b: invalid program name \"a b\": a name is not empty and holds no space, \":\" (which separates a group from its process), \"/\" or control character, as supervisord's"]
     );
     assert_eq!(
         errors("[program:web]\ncommand=x\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\n[program:web_01]\ncommand=x\n"),

@@ -592,26 +592,28 @@ fn umask_rejects_non_octal_digits_and_values_over_777() {
 // ---- program names --------------------------------------------------------------------------
 
 #[test]
-fn program_names_allow_letters_digits_underscore_dot_and_dash() {
-    let config = parse("programs:\n  a-b_c.d: {cmd: x}\n  9lives: {cmd: x}\n").unwrap();
+fn program_names_allow_what_supervisord_allows() {
+    let config =
+        parse("programs:\n  a-b_c.d: {cmd: x}\n  9lives: {cmd: x}\n  \"<myapp>\": {cmd: x}\n  _x: {cmd: x}\n").unwrap();
     assert_eq!(
         config.programs.keys().collect::<Vec<_>>(),
-        ["9lives", "a-b_c.d"]
+        ["9lives", "<myapp>", "_x", "a-b_c.d"]
     );
 }
 
 #[test]
-fn program_names_reject_colons_spaces_and_leading_punctuation() {
+fn program_names_reject_colons_slashes_spaces_and_control_characters() {
     let message = |name: &str, col: usize| {
-        format!("t.yaml:{}:3: programs: invalid program name {name:?}: a name starts with a letter or digit and holds only letters, digits, \"_\", \".\" and \"-\"", col)
+        format!("t.yaml:{}:3: programs: invalid program name {name:?}: a name is not empty and holds no space, \":\" (which separates a group from its process), \"/\" or control character, as supervisord's", col)
     };
     assert_eq!(
-        errors("programs:\n  group:web: {cmd: x}\n  \"a b\": {cmd: x}\n  _x: {cmd: x}\n  \"\": {cmd: x}\n"),
+        errors("programs:\n  group:web: {cmd: x}\n  \"a b\": {cmd: x}\n  a/b: {cmd: x}\n  \"\": {cmd: x}\n  \"a\\tb\": {cmd: x}\n"),
         [
             message("group:web", 2),
             message("a b", 3),
-            message("_x", 4),
-            message("", 5)
+            message("a/b", 4),
+            message("", 5),
+            message("a\tb", 6)
         ]
     );
 }

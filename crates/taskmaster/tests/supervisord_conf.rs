@@ -296,6 +296,30 @@ startsecs=0
     assert_eq!(ctl(&["stop", "site:web"]), "site:web: stopped\n");
 }
 
+#[test]
+fn a_program_named_as_supervisord_allows_is_run_and_controlled() {
+    let sandbox = Sandbox::new();
+    let fixture = shell_quote(fixture_bin().to_str().expect("UTF-8 path"));
+    let text = format!(
+        "[unix_http_server]\nfile=%(here)s/sv.sock\n\n[supervisord]\nlogfile=%(here)s/taskmaster.log\n\n\
+         [program:<myapp>]\ncommand={fixture} print 'hello from myapp' sleep forever\nstartsecs=0\n\
+         stdout_logfile=%(here)s/myapp.log\n"
+    );
+    let conf = sandbox.file("supervisord.conf");
+    std::fs::write(&conf, text).expect("write supervisord.conf");
+    let mut tm = run(&sandbox, &conf);
+    tm.wait_for_state("<myapp>", "RUNNING", TIMEOUT);
+    let ctl = |args: &[&str]| {
+        let mut cmd = Command::new(taskmaster_bin());
+        cmd.args(["ctl", "-c"]).arg(&conf).args(args);
+        let output = run_to_completion(cmd, TIMEOUT);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert_eq!(ctl(&["stop", "<myapp>"]), "<myapp>: stopped\n");
+    assert_eq!(ctl(&["start", "<myapp>"]), "<myapp>: started\n");
+    assert!(ctl(&["tail", "<myapp>"]).contains("hello from myapp"));
+}
+
 // ---- [supervisord] and [unix_http_server] as people write them ------------------------------
 
 /// `taskmaster run -c conf` in the sandbox, with its temporary folder there too, so that AUTO
