@@ -4,7 +4,7 @@
 //! the integer 22 has already lost the user's octal umask, and one that forgets positions can
 //! no longer say *where* a value is wrong. So this layer interprets nothing. It keeps every
 //! scalar as the text written, whether it was quoted, and its line and column, and leaves all
-//! meaning to [`crate::yaml`].
+//! meaning to the YAML front end (`yaml`).
 //!
 //! Decisions worth knowing:
 //! - Only YAML *syntax* is checked here, plus what needs the tree: duplicate keys in a mapping
