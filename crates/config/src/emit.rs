@@ -185,6 +185,18 @@ fn program(out: &mut String, spec: &ProgramSpec, auto_logs: &BTreeSet<PathBuf>) 
     if let Some(user) = &spec.user {
         key("user", user_name(user));
     }
+    if let Some(socket) = &spec.fcgi_socket {
+        key("socket", string(&socket.address.to_string()));
+        if let Some(backlog) = socket.backlog {
+            key("socket_backlog", backlog.to_string());
+        }
+        if let crate::SocketAddress::Unix(_) = socket.address {
+            if let Some(owner) = &socket.owner {
+                key("socket_owner", string(&owner.to_string()));
+            }
+            key("socket_mode", format!("\"{:04o}\"", socket.mode));
+        }
+    }
     liveness(out, spec);
     if spec.env.is_empty() {
         return;

@@ -201,12 +201,46 @@ pub struct ProgramSpec {
     /// That group's priority.
     #[serde(default)]
     pub group_priority: Option<u32>,
+    /// The listening socket taskmaster opens for the program and gives each of its processes
+    /// as its stdin, fd 0 (supervisord's `[fcgi-program:x]` and its `socket` options).
+    #[serde(default)]
+    pub fcgi_socket: Option<FcgiSocket>,
     /// The program's processes, `numprocs` of them in order, each with its own settings: the
     /// program's, with every `%(process_num)d` (and the other expansions) worked out for it.
     /// The program's own values are as written; a process's are what it runs with. Empty in
     /// a process's own spec.
     #[serde(default)]
     pub processes: Vec<ProcessSpec>,
+}
+
+/// A listening socket shared by a program's processes, as supervisord's `[fcgi-program:x]`
+/// opens it: once for the first process started, closed when the last one is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FcgiSocket {
+    pub address: SocketAddress,
+    /// `listen`'s backlog (`socket_backlog`); `None`: the system's maximum (SOMAXCONN).
+    pub backlog: Option<u32>,
+    /// A Unix socket's owner (`socket_owner`); `None`: taskmaster's own, or the program's
+    /// `user` when it has one.
+    pub owner: Option<Owner>,
+    /// A Unix socket's mode (`socket_mode`, default 0700).
+    pub mode: u32,
+}
+
+/// Where a socket listens: `tcp://HOST:PORT` or `unix:///PATH`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SocketAddress {
+    Tcp { host: String, port: u16 },
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for SocketAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SocketAddress::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            SocketAddress::Unix(path) => write!(f, "unix://{}", path.display()),
+        }
+    }
 }
 
 /// One process of a program.

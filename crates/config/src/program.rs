@@ -20,13 +20,16 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::values::{
-    boolean, byte_size, check_path, check_shell_command, parse_integer, parse_umask, priority,
-    split_command, Words, UMASK_EXPECTED,
+    boolean, byte_size, check_path, check_shell_command, file_mode, owner, parse_integer,
+    parse_umask, priority, socket_address, split_command, Words, UMASK_EXPECTED,
 };
 use crate::{
     parse_duration, Accounts, AutoRestart, Hook, ProgramSpec, Readiness, Signal, Stream,
     WatchdogPaused,
 };
+
+/// A FastCGI Unix socket's mode when `socket_mode` is not given, as supervisord's.
+const DEFAULT_SOCKET_MODE: u32 = 0o700;
 
 /// How long `on_exit`'s command may run when `on_exit_timeout` is not given.
 pub(crate) const ON_EXIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -127,6 +130,13 @@ pub(crate) struct ProgramDraft {
     pub on_exit_timeout: Option<(Option<Duration>, Place)>,
     /// Where `user` was written, when it names an account.
     pub user: Option<Place>,
+    /// `socket` and the options that go with it, with where each was written.
+    pub socket: Option<(crate::SocketAddress, Place)>,
+    pub socket_backlog: Option<(u32, Place)>,
+    pub socket_owner: Option<(crate::Owner, Place)>,
+    pub socket_mode: Option<(u32, Place)>,
+    /// Where `stdin` was written (the YAML's key): a socket is the stdin of its processes.
+    pub stdin: Option<Place>,
 }
 
 /// A program with its rules applied.
@@ -356,6 +366,44 @@ pub(crate) const OPTIONS: &[ProgramOption] = &[
         },
     },
     ProgramOption {
+        name: "socket",
+        supervisord: Some("socket"),
+        expected: "tcp://HOST:PORT or unix:///PATH",
+        read: |d, text, place, context| {
+            let address = socket_address(text, context.dir)?;
+            d.socket = Some((address, place.clone()));
+            Ok(())
+        },
+    },
+    ProgramOption {
+        name: "socket_backlog",
+        supervisord: Some("socket_backlog"),
+        expected: "an integer from 1 to 65535",
+        read: |d, text, place, _| {
+            let backlog = parse_integer(text, 1, 65535)?;
+            d.socket_backlog = Some((backlog, place.clone()));
+            Ok(())
+        },
+    },
+    ProgramOption {
+        name: "socket_owner",
+        supervisord: Some("socket_owner"),
+        expected: "user or user:group",
+        read: |d, text, place, _| {
+            d.socket_owner = Some((owner(text)?, place.clone()));
+            Ok(())
+        },
+    },
+    ProgramOption {
+        name: "socket_mode",
+        supervisord: Some("socket_mode"),
+        expected: "an octal mode such as 0700",
+        read: |d, text, place, _| {
+            d.socket_mode = Some((file_mode(text)?, place.clone()));
+            Ok(())
+        },
+    },
+    ProgramOption {
         name: "user",
         supervisord: Some("user"),
         expected: "a user name or uid",
@@ -426,6 +474,11 @@ impl ProgramDraft {
             on_exit: None,
             on_exit_timeout: None,
             user: None,
+            socket: None,
+            socket_backlog: None,
+            socket_owner: None,
+            socket_mode: None,
+            stdin: None,
         }
     }
 
@@ -449,6 +502,7 @@ impl ProgramDraft {
             remarks.push(error(&self.place, message));
         }
         self.hook(&mut remarks);
+        self.fcgi_socket(&mut remarks, dialect);
         let mut to_syslog = Vec::new();
         let mut auto = [false; 2];
         let stdout = self.stdout.take();
@@ -543,6 +597,67 @@ impl ProgramDraft {
         }
     }
 
+    /// Makes `socket` and the options that go with it one [`crate::FcgiSocket`]: those
+    /// options need `socket`, and `socket_owner` and `socket_mode` a Unix socket.
+    fn fcgi_socket(&mut self, remarks: &mut Vec<Remark>, dialect: &Dialect) {
+        let Some((address, _)) = self.socket.take() else {
+            let given = [
+                self.socket_backlog.take().map(|(_, place)| place),
+                self.socket_owner.take().map(|(_, place)| place),
+                self.socket_mode.take().map(|(_, place)| place),
+            ];
+            for place in given.into_iter().flatten() {
+                let message = format!(
+                    "{} needs socket (the listening socket of a FastCGI program)",
+                    place.key.rsplit('.').next().unwrap_or_default()
+                );
+                remarks.push(error(&place, message));
+            }
+            return;
+        };
+        if let Some(place) = self.stdin.take() {
+            let message = "give stdin or socket, not both: the socket is each process's stdin \
+                           (fd 0), as FastCGI wants it"
+                .to_string();
+            remarks.push(error(&place, message));
+        }
+        // The socket is each process's stdin.
+        self.spec.stdin = crate::Stdin::Null;
+        let owner = self.socket_owner.take();
+        let mode = self.socket_mode.take();
+        if let crate::SocketAddress::Tcp { .. } = address {
+            for place in [owner.map(|(_, p)| p), mode.map(|(_, p)| p)]
+                .into_iter()
+                .flatten()
+            {
+                let message = format!(
+                    "{} applies only to a Unix socket (socket{}unix:///PATH), as in supervisord",
+                    place.key.rsplit('.').next().unwrap_or_default(),
+                    dialect.set
+                );
+                remarks.push(error(&place, message));
+            }
+            self.spec.fcgi_socket = Some(crate::FcgiSocket {
+                address,
+                backlog: self.socket_backlog.take().map(|(n, _)| n),
+                owner: None,
+                mode: DEFAULT_SOCKET_MODE,
+            });
+            return;
+        }
+        // As supervisord: the program's user owns the socket unless socket_owner says.
+        let program_user = self.spec.user.as_ref().map(|user| crate::Owner {
+            user: user.uid.to_string(),
+            group: Some(user.gid.to_string()),
+        });
+        self.spec.fcgi_socket = Some(crate::FcgiSocket {
+            address,
+            backlog: self.socket_backlog.take().map(|(n, _)| n),
+            owner: owner.map(|(owner, _)| owner).or(program_user),
+            mode: mode.map_or(DEFAULT_SOCKET_MODE, |(mode, _)| mode),
+        });
+    }
+
     /// Makes `on_exit` and `on_exit_timeout` one [`Hook`]; a timeout alone is an error.
     fn hook(&mut self, remarks: &mut Vec<Remark>) {
         let timeout = match self.on_exit_timeout.take() {
@@ -607,5 +722,6 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         group_priority: None,
         processes: Vec::new(),
         user: None,
+        fcgi_socket: None,
     }
 }

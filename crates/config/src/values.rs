@@ -291,6 +291,38 @@ pub(crate) fn inet_address(text: &str) -> Result<(Option<String>, u16), String> 
     Ok((host, port))
 }
 
+/// An fcgi program's `socket`: `tcp://HOST:PORT`, or `unix://PATH` (resolved against `dir`
+/// when relative).
+pub(crate) fn socket_address(
+    text: &str,
+    dir: &std::path::Path,
+) -> Result<crate::SocketAddress, String> {
+    if let Some(path) = text.strip_prefix("unix://") {
+        check_path(path)?;
+        return Ok(crate::SocketAddress::Unix(dir.join(path)));
+    }
+    let tcp = text
+        .strip_prefix("tcp://")
+        .and_then(|rest| rest.rsplit_once(':'));
+    match tcp {
+        Some((host, port)) if !host.is_empty() && !host.contains(char::is_whitespace) => {
+            let port = (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| port.parse::<u16>().ok())
+                .flatten()
+                .filter(|&port| port >= 1)
+                .ok_or_else(|| format!("expected a port from 1 to 65535, found {}", quote(port)))?;
+            Ok(crate::SocketAddress::Tcp {
+                host: host.to_lowercase(),
+                port,
+            })
+        }
+        _ => Err(format!(
+            "expected tcp://HOST:PORT or unix:///PATH, found {}",
+            quote(text)
+        )),
+    }
+}
+
 /// `[supervisorctl] serverurl`: `unix://PATH` (the path returned) or another URL.
 pub(crate) enum ServerUrl<'a> {
     Unix(&'a str),

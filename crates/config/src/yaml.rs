@@ -364,6 +364,7 @@ const PROGRAM_KEYS: &[Key<ProgramDraft>] = &[
     }),
     ("env", |c, node, key, d| c.env(node, key, &mut d.spec.env)),
     ("stdin", |c, node, key, d| {
+        d.stdin = Some(c.place(node, key));
         // `pipe` is a word; a file of that name is `./pipe`.
         d.spec.stdin = match &node.value {
             Value::Scalar { text, .. } if text == "pipe" => Stdin::Pipe,

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use taskmaster_config::ini::{self, Credentials, Host, IniConfig, Owner};
 use taskmaster_config::{
-    detect_format, to_yaml, AutoRestart, Config, ConfigErrors, Format, ProgramSpec, Signal,
+    detect_format, to_yaml, AutoRestart, Config, ConfigErrors, FcgiSocket, Format, ProgramSpec,
+    Signal, SocketAddress,
 };
 
 const FILE: &str = "/sv/t.conf";
@@ -1110,6 +1111,82 @@ fn errors_in_continued_values_point_into_the_right_line() {
     );
 }
 
+// ---- [fcgi-program:x] --------------------------------------------------------------------------
+
+#[test]
+fn an_fcgi_program_is_a_program_with_its_listening_socket() {
+    let config = read(
+        "[fcgi-program:php]\ncommand=php-cgi\nsocket=unix:///run/php.sock\nsocket_owner=www-data\n\
+         socket_mode=0660\nsocket_backlog=64\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)d\n\
+         [fcgi-program:py]\ncommand=flup\nsocket=tcp://LocalHost:9000\n",
+    )
+    .config;
+    let php = &config.programs["php"];
+    assert_eq!(
+        php.fcgi_socket,
+        Some(FcgiSocket {
+            address: SocketAddress::Unix(PathBuf::from("/run/php.sock")),
+            backlog: Some(64),
+            owner: Some(Owner {
+                user: "www-data".to_string(),
+                group: None
+            }),
+            mode: 0o660,
+        })
+    );
+    // The socket is each process's stdin, never a pipe.
+    assert_eq!(php.processes[1].spec.stdin, taskmaster_config::Stdin::Null);
+    assert_eq!(php.processes[1].spec.fcgi_socket, php.fcgi_socket);
+    let py = config.programs["py"]
+        .fcgi_socket
+        .as_ref()
+        .expect("a socket");
+    assert_eq!(
+        py.address,
+        SocketAddress::Tcp {
+            host: "localhost".to_string(),
+            port: 9000
+        }
+    );
+    assert_eq!((py.backlog, py.mode), (None, 0o700));
+    assert_round_trip(
+        &read(
+            "[fcgi-program:php]\ncommand=php-cgi\nsocket=unix:///run/php.sock\nsocket_mode=0660\n",
+        )
+        .config,
+    );
+}
+
+#[test]
+fn an_fcgi_programs_socket_is_required_and_checked() {
+    assert_eq!(
+        errors("[fcgi-program:php]\ncommand=php-cgi\n"),
+        ["/sv/t.conf:1:1: fcgi-program:php: missing required option \"socket\": the listening socket taskmaster opens and gives each process as its stdin (tcp://HOST:PORT or unix:///PATH)"]
+    );
+    assert_eq!(
+        errors("[fcgi-program:php]\ncommand=php-cgi\nsocket=tcp://127.0.0.1:9000\nsocket_mode=0600\nsocket_backlog=0\n"),
+        [
+            "/sv/t.conf:4:13: fcgi-program:php.socket_mode: socket_mode applies only to a Unix socket (socket = unix:///PATH), as in supervisord",
+            "/sv/t.conf:5:16: fcgi-program:php.socket_backlog: expected an integer >= 1, found \"0\"",
+        ]
+    );
+    assert_eq!(
+        errors("[fcgi-program:php]\ncommand=php-cgi\nsocket=http://x\n"),
+        ["/sv/t.conf:3:8: fcgi-program:php.socket: expected tcp://HOST:PORT or unix:///PATH, found \"http://x\""]
+    );
+    assert_eq!(
+        errors("[program:php]\ncommand=x\n[fcgi-program:php]\ncommand=php-cgi\nsocket=tcp://127.0.0.1:9000\n"),
+        ["/sv/t.conf:3:1: fcgi-program:php: a program named \"php\" is already defined (a [program:x] and an [fcgi-program:x] share their names, as in supervisord)"]
+    );
+    // A [program:x] has no socket: supervisord ignores the option there, so does taskmaster.
+    let warned = warnings("[program:web]\ncommand=x\nsocket=tcp://127.0.0.1:9000\n");
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].contains("unknown option \"socket\""),
+        "{warned:?}"
+    );
+}
+
 // ---- sections and options taskmaster does not take ------------------------------------------
 
 #[test]
@@ -1123,6 +1200,7 @@ command=x
 
 [fcgi-program:php]
 command=x
+socket=tcp://127.0.0.1:9000
 
 [ctlplugin:wait]
 supervisor.ctl_factory = x
@@ -1146,13 +1224,12 @@ command=x
             "/sv/t.conf:1:1: group:site: no program \"web\" to put in it",
             "/sv/t.conf:1:1: group:site: no program \"api\" to put in it",
             "/sv/t.conf:4:1: eventlistener:mail: event listeners are not supported: taskmaster sends no event notifications",
-            "/sv/t.conf:7:1: fcgi-program:php: FastCGI programs are not supported: taskmaster opens no sockets for its programs; use a [program:x] that opens its own",
-            "/sv/t.conf:10:1: ctlplugin:wait: supervisorctl plugins are not supported",
-            "/sv/t.conf:13:1: rpcinterface:custom: custom RPC interfaces are not supported; only [rpcinterface:supervisor] is accepted",
-            "/sv/t.conf:16:1: DEFAULT: [DEFAULT] (options shared by every section) is not supported: write each option in its section",
-            "/sv/t.conf:19:1: unknown section [porgram:web] (did you mean [program:web]?)",
-            "/sv/t.conf:22:1: unknown section [supervisor] (did you mean [supervisord]?)",
-            "/sv/t.conf:24:1: unknown section [nonsense] (taskmaster reads [program:x], [supervisord], [include], [unix_http_server], [inet_http_server], [supervisorctl] and [rpcinterface:supervisor])",
+            "/sv/t.conf:11:1: ctlplugin:wait: supervisorctl plugins are not supported",
+            "/sv/t.conf:14:1: rpcinterface:custom: custom RPC interfaces are not supported; only [rpcinterface:supervisor] is accepted",
+            "/sv/t.conf:17:1: DEFAULT: [DEFAULT] (options shared by every section) is not supported: write each option in its section",
+            "/sv/t.conf:20:1: unknown section [porgram:web] (did you mean [program:web]?)",
+            "/sv/t.conf:23:1: unknown section [supervisor] (did you mean [supervisord]?)",
+            "/sv/t.conf:25:1: unknown section [nonsense] (taskmaster reads [program:x], [supervisord], [include], [fcgi-program:x], [group:x], [unix_http_server], [inet_http_server], [supervisorctl] and [rpcinterface:supervisor])",
         ]
     );
 }

@@ -842,3 +842,24 @@ fn group_name_is_the_groups_name_in_a_group() {
     assert_eq!(config.programs["web"].processes[0].spec.env["G"], "site");
     assert_eq!(config.programs["db"].processes[0].spec.env["G"], "db");
 }
+
+// ---- socket (FastCGI) -------------------------------------------------------------------------
+
+#[test]
+fn socket_makes_a_fastcgi_program_whose_stdin_is_the_socket() {
+    let spec = program("socket: unix://php.sock\nsocket_mode: \"0660\"");
+    let socket = spec.fcgi_socket.expect("a socket");
+    assert_eq!(
+        socket.address,
+        taskmaster_config::SocketAddress::Unix("./php.sock".into())
+    );
+    assert_eq!(socket.mode, 0o660);
+    assert_eq!(
+        program_errors("socket_backlog: 5"),
+        ["t.yaml:4:21: programs.web.socket_backlog: socket_backlog needs socket (the listening socket of a FastCGI program)"]
+    );
+    assert_eq!(
+        program_errors("socket: tcp://127.0.0.1:9000\nstdin: pipe"),
+        ["t.yaml:5:12: programs.web.stdin: give stdin or socket, not both: the socket is each process's stdin (fd 0), as FastCGI wants it"]
+    );
+}

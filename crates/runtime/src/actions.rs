@@ -145,7 +145,15 @@ impl Daemon {
 
     /// Spawns a child for `process`; the result is for the supervisor, at once.
     fn spawn(&mut self, process: String, spec: &taskmaster_config::ProgramSpec) -> Event {
-        let child = match spawn::spawn(&process, spec, &self.context, &mut self.sinks) {
+        let fcgi_socket = match &spec.fcgi_socket {
+            Some(socket) => match self.fcgi_sockets.acquire(&spec.name, socket) {
+                Ok(socket) => Some(socket),
+                Err(error) => return Event::SpawnFailed { process, error },
+            },
+            None => None,
+        };
+        let socket = fcgi_socket.as_deref().map(crate::fcgi::ListeningSocket::fd);
+        let child = match spawn::spawn(&process, spec, socket, &self.context, &mut self.sinks) {
             Ok(child) => child,
             Err(error) => return Event::SpawnFailed { process, error },
         };
@@ -163,6 +171,7 @@ impl Daemon {
                 pidfd,
                 captures,
                 stdin,
+                fcgi_socket,
             },
         );
         if let Some(primary) = self.primary.as_mut() {

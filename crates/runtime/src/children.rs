@@ -24,6 +24,10 @@ pub(crate) struct Child {
     pub pidfd: Option<OwnedFd>,
     pub captures: Vec<capture::Capture>,
     pub stdin: Option<stdin::StdinPipe>,
+    /// Its program's listening socket (FastCGI): held, never read, while the child lives;
+    /// dropping the last reference closes it.
+    #[allow(dead_code, reason = "held for its drop")]
+    pub fcgi_socket: Option<std::sync::Arc<crate::fcgi::ListeningSocket>>,
 }
 
 /// Every live child, by pid.

@@ -34,6 +34,8 @@ pub struct Daemon {
     pub(crate) helpers: checks::HelperExits,
     /// The log files children's output pipes are drained into.
     pub(crate) sinks: capture::Sinks,
+    /// The listening sockets of FastCGI programs, while a process holds them.
+    pub(crate) fcgi_sockets: crate::fcgi::FcgiSockets,
     /// With `--pair`, what the primary needs, until the loop binds its link.
     pub(crate) pair_settings: Option<PrimarySettings>,
     /// With `--pair`, once the loop runs: the backup's keeper.
@@ -109,6 +111,7 @@ impl Daemon {
             children: Children::default(),
             helpers: checks::HelperExits::default(),
             sinks: capture::Sinks::default(),
+            fcgi_sockets: crate::fcgi::FcgiSockets::default(),
             pair_settings: None,
             primary: None,
             adopted: Vec::new(),
@@ -234,6 +237,9 @@ impl Daemon {
             pidfd: Some(held.pidfd),
             captures,
             stdin: None,
+            // A FastCGI socket is not handed over: the children hold it; the next spawn opens
+            // it again (a Unix one anew; a TCP port once they are gone).
+            fcgi_socket: None,
         };
         self.children.insert(pid, child);
         if let Some(fd) = held.stdin {

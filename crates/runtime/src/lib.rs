@@ -52,6 +52,7 @@ mod clock;
 mod daemon;
 mod event_loop;
 mod eventlog;
+mod fcgi;
 mod handle;
 mod handover;
 mod notify;

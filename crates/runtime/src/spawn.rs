@@ -50,11 +50,13 @@ pub struct Spawned {
     pub captures: Vec<(OwnedFd, Stream, Destination)>,
 }
 
-/// Starts one child for process `name` (`web`, or `workers:workers_00`) of program `spec`.
-/// The error text says what failed, for the process's status and the event log.
+/// Starts one child for process `name` (`web`, or `workers:workers_00`) of program `spec`;
+/// a FastCGI program's listening `socket` is its stdin. The error text says what failed, for
+/// the process's status and the event log.
 pub fn spawn(
     name: &str,
     spec: &ProgramSpec,
+    socket: Option<BorrowedFd<'_>>,
     context: &ChildContext,
     sinks: &mut Sinks,
 ) -> Result<Spawned, String> {
@@ -89,7 +91,11 @@ pub fn spawn(
         argv: &spec.argv,
         env: &env,
         cwd: spec.workingdir.as_deref(),
-        stdio: [stdin.child_end(), stdout.child_end(), stderr.child_end()],
+        stdio: [
+            socket.unwrap_or(stdin.child_end()),
+            stdout.child_end(),
+            stderr.child_end(),
+        ],
     };
     let pid = launch_with(&launch, &setup).map_err(|e| e.describe(spec, program))?;
     Ok(Spawned {
@@ -461,6 +467,7 @@ mod tests {
         let error = spawn(
             "web",
             &spec("/bin/true", Some(ghost())),
+            None,
             &context(),
             &mut Sinks::default(),
         )
@@ -496,6 +503,7 @@ mod tests {
         let error = spawn(
             "web",
             &spec("/no/such/program", Some(own)),
+            None,
             &context(),
             &mut Sinks::default(),
         )

@@ -112,7 +112,7 @@ impl Daemon {
                     crate::children::Child {
                         pidfd: None,
                         captures,
-                        stdin: None,
+                        ..Default::default()
                     },
                 );
                 let exit = self.helpers.register(helper);

@@ -320,6 +320,118 @@ fn a_program_named_as_supervisord_allows_is_run_and_controlled() {
     assert!(ctl(&["tail", "<myapp>"]).contains("hello from myapp"));
 }
 
+/// A FastCGI-style server in the sandbox (`server.py`): accepts on its stdin (the socket
+/// taskmaster opened) and answers each connection with its process name.
+fn socket_server(sandbox: &Sandbox) {
+    let script = "import os, socket\n\
+                  s = socket.socket(fileno=0)\n\
+                  while True:\n    \
+                      c, _ = s.accept()\n    \
+                      c.sendall(os.environ['SUPERVISOR_PROCESS_NAME'].encode())\n    \
+                      c.close()\n";
+    std::fs::write(sandbox.file("server.py"), script).expect("write server.py");
+}
+
+/// What the server at `connect` answers, once it answers.
+fn answer_of<S: std::io::Read>(connect: impl Fn() -> std::io::Result<S>) -> Option<String> {
+    let mut stream = connect().ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    (!text.is_empty()).then_some(text)
+}
+
+/// `[fcgi-program:x]` with a TCP socket: taskmaster opens it once, every process accepts on
+/// it as its stdin; stopping every process closes it (the port is free), starting opens it
+/// again.
+#[test]
+fn an_fcgi_program_shares_the_tcp_socket_taskmaster_opens_for_it() {
+    let sandbox = Sandbox::new();
+    socket_server(&sandbox);
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("its address").port()
+    };
+    let text = format!(
+        "[unix_http_server]\nfile=%(here)s/sv.sock\n\n[supervisord]\nlogfile=%(here)s/taskmaster.log\n\n\
+         [fcgi-program:echo]\nsocket=tcp://127.0.0.1:{port}\nsocket_backlog=16\n\
+         command=python3 %(here)s/server.py\nprocess_name=%(program_name)s_%(process_num)d\n\
+         numprocs=2\nstartsecs=0\n"
+    );
+    let conf = sandbox.file("supervisord.conf");
+    std::fs::write(&conf, text).expect("write supervisord.conf");
+    let check = check(&sandbox, &conf);
+    assert!(check.status.success(), "{check:?}");
+    let mut tm = run(&sandbox, &conf);
+    for name in ["echo:echo_0", "echo:echo_1"] {
+        if let Some(pid) = tm.wait_for_state(name, "RUNNING", TIMEOUT).pid() {
+            tm.track(pid);
+        }
+    }
+    let address = format!("127.0.0.1:{port}");
+    let connect = || std::net::TcpStream::connect(&address);
+    let answer = wait_until("an answer on the socket", TIMEOUT, || answer_of(connect));
+    assert!(answer == "echo_0" || answer == "echo_1", "{answer}");
+    let ctl = |args: &[&str]| {
+        let mut cmd = Command::new(taskmaster_bin());
+        cmd.args(["ctl", "-c"]).arg(&conf).args(args);
+        String::from_utf8_lossy(&run_to_completion(cmd, TIMEOUT).stdout).into_owned()
+    };
+    assert_eq!(ctl(&["stop", "echo:echo_0"]), "echo:echo_0: stopped\n");
+    // One process left: the socket stays open and it answers every connection.
+    for _ in 0..3 {
+        assert_eq!(
+            wait_until("echo_1's answer", TIMEOUT, || answer_of(connect)),
+            "echo_1"
+        );
+    }
+    assert_eq!(ctl(&["stop", "echo:*"]), "echo:echo_1: stopped\n");
+    wait_until("the port to be closed", TIMEOUT, || {
+        std::net::TcpListener::bind(&address).ok()
+    });
+    assert_eq!(ctl(&["start", "echo:echo_1"]), "echo:echo_1: started\n");
+    assert_eq!(
+        wait_until("an answer again", TIMEOUT, || answer_of(connect)),
+        "echo_1"
+    );
+}
+
+/// With a Unix socket: its mode from socket_mode, and its file removed once no process
+/// holds it.
+#[test]
+fn an_fcgi_program_with_a_unix_socket_gets_its_mode_and_the_file_goes_with_the_last_process() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    socket_server(&sandbox);
+    let text = concat!(
+        "[unix_http_server]\nfile=%(here)s/sv.sock\n\n[supervisord]\nlogfile=%(here)s/taskmaster.log\n\n",
+        "[fcgi-program:echo]\nsocket=unix://%(here)s/echo.sock\nsocket_mode=0660\n\
+         command=python3 %(here)s/server.py\nstartsecs=0\n"
+    );
+    let conf = sandbox.file("supervisord.conf");
+    std::fs::write(&conf, text).expect("write supervisord.conf");
+    let mut tm = run(&sandbox, &conf);
+    if let Some(pid) = tm.wait_for_state("echo", "RUNNING", TIMEOUT).pid() {
+        tm.track(pid);
+    }
+    let path = sandbox.file("echo.sock");
+    let connect = || std::os::unix::net::UnixStream::connect(&path);
+    assert_eq!(
+        wait_until("an answer on the socket", TIMEOUT, || answer_of(connect)),
+        "echo"
+    );
+    let mode = std::fs::metadata(&path)
+        .expect("the socket file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o660);
+    let mut stop = Command::new(taskmaster_bin());
+    stop.args(["ctl", "-c"]).arg(&conf).args(["stop", "echo"]);
+    run_to_completion(stop, TIMEOUT);
+    wait_until("the socket file to go", TIMEOUT, || {
+        (!path.exists()).then_some(())
+    });
+}
+
 // ---- [supervisord] and [unix_http_server] as people write them ------------------------------
 
 /// `taskmaster run -c conf` in the sandbox, with its temporary folder there too, so that AUTO
@@ -511,6 +623,7 @@ fn loglevel_warn_leaves_the_info_lines_out_of_the_event_log() {
 fn the_socket_gets_the_chmod_of_unix_http_server() {
     use std::os::unix::fs::PermissionsExt;
     let sandbox = Sandbox::new();
+    socket_server(&sandbox);
     let conf = conf_with(
         &sandbox,
         "",

@@ -704,9 +704,18 @@ impl Translator<'_> {
             };
             match (kind, rest) {
                 ("supervisord", None) | ("include", None) => {}
-                ("program", Some(program)) => {
+                ("program" | "fcgi-program", Some(program)) => {
                     let program = raw::strip(program);
-                    if let Some((spec, priority)) = self.program(src, section, program) {
+                    if result.config.programs.contains_key(program) {
+                        let message = format!(
+                            "a program named {program:?} is already defined (a [program:x] and \
+                             an [fcgi-program:x] share their names, as in supervisord)"
+                        );
+                        self.at_section(src, section, message);
+                        continue;
+                    }
+                    let fcgi = kind == "fcgi-program";
+                    if let Some((spec, priority)) = self.program(src, section, program, fcgi) {
                         headers.push((src, section, program));
                         result.priorities.insert(program.to_string(), priority);
                         result.config.programs.insert(program.to_string(), spec);
@@ -769,13 +778,6 @@ impl Translator<'_> {
                     src,
                     section,
                     "event listeners are not supported: taskmaster sends no event notifications"
-                        .to_string(),
-                ),
-                ("fcgi-program", Some(_)) => self.at_section(
-                    src,
-                    section,
-                    "FastCGI programs are not supported: taskmaster opens no sockets for its \
-                     programs; use a [program:x] that opens its own"
                         .to_string(),
                 ),
                 ("ctlplugin", Some(_)) => self.at_section(
@@ -985,8 +987,8 @@ fn unknown_section(name: &str) -> String {
         Some(close) => format!("unknown section [{name}] (did you mean [{close}]?)"),
         None => format!(
             "unknown section [{name}] (taskmaster reads [program:x], [supervisord], [include], \
-             [unix_http_server], [inet_http_server], [supervisorctl] and \
-             [rpcinterface:supervisor])"
+             [fcgi-program:x], [group:x], [unix_http_server], [inet_http_server], \
+             [supervisorctl] and [rpcinterface:supervisor])"
         ),
     }
 }

@@ -83,6 +83,9 @@ const PROGRAM_OPTIONS: &[&str] = &[
     "serverurl",
 ];
 
+/// The options of an `[fcgi-program:x]` besides a program's: its listening socket.
+const FCGI_OPTIONS: &[&str] = &["socket", "socket_backlog", "socket_owner", "socket_mode"];
+
 /// The options supervisord expands once per process (with `%(process_num)d`), besides
 /// `environment` (expanded first: the others see it as `%(ENV_X)s`).
 const PER_PROCESS: &[&str] = &[
@@ -116,18 +119,35 @@ const TEMPLATED: &[&str] = &[
 type Options<'s> = BTreeMap<&'s str, &'s Opt>;
 
 impl Translator<'_> {
-    /// One `[program:x]`: its spec and its priority; `None` if the name is invalid.
+    /// One `[program:x]`, or `[fcgi-program:x]` (`fcgi`): its spec and its priority; `None`
+    /// if the name is invalid.
     pub(super) fn program(
         &mut self,
         src: usize,
         section: &Section,
         name: &str,
+        fcgi: bool,
     ) -> Option<(ProgramSpec, i32)> {
         let valid_name = is_valid_program_name(name);
         if !valid_name {
             self.at_section(src, section, invalid_program_name(name));
         }
-        let options = self.options(src, section, PROGRAM_OPTIONS);
+        let known: Vec<&str> = match fcgi {
+            true => PROGRAM_OPTIONS
+                .iter()
+                .chain(FCGI_OPTIONS)
+                .copied()
+                .collect(),
+            false => PROGRAM_OPTIONS.to_vec(),
+        };
+        let options = self.options(src, section, &known);
+        if fcgi && !options.contains_key("socket") {
+            let message = "missing required option \"socket\": the listening socket taskmaster \
+                           opens and gives each process as its stdin (tcp://HOST:PORT or \
+                           unix:///PATH)"
+                .to_string();
+            self.at_section(src, section, message);
+        }
         let scope = self.scope(src);
         let group = self.group_of.get(name).cloned();
         let constant = Names {
@@ -217,7 +237,7 @@ impl Translator<'_> {
         draft.spec.env.extend(own_env.clone());
         let mut with_env = process.clone();
         with_env.env.push(&own_env);
-        for &option in PROGRAM_OPTIONS {
+        for &option in PROGRAM_OPTIONS.iter().chain(FCGI_OPTIONS) {
             let names = if PER_PROCESS.contains(&option) {
                 &with_env
             } else {
@@ -518,6 +538,7 @@ fn log_stream(option: &str) -> Option<Stream> {
 fn option_name(option: &str) -> &'static str {
     PROGRAM_OPTIONS
         .iter()
+        .chain(FCGI_OPTIONS)
         .find(|known| **known == option)
         .copied()
         .unwrap_or("")
