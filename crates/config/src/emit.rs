@@ -55,12 +55,23 @@ pub fn to_yaml(config: &Config) -> String {
     }
     socket_access(&mut out, &config.daemon.socket_access);
     daemon(&mut out, &config.daemon);
-    if config.programs.is_empty() {
+    let (listeners, programs): (Vec<_>, Vec<_>) = config
+        .programs
+        .iter()
+        .partition(|(_, spec)| spec.listener.is_some());
+    if programs.is_empty() {
         out.push_str("programs: {}\n");
-        return out;
+    } else {
+        out.push_str("programs:\n");
     }
-    out.push_str("programs:\n");
-    for (name, spec) in &config.programs {
+    for (name, spec) in programs {
+        let _ = writeln!(out, "  {}:", string(name));
+        program(&mut out, spec, &config.daemon.auto_logs);
+    }
+    if !listeners.is_empty() {
+        out.push_str("eventlisteners:\n");
+    }
+    for (name, spec) in listeners {
         let _ = writeln!(out, "  {}:", string(name));
         program(&mut out, spec, &config.daemon.auto_logs);
     }
@@ -185,6 +196,11 @@ fn program(out: &mut String, spec: &ProgramSpec, auto_logs: &BTreeSet<PathBuf>) 
     if let Some(user) = &spec.user {
         key("user", user_name(user));
     }
+    if let Some(listener) = &spec.listener {
+        let events: Vec<&str> = listener.events.iter().map(|kind| kind.name()).collect();
+        key("events", format!("[{}]", events.join(", ")));
+        key("buffer_size", listener.buffer_size.to_string());
+    }
     if let Some(socket) = &spec.fcgi_socket {
         key("socket", string(&socket.address.to_string()));
         if let Some(backlog) = socket.backlog {
@@ -211,6 +227,8 @@ fn program(out: &mut String, spec: &ProgramSpec, auto_logs: &BTreeSet<PathBuf>) 
 fn liveness(out: &mut String, spec: &ProgramSpec) {
     let default = defaults(&spec.name);
     match &spec.stdin {
+        // A listener's stdin is always its events' pipe.
+        _ if spec.listener.is_some() => {}
         Stdin::Null => {}
         Stdin::File(file) => program_key(out, "stdin", path(file)),
         Stdin::Pipe => program_key(out, "stdin", "pipe".to_string()),

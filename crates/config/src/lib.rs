@@ -31,6 +31,7 @@ mod diff;
 mod duration;
 mod emit;
 mod error;
+mod events;
 mod expand;
 pub mod ini;
 mod instances;
@@ -56,6 +57,7 @@ pub use diff::{diff, keep_fixed_settings, ReloadPlan};
 pub use duration::parse_duration;
 pub use emit::to_yaml;
 pub use error::{os_reason, ConfigError, ConfigErrors, ConfigWarning};
+pub use events::{EventType, ListenerSpec};
 pub use expand::Host;
 pub use ini::Credentials;
 pub use signal::Signal;
@@ -205,6 +207,10 @@ pub struct ProgramSpec {
     /// as its stdin, fd 0 (supervisord's `[fcgi-program:x]` and its `socket` options).
     #[serde(default)]
     pub fcgi_socket: Option<FcgiSocket>,
+    /// What makes it an event listener (`[eventlistener:x]`, `eventlisteners:`): taskmaster
+    /// writes the events it subscribes to on its stdin and reads its answers on its stdout.
+    #[serde(default)]
+    pub listener: Option<ListenerSpec>,
     /// The program's processes, `numprocs` of them in order, each with its own settings: the
     /// program's, with every `%(process_num)d` (and the other expansions) worked out for it.
     /// The program's own values are as written; a process's are what it runs with. Empty in

@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::error::ConfigError;
 use crate::values::{
     boolean, byte_size, check_path, check_shell_command, file_mode, owner, parse_integer,
-    parse_umask, priority, socket_address, split_command, Words, UMASK_EXPECTED,
+    parse_umask, priority, socket_address, event_types, split_command, Words, UMASK_EXPECTED,
 };
 use crate::{
     parse_duration, Accounts, AutoRestart, Hook, ProgramSpec, Readiness, Signal, Stream,
@@ -137,6 +137,13 @@ pub(crate) struct ProgramDraft {
     pub socket_mode: Option<(u32, Place)>,
     /// Where `stdin` was written (the YAML's key): a socket is the stdin of its processes.
     pub stdin: Option<Place>,
+    /// It is an event listener (`[eventlistener:x]`, `eventlisteners:`).
+    pub listener: bool,
+    /// A listener's `events` and `buffer_size`, with where each was written.
+    pub events: Option<(Vec<crate::EventType>, Place)>,
+    pub buffer_size: Option<(u32, Place)>,
+    /// Where `redirect_stderr = true` was written.
+    pub redirect_place: Option<Place>,
 }
 
 /// A program with its rules applied.
@@ -265,7 +272,11 @@ pub(crate) const OPTIONS: &[ProgramOption] = &[
         name: "redirect_stderr",
         supervisord: Some("redirect_stderr"),
         expected: BOOLEAN,
-        read: |d, text, _, _| boolean(text).map(|value| d.redirect_stderr = value),
+        read: |d, text, place, _| {
+            d.redirect_stderr = boolean(text)?;
+            d.redirect_place = d.redirect_stderr.then(|| place.clone());
+            Ok(())
+        },
     },
     ProgramOption {
         name: "stdout_maxbytes",
@@ -404,6 +415,24 @@ pub(crate) const OPTIONS: &[ProgramOption] = &[
         },
     },
     ProgramOption {
+        name: "events",
+        supervisord: Some("events"),
+        expected: "event types such as PROCESS_STATE,TICK_60",
+        read: |d, text, place, _| {
+            d.events = Some((event_types(text)?, place.clone()));
+            Ok(())
+        },
+    },
+    ProgramOption {
+        name: "buffer_size",
+        supervisord: Some("buffer_size"),
+        expected: "an integer >= 1",
+        read: |d, text, place, _| {
+            d.buffer_size = Some((parse_integer(text, 1, 1_000_000)?, place.clone()));
+            Ok(())
+        },
+    },
+    ProgramOption {
         name: "user",
         supervisord: Some("user"),
         expected: "a user name or uid",
@@ -479,7 +508,22 @@ impl ProgramDraft {
             socket_owner: None,
             socket_mode: None,
             stdin: None,
+            listener: false,
+            events: None,
+            buffer_size: None,
+            redirect_place: None,
         }
+    }
+
+    /// An event listener named `name`, with every default: supervisord's priority -1 (0 here:
+    /// listeners start before the programs whose events they hear), and stdin a pipe (the
+    /// events come that way).
+    pub(crate) fn listener(name: &str, place: Place) -> ProgramDraft {
+        let mut draft = ProgramDraft::new(name, place);
+        draft.listener = true;
+        draft.spec.priority = 0;
+        draft.spec.stdin = crate::Stdin::Pipe;
+        draft
     }
 
     /// Reads `text` as the value of `option`, written at `place`.
@@ -503,6 +547,7 @@ impl ProgramDraft {
         }
         self.hook(&mut remarks);
         self.fcgi_socket(&mut remarks, dialect);
+        self.event_listener(&mut remarks, dialect);
         let mut to_syslog = Vec::new();
         let mut auto = [false; 2];
         let stdout = self.stdout.take();
@@ -658,6 +703,59 @@ impl ProgramDraft {
         });
     }
 
+    /// Makes a listener's `events` and `buffer_size` its [`crate::ListenerSpec`]: `events` is
+    /// required; neither belongs to another program; a listener's stderr stays out of the
+    /// protocol on its stdout, and its stdin is where the events come.
+    fn event_listener(&mut self, remarks: &mut Vec<Remark>, dialect: &Dialect) {
+        let events = self.events.take();
+        let buffer_size = self.buffer_size.take();
+        if !self.listener {
+            for place in [events.map(|(_, p)| p), buffer_size.map(|(_, p)| p)]
+                .into_iter()
+                .flatten()
+            {
+                let message = format!(
+                    "{} belongs to an event listener ([eventlistener:x] in supervisord's files, \
+                     eventlisteners: in taskmaster's)",
+                    place.key.rsplit('.').next().unwrap_or_default()
+                );
+                remarks.push(error(&place, message));
+            }
+            return;
+        }
+        if let Some(place) = self.redirect_place.take() {
+            let message = "an event listener's stdout carries the protocol: redirect_stderr would \
+                           mix standard error into it (supervisord refuses it too)"
+                .to_string();
+            remarks.push(error(&place, message));
+        }
+        if let Some(place) = self.stdin.take() {
+            let message = "an event listener's stdin is where its events come: stdin may not be \
+                           given"
+                .to_string();
+            remarks.push(error(&place, message));
+        }
+        self.spec.stdin = crate::Stdin::Pipe;
+        if let Some((_, place)) = events.as_ref().filter(|(events, _)| events.is_empty()) {
+            let message = "expected at least one event type such as PROCESS_STATE".to_string();
+            remarks.push(error(place, message));
+        }
+        let Some((events, _)) = events else {
+            let message = format!(
+                "missing required {} {:?}: the event types it listens to (PROCESS_STATE, \
+                 TICK_60...)",
+                dialect.noun,
+                (dialect.name_of)("events")
+            );
+            remarks.push(error(&self.place, message));
+            return;
+        };
+        self.spec.listener = Some(crate::ListenerSpec {
+            events,
+            buffer_size: buffer_size.map_or(10, |(n, _)| n),
+        });
+    }
+
     /// Makes `on_exit` and `on_exit_timeout` one [`Hook`]; a timeout alone is an error.
     fn hook(&mut self, remarks: &mut Vec<Remark>) {
         let timeout = match self.on_exit_timeout.take() {
@@ -723,5 +821,6 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         processes: Vec::new(),
         user: None,
         fcgi_socket: None,
+        listener: None,
     }
 }

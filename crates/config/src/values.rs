@@ -323,6 +323,37 @@ pub(crate) fn socket_address(
     }
 }
 
+/// An event listener's `events`: supervisord's event type names, separated by commas, in
+/// any case.
+pub(crate) fn event_types(text: &str) -> Result<Vec<crate::EventType>, String> {
+    let mut types = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+        types.push(event_type(name)?);
+    }
+    if types.is_empty() {
+        return Err(format!(
+            "expected event types such as PROCESS_STATE,TICK_60, found {}",
+            quote(text)
+        ));
+    }
+    Ok(types)
+}
+
+/// One event type name, in any case.
+pub(crate) fn event_type(name: &str) -> Result<crate::EventType, String> {
+    crate::EventType::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = crate::EventType::names().collect();
+        match did_you_mean(&name.to_uppercase(), &names) {
+            Some(close) => format!("unknown event type {} (did you mean {close}?)", quote(name)),
+            None => format!(
+                "unknown event type {} (the types are {})",
+                quote(name),
+                names.join(", ")
+            ),
+        }
+    })
+}
+
 /// `[supervisorctl] serverurl`: `unix://PATH` (the path returned) or another URL.
 pub(crate) enum ServerUrl<'a> {
     Unix(&'a str),

@@ -40,7 +40,7 @@ use crate::expand::Expansions;
 use crate::program::{self, Context, Output, Place, ProgramDraft, ProgramRead};
 use crate::raw::{Node, Value};
 use crate::values::{
-    boolean, check_alert_text, check_env_name, check_env_value, check_path, check_shell_command,
+    event_types, boolean, check_alert_text, check_env_name, check_env_value, check_path, check_shell_command,
     invalid_program_name, is_valid_program_name, one_of, parse_bool, parse_exitcode, parse_factor,
     parse_integer, parse_umask, quote, Words, FACTOR_EXPECTED, UMASK_EXPECTED,
 };
@@ -208,7 +208,8 @@ struct TopLevel {
 }
 
 const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
-    ("programs", |c, node, key, top| c.programs(node, key, top)),
+    ("programs", |c, node, key, top| c.programs(node, key, top, false)),
+    ("eventlisteners", |c, node, key, top| c.programs(node, key, top, true)),
     ("groups", |c, node, key, top| c.groups(node, key, top)),
     ("logfile", |c, node, key, top| {
         top.logfile = c.path(node, key)
@@ -382,6 +383,20 @@ const PROGRAM_KEYS: &[Key<ProgramDraft>] = &[
     }),
     ("alerts", |c, node, key, d| {
         d.spec.alerts = c.alerts(node, key)
+    }),
+    ("events", |c, node, key, d| {
+        let items = match &node.value {
+            Value::Sequence(items) => items.iter().collect(),
+            _ => vec![node],
+        };
+        let mut events = Vec::new();
+        for item in items {
+            let text = c.scalar(item, key, "an event type such as PROCESS_STATE");
+            if let Some(kinds) = text.and_then(|text| c.check(item, key, event_types(text))) {
+                events.extend(kinds);
+            }
+        }
+        d.events = Some((events, c.place(node, key)));
     }),
 ];
 
@@ -636,7 +651,8 @@ impl Checker<'_> {
         }
     }
 
-    fn programs(&mut self, node: &Node, key: &str, top: &mut TopLevel) {
+    /// `programs:`, or `eventlisteners:` (`listeners`): each is read as a program.
+    fn programs(&mut self, node: &Node, key: &str, top: &mut TopLevel, listeners: bool) {
         let pairs = match &node.value {
             Value::Null => return,
             Value::Mapping(pairs) => pairs,
@@ -654,6 +670,14 @@ impl Checker<'_> {
                 continue;
             };
             let path = join(key, name);
+            if top.programs.contains_key(name) {
+                let message = format!(
+                    "a program named {name:?} is already defined (programs and eventlisteners \
+                     share their names)"
+                );
+                self.error(name_node, key, message);
+                continue;
+            }
             names_in_file_order.push((name_node, name));
             if !is_valid_program_name(name) {
                 self.error(name_node, key, invalid_program_name(name));
@@ -661,7 +685,7 @@ impl Checker<'_> {
             // As written: the program's own view, a template when it uses expansions.
             let templated = values_have_expansions(program);
             let before = self.errors.len();
-            let Some(read) = self.program(name_node, name, program, &path) else {
+            let Some(read) = self.program(name_node, name, program, &path, listeners) else {
                 continue;
             };
             if templated {
@@ -740,8 +764,13 @@ impl Checker<'_> {
         name: &str,
         program: &Node,
         path: &str,
+        listener: bool,
     ) -> Option<ProgramRead> {
-        let mut draft = ProgramDraft::new(name, self.place(name_node, path));
+        let place = self.place(name_node, path);
+        let mut draft = match listener {
+            true => ProgramDraft::listener(name, place),
+            false => ProgramDraft::new(name, place),
+        };
         match &program.value {
             Value::Null => {}
             Value::Mapping(fields) => self.program_keys(fields, path, &mut draft),
@@ -842,7 +871,10 @@ impl Checker<'_> {
             };
             let process = if templated {
                 match expand_node(program, path, &names) {
-                    Ok(node) => self.program(name_node, &spec.name, &node, path),
+                    Ok(node) => {
+                        let listener = spec.listener.is_some();
+                        self.program(name_node, &spec.name, &node, path, listener)
+                    }
                     Err((node, key, message)) => {
                         self.error(&node, &key, message);
                         None

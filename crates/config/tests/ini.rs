@@ -1176,7 +1176,7 @@ fn an_fcgi_programs_socket_is_required_and_checked() {
     );
     assert_eq!(
         errors("[program:php]\ncommand=x\n[fcgi-program:php]\ncommand=php-cgi\nsocket=tcp://127.0.0.1:9000\n"),
-        ["/sv/t.conf:3:1: fcgi-program:php: a program named \"php\" is already defined (a [program:x] and an [fcgi-program:x] share their names, as in supervisord)"]
+        ["/sv/t.conf:3:1: fcgi-program:php: a program named \"php\" is already defined ([program:x], [fcgi-program:x] and [eventlistener:x] share their names)"]
     );
     // A [program:x] has no socket: supervisord ignores the option there, so does taskmaster.
     let warned = warnings("[program:web]\ncommand=x\nsocket=tcp://127.0.0.1:9000\n");
@@ -1197,6 +1197,7 @@ programs=web,api
 
 [eventlistener:mail]
 command=x
+events=PROCESS_STATE
 
 [fcgi-program:php]
 command=x
@@ -1223,13 +1224,12 @@ command=x
         [
             "/sv/t.conf:1:1: group:site: no program \"web\" to put in it",
             "/sv/t.conf:1:1: group:site: no program \"api\" to put in it",
-            "/sv/t.conf:4:1: eventlistener:mail: event listeners are not supported: taskmaster sends no event notifications",
-            "/sv/t.conf:11:1: ctlplugin:wait: supervisorctl plugins are not supported",
-            "/sv/t.conf:14:1: rpcinterface:custom: custom RPC interfaces are not supported; only [rpcinterface:supervisor] is accepted",
-            "/sv/t.conf:17:1: DEFAULT: [DEFAULT] (options shared by every section) is not supported: write each option in its section",
-            "/sv/t.conf:20:1: unknown section [porgram:web] (did you mean [program:web]?)",
-            "/sv/t.conf:23:1: unknown section [supervisor] (did you mean [supervisord]?)",
-            "/sv/t.conf:25:1: unknown section [nonsense] (taskmaster reads [program:x], [supervisord], [include], [fcgi-program:x], [group:x], [unix_http_server], [inet_http_server], [supervisorctl] and [rpcinterface:supervisor])",
+            "/sv/t.conf:12:1: ctlplugin:wait: supervisorctl plugins are not supported",
+            "/sv/t.conf:15:1: rpcinterface:custom: custom RPC interfaces are not supported; only [rpcinterface:supervisor] is accepted",
+            "/sv/t.conf:18:1: DEFAULT: [DEFAULT] (options shared by every section) is not supported: write each option in its section",
+            "/sv/t.conf:21:1: unknown section [porgram:web] (did you mean [program:web]?)",
+            "/sv/t.conf:24:1: unknown section [supervisor] (did you mean [supervisord]?)",
+            "/sv/t.conf:26:1: unknown section [nonsense] (taskmaster reads [program:x], [supervisord], [include], [fcgi-program:x], [eventlistener:x], [group:x], [unix_http_server], [inet_http_server], [supervisorctl] and [rpcinterface:supervisor])",
         ]
     );
 }

@@ -704,18 +704,22 @@ impl Translator<'_> {
             };
             match (kind, rest) {
                 ("supervisord", None) | ("include", None) => {}
-                ("program" | "fcgi-program", Some(program)) => {
+                ("program" | "fcgi-program" | "eventlistener", Some(program)) => {
                     let program = raw::strip(program);
                     if result.config.programs.contains_key(program) {
                         let message = format!(
-                            "a program named {program:?} is already defined (a [program:x] and \
-                             an [fcgi-program:x] share their names, as in supervisord)"
+                            "a program named {program:?} is already defined ([program:x], \
+                             [fcgi-program:x] and [eventlistener:x] share their names)"
                         );
                         self.at_section(src, section, message);
                         continue;
                     }
-                    let fcgi = kind == "fcgi-program";
-                    if let Some((spec, priority)) = self.program(src, section, program, fcgi) {
+                    let kind = match kind {
+                        "fcgi-program" => program::Kind::Fcgi,
+                        "eventlistener" => program::Kind::Listener,
+                        _ => program::Kind::Program,
+                    };
+                    if let Some((spec, priority)) = self.program(src, section, program, kind) {
                         headers.push((src, section, program));
                         result.priorities.insert(program.to_string(), priority);
                         result.config.programs.insert(program.to_string(), spec);
@@ -774,12 +778,6 @@ impl Translator<'_> {
                         result.config.groups.insert(group.to_string(), spec);
                     }
                 }
-                ("eventlistener", Some(_)) => self.at_section(
-                    src,
-                    section,
-                    "event listeners are not supported: taskmaster sends no event notifications"
-                        .to_string(),
-                ),
                 ("ctlplugin", Some(_)) => self.at_section(
                     src,
                     section,
@@ -987,7 +985,8 @@ fn unknown_section(name: &str) -> String {
         Some(close) => format!("unknown section [{name}] (did you mean [{close}]?)"),
         None => format!(
             "unknown section [{name}] (taskmaster reads [program:x], [supervisord], [include], \
-             [fcgi-program:x], [group:x], [unix_http_server], [inet_http_server], \
+             [fcgi-program:x], [eventlistener:x], [group:x], [unix_http_server], \
+             [inet_http_server], \
              [supervisorctl] and [rpcinterface:supervisor])"
         ),
     }

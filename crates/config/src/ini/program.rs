@@ -86,6 +86,30 @@ const PROGRAM_OPTIONS: &[&str] = &[
 /// The options of an `[fcgi-program:x]` besides a program's: its listening socket.
 const FCGI_OPTIONS: &[&str] = &["socket", "socket_backlog", "socket_owner", "socket_mode"];
 
+/// The options of an `[eventlistener:x]` besides a program's.
+const LISTENER_OPTIONS: &[&str] = &["events", "buffer_size", "result_handler"];
+
+/// What a program section is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Program,
+    /// `[fcgi-program:x]`: with a listening socket.
+    Fcgi,
+    /// `[eventlistener:x]`.
+    Listener,
+}
+
+impl Kind {
+    /// Its options besides a program's.
+    fn own_options(self) -> &'static [&'static str] {
+        match self {
+            Kind::Program => &[],
+            Kind::Fcgi => FCGI_OPTIONS,
+            Kind::Listener => LISTENER_OPTIONS,
+        }
+    }
+}
+
 /// The options supervisord expands once per process (with `%(process_num)d`), besides
 /// `environment` (expanded first: the others see it as `%(ENV_X)s`).
 const PER_PROCESS: &[&str] = &[
@@ -119,29 +143,26 @@ const TEMPLATED: &[&str] = &[
 type Options<'s> = BTreeMap<&'s str, &'s Opt>;
 
 impl Translator<'_> {
-    /// One `[program:x]`, or `[fcgi-program:x]` (`fcgi`): its spec and its priority; `None`
-    /// if the name is invalid.
+    /// One `[program:x]`, `[fcgi-program:x]` or `[eventlistener:x]`: its spec and its
+    /// priority; `None` if the name is invalid.
     pub(super) fn program(
         &mut self,
         src: usize,
         section: &Section,
         name: &str,
-        fcgi: bool,
+        kind: Kind,
     ) -> Option<(ProgramSpec, i32)> {
         let valid_name = is_valid_program_name(name);
         if !valid_name {
             self.at_section(src, section, invalid_program_name(name));
         }
-        let known: Vec<&str> = match fcgi {
-            true => PROGRAM_OPTIONS
-                .iter()
-                .chain(FCGI_OPTIONS)
-                .copied()
-                .collect(),
-            false => PROGRAM_OPTIONS.to_vec(),
-        };
+        let known: Vec<&str> = PROGRAM_OPTIONS
+            .iter()
+            .chain(kind.own_options())
+            .copied()
+            .collect();
         let options = self.options(src, section, &known);
-        if fcgi && !options.contains_key("socket") {
+        if kind == Kind::Fcgi && !options.contains_key("socket") {
             let message = "missing required option \"socket\": the listening socket taskmaster \
                            opens and gives each process as its stdin (tcp://HOST:PORT or \
                            unix:///PATH)"
@@ -186,7 +207,7 @@ impl Translator<'_> {
                 process: Some((i64::from(num), i64::from(numprocs))),
                 ..constant.clone()
             };
-            let (mut read, written) = self.process(src, section, &options, name, &process);
+            let (mut read, written) = self.process(src, section, &options, name, &process, kind);
             read.spec.numprocs = numprocs;
             read.spec.numprocs_start = start;
             // Negative priorities (allowed by supervisord) all come first.
@@ -218,9 +239,14 @@ impl Translator<'_> {
         options: &Options,
         name: &str,
         process: &Names,
+        kind: Kind,
     ) -> (ProgramRead, BTreeMap<&'static str, String>) {
         let dir = self.sources[src].dir.clone();
-        let mut draft = ProgramDraft::new(name, self.place_of_section(src, section));
+        let place = self.place_of_section(src, section);
+        let mut draft = match kind {
+            Kind::Listener => ProgramDraft::listener(name, place),
+            Kind::Program | Kind::Fcgi => ProgramDraft::new(name, place),
+        };
         // supervisord gives every child a pipe for stdin (`sendProcessStdin` writes to it).
         draft.spec.stdin = crate::Stdin::Pipe;
         draft.cmd_given = options.contains_key("command");
@@ -237,7 +263,7 @@ impl Translator<'_> {
         draft.spec.env.extend(own_env.clone());
         let mut with_env = process.clone();
         with_env.env.push(&own_env);
-        for &option in PROGRAM_OPTIONS.iter().chain(FCGI_OPTIONS) {
+        for &option in PROGRAM_OPTIONS.iter().chain(kind.own_options()) {
             let names = if PER_PROCESS.contains(&option) {
                 &with_env
             } else {
@@ -246,7 +272,7 @@ impl Translator<'_> {
                     ..with_env.clone()
                 }
             };
-            if option == "environment" || READ_ONCE.contains(&option) {
+            if option == "environment" || option == "result_handler" || READ_ONCE.contains(&option) {
                 continue;
             }
             let Some((at, text)) = self.read_text(src, section, options, option, names) else {
@@ -539,6 +565,7 @@ fn option_name(option: &str) -> &'static str {
     PROGRAM_OPTIONS
         .iter()
         .chain(FCGI_OPTIONS)
+        .chain(LISTENER_OPTIONS)
         .find(|known| **known == option)
         .copied()
         .unwrap_or("")
