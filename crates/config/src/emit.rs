@@ -185,6 +185,9 @@ fn program(out: &mut String, spec: &ProgramSpec, auto_logs: &BTreeSet<PathBuf>) 
     if let Some(user) = &spec.user {
         key("user", user_name(user));
     }
+    if let Some(url) = &spec.serverurl {
+        key("serverurl", string(url));
+    }
     liveness(out, spec);
     if spec.env.is_empty() {
         return;
