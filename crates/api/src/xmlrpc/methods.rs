@@ -1000,7 +1000,11 @@ fn config_info(spec: &ProgramSpec, process: &str, in_use: bool) -> Value {
             xml_int(spec.stderr_rotation.maxbytes),
         ),
         ("stderr_syslog", Value::Bool(spec.stderr_syslog.is_some())),
-        ("serverurl", Value::string("none")),
+        // supervisord's AUTO is its None, which it answers as "none".
+        (
+            "serverurl",
+            Value::string(spec.serverurl.as_deref().unwrap_or("none")),
+        ),
     ])
 }
 
