@@ -29,6 +29,9 @@ pub enum ClientError {
     Http(String),
     #[error("cannot understand taskmaster's answer: {0}")]
     Decode(String),
+    /// A request the JSON API has no route for; the text says where it is served.
+    #[error("{0}")]
+    NotInApi(&'static str),
 }
 
 /// A connection point to a running taskmaster.
@@ -221,6 +224,10 @@ impl Client {
                 Ok(Reply::HandedOver(u32::try_from(pid).unwrap_or(0)))
             }
             Request::SendStdin { targets, data } => self.send_stdin(&targets, &data),
+            Request::RemoteCommEvent { .. } => Err(ClientError::NotInApi(
+                "the JSON API takes no remote communication events: send them with XML-RPC's \
+                 supervisor.sendRemoteCommEvent",
+            )),
             Request::Shutdown => {
                 let answer = self.send(Method::POST, "/v1/shutdown", None)?;
                 ok(&answer)?;

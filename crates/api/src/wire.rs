@@ -582,5 +582,6 @@ pub fn reply_json(reply: &Reply) -> serde_json::Value {
         Reply::DaemonState { shutting_down } => {
             serde_json::json!({ "shutting_down": shutting_down })
         }
+        Reply::Recorded => serde_json::json!({ "recorded": true }),
     }
 }

@@ -196,6 +196,9 @@ fn program(out: &mut String, spec: &ProgramSpec, auto_logs: &BTreeSet<PathBuf>) 
     if let Some(user) = &spec.user {
         key("user", user_name(user));
     }
+    if let Some(url) = &spec.serverurl {
+        key("serverurl", string(url));
+    }
     if let Some(listener) = &spec.listener {
         let events: Vec<&str> = listener.events.iter().map(|kind| kind.name()).collect();
         key("events", format!("[{}]", events.join(", ")));

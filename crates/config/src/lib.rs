@@ -158,6 +158,11 @@ pub struct ProgramSpec {
     pub stderr_syslog: Option<PathBuf>,
     /// Variables merged over taskmaster's own environment.
     pub env: BTreeMap<String, String>,
+    /// The process's `SUPERVISOR_SERVER_URL` (`serverurl`, supervisord's option): `None`
+    /// (`AUTO`, the default) derives it as supervisord does, from the control socket; an
+    /// empty text sets none.
+    #[serde(default)]
+    pub serverurl: Option<String>,
     /// The child's working directory; `None` inherits taskmaster's.
     pub workingdir: Option<PathBuf>,
     /// The child's umask; `None` inherits taskmaster's.

@@ -442,6 +442,16 @@ pub(crate) const OPTIONS: &[ProgramOption] = &[
             Ok(())
         },
     },
+    ProgramOption {
+        name: "serverurl",
+        supervisord: Some("serverurl"),
+        expected: "AUTO or a URL such as http://127.0.0.1:9001",
+        // AUTO (in any case) is derived at the spawn; any other text is the program's own.
+        read: |d, text, _, _| {
+            d.spec.serverurl = (!text.trim().eq_ignore_ascii_case("auto")).then(|| text.into());
+            Ok(())
+        },
+    },
 ];
 
 /// The option of [`OPTIONS`] that YAML names `name`.
@@ -800,6 +810,7 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         stdout_syslog: None,
         stderr_syslog: None,
         env: Default::default(),
+        serverurl: None,
         workingdir: None,
         umask: None,
         priority: 999,

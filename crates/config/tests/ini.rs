@@ -865,17 +865,31 @@ serverurl=AUTO
     assert_eq!(
         program_errors(
             "stdout_logfile_maxbytes=lots\n\
-             stdout_capture_maxbytes=1KB\nstdout_events_enabled=true\nstderr_syslog=maybe\n\
-             serverurl=http://127.0.0.1:9001\n"
+             stdout_capture_maxbytes=1KB\nstdout_events_enabled=true\nstderr_syslog=maybe\n"
         ),
         [
             "/sv/t.conf:3:25: program:web.stdout_logfile_maxbytes: expected a size such as 0, 1024 or 50MB, found \"lots\"",
             "/sv/t.conf:4:25: program:web.stdout_capture_maxbytes: taskmaster has no capture mode (it sends no events); remove stdout_capture_maxbytes or set it to 0",
             "/sv/t.conf:5:23: program:web.stdout_events_enabled: taskmaster sends no event notifications; remove stdout_events_enabled or set it to false",
             "/sv/t.conf:6:15: program:web.stderr_syslog: expected true or false (or yes/no, on/off, 1/0), found \"maybe\"",
-            "/sv/t.conf:7:11: program:web.serverurl: taskmaster gives programs no SUPERVISOR_SERVER_URL; remove serverurl or set it to AUTO",
         ]
     );
+}
+
+#[test]
+fn serverurl_is_the_programs_own_unless_auto() {
+    assert_eq!(program("").serverurl, None);
+    assert_eq!(program("serverurl = auto\n").serverurl, None);
+    let spec = program("serverurl=http://127.0.0.1:9001\n");
+    assert_eq!(spec.serverurl.as_deref(), Some("http://127.0.0.1:9001"));
+    // Each process runs with it.
+    assert_eq!(
+        spec.processes[0].spec.serverurl.as_deref(),
+        Some("http://127.0.0.1:9001")
+    );
+    // Expanded as supervisord expands it.
+    let spec = program("serverurl=unix://%(here)s/%(program_name)s.sock\n");
+    assert_eq!(spec.serverurl.as_deref(), Some("unix:///sv/web.sock"));
 }
 
 #[test]
@@ -1911,6 +1925,7 @@ stopsignal=RTMIN+3
 command=true
 autostart=off
 autorestart=false
+serverurl=unix:///run/other supervisor.sock
 ";
     let ini = read(text);
     assert_eq!(ini.config.programs["null"].env["NL"], "a\\nb");

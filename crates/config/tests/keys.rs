@@ -863,3 +863,22 @@ fn socket_makes_a_fastcgi_program_whose_stdin_is_the_socket() {
         ["t.yaml:5:12: programs.web.stdin: give stdin or socket, not both: the socket is each process's stdin (fd 0), as FastCGI wants it"]
     );
 }
+
+#[test]
+fn serverurl_is_auto_by_default_and_otherwise_the_programs_own() {
+    assert_eq!(program("").serverurl, None);
+    assert_eq!(program("serverurl: AUTO").serverurl, None);
+    assert_eq!(program("serverurl: auto").serverurl, None);
+    assert_eq!(
+        program("serverurl: http://127.0.0.1:9001")
+            .serverurl
+            .as_deref(),
+        Some("http://127.0.0.1:9001")
+    );
+    // supervisord's empty value: no SUPERVISOR_SERVER_URL at all.
+    assert_eq!(program("serverurl: \"\"").serverurl.as_deref(), Some(""));
+    assert_eq!(
+        program_errors("serverurl: [a]"),
+        ["t.yaml:4:16: programs.web.serverurl: expected AUTO or a URL such as http://127.0.0.1:9001, found a list"]
+    );
+}

@@ -69,6 +69,13 @@ pub enum Request {
         targets: Vec<String>,
         data: Vec<u8>,
     },
+    /// supervisord's REMOTE_COMMUNICATION event (`supervisor.sendRemoteCommEvent`): `kind` is
+    /// its `type` header, `data` its body. Recorded in the event log; answered
+    /// [`Reply::Recorded`].
+    RemoteCommEvent {
+        kind: String,
+        data: String,
+    },
 }
 
 impl fmt::Display for Request {
@@ -103,6 +110,9 @@ impl fmt::Display for Request {
             Request::ReopenLogs(t) => ("logrotate", t),
             Request::SendStdin { targets, data } => {
                 return write!(f, "sendstdin {} ({} bytes)", targets.join(" "), data.len());
+            }
+            Request::RemoteCommEvent { kind, data } => {
+                return write!(f, "remotecomm {kind:?} ({} bytes)", data.len());
             }
         };
         f.write_str(verb)?;
@@ -156,6 +166,8 @@ pub enum Reply {
         files: usize,
         errors: Vec<String>,
     },
+    /// A remote communication event was written to the event log.
+    Recorded,
 }
 
 /// What happened to one process for one request.

@@ -491,6 +491,33 @@ fn sendstdin_says_why_a_process_named_alone_takes_nothing() {
     );
 }
 
+#[test]
+fn a_remote_communication_event_is_recorded_in_the_event_log_on_one_line() {
+    let mut w = World::new(INPUT);
+    let before = w.logs.len();
+    let reply = w.ask(Request::RemoteCommEvent {
+        kind: "deploy".into(),
+        data: "done\nnext".into(),
+    });
+    assert_eq!(reply, Reply::Recorded);
+    assert_eq!(
+        w.logs[before..],
+        ["remote communication event \"deploy\": \"done\\nnext\""]
+    );
+    // Long data is cut, and its size said.
+    w.ask(Request::RemoteCommEvent {
+        kind: "bulk".into(),
+        data: "x".repeat(1000),
+    });
+    assert_eq!(
+        w.logs.last().map(String::as_str),
+        Some(&*format!(
+            "remote communication event \"bulk\": \"{}\"... (1000 bytes)",
+            "x".repeat(200)
+        ))
+    );
+}
+
 const WORKERS: &str = "
 programs:
   workers:

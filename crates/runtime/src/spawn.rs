@@ -237,9 +237,11 @@ fn fork_exec(launch: &sys::Launch<'_>, setup: &sys::ChildSetup) -> Result<u32, L
 }
 
 /// taskmaster's environment, then what the password database says of the program's `user`
-/// (`HOME`, `USER`, `LOGNAME`, `SHELL`), then the program's `env`, then what taskmaster tells
-/// each child (the names of the process, the notify and control sockets), each overriding the
-/// one before.
+/// (`HOME`, `USER`, `LOGNAME`, `SHELL`), then supervisord's variables, then the program's
+/// `env`, then what taskmaster tells each child (the names of the process, the notify and
+/// control sockets), each overriding the one before. As under supervisord, a program's `env`
+/// may set any `SUPERVISOR_*` variable (a wrapper that forwards another supervisor's, a test
+/// that points a child elsewhere); taskmaster's own variables it may not.
 fn environment(
     name: &str,
     spec: &ProgramSpec,
@@ -249,6 +251,9 @@ fn environment(
     if let Some(user) = &spec.user {
         env.extend(user_environment(user));
     }
+    // As supervisord's SUPERVISOR_PROCESS_NAME: the name within its group (`workers_00`).
+    let process_name = name.rsplit(':').next().unwrap_or(name);
+    env.extend(supervisor_environment(process_name, spec, context));
     env.extend(spec.env.iter().map(|(k, v)| (k.into(), v.into())));
     env.insert("NOTIFY_SOCKET".into(), context.notify_socket.clone().into());
     env.insert(
@@ -258,21 +263,44 @@ fn environment(
     // A WATCHDOG_* inherited from taskmaster's own supervisor is not this child's.
     env.remove(std::ffi::OsStr::new("WATCHDOG_USEC"));
     env.remove(std::ffi::OsStr::new("WATCHDOG_PID"));
-    // As supervisord's SUPERVISOR_PROCESS_NAME: the name within its group (`workers_00`).
-    // supervisord's own names are set too, for programs that come from it and read them.
-    let process_name = name.rsplit(':').next().unwrap_or(name);
-    for (prefix, enabled) in [
-        ("TASKMASTER", "TASKMASTER_ENABLED"),
-        ("SUPERVISOR", "SUPERVISOR_ENABLED"),
-    ] {
-        env.insert(format!("{prefix}_PROCESS_NAME").into(), process_name.into());
-        env.insert(
-            format!("{prefix}_GROUP_NAME").into(),
-            spec.group_name().into(),
-        );
-        env.insert(enabled.into(), "1".into());
-    }
+    env.insert("TASKMASTER_PROCESS_NAME".into(), process_name.into());
+    env.insert("TASKMASTER_GROUP_NAME".into(), spec.group_name().into());
+    env.insert("TASKMASTER_ENABLED".into(), "1".into());
     env.into_iter().collect()
+}
+
+/// What supervisord sets for each child before the program's `environment`:
+/// `SUPERVISOR_ENABLED`, `SUPERVISOR_SERVER_URL` (see [`server_url`]), `SUPERVISOR_PROCESS_NAME`
+/// and `SUPERVISOR_GROUP_NAME`, for programs that come from supervisord and for
+/// `supervisor.childutils`, which reaches the supervisor through them.
+fn supervisor_environment(
+    process_name: &str,
+    spec: &ProgramSpec,
+    context: &ChildContext,
+) -> Vec<(OsString, OsString)> {
+    let mut env = vec![("SUPERVISOR_ENABLED".into(), "1".into())];
+    if let Some(url) = server_url(spec, context) {
+        env.push(("SUPERVISOR_SERVER_URL".into(), url));
+    }
+    env.push(("SUPERVISOR_PROCESS_NAME".into(), process_name.into()));
+    env.push(("SUPERVISOR_GROUP_NAME".into(), spec.group_name().into()));
+    env
+}
+
+/// The program's `SUPERVISOR_SERVER_URL`: its `serverurl` as written, none when that is empty
+/// (as supervisord sets none then), and for `AUTO` what supervisord derives from its servers,
+/// `unix://` and its unix socket, else `http://HOST:PORT` of its inet server. taskmaster always
+/// serves its control socket, so AUTO is always `unix://SOCKET`.
+fn server_url(spec: &ProgramSpec, context: &ChildContext) -> Option<OsString> {
+    match spec.serverurl.as_deref() {
+        None => {
+            let mut url = OsString::from("unix://");
+            url.push(&context.control_socket);
+            Some(url)
+        }
+        Some("") => None,
+        Some(url) => Some(url.into()),
+    }
 }
 
 /// What a login as `user` sets from its password entry: `HOME`, `USER`, `LOGNAME`, `SHELL`.
@@ -515,14 +543,80 @@ mod tests {
         );
     }
 
+    fn variable(env: &[(OsString, OsString)], name: &str) -> Option<String> {
+        env.iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.to_string_lossy().into_owned())
+    }
+
+    #[test]
+    fn supervisor_server_url_names_the_control_socket_unless_serverurl_says_otherwise() {
+        let mut spec = spec("x", None);
+        let env = environment("web", &spec, &context());
+        assert_eq!(
+            variable(&env, "SUPERVISOR_SERVER_URL").as_deref(),
+            Some("unix:///srv/t.sock")
+        );
+        spec.serverurl = Some("http://127.0.0.1:9001".to_string());
+        let env = environment("web", &spec, &context());
+        assert_eq!(
+            variable(&env, "SUPERVISOR_SERVER_URL").as_deref(),
+            Some("http://127.0.0.1:9001")
+        );
+        // An empty serverurl sets none, as in supervisord.
+        spec.serverurl = Some(String::new());
+        let env = environment("web", &spec, &context());
+        assert_eq!(variable(&env, "SUPERVISOR_SERVER_URL"), None);
+    }
+
+    #[test]
+    fn the_programs_env_overrides_supervisors_variables_but_not_taskmasters() {
+        let mut spec = spec("x", None);
+        for name in [
+            "SUPERVISOR_ENABLED",
+            "SUPERVISOR_SERVER_URL",
+            "SUPERVISOR_PROCESS_NAME",
+            "SUPERVISOR_GROUP_NAME",
+            "TASKMASTER_ENABLED",
+            "TASKMASTER_PROCESS_NAME",
+            "TASKMASTER_GROUP_NAME",
+            "TASKMASTER_SOCKET",
+            "NOTIFY_SOCKET",
+        ] {
+            spec.env.insert(name.to_string(), "mine".to_string());
+        }
+        let env = environment("site:web", &spec, &context());
+        for name in [
+            "SUPERVISOR_ENABLED",
+            "SUPERVISOR_SERVER_URL",
+            "SUPERVISOR_PROCESS_NAME",
+            "SUPERVISOR_GROUP_NAME",
+        ] {
+            assert_eq!(variable(&env, name).as_deref(), Some("mine"), "{name}");
+        }
+        assert_eq!(variable(&env, "TASKMASTER_ENABLED").as_deref(), Some("1"));
+        assert_eq!(
+            variable(&env, "TASKMASTER_PROCESS_NAME").as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            variable(&env, "TASKMASTER_GROUP_NAME").as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            variable(&env, "TASKMASTER_SOCKET").as_deref(),
+            Some("/srv/t.sock")
+        );
+        assert_eq!(
+            variable(&env, "NOTIFY_SOCKET").as_deref(),
+            Some("/srv/t.notify")
+        );
+    }
+
     #[test]
     fn the_users_login_variables_come_between_taskmasters_and_the_programs() {
         let mut spec = spec("x", Some(ghost()));
-        let names = |env: &[(OsString, OsString)], name: &str| {
-            env.iter()
-                .find(|(key, _)| key == name)
-                .map(|(_, value)| value.to_string_lossy().into_owned())
-        };
+        let names = variable;
         let env = environment("web", &spec, &context());
         assert_eq!(names(&env, "HOME").as_deref(), Some("/home/ghost"));
         assert_eq!(names(&env, "USER").as_deref(), Some("ghost"));

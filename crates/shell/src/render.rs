@@ -66,6 +66,7 @@ pub fn render(reply: &Reply) -> Vec<String> {
         } else {
             "RUNNING".to_string()
         }],
+        Reply::Recorded => vec!["recorded in the event log".to_string()],
     }
 }
 
@@ -85,7 +86,8 @@ pub fn succeeded(reply: &Reply) -> bool {
         | Reply::Config { .. }
         | Reply::DaemonState { .. }
         | Reply::ShuttingDown
-        | Reply::HandedOver(_) => true,
+        | Reply::HandedOver(_)
+        | Reply::Recorded => true,
         Reply::HandoverRefused(_) => false,
         Reply::LogsReopened { errors, .. } => errors.is_empty(),
     }

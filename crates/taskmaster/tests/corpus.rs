@@ -23,7 +23,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{run_to_completion, taskmaster_bin, wait_dead, Sandbox, StatusLine, Taskmaster};
+use support::{
+    run_to_completion, supervisor_venv_bin, taskmaster_bin, wait_dead, Sandbox, StatusLine,
+    Taskmaster,
+};
 
 /// The deadline for a whole parse or run step: generous, only a hang reaches it.
 const TIMEOUT: std::time::Duration = support::TIMEOUT;
@@ -39,28 +42,6 @@ const RUN_SAMPLE: &[&str] = &[
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
-}
-
-/// A file of the supervisor venv: `python`, `echo_supervisord_conf`.
-fn venv_bin(name: &str) -> PathBuf {
-    let folder = std::env::var_os("SUPERVISORCTL").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ci-venv/bin"),
-        |ctl| {
-            Path::new(&ctl)
-                .parent()
-                .expect("SUPERVISORCTL names a file")
-                .to_path_buf()
-        },
-    );
-    let path = folder.join(name);
-    assert!(
-        path.exists(),
-        "{} not found: these tests need supervisord 4.3's own parser. `.ci/run` installs it; \
-         by hand: `python3 -m venv target/ci-venv && target/ci-venv/bin/pip install \
-         supervisor==4.3.0`, or set SUPERVISORCTL to the supervisorctl of such a venv",
-        path.display()
-    );
-    path
 }
 
 fn runs_as_root() -> bool {
@@ -159,7 +140,7 @@ impl Verdict {
 fn supervisord_verdicts(files: &[PathBuf], env: &[(String, String)]) -> Vec<Verdict> {
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/supervisord-accepts");
-    let mut cmd = Command::new(venv_bin("python"));
+    let mut cmd = Command::new(supervisor_venv_bin("python"));
     cmd.arg(script).args(files).envs(env.iter().cloned());
     let output = run_to_completion(cmd, TIMEOUT);
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -307,7 +288,10 @@ fn check_accepts_every_corpus_file_supervisord_accepts() {
 #[test]
 fn supervisords_own_sample_passes_supervisord_and_check() {
     let sandbox = Sandbox::new();
-    let output = run_to_completion(Command::new(venv_bin("echo_supervisord_conf")), TIMEOUT);
+    let output = run_to_completion(
+        Command::new(supervisor_venv_bin("echo_supervisord_conf")),
+        TIMEOUT,
+    );
     assert!(output.status.success(), "echo_supervisord_conf failed");
     let sample = sandbox.file("supervisord.conf");
     fs::write(&sample, &output.stdout).expect("write the sample");

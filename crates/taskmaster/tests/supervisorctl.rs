@@ -928,6 +928,63 @@ fn a_good_call_gets_supervisords_values() {
     );
 }
 
+/// The values of an answer that carry no type element (bare text, which Go's clients refuse
+/// where they expect an int, and Python's read as a string).
+fn untyped_values(body: &str) -> Vec<String> {
+    body.split("<value>")
+        .skip(1)
+        .filter(|value| !value.starts_with('<') || value.starts_with("</value>"))
+        .map(|value| value.chars().take(40).collect())
+        .collect()
+}
+
+#[test]
+fn a_call_without_params_is_answered_with_every_value_typed() {
+    let mut s = one_program();
+    let pid = s.running_pid("web");
+    for method in [
+        "supervisor.getAllProcessInfo",
+        "supervisor.getAllConfigInfo",
+        "supervisor.getState",
+        "supervisor.getPID",
+        "supervisor.getAPIVersion",
+        "system.listMethods",
+    ] {
+        // As Go's clients send a call without parameters: no <params> at all.
+        let body = format!(
+            "<?xml version=\"1.0\"?><methodCall><methodName>{method}</methodName></methodCall>"
+        );
+        let (status, answer) = post_rpc2(&s, &body);
+        assert_eq!(status, "HTTP/1.1 200 OK", "{method}: {answer}");
+        assert!(!answer.contains("<fault>"), "{method}: {answer}");
+        assert!(answer.contains("<value>"), "{method}: {answer}");
+        assert_eq!(
+            untyped_values(&answer),
+            Vec::<String>::new(),
+            "{method}: {answer}"
+        );
+    }
+    let (_, answer) = post_rpc2(&s, &call("supervisor.getAllProcessInfo", &[]));
+    assert!(
+        answer.contains(&format!(
+            "<name>pid</name>\n<value><int>{pid}</int></value>"
+        )),
+        "{answer}"
+    );
+    let (_, sent) = post_rpc2(
+        &s,
+        &call(
+            "supervisor.sendRemoteCommEvent",
+            &["<string>t</string>", "<string>d</string>"],
+        ),
+    );
+    assert!(
+        sent.contains("<value><boolean>1</boolean></value>"),
+        "{sent}"
+    );
+    assert_unaffected(&mut s, pid);
+}
+
 #[test]
 fn a_shutdown_inside_a_multicall_shuts_down_after_answering() {
     let mut s = one_program();

@@ -120,6 +120,8 @@ const METHODS: &[Method] = methods! {
         "Restart: stop every process, reload the configuration file, start the autostart programs.\n@return boolean true unless error";
     "supervisor.sendProcessStdin" ("boolean", "string", "string")
         "Write to a process's stdin: NO_FILE unless its stdin is a pipe (stdin: pipe, the default for programs from a supervisord configuration), or when it closed its stdin or has not read the last MiB sent.\n@param string name the process (or group:name)\n@param string chars what to write\n@return boolean true unless error";
+    "supervisor.sendRemoteCommEvent" ("boolean", "string", "string")
+        "Send a REMOTE_COMMUNICATION event. taskmaster records it in its event log (remote communication event \"TYPE\": \"DATA\", the data cut at 200 characters); it has no event listeners yet to pass it to.\n@param string type the event's type\n@param string data the event's body\n@return boolean true unless error";
     "supervisor.shutdown" ("boolean")
         "Stop every process, then exit.\n@return boolean true unless error";
     "supervisor.signalAllProcesses" ("array", "string")
@@ -514,6 +516,15 @@ impl Rpc {
                     data,
                 };
                 self.one_outcome(request, &name).await
+            }
+            "sendRemoteCommEvent" => {
+                arity(p, 2, 2)?;
+                let kind = string(&p[0], "type")?;
+                let data = string(&p[1], "data")?;
+                match self.ask(Request::RemoteCommEvent { kind, data }).await? {
+                    Reply::Recorded => Ok(Value::Bool(true)),
+                    other => Err(unexpected(other)),
+                }
             }
             _ => Err(Fault::new(Code::UnknownMethod)),
         }
@@ -1000,7 +1011,11 @@ fn config_info(spec: &ProgramSpec, process: &str, in_use: bool) -> Value {
             xml_int(spec.stderr_rotation.maxbytes),
         ),
         ("stderr_syslog", Value::Bool(spec.stderr_syslog.is_some())),
-        ("serverurl", Value::string("none")),
+        // supervisord's AUTO is its None, which it answers as "none".
+        (
+            "serverurl",
+            Value::string(spec.serverurl.as_deref().unwrap_or("none")),
+        ),
     ])
 }
 

@@ -32,7 +32,7 @@
 //! | `*_logfile_maxbytes`, `*_logfile_backups` | `stdout_maxbytes`, `stdout_backups`...: rotation by size, as in supervisord |
 //! | `*_capture_maxbytes` | `0` accepted (no capture); else refused |
 //! | `*_events_enabled` | `false` accepted; `true` refused |
-//! | `serverurl` | `AUTO` accepted; else refused |
+//! | `serverurl` | the same: `AUTO` derives `SUPERVISOR_SERVER_URL` from the control socket, any other value is given as it is |
 //! | `user` | `user`: a name or uid, looked up when the file is read (checked once every section is read: another user than taskmaster's own needs root) |
 //! | (none) | `stdin: pipe`: supervisord gives every child a stdin pipe |
 //! | any other | a warning: supervisord ignores options it does not know |
@@ -416,14 +416,6 @@ impl Translator<'_> {
                     );
                     self.at_value(&at, message);
                 }
-            }
-        }
-        if let Some((at, text)) = read(self, "serverurl") {
-            if !text.trim().eq_ignore_ascii_case("auto") {
-                let message = "taskmaster gives programs no SUPERVISOR_SERVER_URL; remove \
-                               serverurl or set it to AUTO"
-                    .to_string();
-                self.at_value(&at, message);
             }
         }
         for option in ["stdout_capture_maxbytes", "stderr_capture_maxbytes"] {

@@ -15,6 +15,9 @@ use crate::process::{AfterStop, ExitCause, Process, State};
 use crate::time::Time;
 use crate::Action;
 
+/// How many characters of a remote communication event's data its event-log line shows.
+const REMOTE_DATA_SHOWN: usize = 200;
+
 impl Supervisor {
     // ---- requests -----------------------------------------------------------------------
 
@@ -29,6 +32,7 @@ impl Supervisor {
         // runtime logs); so are neither queries nor a shutdown already under way.
         let repeated_shutdown = request == Request::Shutdown && self.shutting_down;
         // Input is not logged either: an `attach` sends a request per line typed.
+        // A remote communication event has a line of its own.
         let query = matches!(
             request,
             Request::Status(_)
@@ -36,6 +40,7 @@ impl Supervisor {
                 | Request::Config
                 | Request::DaemonState
                 | Request::SendStdin { .. }
+                | Request::RemoteCommEvent { .. }
         );
         if ticket.is_some() && !query && !repeated_shutdown {
             out.push(Action::Log(Notice {
@@ -208,6 +213,10 @@ impl Supervisor {
                 }
             }
             Request::SendStdin { targets, data } => self.send_stdin(ticket, &targets, data, out),
+            Request::RemoteCommEvent { kind, data } => {
+                self.remote_communication_event(&kind, &data, out);
+                Some(Reply::Recorded)
+            }
             Request::Shutdown => {
                 self.shutdown(now, out);
                 Some(Reply::ShuttingDown)
@@ -216,6 +225,26 @@ impl Supervisor {
         if let (Some(ticket), Some(reply)) = (ticket, reply) {
             out.push(Action::Reply { ticket, reply });
         }
+    }
+
+    /// supervisord's REMOTE_COMMUNICATION event, sent by a client (often a supervised program,
+    /// through `supervisor.childutils`): recorded in the event log, its data escaped onto one
+    /// line and cut at [`REMOTE_DATA_SHOWN`] characters.
+    ///
+    /// **The hook for event listeners.** taskmaster has none yet; once it has, this is where the
+    /// event goes to those subscribed to REMOTE_COMMUNICATION (header `type:KIND`, body
+    /// `data`), beside the line written here.
+    fn remote_communication_event(&mut self, kind: &str, data: &str, out: &mut Vec<Action>) {
+        let shown: String = data.chars().take(REMOTE_DATA_SHOWN).collect();
+        let cut = if shown.len() < data.len() {
+            format!("... ({} bytes)", data.len())
+        } else {
+            String::new()
+        };
+        out.push(Action::Log(Notice {
+            process: None,
+            message: format!("remote communication event {kind:?}: {shown:?}{cut}"),
+        }));
     }
 
     /// Applies `act` to every process the targets name, and answers once each has reached the

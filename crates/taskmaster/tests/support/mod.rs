@@ -55,6 +55,31 @@ pub fn fixture_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tm-fixture"))
 }
 
+/// A program of the Python venv that has PyPI's `supervisor` 4.3.0 (`python`, `supervisorctl`,
+/// `echo_supervisord_conf`): the folder of `$SUPERVISORCTL`, else `target/ci-venv/bin`, which
+/// CI's `.ci/run` makes. A missing one fails the test: the tests that need supervisord's own
+/// code are never silently skipped.
+pub fn supervisor_venv_bin(name: &str) -> PathBuf {
+    let folder = std::env::var_os("SUPERVISORCTL").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ci-venv/bin"),
+        |ctl| {
+            Path::new(&ctl)
+                .parent()
+                .expect("SUPERVISORCTL names a file")
+                .to_path_buf()
+        },
+    );
+    let path = folder.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: this test needs PyPI's supervisor 4.3.0. `.ci/run` installs it; by hand: \
+         `python3 -m venv target/ci-venv && target/ci-venv/bin/pip install supervisor==4.3.0`, \
+         or set SUPERVISORCTL to the supervisorctl of such a venv",
+        path.display()
+    );
+    path
+}
+
 /// A `cmd:` value running the fixture with `args`, ready to follow `cmd: ` in YAML: the words
 /// are quoted for a shell, and the whole is a double-quoted YAML string.
 ///
@@ -568,10 +593,15 @@ impl Sandbox {
     /// `taskmaster run -c CONFIG ARGS...`, run in the sandbox with `HOME` set to it. Pipes or a
     /// terminal are the caller's to choose.
     pub fn taskmaster_command(&self, extra_args: &[&str]) -> Command {
+        self.taskmaster_command_on(&self.config_path(), extra_args)
+    }
+
+    /// [`Sandbox::taskmaster_command`] on another configuration file (a supervisord.conf).
+    pub fn taskmaster_command_on(&self, config: &Path, extra_args: &[&str]) -> Command {
         let mut cmd = Command::new(taskmaster_bin());
         cmd.arg("run")
             .arg("-c")
-            .arg(self.config_path())
+            .arg(config)
             .args(extra_args)
             .current_dir(self.path())
             .env("HOME", self.path());
