@@ -42,14 +42,42 @@ const TYPES: &[(EventType, &str, Option<EventType>)] = {
     &[
         (Event, "EVENT", None),
         (ProcessState, "PROCESS_STATE", Some(Event)),
-        (ProcessStateStopped, "PROCESS_STATE_STOPPED", Some(ProcessState)),
-        (ProcessStateExited, "PROCESS_STATE_EXITED", Some(ProcessState)),
-        (ProcessStateStarting, "PROCESS_STATE_STARTING", Some(ProcessState)),
-        (ProcessStateStopping, "PROCESS_STATE_STOPPING", Some(ProcessState)),
-        (ProcessStateBackoff, "PROCESS_STATE_BACKOFF", Some(ProcessState)),
+        (
+            ProcessStateStopped,
+            "PROCESS_STATE_STOPPED",
+            Some(ProcessState),
+        ),
+        (
+            ProcessStateExited,
+            "PROCESS_STATE_EXITED",
+            Some(ProcessState),
+        ),
+        (
+            ProcessStateStarting,
+            "PROCESS_STATE_STARTING",
+            Some(ProcessState),
+        ),
+        (
+            ProcessStateStopping,
+            "PROCESS_STATE_STOPPING",
+            Some(ProcessState),
+        ),
+        (
+            ProcessStateBackoff,
+            "PROCESS_STATE_BACKOFF",
+            Some(ProcessState),
+        ),
         (ProcessStateFatal, "PROCESS_STATE_FATAL", Some(ProcessState)),
-        (ProcessStateRunning, "PROCESS_STATE_RUNNING", Some(ProcessState)),
-        (ProcessStateUnknown, "PROCESS_STATE_UNKNOWN", Some(ProcessState)),
+        (
+            ProcessStateRunning,
+            "PROCESS_STATE_RUNNING",
+            Some(ProcessState),
+        ),
+        (
+            ProcessStateUnknown,
+            "PROCESS_STATE_UNKNOWN",
+            Some(ProcessState),
+        ),
         (ProcessCommunication, "PROCESS_COMMUNICATION", Some(Event)),
         (
             ProcessCommunicationStdout,
@@ -65,7 +93,11 @@ const TYPES: &[(EventType, &str, Option<EventType>)] = {
         (ProcessLogStdout, "PROCESS_LOG_STDOUT", Some(ProcessLog)),
         (ProcessLogStderr, "PROCESS_LOG_STDERR", Some(ProcessLog)),
         (RemoteCommunication, "REMOTE_COMMUNICATION", Some(Event)),
-        (SupervisorStateChange, "SUPERVISOR_STATE_CHANGE", Some(Event)),
+        (
+            SupervisorStateChange,
+            "SUPERVISOR_STATE_CHANGE",
+            Some(Event),
+        ),
         (
             SupervisorStateChangeRunning,
             "SUPERVISOR_STATE_CHANGE_RUNNING",
@@ -82,7 +114,11 @@ const TYPES: &[(EventType, &str, Option<EventType>)] = {
         (Tick3600, "TICK_3600", Some(Tick)),
         (ProcessGroup, "PROCESS_GROUP", Some(Event)),
         (ProcessGroupAdded, "PROCESS_GROUP_ADDED", Some(ProcessGroup)),
-        (ProcessGroupRemoved, "PROCESS_GROUP_REMOVED", Some(ProcessGroup)),
+        (
+            ProcessGroupRemoved,
+            "PROCESS_GROUP_REMOVED",
+            Some(ProcessGroup),
+        ),
     ]
 };
 

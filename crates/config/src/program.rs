@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::values::{
-    boolean, byte_size, check_path, check_shell_command, file_mode, owner, parse_integer,
-    parse_umask, priority, socket_address, event_types, split_command, Words, UMASK_EXPECTED,
+    boolean, byte_size, check_path, check_shell_command, event_types, file_mode, owner,
+    parse_integer, parse_umask, priority, socket_address, split_command, Words, UMASK_EXPECTED,
 };
 use crate::{
     parse_duration, Accounts, AutoRestart, Hook, ProgramSpec, Readiness, Signal, Stream,

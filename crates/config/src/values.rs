@@ -327,7 +327,11 @@ pub(crate) fn socket_address(
 /// any case.
 pub(crate) fn event_types(text: &str) -> Result<Vec<crate::EventType>, String> {
     let mut types = Vec::new();
-    for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+    for name in text
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
         types.push(event_type(name)?);
     }
     if types.is_empty() {

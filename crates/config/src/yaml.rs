@@ -40,9 +40,9 @@ use crate::expand::Expansions;
 use crate::program::{self, Context, Output, Place, ProgramDraft, ProgramRead};
 use crate::raw::{Node, Value};
 use crate::values::{
-    event_types, boolean, check_alert_text, check_env_name, check_env_value, check_path, check_shell_command,
-    invalid_program_name, is_valid_program_name, one_of, parse_bool, parse_exitcode, parse_factor,
-    parse_integer, parse_umask, quote, Words, FACTOR_EXPECTED, UMASK_EXPECTED,
+    boolean, check_alert_text, check_env_name, check_env_value, check_path, check_shell_command,
+    event_types, invalid_program_name, is_valid_program_name, one_of, parse_bool, parse_exitcode,
+    parse_factor, parse_integer, parse_umask, quote, Words, FACTOR_EXPECTED, UMASK_EXPECTED,
 };
 use crate::{
     parse_duration, Accounts, Alert, AlertLevel, Backoff, Config, Credentials, GroupSpec,
@@ -208,8 +208,12 @@ struct TopLevel {
 }
 
 const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
-    ("programs", |c, node, key, top| c.programs(node, key, top, false)),
-    ("eventlisteners", |c, node, key, top| c.programs(node, key, top, true)),
+    ("programs", |c, node, key, top| {
+        c.programs(node, key, top, false)
+    }),
+    ("eventlisteners", |c, node, key, top| {
+        c.programs(node, key, top, true)
+    }),
     ("groups", |c, node, key, top| c.groups(node, key, top)),
     ("logfile", |c, node, key, top| {
         top.logfile = c.path(node, key)

@@ -29,6 +29,6 @@ mod time;
 pub use control::{Done, Failure, Outcome, PairInfo, ProcessInfo, Reply, Request, Ticket};
 pub use notify::Notification;
 pub use process::{ExitCause, ExitStatus, Health, LastExit, Process, State};
-pub use supervisor::{Action, Event, LoadPurpose, Notice, Scope, Supervisor};
+pub use supervisor::{Action, Announcement, Event, LoadPurpose, Notice, Scope, Supervisor};
 pub use taskmaster_config::{AutoRestart, Config, ProgramSpec, ReloadPlan, Signal};
 pub use time::Time;

@@ -304,6 +304,9 @@ pub struct Process {
     pub state: State,
     /// The child's pid while there is a child.
     pub pid: Option<u32>,
+    /// The pid of the current or last child, for what is said of it once it is gone.
+    #[serde(default)]
+    pub last_pid: Option<u32>,
     /// When the current or last child was spawned.
     pub started_at: Option<Time>,
     /// When the last child ended or the process was stopped.
@@ -350,6 +353,7 @@ impl Process {
             spec,
             state: State::Stopped,
             pid: None,
+            last_pid: None,
             started_at: None,
             stopped_at: None,
             backoff: 0,

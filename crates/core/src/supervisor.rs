@@ -152,12 +152,19 @@ pub enum Action {
     },
     /// Write a line to the event log.
     Log(Notice),
-    /// A process changed state (for event subscribers; the log has its own lines).
+    /// A process changed state (for event subscribers; the log has its own lines), with what
+    /// supervisord's events say of it: the pid of its current or last child, its failed starts
+    /// in a row, whether its last exit was expected.
     StateChanged {
         process: String,
         from: State,
         to: State,
+        pid: Option<u32>,
+        tries: u32,
+        expected: bool,
     },
+    /// Something that happened to the supervisor as a whole, for event listeners.
+    Announce(Announcement),
     Reply {
         ticket: Ticket,
         reply: Reply,
@@ -184,6 +191,21 @@ pub enum Action {
         data: Vec<u8>,
         outcomes: Vec<Outcome>,
     },
+}
+
+/// What happens to the supervisor as a whole, as supervisord's events tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announcement {
+    /// The first process of this group (a `[group:x]`, or a program outside any) was added.
+    GroupAdded(String),
+    /// The last process of this group was removed.
+    GroupRemoved(String),
+    /// Every group is added, and the processes start (SUPERVISOR_STATE_CHANGE_RUNNING).
+    Running,
+    /// The shutdown begins (SUPERVISOR_STATE_CHANGE_STOPPING).
+    Stopping,
+    /// A client sent supervisord's REMOTE_COMMUNICATION event (`sendRemoteCommEvent`).
+    RemoteCommunication { kind: String, data: String },
 }
 
 /// One line of the event log.
@@ -262,8 +284,19 @@ impl Supervisor {
             pair: None,
         };
         let mut out = Vec::new();
+        // As supervisord: every group is added, then it runs, then the processes start.
+        let mut autostart = Vec::new();
         for spec in by_priority(config.programs.into_values()) {
-            supervisor.add_program(&spec, now, &mut out);
+            for (name, process) in processes_of(&spec) {
+                if process.autostart {
+                    autostart.push(name.clone());
+                }
+                supervisor.insert_process(name, process, &mut out);
+            }
+        }
+        out.push(Action::Announce(Announcement::Running));
+        for name in autostart {
+            supervisor.spawn(&name, now, &mut out);
         }
         (supervisor, out)
     }
@@ -403,6 +436,7 @@ impl Supervisor {
             return;
         };
         p.pid = Some(pid);
+        p.last_pid = Some(pid);
         let message = match &p.spec.user {
             Some(user) => format!("spawned with pid {pid} as {}", user.name),
             None => format!("spawned with pid {pid}"),
@@ -1076,10 +1110,44 @@ impl Supervisor {
         out: &mut Vec<Action>,
     ) {
         let autostart = spec.autostart;
-        self.processes
-            .insert(name.clone(), Process::new(name.clone(), spec));
+        self.insert_process(name.clone(), spec, out);
         if autostart && !self.shutting_down {
             self.spawn(&name, now, out);
+        }
+    }
+
+    /// Adds the record of process `name`, announcing its group when it is the group's first.
+    fn insert_process(&mut self, name: String, spec: Arc<ProgramSpec>, out: &mut Vec<Action>) {
+        let group = spec.group_name();
+        if !self
+            .processes
+            .values()
+            .any(|p| p.spec.group_name() == group)
+        {
+            out.push(Action::Announce(Announcement::GroupAdded(
+                group.to_string(),
+            )));
+        }
+        self.processes
+            .insert(name.clone(), Process::new(name, spec));
+    }
+
+    /// Removes the record of process `name`, announcing its group's removal when it was the
+    /// group's last.
+    pub(crate) fn remove_process(&mut self, name: &str, out: &mut Vec<Action>) {
+        let Some(removed) = self.processes.remove(name) else {
+            return;
+        };
+        log(out, name, "removed".to_string());
+        let group = removed.spec.group_name();
+        if !self
+            .processes
+            .values()
+            .any(|p| p.spec.group_name() == group)
+        {
+            out.push(Action::Announce(Announcement::GroupRemoved(
+                group.to_string(),
+            )));
         }
     }
 
@@ -1088,6 +1156,7 @@ impl Supervisor {
             return;
         }
         self.shutting_down = true;
+        out.push(Action::Announce(Announcement::Stopping));
         self.waiting_processes.clear();
         for p in self.processes.values_mut() {
             if p.start_pending() {
@@ -1163,8 +1232,7 @@ impl Supervisor {
             .map(|p| p.name.clone())
             .collect();
         for name in retired {
-            self.processes.remove(&name);
-            log(out, &name, "removed".to_string());
+            self.remove_process(&name, out);
         }
 
         let mut ready: Vec<(String, Arc<ProgramSpec>)> = self
@@ -1257,6 +1325,9 @@ fn change_state(p: &mut Process, state: State, out: &mut Vec<Action>) {
             process: p.name.clone(),
             from: p.state,
             to: state,
+            pid: p.pid.or(p.last_pid),
+            tries: p.backoff,
+            expected: p.last_exit.as_ref().is_none_or(|exit| exit.expected),
         });
         p.state = state;
     }

@@ -1223,3 +1223,70 @@ groups:
     let names: Vec<&str> = w.sup.processes().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["db", "site:api", "site:web"]);
 }
+
+// ---- what event listeners hear ---------------------------------------------------------------
+
+#[test]
+fn at_start_every_group_is_added_then_it_runs_then_the_processes_start() {
+    let w = World::new(
+        "programs:\n  web: {cmd: /bin/web, priority: 2}\n  db: {cmd: /bin/db, priority: 1}\n  \
+         off: {cmd: /bin/off, autostart: false}\n  pool: {cmd: /bin/p, numprocs: 2}\n",
+    );
+    assert_eq!(
+        w.announced,
+        [
+            "added db",
+            "added web",
+            "added off",
+            "added pool",
+            "running",
+            "STARTING db pid:0 tries:0 expected:true",
+            "STARTING web pid:0 tries:0 expected:true",
+            "STARTING pool:pool_00 pid:0 tries:0 expected:true",
+            "STARTING pool:pool_01 pid:0 tries:0 expected:true",
+        ]
+    );
+}
+
+#[test]
+fn state_changes_carry_the_pid_the_failed_starts_and_whether_the_exit_was_expected() {
+    let mut w = World::new(WEB);
+    w.announced.clear();
+    let pid = w.pid("web");
+    w.exit("web", code(1));
+    assert_eq!(
+        w.announced,
+        [format!("BACKOFF web pid:{pid} tries:1 expected:false")]
+    );
+    w.advance(secs(1.0));
+    let second = w.pid("web");
+    w.advance(secs(2.0));
+    w.exit("web", code(0));
+    assert_eq!(
+        w.announced[1..],
+        [
+            format!("STARTING web pid:{pid} tries:1 expected:false"),
+            format!("RUNNING web pid:{second} tries:1 expected:false"),
+            format!("EXITED web pid:{second} tries:0 expected:true"),
+        ]
+    );
+}
+
+#[test]
+fn a_reload_announces_the_groups_it_removes_and_adds_and_a_shutdown_stopping() {
+    let mut w = World::new("programs:\n  web: {cmd: /bin/web, starttime: 0}\n");
+    w.announced.clear();
+    w.reload("programs:\n  api: {cmd: /bin/api, starttime: 0}\n");
+    w.exit("web", killed(Signal::TERM));
+    assert!(
+        w.announced.contains(&"removed web".to_string()),
+        "{:?}",
+        w.announced
+    );
+    let added = w.announced.iter().position(|a| a == "added api");
+    let removed = w.announced.iter().position(|a| a == "removed web");
+    assert!(added.is_some() && removed.is_some(), "{:?}", w.announced);
+    w.announced.clear();
+    w.request(Request::Shutdown);
+    assert_eq!(w.announced.first().map(String::as_str), Some("stopping"));
+}

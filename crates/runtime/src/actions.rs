@@ -80,13 +80,32 @@ impl Daemon {
                 });
                 None
             }
-            Action::StateChanged { process, from, to } => {
+            Action::StateChanged {
+                process,
+                from,
+                to,
+                pid,
+                tries,
+                expected,
+            } => {
+                self.publish_state_change(&crate::announce::StateChange {
+                    process: &process,
+                    from,
+                    to,
+                    pid,
+                    tries,
+                    expected,
+                });
                 let _ = self.events.send(DaemonEvent::StateChanged {
                     process,
                     from,
                     to,
                     at: SystemTime::now(),
                 });
+                None
+            }
+            Action::Announce(announcement) => {
+                self.publish_announcement(announcement);
                 None
             }
             Action::Reply { ticket, reply } => {
@@ -176,6 +195,9 @@ impl Daemon {
         );
         if let Some(primary) = self.primary.as_mut() {
             primary.child_spawned(pid);
+        }
+        if spec.listener.is_some() {
+            self.listeners.started(pid, &spec.name, &process);
         }
         Event::Spawned { process, pid }
     }

@@ -32,6 +32,7 @@ use taskmaster_config::{Rotation, Stream};
 
 use crate::syslog;
 
+mod protocol;
 mod relay;
 use relay::Relay;
 
@@ -157,7 +158,13 @@ pub enum Destination {
         /// The process's name, the tag of its lines.
         tag: String,
     },
+    /// An event listener's stdout: to the loop, which reads the protocol, and the file too if
+    /// there is one.
+    Protocol { file: Option<Arc<Sink>> },
 }
+
+/// What the loop is handed of a listener's stdout, as it is read.
+pub type Deliver = Box<dyn Fn(Vec<u8>) + Send + Sync>;
 
 /// One output pipe of a child and where it drains.
 #[derive(Clone)]
@@ -177,18 +184,24 @@ enum Way {
     Splice(Arc<Sink>),
     /// Through user space, line by line, to syslog (and the file, if any).
     Lines(Relay),
+    /// Through user space to the loop (and the file, if any): a listener's protocol.
+    Protocol {
+        file: Option<Arc<Sink>>,
+        deliver: Deliver,
+    },
 }
 
 impl Capture {
     /// Starts draining `pipe`, child `pid`'s `stream`, to `destination` on a thread of its own,
     /// until every writer has closed it. `report` hears of each error (once until the next
-    /// success).
+    /// success); `deliver` gets a listener's protocol bytes.
     pub fn start(
         pipe: OwnedFd,
         stream: Stream,
         destination: Destination,
         pid: u32,
         report: impl Fn(String) + Send + Sync + 'static,
+        deliver: Deliver,
     ) -> Capture {
         let (name, way) = match destination {
             Destination::File(sink) => (
@@ -199,6 +212,9 @@ impl Capture {
                 let format = syslog::Format::new(stream, &tag, pid);
                 let relay = Relay::new(&pipe, file, link, format, &report);
                 (format!("syslog {tag} {}", stream.name()), Way::Lines(relay))
+            }
+            Destination::Protocol { file } => {
+                (format!("listener {pid}"), Way::Protocol { file, deliver })
             }
         };
         let capture = Capture(Arc::new(Drain {
@@ -215,6 +231,9 @@ impl Capture {
             match way {
                 Way::Splice(sink) => drain_blocking(pipe, sink, report),
                 Way::Lines(relay) => relay.run(pipe, report),
+                Way::Protocol { file, deliver } => {
+                    protocol::run(pipe, file.as_ref(), deliver.as_ref(), report)
+                }
             }
         });
         if let Err(e) = spawned {
@@ -248,6 +267,8 @@ impl Capture {
                 }
             }
             Way::Lines(relay) => relay.flush(&self.0.pipe, &*self.0.report),
+            // Its thread reads on until the pipe ends.
+            Way::Protocol { .. } => {}
         }
     }
 }

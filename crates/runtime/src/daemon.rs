@@ -36,6 +36,8 @@ pub struct Daemon {
     pub(crate) sinks: capture::Sinks,
     /// The listening sockets of FastCGI programs, while a process holds them.
     pub(crate) fcgi_sockets: crate::fcgi::FcgiSockets,
+    /// The event listeners' pools, their buffers, and where each listener is in the protocol.
+    pub(crate) listeners: crate::listeners::Listeners,
     /// With `--pair`, what the primary needs, until the loop binds its link.
     pub(crate) pair_settings: Option<PrimarySettings>,
     /// With `--pair`, once the loop runs: the backup's keeper.
@@ -112,6 +114,7 @@ impl Daemon {
             helpers: checks::HelperExits::default(),
             sinks: capture::Sinks::default(),
             fcgi_sockets: crate::fcgi::FcgiSockets::default(),
+            listeners: crate::listeners::Listeners::default(),
             pair_settings: None,
             primary: None,
             adopted: Vec::new(),

@@ -88,6 +88,10 @@ impl Daemon {
                 .as_ref()
                 .and_then(|primary| primary.next_duty(shutting_down))
                 .map(tokio::time::Instant::from_std);
+            let tick = self.listeners.next_tick(SystemTime::now()).map(|at| {
+                let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+                tokio::time::Instant::now() + wait
+            });
             let awaiting_backup = self
                 .primary
                 .as_ref()
@@ -125,6 +129,8 @@ impl Daemon {
                 }
                 // The primary's duties are done at the end of every turn, this one included.
                 () = sleep_until(duty) => {}
+                // So are the listeners' ticks.
+                () = sleep_until(tick) => {}
                 Some(message) = self.requests.recv() => self.request(message),
                 datagram = notify.recv() => self.notified(datagram),
                 Some(event) = self.task_results.recv() => self.task_event(event),
@@ -187,6 +193,7 @@ impl Daemon {
             }
             self.sync_pair_info();
         }
+        self.deliver_events();
         self.log.flush();
     }
 
@@ -311,6 +318,7 @@ impl Daemon {
     fn child_exited(&mut self, pid: u32, status: taskmaster_core::ExitStatus) -> Option<Event> {
         let was_program_child = self.children.is_program_child(pid);
         self.children.remove(pid);
+        self.listener_gone(pid);
         if self.helpers.reaped(pid, status) {
             return None;
         }
@@ -374,6 +382,7 @@ impl Daemon {
             }
             TaskEvent::Core(event) => self.dispatch(*event),
             TaskEvent::Note(message) => self.log.warn(message),
+            TaskEvent::ListenerOutput(pid, bytes) => self.listener_output(pid, &bytes),
             TaskEvent::ProcessNote(process, message) => self.log.write_at(
                 LogLevel::Warn,
                 &Notice {

@@ -45,6 +45,7 @@
 mod actions;
 mod adopt;
 mod alerts;
+mod announce;
 mod capture;
 mod checks;
 mod children;
@@ -55,6 +56,7 @@ mod eventlog;
 mod fcgi;
 mod handle;
 mod handover;
+mod listeners;
 mod notify;
 pub mod pair;
 mod primary;

@@ -420,6 +420,9 @@ pub fn destination(
         })?),
         None => None,
     };
+    if spec.listener.is_some() && stream == Stream::Stdout {
+        return Ok(Some(Destination::Protocol { file }));
+    }
     Ok(match (file, spec.syslog(stream)) {
         (file, Some(socket)) => Some(Destination::Syslog {
             file,

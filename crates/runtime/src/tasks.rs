@@ -26,6 +26,8 @@ pub(crate) enum TaskEvent {
     Note(String),
     /// A line for the event log about a process.
     ProcessNote(String, String),
+    /// An event listener wrote these bytes on its stdout.
+    ListenerOutput(u32, Vec<u8>),
 }
 
 /// An output watcher per log file with alerts: the alerts it watches for, and the task.
@@ -225,9 +227,14 @@ impl Daemon {
             .map(|(pipe, stream, destination)| {
                 let events = self.task_events.clone();
                 let process = process.to_string();
-                capture::Capture::start(pipe, stream, destination, pid, move |message| {
+                let report = move |message| {
                     let _ = events.send(TaskEvent::ProcessNote(process.clone(), message));
-                })
+                };
+                let events = self.task_events.clone();
+                let deliver: capture::Deliver = Box::new(move |bytes| {
+                    let _ = events.send(TaskEvent::ListenerOutput(pid, bytes));
+                });
+                capture::Capture::start(pipe, stream, destination, pid, report, deliver)
             })
             .collect()
     }

@@ -187,6 +187,8 @@ impl Translator<'_> {
                 values::parse_integer(t, 0, u32::MAX - 1000)
             })
             .unwrap_or(0);
+        // Listeners come first (supervisord's -1), to hear what the others do.
+        let default_priority = if kind == Kind::Listener { -1 } else { 999 };
         let priority = self
             .read(
                 src,
@@ -196,7 +198,17 @@ impl Translator<'_> {
                 &constant,
                 values::priority,
             )
-            .unwrap_or(999);
+            .unwrap_or(default_priority);
+        let handler = self.read_text(src, section, &options, "result_handler", &constant);
+        if let Some((at, text)) = handler {
+            if text.trim() != "supervisor.dispatchers:default_handler" {
+                let message = "taskmaster answers a listener's RESULT as supervisord's default \
+                               handler does (OK accepts the event, FAIL sends it again); it \
+                               cannot load a Python result handler: remove result_handler"
+                    .to_string();
+                self.at_value(&at, message);
+            }
+        }
         self.accepted_only_as_a_no_op(src, section, &options, &constant);
 
         let before = (self.errors.len(), self.warnings.len());
@@ -272,7 +284,8 @@ impl Translator<'_> {
                     ..with_env.clone()
                 }
             };
-            if option == "environment" || option == "result_handler" || READ_ONCE.contains(&option) {
+            if option == "environment" || option == "result_handler" || READ_ONCE.contains(&option)
+            {
                 continue;
             }
             let Some((at, text)) = self.read_text(src, section, options, option, names) else {

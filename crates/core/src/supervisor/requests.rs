@@ -228,12 +228,8 @@ impl Supervisor {
     }
 
     /// supervisord's REMOTE_COMMUNICATION event, sent by a client (often a supervised program,
-    /// through `supervisor.childutils`): recorded in the event log, its data escaped onto one
-    /// line and cut at [`REMOTE_DATA_SHOWN`] characters.
-    ///
-    /// **The hook for event listeners.** taskmaster has none yet; once it has, this is where the
-    /// event goes to those subscribed to REMOTE_COMMUNICATION (header `type:KIND`, body
-    /// `data`), beside the line written here.
+    /// through `supervisor.childutils`): announced to the event listeners, and recorded in the
+    /// event log, its data escaped onto one line and cut at [`REMOTE_DATA_SHOWN`] characters.
     fn remote_communication_event(&mut self, kind: &str, data: &str, out: &mut Vec<Action>) {
         let shown: String = data.chars().take(REMOTE_DATA_SHOWN).collect();
         let cut = if shown.len() < data.len() {
@@ -244,6 +240,10 @@ impl Supervisor {
         out.push(Action::Log(Notice {
             process: None,
             message: format!("remote communication event {kind:?}: {shown:?}{cut}"),
+        }));
+        out.push(Action::Announce(super::Announcement::RemoteCommunication {
+            kind: kind.to_string(),
+            data: data.to_string(),
         }));
     }
 
@@ -387,8 +387,7 @@ impl Supervisor {
             return Err(Failure::StillRunning);
         }
         for member in members {
-            self.processes.remove(&member);
-            log(out, &member, "removed".to_string());
+            self.remove_process(&member, out);
         }
         self.config
             .programs

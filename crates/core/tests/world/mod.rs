@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use taskmaster_core::{
-    Action, Config, Event, ExitStatus, LoadPurpose, Reply, Request, Scope, Signal, State,
-    Supervisor, Ticket, Time,
+    Action, Announcement, Config, Event, ExitStatus, LoadPurpose, Reply, Request, Scope, Signal,
+    State, Supervisor, Ticket, Time,
 };
 
 pub fn config(yaml: &str) -> Config {
@@ -47,6 +47,9 @@ pub struct World {
     /// Process groups the supervisor waits to be empty (`WatchGroup`). The test answers
     /// `GroupGone`.
     pub watched_groups: Vec<u32>,
+    /// Every announcement, and every state change as supervisord's event tells it
+    /// (`STARTING web tries:0`), in order: what event listeners hear.
+    pub announced: Vec<String>,
     pub exited: bool,
 }
 
@@ -78,6 +81,7 @@ impl World {
             stdin_writes: Vec::new(),
             changes: Vec::new(),
             watched_groups: Vec::new(),
+            announced: Vec::new(),
             exited: false,
         };
         world.carry_out(actions);
@@ -118,9 +122,29 @@ impl World {
                 Action::LoadConfig { ticket, .. } => self.loads.push(ticket),
                 Action::Probe { process, pid, .. } => self.probes.push((process, pid)),
                 Action::RunHook { process, env, .. } => self.hooks.push((process, env)),
-                Action::StateChanged { process, from, to } => {
+                Action::StateChanged {
+                    process,
+                    from,
+                    to,
+                    pid,
+                    tries,
+                    expected,
+                } => {
+                    self.announced.push(format!(
+                        "{to} {process} pid:{} tries:{tries} expected:{expected}",
+                        pid.unwrap_or(0)
+                    ));
                     self.changes.push((process, Some((from, to))))
                 }
+                Action::Announce(announcement) => self.announced.push(match announcement {
+                    Announcement::GroupAdded(group) => format!("added {group}"),
+                    Announcement::GroupRemoved(group) => format!("removed {group}"),
+                    Announcement::Running => "running".to_string(),
+                    Announcement::Stopping => "stopping".to_string(),
+                    Announcement::RemoteCommunication { kind, data } => {
+                        format!("remote {kind}: {data}")
+                    }
+                }),
                 Action::Log(notice) => {
                     if let (Some(process), "removed") = (&notice.process, notice.message.as_str()) {
                         self.changes.push((process.clone(), None));
