@@ -169,6 +169,12 @@ pub struct ProgramSpec {
     pub umask: Option<u32>,
     /// Lower starts first and stops last (supervisord's `priority`, default 999).
     pub priority: u32,
+    /// What stdout tells event listeners (`stdout_events_enabled`, `stdout_capture_maxbytes`).
+    #[serde(default)]
+    pub stdout_events: StreamEvents,
+    /// The same for stderr.
+    #[serde(default)]
+    pub stderr_events: StreamEvents,
     /// When the stdout file is rotated (`stdout_maxbytes`, `stdout_backups`).
     pub stdout_rotation: Rotation,
     /// When the stderr file is rotated (`stderr_maxbytes`, `stderr_backups`).
@@ -236,6 +242,24 @@ pub struct FcgiSocket {
     pub owner: Option<Owner>,
     /// A Unix socket's mode (`socket_mode`, default 0700).
     pub mode: u32,
+}
+
+/// What one output stream of a program tells event listeners, as supervisord's options say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamEvents {
+    /// `*_events_enabled`: each chunk of output is a `PROCESS_LOG_*` event.
+    pub log: bool,
+    /// `*_capture_maxbytes`: output between `<!--XSUPERVISOR:BEGIN-->` and
+    /// `<!--XSUPERVISOR:END-->` is a `PROCESS_COMMUNICATION_*` event (its last this many
+    /// bytes), and stays out of the log file; 0: no capture mode.
+    pub capture_maxbytes: u64,
+}
+
+impl StreamEvents {
+    /// Whether the stream's bytes must be read by taskmaster for events.
+    pub fn any(self) -> bool {
+        self.log || self.capture_maxbytes > 0
+    }
 }
 
 /// Where a socket listens: `tcp://HOST:PORT` or `unix:///PATH`.
@@ -553,6 +577,14 @@ impl ProgramSpec {
         match stream {
             Stream::Stdout => self.stdout_rotation,
             Stream::Stderr => self.stderr_rotation,
+        }
+    }
+
+    /// What `stream` tells event listeners.
+    pub fn events(&self, stream: Stream) -> StreamEvents {
+        match stream {
+            Stream::Stdout => self.stdout_events,
+            Stream::Stderr => self.stderr_events,
         }
     }
 

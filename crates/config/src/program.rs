@@ -307,6 +307,30 @@ pub(crate) const OPTIONS: &[ProgramOption] = &[
         },
     },
     ProgramOption {
+        name: "stdout_events_enabled",
+        supervisord: Some("stdout_events_enabled"),
+        expected: BOOLEAN,
+        read: |d, text, _, _| boolean(text).map(|on| d.spec.stdout_events.log = on),
+    },
+    ProgramOption {
+        name: "stderr_events_enabled",
+        supervisord: Some("stderr_events_enabled"),
+        expected: BOOLEAN,
+        read: |d, text, _, _| boolean(text).map(|on| d.spec.stderr_events.log = on),
+    },
+    ProgramOption {
+        name: "stdout_capture_maxbytes",
+        supervisord: Some("stdout_capture_maxbytes"),
+        expected: "a size such as 1MB",
+        read: |d, text, _, _| byte_size(text).map(|n| d.spec.stdout_events.capture_maxbytes = n),
+    },
+    ProgramOption {
+        name: "stderr_capture_maxbytes",
+        supervisord: Some("stderr_capture_maxbytes"),
+        expected: "a size such as 1MB",
+        read: |d, text, _, _| byte_size(text).map(|n| d.spec.stderr_events.capture_maxbytes = n),
+    },
+    ProgramOption {
         name: "workingdir",
         supervisord: Some("directory"),
         expected: "a path",
@@ -566,6 +590,8 @@ impl ProgramDraft {
         }
         let stderr = self.stderr.take();
         if self.redirect_stderr {
+            // Its standard error is in stdout's pipe, as under supervisord.
+            self.spec.stderr_events = self.spec.stdout_events;
             // supervisord ignores what says where stderr goes beside redirect_stderr.
             let ignored = [
                 stderr
@@ -600,6 +626,17 @@ impl ProgramDraft {
             }
         } else if self.output(Stream::Stderr, stderr, &mut auto, &mut remarks, dialect) {
             to_syslog.push(Stream::Stderr);
+        }
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            if self.spec.events(stream).any() && to_syslog.contains(&stream) {
+                let name = stream.name();
+                let message = format!(
+                    "{name} is sent to syslog and read for event listeners \
+                     ({name}_events_enabled or {name}_capture_maxbytes): taskmaster does one or \
+                     the other with a stream; choose one"
+                );
+                remarks.push(error(&self.place, message));
+            }
         }
         let read = ProgramRead {
             spec: self.spec,
@@ -815,6 +852,8 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         umask: None,
         priority: 999,
         stdin: crate::Stdin::Null,
+        stdout_events: crate::StreamEvents::default(),
+        stderr_events: crate::StreamEvents::default(),
         stdout_rotation: crate::Rotation::default(),
         stderr_rotation: crate::Rotation::default(),
         ready: Readiness::Started,

@@ -869,10 +869,27 @@ serverurl=AUTO
         ),
         [
             "/sv/t.conf:3:25: program:web.stdout_logfile_maxbytes: expected a size such as 0, 1024 or 50MB, found \"lots\"",
-            "/sv/t.conf:4:25: program:web.stdout_capture_maxbytes: taskmaster has no capture mode (it sends no events); remove stdout_capture_maxbytes or set it to 0",
-            "/sv/t.conf:5:23: program:web.stdout_events_enabled: taskmaster sends no event notifications; remove stdout_events_enabled or set it to false",
             "/sv/t.conf:6:15: program:web.stderr_syslog: expected true or false (or yes/no, on/off, 1/0), found \"maybe\"",
         ]
+    );
+}
+
+#[test]
+fn events_and_capture_options_say_what_each_stream_tells_listeners() {
+    let spec = program(
+        "stdout_events_enabled=true\nstdout_capture_maxbytes=1KB\nstderr_events_enabled=1\n",
+    );
+    assert_eq!(
+        (spec.stdout_events.log, spec.stdout_events.capture_maxbytes),
+        (true, 1024)
+    );
+    assert!(spec.stderr_events.log);
+    // With redirect_stderr, standard error is in stdout's pipe, and says what stdout says.
+    let redirected = program("redirect_stderr=true\nstdout_events_enabled=true\n");
+    assert!(redirected.stderr_events.log);
+    assert_eq!(
+        program_errors("stdout_events_enabled=true\nstdout_syslog=true\n"),
+        ["/sv/t.conf:1:1: program:web: stdout is sent to syslog and read for event listeners (stdout_events_enabled or stdout_capture_maxbytes): taskmaster does one or the other with a stream; choose one"]
     );
 }
 

@@ -5,9 +5,10 @@
 
 use std::time::SystemTime;
 
-use taskmaster_config::EventType;
+use taskmaster_config::{EventType, Stream};
 use taskmaster_core::{Announcement, Notice, State};
 
+use crate::capture::Heard;
 use crate::daemon::Daemon;
 use crate::listeners::Said;
 
@@ -86,6 +87,50 @@ impl Daemon {
         self.say(said);
     }
 
+    /// What child `pid`'s observed streams said since the last time: `PROCESS_LOG_*` and
+    /// `PROCESS_COMMUNICATION_*` events, with supervisord's payloads.
+    pub(crate) fn publish_output(&mut self, pid: u32) {
+        let heard = self.children.take_heard(pid);
+        if heard.is_empty() {
+            return;
+        }
+        let Some(process) = self
+            .supervisor
+            .processes()
+            .find(|p| p.pid == Some(pid))
+            .map(|p| p.name.clone())
+        else {
+            return;
+        };
+        let (group, name) = process.split_once(':').unwrap_or((&process, &process));
+        for (stream, heard) in heard {
+            let (kind, payload) = match (heard, stream) {
+                (Heard::Log(bytes), stream) => (
+                    match stream {
+                        Stream::Stdout => EventType::ProcessLogStdout,
+                        Stream::Stderr => EventType::ProcessLogStderr,
+                    },
+                    format!(
+                        "processname:{name} groupname:{group} pid:{pid} channel:{}\n{}",
+                        stream.name(),
+                        text(&bytes)
+                    ),
+                ),
+                (Heard::Communication(bytes), stream) => (
+                    match stream {
+                        Stream::Stdout => EventType::ProcessCommunicationStdout,
+                        Stream::Stderr => EventType::ProcessCommunicationStderr,
+                    },
+                    format!(
+                        "processname:{name} groupname:{group} pid:{pid}\n{}",
+                        text(&bytes)
+                    ),
+                ),
+            };
+            self.publish(kind, payload);
+        }
+    }
+
     /// Listener `pid` wrote `bytes` on its stdout.
     pub(crate) fn listener_output(&mut self, pid: u32, bytes: &[u8]) {
         let mut said = Vec::new();
@@ -132,5 +177,13 @@ impl Daemon {
         for (level, process, message) in said {
             self.log.write_at(level, &Notice { process, message });
         }
+    }
+}
+
+/// Output as text, as supervisord shows it: UTF-8, else `Undecodable: b'...'`.
+fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => format!("Undecodable: {:?}", String::from_utf8_lossy(bytes)),
     }
 }

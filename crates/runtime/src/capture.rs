@@ -32,8 +32,11 @@ use taskmaster_config::{Rotation, Stream};
 
 use crate::syslog;
 
+mod observed;
 mod protocol;
 mod relay;
+pub use observed::Heard;
+use observed::Observed;
 use relay::Relay;
 
 /// How much one splice moves at most, and the size pipes are enlarged to (F_SETPIPE_SZ), so a
@@ -161,10 +164,22 @@ pub enum Destination {
     /// An event listener's stdout: to the loop, which reads the protocol, and the file too if
     /// there is one.
     Protocol { file: Option<Arc<Sink>> },
+    /// A stream event listeners hear of: the file, and the loop's events.
+    Observed {
+        file: Option<Arc<Sink>>,
+        events: taskmaster_config::StreamEvents,
+    },
 }
 
-/// What the loop is handed of a listener's stdout, as it is read.
-pub type Deliver = Box<dyn Fn(Vec<u8>) + Send + Sync>;
+/// What a capture thread tells the loop: a listener's protocol bytes, or that an observed
+/// stream has news ([`Capture::take_heard`]).
+pub enum News {
+    Protocol(Vec<u8>),
+    Heard,
+}
+
+/// How a capture thread reaches the loop.
+pub type ToLoop = Arc<dyn Fn(News) + Send + Sync>;
 
 /// One output pipe of a child and where it drains.
 #[derive(Clone)]
@@ -187,21 +202,23 @@ enum Way {
     /// Through user space to the loop (and the file, if any): a listener's protocol.
     Protocol {
         file: Option<Arc<Sink>>,
-        deliver: Deliver,
+        to_loop: ToLoop,
     },
+    /// Through user space to the file and the loop's events.
+    Observed(Observed),
 }
 
 impl Capture {
     /// Starts draining `pipe`, child `pid`'s `stream`, to `destination` on a thread of its own,
     /// until every writer has closed it. `report` hears of each error (once until the next
-    /// success); `deliver` gets a listener's protocol bytes.
+    /// success); `to_loop` hears what the loop must (a listener's protocol, a stream's events).
     pub fn start(
         pipe: OwnedFd,
         stream: Stream,
         destination: Destination,
         pid: u32,
         report: impl Fn(String) + Send + Sync + 'static,
-        deliver: Deliver,
+        to_loop: ToLoop,
     ) -> Capture {
         let (name, way) = match destination {
             Destination::File(sink) => (
@@ -214,7 +231,15 @@ impl Capture {
                 (format!("syslog {tag} {}", stream.name()), Way::Lines(relay))
             }
             Destination::Protocol { file } => {
-                (format!("listener {pid}"), Way::Protocol { file, deliver })
+                (format!("listener {pid}"), Way::Protocol { file, to_loop })
+            }
+            Destination::Observed { file, events } => {
+                let news = Box::new(move || to_loop(News::Heard));
+                let observed = Observed::new(&pipe, file, events, news, &report);
+                (
+                    format!("events {pid} {}", stream.name()),
+                    Way::Observed(observed),
+                )
             }
         };
         let capture = Capture(Arc::new(Drain {
@@ -231,9 +256,11 @@ impl Capture {
             match way {
                 Way::Splice(sink) => drain_blocking(pipe, sink, report),
                 Way::Lines(relay) => relay.run(pipe, report),
-                Way::Protocol { file, deliver } => {
-                    protocol::run(pipe, file.as_ref(), deliver.as_ref(), report)
+                Way::Protocol { file, to_loop } => {
+                    let deliver = |bytes| to_loop(News::Protocol(bytes));
+                    protocol::run(pipe, file.as_ref(), &deliver, report)
                 }
+                Way::Observed(observed) => observed.run(pipe, report),
             }
         });
         if let Err(e) = spawned {
@@ -269,6 +296,15 @@ impl Capture {
             Way::Lines(relay) => relay.flush(&self.0.pipe, &*self.0.report),
             // Its thread reads on until the pipe ends.
             Way::Protocol { .. } => {}
+            Way::Observed(observed) => observed.flush(&self.0.pipe, &*self.0.report),
+        }
+    }
+
+    /// What event listeners are to hear of it since the last time, oldest first.
+    pub fn take_heard(&self) -> Vec<Heard> {
+        match &self.0.way {
+            Way::Observed(observed) => observed.take_heard(),
+            _ => Vec::new(),
         }
     }
 }

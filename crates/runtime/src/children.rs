@@ -89,6 +89,34 @@ impl Children {
         }
     }
 
+    /// Moves what child `pid`'s pipes hold now to where it goes.
+    pub fn flush(&self, pid: u32) {
+        if let Some(child) = self.0.get(&pid) {
+            for capture in &child.captures {
+                capture.flush();
+            }
+        }
+    }
+
+    /// What listeners are to hear of child `pid`'s streams since the last time, in order per
+    /// stream.
+    pub fn take_heard(&self, pid: u32) -> Vec<(Stream, capture::Heard)> {
+        let Some(child) = self.0.get(&pid) else {
+            return Vec::new();
+        };
+        child
+            .captures
+            .iter()
+            .flat_map(|capture| {
+                let stream = capture.stream();
+                capture
+                    .take_heard()
+                    .into_iter()
+                    .map(move |heard| (stream, heard))
+            })
+            .collect()
+    }
+
     /// The child `pid` is gone: its last output goes to its files, then everything taskmaster
     /// held of it is closed. Whether it was a child at all.
     pub fn remove(&mut self, pid: u32) -> bool {

@@ -317,6 +317,9 @@ impl Daemon {
     /// process group outlives it. A helper's exit goes to the task awaiting it instead.
     fn child_exited(&mut self, pid: u32, status: taskmaster_core::ExitStatus) -> Option<Event> {
         let was_program_child = self.children.is_program_child(pid);
+        // Its last output is heard before its exit.
+        self.children.flush(pid);
+        self.publish_output(pid);
         self.children.remove(pid);
         self.listener_gone(pid);
         if self.helpers.reaped(pid, status) {
@@ -383,6 +386,7 @@ impl Daemon {
             TaskEvent::Core(event) => self.dispatch(*event),
             TaskEvent::Note(message) => self.log.warn(message),
             TaskEvent::ListenerOutput(pid, bytes) => self.listener_output(pid, &bytes),
+            TaskEvent::OutputHeard(pid) => self.publish_output(pid),
             TaskEvent::ProcessNote(process, message) => self.log.write_at(
                 LogLevel::Warn,
                 &Notice {

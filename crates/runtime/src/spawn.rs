@@ -423,6 +423,10 @@ pub fn destination(
     if spec.listener.is_some() && stream == Stream::Stdout {
         return Ok(Some(Destination::Protocol { file }));
     }
+    let events = spec.events(stream);
+    if events.any() {
+        return Ok(Some(Destination::Observed { file, events }));
+    }
     Ok(match (file, spec.syslog(stream)) {
         (file, Some(socket)) => Some(Destination::Syslog {
             file,

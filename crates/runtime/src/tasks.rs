@@ -28,6 +28,8 @@ pub(crate) enum TaskEvent {
     ProcessNote(String, String),
     /// An event listener wrote these bytes on its stdout.
     ListenerOutput(u32, Vec<u8>),
+    /// A stream of child `pid` that listeners hear of has news.
+    OutputHeard(u32),
 }
 
 /// An output watcher per log file with alerts: the alerts it watches for, and the task.
@@ -231,10 +233,13 @@ impl Daemon {
                     let _ = events.send(TaskEvent::ProcessNote(process.clone(), message));
                 };
                 let events = self.task_events.clone();
-                let deliver: capture::Deliver = Box::new(move |bytes| {
-                    let _ = events.send(TaskEvent::ListenerOutput(pid, bytes));
+                let to_loop: capture::ToLoop = std::sync::Arc::new(move |news| {
+                    let _ = events.send(match news {
+                        capture::News::Protocol(bytes) => TaskEvent::ListenerOutput(pid, bytes),
+                        capture::News::Heard => TaskEvent::OutputHeard(pid),
+                    });
                 });
-                capture::Capture::start(pipe, stream, destination, pid, report, deliver)
+                capture::Capture::start(pipe, stream, destination, pid, report, to_loop)
             })
             .collect()
     }

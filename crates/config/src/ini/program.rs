@@ -30,8 +30,8 @@
 //! | `priority` | validated, handed back in [`super::IniConfig::priorities`] |
 //! | `stopasgroup`, `killasgroup` | `true` accepted (taskmaster always signals the whole group); `false` refused |
 //! | `*_logfile_maxbytes`, `*_logfile_backups` | `stdout_maxbytes`, `stdout_backups`...: rotation by size, as in supervisord |
-//! | `*_capture_maxbytes` | `0` accepted (no capture); else refused |
-//! | `*_events_enabled` | `false` accepted; `true` refused |
+//! | `*_capture_maxbytes` | the same: capture mode, `PROCESS_COMMUNICATION_*` events |
+//! | `*_events_enabled` | the same: `PROCESS_LOG_*` events |
 //! | `serverurl` | the same: `AUTO` derives `SUPERVISOR_SERVER_URL` from the control socket, any other value is given as it is |
 //! | `user` | `user`: a name or uid, looked up when the file is read (checked once every section is read: another user than taskmaster's own needs root) |
 //! | (none) | `stdin: pipe`: supervisord gives every child a stdin pipe |
@@ -426,31 +426,6 @@ impl Translator<'_> {
                         "taskmaster always sends {what} to the whole process group of the \
                          program, as supervisord does with {option} = true; remove this line or \
                          set it to true"
-                    );
-                    self.at_value(&at, message);
-                }
-            }
-        }
-        for option in ["stdout_capture_maxbytes", "stderr_capture_maxbytes"] {
-            if let Some((at, text)) = read(self, option) {
-                if self
-                    .check(&at, values::byte_size(&text))
-                    .is_some_and(|n| n != 0)
-                {
-                    let message = format!(
-                        "taskmaster has no capture mode (it sends no events); remove {option} \
-                         or set it to 0"
-                    );
-                    self.at_value(&at, message);
-                }
-            }
-        }
-        for option in ["stdout_events_enabled", "stderr_events_enabled"] {
-            if let Some((at, text)) = read(self, option) {
-                if self.check(&at, values::boolean(&text)) == Some(true) {
-                    let message = format!(
-                        "taskmaster sends no event notifications; remove {option} or set it to \
-                         false"
                     );
                     self.at_value(&at, message);
                 }

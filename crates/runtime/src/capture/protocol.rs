@@ -15,7 +15,7 @@ const READ_SIZE: usize = 4096;
 pub(super) fn run(
     pipe: &OwnedFd,
     file: Option<&Arc<Sink>>,
-    deliver: &(dyn Fn(Vec<u8>) + Send + Sync),
+    deliver: &dyn Fn(Vec<u8>),
     report: &dyn Fn(String),
 ) {
     let mut buffer = vec![0u8; READ_SIZE];
