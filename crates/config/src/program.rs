@@ -117,8 +117,9 @@ pub(crate) struct ProgramDraft {
     pub spec: ProgramSpec,
     /// Where the program is written (its name in YAML, its section in INI).
     pub place: Place,
-    /// Whether `cmd` is written (with a right value or not: only its absence is "missing").
-    pub cmd_given: bool,
+    /// The options written, by taskmaster's name, with a right value or not: only an option
+    /// not written at all is "missing".
+    pub written: std::collections::BTreeSet<&'static str>,
     pub stdout: Option<(Output, Place)>,
     pub stderr: Option<(Output, Place)>,
     pub stdout_syslog: Option<(bool, Place)>,
@@ -528,7 +529,7 @@ impl ProgramDraft {
         ProgramDraft {
             spec: defaults(name),
             place,
-            cmd_given: false,
+            written: Default::default(),
             stdout: None,
             stderr: None,
             stdout_syslog: None,
@@ -575,7 +576,7 @@ impl ProgramDraft {
     pub(crate) fn finish(mut self, dialect: &Dialect) -> (ProgramRead, Vec<Remark>) {
         let mut remarks = Vec::new();
         let name = dialect.name_of;
-        if !self.cmd_given {
+        if !self.written.contains("cmd") {
             let message = format!("missing required {} {:?}", dialect.noun, name("cmd"));
             remarks.push(error(&self.place, message));
         }
@@ -783,11 +784,10 @@ impl ProgramDraft {
             remarks.push(error(&place, message));
         }
         self.spec.stdin = crate::Stdin::Pipe;
-        if let Some((_, place)) = events.as_ref().filter(|(events, _)| events.is_empty()) {
-            let message = "expected at least one event type such as PROCESS_STATE".to_string();
-            remarks.push(error(place, message));
-        }
         let Some((events, _)) = events else {
+            if self.written.contains("events") {
+                return; // its error is said
+            }
             let message = format!(
                 "missing required {} {:?}: the event types it listens to (PROCESS_STATE, \
                  TICK_60...)",

@@ -393,6 +393,10 @@ const PROGRAM_KEYS: &[Key<ProgramDraft>] = &[
             Value::Sequence(items) => items.iter().collect(),
             _ => vec![node],
         };
+        if items.is_empty() {
+            let message = "expected at least one event type such as PROCESS_STATE".to_string();
+            c.error(node, key, message);
+        }
         let mut events = Vec::new();
         for item in items {
             let text = c.scalar(item, key, "an event type such as PROCESS_STATE");
@@ -805,7 +809,7 @@ impl Checker<'_> {
             if let Some((_, read)) = PROGRAM_KEYS.iter().find(|(known, _)| *known == name) {
                 read(self, value, &key, draft);
             } else if let Some(option) = program::option(name) {
-                draft.cmd_given |= name == "cmd";
+                draft.written.insert(option.name);
                 if value.value == Value::Null && NULL_MEANS_NONE.contains(&name) {
                     continue;
                 }

@@ -1218,6 +1218,46 @@ fn an_fcgi_programs_socket_is_required_and_checked() {
     );
 }
 
+// ---- [eventlistener:x] -----------------------------------------------------------------------
+
+#[test]
+fn an_eventlistener_is_a_program_with_its_events_first_in_line() {
+    let ini = read(
+        "[eventlistener:mail]\ncommand=crashmail -a -m ops@example.com\nevents=PROCESS_STATE_EXITED, tick_60\nbuffer_size=25\nresult_handler=supervisor.dispatchers:default_handler\n",
+    );
+    let mail = &ini.config.programs["mail"];
+    let listener = mail.listener.as_ref().expect("a listener");
+    assert_eq!(
+        listener.events,
+        [
+            taskmaster_config::EventType::ProcessStateExited,
+            taskmaster_config::EventType::Tick60
+        ]
+    );
+    assert_eq!(listener.buffer_size, 25);
+    // supervisord's default priority for listeners, -1: first.
+    assert_eq!(ini.priorities["mail"], -1);
+    assert_eq!(mail.priority, 0);
+    assert_round_trip(&ini.config);
+}
+
+#[test]
+fn an_eventlistener_refuses_what_supervisord_refuses_and_a_python_result_handler() {
+    assert_eq!(
+        errors("[eventlistener:mail]\ncommand=x\n"),
+        ["/sv/t.conf:1:1: eventlistener:mail: missing required option \"events\": the event types it listens to (PROCESS_STATE, TICK_60...)"]
+    );
+    assert_eq!(
+        errors("[eventlistener:mail]\ncommand=x\nevents=PROCESS_STATE,NOPE\nbuffer_size=0\nredirect_stderr=true\nresult_handler=my.module:handler\n"),
+        [
+            "/sv/t.conf:3:8: eventlistener:mail.events: unknown event type \"NOPE\" (the types are EVENT, PROCESS_STATE, PROCESS_STATE_STOPPED, PROCESS_STATE_EXITED, PROCESS_STATE_STARTING, PROCESS_STATE_STOPPING, PROCESS_STATE_BACKOFF, PROCESS_STATE_FATAL, PROCESS_STATE_RUNNING, PROCESS_STATE_UNKNOWN, PROCESS_COMMUNICATION, PROCESS_COMMUNICATION_STDOUT, PROCESS_COMMUNICATION_STDERR, PROCESS_LOG, PROCESS_LOG_STDOUT, PROCESS_LOG_STDERR, REMOTE_COMMUNICATION, SUPERVISOR_STATE_CHANGE, SUPERVISOR_STATE_CHANGE_RUNNING, SUPERVISOR_STATE_CHANGE_STOPPING, TICK, TICK_5, TICK_60, TICK_3600, PROCESS_GROUP, PROCESS_GROUP_ADDED, PROCESS_GROUP_REMOVED)",
+            "/sv/t.conf:4:13: eventlistener:mail.buffer_size: expected an integer >= 1, found \"0\"",
+            "/sv/t.conf:5:17: eventlistener:mail.redirect_stderr: an event listener's stdout carries the protocol: redirect_stderr would mix standard error into it (supervisord refuses it too)",
+            "/sv/t.conf:6:16: eventlistener:mail.result_handler: taskmaster answers a listener's RESULT as supervisord's default handler does (OK accepts the event, FAIL sends it again); it cannot load a Python result handler: remove result_handler",
+        ]
+    );
+}
+
 // ---- sections and options taskmaster does not take ------------------------------------------
 
 #[test]

@@ -882,3 +882,66 @@ fn serverurl_is_auto_by_default_and_otherwise_the_programs_own() {
         ["t.yaml:4:16: programs.web.serverurl: expected AUTO or a URL such as http://127.0.0.1:9001, found a list"]
     );
 }
+
+// ---- eventlisteners ------------------------------------------------------------------------
+
+#[test]
+fn eventlisteners_are_programs_with_the_events_they_hear() {
+    let config = parse(
+        "eventlisteners:\n  mail:\n    cmd: crashmail -a\n    events: [PROCESS_STATE_EXITED, tick_60]\n    buffer_size: 3\n  all: {cmd: rec, events: \"EVENT\"}\nprograms:\n  web: {cmd: run}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mail = config.programs["mail"]
+        .listener
+        .clone()
+        .expect("a listener");
+    assert_eq!(
+        mail.events,
+        [
+            taskmaster_config::EventType::ProcessStateExited,
+            taskmaster_config::EventType::Tick60
+        ]
+    );
+    assert_eq!(mail.buffer_size, 3);
+    assert_eq!(
+        config.programs["all"]
+            .listener
+            .as_ref()
+            .map(|l| l.buffer_size),
+        Some(10)
+    );
+    // Listeners start first, and their stdin is where the events come.
+    assert_eq!(config.programs["mail"].priority, 0);
+    assert_eq!(
+        config.programs["mail"].stdin,
+        taskmaster_config::Stdin::Pipe
+    );
+    assert!(config.programs["web"].listener.is_none());
+    let yaml = taskmaster_config::to_yaml(&config);
+    let again = parse(&yaml).unwrap_or_else(|e| panic!("{yaml}\n{e}"));
+    assert_eq!(again.programs, config.programs, "{yaml}");
+}
+
+#[test]
+fn eventlisteners_say_what_is_wrong_with_their_events() {
+    assert_eq!(
+        errors("eventlisteners:\n  mail: {cmd: x}\n"),
+        ["t.yaml:2:3: eventlisteners.mail: missing required key \"events\": the event types it listens to (PROCESS_STATE, TICK_60...)"]
+    );
+    assert_eq!(
+        errors("eventlisteners:\n  mail: {cmd: x, events: [PROCES_STATE]}\n"),
+        ["t.yaml:2:27: eventlisteners.mail.events: unknown event type \"PROCES_STATE\" (did you mean PROCESS_STATE?)"]
+    );
+    assert_eq!(
+        errors("programs:\n  web: {cmd: x, events: [TICK_5]}\n"),
+        ["t.yaml:2:25: programs.web.events: events belongs to an event listener ([eventlistener:x] in supervisord's files, eventlisteners: in taskmaster's)"]
+    );
+    assert_eq!(
+        errors("eventlisteners:\n  mail: {cmd: x, events: [TICK_5], redirect_stderr: true}\n"),
+        ["t.yaml:2:53: eventlisteners.mail.redirect_stderr: an event listener's stdout carries the protocol: redirect_stderr would mix standard error into it (supervisord refuses it too)"]
+    );
+    assert_eq!(
+        errors("programs:\n  web: {cmd: x}\neventlisteners:\n  web: {cmd: x, events: [TICK_5]}\n"),
+        ["t.yaml:4:3: eventlisteners: a program named \"web\" is already defined (programs and eventlisteners share their names)"]
+    );
+}

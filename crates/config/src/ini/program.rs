@@ -261,7 +261,11 @@ impl Translator<'_> {
         };
         // supervisord gives every child a pipe for stdin (`sendProcessStdin` writes to it).
         draft.spec.stdin = crate::Stdin::Pipe;
-        draft.cmd_given = options.contains_key("command");
+        for option in options.keys() {
+            if let Some(shared) = program::supervisord_option(option) {
+                draft.written.insert(shared.name);
+            }
+        }
         let mut written = BTreeMap::new();
         // `environment` first: the other options see it as %(ENV_X)s.
         let mut own_env = BTreeMap::new();
