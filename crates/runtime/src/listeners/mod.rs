@@ -381,4 +381,45 @@ mod tests {
             .2
             .contains("pool l event buffer overflowed, discarding event 0"));
     }
+
+    #[test]
+    fn ticks_come_on_each_periods_boundary_and_not_at_start() {
+        let mut l = listeners("TICK", 100);
+        let mut said = Vec::new();
+        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        l.tick(at(3599), &mut said);
+        assert_eq!(l.next_tick(at(3599)), Some(at(3600)));
+        l.tick(at(3600), &mut said);
+        l.tick(at(3601), &mut said);
+        l.tick(at(3605), &mut said);
+        l.started(1, "l", "l");
+        let mut whens = Vec::new();
+        for _ in 0..5 {
+            l.output(1, b"READY\n", &mut said);
+            for letter in l.dispatch(|_| true, "s") {
+                let text = String::from_utf8_lossy(&letter.bytes).into_owned();
+                let name = text
+                    .split("eventname:")
+                    .nth(1)
+                    .and_then(|r| r.split(' ').next());
+                whens.push(format!(
+                    "{} {}",
+                    name.unwrap_or(""),
+                    text.lines().last().unwrap_or("")
+                ));
+            }
+            l.output(1, b"RESULT 2\nOK", &mut said);
+        }
+        assert_eq!(
+            whens,
+            [
+                "TICK_5 when:3600",
+                "TICK_60 when:3600",
+                "TICK_3600 when:3600",
+                "TICK_5 when:3605"
+            ]
+        );
+        // Nobody hears ticks: the clock never wakes the loop for them.
+        assert_eq!(listeners("PROCESS_STATE", 1).next_tick(at(0)), None);
+    }
 }
