@@ -3,7 +3,6 @@
 //! itself): every endpoint, every kind of bad input, and the socket's rules (its mode, one
 //! daemon per socket, a stale file replaced, peers checked by uid).
 
-mod support;
 
 use std::fmt;
 use std::io::{ErrorKind, Read, Write};
@@ -16,7 +15,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rustix::process::Signal;
 use serde_json::{json, Value};
-use support::{
+use crate::support::{
     config, fixture_bin, fixture_cmd, is_alive, proc_stat, program, run_to_completion, send_signal,
     taskmaster_bin, wait_dead, wait_until, wait_until_or_none, web_program, yaml_quote, Sandbox,
     Taskmaster, TIMEOUT,

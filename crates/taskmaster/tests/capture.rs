@@ -2,12 +2,10 @@
 //! splice. Every byte arrives, in each writer's order, however many processes share a file, and
 //! a process's last lines are in its file by the time its exit is known.
 
-mod support;
 
 // What `tm-fixture pattern` writes, made again to compare (`Kind::parse` is the fixture's).
 #[allow(dead_code)]
-#[path = "fixture/pattern.rs"]
-mod pattern;
+use crate::pattern;
 
 use std::fs::File;
 use std::io::Read;
@@ -16,7 +14,7 @@ use std::time::Duration;
 
 use pattern::{Kind, Pattern};
 
-use support::{
+use crate::support::{
     config, fixture_cmd, program, wait_until, wait_until_or_none, yaml_quote, Sandbox, Taskmaster,
     TIMEOUT,
 };
@@ -236,7 +234,7 @@ fn paced_writer(lines: u32) -> String {
          i=1; while [ $i -le {lines} ]; do echo \"line $i\"; \
          [ $((i % 50)) -eq 0 ] && sleep 0.005; i=$((i+1)); done; exec sleep 1000"
     );
-    yaml_quote(&format!("sh -c {}", support::shell_quote(&script)))
+    yaml_quote(&format!("sh -c {}", crate::support::shell_quote(&script)))
 }
 
 #[test]
@@ -262,7 +260,7 @@ fn tail_f_follows_across_rotations_and_alerts_keep_watching() {
     cmd.stdin(std::process::Stdio::null())
         .stdout(tail_out)
         .stderr(std::process::Stdio::null());
-    let mut tail = support::Process::spawn(cmd);
+    let mut tail = crate::support::Process::spawn(cmd);
     sandbox.wait_for_contents("tail.out", |text| text == "ready\n", TIMEOUT);
 
     std::fs::write(sandbox.file("go"), "").expect("create go");
@@ -291,7 +289,7 @@ fn tail_f_follows_across_rotations_and_alerts_keep_watching() {
         "the file was rotated many times"
     );
     tm.wait_for_log("writer: alert (warning) on stdout: line 2999", TIMEOUT);
-    support::send_signal(tail.pid(), rustix::process::Signal::INT).expect("interrupt ctl");
+    crate::support::send_signal(tail.pid(), rustix::process::Signal::INT).expect("interrupt ctl");
     tail.wait_exit(TIMEOUT);
 }
 
@@ -336,7 +334,7 @@ fn fast_writer(lines: u32) -> String {
          i=1; while [ $i -le {lines} ]; do echo \"line $i\"; \
          [ $((i % 100)) -eq 0 ] && sleep 0.01; i=$((i+1)); done; exec sleep 1000"
     );
-    yaml_quote(&format!("sh -c {}", support::shell_quote(&script)))
+    yaml_quote(&format!("sh -c {}", crate::support::shell_quote(&script)))
 }
 
 /// Several `tail -f` (by bytes, and by lines: the window and what follows in one answer)
@@ -368,7 +366,7 @@ fn several_tail_f_under_load_lose_no_line_across_rapid_rotations() {
         &["tail", "-f", "-n", "1", "writer"],
         &["tail", "-f", "-n", "1", "writer"],
     ];
-    let mut tails: Vec<(String, support::Process)> = Vec::new();
+    let mut tails: Vec<(String, crate::support::Process)> = Vec::new();
     for (n, args) in ways.iter().enumerate() {
         let name = format!("tail{n}.out");
         let out = File::create(sandbox.file(&name)).expect("create a tail's output");
@@ -376,7 +374,7 @@ fn several_tail_f_under_load_lose_no_line_across_rapid_rotations() {
         cmd.stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(std::process::Stdio::null());
-        tails.push((name, support::Process::spawn(cmd)));
+        tails.push((name, crate::support::Process::spawn(cmd)));
     }
     for (name, _) in &tails {
         sandbox.wait_for_contents(name, |text| text == "ready\n", TIMEOUT);
@@ -433,7 +431,7 @@ fn several_tail_f_under_load_lose_no_line_across_rapid_rotations() {
     }
     drop(hog);
     for (_, tail) in &mut tails {
-        support::send_signal(tail.pid(), rustix::process::Signal::INT).expect("interrupt ctl");
+        crate::support::send_signal(tail.pid(), rustix::process::Signal::INT).expect("interrupt ctl");
         tail.wait_exit(TIMEOUT);
     }
     assert!(
@@ -450,11 +448,11 @@ fn several_tail_f_under_load_lose_no_line_across_rapid_rotations() {
 /// A writer that prints `before`, waits for the file `go`, prints `after` and sleeps.
 fn before_and_after() -> String {
     let script = "echo before; while [ ! -e go ]; do sleep 0.02; done; echo after; exec sleep 1000";
-    yaml_quote(&format!("sh -c {}", support::shell_quote(script)))
+    yaml_quote(&format!("sh -c {}", crate::support::shell_quote(script)))
 }
 
 fn ctl(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
-    support::run_to_completion(sandbox.ctl_command(args), TIMEOUT)
+    crate::support::run_to_completion(sandbox.ctl_command(args), TIMEOUT)
 }
 
 #[test]
@@ -529,7 +527,7 @@ fn sigusr1_reopens_the_log_files() {
     tm.wait_for_state("job", "RUNNING", TIMEOUT);
     sandbox.wait_for_contents("job.out", |text| text == "before\n", TIMEOUT);
     std::fs::rename(sandbox.file("job.out"), sandbox.file("job.out.1")).expect("rename");
-    support::send_signal(tm.daemon_pid(), rustix::process::Signal::USR1).expect("SIGUSR1");
+    crate::support::send_signal(tm.daemon_pid(), rustix::process::Signal::USR1).expect("SIGUSR1");
     wait_until("the event log reopened", TIMEOUT, || {
         std::fs::read_to_string(sandbox.logfile())
             .ok()?
@@ -595,7 +593,7 @@ fn a_file_size_limit_is_an_error_the_capture_recovers_from() {
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c")
         .arg("ulimit -S -f 64 && exec \"$0\" run -c \"$1\"")
-        .arg(support::taskmaster_bin())
+        .arg(crate::support::taskmaster_bin())
         .arg(sandbox.config_path())
         .current_dir(sandbox.path())
         .env("HOME", sandbox.path());
@@ -604,7 +602,7 @@ fn a_file_size_limit_is_an_error_the_capture_recovers_from() {
     assert!(line.contains("File too large"), "{line}");
     // The supervisor lives, and so does the writer (it waits on its full pipe).
     let status = tm.wait_for_state("big", "RUNNING", TIMEOUT);
-    assert!(status.pid().is_some_and(support::is_alive));
+    assert!(status.pid().is_some_and(crate::support::is_alive));
     // The disk has room again: capture goes on where it stopped, nothing lost.
     let unlimited = rustix::process::Rlimit {
         current: None,
@@ -997,7 +995,7 @@ fn an_unwritable_log_folder_is_reported_once_and_capture_resumes_once_writable()
         (status.state.as_str(), status.pid()),
         ("RUNNING", Some(pid))
     );
-    assert!(support::is_alive(pid), "the writer waits, alive");
+    assert!(crate::support::is_alive(pid), "the writer waits, alive");
     let size = std::fs::metadata(&out).map_or(0, |meta| meta.len());
     assert_eq!(size, 64 * 1024, "w.out holds maxbytes, no more");
 
@@ -1147,7 +1145,7 @@ fn a_full_disk_is_reported_once_and_capture_resumes_when_there_is_room() {
         (status.state.as_str(), status.pid()),
         ("RUNNING", Some(pid))
     );
-    assert!(support::is_alive(pid), "the writer waits, alive");
+    assert!(crate::support::is_alive(pid), "the writer waits, alive");
 
     // Room again: the next retry goes on where the capture stopped.
     disk.resize("8m");

@@ -9,7 +9,6 @@
 //! costs a fraction of a second. cargo releases its lock on the target folder before it runs
 //! the tests, so the nested cargo does not wait for the outer one.
 
-mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,7 +16,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use rustix::process::Signal;
-use support::*;
+use crate::support::*;
 
 /// The folder of the examples and their configurations.
 fn examples_folder() -> PathBuf {

@@ -4,18 +4,17 @@
 //!
 //! The variables are read from the fixture's `report`. The childutils tests run a small Python
 //! script with the venv's Python (beside `$SUPERVISORCTL`, see
-//! [`support::supervisor_venv_bin`]; a missing one fails them, never skips them): it calls
+//! [`crate::support::supervisor_venv_bin`]; a missing one fails them, never skips them): it calls
 //! taskmaster through `childutils.getRPCInterface(os.environ)` and writes what it got, as JSON,
 //! to a file the test reads. Python's XML-RPC client reads a value without a type as a string,
 //! so an integer that comes back as a JSON number was sent typed.
 
-mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::Value;
-use support::{
+use crate::support::{
     fixture_cmd, read_report, supervisor_venv_bin, wait_until_or_none, yaml_quote, Sandbox,
     Taskmaster, TIMEOUT,
 };
@@ -182,7 +181,7 @@ fn run_probe(sandbox: &Sandbox, mode: &str) -> (Taskmaster, Value, u32) {
     let python = supervisor_venv_bin("python");
     let out = sandbox.file("probe.json");
     let words = [python.as_path(), &script, Path::new(mode), &out]
-        .map(|word| support::shell_quote(word.to_str().expect("UTF-8 paths")));
+        .map(|word| crate::support::shell_quote(word.to_str().expect("UTF-8 paths")));
     let yaml = format!(
         "programs:\n  web:\n    cmd: {}\n    starttime: 0\n  probe:\n    cmd: {}\n    \
          autostart: false\n    autorestart: false\n    starttime: 0\n    stderr: {}\n",

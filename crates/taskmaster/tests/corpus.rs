@@ -16,20 +16,19 @@
 //! checked and run only as root (CI runs the tests as root): as another user they are skipped
 //! with a message on stderr.
 
-mod support;
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{
+use crate::support::{
     run_to_completion, supervisor_venv_bin, taskmaster_bin, wait_dead, Sandbox, StatusLine,
     Taskmaster,
 };
 
 /// The deadline for a whole parse or run step: generous, only a hang reaches it.
-const TIMEOUT: std::time::Duration = support::TIMEOUT;
+const TIMEOUT: std::time::Duration = crate::support::TIMEOUT;
 
 /// The corpus files the run test runs: every file marked `; corpus: run`, and only those.
 const RUN_SAMPLE: &[&str] = &[
@@ -375,7 +374,7 @@ fn run_sample(name: &str) {
         run_to_completion(cmd, TIMEOUT)
     };
     let mut last = String::new();
-    let running = support::wait_until_or_none(TIMEOUT, || {
+    let running = crate::support::wait_until_or_none(TIMEOUT, || {
         let output = ctl(&["status"]);
         last = format!(
             "{}{}",
@@ -405,7 +404,7 @@ fn run_sample(name: &str) {
     // Each process leads its own group, which holds what its shell started.
     let groups: Vec<u32> = pids
         .iter()
-        .filter_map(|&pid| support::proc_stat(pid).map(|stat| stat.pgid))
+        .filter_map(|&pid| crate::support::proc_stat(pid).map(|stat| stat.pgid))
         .collect();
 
     let output = ctl(&["shutdown"]);
@@ -425,7 +424,7 @@ fn run_sample(name: &str) {
             .ok()
             .and_then(rustix::process::Pid::from_raw)
             .expect("a process group id");
-        support::wait_until(&format!("process group {group} to empty"), TIMEOUT, || {
+        crate::support::wait_until(&format!("process group {group} to empty"), TIMEOUT, || {
             rustix::process::test_kill_process_group(pgid)
                 .is_err()
                 .then_some(())

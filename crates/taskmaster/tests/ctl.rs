@@ -2,7 +2,6 @@
 //! exit statuses, finding the socket, `--json`, `tail`, the interactive shell on a terminal, a
 //! script on stdin, and `run --no-shell` driven entirely through `ctl`.
 
-mod support;
 
 use std::fs::File;
 use std::os::unix::net::UnixStream;
@@ -11,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 
 use rustix::process::Signal;
 use serde_json::Value;
-use support::{
+use crate::support::{
     config, current_line, fixture_cmd, is_alive, program, run_to_completion, send_signal,
     shell_quote, taskmaster_bin, wait_dead, wait_until_or_none, web_program, yaml_quote, Process,
     PtySession, Sandbox, Taskmaster, CTRL_C, CTRL_D, ENTER, TAB, TIMEOUT,

@@ -2,12 +2,11 @@
 //! `YYYY-MM-DD HH:MM:SS.mmm `, appended to `logfile` (by default `taskmaster.log` beside the
 //! configuration file).
 
-mod support;
 
 use std::fs;
 
 use rustix::process::Signal;
-use support::*;
+use crate::support::*;
 
 /// The length of `YYYY-MM-DD HH:MM:SS.mmm ` (with its trailing space).
 const TIMESTAMP_LEN: usize = 24;

@@ -1,7 +1,6 @@
 //! The shipped example, `examples/taskmaster.yaml`, stays valid and runs as it says: a web
 //! server, four workers, and a program that runs once on request.
 
-mod support;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -9,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::*;
+use crate::support::*;
 
 /// The example as shipped.
 fn example_path() -> PathBuf {

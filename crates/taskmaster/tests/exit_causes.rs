@@ -3,19 +3,17 @@
 //! event log, on real processes: C programs that segfault and exit 3 (`fixture/c/`), files that
 //! cannot be executed, and `tm-fixture` for the endings that come from outside.
 
-mod support;
-mod views;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use rustix::process::Signal;
 use serde_json::{json, Value};
-use support::{
+use crate::support::{
     config, fixture_cmd, program, send_signal, wait_dead, yaml_quote, Sandbox, StatusLine,
     Taskmaster, TIMEOUT,
 };
-use views::{api_wait_for_state, c_fixture, ctl_status, log_lines, start};
+use crate::views::{api_wait_for_state, c_fixture, ctl_status, log_lines, start};
 
 /// How a process ended, as `ctl status` and the API show it once it is in its final state.
 struct Ended {
@@ -62,7 +60,7 @@ fn running_pid(sandbox: &Sandbox, tm: &mut Taskmaster, name: &str) -> u32 {
 #[test]
 fn a_segfault_is_a_crash_not_exit_status_139() {
     let sandbox = Sandbox::new();
-    let segfault = c_fixture(views::SEGFAULT);
+    let segfault = c_fixture(crate::views::SEGFAULT);
     let tm = start(&sandbox, &config(&[once("seg", &yaml_quote(segfault))]));
     let Ended { status, api } = ended(&sandbox, "seg", "EXITED");
 
@@ -96,7 +94,7 @@ fn a_segfault_is_a_crash_not_exit_status_139() {
 #[test]
 fn exit_3_is_exited_with_code_3_not_expected() {
     let sandbox = Sandbox::new();
-    let exit3 = c_fixture(views::EXIT3);
+    let exit3 = c_fixture(crate::views::EXIT3);
     let tm = start(&sandbox, &config(&[once("three", &yaml_quote(exit3))]));
     let Ended { status, api } = ended(&sandbox, "three", "EXITED");
 

@@ -4,9 +4,7 @@
 //! the process unhealthy: logged, stopped and restarted by its policy. Failures within
 //! `start_period` do not count, and a paused process is not checked at all.
 
-mod support;
-#[path = "support/unix_http.rs"]
-mod unix_http;
+use crate::support::unix_http;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -17,7 +15,7 @@ use std::thread::{self, JoinHandle};
 
 use rustix::process::Signal;
 use serde_json::Value;
-use support::{
+use crate::support::{
     config, fixture_cmd, is_alive, program, send_signal, wait_dead, wait_until, yaml_quote,
     Sandbox, Taskmaster, TIMEOUT,
 };

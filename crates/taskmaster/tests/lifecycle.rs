@@ -3,9 +3,7 @@
 //! move it, exits seen as they happen, spawn errors, process groups, reaping, what a child
 //! inherits, output that cannot stall the supervisor, the daemon's modes, and `check`.
 
-mod support;
-#[path = "support/unix_http.rs"]
-mod unix_http;
+use crate::support::unix_http;
 
 use std::collections::HashMap;
 use std::fs;
@@ -17,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
-use support::*;
+use crate::support::*;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

@@ -1,10 +1,9 @@
 //! Alive is not enough: what taskmaster knows about a process beyond "it has not exited".
 //! So far: paused is not dead (a child stopped by SIGSTOP or SIGTSTP).
 
-mod support;
 
 use rustix::process::Signal;
-use support::{
+use crate::support::{
     config, fixture_cmd, program, send_signal, wait_until, Sandbox, Taskmaster, TIMEOUT,
 };
 

@@ -26,7 +26,6 @@
 //! keep a program alive across several watchdog periods (the test waits for a number of beats
 //! the script counts) and that a paused program is not restarted ([`PAUSED_WINDOW`]).
 
-mod support;
 
 use std::fs;
 use std::os::unix::net::{UnixDatagram, UnixStream};
@@ -35,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use serde_json::Value;
-use support::{
+use crate::support::{
     config, fixture_cmd, program, read_report, run_to_completion, send_signal, shell_quote,
     wait_until, wait_until_or_none, yaml_quote, Sandbox, StatusLine, Taskmaster, TIMEOUT,
 };

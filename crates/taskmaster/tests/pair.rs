@@ -8,14 +8,13 @@
 //! also bounds what a test can leave behind: every process the pair ever started is under it,
 //! and it exits once none is left.
 
-mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
-use support::{
+use crate::support::{
     config, descendants, fixture_bin, fixture_cmd, is_alive, proc_stat, program, run_to_completion,
     send_signal, shell_quote, taskmaster_bin, wait_until, wait_until_or_none, yaml_quote, Sandbox,
     StatusLine, Taskmaster, TIMEOUT,
@@ -718,7 +717,7 @@ fn upgrade_hands_over_to_the_executables_new_file() {
 fn takeover_without_a_pair_is_refused() {
     let sandbox = Sandbox::new();
     sandbox.write_config(&config(&[sleeper()]));
-    let mut tm = support::Taskmaster::start(&sandbox, &[]);
+    let mut tm = crate::support::Taskmaster::start(&sandbox, &[]);
     tm.wait_for_state("sleeper", "RUNNING", TIMEOUT);
     let ran = ctl(&sandbox, &["takeover"]);
     assert_ne!(ran.code, Some(0));

@@ -8,7 +8,6 @@
 //! demo found along the way is tracked (SIGKILLed if the test fails) and must be gone, reaped,
 //! at the end; and no process may be left whose command line names the demo's folder.
 
-mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -16,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
 use rustix::process::Signal;
-use support::{
+use crate::support::{
     descendants, fixture_bin, proc_stat, send_signal, taskmaster_bin, wait_dead, wait_until,
     wait_until_or_none, PtySession, Sandbox, CTRL_C, TIMEOUT,
 };

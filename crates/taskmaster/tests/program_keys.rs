@@ -6,7 +6,6 @@
 //! the cause, another after the effect is seen), which only a product bug can break; a slow
 //! machine only makes them pass more easily.
 
-mod support;
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
@@ -16,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

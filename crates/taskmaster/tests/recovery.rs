@@ -4,16 +4,14 @@
 //! restarts, and the default crash-loop throttle (issue 5, item 5) with the event log's
 //! coalescing; `alerts` on output lines; and `stdin: PATH`.
 
-mod support;
-#[path = "support/unix_http.rs"]
-mod unix_http;
+use crate::support::unix_http;
 
 use std::fs::File;
 use std::process::Stdio;
 
 use rustix::process::Signal;
 use serde_json::{json, Value};
-use support::{
+use crate::support::{
     config, fixture_bin, fixture_cmd, is_alive, program, send_signal, shell_quote, wait_dead,
     wait_until, wait_until_or_none, yaml_quote, Process, Sandbox, Taskmaster, TIMEOUT,
 };

@@ -3,12 +3,11 @@
 //! their new settings, removed ones stop and go, added ones start when `autostart`; a file with
 //! errors changes nothing at all.
 
-mod support;
 
 use std::fs;
 
 use rustix::process::Signal;
-use support::*;
+use crate::support::*;
 
 /// A program block for `programs:`. `starttime: 0` and `stoptime: 1` are added unless `extra`
 /// (lines such as `"numprocs: 2"`) sets them.

@@ -1,12 +1,10 @@
 //! Input to a process: `stdin: pipe`, `taskmaster ctl sendstdin`, `POST .../stdin`, and
 //! `taskmaster ctl attach` driven through a real pseudo-terminal.
 
-mod support;
-#[path = "support/unix_http.rs"]
-mod unix_http;
+use crate::support::unix_http;
 
 use rustix::process::Signal;
-use support::{
+use crate::support::{
     fixture_cmd, is_alive, run_to_completion, send_signal, wait_until, PtySession, Sandbox,
     Taskmaster, ENTER, TIMEOUT,
 };

@@ -6,7 +6,6 @@
 //! silently skipped. Each run gets `-c` naming an empty `[supervisorctl]` file in the sandbox,
 //! so no `supervisord.conf` of the machine is read.
 
-mod support;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -15,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use rustix::process::Signal;
-use support::{
+use crate::support::{
     fixture_cmd, is_alive, run_to_completion, wait_dead, wait_until, Process, Sandbox, StatusLine,
     Taskmaster, TIMEOUT,
 };
@@ -167,7 +166,7 @@ impl Supervised {
     /// Asks `status` until `name` is in `state`; returns its line.
     fn wait_for_state(&mut self, name: &str, state: &str) -> StatusLine {
         let mut last = Vec::new();
-        let found = support::wait_until_or_none(TIMEOUT, || {
+        let found = crate::support::wait_until_or_none(TIMEOUT, || {
             last = self.status();
             last.iter()
                 .find(|s| s.name == name && s.state == state)
@@ -484,7 +483,7 @@ fn tail_f_streams_what_the_process_writes_next() {
     );
     assert!(tail.try_status().is_none(), "tail -f ended on its own");
     // Ctrl-C, by pid: supervisorctl leaves the tail.
-    support::send_signal(tail.pid(), Signal::INT).expect("SIGINT to supervisorctl");
+    crate::support::send_signal(tail.pid(), Signal::INT).expect("SIGINT to supervisorctl");
     tail.wait_exit(TIMEOUT);
 }
 
@@ -553,7 +552,7 @@ fn maintail_f_streams_the_event_log() {
         |t| t.contains("web: stop requested: sending TERM"),
         TIMEOUT,
     );
-    support::send_signal(tail.pid(), Signal::INT).expect("SIGINT to supervisorctl");
+    crate::support::send_signal(tail.pid(), Signal::INT).expect("SIGINT to supervisorctl");
     tail.wait_exit(TIMEOUT);
 }
 
@@ -1073,7 +1072,7 @@ impl FromConf {
     fn start(sandbox: Sandbox, text: &str) -> FromConf {
         let conf = sandbox.file("supervisord.conf");
         std::fs::write(&conf, text).expect("write supervisord.conf");
-        let mut cmd = Command::new(support::taskmaster_bin());
+        let mut cmd = Command::new(crate::support::taskmaster_bin());
         cmd.arg("run")
             .arg("-c")
             .arg(&conf)
@@ -1108,7 +1107,7 @@ impl FromConf {
     /// Waits until `status NAME` says RUNNING.
     fn wait_running(&self, args: &[&str], name: &str) -> Answer {
         let mut last = None;
-        let found = support::wait_until_or_none(TIMEOUT, || {
+        let found = crate::support::wait_until_or_none(TIMEOUT, || {
             let mut all = args.to_vec();
             all.extend(["status", name]);
             let answer = self.ctl(&all);
@@ -1129,7 +1128,7 @@ impl FromConf {
 fn web_program() -> String {
     format!(
         "[program:web]\ncommand={} print 'hello' sleep forever\nstartsecs=0\n",
-        support::shell_quote(support::fixture_bin().to_str().expect("UTF-8 path"))
+        crate::support::shell_quote(crate::support::fixture_bin().to_str().expect("UTF-8 path"))
     )
 }
 
@@ -1198,7 +1197,7 @@ fn echo_supervisord_conf_passes_check_and_runs() {
     let sample = String::from_utf8(output.stdout).expect("UTF-8");
     let verbatim = sandbox.file("sample.conf");
     std::fs::write(&verbatim, &sample).expect("write");
-    let mut check = Command::new(support::taskmaster_bin());
+    let mut check = Command::new(crate::support::taskmaster_bin());
     check.args(["check", "-c"]).arg(&verbatim);
     let checked = run_to_completion(check, TIMEOUT);
     let stderr = String::from_utf8_lossy(&checked.stderr);

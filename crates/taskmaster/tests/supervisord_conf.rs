@@ -1,11 +1,10 @@
 //! supervisord's own configuration files, read by the real binary: `run`, `ctl`, `check` and
 //! `convert` on a supervisord.conf, and `priority` deciding the order of starts and stops.
 
-mod support;
 
 use std::process::Command;
 
-use support::{
+use crate::support::{
     fixture_bin, run_to_completion, shell_quote, taskmaster_bin, wait_until, Sandbox, Taskmaster,
     TIMEOUT,
 };
@@ -212,11 +211,11 @@ redirect_stderr=true
         }
         let port = format!("{base}{num:02}");
         let address = format!("127.0.0.1:{port}");
-        support::wait_until(&format!("{name} to listen on {address}"), TIMEOUT, || {
+        crate::support::wait_until(&format!("{name} to listen on {address}"), TIMEOUT, || {
             std::net::TcpStream::connect(&address).ok()
         });
         let log = sandbox.file(&format!("web_{num:02}.log"));
-        support::wait_until(&format!("{name}'s own log file"), TIMEOUT, || {
+        crate::support::wait_until(&format!("{name}'s own log file"), TIMEOUT, || {
             let text = std::fs::read_to_string(&log).ok()?;
             text.contains(&format!("listening on {port}")).then_some(())
         });

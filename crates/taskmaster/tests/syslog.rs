@@ -2,14 +2,13 @@
 //! syslog socket (here a private one, `syslog_socket:`), in glibc's format with the process's
 //! name and pid as tag; a missing socket costs the lines, never the program, and is said once.
 
-mod support;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
-use support::{
+use crate::support::{
     config, fixture_cmd, program, run_to_completion, send_signal, shell_quote, wait_until,
     yaml_quote, Sandbox, Taskmaster, TIMEOUT,
 };

@@ -7,7 +7,6 @@
 //! Running something as another user needs root. CI runs the tests as root; a test that needs
 //! root says so on stderr and passes without checking anything when it does not run as root.
 
-mod support;
 
 use std::collections::HashMap;
 use std::fs;
@@ -16,7 +15,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{
+use crate::support::{
     fixture_bin, read_report, run_to_completion, shell_quote, taskmaster_bin, yaml_quote, Sandbox,
     Taskmaster, TIMEOUT,
 };

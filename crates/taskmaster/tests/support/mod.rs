@@ -1,4 +1,4 @@
-//! Support for taskmaster's integration tests: `mod support;` in a test file.
+//! Support for taskmaster's integration tests (`crate::support` in each module of `tests.rs`).
 //!
 //! Theory of operation. A test makes a [`Sandbox`] (a temporary folder that is also `$HOME`),
 //! writes a configuration into it whose programs run `tm-fixture` (see `fixture/main.rs`; build
@@ -23,6 +23,9 @@
 //!    with the process group they lead. Nothing is ever killed by name.
 //! 3. **Every loop is bounded**, by a deadline or a count.
 #![allow(dead_code)]
+
+
+pub mod unix_http;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
