@@ -3,7 +3,6 @@
 //! itself): every endpoint, every kind of bad input, and the socket's rules (its mode, one
 //! daemon per socket, a stale file replaced, peers checked by uid).
 
-
 use std::fmt;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -13,13 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rustix::process::Signal;
-use serde_json::{json, Value};
+use crate::support::unix_http::dechunk;
 use crate::support::{
     config, fixture_bin, fixture_cmd, is_alive, proc_stat, program, run_to_completion, send_signal,
     taskmaster_bin, wait_dead, wait_until, wait_until_or_none, web_program, yaml_quote, Sandbox,
     Taskmaster, TIMEOUT,
 };
+use rustix::process::Signal;
+use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
 // A raw HTTP/1.1 client
@@ -118,30 +118,6 @@ impl fmt::Display for Answer {
             write!(f, "\n{name}: {value}")?;
         }
         write!(f, "\n\n{}", self.text())
-    }
-}
-
-/// The data of the complete chunks of a chunked body, and whether the last chunk was seen.
-fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
-    let mut data = Vec::new();
-    // Bounded: each round consumes a chunk or returns.
-    loop {
-        let Some(line_end) = raw.windows(2).position(|w| w == b"\r\n") else {
-            return (data, false);
-        };
-        let size_text = String::from_utf8_lossy(&raw[..line_end]);
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .unwrap_or_else(|e| panic!("bad chunk size {size_text:?}: {e}"));
-        if size == 0 {
-            return (data, true);
-        }
-        let start = line_end + 2;
-        if raw.len() < start + size + 2 {
-            return (data, false);
-        }
-        data.extend_from_slice(&raw[start..start + size]);
-        raw = &raw[start + size + 2..];
     }
 }
 

@@ -2,7 +2,6 @@
 //! splice. Every byte arrives, in each writer's order, however many processes share a file, and
 //! a process's last lines are in its file by the time its exit is known.
 
-
 // What `tm-fixture pattern` writes, made again to compare (`Kind::parse` is the fixture's).
 #[allow(dead_code)]
 use crate::pattern;
@@ -431,7 +430,8 @@ fn several_tail_f_under_load_lose_no_line_across_rapid_rotations() {
     }
     drop(hog);
     for (_, tail) in &mut tails {
-        crate::support::send_signal(tail.pid(), rustix::process::Signal::INT).expect("interrupt ctl");
+        crate::support::send_signal(tail.pid(), rustix::process::Signal::INT)
+            .expect("interrupt ctl");
         tail.wait_exit(TIMEOUT);
     }
     assert!(

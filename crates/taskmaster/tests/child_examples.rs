@@ -9,14 +9,13 @@
 //! costs a fraction of a second. cargo releases its lock on the target folder before it runs
 //! the tests, so the nested cargo does not wait for the outer one.
 
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use rustix::process::Signal;
 use crate::support::*;
+use rustix::process::Signal;
 
 /// The folder of the examples and their configurations.
 fn examples_folder() -> PathBuf {

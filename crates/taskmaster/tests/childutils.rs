@@ -9,15 +9,14 @@
 //! to a file the test reads. Python's XML-RPC client reads a value without a type as a string,
 //! so an integer that comes back as a JSON number was sent typed.
 
-
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde_json::Value;
 use crate::support::{
     fixture_cmd, read_report, supervisor_venv_bin, wait_until_or_none, yaml_quote, Sandbox,
     Taskmaster, TIMEOUT,
 };
+use serde_json::Value;
 
 /// Starts taskmaster on `yaml` in `sandbox`, without a `SUPERVISOR_SERVER_URL` of the test's
 /// own environment, which a child would inherit where none is set for it.

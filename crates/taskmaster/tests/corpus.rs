@@ -16,7 +16,6 @@
 //! checked and run only as root (CI runs the tests as root): as another user they are skipped
 //! with a message on stderr.
 
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};

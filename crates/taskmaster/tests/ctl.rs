@@ -2,19 +2,18 @@
 //! exit statuses, finding the socket, `--json`, `tail`, the interactive shell on a terminal, a
 //! script on stdin, and `run --no-shell` driven entirely through `ctl`.
 
-
 use std::fs::File;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use rustix::process::Signal;
-use serde_json::Value;
 use crate::support::{
     config, current_line, fixture_cmd, is_alive, program, run_to_completion, send_signal,
     shell_quote, taskmaster_bin, wait_dead, wait_until_or_none, web_program, yaml_quote, Process,
-    PtySession, Sandbox, Taskmaster, CTRL_C, CTRL_D, ENTER, TAB, TIMEOUT,
+    PtySession, Ran, Sandbox, Taskmaster, CTRL_C, CTRL_D, ENTER, TAB, TIMEOUT,
 };
+use rustix::process::Signal;
+use serde_json::Value;
 
 const PROMPT: &str = "taskmaster> ";
 
@@ -75,36 +74,15 @@ fn web_and_idle() -> (Sandbox, Taskmaster, u32) {
 // Running ctl
 // ---------------------------------------------------------------------------------------------
 
-/// What a `ctl` run printed, and how it exited.
-#[derive(Debug)]
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+/// What ctl printed, as JSON.
+trait Json {
+    fn json(&self) -> Value;
 }
 
-impl Ran {
-    fn from(output: Output) -> Ran {
-        Ran {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    fn lines(&self) -> Vec<&str> {
-        self.stdout.lines().collect()
-    }
-
+impl Json for Ran {
     fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("ctl's output is not JSON ({e}): {self:?}"))
-    }
-
-    /// Asserts the exit status, showing everything printed when it differs.
-    fn expect_code(&self, code: i32) -> &Ran {
-        assert_eq!(self.code, Some(code), "{self:?}");
-        self
     }
 }
 

@@ -2,11 +2,10 @@
 //! `YYYY-MM-DD HH:MM:SS.mmm `, appended to `logfile` (by default `taskmaster.log` beside the
 //! configuration file).
 
-
 use std::fs;
 
-use rustix::process::Signal;
 use crate::support::*;
+use rustix::process::Signal;
 
 /// The length of `YYYY-MM-DD HH:MM:SS.mmm ` (with its trailing space).
 const TIMESTAMP_LEN: usize = 24;

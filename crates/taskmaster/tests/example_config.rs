@@ -1,7 +1,6 @@
 //! The shipped example, `examples/taskmaster.yaml`, stays valid and runs as it says: a web
 //! server, four workers, and a program that runs once on request.
 
-
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -40,14 +39,6 @@ fn start_example(sandbox: &Sandbox) -> (Taskmaster, u16) {
         .replace("8081", &port.to_string());
     fs::write(sandbox.config_path(), copy).expect("write the copy");
     (Taskmaster::start(sandbox, &[]), port)
-}
-
-/// Waits until `name` is RUNNING, and returns its pid.
-fn running_pid(tm: &mut Taskmaster, name: &str) -> u32 {
-    let status = tm.wait_for_state(name, "RUNNING", TIMEOUT);
-    status
-        .pid()
-        .unwrap_or_else(|| panic!("{name} RUNNING without a pid: {status:?}"))
 }
 
 const WORKERS: [&str; 4] = [
@@ -108,8 +99,8 @@ fn shipped_example_passes_check() {
 fn shipped_example_runs_web_and_four_workers_and_leaves_once_stopped() {
     let sandbox = Sandbox::new();
     let (mut tm, _port) = start_example(&sandbox);
-    let web = running_pid(&mut tm, "web");
-    let workers: Vec<u32> = WORKERS.iter().map(|n| running_pid(&mut tm, n)).collect();
+    let web = tm.running_pid("web");
+    let workers: Vec<u32> = WORKERS.iter().map(|n| tm.running_pid(n)).collect();
     let once = tm.status("once");
     assert_eq!(
         (once.state.as_str(), once.description.as_str()),
@@ -151,7 +142,7 @@ fn shipped_example_runs_web_and_four_workers_and_leaves_once_stopped() {
 fn shipped_example_web_server_answers_http() {
     let sandbox = Sandbox::new();
     let (mut tm, port) = start_example(&sandbox);
-    running_pid(&mut tm, "web");
+    tm.running_pid("web");
     // RUNNING means up for a second, not necessarily listening yet: ask until it answers.
     let response = wait_until(&format!("an HTTP answer on port {port}"), TIMEOUT, || {
         http_get(port)
@@ -174,7 +165,7 @@ fn shipped_example_web_server_answers_http() {
 fn shipped_example_once_runs_on_request_then_is_exited() {
     let sandbox = Sandbox::new();
     let (mut tm, _port) = start_example(&sandbox);
-    running_pid(&mut tm, "web");
+    tm.running_pid("web");
     assert!(!tm.log().contains("once: spawned"), "{}", tm.log());
 
     // starttime 0: started as soon as spawned; `echo` then exits 0 and, with autorestart

@@ -3,17 +3,16 @@
 //! event log, on real processes: C programs that segfault and exit 3 (`fixture/c/`), files that
 //! cannot be executed, and `tm-fixture` for the endings that come from outside.
 
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use rustix::process::Signal;
-use serde_json::{json, Value};
 use crate::support::{
     config, fixture_cmd, program, send_signal, wait_dead, yaml_quote, Sandbox, StatusLine,
     Taskmaster, TIMEOUT,
 };
 use crate::views::{api_wait_for_state, c_fixture, ctl_status, log_lines, start};
+use rustix::process::Signal;
+use serde_json::{json, Value};
 
 /// How a process ended, as `ctl status` and the API show it once it is in its final state.
 struct Ended {

@@ -13,12 +13,11 @@
 //!   FATAL with the cause in its status;
 //! - nothing hangs, and no lock file is left behind.
 
-
 use std::fs;
 
-use serde_json::json;
 use crate::support::{is_alive, shell_quote, wait_until, yaml_quote, Sandbox, Taskmaster, TIMEOUT};
 use crate::views::{api_wait_for_state, c_fixture, ctl_status, log_lines, start, WORKER};
+use serde_json::json;
 
 /// The data file: positives, two corrupted lines, the poison, and lines no run ever reaches.
 const DATA: &str = "1\n2\n-3\n4\n-5\n999\n6\n7\n";

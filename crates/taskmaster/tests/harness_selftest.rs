@@ -1,13 +1,12 @@
 //! The test fixture and harness, proven on their own, without taskmaster: if these fail, no
 //! other integration test's result means anything.
 
-
 use std::fs::File;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 
-use rustix::process::Signal;
 use crate::support::*;
+use rustix::process::Signal;
 
 /// The fixture with `args`, in its own process group (as a supervisor starts it), its output
 /// discarded.

@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use rustix::process::Signal;
-use serde_json::Value;
 use crate::support::{
     config, fixture_cmd, is_alive, program, send_signal, wait_dead, wait_until, yaml_quote,
     Sandbox, Taskmaster, TIMEOUT,
 };
+use rustix::process::Signal;
+use serde_json::Value;
 use unix_http::Api;
 
 /// Checks every 500 ms: two checks in a row, the window a test has to make a failing target

@@ -14,8 +14,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rustix::process::Signal;
 use crate::support::*;
+use rustix::process::Signal;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

@@ -1,11 +1,10 @@
 //! Alive is not enough: what taskmaster knows about a process beyond "it has not exited".
 //! So far: paused is not dead (a child stopped by SIGSTOP or SIGTSTP).
 
-
-use rustix::process::Signal;
 use crate::support::{
     config, fixture_cmd, program, send_signal, wait_until, Sandbox, Taskmaster, TIMEOUT,
 };
+use rustix::process::Signal;
 
 /// `web`, sleeping, with a long stoptime: a stop that needed SIGKILL would show.
 fn launch(sandbox: &Sandbox) -> (Taskmaster, u32) {

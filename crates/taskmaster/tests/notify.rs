@@ -26,18 +26,17 @@
 //! keep a program alive across several watchdog periods (the test waits for a number of beats
 //! the script counts) and that a paused program is not restarted ([`PAUSED_WINDOW`]).
 
-
 use std::fs;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::{
+    config, fixture_cmd, program, read_report, send_signal, shell_quote, wait_until,
+    wait_until_or_none, yaml_quote, Sandbox, StatusLine, Taskmaster, TIMEOUT,
+};
 use rustix::process::Signal;
 use serde_json::Value;
-use crate::support::{
-    config, fixture_cmd, program, read_report, run_to_completion, send_signal, shell_quote,
-    wait_until, wait_until_or_none, yaml_quote, Sandbox, StatusLine, Taskmaster, TIMEOUT,
-};
 
 /// The real `systemd-notify`, from Debian's `systemd` package.
 const SYSTEMD_NOTIFY: &str = "/usr/bin/systemd-notify";
@@ -127,15 +126,9 @@ fn start(sandbox: &Sandbox, programs: &[String]) -> Taskmaster {
     tm
 }
 
-/// `taskmaster ctl -s SOCKET ARGS...`, run to its end: its stdout.
-fn ctl(sandbox: &Sandbox, args: &[&str]) -> String {
-    let output = run_to_completion(sandbox.ctl_command(args), TIMEOUT);
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// The API's JSON for process `name` (`ctl --json status NAME`, which prints the API's answer).
 fn api_process(sandbox: &Sandbox, name: &str) -> Value {
-    let text = ctl(sandbox, &["--json", "status", name]);
+    let text = sandbox.ctl(&["--json", "status", name]).stdout;
     let answer: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("`ctl --json status {name}` printed no JSON ({e}): {text}"));
     answer["processes"][0].clone()
@@ -152,13 +145,6 @@ fn wait_for_new_pid(tm: &mut Taskmaster, name: &str, old: u32) -> StatusLine {
                 .then_some(status)
         },
     )
-}
-
-/// The pid of `name`, which must become RUNNING.
-fn running_pid(tm: &mut Taskmaster, name: &str) -> u32 {
-    tm.wait_for_state(name, "RUNNING", TIMEOUT)
-        .pid()
-        .unwrap_or_else(|| panic!("{name} is RUNNING without a pid"))
 }
 
 /// The number of beats the script has sent so far (its file `beats`), if it has sent any.
@@ -236,7 +222,7 @@ exec sleep 1000
         "systemd-notify failed: its BARRIER=1 was not answered"
     );
 
-    let ctl_line = ctl(&sandbox, &["status", "web"]);
+    let ctl_line = sandbox.ctl(&["status", "web"]).stdout;
     assert!(
         ctl_line.contains("RUNNING") && ctl_line.contains("status: warming up done"),
         "ctl status: {ctl_line:?}"
@@ -299,7 +285,7 @@ fn heartbeats_from_systemd_notify_keep_a_program_running_across_watchdog_periods
         &["starttime: 0", "watchdog: 1s", "stoptime: 1"],
     );
     let mut tm = start(&sandbox, &[beat]);
-    let pid = running_pid(&mut tm, "beat");
+    let pid = tm.running_pid("beat");
 
     wait_for_beats(&sandbox, BEATS_OVER_SEVERAL_PERIODS);
     let status = tm.status("beat");
@@ -333,7 +319,7 @@ exec sleep 1000
         &["starttime: 0", "watchdog: 1s", "stoptime: 1"],
     );
     let mut tm = start(&sandbox, &[beat]);
-    let old = running_pid(&mut tm, "beat");
+    let old = tm.running_pid("beat");
     wait_for_beats(&sandbox, 2);
 
     // The beats stop at most one beat interval after this, so the time from here is an upper
@@ -380,7 +366,7 @@ exec sleep 1000
         &["starttime: 0", "watchdog: 300s", "stoptime: 1"],
     );
     let mut tm = start(&sandbox, &[web]);
-    let old = running_pid(&mut tm, "web");
+    let old = tm.running_pid("web");
     sandbox.wait_for_file("waiting", TIMEOUT);
 
     touch(&sandbox, "trigger");
@@ -410,7 +396,7 @@ fn the_child_gets_watchdog_usec_and_its_own_pid_as_watchdog_pid_only_with_a_watc
     );
     let mut tm = start(&sandbox, &[watched, plain]);
 
-    let watched_pid = running_pid(&mut tm, "watched");
+    let watched_pid = tm.running_pid("watched");
     sandbox.wait_for_file("watched.report", TIMEOUT);
     let report = read_report(&sandbox.file("watched.report"));
     assert_eq!(report["pid"], watched_pid.to_string());
@@ -421,7 +407,7 @@ fn the_child_gets_watchdog_usec_and_its_own_pid_as_watchdog_pid_only_with_a_watc
         sandbox.file_str("taskmaster.notify")
     );
 
-    running_pid(&mut tm, "plain");
+    tm.running_pid("plain");
     sandbox.wait_for_file("plain.report", TIMEOUT);
     let report = read_report(&sandbox.file("plain.report"));
     assert!(!report.contains_key("env.WATCHDOG_USEC"), "{report:?}");
@@ -446,7 +432,7 @@ fn a_sigstopped_program_is_paused_not_hung_and_beats_again_after_sigcont() {
         &["starttime: 0", "watchdog: 1s", "stoptime: 1"],
     );
     let mut tm = start(&sandbox, &[beat]);
-    let pid = running_pid(&mut tm, "beat");
+    let pid = tm.running_pid("beat");
     wait_for_beats(&sandbox, 2);
 
     // The script (the supervised child) stops; what it started may finish, but no more beats.
@@ -491,7 +477,7 @@ fn with_watchdog_paused_restart_a_sigstopped_program_is_hung_and_restarted() {
         ],
     );
     let mut tm = start(&sandbox, &[beat]);
-    let old = running_pid(&mut tm, "beat");
+    let old = tm.running_pid("beat");
     wait_for_beats(&sandbox, 2);
 
     send_signal(old, Signal::STOP).expect("SIGSTOP beat");
@@ -549,7 +535,7 @@ exec sleep 1000
 "#;
     let web = script_program(&sandbox, "web", body, &["starttime: 0", "stoptime: 1"]);
     let mut tm = start(&sandbox, &[web]);
-    let pid = running_pid(&mut tm, "web");
+    let pid = tm.running_pid("web");
 
     let line = tm.wait_for_log("notify: a malformed datagram from pid ", TIMEOUT);
     assert!(

@@ -8,17 +8,16 @@
 //! also bounds what a test can leave behind: every process the pair ever started is under it,
 //! and it exits once none is left.
 
-
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rustix::process::Signal;
 use crate::support::{
     config, descendants, fixture_bin, fixture_cmd, is_alive, proc_stat, program, run_to_completion,
     send_signal, shell_quote, taskmaster_bin, wait_until, wait_until_or_none, yaml_quote, Sandbox,
     StatusLine, Taskmaster, TIMEOUT,
 };
+use rustix::process::Signal;
 
 /// How many times in a row the must-show test kills the primary.
 const TAKEOVERS: usize = 5;
@@ -28,28 +27,6 @@ const BACKUP_CONNECTED: &str = "the backup is connected";
 
 /// What the event log says when a backup becomes the primary.
 const TAKING_OVER: &str = "taking over as primary (pid ";
-
-// ---------------------------------------------------------------------------------------------
-// Running ctl
-// ---------------------------------------------------------------------------------------------
-
-/// What a `ctl` run printed, and how it exited.
-#[derive(Debug)]
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// `taskmaster ctl -s SOCKET ARGS...` in the sandbox, run to its end.
-fn ctl(sandbox: &Sandbox, args: &[&str]) -> Ran {
-    let output = run_to_completion(sandbox.ctl_command(args), TIMEOUT);
-    Ran {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // A pair under the test's subreaper
@@ -159,7 +136,7 @@ impl<'a> Pair<'a> {
     /// its successor's start, nobody answers).
     fn primary_pid(&mut self) -> u32 {
         let answered = wait_until_or_none(TIMEOUT, || {
-            let ran = ctl(self.sandbox, &["pid"]);
+            let ran = self.sandbox.ctl(&["pid"]);
             let pid = ran.stdout.trim().parse::<u32>().ok()?;
             (ran.code == Some(0)).then_some(pid)
         });
@@ -173,7 +150,7 @@ impl<'a> Pair<'a> {
     /// `ctl status`: each process's status line, by name. Fails the test if ctl does not get
     /// an answer, or if `all_running` and a process is not RUNNING.
     fn status(&mut self, all_running: bool) -> BTreeMap<String, StatusLine> {
-        let ran = ctl(self.sandbox, &["status"]);
+        let ran = self.sandbox.ctl(&["status"]);
         // 0: every process RUNNING; 3: some are not.
         let answered = ran.code == Some(0) || ran.code == Some(3) && !all_running;
         if !answered || !ran.stderr.is_empty() {
@@ -217,7 +194,7 @@ impl<'a> Pair<'a> {
             self.fail(&format!("cannot SIGKILL the primary {primary}: {e}"));
         }
         let successor = wait_until_or_none(TIMEOUT, || {
-            let ran = ctl(self.sandbox, &["pid"]);
+            let ran = self.sandbox.ctl(&["pid"]);
             let pid = ran.stdout.trim().parse::<u32>().ok()?;
             (ran.code == Some(0) && pid != primary).then_some(pid)
         });
@@ -236,7 +213,7 @@ impl<'a> Pair<'a> {
     /// under it. Then checks that every process the test saw is gone, killing any leftover (by
     /// pid) before failing. Returns the subreaper's exit status (that of the first primary).
     fn shutdown(&mut self) -> std::process::ExitStatus {
-        let shutdown = ctl(self.sandbox, &["shutdown"]);
+        let shutdown = self.sandbox.ctl(&["shutdown"]);
         if shutdown.code != Some(0) || shutdown.stdout != "Shut down\n" {
             self.fail(&format!("`ctl shutdown` failed: {shutdown:?}"));
         }
@@ -555,7 +532,7 @@ fn the_primary_killed_five_times_leaves_every_child_running_and_every_line_writt
     assert_eq!(pair.running_pids(), expected);
 
     // Every line each counter wrote is in the file exactly once.
-    let stop = ctl(&sandbox, &["stop", "counter:*"]);
+    let stop = sandbox.ctl(&["stop", "counter:*"]);
     assert_eq!(stop.code, Some(0), "{stop:?}");
     let text = sandbox.read("counter.out");
     assert!(text.ends_with('\n'), "counter.out ends mid-line");
@@ -652,14 +629,14 @@ fn a_primary_killed_the_moment_its_backup_connects_is_taken_over() {
 
 /// `ctl takeover` (and `upgrade`) until a new primary answers `ctl pid`; its pid.
 fn hand_over(pair: &mut Pair<'_>, command: &str, old_primary: u32) -> u32 {
-    let ran = ctl(pair.sandbox, &[command]);
+    let ran = pair.sandbox.ctl(&[command]);
     assert_eq!(ran.code, Some(0), "`ctl {command}`: {ran:?}");
     assert!(
         ran.stdout.starts_with("Handed over to the backup (pid "),
         "{ran:?}"
     );
     let successor = wait_until_or_none(TIMEOUT, || {
-        let ran = ctl(pair.sandbox, &["pid"]);
+        let ran = pair.sandbox.ctl(&["pid"]);
         let pid = ran.stdout.trim().parse::<u32>().ok()?;
         (ran.code == Some(0) && pid != old_primary).then_some(pid)
     })
@@ -719,7 +696,7 @@ fn takeover_without_a_pair_is_refused() {
     sandbox.write_config(&config(&[sleeper()]));
     let mut tm = crate::support::Taskmaster::start(&sandbox, &[]);
     tm.wait_for_state("sleeper", "RUNNING", TIMEOUT);
-    let ran = ctl(&sandbox, &["takeover"]);
+    let ran = sandbox.ctl(&["takeover"]);
     assert_ne!(ran.code, Some(0));
     assert!(ran.stdout.contains("not running as a pair"), "{ran:?}");
 }
@@ -771,12 +748,12 @@ fn a_stdin_pipe_outlives_the_primary() {
     let mut pair = Pair::start(&sandbox, &config(&[echo]));
     let primary = pair.primary_pid();
     let children = pair.running_pids();
-    let sent = ctl(&sandbox, &["sendstdin", "echo", "before"]);
+    let sent = sandbox.ctl(&["sendstdin", "echo", "before"]);
     assert_eq!(sent.code, Some(0), "{sent:?}");
     sandbox.wait_for_contents("echo.out", |text| text == "before\n", TIMEOUT);
 
     pair.kill_primary(primary);
-    let sent = ctl(&sandbox, &["sendstdin", "echo", "after"]);
+    let sent = sandbox.ctl(&["sendstdin", "echo", "after"]);
     assert_eq!(sent.code, Some(0), "{sent:?}");
     sandbox.wait_for_contents("echo.out", |text| text == "before\nafter\n", TIMEOUT);
     // stdin-echo exits at the end of its input: the same child still runs.
@@ -929,7 +906,7 @@ fn status_says_while_the_pair_has_no_connected_backup() {
     let sandbox = Sandbox::new();
     let mut pair = Pair::start(&sandbox, &config(&[sleeper()]));
     let pair_line = |pair: &Pair<'_>| {
-        let ran = ctl(pair.sandbox, &["status"]);
+        let ran = pair.sandbox.ctl(&["status"]);
         ran.stdout
             .lines()
             .find(|line| line.starts_with("pair: "))

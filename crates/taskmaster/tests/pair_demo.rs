@@ -8,17 +8,16 @@
 //! demo found along the way is tracked (SIGKILLed if the test fails) and must be gone, reaped,
 //! at the end; and no process may be left whose command line names the demo's folder.
 
-
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
-use rustix::process::Signal;
 use crate::support::{
     descendants, fixture_bin, proc_stat, send_signal, taskmaster_bin, wait_dead, wait_until,
     wait_until_or_none, PtySession, Sandbox, CTRL_C, TIMEOUT,
 };
+use rustix::process::Signal;
 
 /// A number printed by the demo: `12 (pid 4242, primary since 09:41:03)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,6 @@
 //! the cause, another after the effect is seen), which only a product bug can break; a slow
 //! machine only makes them pass more easily.
 
-
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -119,14 +118,6 @@ fn cmdline(pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// `status NAME` once it is RUNNING, and its pid (tracked).
-fn running_pid(tm: &mut Taskmaster, name: &str) -> u32 {
-    let status = tm.wait_for_state(name, "RUNNING", TIMEOUT);
-    status
-        .pid()
-        .unwrap_or_else(|| panic!("RUNNING without a pid: {status:?}"))
-}
-
 /// Sends `stop NAME` and expects `NAME: stopped`.
 fn stop(tm: &mut Taskmaster, name: &str) {
     let reply = tm.command(&format!("stop {name}"), 1).remove(0);
@@ -203,7 +194,7 @@ fn cmd_sh_c_runs_a_shell_when_written() {
 fn cmd_bare_program_name_is_looked_up_in_path() {
     let sandbox = Sandbox::new();
     let mut tm = launch(&sandbox, &[program_cmd("nap", "sleep 30", "starttime: 0")]);
-    let pid = running_pid(&mut tm, "nap");
+    let pid = tm.running_pid("nap");
     assert!(is_alive(pid));
     // Right after the spawn returns, the kernel may still be setting up the new program's
     // arguments (the parent of a vfork is let go before they are in place): /proc shows an
@@ -257,10 +248,7 @@ fn numprocs_runs_that_many_copies_with_distinct_live_pids() {
         )],
     );
     let names = ["worker:worker_00", "worker:worker_01", "worker:worker_02"];
-    let pids: Vec<u32> = names
-        .iter()
-        .map(|name| running_pid(&mut tm, name))
-        .collect();
+    let pids: Vec<u32> = names.iter().map(|name| tm.running_pid(name)).collect();
     let shown: Vec<String> = tm.status_all().into_iter().map(|s| s.name).collect();
     assert_eq!(shown, names);
     assert_eq!(pids.iter().collect::<HashSet<_>>().len(), 3, "{pids:?}");
@@ -291,7 +279,7 @@ fn numprocs_names_each_copy_in_its_environment() {
         )],
     );
     for (index, process) in ["worker_00", "worker_01", "worker_02"].iter().enumerate() {
-        let pid = running_pid(&mut tm, &format!("worker:{process}"));
+        let pid = tm.running_pid(&format!("worker:{process}"));
         let file = format!("{process}.report");
         sandbox.wait_for_file(&file, TIMEOUT);
         let report = read_report(&sandbox.file(&file));
@@ -323,7 +311,7 @@ fn numprocs_one_names_the_process_after_the_program() {
             "numprocs: 1\nstarttime: 0",
         )],
     );
-    let pid = running_pid(&mut tm, "solo");
+    let pid = tm.running_pid("solo");
     let shown: Vec<String> = tm.status_all().into_iter().map(|s| s.name).collect();
     assert_eq!(shown, ["solo"]);
     sandbox.wait_for_file("report", TIMEOUT);
@@ -357,7 +345,7 @@ fn autostart_true_and_absent_start_at_launch() {
         ],
     );
     for name in ["on", "absent"] {
-        let pid = running_pid(&mut tm, name);
+        let pid = tm.running_pid(name);
         assert_eq!(
             sandbox.wait_for_pidfile(&format!("{name}.pid"), TIMEOUT),
             pid
@@ -388,7 +376,7 @@ fn autostart_false_stays_stopped_until_start() {
     assert!(!sandbox.file("lazy.pid").exists());
 
     assert_eq!(tm.command("start lazy", 1), ["lazy: started"]);
-    let pid = running_pid(&mut tm, "lazy");
+    let pid = tm.running_pid("lazy");
     assert_eq!(sandbox.wait_for_pidfile("lazy.pid", TIMEOUT), pid);
 }
 
@@ -656,7 +644,7 @@ fn starttime_keeps_a_process_starting_until_it_has_passed() {
     assert_eq!(status.state, "STARTING", "{status:?}");
     assert_eq!(log_count(&tm, "slow: RUNNING"), 0, "{}", tm.log());
 
-    assert_eq!(running_pid(&mut tm, "slow"), pid);
+    assert_eq!(tm.running_pid("slow"), pid);
     assert!(before_launch.elapsed() >= Duration::from_secs(10));
     tm.wait_for_log("slow: RUNNING: up for 10s (starttime)", TIMEOUT);
 }
@@ -688,7 +676,7 @@ fn starttime_as_a_500ms_string_is_effective() {
         &sandbox,
         &[program("half", &["sleep", "forever"], "starttime: 500ms")],
     );
-    running_pid(&mut tm, "half");
+    tm.running_pid("half");
     assert!(
         before_launch.elapsed() >= Duration::from_millis(500),
         "RUNNING after {:?}",
@@ -795,7 +783,7 @@ fn stopsignal_is_what_stop_sends() {
     );
     // The pid file is written once the handler is in place.
     let pid = sandbox.wait_for_pidfile("polite.pid", TIMEOUT);
-    assert_eq!(running_pid(&mut tm, "polite"), pid);
+    assert_eq!(tm.running_pid("polite"), pid);
     stop(&mut tm, "polite");
     wait_dead(pid, TIMEOUT);
     tm.wait_for_log("polite: stop requested: sending USR1", TIMEOUT);
@@ -836,7 +824,7 @@ fn stopsignal_accepts_every_spelling() {
     assert!(output.status.success(), "{output:?}");
     for (name, ..) in spellings {
         sandbox.wait_for_pidfile(&format!("{name}.pid"), TIMEOUT);
-        running_pid(&mut tm, name);
+        tm.running_pid(name);
     }
     let replies: BTreeSet<String> = tm.command_all("stop all").into_iter().collect();
     let expected: BTreeSet<String> = spellings
@@ -875,7 +863,7 @@ fn stoptime_passed_sends_sigkill() {
     let sandbox = Sandbox::new();
     let mut tm = launch(&sandbox, &[stubborn(&sandbox, "mule", "1")]);
     let pid = sandbox.wait_for_pidfile("mule.pid", TIMEOUT);
-    assert_eq!(running_pid(&mut tm, "mule"), pid);
+    assert_eq!(tm.running_pid("mule"), pid);
     let before_stop = Instant::now();
     stop(&mut tm, "mule");
     assert!(before_stop.elapsed() >= Duration::from_secs(1));
@@ -900,7 +888,7 @@ fn stoptime_is_not_waited_for_when_the_child_obeys() {
         )],
     );
     let pid = sandbox.wait_for_pidfile("meek.pid", TIMEOUT);
-    assert_eq!(running_pid(&mut tm, "meek"), pid);
+    assert_eq!(tm.running_pid("meek"), pid);
     stop(&mut tm, "meek");
     assert!(!is_alive(pid));
     tm.wait_for_log("meek: stopped (killed by SIGTERM)", TIMEOUT);
@@ -912,7 +900,7 @@ fn stoptime_as_a_2s_string_is_effective() {
     let sandbox = Sandbox::new();
     let mut tm = launch(&sandbox, &[stubborn(&sandbox, "mule", "2s")]);
     let pid = sandbox.wait_for_pidfile("mule.pid", TIMEOUT);
-    assert_eq!(running_pid(&mut tm, "mule"), pid);
+    assert_eq!(tm.running_pid("mule"), pid);
     let before_stop = Instant::now();
     stop(&mut tm, "mule");
     assert!(before_stop.elapsed() >= Duration::from_secs(2));
@@ -962,7 +950,7 @@ fn stdout_and_stderr_files_are_created_with_the_output() {
             ),
         )],
     );
-    running_pid(&mut tm, "talker");
+    tm.running_pid("talker");
     let out = sandbox.wait_for_contents("talker.out", |t| t.ends_with('\n'), TIMEOUT);
     let err = sandbox.wait_for_contents("talker.err", |t| t.ends_with('\n'), TIMEOUT);
     assert_eq!(out, "to stdout\n");
@@ -1059,7 +1047,7 @@ fn stdout_and_stderr_absent_or_null_are_discarded() {
     );
     for name in ["absent", "nulled"] {
         let pid = sandbox.wait_for_pidfile(&format!("{name}.pid"), TIMEOUT);
-        assert_eq!(running_pid(&mut tm, name), pid);
+        assert_eq!(tm.running_pid(name), pid);
         assert_eq!(fd_target(pid, 1), Path::new("/dev/null"), "{name} stdout");
         assert_eq!(fd_target(pid, 2), Path::new("/dev/null"), "{name} stderr");
     }
@@ -1105,7 +1093,7 @@ fn stdout_relative_path_is_relative_to_the_config_folder() {
             "starttime: 0\nstdout: rel.out\nstderr: logs/rel.err",
         )],
     );
-    running_pid(&mut tm, "rel");
+    tm.running_pid("rel");
     sandbox.wait_for_contents("etc/rel.out", |t| t.ends_with("out\n"), TIMEOUT);
     sandbox.wait_for_contents("etc/logs/rel.err", |t| t.ends_with("err\n"), TIMEOUT);
     assert!(!sandbox.file("rel.out").exists());

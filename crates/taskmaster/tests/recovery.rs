@@ -9,12 +9,12 @@ use crate::support::unix_http;
 use std::fs::File;
 use std::process::Stdio;
 
-use rustix::process::Signal;
-use serde_json::{json, Value};
 use crate::support::{
     config, fixture_bin, fixture_cmd, is_alive, program, send_signal, shell_quote, wait_dead,
     wait_until, wait_until_or_none, yaml_quote, Process, Sandbox, Taskmaster, TIMEOUT,
 };
+use rustix::process::Signal;
+use serde_json::{json, Value};
 use unix_http::{Api, Events};
 
 // ---------------------------------------------------------------------------------------------

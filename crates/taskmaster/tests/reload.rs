@@ -3,11 +3,10 @@
 //! their new settings, removed ones stop and go, added ones start when `autostart`; a file with
 //! errors changes nothing at all.
 
-
 use std::fs;
 
-use rustix::process::Signal;
 use crate::support::*;
+use rustix::process::Signal;
 
 /// A program block for `programs:`. `starttime: 0` and `stoptime: 1` are added unless `extra`
 /// (lines such as `"numprocs: 2"`) sets them.
@@ -32,14 +31,6 @@ fn config(programs: &[String]) -> String {
 /// A fixture that sleeps forever.
 fn sleeper() -> String {
     fixture_cmd(&["sleep", "forever"])
-}
-
-/// Waits until `name` is RUNNING, and returns its pid.
-fn running_pid(tm: &mut Taskmaster, name: &str) -> u32 {
-    let status = tm.wait_for_state(name, "RUNNING", TIMEOUT);
-    status
-        .pid()
-        .unwrap_or_else(|| panic!("{name} RUNNING without a pid: {status:?}"))
 }
 
 /// Waits until `name` is RUNNING with another pid than `old`, and returns it.
@@ -103,8 +94,8 @@ fn reload_keeps_unchanged_programs_running_with_the_same_pids() {
     write("one");
     let mut tm = Taskmaster::start(&sandbox, &[]);
     let unchanged = ["steady", "pool:pool_00", "pool:pool_01"];
-    let before: Vec<u32> = unchanged.iter().map(|n| running_pid(&mut tm, n)).collect();
-    let edited = running_pid(&mut tm, "edited");
+    let before: Vec<u32> = unchanged.iter().map(|n| tm.running_pid(n)).collect();
+    let edited = tm.running_pid("edited");
 
     write("two");
     assert_eq!(tm.command_all("reload"), ["reloaded: changed edited"]);
@@ -112,7 +103,7 @@ fn reload_keeps_unchanged_programs_running_with_the_same_pids() {
     // would be in the log by then.
     wait_for_new_pid(&mut tm, "edited", edited);
 
-    let after: Vec<u32> = unchanged.iter().map(|n| running_pid(&mut tm, n)).collect();
+    let after: Vec<u32> = unchanged.iter().map(|n| tm.running_pid(n)).collect();
     assert_eq!(after, before, "unchanged programs got new processes");
     for pid in after {
         assert!(is_alive(pid), "pid {pid} of an unchanged program died");
@@ -129,7 +120,7 @@ fn reload_of_an_identical_file_says_nothing_changed_and_touches_nothing() {
     ]));
     let mut tm = Taskmaster::start(&sandbox, &[]);
     for name in ["steady", "pool:pool_00", "pool:pool_01"] {
-        running_pid(&mut tm, name);
+        tm.running_pid(name);
     }
     let before = snapshot(&mut tm);
 
@@ -152,7 +143,7 @@ fn reload_restarts_a_program_whose_cmd_changed_with_the_new_arguments() {
     };
     write("old.report");
     let mut tm = Taskmaster::start(&sandbox, &[]);
-    let old = running_pid(&mut tm, "web");
+    let old = tm.running_pid("web");
     sandbox.wait_for_file("old.report", TIMEOUT);
 
     write("new.report");
@@ -179,7 +170,7 @@ fn reload_restarts_a_program_whose_env_changed_with_the_new_env() {
     };
     write("red");
     let mut tm = Taskmaster::start(&sandbox, &[]);
-    let old = running_pid(&mut tm, "web");
+    let old = tm.running_pid("web");
     let old_pid_line = format!("pid={old}\n");
     sandbox.wait_for_contents("report", |t| t.contains(&old_pid_line), TIMEOUT);
     assert_eq!(read_report(&sandbox.file("report"))["env.COLOUR"], "red");
@@ -267,7 +258,7 @@ fn reload_from_numprocs_3_to_1_runs_one_process_named_after_the_program() {
     let mut tm = Taskmaster::start(&sandbox, &[]);
     let old: Vec<u32> = ["pool:pool_00", "pool:pool_01", "pool:pool_02"]
         .iter()
-        .map(|n| running_pid(&mut tm, n))
+        .map(|n| tm.running_pid(n))
         .collect();
 
     write("1");
@@ -292,8 +283,8 @@ fn reload_stops_and_forgets_a_program_removed_from_the_file() {
     let stays = program("stays", &sleeper(), &[]);
     sandbox.write_config(&config(&[program("gone", &sleeper(), &[]), stays.clone()]));
     let mut tm = Taskmaster::start(&sandbox, &[]);
-    let gone = running_pid(&mut tm, "gone");
-    let kept = running_pid(&mut tm, "stays");
+    let gone = tm.running_pid("gone");
+    let kept = tm.running_pid("stays");
 
     sandbox.write_config(&config(&[stays]));
     assert_eq!(tm.command_all("reload"), ["reloaded: removed gone"]);
@@ -316,7 +307,7 @@ fn reload_starts_an_added_autostart_program() {
     let stays = program("stays", &sleeper(), &[]);
     sandbox.write_config(&config(std::slice::from_ref(&stays)));
     let mut tm = Taskmaster::start(&sandbox, &[]);
-    running_pid(&mut tm, "stays");
+    tm.running_pid("stays");
 
     let pidfile = sandbox.file_str("fresh.pid");
     sandbox.write_config(&config(&[
@@ -328,7 +319,7 @@ fn reload_starts_an_added_autostart_program() {
         ),
     ]));
     assert_eq!(tm.command_all("reload"), ["reloaded: added fresh"]);
-    let pid = running_pid(&mut tm, "fresh");
+    let pid = tm.running_pid("fresh");
     assert_eq!(sandbox.wait_for_pidfile("fresh.pid", TIMEOUT), pid);
 }
 
@@ -338,7 +329,7 @@ fn reload_adds_a_program_without_autostart_as_stopped_not_started() {
     let stays = program("stays", &sleeper(), &[]);
     sandbox.write_config(&config(std::slice::from_ref(&stays)));
     let mut tm = Taskmaster::start(&sandbox, &[]);
-    running_pid(&mut tm, "stays");
+    tm.running_pid("stays");
 
     let pidfile = sandbox.file_str("lazy.pid");
     sandbox.write_config(&config(&[
@@ -360,7 +351,7 @@ fn reload_adds_a_program_without_autostart_as_stopped_not_started() {
 
     // It is a real program: it starts on request.
     assert_eq!(tm.command("start lazy", 1), ["lazy: started"]);
-    let pid = running_pid(&mut tm, "lazy");
+    let pid = tm.running_pid("lazy");
     assert_eq!(sandbox.wait_for_pidfile("lazy.pid", TIMEOUT), pid);
 }
 
@@ -375,7 +366,7 @@ fn reload_reply_and_log_name_what_was_added_changed_and_removed() {
     write("v1", &["beta", "delta", "gamma"]);
     let mut tm = Taskmaster::start(&sandbox, &[]);
     for name in ["beta", "delta", "gamma"] {
-        running_pid(&mut tm, name);
+        tm.running_pid(name);
     }
 
     // beta and delta change (new argument), gamma goes, alpha and omega come.
@@ -407,9 +398,9 @@ fn sighup_reloads_the_configuration_like_the_reload_command() {
         steady.clone(),
     ]));
     let mut tm = Taskmaster::start(&sandbox, &[]);
-    let steady_pid = running_pid(&mut tm, "steady");
-    let edited_pid = running_pid(&mut tm, "edited");
-    let gone_pid = running_pid(&mut tm, "gone");
+    let steady_pid = tm.running_pid("steady");
+    let edited_pid = tm.running_pid("edited");
+    let gone_pid = tm.running_pid("gone");
 
     sandbox.write_config(&config(&[
         edited("two"),
@@ -421,10 +412,10 @@ fn sighup_reloads_the_configuration_like_the_reload_command() {
     tm.wait_for_log("reload: added fresh; changed edited; removed gone", TIMEOUT);
 
     wait_for_new_pid(&mut tm, "edited", edited_pid);
-    running_pid(&mut tm, "fresh");
+    tm.running_pid("fresh");
     wait_dead(gone_pid, TIMEOUT);
     tm.wait_for_log("gone: removed", TIMEOUT);
-    assert_eq!(running_pid(&mut tm, "steady"), steady_pid);
+    assert_eq!(tm.running_pid("steady"), steady_pid);
     assert!(is_alive(steady_pid));
     let names: Vec<String> = snapshot(&mut tm).into_iter().map(|s| s.0).collect();
     assert_eq!(names, ["edited", "fresh", "steady"]);
@@ -446,8 +437,8 @@ fn reload_rejects_a_file_that_is_not_yaml_and_keeps_the_running_configuration() 
     };
     sandbox.write_config(&config(&[edited("one"), keep.clone()]));
     let mut tm = Taskmaster::start(&sandbox, &[]);
-    running_pid(&mut tm, "keep");
-    let edited_pid = running_pid(&mut tm, "edited");
+    tm.running_pid("keep");
+    let edited_pid = tm.running_pid("edited");
     let before = snapshot(&mut tm);
 
     // An unclosed quote: the error is at the end of the file, line 3 column 10.
@@ -486,8 +477,8 @@ fn reload_rejects_an_invalid_file_listing_every_error_and_keeps_the_running_conf
     ]);
     sandbox.write_config(&old);
     let mut tm = Taskmaster::start(&sandbox, &[]);
-    running_pid(&mut tm, "keep");
-    running_pid(&mut tm, "other");
+    tm.running_pid("keep");
+    tm.running_pid("other");
     let before = snapshot(&mut tm);
 
     // A valid new program, and two errors: a misspelt key and a bad value.
@@ -520,7 +511,7 @@ fn reload_rejects_an_invalid_file_listing_every_error_and_keeps_the_running_conf
     let with_extra = format!("{old}{}", program("extra", &sleeper(), &[]));
     sandbox.write_config(&with_extra);
     assert_eq!(tm.command_all("reload"), ["reloaded: added extra"]);
-    running_pid(&mut tm, "extra");
+    tm.running_pid("extra");
 }
 
 #[test]
@@ -533,7 +524,7 @@ fn reload_without_a_configuration_file_is_rejected_and_changes_nothing() {
     sandbox.write_config(&text);
     let mut tm = Taskmaster::start(&sandbox, &[]);
     for name in ["keep", "pool:pool_00", "pool:pool_01"] {
-        running_pid(&mut tm, name);
+        tm.running_pid(name);
     }
     let before = snapshot(&mut tm);
 
@@ -567,7 +558,7 @@ fn reload_with_a_new_logfile_keeps_the_event_log_where_it_is_until_a_restart() {
     let programs = config(&[program("web", &sleeper(), &[])]);
     sandbox.write_config(&programs);
     let mut tm = Taskmaster::start(&sandbox, &[]);
-    running_pid(&mut tm, "web");
+    tm.running_pid("web");
 
     let new_log = sandbox.file("moved.log");
     sandbox.write_config(&format!(
@@ -618,7 +609,7 @@ fn reload_of_a_program_in_backoff_replaces_it_with_the_new_settings() {
         &[],
     )]));
     assert_eq!(tm.command_all("reload"), ["reloaded: changed flaky"]);
-    let pid = running_pid(&mut tm, "flaky");
+    let pid = tm.running_pid("flaky");
     sandbox.wait_for_file("report", TIMEOUT);
     assert_eq!(read_report(&sandbox.file("report"))["pid"], pid.to_string());
 
@@ -644,7 +635,7 @@ fn reload_of_a_program_ignoring_term_kills_it_after_stoptime_then_starts_the_new
     };
     write("old.report");
     let mut tm = Taskmaster::start(&sandbox, &[]);
-    let old = running_pid(&mut tm, "stubborn");
+    let old = tm.running_pid("stubborn");
     // Once the report exists, TERM is ignored.
     sandbox.wait_for_file("old.report", TIMEOUT);
 
@@ -685,7 +676,7 @@ fn reload_while_the_old_process_is_still_stopping_starts_only_the_latest_setting
     };
     write("v1");
     let mut tm = Taskmaster::start(&sandbox, &[]);
-    let old = running_pid(&mut tm, "slow");
+    let old = tm.running_pid("slow");
     sandbox.wait_for_file("v1.report", TIMEOUT);
 
     write("v2");

@@ -1,7 +1,6 @@
 //! The interactive shell of `taskmaster run`, driven through a real pseudo-terminal: what a
 //! person types, and what the screen shows.
 
-
 use crate::support::{
     current_line, fixture_cmd, is_alive, wait_dead, PtySession, Sandbox, CTRL_C, CTRL_D, ENTER,
     TAB, TIMEOUT, UP,

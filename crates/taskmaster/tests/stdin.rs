@@ -3,11 +3,10 @@
 
 use crate::support::unix_http;
 
-use rustix::process::Signal;
 use crate::support::{
-    fixture_cmd, is_alive, run_to_completion, send_signal, wait_until, PtySession, Sandbox,
-    Taskmaster, ENTER, TIMEOUT,
+    fixture_cmd, is_alive, send_signal, wait_until, PtySession, Sandbox, Taskmaster, ENTER, TIMEOUT,
 };
+use rustix::process::Signal;
 use unix_http::Api;
 
 /// `echo` copies its stdin to its stdout file (`echo.log`) line by line; `deaf` has a stdin
@@ -56,13 +55,8 @@ fn start(sandbox: &Sandbox, yaml: &str) -> (Taskmaster, Api) {
 
 /// `taskmaster ctl ARGS...` run to its end: exit code and stdout+stderr.
 fn ctl(sandbox: &Sandbox, args: &[&str]) -> (i32, String) {
-    let output = run_to_completion(sandbox.ctl_command(args), TIMEOUT);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code().unwrap_or(-1), text)
+    let ran = sandbox.ctl(args);
+    (ran.code.unwrap_or(-1), ran.output())
 }
 
 fn pid_of(api: &Api, name: &str) -> u32 {

@@ -6,18 +6,17 @@
 //! silently skipped. Each run gets `-c` naming an empty `[supervisorctl]` file in the sandbox,
 //! so no `supervisord.conf` of the machine is read.
 
-
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use rustix::process::Signal;
 use crate::support::{
     fixture_cmd, is_alive, run_to_completion, wait_dead, wait_until, Process, Sandbox, StatusLine,
     Taskmaster, TIMEOUT,
 };
+use rustix::process::Signal;
 
 /// The supervisorctl under test.
 fn supervisorctl_bin() -> PathBuf {

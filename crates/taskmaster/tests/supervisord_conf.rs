@@ -1,7 +1,6 @@
 //! supervisord's own configuration files, read by the real binary: `run`, `ctl`, `check` and
 //! `convert` on a supervisord.conf, and `priority` deciding the order of starts and stops.
 
-
 use std::process::Command;
 
 use crate::support::{

@@ -2,16 +2,15 @@
 //! syslog socket (here a private one, `syslog_socket:`), in glibc's format with the process's
 //! name and pid as tag; a missing socket costs the lines, never the program, and is said once.
 
-
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rustix::process::Signal;
 use crate::support::{
     config, fixture_cmd, program, run_to_completion, send_signal, shell_quote, wait_until,
     yaml_quote, Sandbox, Taskmaster, TIMEOUT,
 };
+use rustix::process::Signal;
 
 /// More than the longest datagram taskmaster sends (a 64 KiB piece of a line and its header).
 const DATAGRAM_ROOM: usize = 128 * 1024;

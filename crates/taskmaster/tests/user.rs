@@ -7,7 +7,6 @@
 //! Running something as another user needs root. CI runs the tests as root; a test that needs
 //! root says so on stderr and passes without checking anything when it does not run as root.
 
-
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

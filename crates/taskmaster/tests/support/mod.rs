@@ -24,7 +24,6 @@
 //! 3. **Every loop is bounded**, by a deadline or a count.
 #![allow(dead_code)]
 
-
 pub mod unix_http;
 
 use std::collections::{HashMap, HashSet};
@@ -611,6 +610,11 @@ impl Sandbox {
         cmd
     }
 
+    /// `taskmaster ctl -s SOCKET ARGS...` for the daemon of this sandbox, run to its end.
+    pub fn ctl(&self, args: &[&str]) -> Ran {
+        Ran::from(run_to_completion(self.ctl_command(args), TIMEOUT))
+    }
+
     /// `taskmaster ctl -s SOCKET ARGS...` for the daemon of this sandbox (its socket beside
     /// the configuration), run in the sandbox with HOME there and no history taken from the
     /// environment the tests run in.
@@ -624,6 +628,40 @@ impl Sandbox {
             .env("HOME", self.path())
             .env_remove("TASKMASTER_HISTORY");
         cmd
+    }
+}
+
+/// A command run to its end: its exit code and what it printed.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn from(output: Output) -> Ran {
+        Ran {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Its stdout's lines.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    /// Asserts the exit status, showing everything printed when it differs.
+    pub fn expect_code(&self, code: i32) -> &Ran {
+        assert_eq!(self.code, Some(code), "{self:?}");
+        self
+    }
+
+    /// Its stdout and stderr, one after the other.
+    pub fn output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
     }
 }
 
@@ -855,6 +893,14 @@ impl Taskmaster {
     }
 
     /// Asks `status NAME` until the state is `state`, and returns that status line.
+    /// Waits until `name` is RUNNING, and returns its pid.
+    pub fn running_pid(&mut self, name: &str) -> u32 {
+        let status = self.wait_for_state(name, "RUNNING", TIMEOUT);
+        status
+            .pid()
+            .unwrap_or_else(|| panic!("{name} RUNNING without a pid: {status:?}"))
+    }
+
     pub fn wait_for_state(&mut self, name: &str, state: &str, timeout: Duration) -> StatusLine {
         let deadline = Instant::now() + timeout;
         loop {

@@ -108,7 +108,7 @@ impl Api {
         let (status, chunked, rest) = parse_head(&raw)
             .unwrap_or_else(|| panic!("not an HTTP answer: {:?}", String::from_utf8_lossy(&raw)));
         let body = if chunked {
-            dechunk(rest)
+            dechunk(rest).0
         } else {
             rest.to_vec()
         };
@@ -146,7 +146,7 @@ impl Events {
             return Vec::new();
         };
         let body = if chunked {
-            dechunk(body)
+            dechunk(body).0
         } else {
             body.to_vec()
         };
@@ -234,22 +234,25 @@ fn parse_head(raw: &[u8]) -> Option<(u16, bool, &[u8])> {
     Some((status, chunked, &raw[end + 4..]))
 }
 
-/// The data of the complete chunks of a chunked body.
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+/// The data of the complete chunks of a chunked body, and whether its last chunk was seen.
+pub fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
     let mut data = Vec::new();
     // Bounded: each round consumes a chunk or returns.
     loop {
         let Some(line_end) = raw.windows(2).position(|w| w == b"\r\n") else {
-            return data;
+            return (data, false);
         };
         let size_text = String::from_utf8_lossy(&raw[..line_end]);
         let size_text = size_text.split(';').next().unwrap_or("").trim();
         let Ok(size) = usize::from_str_radix(size_text, 16) else {
             panic!("bad chunk size {size_text:?}");
         };
+        if size == 0 {
+            return (data, true);
+        }
         let start = line_end + 2;
-        if size == 0 || raw.len() < start + size + 2 {
-            return data;
+        if raw.len() < start + size + 2 {
+            return (data, false);
         }
         data.extend_from_slice(&raw[start..start + size]);
         raw = &raw[start + size + 2..];
