@@ -275,6 +275,20 @@ impl Incoming {
     }
 }
 
+/// For the fuzz target: a frame's prefix decoded (a wrong one is an error, never a panic), and
+/// what it announces checked against what follows.
+pub(crate) fn fuzz_frame(data: &[u8]) {
+    let Some(prefix) = data
+        .get(..PREFIX_LEN)
+        .and_then(|p| <[u8; PREFIX_LEN]>::try_from(p).ok())
+    else {
+        return;
+    };
+    if let Ok(announced) = decode_prefix(prefix) {
+        let _complete = data.len() - PREFIX_LEN >= announced.header_len;
+    }
+}
+
 /// The header length and descriptor count a prefix announces, within the limits.
 fn decode_prefix(prefix: [u8; PREFIX_LEN]) -> io::Result<Announced> {
     let [a, b, c, d, e, f, g, h] = prefix;

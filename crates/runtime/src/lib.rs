@@ -127,3 +127,26 @@ pub fn prepare_process() {
     // costs only that, so it is not fatal.
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
 }
+
+/// The runtime's parsers of outside bytes, for the fuzz targets (`fuzz/`) and their
+/// regression test (`crates/fuzzing`): nothing else calls them.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// An event listener's stdout, cut at every place `cuts` says, fed to the protocol reader,
+    /// with events sent whenever it says READY.
+    pub fn listener_protocol(data: &[u8], cuts: &[usize]) {
+        let mut protocol = crate::listeners::fuzzing_protocol();
+        let mut start = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&data.len())) {
+            let end = cut.clamp(start, data.len());
+            protocol(&data[start..end]);
+            start = end;
+        }
+    }
+
+    /// A handover frame: its prefix decoded, and its header read as the primary's message.
+    pub fn handover_frame(data: &[u8]) {
+        crate::handover::fuzz_frame(data);
+        let _ = serde_json::from_slice::<crate::pair::Message>(data);
+    }
+}

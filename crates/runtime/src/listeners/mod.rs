@@ -290,6 +290,18 @@ impl Pool {
     }
 }
 
+/// A protocol reader for the fuzz target: fed bytes, it sends an event at every READY.
+pub(crate) fn fuzzing_protocol() -> impl FnMut(&[u8]) {
+    let mut protocol = Protocol::new();
+    move |bytes| {
+        for step in protocol.feed(bytes) {
+            if step == Step::Ready {
+                protocol.sent();
+            }
+        }
+    }
+}
+
 /// The next serial after `last` (the first is 0).
 fn next_serial(last: &mut Option<u64>) -> u64 {
     let serial = last.map_or(0, |last| last.wrapping_add(1));

@@ -34,6 +34,11 @@ pub(crate) enum Step {
 const READY: &[u8] = b"READY\n";
 const RESULT: &[u8] = b"RESULT ";
 
+/// The longest `RESULT N` line and result taskmaster reads: a listener that writes more breaks
+/// the protocol, rather than growing taskmaster's memory without bound.
+const MAX_LINE: usize = 1024;
+const MAX_RESULT: usize = 64 << 10;
+
 /// One listener's side of the protocol.
 #[derive(Debug)]
 pub(crate) struct Protocol {
@@ -115,7 +120,14 @@ impl Protocol {
         let (length, mut body) = match self.result.take() {
             Some(partial) => partial,
             None => {
-                let end = self.pending.iter().position(|&b| b == b'\n')?;
+                let Some(end) = self.pending.iter().position(|&b| b == b'\n') else {
+                    if self.pending.len() > MAX_LINE {
+                        return Some(
+                            self.broke(format!("no result line in its first {MAX_LINE} bytes")),
+                        );
+                    }
+                    return None;
+                };
                 let line: Vec<u8> = self.pending.drain(..=end).collect();
                 let line = &line[..line.len() - 1];
                 let length = line
@@ -123,6 +135,11 @@ impl Protocol {
                     .and_then(|n| std::str::from_utf8(n).ok())
                     .and_then(|n| n.parse::<usize>().ok());
                 match length {
+                    Some(length) if length > MAX_RESULT => {
+                        return Some(
+                            self.broke(format!("a result of {length} bytes, over {MAX_RESULT}")),
+                        )
+                    }
                     Some(length) => (length, Vec::new()),
                     None => return Some(self.broke(format!("bad result line {}", shown(line)))),
                 }
@@ -203,5 +220,15 @@ mod tests {
         p.feed(b"READY\n");
         p.sent();
         assert!(matches!(p.feed(b"RESULT 3\nYES")[..], [Step::Broke(_)]));
+
+        // Nothing it writes grows taskmaster's memory without bound.
+        let mut p = Protocol::new();
+        p.feed(b"READY\n");
+        p.sent();
+        assert!(matches!(p.feed(&[b'x'; 2000])[..], [Step::Broke(_)]));
+        let mut p = Protocol::new();
+        p.feed(b"READY\n");
+        p.sent();
+        assert!(matches!(p.feed(b"RESULT 99999999\n")[..], [Step::Broke(_)]));
     }
 }
