@@ -9,8 +9,11 @@
 
 use std::path::Path;
 
+/// What a target runs on one input.
+pub type Target = fn(&[u8]);
+
 /// Every target: its name (the folder of its corpus) and what it runs.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("yaml_config", yaml_config),
     ("ini_config", ini_config),
     ("xmlrpc_call", xmlrpc_call),
