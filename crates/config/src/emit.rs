@@ -196,6 +196,14 @@ fn program(out: &mut String, spec: &ProgramSpec, auto_logs: &BTreeSet<PathBuf>) 
     if let Some(user) = &spec.user {
         key("user", user_name(user));
     }
+    if !spec.rlimits.is_empty() {
+        let limits: Vec<String> = spec
+            .rlimits
+            .iter()
+            .map(|(resource, limit)| format!("{}: {}", resource.name(), string(&limit.to_string())))
+            .collect();
+        key("rlimits", format!("{{{}}}", limits.join(", ")));
+    }
     if let Some(url) = &spec.serverurl {
         key("serverurl", string(url));
     }

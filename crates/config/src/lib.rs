@@ -37,6 +37,7 @@ pub mod ini;
 mod instances;
 mod program;
 pub mod raw;
+pub(crate) mod rlimits;
 mod signal;
 mod user;
 mod values;
@@ -60,6 +61,7 @@ pub use error::{os_reason, ConfigError, ConfigErrors, ConfigWarning};
 pub use events::{EventType, ListenerSpec};
 pub use expand::Host;
 pub use ini::Credentials;
+pub use rlimits::{Limit, Resource, Rlimits};
 pub use signal::Signal;
 pub use user::{Accounts, User};
 
@@ -218,6 +220,9 @@ pub struct ProgramSpec {
     /// as its stdin, fd 0 (supervisord's `[fcgi-program:x]` and its `socket` options).
     #[serde(default)]
     pub fcgi_socket: Option<FcgiSocket>,
+    /// The resource limits its processes start with (`rlimits`), set before exec.
+    #[serde(default)]
+    pub rlimits: Rlimits,
     /// What makes it an event listener (`[eventlistener:x]`, `eventlisteners:`): taskmaster
     /// writes the events it subscribes to on its stdin and reads its answers on its stdout.
     #[serde(default)]

@@ -872,5 +872,6 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         user: None,
         fcgi_socket: None,
         listener: None,
+        rlimits: Default::default(),
     }
 }

@@ -70,6 +70,11 @@ impl Accounts {
         }
     }
 
+    /// Whether the process reading the configuration is root (which may raise any limit).
+    pub(crate) fn is_root(&self) -> bool {
+        self.own_uid == 0
+    }
+
     /// The same accounts, for a configuration meant to be run by `uid` rather than by this
     /// process (`taskmaster convert` checks as root would).
     pub fn as_uid(self, uid: u32) -> Accounts {

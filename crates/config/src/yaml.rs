@@ -388,6 +388,9 @@ const PROGRAM_KEYS: &[Key<ProgramDraft>] = &[
     ("alerts", |c, node, key, d| {
         d.spec.alerts = c.alerts(node, key)
     }),
+    ("rlimits", |c, node, key, d| {
+        d.spec.rlimits = c.rlimits(node, key);
+    }),
     ("events", |c, node, key, d| {
         let items = match &node.value {
             Value::Sequence(items) => items.iter().collect(),
@@ -1268,6 +1271,38 @@ impl Checker<'_> {
             (None, None) => {}
         }
         None
+    }
+
+    /// `rlimits: {nofile: 4096, core: unlimited}`: each limit checked against what taskmaster
+    /// may give.
+    fn rlimits(&mut self, node: &Node, key: &str) -> crate::Rlimits {
+        let mut limits = crate::Rlimits::new();
+        let Some(pairs) = self.mapping(node, key, "a mapping such as {nofile: 4096}") else {
+            return limits;
+        };
+        for (name_node, value) in pairs {
+            let Some(name) = self.key_name(name_node, key) else {
+                continue;
+            };
+            let Some(resource) = self.check(name_node, key, crate::Resource::parse(name)) else {
+                continue;
+            };
+            let path = join(key, name);
+            let Some(text) = self.scalar(value, &path, "a number, unlimited, or SOFT:HARD") else {
+                continue;
+            };
+            let Some(limit) = self.check(value, &path, crate::rlimits::parse_limit(resource, text))
+            else {
+                continue;
+            };
+            let refused = crate::rlimits::refusal(resource, limit, self.accounts.is_root());
+            if let Some(message) = refused {
+                self.error(value, &path, message);
+                continue;
+            }
+            limits.insert(resource, limit);
+        }
+        limits
     }
 
     /// `alerts:`: a list of alerts; null for none.

@@ -945,3 +945,45 @@ fn eventlisteners_say_what_is_wrong_with_their_events() {
         ["t.yaml:4:3: eventlisteners: a program named \"web\" is already defined (programs and eventlisteners share their names)"]
     );
 }
+
+// ---- rlimits -----------------------------------------------------------------------------------
+
+#[test]
+fn rlimits_are_resource_limits_by_their_ulimit_names() {
+    let spec = program("rlimits: {nofile: 256, core: unlimited, stack: \"8MB:16MB\"}");
+    let limits: Vec<String> = spec
+        .rlimits
+        .iter()
+        .map(|(resource, limit)| format!("{} {limit}", resource.name()))
+        .collect();
+    assert_eq!(
+        limits,
+        ["core unlimited", "nofile 256", "stack 8388608:16777216"]
+    );
+    assert_eq!(
+        program_errors("rlimits: {nofiles: 1, nofile: lots, nproc: \"5:2\"}"),
+        [
+            "t.yaml:4:15: programs.web.rlimits: unknown resource \"nofiles\" (did you mean \"nofile\"?) (the resources are as, core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack)",
+            "t.yaml:4:35: programs.web.rlimits.nofile: expected a number such as 1024, unlimited, or SOFT:HARD, found \"lots\"",
+            "t.yaml:4:48: programs.web.rlimits.nproc: the soft limit is above the hard one in \"5:2\"",
+        ]
+    );
+}
+
+#[test]
+fn an_rlimit_above_taskmasters_own_hard_limit_is_refused_unless_root() {
+    let text = "programs:\n  web:\n    cmd: run\n    rlimits: {nofile: unlimited}\n";
+    let path = std::path::Path::new("/etc/taskmaster/t.yaml");
+    // RLIMIT_NOFILE is never unlimited: no process but root may ask for it.
+    let user = taskmaster_config::Accounts::listed(1000, Vec::new());
+    let errors = taskmaster_config::Config::parse_with(text, path, &user)
+        .expect_err("refused as another user than root");
+    assert!(
+        errors
+            .to_string()
+            .contains("nofile unlimited is above taskmaster's own hard limit"),
+        "{errors}"
+    );
+    let root = taskmaster_config::Accounts::listed(0, Vec::new());
+    assert!(taskmaster_config::Config::parse_with(text, path, &root).is_ok());
+}

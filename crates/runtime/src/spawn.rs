@@ -86,6 +86,7 @@ pub fn spawn(
         umask: spec.umask,
         own_pid_variable: spec.watchdog.map(|_| "WATCHDOG_PID"),
         user: switch_to(spec),
+        limits: limits_of(spec),
     };
     let launch = sys::Launch {
         argv: &spec.argv,
@@ -138,6 +139,7 @@ pub fn spawn_shell(
         umask: None,
         own_pid_variable: None,
         user: switch_to(spec),
+        limits: limits_of(spec),
     };
     let launch = sys::Launch {
         argv: &argv,
@@ -158,6 +160,40 @@ pub fn spawn_shell(
 
 /// The ids to switch to for `spec`'s `user`: none when taskmaster runs as that user already,
 /// as supervisord does (even the same groups need root to be set).
+/// The program's `rlimits`, as setrlimit takes them.
+fn limits_of(spec: &ProgramSpec) -> Vec<(rustix::process::Resource, rustix::process::Rlimit)> {
+    use rustix::process::Resource as R;
+    use taskmaster_config::Resource;
+    spec.rlimits
+        .iter()
+        .map(|(resource, limit)| {
+            let resource = match resource {
+                Resource::As => R::As,
+                Resource::Core => R::Core,
+                Resource::Cpu => R::Cpu,
+                Resource::Data => R::Data,
+                Resource::Fsize => R::Fsize,
+                Resource::Locks => R::Locks,
+                Resource::Memlock => R::Memlock,
+                Resource::Msgqueue => R::Msgqueue,
+                Resource::Nice => R::Nice,
+                Resource::Nofile => R::Nofile,
+                Resource::Nproc => R::Nproc,
+                Resource::Rss => R::Rss,
+                Resource::Rtprio => R::Rtprio,
+                Resource::Rttime => R::Rttime,
+                Resource::Sigpending => R::Sigpending,
+                Resource::Stack => R::Stack,
+            };
+            let limit = rustix::process::Rlimit {
+                current: limit.soft,
+                maximum: limit.hard,
+            };
+            (resource, limit)
+        })
+        .collect()
+}
+
 fn switch_to(spec: &ProgramSpec) -> Option<sys::Ids> {
     let user = spec.user.as_ref()?;
     (user.uid != sys::effective_uid()).then(|| ids(user))
@@ -198,7 +234,11 @@ impl LaunchError {
 /// Starts `launch` with posix_spawn when `setup` asks for nothing it cannot do, else through
 /// the fork path.
 fn launch_with(launch: &sys::Launch<'_>, setup: &sys::ChildSetup) -> Result<u32, LaunchError> {
-    if setup.umask.is_none() && setup.own_pid_variable.is_none() && setup.user.is_none() {
+    let plain = setup.umask.is_none()
+        && setup.own_pid_variable.is_none()
+        && setup.user.is_none()
+        && setup.limits.is_empty();
+    if plain {
         sys::posix_spawn(launch).map_err(LaunchError::Exec)
     } else {
         fork_exec(launch, setup)

@@ -120,6 +120,9 @@ pub struct ChildSetup {
     pub own_pid_variable: Option<&'static str>,
     /// The user to run as, if any.
     pub user: Option<Ids>,
+    /// Resource limits to set (`rlimits`), before the switch to the user: raising a hard
+    /// limit needs root.
+    pub limits: Vec<(rustix::process::Resource, rustix::process::Rlimit)>,
 }
 
 /// Who a process runs as: what a switch to a user sets, in the order it sets them.
@@ -168,6 +171,7 @@ pub fn setup_child(
     env: &[(OsString, OsString)],
 ) -> std::io::Result<SetupReport> {
     let mode = setup.umask.map(rustix::fs::Mode::from_bits_truncate);
+    let limits = setup.limits.clone();
     let mut own_exec = match setup.own_pid_variable {
         Some(variable) => Some(OwnExec::new(argv, env, variable)?),
         None => None,
@@ -193,7 +197,7 @@ pub fn setup_child(
     };
     // SAFETY: the closure runs in the child between fork and exec, where only
     // async-signal-safe calls are allowed: it makes the rt_sigprocmask, umask, signal,
-    // setgroups, setgid, setuid, write and getpid system calls (the ids and the group list
+    // setrlimit (the limits were prepared before the fork), setgroups, setgid, setuid, write and getpid system calls (the ids and the group list
     // were prepared before the fork), writes digits into a buffer it owns (the child's copy),
     // and calls execvpe, which searches PATH with a buffer on its stack. It allocates nothing
     // and takes no lock.
@@ -211,6 +215,9 @@ pub fn setup_child(
                 rustix::process::umask(mode);
             }
             libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
+            for (resource, limit) in &limits {
+                rustix::process::setrlimit(*resource, limit.clone())?;
+            }
             if let Some((groups, gid, uid, failed)) = &switch {
                 use rustix::thread::{set_thread_gid, set_thread_groups, set_thread_uid};
                 let switched = set_thread_groups(groups)

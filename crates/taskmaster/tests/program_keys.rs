@@ -1257,3 +1257,23 @@ fn umask_in_every_form_sets_the_childs_umask() {
         assert_eq!(file_mode, mode, "{name}: mode {file_mode:o}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// rlimits
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn rlimits_are_the_childs_resource_limits_from_its_start() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.file_str("limits.txt");
+    let script = format!(
+        "echo nofile $(ulimit -Sn) $(ulimit -Hn) > {out}.tmp; echo core $(ulimit -Sc) >> {out}.tmp; mv {out}.tmp {out}; exec sleep 1000"
+    );
+    let programs = [format!(
+        "  limited:\n    cmd: {}\n    starttime: 0\n    rlimits: {{nofile: \"200:300\", core: 0}}\n",
+        yaml_quote(&format!("sh -c {}", shell_quote(&script)))
+    )];
+    let _tm = launch(&sandbox, &programs);
+    sandbox.wait_for_file("limits.txt", TIMEOUT);
+    assert_eq!(sandbox.read("limits.txt"), "nofile 200 300\ncore 0\n");
+}
