@@ -216,7 +216,7 @@ pub fn setup_child(
             }
             libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
             for (resource, limit) in &limits {
-                rustix::process::setrlimit(*resource, limit.clone())?;
+                rustix::process::setrlimit(*resource, *limit)?;
             }
             if let Some((groups, gid, uid, failed)) = &switch {
                 use rustix::thread::{set_thread_gid, set_thread_groups, set_thread_uid};
