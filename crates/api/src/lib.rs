@@ -22,6 +22,7 @@
 mod auth;
 pub mod client;
 mod follow;
+pub mod limits;
 mod listen;
 pub mod server;
 pub mod tcp;

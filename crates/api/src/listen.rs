@@ -19,7 +19,7 @@ use hyper_util::service::TowerToHyperService;
 use taskmaster_runtime::{Exiting, Handle};
 
 use crate::auth::{authorize, Credentials};
-use crate::server;
+use crate::{limits, server};
 use taskmaster_config::SocketAccess;
 
 #[derive(Debug, thiserror::Error)]
@@ -139,18 +139,27 @@ impl ControlSocket {
         let any_peer = self.any_peer;
         let own_uid = rustix::process::getuid().as_raw();
         let graceful = GracefulShutdown::new();
+        let connections = limits::Connections::new();
         loop {
             let stream = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
-                    Err(_) => continue, // out of descriptors, say: the next accept may work
+                    // Out of descriptors, say: the next accept may work, a moment later.
+                    Err(_) => {
+                        tokio::time::sleep(limits::ACCEPT_RETRY).await;
+                        continue;
+                    }
                 },
                 () = exiting.wait() => break,
+            };
+            let Some(permit) = connections.admit() else {
+                limits::shed(stream);
+                continue;
             };
             let credentials = stream.peer_cred().ok();
             let peer = credentials.map(|c| c.uid());
             let io = TokioIo::new(stream);
-            let mut http = hyper::server::conn::http1::Builder::new();
+            let mut http = limits::http();
             // A client that goes away mid-request is its own business: errors are dropped.
             if any_peer || peer == Some(own_uid) || peer == Some(0) {
                 let who = match credentials.and_then(|c| c.pid()) {
@@ -162,6 +171,7 @@ impl ControlSocket {
                 let connection = graceful.watch(http.serve_connection(io, service));
                 tokio::spawn(async move {
                     let _ = connection.await;
+                    drop(permit);
                 });
             } else {
                 // Refused through HTTP, after the request is read, so that the client hears
@@ -172,6 +182,7 @@ impl ControlSocket {
                     graceful.watch(http.keep_alive(false).serve_connection(io, refused));
                 tokio::spawn(async move {
                     let _ = connection.await;
+                    drop(permit);
                 });
             }
         }

@@ -16,7 +16,7 @@ use hyper_util::service::TowerToHyperService;
 use taskmaster_runtime::{Exiting, Handle};
 
 use crate::auth::{authorize, Credentials};
-use crate::server;
+use crate::{limits, server};
 
 /// Where and how the API listens on TCP.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,24 +86,32 @@ impl ControlTcp {
             app = app.layer(axum::middleware::from_fn_with_state(credentials, authorize));
         }
         let graceful = GracefulShutdown::new();
+        let connections = limits::Connections::new();
         loop {
             let stream = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
-                    Err(_) => continue, // out of descriptors, say: the next accept may work
+                    // Out of descriptors, say: the next accept may work, a moment later.
+                    Err(_) => {
+                        tokio::time::sleep(limits::ACCEPT_RETRY).await;
+                        continue;
+                    }
                 },
                 () = exiting.wait() => break,
             };
             let (stream, address) = stream;
+            let Some(permit) = connections.admit() else {
+                limits::shed(stream);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let peer = server::Peer(format!("{address} over TCP"));
             let service = TowerToHyperService::new(app.clone().layer(axum::Extension(peer)));
-            let connection = graceful.watch(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service),
-            );
+            let connection =
+                graceful.watch(limits::http().serve_connection(TokioIo::new(stream), service));
             tokio::spawn(async move {
                 let _ = connection.await;
+                drop(permit);
             });
         }
         graceful.shutdown().await;

@@ -23,6 +23,7 @@ mod exit_causes;
 mod failure_types;
 mod harness_selftest;
 mod health;
+mod hostile;
 mod lifecycle;
 mod liveness;
 mod notify;
