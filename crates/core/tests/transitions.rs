@@ -571,6 +571,33 @@ fn a_group_is_addressed_by_name_by_star_or_each_process() {
 }
 
 #[test]
+fn group_colon_process_names_a_lone_program_too_as_supervisord_reads_it() {
+    let mut w = World::new(WORKERS);
+    for (target, process) in [
+        ("web:web", "web"),
+        ("workers:workers_02", "workers:workers_02"),
+    ] {
+        let Reply::Pids { pids, errors } = w.ask(Request::Pid(vec![target.into()])) else {
+            panic!()
+        };
+        assert!(errors.is_empty(), "{target}");
+        assert_eq!(pids.len(), 1, "{target}");
+        assert_eq!(pids[0].0, process, "{target}");
+    }
+    // The group must be the process's own.
+    for target in ["web:workers_00", "workers:web", "nope:web", "web:"] {
+        let Reply::Pids { pids, errors } = w.ask(Request::Pid(vec![target.into()])) else {
+            panic!()
+        };
+        assert!(pids.is_empty(), "{target}: {pids:?}");
+        assert_eq!(errors.len(), 1, "{target}");
+    }
+    // Named alone: a start of the running process is refused, not passed over.
+    let again = w.ask(Request::Start(vec!["web:web".into()]));
+    assert_eq!(outcomes(&again), ["web: ERROR (already started)"]);
+}
+
+#[test]
 fn pid_without_a_name_is_the_daemons() {
     let mut w = World::new(WORKERS);
     assert_eq!(w.ask(Request::Pid(vec![])), Reply::DaemonPid(1));

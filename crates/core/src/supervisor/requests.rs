@@ -596,7 +596,8 @@ impl Supervisor {
     }
 
     /// `all`; `GROUP:*`; `GROUP:PROCESS`; or a bare name: a process, a group, or a process of a
-    /// group named without its group.
+    /// group named without its group. This is the one place where a name becomes processes:
+    /// the shell, the JSON API and supervisord's XML-RPC all send their names here.
     pub(super) fn resolve(&self, target: &str) -> Vec<String> {
         let names = |keep: &dyn Fn(&Process) -> bool| -> Vec<String> {
             self.processes
@@ -611,11 +612,15 @@ impl Supervisor {
         if let Some(group) = target.strip_suffix(":*") {
             return names(&|p| p.spec.group_name() == group);
         }
+        if let Some((group, process)) = target.split_once(':') {
+            // As supervisord reads it: the process of that group with that name, so `web:web`
+            // is also the lone program `web` (whose full name is just `web`).
+            return names(&|p| {
+                p.spec.group_name() == group && p.name.rsplit(':').next() == Some(process)
+            });
+        }
         if self.processes.contains_key(target) {
             return vec![target.to_string()];
-        }
-        if target.contains(':') {
-            return Vec::new();
         }
         let in_group = names(&|p| p.spec.group_name() == target);
         if !in_group.is_empty() {
