@@ -5,10 +5,13 @@
 //! control socket beside the JSON API:
 //!
 //! - **XML-RPC** on `POST /RPC2`. [`value`] reads the `methodCall` and writes the
-//!   `methodResponse`; [`methods`] is the method table, each method done with the core's
-//!   requests (`supervisor.startProcess` is a `Request::Start`, `supervisor.reloadConfig` a
-//!   `Request::Reread`...) and answered with supervisord's values; [`fault`] holds supervisord's
-//!   fault codes and strings, which supervisorctl turns into its messages and exit statuses.
+//!   `methodResponse`; `table` is the method table (name, signature, help, handler), whose
+//!   handlers ([`methods`]) take typed parameters and return typed answers (`typed`,
+//!   supervisord's structs in `structs`), each done with the core's requests
+//!   (`supervisor.startProcess` is a `Request::Start`, `supervisor.reloadConfig` a
+//!   `Request::Reread`...); names are resolved by the core, as every front end's are.
+//!   [`fault`] holds supervisord's fault codes and strings, which supervisorctl turns into its
+//!   messages and exit statuses.
 //!   Every answer is HTTP 200 with a `methodResponse`, a fault included; a body that is not a
 //!   `methodCall` is a fault too (supervisord answers HTTP 400 there).
 //! - **Plain HTTP** for `tail -f` and `maintail -f`: `GET /logtail/NAME/STREAM` and
@@ -22,6 +25,9 @@ mod command;
 pub mod fault;
 mod logs;
 pub mod methods;
+mod structs;
+mod table;
+mod typed;
 pub mod value;
 
 use std::convert::Infallible;
@@ -97,22 +103,12 @@ fn then(text: String, handle: Handle, request: Request) -> Body {
 /// `GET /logtail/NAME[/STREAM]`: a process's stdout (default) or stderr file, followed.
 async fn logtail(State(rpc): State<Rpc>, Path(path): Path<String>) -> Response {
     let (name, stream) = path.split_once('/').unwrap_or((&path, "stdout"));
-    let Ok(Reply::Status { processes, .. }) =
-        rpc.handle().request(Request::Status(Vec::new())).await
-    else {
+    let Ok((_, info)) = rpc.process(name).await else {
         return not_found();
     };
-    let (group, process) = match name.split_once(':') {
-        Some((group, process)) => (group, process),
-        None => (name, name),
-    };
-    let info = processes.iter().find(|info| {
-        let short = info.name.rsplit_once(':').map_or(&*info.name, |(_, s)| s);
-        info.group == group && short == process
-    });
-    let file = match (info, stream) {
-        (Some(info), "stdout") => info.stdout.clone(),
-        (Some(info), "stderr") => info.stderr.clone(),
+    let file = match stream {
+        "stdout" => info.stdout,
+        "stderr" => info.stderr,
         _ => None,
     };
     follow(file).await
