@@ -1007,6 +1007,66 @@ fn a_shutdown_inside_a_multicall_shuts_down_after_answering() {
     assert!(!is_alive(pid));
 }
 
+#[test]
+fn names_are_read_as_supervisord_reads_them() {
+    let cmd = fixture_cmd(&["sleep", "forever"]);
+    let mut s = Supervised::start(&format!(
+        "programs:\n  web:\n    cmd: {cmd}\n    starttime: 0\n  \
+         workers:\n    cmd: {cmd}\n    numprocs: 2\n    starttime: 0\n"
+    ));
+    let pid = s.running_pid("web");
+    s.running_pid("workers:workers_01");
+    for name in ["web", "web:web", "workers:workers_01"] {
+        let (_, answer) = post_rpc2(&s, &call("supervisor.getProcessInfo", &[name]));
+        assert!(!answer.contains("<fault>"), "{name}: {answer}");
+    }
+    let (_, answer) = post_rpc2(&s, &call("supervisor.getProcessInfo", &["web:web"]));
+    assert!(
+        answer.contains("<name>name</name>\n<value><string>web</string></value>"),
+        "{answer}"
+    );
+    // A bare group name is a process name; a process needs its group; a group is no process.
+    let cases: [(&str, &[&str], &str); 6] = [
+        (
+            "supervisor.getProcessInfo",
+            &["workers"],
+            "BAD_NAME: workers",
+        ),
+        (
+            "supervisor.getProcessInfo",
+            &["workers_00"],
+            "BAD_NAME: workers_00",
+        ),
+        (
+            "supervisor.getProcessInfo",
+            &["workers:*"],
+            "BAD_NAME: workers:*",
+        ),
+        (
+            "supervisor.getProcessInfo",
+            &["web:workers_00"],
+            "BAD_NAME: web:workers_00",
+        ),
+        ("supervisor.stopProcess", &["nope:*"], "BAD_NAME: nope:*"),
+        ("supervisor.stopProcessGroup", &["nope"], "BAD_NAME: nope"),
+    ];
+    for (method, params, text) in cases {
+        let (_, answer) = post_rpc2(&s, &call(method, params));
+        assert_eq!(
+            fault(&answer),
+            (10, text.to_string()),
+            "{method} {params:?}"
+        );
+    }
+    // `workers:` is the group, as `workers:*`: its processes run, so nothing is started.
+    let (_, answer) = post_rpc2(&s, &call("supervisor.startProcess", &["workers:"]));
+    assert!(
+        answer.contains("<array>") && !answer.contains("<fault>"),
+        "{answer}"
+    );
+    assert_unaffected(&mut s, pid);
+}
+
 // ---- over TCP -----------------------------------------------------------------------------
 
 /// The same commands through the `http:` listener, with basic authentication.
