@@ -180,31 +180,20 @@ impl Client {
                 })
             }
             Request::DaemonState => {
-                let state: serde_json::Value =
+                let state: wire::DaemonState =
                     self.json(self.send(Method::GET, "/v1/state", None)?)?;
                 Ok(Reply::DaemonState {
-                    shutting_down: state["shutting_down"].as_bool().unwrap_or(false),
+                    shutting_down: state.shutting_down,
                 })
             }
             Request::ReopenLogs(processes) => {
                 let body = serde_json::to_vec(&wire::LogrotateRequest { processes })
                     .map_err(|e| ClientError::Decode(e.to_string()))?;
-                let answer = self.send(Method::POST, "/v1/logrotate", Some(body))?;
-                ok(&answer)?;
-                let json: serde_json::Value = decode(&answer.body)?;
-                let files = json["reopened"].as_u64().unwrap_or(0);
-                let errors = json["errors"]
-                    .as_array()
-                    .map(|errors| {
-                        errors
-                            .iter()
-                            .filter_map(|e| e.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let reopened: wire::LogsReopened =
+                    self.json(self.send(Method::POST, "/v1/logrotate", Some(body))?)?;
                 Ok(Reply::LogsReopened {
-                    files: usize::try_from(files).unwrap_or(0),
-                    errors,
+                    files: reopened.reopened,
+                    errors: reopened.errors,
                 })
             }
             Request::Handover { upgrade } => {
@@ -218,10 +207,8 @@ impl Client {
                     let error: wire::Error = decode(&answer.body)?;
                     return Ok(Reply::HandoverRefused(error.error));
                 }
-                ok(&answer)?;
-                let json: serde_json::Value = decode(&answer.body)?;
-                let pid = json["handed_over_to"].as_u64().unwrap_or(0);
-                Ok(Reply::HandedOver(u32::try_from(pid).unwrap_or(0)))
+                let handed: wire::HandedOver = self.json(answer)?;
+                Ok(Reply::HandedOver(handed.handed_over_to))
             }
             Request::SendStdin { targets, data } => self.send_stdin(&targets, &data),
             Request::RemoteCommEvent { .. } => Err(ClientError::NotInApi(
@@ -793,9 +780,9 @@ fn sse_event(lines: &[String]) -> Option<Result<Event, ClientError>> {
             },
             Err(e) => return Some(Err(e)),
         },
-        "lagged" => match decode::<serde_json::Value>(data.as_bytes()) {
-            Ok(value) => Event::Lagged {
-                missed: value["missed"].as_u64().unwrap_or(0),
+        "lagged" => match decode::<wire::Lagged>(data.as_bytes()) {
+            Ok(lagged) => Event::Lagged {
+                missed: lagged.missed,
             },
             Err(e) => return Some(Err(e)),
         },

@@ -210,10 +210,7 @@ async fn act(handle: &Handle, request: Request) -> Result<Response, ApiError> {
             } else {
                 StatusCode::OK
             };
-            let results = wire::Results {
-                results: outcomes.iter().map(wire::result).collect(),
-            };
-            Ok((status, Json(results)).into_response())
+            Ok((status, Json(wire::results(&outcomes))).into_response())
         }
         other => Err(unexpected(other)),
     }
@@ -308,20 +305,14 @@ async fn stdin(
 }
 
 /// `422` for a configuration file with errors, listing every one.
-fn rejected(errors: Vec<String>) -> ApiError {
-    ApiError(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        wire::Error {
-            error: "the configuration has errors; nothing was changed".to_string(),
-            errors,
-        },
-    )
+fn rejected(errors: &[String]) -> ApiError {
+    ApiError(StatusCode::UNPROCESSABLE_ENTITY, wire::rejected(errors))
 }
 
 async fn reload(State(handle): State<Handle>) -> Result<Response, ApiError> {
     match ask(&handle, Request::Reload).await? {
         Reply::Reloaded(plan) => Ok(Json(wire::reloaded(&plan)).into_response()),
-        Reply::ReloadRejected(errors) => Err(rejected(errors)),
+        Reply::ReloadRejected(errors) => Err(rejected(&errors)),
         Reply::ShuttingDown => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting down",
@@ -334,7 +325,7 @@ async fn reload(State(handle): State<Handle>) -> Result<Response, ApiError> {
 async fn reread(State(handle): State<Handle>) -> Result<Response, ApiError> {
     match ask(&handle, Request::Reread).await? {
         Reply::Compared(plan) => Ok(Json(wire::reloaded(&plan)).into_response()),
-        Reply::ReloadRejected(errors) => Err(rejected(errors)),
+        Reply::ReloadRejected(errors) => Err(rejected(&errors)),
         other => Err(unexpected(other)),
     }
 }
@@ -367,7 +358,9 @@ async fn shutdown(State(handle): State<Handle>) -> Result<Response, ApiError> {
     match ask(&handle, Request::Shutdown).await? {
         Reply::ShuttingDown => Ok((
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "shutting_down": true })),
+            Json(wire::DaemonState {
+                shutting_down: true,
+            }),
         )
             .into_response()),
         other => Err(unexpected(other)),
@@ -383,7 +376,11 @@ async fn logrotate(
         .map(|JsonBody(body)| body.processes)
         .unwrap_or_default();
     match ask(&handle, Request::ReopenLogs(names)).await? {
-        reply @ Reply::LogsReopened { .. } => Ok(Json(wire::reply_json(&reply)).into_response()),
+        Reply::LogsReopened { files, errors } => Ok(Json(wire::LogsReopened {
+            reopened: files,
+            errors,
+        })
+        .into_response()),
         other => Err(unexpected(other)),
     }
 }
@@ -400,9 +397,10 @@ async fn upgrade(State(handle): State<Handle>) -> Result<Response, ApiError> {
 
 async fn handover(handle: &Handle, upgrade: bool) -> Result<Response, ApiError> {
     match ask(handle, Request::Handover { upgrade }).await? {
-        Reply::HandedOver(pid) => {
-            Ok(Json(serde_json::json!({ "handed_over_to": pid })).into_response())
-        }
+        Reply::HandedOver(pid) => Ok(Json(wire::HandedOver {
+            handed_over_to: pid,
+        })
+        .into_response()),
         Reply::HandoverRefused(why) => Err(ApiError::new(StatusCode::CONFLICT, why)),
         other => Err(unexpected(other)),
     }
@@ -416,11 +414,9 @@ async fn pid(State(handle): State<Handle>) -> Result<Json<wire::Pid>, ApiError> 
 }
 
 /// `{"shutting_down": false}`: whether the daemon is on its way out.
-async fn state(State(handle): State<Handle>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn state(State(handle): State<Handle>) -> Result<Json<wire::DaemonState>, ApiError> {
     match ask(&handle, Request::DaemonState).await? {
-        Reply::DaemonState { shutting_down } => {
-            Ok(Json(serde_json::json!({ "shutting_down": shutting_down })))
-        }
+        Reply::DaemonState { shutting_down } => Ok(Json(wire::DaemonState { shutting_down })),
         other => Err(unexpected(other)),
     }
 }
@@ -554,9 +550,10 @@ async fn events(
             let event = match receiver.recv().await {
                 Ok(event) => event,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    let event = SseEvent::default()
-                        .event("lagged")
-                        .data(format!("{{\"missed\":{missed}}}"));
+                    let Ok(data) = serde_json::to_string(&wire::Lagged { missed }) else {
+                        continue;
+                    };
+                    let event = SseEvent::default().event("lagged").data(data);
                     return Some((Ok(event), receiver));
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,

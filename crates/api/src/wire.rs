@@ -126,13 +126,33 @@ pub struct Pair {
 pub struct Result_ {
     pub process: String,
     pub ok: bool,
-    /// `started`, `stopped`, `signalled`; or, when not ok: `no_such_process`,
-    /// `already_started`, `not_running`, `spawn_error`, `abnormal_termination`, `removed`,
-    /// `shutting_down`.
-    pub result: String,
-    /// More about a failure (a spawn error's cause).
+    pub result: Step,
+    /// More about a failure (a spawn error's cause, why a stdin takes nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// What a [`Result_`] says was done, or why not (`ok` tells which: `removed` is both a group
+/// removed and a process a reload removed while the request waited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Started,
+    Stopped,
+    Signalled,
+    Killed,
+    Added,
+    Removed,
+    Sent,
+    NoSuchProcess,
+    AlreadyStarted,
+    NotRunning,
+    SpawnError,
+    AbnormalTermination,
+    ShuttingDown,
+    AlreadyAdded,
+    StillRunning,
+    NoStdin,
 }
 
 /// The answer to start, stop, restart and signal.
@@ -169,6 +189,55 @@ pub struct ConfigFiles {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pid {
     pub pid: u32,
+}
+
+/// The pids of processes (`ctl --json pid NAME...`; the API answers them in
+/// `GET /v1/processes`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pids {
+    pub pids: Vec<ProcessPid>,
+    /// Names that matched nothing.
+    #[serde(default)]
+    pub errors: Vec<Result_>,
+}
+
+/// One process's pid; `null` when it has no child.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessPid {
+    pub process: String,
+    pub pid: Option<u32>,
+}
+
+/// `GET /v1/state`, and `POST /v1/shutdown`'s answer: whether the daemon is on its way out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonState {
+    pub shutting_down: bool,
+}
+
+/// `POST /v1/takeover` and `POST /v1/upgrade`: the backup that took over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandedOver {
+    pub handed_over_to: u32,
+}
+
+/// `POST /v1/logrotate`: how many files were reopened, and one error per file that failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogsReopened {
+    pub reopened: usize,
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+/// A remote communication event written to the event log (`ctl --json`; the API takes none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub recorded: bool,
+}
+
+/// `event: lagged` of `GET /v1/events`: how many events a slow reader missed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lagged {
+    pub missed: u64,
 }
 
 /// `POST /v1/processes/{name}/signal`.
@@ -398,30 +467,45 @@ fn local_date(unix_seconds: f64) -> String {
 }
 
 pub fn result(outcome: &Outcome) -> Result_ {
-    let (ok, result, detail) = match &outcome.result {
-        Ok(Done::Started) => (true, "started", None),
-        Ok(Done::Stopped) => (true, "stopped", None),
-        Ok(Done::Signalled) => (true, "signalled", None),
-        Ok(Done::Killed) => (true, "killed", None),
-        Ok(Done::Added) => (true, "added", None),
-        Ok(Done::Removed) => (true, "removed", None),
-        Ok(Done::Sent) => (true, "sent", None),
-        Err(Failure::NoStdin(why)) => (false, "no_stdin", Some(why.clone())),
-        Err(Failure::NoSuchProcess) => (false, "no_such_process", None),
-        Err(Failure::AlreadyStarted) => (false, "already_started", None),
-        Err(Failure::NotRunning) => (false, "not_running", None),
-        Err(Failure::SpawnError(why)) => (false, "spawn_error", Some(why.clone())),
-        Err(Failure::AbnormalTermination) => (false, "abnormal_termination", None),
-        Err(Failure::Removed) => (false, "removed", None),
-        Err(Failure::ShuttingDown) => (false, "shutting_down", None),
-        Err(Failure::AlreadyAdded) => (false, "already_added", None),
-        Err(Failure::StillRunning) => (false, "still_running", None),
+    let (result, detail) = match &outcome.result {
+        Ok(Done::Started) => (Step::Started, None),
+        Ok(Done::Stopped) => (Step::Stopped, None),
+        Ok(Done::Signalled) => (Step::Signalled, None),
+        Ok(Done::Killed) => (Step::Killed, None),
+        Ok(Done::Added) => (Step::Added, None),
+        Ok(Done::Removed) => (Step::Removed, None),
+        Ok(Done::Sent) => (Step::Sent, None),
+        Err(Failure::NoStdin(why)) => (Step::NoStdin, Some(why.clone())),
+        Err(Failure::NoSuchProcess) => (Step::NoSuchProcess, None),
+        Err(Failure::AlreadyStarted) => (Step::AlreadyStarted, None),
+        Err(Failure::NotRunning) => (Step::NotRunning, None),
+        Err(Failure::SpawnError(why)) => (Step::SpawnError, Some(why.clone())),
+        Err(Failure::AbnormalTermination) => (Step::AbnormalTermination, None),
+        Err(Failure::Removed) => (Step::Removed, None),
+        Err(Failure::ShuttingDown) => (Step::ShuttingDown, None),
+        Err(Failure::AlreadyAdded) => (Step::AlreadyAdded, None),
+        Err(Failure::StillRunning) => (Step::StillRunning, None),
     };
     Result_ {
         process: outcome.process.clone(),
-        ok,
-        result: result.to_string(),
+        ok: outcome.result.is_ok(),
+        result,
         detail,
+    }
+}
+
+/// The answer to an action: every process's result.
+pub fn results(outcomes: &[Outcome]) -> Results {
+    Results {
+        results: outcomes.iter().map(result).collect(),
+    }
+}
+
+/// `422`'s body for a configuration file with errors, listing every one.
+pub fn rejected(errors: &[String]) -> Error {
+    Error {
+        error: "the configuration has errors; nothing was changed".to_string(),
+        errors: errors.to_vec(),
     }
 }
 
@@ -507,24 +591,25 @@ pub fn parse_state(name: &str) -> State {
 }
 
 pub fn to_outcome(r: Result_) -> Outcome {
-    let result = match (r.ok, r.result.as_str()) {
-        (true, "started") => Ok(Done::Started),
-        (true, "stopped") => Ok(Done::Stopped),
-        (true, "signalled") => Ok(Done::Signalled),
-        (true, "killed") => Ok(Done::Killed),
-        (true, "added") => Ok(Done::Added),
-        (true, "removed") => Ok(Done::Removed),
-        (true, "sent") => Ok(Done::Sent),
-        (_, "no_stdin") => Err(Failure::NoStdin(r.detail.unwrap_or_default())),
-        (_, "no_such_process") => Err(Failure::NoSuchProcess),
-        (_, "already_started") => Err(Failure::AlreadyStarted),
-        (_, "not_running") => Err(Failure::NotRunning),
-        (_, "spawn_error") => Err(Failure::SpawnError(r.detail.unwrap_or_default())),
-        (_, "removed") => Err(Failure::Removed),
-        (_, "shutting_down") => Err(Failure::ShuttingDown),
-        (_, "already_added") => Err(Failure::AlreadyAdded),
-        (_, "still_running") => Err(Failure::StillRunning),
-        _ => Err(Failure::AbnormalTermination),
+    let detail = || r.detail.clone().unwrap_or_default();
+    let result = match (r.ok, r.result) {
+        (true, Step::Removed) => Ok(Done::Removed),
+        (false, Step::Removed) => Err(Failure::Removed),
+        (_, Step::Started) => Ok(Done::Started),
+        (_, Step::Stopped) => Ok(Done::Stopped),
+        (_, Step::Signalled) => Ok(Done::Signalled),
+        (_, Step::Killed) => Ok(Done::Killed),
+        (_, Step::Added) => Ok(Done::Added),
+        (_, Step::Sent) => Ok(Done::Sent),
+        (_, Step::NoStdin) => Err(Failure::NoStdin(detail())),
+        (_, Step::NoSuchProcess) => Err(Failure::NoSuchProcess),
+        (_, Step::AlreadyStarted) => Err(Failure::AlreadyStarted),
+        (_, Step::NotRunning) => Err(Failure::NotRunning),
+        (_, Step::SpawnError) => Err(Failure::SpawnError(detail())),
+        (_, Step::AbnormalTermination) => Err(Failure::AbnormalTermination),
+        (_, Step::ShuttingDown) => Err(Failure::ShuttingDown),
+        (_, Step::AlreadyAdded) => Err(Failure::AlreadyAdded),
+        (_, Step::StillRunning) => Err(Failure::StillRunning),
     };
     Outcome {
         process: r.process,
@@ -543,45 +628,141 @@ pub fn to_plan(reloaded: Reloaded) -> ReloadPlan {
 
 /// Any reply as the JSON the API would answer with (for `ctl --json`).
 pub fn reply_json(reply: &Reply) -> serde_json::Value {
-    let json =
-        |value: serde_json::Result<serde_json::Value>| value.unwrap_or(serde_json::Value::Null);
-    match reply {
+    let value = match reply {
         Reply::Status {
             now,
             processes,
             errors,
             pair,
-        } => json(serde_json::to_value(status(
-            *now,
-            processes,
-            errors,
-            pair.as_ref(),
-        ))),
-        Reply::Outcomes(outcomes) => json(serde_json::to_value(Results {
-            results: outcomes.iter().map(result).collect(),
-        })),
-        Reply::Pids { pids, errors } => serde_json::json!({
-            "pids": pids.iter().map(|(process, pid)| serde_json::json!({"process": process, "pid": pid})).collect::<Vec<_>>(),
-            "errors": errors.iter().map(result).collect::<Vec<_>>(),
+        } => serde_json::to_value(status(*now, processes, errors, pair.as_ref())),
+        Reply::Outcomes(outcomes) => serde_json::to_value(results(outcomes)),
+        Reply::Pids { pids, errors } => serde_json::to_value(Pids {
+            pids: pids
+                .iter()
+                .map(|(process, pid)| ProcessPid {
+                    process: process.clone(),
+                    pid: *pid,
+                })
+                .collect(),
+            errors: errors.iter().map(result).collect(),
         }),
-        Reply::DaemonPid(pid) => serde_json::json!({ "pid": pid }),
-        Reply::Reloaded(plan) | Reply::Compared(plan) => json(serde_json::to_value(reloaded(plan))),
-        Reply::Config { active, staged } => {
-            serde_json::json!({ "active": active, "staged": staged })
-        }
-        Reply::ReloadRejected(errors) => serde_json::json!({
-            "error": "the configuration has errors; nothing was changed",
-            "errors": errors,
+        Reply::DaemonPid(pid) => serde_json::to_value(Pid { pid: *pid }),
+        Reply::Reloaded(plan) | Reply::Compared(plan) => serde_json::to_value(reloaded(plan)),
+        Reply::Config { active, staged } => serde_json::to_value(ConfigFiles {
+            active: (**active).clone(),
+            staged: staged.as_deref().cloned(),
         }),
-        Reply::ShuttingDown => serde_json::json!({ "shutting_down": true }),
-        Reply::HandedOver(pid) => serde_json::json!({ "handed_over_to": pid }),
-        Reply::LogsReopened { files, errors } => {
-            serde_json::json!({ "reopened": files, "errors": errors })
-        }
-        Reply::HandoverRefused(why) => serde_json::json!({ "error": why }),
-        Reply::DaemonState { shutting_down } => {
-            serde_json::json!({ "shutting_down": shutting_down })
-        }
-        Reply::Recorded => serde_json::json!({ "recorded": true }),
+        Reply::ReloadRejected(errors) => serde_json::to_value(rejected(errors)),
+        Reply::ShuttingDown => serde_json::to_value(DaemonState {
+            shutting_down: true,
+        }),
+        Reply::HandedOver(pid) => serde_json::to_value(HandedOver {
+            handed_over_to: *pid,
+        }),
+        Reply::LogsReopened { files, errors } => serde_json::to_value(LogsReopened {
+            reopened: *files,
+            errors: errors.clone(),
+        }),
+        Reply::HandoverRefused(why) => serde_json::to_value(Error {
+            error: why.clone(),
+            errors: Vec::new(),
+        }),
+        Reply::DaemonState { shutting_down } => serde_json::to_value(DaemonState {
+            shutting_down: *shutting_down,
+        }),
+        Reply::Recorded => serde_json::to_value(Recorded { recorded: true }),
+    };
+    value.unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_reads_back_as_itself() {
+        let done = [
+            Done::Started,
+            Done::Stopped,
+            Done::Signalled,
+            Done::Killed,
+            Done::Added,
+            Done::Removed,
+            Done::Sent,
+        ];
+        let failures = [
+            Failure::NoSuchProcess,
+            Failure::AlreadyStarted,
+            Failure::NotRunning,
+            Failure::SpawnError("cannot execute /x: No such file or directory".into()),
+            Failure::AbnormalTermination,
+            Failure::Removed,
+            Failure::ShuttingDown,
+            Failure::AlreadyAdded,
+            Failure::StillRunning,
+            Failure::NoStdin("the process closed its stdin".into()),
+        ];
+        let outcomes: Vec<Outcome> = done
+            .into_iter()
+            .map(Ok)
+            .chain(failures.into_iter().map(Err))
+            .map(|result| Outcome {
+                process: "web".into(),
+                result,
+            })
+            .collect();
+        let json = reply_json(&Reply::Outcomes(outcomes.clone()));
+        let read: Results = serde_json::from_value(json).expect("the shape of Results");
+        let back: Vec<Outcome> = read.results.into_iter().map(to_outcome).collect();
+        assert_eq!(back, outcomes);
+    }
+
+    #[test]
+    fn results_keep_their_json() {
+        let started = Outcome {
+            process: "web".into(),
+            result: Ok(Done::Started),
+        };
+        let spawn_error = Outcome {
+            process: "api".into(),
+            result: Err(Failure::SpawnError("no such file".into())),
+        };
+        assert_eq!(
+            reply_json(&Reply::Outcomes(vec![started, spawn_error])).to_string(),
+            r#"{"results":[{"ok":true,"process":"web","result":"started"},{"detail":"no such file","ok":false,"process":"api","result":"spawn_error"}]}"#
+        );
+        assert!(serde_json::from_str::<Result_>(
+            r#"{"process": "web", "ok": true, "result": "frobnicated"}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn the_daemons_answers_are_typed_both_ways() {
+        let json = |reply: Reply| reply_json(&reply).to_string();
+        assert_eq!(
+            json(Reply::DaemonState {
+                shutting_down: false
+            }),
+            r#"{"shutting_down":false}"#
+        );
+        assert_eq!(json(Reply::ShuttingDown), r#"{"shutting_down":true}"#);
+        assert_eq!(json(Reply::HandedOver(4263)), r#"{"handed_over_to":4263}"#);
+        let reopened = json(Reply::LogsReopened {
+            files: 3,
+            errors: vec!["x: cannot open".into()],
+        });
+        assert_eq!(reopened, r#"{"errors":["x: cannot open"],"reopened":3}"#);
+        let read: LogsReopened = serde_json::from_str(&reopened).expect("LogsReopened");
+        assert_eq!((read.reopened, read.errors.len()), (3, 1));
+        let pids = json(Reply::Pids {
+            pids: vec![("web".into(), Some(42)), ("idle".into(), None)],
+            errors: Vec::new(),
+        });
+        assert_eq!(
+            pids,
+            r#"{"errors":[],"pids":[{"pid":42,"process":"web"},{"pid":null,"process":"idle"}]}"#
+        );
+        assert_eq!(json(Reply::Recorded), r#"{"recorded":true}"#);
     }
 }
