@@ -43,6 +43,29 @@ pub struct Client {
     authorization: Option<String>,
 }
 
+/// The body of an action on several processes: what it names.
+trait Actions: serde::Serialize {
+    fn processes(&self) -> &[String];
+}
+
+impl Actions for wire::Targets {
+    fn processes(&self) -> &[String] {
+        &self.processes
+    }
+}
+
+impl Actions for wire::SignalRequest {
+    fn processes(&self) -> &[String] {
+        &self.processes
+    }
+}
+
+impl Actions for wire::KillRequest {
+    fn processes(&self) -> &[String] {
+        &self.processes
+    }
+}
+
 /// A raw answer: status and body.
 struct Answer {
     status: StatusCode,
@@ -138,18 +161,25 @@ impl Client {
     pub fn call(&self, request: Request) -> Result<Reply, ClientError> {
         match request {
             Request::Status(names) => self.status(&names),
-            Request::Start(targets) => self.act("start", &targets, None::<()>),
-            Request::Stop(targets) => self.act("stop", &targets, None::<()>),
-            Request::Restart(targets) => self.act("restart", &targets, None::<()>),
+            Request::Start(processes) => self.act("start", &wire::Targets { processes }),
+            Request::Stop(processes) => self.act("stop", &wire::Targets { processes }),
+            Request::Restart(processes) => self.act("restart", &wire::Targets { processes }),
             Request::Signal { signal, targets } => {
                 let body = wire::SignalRequest {
                     signal: signal.name().to_string(),
+                    processes: targets,
                 };
-                self.act("signal", &targets, Some(body))
+                self.act("signal", &body)
             }
             Request::Kill {
                 targets, restart, ..
-            } => self.act("kill", &targets, Some(wire::KillRequest { restart })),
+            } => {
+                let body = wire::KillRequest {
+                    restart,
+                    processes: targets,
+                };
+                self.act("kill", &body)
+            }
             Request::Pid(names) if names.is_empty() => {
                 let pid: wire::Pid = self.json(self.send(Method::GET, "/v1/pid", None)?)?;
                 Ok(Reply::DaemonPid(pid.pid))
@@ -233,32 +263,23 @@ impl Client {
         Ok(wire::to_reply_status(status))
     }
 
-    /// One request per target, in order, as supervisorctl does.
-    fn act(
-        &self,
-        verb: &str,
-        targets: &[String],
-        body: Option<impl serde::Serialize>,
-    ) -> Result<Reply, ClientError> {
-        let body = body
-            .map(|b| serde_json::to_vec(&b))
-            .transpose()
-            .map_err(|e| ClientError::Decode(e.to_string()))?;
-        let mut outcomes: Vec<Outcome> = Vec::new();
-        for target in targets {
-            let answer = self.send(
-                Method::POST,
-                &format!("/v1/processes/{}/{verb}", segment(target)),
-                body.clone(),
-            )?;
-            // 404 (the name matched nothing) still carries the results.
-            if answer.status != StatusCode::NOT_FOUND {
-                ok(&answer)?;
-            }
-            let results: wire::Results = decode(&answer.body)?;
-            outcomes.extend(results.results.into_iter().map(wire::to_outcome));
+    /// `POST /v1/processes/{verb}`: one request naming every process (`body` lists them), so
+    /// that the daemon acts on them all at once, as it does for `run`'s shell; an empty list
+    /// names nothing and asks nothing.
+    fn act(&self, verb: &str, body: &impl Actions) -> Result<Reply, ClientError> {
+        if body.processes().is_empty() {
+            return Ok(Reply::Outcomes(Vec::new()));
         }
-        Ok(Reply::Outcomes(outcomes))
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let answer = self.send(Method::POST, &format!("/v1/processes/{verb}"), Some(body))?;
+        // 404 (the names matched nothing) still carries the results.
+        if answer.status != StatusCode::NOT_FOUND {
+            ok(&answer)?;
+        }
+        let results: wire::Results = decode(&answer.body)?;
+        Ok(Reply::Outcomes(
+            results.results.into_iter().map(wire::to_outcome).collect(),
+        ))
     }
 
     /// Writes `data` to each target's stdin, in pieces the server takes (its body limit);

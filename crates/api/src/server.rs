@@ -26,7 +26,8 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub fn router(handle: Handle) -> Router {
     Router::new()
         .route("/v1/processes", get(list))
-        .route("/v1/processes/{name}", get(one))
+        // POST names the action, the processes in the body: `POST /v1/processes/start`.
+        .route("/v1/processes/{name}", get(one).post(act_on_several))
         .route("/v1/processes/{name}/start", post(start))
         .route("/v1/processes/{name}/stop", post(stop))
         .route("/v1/processes/{name}/restart", post(restart))
@@ -89,17 +90,21 @@ where
         let Json(value) = Json::<serde_json::Value>::from_request(request, state)
             .await
             .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
-        // serde would take `["HUP"]` for `{"signal": "HUP"}`; every body here is an object.
-        if !value.is_object() {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "the body must be a JSON object",
-            ));
-        }
-        serde_json::from_value(value)
-            .map(JsonBody)
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+        from_json(value).map(JsonBody)
     }
+}
+
+/// A JSON body read into its type: `422` naming what is wrong when it is not of that shape.
+fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    // serde would take `["HUP"]` for `{"signal": "HUP"}`; every body here is an object.
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body must be a JSON object",
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
 }
 
 /// A JSON body that may be left out: a request without a Content-Type has none.
@@ -242,10 +247,8 @@ async fn signal(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<wire::SignalRequest>,
 ) -> Result<Response, ApiError> {
-    let signal: Signal = body
-        .signal
-        .parse()
-        .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    named_by_path(&body.processes)?;
+    let signal = parse_signal(&body.signal)?;
     act(
         &handle,
         Request::Signal {
@@ -254,6 +257,84 @@ async fn signal(
         },
     )
     .await
+}
+
+fn parse_signal(signal: &str) -> Result<Signal, ApiError> {
+    signal
+        .parse()
+        .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, e))
+}
+
+/// A route with a name in its path takes no `processes` in its body.
+fn named_by_path(processes: &[String]) -> Result<(), ApiError> {
+    if processes.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the path names the process; to name several, POST to /v1/processes/ACTION with \
+         {\"processes\": [...]}",
+    ))
+}
+
+/// `POST /v1/processes/{action}`: starts, stops, restarts, signals or kills every process the
+/// body's `processes` names, as one request to the core: they all start (or stop) at once, and
+/// the answer comes once every one has reached its goal, with one result per process and step.
+async fn act_on_several(
+    State(handle): State<Handle>,
+    Path(action): Path<String>,
+    peer: Option<axum::Extension<Peer>>,
+    body: Option<JsonBody<serde_json::Value>>,
+) -> Result<Response, ApiError> {
+    if !matches!(
+        action.as_str(),
+        "start" | "stop" | "restart" | "signal" | "kill"
+    ) {
+        return Err(no_such_endpoint());
+    }
+    let Some(JsonBody(body)) = body else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the body names the processes: {\"processes\": [\"web\", \"workers:*\"]}",
+        ));
+    };
+    let request = match action.as_str() {
+        "signal" => {
+            let body: wire::SignalRequest = from_json(body)?;
+            Request::Signal {
+                signal: parse_signal(&body.signal)?,
+                targets: several(body.processes)?,
+            }
+        }
+        "kill" => {
+            let body: wire::KillRequest = from_json(body)?;
+            Request::Kill {
+                targets: several(body.processes)?,
+                restart: body.restart,
+                by: caller(peer),
+            }
+        }
+        verb => {
+            let targets = several(from_json::<wire::Targets>(body)?.processes)?;
+            match verb {
+                "start" => Request::Start(targets),
+                "stop" => Request::Stop(targets),
+                _ => Request::Restart(targets),
+            }
+        }
+    };
+    act(&handle, request).await
+}
+
+/// The processes of a body, at least one: an empty list names nothing (`all` names every one).
+fn several(processes: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if processes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`processes` is empty: name at least one process (`all` for every one)",
+        ));
+    }
+    Ok(processes)
 }
 
 /// Who is on the other end of a connection, in words for the event log: `uid 1000 pid 4242`
@@ -269,17 +350,24 @@ async fn kill(
     peer: Option<axum::Extension<Peer>>,
     body: Option<JsonBody<wire::KillRequest>>,
 ) -> Result<Response, ApiError> {
-    let restart = body.is_none_or(|JsonBody(body)| body.restart);
-    let by = peer.map_or_else(|| "an unknown peer".to_string(), |p| p.0 .0);
+    let (restart, processes) = body.map_or((true, Vec::new()), |JsonBody(body)| {
+        (body.restart, body.processes)
+    });
+    named_by_path(&processes)?;
     act(
         &handle,
         Request::Kill {
             targets: vec![name],
             restart,
-            by,
+            by: caller(peer),
         },
     )
     .await
+}
+
+/// Who pressed the kill button, for the event log.
+fn caller(peer: Option<axum::Extension<Peer>>) -> String {
+    peer.map_or_else(|| "an unknown peer".to_string(), |p| p.0 .0)
 }
 
 /// Writes the request's body, as it is, to the stdin pipe of the process (`stdin: pipe`).
@@ -611,6 +699,10 @@ async fn events(
 }
 
 async fn no_route() -> ApiError {
+    no_such_endpoint()
+}
+
+fn no_such_endpoint() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "no such endpoint; the API is described in docs/api.md",

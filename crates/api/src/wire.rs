@@ -240,11 +240,22 @@ pub struct Lagged {
     pub missed: u64,
 }
 
-/// `POST /v1/processes/{name}/signal`.
+/// `POST /v1/processes/start`, `/stop` and `/restart`: the processes to act on, in one
+/// request, named as everywhere (`web`, `workers:*`, `all`...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    pub processes: Vec<String>,
+}
+
+/// `POST /v1/processes/signal`, and `POST /v1/processes/{name}/signal` (without `processes`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalRequest {
     /// `HUP`, `SIGHUP`, `hup` or `1`.
     pub signal: String,
+    /// The processes, for the route that names none in its path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<String>,
 }
 
 /// One event of `GET /v1/events`.
@@ -272,12 +283,15 @@ pub enum Event {
     },
 }
 
-/// `POST /v1/processes/{name}/kill`.
+/// `POST /v1/processes/kill`, and `POST /v1/processes/{name}/kill` (without `processes`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KillRequest {
     /// Whether the process is then restarted by its `autorestart` policy (default true).
     #[serde(default = "yes")]
     pub restart: bool,
+    /// The processes, for the route that names none in its path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<String>,
 }
 
 fn yes() -> bool {

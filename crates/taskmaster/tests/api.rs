@@ -830,6 +830,102 @@ fn actions_on_an_unknown_name_answer_404_with_the_result() {
 }
 
 #[test]
+fn one_post_acts_on_every_process_its_body_names() {
+    let sandbox = Sandbox::new();
+    let (mut tm, api) = start(
+        &sandbox,
+        &config(&[
+            web_program(&sandbox),
+            workers(),
+            program(
+                "idle",
+                &fixture_cmd(&["sleep", "forever"]),
+                &["starttime: 0", "autostart: false"],
+            ),
+        ]),
+    );
+    let web = web_pid(&sandbox, &mut tm, &api);
+    api.running_pid("workers_01");
+    let stopped = api.post_json(
+        "/v1/processes/stop",
+        r#"{"processes": ["workers:*", "nope"]}"#,
+    );
+    assert_eq!(stopped.status, 200, "{stopped}");
+    assert_eq!(
+        results(&stopped),
+        json!([
+            failed("nope", "no_such_process"),
+            ok("workers:workers_00", "stopped"),
+            ok("workers:workers_01", "stopped")
+        ])
+    );
+    let started = api.post_json(
+        "/v1/processes/start",
+        r#"{"processes": ["workers:workers_01", "idle"]}"#,
+    );
+    assert_eq!(started.status, 200, "{started}");
+    assert_eq!(
+        results(&started),
+        json!([ok("workers:workers_01", "started"), ok("idle", "started")])
+    );
+    assert_eq!(api.process("idle")["state"], "RUNNING");
+    assert_eq!(api.process("workers:workers_00")["state"], "STOPPED");
+    // SIGCONT changes nothing for a process that is not paused.
+    let signalled = api.post_json(
+        "/v1/processes/signal",
+        r#"{"signal": "CONT", "processes": ["web", "idle"]}"#,
+    );
+    assert_eq!(signalled.status, 200, "{signalled}");
+    assert_eq!(
+        results(&signalled),
+        json!([ok("web", "signalled"), ok("idle", "signalled")])
+    );
+    let nothing = api.post_json(
+        "/v1/processes/restart",
+        r#"{"processes": ["nope", "nada"]}"#,
+    );
+    assert_eq!(nothing.status, 404, "{nothing}");
+    assert_eq!(
+        results(&nothing),
+        json!([
+            failed("nope", "no_such_process"),
+            failed("nada", "no_such_process")
+        ])
+    );
+    assert_unaffected(&mut tm, &api, "web", web);
+}
+
+#[test]
+fn a_post_on_several_processes_must_name_them_in_its_body() {
+    let (_sandbox, mut tm, api, pid) = web_and_workers();
+    // An empty list would be every process to the core: it is refused, not taken for `all`.
+    let empty = api.post_json("/v1/processes/stop", r#"{"processes": []}"#);
+    assert_eq!(empty.status, 422, "{empty}");
+    assert!(empty.error().contains("processes"), "{empty}");
+    let missing = api.post_json("/v1/processes/stop", r#"{"names": ["web"]}"#);
+    assert_eq!(missing.status, 422, "{missing}");
+    let no_body = api.post("/v1/processes/stop");
+    assert_eq!(no_body.status, 400, "{no_body}");
+    assert!(no_body.error().contains("processes"), "{no_body}");
+    let signal = api.post_json("/v1/processes/signal", r#"{"signal": "HUP"}"#);
+    assert_eq!(signal.status, 422, "{signal}");
+    // The route with a name in its path takes no list.
+    let both = api.post_json(
+        "/v1/processes/web/signal",
+        r#"{"signal": "HUP", "processes": ["workers:*"]}"#,
+    );
+    assert_eq!(both.status, 422, "{both}");
+    let unknown = api.post_json("/v1/processes/frobnicate", r#"{"processes": ["web"]}"#);
+    assert_eq!(unknown.status, 404, "{unknown}");
+    unknown.error();
+    // GET still reads a process of that name: the action is POST's alone.
+    let get = api.get("/v1/processes/start");
+    assert_eq!(get.status, 404, "{get}");
+    assert!(get.error().contains("no such process: start"), "{get}");
+    assert_unaffected(&mut tm, &api, "web", pid);
+}
+
+#[test]
 fn signal_is_delivered_to_the_process() {
     let sandbox = Sandbox::new();
     let pidfile = sandbox.file_str("usr1.pid");

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 
 use crate::support::{
     config, current_line, fixture_cmd, is_alive, program, run_to_completion, send_signal,
-    shell_quote, taskmaster_bin, wait_dead, wait_until_or_none, web_program, yaml_quote, Process,
-    PtySession, Ran, Sandbox, Taskmaster, CTRL_C, CTRL_D, ENTER, TAB, TIMEOUT,
+    shell_quote, taskmaster_bin, wait_dead, wait_until, wait_until_or_none, web_program,
+    yaml_quote, Process, PtySession, Ran, Sandbox, Taskmaster, CTRL_C, CTRL_D, ENTER, TAB, TIMEOUT,
 };
 use rustix::process::Signal;
 use serde_json::Value;
@@ -218,6 +218,44 @@ fn stop_start_and_restart_print_each_result_and_act() {
     assert_ne!(third, second);
     assert!(!is_alive(second));
     assert!(is_alive(third));
+}
+
+#[test]
+fn start_of_two_programs_is_one_request_that_starts_both_at_once() {
+    let sandbox = Sandbox::new();
+    let slow = |name: &str| {
+        program(
+            name,
+            &fixture_cmd(&["sleep", "forever"]),
+            &["starttime: 2", "autostart: false"],
+        )
+    };
+    let mut tm = start(&sandbox, &config(&[slow("a"), slow("b")]));
+    let ran = std::thread::scope(|scope| {
+        let starting = scope.spawn(|| ctl(&sandbox, &["start", "a", "b"]));
+        // One after the other, `a` would be RUNNING (2 s) before `b` began: never both STARTING.
+        wait_until("a and b STARTING at the same time", TIMEOUT, || {
+            let statuses = tm.status_all();
+            let starting = |name: &str| {
+                statuses
+                    .iter()
+                    .any(|s| s.name == name && s.state == "STARTING")
+            };
+            (starting("a") && starting("b")).then_some(())
+        });
+        starting.join().expect("ctl's thread")
+    });
+    ran.expect_code(0);
+    assert_eq!(ran.stdout, "a: started\nb: started\n");
+    for name in ["a", "b"] {
+        assert_eq!(tm.status(name).state, "RUNNING");
+    }
+    // The daemon got one request naming both.
+    tm.wait_for_log("command: start a b", TIMEOUT);
+    let log = tm.log();
+    let alone =
+        |line: &str| line.ends_with("command: start a") || line.ends_with("command: start b");
+    assert!(!log.lines().any(alone), "{log}");
 }
 
 #[test]
