@@ -14,9 +14,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::support::unix_http::dechunk;
 use crate::support::{
-    config, fixture_bin, fixture_cmd, is_alive, proc_stat, program, run_to_completion, send_signal,
-    taskmaster_bin, wait_dead, wait_until, wait_until_or_none, web_program, yaml_quote, Sandbox,
-    Taskmaster, TIMEOUT,
+    config, fixture_bin, fixture_cmd, idle_program, is_alive, proc_stat, program,
+    run_to_completion, send_signal, taskmaster_bin, wait_dead, wait_until, wait_until_or_none,
+    web_program, yaml_quote, Sandbox, Taskmaster, TIMEOUT,
 };
 use rustix::process::Signal;
 use serde_json::{json, Value};
@@ -703,15 +703,7 @@ fn all_acts_on_every_process_and_leaves_out_those_with_nothing_to_do() {
     let sandbox = Sandbox::new();
     let (_tm, api) = start(
         &sandbox,
-        &config(&[
-            web_program(&sandbox),
-            workers(),
-            program(
-                "idle",
-                &fixture_cmd(&["sleep", "forever"]),
-                &["starttime: 0", "autostart: false"],
-            ),
-        ]),
+        &config(&[web_program(&sandbox), workers(), idle_program()]),
     );
     api.running_pid("web");
     api.running_pid("workers_01");
@@ -834,15 +826,7 @@ fn one_post_acts_on_every_process_its_body_names() {
     let sandbox = Sandbox::new();
     let (mut tm, api) = start(
         &sandbox,
-        &config(&[
-            web_program(&sandbox),
-            workers(),
-            program(
-                "idle",
-                &fixture_cmd(&["sleep", "forever"]),
-                &["starttime: 0", "autostart: false"],
-            ),
-        ]),
+        &config(&[web_program(&sandbox), workers(), idle_program()]),
     );
     let web = web_pid(&sandbox, &mut tm, &api);
     api.running_pid("workers_01");

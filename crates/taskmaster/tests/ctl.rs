@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::support::{
-    config, current_line, fixture_cmd, is_alive, program, run_to_completion, send_signal,
-    shell_quote, taskmaster_bin, wait_dead, wait_until, wait_until_or_none, web_program,
-    yaml_quote, Process, PtySession, Ran, Sandbox, Taskmaster, CTRL_C, CTRL_D, ENTER, TAB, TIMEOUT,
+    config, current_line, fixture_cmd, idle_program, is_alive, program, run_to_completion,
+    send_signal, shell_quote, taskmaster_bin, wait_dead, wait_until, wait_until_or_none,
+    web_program, yaml_quote, Process, PtySession, Ran, Sandbox, Taskmaster, CTRL_C, CTRL_D, ENTER,
+    TAB, TIMEOUT,
 };
 use rustix::process::Signal;
 use serde_json::Value;
@@ -20,15 +21,6 @@ const PROMPT: &str = "taskmaster> ";
 // ---------------------------------------------------------------------------------------------
 // Daemons and configurations
 // ---------------------------------------------------------------------------------------------
-
-/// `idle`: never started unless asked.
-fn idle() -> String {
-    program(
-        "idle",
-        &fixture_cmd(&["sleep", "forever"]),
-        &["starttime: 0", "autostart: false"],
-    )
-}
 
 fn socket(sandbox: &Sandbox) -> PathBuf {
     sandbox.file("taskmaster.sock")
@@ -63,9 +55,9 @@ fn web_pid(sandbox: &Sandbox, tm: &mut Taskmaster) -> u32 {
 }
 
 /// A daemon with `web` (running) and `idle` (stopped), and web's pid.
-fn web_and_idle() -> (Sandbox, Taskmaster, u32) {
+fn web_and_idle_program() -> (Sandbox, Taskmaster, u32) {
     let sandbox = Sandbox::new();
-    let mut tm = start(&sandbox, &config(&[web_program(&sandbox), idle()]));
+    let mut tm = start(&sandbox, &config(&[web_program(&sandbox), idle_program()]));
     let pid = web_pid(&sandbox, &mut tm);
     (sandbox, tm, pid)
 }
@@ -132,7 +124,7 @@ fn status_prints_the_same_lines_as_runs_shell() {
         &sandbox,
         &config(&[
             web_program(&sandbox),
-            idle(),
+            idle_program(),
             program("missing", &yaml_quote(&missing), &["startretries: 0"]),
             program(
                 "workers",
@@ -176,7 +168,7 @@ fn status_prints_the_same_lines_as_runs_shell() {
 
 #[test]
 fn status_exits_0_when_every_process_named_is_running_and_3_otherwise() {
-    let (sandbox, _tm, pid) = web_and_idle();
+    let (sandbox, _tm, pid) = web_and_idle_program();
     let web = ctl(&sandbox, &["status", "web"]);
     web.expect_code(0);
     assert!(
@@ -197,7 +189,7 @@ fn status_exits_0_when_every_process_named_is_running_and_3_otherwise() {
 
 #[test]
 fn stop_start_and_restart_print_each_result_and_act() {
-    let (sandbox, mut tm, first) = web_and_idle();
+    let (sandbox, mut tm, first) = web_and_idle_program();
     let stop = ctl(&sandbox, &["stop", "web"]);
     stop.expect_code(0);
     assert_eq!(stop.stdout, "web: stopped\n");
@@ -265,7 +257,7 @@ fn an_action_that_does_not_reach_its_goal_exits_3() {
     let _tm = start(
         &sandbox,
         &config(&[
-            idle(),
+            idle_program(),
             program(
                 "missing",
                 &yaml_quote(&missing),
@@ -311,7 +303,7 @@ fn signal_is_delivered_and_reported() {
 
 #[test]
 fn pid_prints_a_process_pid_or_the_daemons_own() {
-    let (sandbox, tm, web) = web_and_idle();
+    let (sandbox, tm, web) = web_and_idle_program();
     let pid = ctl(&sandbox, &["pid", "web"]);
     pid.expect_code(0);
     assert_eq!(pid.stdout, format!("{web}\n"));
@@ -324,7 +316,7 @@ fn pid_prints_a_process_pid_or_the_daemons_own() {
 
 #[test]
 fn reload_prints_what_changed_or_every_error() {
-    let (sandbox, mut tm, web) = web_and_idle();
+    let (sandbox, mut tm, web) = web_and_idle_program();
     sandbox.write_config(&config(&[
         web_program(&sandbox),
         program(
@@ -362,7 +354,7 @@ fn reload_prints_what_changed_or_every_error() {
 
 #[test]
 fn shutdown_prints_shut_down_and_the_daemon_stops_everything() {
-    let (sandbox, mut tm, web) = web_and_idle();
+    let (sandbox, mut tm, web) = web_and_idle_program();
     let shutdown = ctl(&sandbox, &["shutdown"]);
     shutdown.expect_code(0);
     assert_eq!(shutdown.stdout, "Shut down\n");
@@ -374,7 +366,7 @@ fn shutdown_prints_shut_down_and_the_daemon_stops_everything() {
 
 #[test]
 fn an_unknown_command_exits_1_with_a_message_on_stderr() {
-    let (sandbox, mut tm, web) = web_and_idle();
+    let (sandbox, mut tm, web) = web_and_idle_program();
     let ran = ctl(&sandbox, &["frobnicate", "web"]);
     ran.expect_code(1);
     assert_eq!(ran.stdout, "");
@@ -408,7 +400,7 @@ fn an_unreachable_socket_exits_1_naming_it_and_saying_what_to_do() {
 
 #[test]
 fn c_finds_the_socket_beside_the_configuration() {
-    let (sandbox, tm, _) = web_and_idle();
+    let (sandbox, tm, _) = web_and_idle_program();
     let config = sandbox.config_path();
     let by_config = ctl_raw(&sandbox, &["-c", config.to_str().expect("UTF-8"), "pid"]);
     by_config.expect_code(0);
@@ -425,7 +417,7 @@ fn c_finds_the_socket_beside_the_configuration() {
 
 #[test]
 fn json_status_prints_the_apis_json() {
-    let (sandbox, _tm, web) = web_and_idle();
+    let (sandbox, _tm, web) = web_and_idle_program();
     let ran = ctl(&sandbox, &["--json", "status", "web"]);
     ran.expect_code(0);
     let status = ran.json();
@@ -449,7 +441,7 @@ fn json_start_prints_the_results() {
     let _tm = start(
         &sandbox,
         &config(&[
-            idle(),
+            idle_program(),
             program(
                 "missing",
                 &yaml_quote(&missing),
@@ -478,7 +470,7 @@ fn json_start_prints_the_results() {
 
 #[test]
 fn json_errors_are_an_object_with_error() {
-    let (sandbox, _tm, _) = web_and_idle();
+    let (sandbox, _tm, _) = web_and_idle_program();
     let unknown = ctl(&sandbox, &["--json", "frobnicate"]);
     unknown.expect_code(1);
     let error = unknown.json();
@@ -719,7 +711,7 @@ fn interactive(sandbox: &Sandbox) -> PtySession {
 
 #[test]
 fn interactive_ctl_shows_the_prompt_and_runs_status() {
-    let (sandbox, _tm, web) = web_and_idle();
+    let (sandbox, _tm, web) = web_and_idle_program();
     let session = interactive(&sandbox);
     session.send(format!("status{ENTER}"));
     let screen = session.wait_for_screen(|s| s.contains("Not started"), TIMEOUT);
@@ -734,12 +726,12 @@ fn interactive_ctl_shows_the_prompt_and_runs_status() {
 
 #[test]
 fn interactive_ctl_completes_process_names_asked_of_the_daemon() {
-    let (sandbox, _tm, web) = web_and_idle();
+    let (sandbox, _tm, web) = web_and_idle_program();
     let session = interactive(&sandbox);
     // A program that exists only once ctl is already running: completion must ask the daemon.
     sandbox.write_config(&config(&[
         web_program(&sandbox),
-        idle(),
+        idle_program(),
         program(
             "zebra",
             &fixture_cmd(&["sleep", "forever"]),
@@ -766,7 +758,7 @@ fn interactive_ctl_completes_process_names_asked_of_the_daemon() {
 
 #[test]
 fn interactive_ctl_keeps_its_history_in_home() {
-    let (sandbox, _tm, _) = web_and_idle();
+    let (sandbox, _tm, _) = web_and_idle_program();
     let mut session = interactive(&sandbox);
     session.send(format!("status idle{ENTER}"));
     session.wait_for_screen(|s| s.contains("Not started"), TIMEOUT);
@@ -778,7 +770,7 @@ fn interactive_ctl_keeps_its_history_in_home() {
 
 #[test]
 fn ctrl_c_ends_a_tail_f_in_ctls_shell_and_the_prompt_comes_back() {
-    let (sandbox, _tm, web) = web_and_idle();
+    let (sandbox, _tm, web) = web_and_idle_program();
     let session = interactive(&sandbox);
     session.send(format!("tail -f web{ENTER}"));
     session.wait_for_screen(|s| s.contains("tail -f web\n"), TIMEOUT);
@@ -790,7 +782,7 @@ fn ctrl_c_ends_a_tail_f_in_ctls_shell_and_the_prompt_comes_back() {
 
 #[test]
 fn ctrl_d_leaves_ctl_and_the_daemon_runs_on() {
-    let (sandbox, mut tm, web) = web_and_idle();
+    let (sandbox, mut tm, web) = web_and_idle_program();
     let mut session = interactive(&sandbox);
     session.send(CTRL_D);
     let status = session.wait_exit(TIMEOUT);
@@ -805,7 +797,7 @@ fn ctrl_d_leaves_ctl_and_the_daemon_runs_on() {
 
 #[test]
 fn a_script_on_stdin_runs_each_line() {
-    let (sandbox, tm, web) = web_and_idle();
+    let (sandbox, tm, web) = web_and_idle_program();
     let socket = sandbox.file_str("taskmaster.sock");
     let ctl = format!(
         "{} ctl -s {}",
@@ -852,7 +844,7 @@ fn run_no_shell_is_driven_entirely_through_ctl() {
     let sandbox = Sandbox::new();
     let mut tm = start_with(
         &sandbox,
-        &config(&[web_program(&sandbox), idle()]),
+        &config(&[web_program(&sandbox), idle_program()]),
         &["--no-shell"],
     );
     let first = sandbox.wait_for_pidfile("web.pid", TIMEOUT);
@@ -898,7 +890,7 @@ fn run_no_shell_is_driven_entirely_through_ctl() {
 
 #[test]
 fn maintail_shows_the_end_of_the_event_log_and_follows_it() {
-    let (sandbox, _tm, _web) = web_and_idle();
+    let (sandbox, _tm, _web) = web_and_idle_program();
     let ran = ctl(&sandbox, &["maintail"]);
     ran.expect_code(0);
     assert!(ran.stdout.contains("web: spawned with pid"), "{ran:?}");

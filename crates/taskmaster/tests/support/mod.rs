@@ -1316,6 +1316,15 @@ pub fn web_program(sandbox: &Sandbox) -> String {
     )
 }
 
+/// `idle`: sleeps, never started unless asked.
+pub fn idle_program() -> String {
+    program(
+        "idle",
+        &fixture_cmd(&["sleep", "forever"]),
+        &["starttime: 0", "autostart: false"],
+    )
+}
+
 /// The last line of a terminal screen that holds anything: where the cursor's prompt is.
 pub fn current_line(screen: &str) -> String {
     screen
