@@ -261,16 +261,16 @@ pub fn config_info(spec: &ProgramSpec, process: &str, in_use: bool) -> ConfigInf
         redirect_stderr: false,
         startretries: i64::from(spec.startretries),
         startsecs: secs(spec.starttime),
-        stdout_capture_maxbytes: 0,
-        stdout_events_enabled: false,
+        stdout_capture_maxbytes: xml_int(spec.stdout_events.capture_maxbytes),
+        stdout_events_enabled: spec.stdout_events.log,
         stdout_logfile: path_or(&spec.stdout, "none"),
         stdout_logfile_backups: i64::from(spec.stdout_rotation.backups),
         stdout_logfile_maxbytes: xml_int(spec.stdout_rotation.maxbytes),
         stdout_syslog: spec.stdout_syslog.is_some(),
         stopsignal: i64::from(spec.stopsignal.number()),
         stopwaitsecs: secs(spec.stoptime),
-        stderr_capture_maxbytes: 0,
-        stderr_events_enabled: false,
+        stderr_capture_maxbytes: xml_int(spec.stderr_events.capture_maxbytes),
+        stderr_events_enabled: spec.stderr_events.log,
         stderr_logfile: path_or(&spec.stderr, "none"),
         stderr_logfile_backups: i64::from(spec.stderr_rotation.backups),
         stderr_logfile_maxbytes: xml_int(spec.stderr_rotation.maxbytes),
@@ -313,4 +313,25 @@ pub fn outcome_entries(outcomes: &[Outcome]) -> Vec<ResultEntry> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn config_info_tells_what_the_program_tells_event_listeners() {
+        let yaml = "programs:\n  web:\n    cmd: /bin/web\n    stdout_events_enabled: true\n    \
+                    stderr_capture_maxbytes: 1KB\n";
+        let config = taskmaster_core::Config::parse(yaml, Path::new("/tmp/t.yaml"))
+            .expect("a configuration");
+        let spec = config.programs.get("web").expect("web");
+        let info = config_info(spec, "web", true);
+        assert!(info.stdout_events_enabled);
+        assert_eq!(info.stdout_capture_maxbytes, 0);
+        assert!(!info.stderr_events_enabled);
+        assert_eq!(info.stderr_capture_maxbytes, 1024);
+    }
 }

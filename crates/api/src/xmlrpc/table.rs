@@ -233,7 +233,7 @@ static METHODS: LazyLock<Vec<Method>> = LazyLock::new(|| {
         ),
         method(
             "supervisor.sendRemoteCommEvent",
-            doc("Send a REMOTE_COMMUNICATION event. taskmaster records it in its event log (remote communication event \"TYPE\": \"DATA\", the data cut at 200 characters); it has no event listeners yet to pass it to.", &[("type", "the event's type"), ("data", "the event's body")], TRUE),
+            doc("Send a REMOTE_COMMUNICATION event to the event listeners that take it; taskmaster also records it in its event log (remote communication event \"TYPE\": \"DATA\", the data cut at 200 characters).", &[("type", "the event's type"), ("data", "the event's body")], TRUE),
             Rpc::send_remote_comm_event,
         ),
         method(
