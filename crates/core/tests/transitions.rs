@@ -334,7 +334,16 @@ fn start_reports_a_spawn_error() {
 #[test]
 fn errors_name_the_process_like_supervisorctl() {
     let mut w = running("");
+    // In the order named, as supervisorctl prints them.
     let reply = w.ask(Request::Start(vec!["web".into(), "nope".into()]));
+    assert_eq!(
+        outcomes(&reply),
+        [
+            "web: ERROR (already started)",
+            "nope: ERROR (no such process)"
+        ]
+    );
+    let reply = w.ask(Request::Start(vec!["nope".into(), "web".into()]));
     assert_eq!(
         outcomes(&reply),
         [

@@ -838,9 +838,9 @@ fn one_post_acts_on_every_process_its_body_names() {
     assert_eq!(
         results(&stopped),
         json!([
-            failed("nope", "no_such_process"),
             ok("workers:workers_00", "stopped"),
-            ok("workers:workers_01", "stopped")
+            ok("workers:workers_01", "stopped"),
+            failed("nope", "no_such_process")
         ])
     );
     let started = api.post_json(

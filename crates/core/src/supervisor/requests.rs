@@ -92,8 +92,11 @@ impl Supervisor {
                 })
             }
             Request::Signal { signal, targets } => {
-                let (named, mut outcomes) = self.resolve_named(&targets);
-                for Named { name, alone } in named {
+                let mut outcomes = Vec::new();
+                for resolved in self.resolve_in_order(&targets) {
+                    let Some(Named { name, alone }) = known(resolved, &mut outcomes) else {
+                        continue;
+                    };
                     let pid = self.processes.get(&name).and_then(|p| p.pid);
                     let result = match pid {
                         None if !alone => continue,
@@ -120,8 +123,11 @@ impl Supervisor {
                 restart,
                 by: _,
             } => {
-                let (named, mut outcomes) = self.resolve_named(&targets);
-                for Named { name, alone } in named {
+                let mut outcomes = Vec::new();
+                for resolved in self.resolve_in_order(&targets) {
+                    let Some(Named { name, alone }) = known(resolved, &mut outcomes) else {
+                        continue;
+                    };
                     let result = self.kill_process(&name, restart, out);
                     if result == Err(Failure::NotRunning) && !alone {
                         continue;
@@ -257,17 +263,20 @@ impl Supervisor {
         out: &mut Vec<Action>,
         act: impl Fn(&mut Self, &str, Time, &mut Vec<Action>) -> Result<Goal, Failure>,
     ) -> Option<Reply> {
-        let (named, errors) = self.resolve_named(targets);
-        let mut items: Vec<WaitItem> = errors
-            .into_iter()
-            .map(|outcome| WaitItem {
-                process: outcome.process.clone(),
-                goal: None,
-                outcomes: vec![outcome],
-                stops_before: 0,
-            })
-            .collect();
-        for Named { name, alone } in named {
+        let mut items: Vec<WaitItem> = Vec::new();
+        for resolved in self.resolve_in_order(targets) {
+            let Named { name, alone } = match resolved {
+                Ok(named) => named,
+                Err(unknown) => {
+                    items.push(WaitItem {
+                        process: unknown.process.clone(),
+                        goal: None,
+                        outcomes: vec![unknown],
+                        stops_before: 0,
+                    });
+                    continue;
+                }
+            };
             let stops_before = self.processes.get(&name).map_or(0, |p| p.stops);
             let item = match act(self, &name, now, out) {
                 Ok(goal) => WaitItem {
@@ -519,9 +528,12 @@ impl Supervisor {
         data: Vec<u8>,
         out: &mut Vec<Action>,
     ) -> Option<Reply> {
-        let (named, mut outcomes) = self.resolve_named(targets);
+        let mut outcomes = Vec::new();
         let mut writes = Vec::new();
-        for Named { name, alone } in named {
+        for resolved in self.resolve_in_order(targets) {
+            let Some(Named { name, alone }) = known(resolved, &mut outcomes) else {
+                continue;
+            };
             match self.stdin_pid(&name) {
                 Ok(pid) => writes.push((name, pid)),
                 Err(failure) if alone => outcomes.push(Outcome {
@@ -559,40 +571,48 @@ impl Supervisor {
         }
     }
 
+    /// The processes the targets name, and a `no such process` outcome for each target that
+    /// names none.
     pub(super) fn resolve_all(&self, targets: &[String]) -> (Vec<String>, Vec<Outcome>) {
-        let (named, errors) = self.resolve_named(targets);
-        (named.into_iter().map(|n| n.name).collect(), errors)
+        let mut names = Vec::new();
+        let mut errors = Vec::new();
+        for resolved in self.resolve_in_order(targets) {
+            match resolved {
+                Ok(named) => names.push(named.name),
+                Err(unknown) => errors.push(unknown),
+            }
+        }
+        (names, errors)
     }
 
-    /// Like [`Self::resolve_all`], remembering for each process whether it was named alone or
-    /// came with others (`all`, a group).
-    pub(super) fn resolve_named(&self, targets: &[String]) -> (Vec<Named>, Vec<Outcome>) {
+    /// Each process the targets name, remembering whether it was named alone or came with
+    /// others (`all`, a group), and a `no such process` outcome for each target that names
+    /// none, in the order the targets were given (as supervisorctl answers them; a process
+    /// named twice comes where it was first). No target means every process.
+    pub(super) fn resolve_in_order(&self, targets: &[String]) -> Vec<Result<Named, Outcome>> {
         if targets.is_empty() {
             let all = self.processes.keys().cloned();
-            return (
-                all.map(|name| Named { name, alone: false }).collect(),
-                Vec::new(),
-            );
+            return all.map(|name| Ok(Named { name, alone: false })).collect();
         }
-        let mut named: Vec<Named> = Vec::new();
-        let mut errors = Vec::new();
+        let mut resolved: Vec<Result<Named, Outcome>> = Vec::new();
         for target in targets {
             let found = self.resolve(target);
             if found.is_empty() {
-                errors.push(Outcome {
+                resolved.push(Err(Outcome {
                     process: target.clone(),
                     result: Err(Failure::NoSuchProcess),
-                });
+                }));
             }
             let alone = found.len() == 1 && !target.ends_with(":*") && target != "all";
             for name in found {
-                match named.iter_mut().find(|n| n.name == name) {
+                let earlier = resolved.iter_mut().flatten().find(|n| n.name == name);
+                match earlier {
                     Some(earlier) => earlier.alone |= alone,
-                    None => named.push(Named { name, alone }),
+                    None => resolved.push(Ok(Named { name, alone })),
                 }
             }
         }
-        (named, errors)
+        resolved
     }
 
     /// `all`; `GROUP:*`; `GROUP:PROCESS`; or a bare name: a process, a group, or a process of a
@@ -690,4 +710,10 @@ impl Supervisor {
         });
         Ok(Done::Killed)
     }
+}
+
+/// The process a name of a request came to; a name that came to none is its outcome, kept in
+/// `outcomes` in its place.
+fn known(resolved: Result<Named, Outcome>, outcomes: &mut Vec<Outcome>) -> Option<Named> {
+    resolved.map_err(|unknown| outcomes.push(unknown)).ok()
 }
