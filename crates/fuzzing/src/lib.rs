@@ -56,6 +56,7 @@ pub fn xmlrpc_call(data: &[u8]) {
 
 /// The JSON API's request bodies.
 pub fn json_bodies(data: &[u8]) {
+    let _ = serde_json::from_slice::<taskmaster_api::wire::Targets>(data);
     let _ = serde_json::from_slice::<taskmaster_api::wire::SignalRequest>(data);
     let _ = serde_json::from_slice::<taskmaster_api::wire::KillRequest>(data);
     let _ = serde_json::from_slice::<taskmaster_api::wire::LogrotateRequest>(data);
