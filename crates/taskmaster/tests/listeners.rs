@@ -916,3 +916,76 @@ fn a_listener_that_answers_and_exits_at_once_does_not_get_its_event_again() {
     let got_serials: Vec<u64> = got.iter().map(Got::serial).collect();
     assert_eq!(got_serials, (0..=30).collect::<Vec<u64>>());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The example
+// ---------------------------------------------------------------------------------------------
+
+/// `examples/supervisord/listeners.conf` runs as it says: its listeners start (superlance's
+/// from the venv, found on `PATH` as a user's would be), and a crash is written down by its sh
+/// listener and mailed by crashmail (to a stand-in for sendmail).
+#[test]
+fn the_listeners_example_writes_down_and_mails_a_crash() {
+    let sandbox = Sandbox::new();
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/supervisord/listeners.conf");
+    let text = fs::read_to_string(&example).expect("read the example");
+    let sendmail = "/usr/sbin/sendmail -t -i";
+    assert!(
+        text.contains("/tmp/taskmaster-listeners.log") && text.contains(sendmail),
+        "the example changed shape; update this test:\n{text}"
+    );
+    let stand_in = sandbox.file("sendmail.sh");
+    fs::write(
+        &stand_in,
+        "#!/bin/sh\ncat >> \"$(dirname \"$0\")/mail.txt\"\n",
+    )
+    .expect("write");
+    fs::set_permissions(
+        &stand_in,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod sendmail.sh");
+    // Its files in the sandbox, its event log where the harness reads it.
+    let copy = text
+        .replace("/tmp/", &format!("{}/", sandbox.path().display()))
+        .replace("taskmaster-listeners.log", "taskmaster.log")
+        .replace(sendmail, &stand_in.display().to_string());
+    let conf = sandbox.file("listeners.conf");
+    fs::write(&conf, copy).expect("write the copy");
+    let venv = supervisor_venv_bin("crashmail");
+    let venv = venv.parent().expect("the venv's bin folder");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut folders = vec![venv.to_path_buf()];
+    folders.extend(std::env::split_paths(&path));
+    let mut cmd = sandbox.taskmaster_command_on(&conf, &[]);
+    isolate(&mut cmd, &sandbox);
+    cmd.env("PATH", std::env::join_paths(folders).expect("a PATH"));
+    let mut tm = Taskmaster::spawn(&sandbox, cmd);
+    for listener in ["crashlog", "crashmail", "memmon"] {
+        tm.wait_for_state(listener, "RUNNING", TIMEOUT);
+    }
+    let web = tm.running_pid("web");
+    send_signal(web, Signal::KILL).expect("kill web");
+    let line = format!("processname:web groupname:web from_state:RUNNING expected:0 pid:{web}");
+    sandbox.wait_for_contents(
+        "taskmaster-crashes.log",
+        |text| text.contains(&line),
+        TIMEOUT,
+    );
+    let mail = sandbox.wait_for_contents(
+        "mail.txt",
+        |text| text.contains("from state RUNNING"),
+        TIMEOUT,
+    );
+    assert!(
+        mail.contains("Subject: [web-01]: web crashed at "),
+        "{mail}"
+    );
+    assert!(
+        mail.contains(&format!(
+            "Process web in group web exited unexpectedly (pid {web}) from state RUNNING"
+        )),
+        "{mail}"
+    );
+}
