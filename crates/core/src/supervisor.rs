@@ -930,8 +930,9 @@ impl Supervisor {
         self.arm_liveness(name, now);
     }
 
-    /// STARTING -> BACKOFF, or -> FATAL once `startretries` retries are spent. The n-th retry
-    /// waits n seconds, as supervisord's do.
+    /// STARTING -> BACKOFF, then -> FATAL at once when `startretries` retries are spent, as
+    /// supervisord goes (its listeners hear the last BACKOFF, with its tries, before the
+    /// FATAL). The n-th retry waits n seconds, as supervisord's do.
     fn start_failed(&mut self, name: &str, now: Time, out: &mut Vec<Action>) {
         let shutting_down = self.shutting_down;
         let Some(p) = self.processes.get_mut(name) else {
@@ -945,6 +946,7 @@ impl Supervisor {
         }
         p.backoff += 1;
         if p.backoff > p.spec.startretries {
+            change_state(p, State::Backoff, out);
             change_state(p, State::Fatal, out);
             let attempts = p.backoff;
             p.backoff = 0;

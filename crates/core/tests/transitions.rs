@@ -1326,3 +1326,24 @@ fn a_reload_announces_the_groups_it_removes_and_adds_and_a_shutdown_stopping() {
     w.request(Request::Shutdown);
     assert_eq!(w.announced.first().map(String::as_str), Some("stopping"));
 }
+
+#[test]
+fn the_last_failed_start_goes_through_backoff_to_fatal_as_supervisord_does() {
+    let mut w = World::new("programs:\n  web:\n    cmd: /bin/web\n    startretries: 1\n");
+    w.announced.clear();
+    let first = w.pid("web");
+    w.exit("web", code(1));
+    w.advance(secs(1.0));
+    let second = w.pid("web");
+    w.exit("web", code(1));
+    assert_eq!(
+        w.announced,
+        [
+            format!("BACKOFF web pid:{first} tries:1 expected:false"),
+            format!("STARTING web pid:{first} tries:1 expected:false"),
+            format!("BACKOFF web pid:{second} tries:2 expected:false"),
+            format!("FATAL web pid:{second} tries:2 expected:false"),
+        ]
+    );
+    assert_eq!(w.sup.process("web").unwrap().backoff, 0);
+}

@@ -138,10 +138,18 @@ impl Daemon {
         self.say(said);
     }
 
-    /// Listener `pid` is gone: the event it had not answered goes back to its pool.
-    pub(crate) fn listener_gone(&mut self, pid: u32) {
+    /// Listener `pid` exited: the event it had not answered goes back to its pool once its
+    /// stdout has ended too.
+    pub(crate) fn listener_exited(&mut self, pid: u32) {
         let mut said = Vec::new();
-        self.listeners.gone(pid, &mut said);
+        self.listeners.exited(pid, &mut said);
+        self.say(said);
+    }
+
+    /// Listener `pid`'s stdout ended: all it wrote has been read.
+    pub(crate) fn listener_closed(&mut self, pid: u32) {
+        let mut said = Vec::new();
+        self.listeners.closed(pid, &mut said);
         self.say(said);
     }
 

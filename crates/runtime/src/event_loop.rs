@@ -321,7 +321,7 @@ impl Daemon {
         self.children.flush(pid);
         self.publish_output(pid);
         self.children.remove(pid);
-        self.listener_gone(pid);
+        self.listener_exited(pid);
         if self.helpers.reaped(pid, status) {
             return None;
         }
@@ -387,6 +387,7 @@ impl Daemon {
             TaskEvent::Note(message) => self.log.warn(message),
             TaskEvent::ListenerOutput(pid, bytes) => self.listener_output(pid, &bytes),
             TaskEvent::OutputHeard(pid) => self.publish_output(pid),
+            TaskEvent::ListenerClosed(pid) => self.listener_closed(pid),
             TaskEvent::ProcessNote(process, message) => self.log.write_at(
                 LogLevel::Warn,
                 &Notice {

@@ -30,6 +30,22 @@ pub(crate) enum TaskEvent {
     ListenerOutput(u32, Vec<u8>),
     /// A stream of child `pid` that listeners hear of has news.
     OutputHeard(u32),
+    /// An event listener's stdout ended: every byte it wrote was reported before.
+    ListenerClosed(u32),
+}
+
+/// Says that listener `pid`'s stdout ended when it is dropped: it lives in the capture's
+/// delivery, which goes with the capture once its thread has read the pipe to its end and the
+/// child's record is gone, after the last bytes were sent on the same channel.
+struct ClosedOnDrop {
+    events: tokio::sync::mpsc::UnboundedSender<TaskEvent>,
+    pid: u32,
+}
+
+impl Drop for ClosedOnDrop {
+    fn drop(&mut self) {
+        let _ = self.events.send(TaskEvent::ListenerClosed(self.pid));
+    }
 }
 
 /// An output watcher per log file with alerts: the alerts it watches for, and the task.
@@ -233,7 +249,16 @@ impl Daemon {
                     let _ = events.send(TaskEvent::ProcessNote(process.clone(), message));
                 };
                 let events = self.task_events.clone();
+                let closed =
+                    matches!(destination, capture::Destination::Protocol { .. }).then(|| {
+                        ClosedOnDrop {
+                            events: events.clone(),
+                            pid,
+                        }
+                    });
                 let to_loop: capture::ToLoop = std::sync::Arc::new(move |news| {
+                    // Kept (and dropped) with the capture.
+                    let _held = &closed;
                     let _ = events.send(match news {
                         capture::News::Protocol(bytes) => TaskEvent::ListenerOutput(pid, bytes),
                         capture::News::Heard => TaskEvent::OutputHeard(pid),

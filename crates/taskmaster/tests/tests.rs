@@ -25,6 +25,7 @@ mod harness_selftest;
 mod health;
 mod hostile;
 mod lifecycle;
+mod listeners;
 mod liveness;
 mod notify;
 mod pair;

@@ -10,6 +10,11 @@
 //! nobody: its pool's buffer keeps the newest `buffer_size` events, the oldest dropped with a
 //! line in the event log, and an event sent to a listener that fails it, breaks the protocol
 //! or dies before answering goes back to the head of its pool's buffer, serials unchanged.
+//!
+//! A listener's death is known twice: its exit (reaped by the loop) and the end of its stdout
+//! (its capture thread read all of it). Its event is sent again only once both are known: a
+//! listener that answers and exits at once has its answer read first, as supervisord drains a
+//! dead listener's pipes before it looks at its event.
 
 mod protocol;
 
@@ -57,6 +62,10 @@ struct Member {
     protocol: Protocol,
     /// The event it was sent and has not answered.
     event: Option<Queued>,
+    /// Its process is gone (reaped).
+    exited: bool,
+    /// Its stdout ended: everything it wrote has been read.
+    closed: bool,
 }
 
 /// Bytes to write to a listener's stdin.
@@ -143,6 +152,8 @@ impl Listeners {
                 process: process.to_string(),
                 protocol: Protocol::new(),
                 event: None,
+                exited: false,
+                closed: false,
             },
         );
     }
@@ -186,8 +197,32 @@ impl Listeners {
         }
     }
 
-    /// Listener `pid` is gone: an event it had not answered goes back to its pool.
-    pub fn gone(&mut self, pid: u32, said: &mut Vec<Said>) {
+    /// Listener `pid` exited. What it wrote last may still be on its way from its stdout:
+    /// its unanswered event waits for that ([`Listeners::closed`]).
+    pub fn exited(&mut self, pid: u32, said: &mut Vec<Said>) {
+        let Some(member) = self.members.get_mut(&pid) else {
+            return;
+        };
+        member.exited = true;
+        if member.closed || member.event.is_none() {
+            self.gone(pid, said);
+        }
+    }
+
+    /// Listener `pid`'s stdout ended: all it wrote has been read.
+    pub fn closed(&mut self, pid: u32, said: &mut Vec<Said>) {
+        let Some(member) = self.members.get_mut(&pid) else {
+            return;
+        };
+        member.closed = true;
+        if member.exited {
+            self.gone(pid, said);
+        }
+    }
+
+    /// Listener `pid` is gone, and has said all it will: an event it had not answered goes
+    /// back to its pool.
+    fn gone(&mut self, pid: u32, said: &mut Vec<Said>) {
         let Some(member) = self.members.remove(&pid) else {
             return;
         };
@@ -208,6 +243,9 @@ impl Listeners {
                 .members
                 .iter()
                 .filter(|(_, m)| &m.pool == name && m.protocol.state() == ListenerState::Ready)
+                // A process that is gone or cannot answer gets nothing, whatever its name's
+                // state (its successor may run already).
+                .filter(|(_, m)| !m.exited && !m.closed)
                 .filter(|(_, m)| running(&m.process))
                 .map(|(pid, m)| (m.process.clone(), *pid))
                 .collect();
@@ -374,11 +412,48 @@ mod tests {
         l.output(1, b"RESULT 4\nFAILREADY\n", &mut said);
         let again = l.dispatch(|_| true, "s");
         assert!(String::from_utf8_lossy(&again[0].bytes).contains("serial:0 pool:l poolserial:0 "));
-        l.gone(1, &mut said);
+        l.exited(1, &mut said);
+        l.closed(1, &mut said);
         l.started(2, "l", "l");
         l.output(2, b"READY\n", &mut said);
         let third = l.dispatch(|_| true, "s");
         assert!(String::from_utf8_lossy(&third[0].bytes).contains("serial:0 "));
+    }
+
+    #[test]
+    fn a_dead_listeners_event_waits_for_the_end_of_its_stdout() {
+        let mut l = listeners("TICK", 10);
+        let mut said = Vec::new();
+        l.publish(EventType::Tick5, "when:0".into(), &mut said);
+        // It answers, and exits before its answer is read: the answer counts.
+        l.started(1, "l", "l");
+        l.output(1, b"READY\n", &mut said);
+        assert_eq!(l.dispatch(|_| true, "s").len(), 1);
+        l.exited(1, &mut said);
+        l.started(2, "l", "l");
+        l.output(2, b"READY\n", &mut said);
+        assert!(l.dispatch(|_| true, "s").is_empty(), "serial 0 is pid 1's");
+        l.output(1, b"RESULT 2\nOK", &mut said);
+        l.closed(1, &mut said);
+        assert!(
+            l.dispatch(|_| true, "s").is_empty(),
+            "serial 0 was answered"
+        );
+        l.publish(EventType::Tick5, "when:5".into(), &mut said);
+        let next = l.dispatch(|_| true, "s");
+        assert_eq!(next[0].pid, 2);
+        assert!(String::from_utf8_lossy(&next[0].bytes).contains("serial:1 "));
+        // It dies without answering: its event comes back once its stdout has ended, not
+        // before, and never to the dead one.
+        l.exited(2, &mut said);
+        l.started(3, "l", "l");
+        l.output(3, b"READY\n", &mut said);
+        assert!(l.dispatch(|_| true, "s").is_empty());
+        l.closed(2, &mut said);
+        let again = l.dispatch(|_| true, "s");
+        assert_eq!(again[0].pid, 3);
+        assert!(String::from_utf8_lossy(&again[0].bytes).contains("serial:1 "));
+        assert!(said.is_empty(), "{said:?}");
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! bytes, it says what the listener did.
 //!
 //! A listener starts ACKNOWLEDGED and says `READY\n`; it is then READY, and taskmaster may
-//! send it one event (it is then BUSY); it answers `RESULT N\n` and N bytes, `OK` or `FAIL`,
-//! and is ACKNOWLEDGED again. Anything else breaks the protocol: the listener is UNKNOWN and
-//! gets no more events until it is restarted, as under supervisord.
+//! send it one event (it is then BUSY); it answers `RESULT N\n` and N bytes, and is
+//! ACKNOWLEDGED again. `OK` accepts the event; any other result (`FAIL`, as
+//! `childutils.listener.fail` writes) rejects it, to be sent again, as supervisord's default
+//! result handler does. Anything else breaks the protocol: the listener is UNKNOWN and gets no
+//! more events until it is restarted, as under supervisord.
 
 /// Where a listener is in the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +26,8 @@ pub(crate) enum ListenerState {
 pub(crate) enum Step {
     /// It said READY: it may get an event.
     Ready,
-    /// It answered its event: `OK` (processed) or not (`FAIL`: send it again).
+    /// It answered its event: `OK` (processed) or not (`FAIL` or anything else: send it
+    /// again).
     Result { ok: bool },
     /// It broke the protocol (why, for the event log); a busy listener's event is to be sent
     /// again.
@@ -152,17 +155,8 @@ impl Protocol {
             self.result = Some((length, body));
             return None;
         }
-        match body.as_slice() {
-            b"OK" => {
-                self.state = ListenerState::Acknowledged;
-                Some(Step::Result { ok: true })
-            }
-            b"FAIL" => {
-                self.state = ListenerState::Acknowledged;
-                Some(Step::Result { ok: false })
-            }
-            other => Some(self.broke(format!("bad result {}", shown(other)))),
-        }
+        self.state = ListenerState::Acknowledged;
+        Some(Step::Result { ok: body == b"OK" })
     }
 
     fn broke(&mut self, why: String) -> Step {
@@ -216,11 +210,6 @@ mod tests {
         p.sent();
         assert!(matches!(p.feed(b"RESULT two\n")[..], [Step::Broke(_)]));
 
-        let mut p = Protocol::new();
-        p.feed(b"READY\n");
-        p.sent();
-        assert!(matches!(p.feed(b"RESULT 3\nYES")[..], [Step::Broke(_)]));
-
         // Nothing it writes grows taskmaster's memory without bound.
         let mut p = Protocol::new();
         p.feed(b"READY\n");
@@ -230,5 +219,19 @@ mod tests {
         p.feed(b"READY\n");
         p.sent();
         assert!(matches!(p.feed(b"RESULT 99999999\n")[..], [Step::Broke(_)]));
+    }
+
+    #[test]
+    fn a_result_other_than_ok_rejects_the_event_as_supervisords_default_handler() {
+        let mut p = Protocol::new();
+        p.feed(b"READY\n");
+        p.sent();
+        assert_eq!(
+            p.feed(b"RESULT 3\nYESREADY\n"),
+            [Step::Result { ok: false }, Step::Ready]
+        );
+        p.sent();
+        assert_eq!(p.feed(b"RESULT 0\n"), [Step::Result { ok: false }]);
+        assert_eq!(p.state(), ListenerState::Acknowledged);
     }
 }

@@ -57,10 +57,15 @@ pub fn fixture_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tm-fixture"))
 }
 
-/// A program of the Python venv that has PyPI's `supervisor` 4.3.0 (`python`, `supervisorctl`,
-/// `echo_supervisord_conf`): the folder of `$SUPERVISORCTL`, else `target/ci-venv/bin`, which
-/// CI's `.ci/run` makes. A missing one fails the test: the tests that need supervisord's own
-/// code are never silently skipped.
+/// What the venv of [`supervisor_venv_bin`] holds, from PyPI, as `.ci/run` installs it.
+pub const VENV_PACKAGES: &str =
+    "supervisor==4.3.0 superlance==2.0.0 superfsmon==1.2.3 watchdog==7.1.1";
+
+/// A program of the Python venv that has PyPI's `supervisor` 4.3.0 and its ecosystem
+/// ([`VENV_PACKAGES`]: `python`, `supervisord`, `supervisorctl`, `echo_supervisord_conf`,
+/// superlance's `crashmail` and `memmon`, `superfsmon`): the folder of `$SUPERVISORCTL`, else
+/// `target/ci-venv/bin`, which CI's `.ci/run` makes. A missing one fails the test: the tests
+/// that need supervisord's own code or its clients are never silently skipped.
 pub fn supervisor_venv_bin(name: &str) -> PathBuf {
     let folder = std::env::var_os("SUPERVISORCTL").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ci-venv/bin"),
@@ -74,9 +79,9 @@ pub fn supervisor_venv_bin(name: &str) -> PathBuf {
     let path = folder.join(name);
     assert!(
         path.exists(),
-        "{} not found: this test needs PyPI's supervisor 4.3.0. `.ci/run` installs it; by hand: \
-         `python3 -m venv target/ci-venv && target/ci-venv/bin/pip install supervisor==4.3.0`, \
-         or set SUPERVISORCTL to the supervisorctl of such a venv",
+        "{} not found: this test needs a venv with PyPI's {VENV_PACKAGES}. `.ci/run` installs \
+         them; by hand: `python3 -m venv target/ci-venv && target/ci-venv/bin/pip install \
+         {VENV_PACKAGES}`, or set SUPERVISORCTL to the supervisorctl of such a venv",
         path.display()
     );
     path
