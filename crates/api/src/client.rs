@@ -245,6 +245,9 @@ impl Client {
                 "the JSON API takes no remote communication events: send them with XML-RPC's \
                  supervisor.sendRemoteCommEvent",
             )),
+            Request::Note(_) => Err(ClientError::NotInApi(
+                "a note for the event log is the daemon's own, not a client's",
+            )),
             Request::Shutdown => {
                 let answer = self.send(Method::POST, "/v1/shutdown", None)?;
                 ok(&answer)?;

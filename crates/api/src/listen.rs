@@ -18,7 +18,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use taskmaster_runtime::{Exiting, Handle};
 
-use crate::auth::{authorize, Credentials};
+use crate::auth::{authorize, Credentials, Gate};
 use crate::{limits, server};
 use taskmaster_config::SocketAccess;
 
@@ -132,9 +132,10 @@ impl ControlSocket {
         let Ok(listener) = tokio::net::UnixListener::from_std(self.listener) else {
             return;
         };
-        let mut app = server::router(handle);
+        let mut app = server::router(handle.clone());
         if let Some(credentials) = self.credentials {
-            app = app.layer(axum::middleware::from_fn_with_state(credentials, authorize));
+            let gate = Gate::new(credentials, handle.clone());
+            app = app.layer(axum::middleware::from_fn_with_state(gate, authorize));
         }
         let any_peer = self.any_peer;
         let own_uid = rustix::process::getuid().as_raw();

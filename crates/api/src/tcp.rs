@@ -15,7 +15,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use taskmaster_runtime::{Exiting, Handle};
 
-use crate::auth::{authorize, Credentials};
+use crate::auth::{authorize, Credentials, Gate};
 use crate::{limits, server};
 
 /// Where and how the API listens on TCP.
@@ -81,9 +81,10 @@ impl ControlTcp {
         let Ok(listener) = tokio::net::TcpListener::from_std(self.listener) else {
             return;
         };
-        let mut app = server::router(handle);
+        let mut app = server::router(handle.clone());
         if let Some(credentials) = self.credentials {
-            app = app.layer(axum::middleware::from_fn_with_state(credentials, authorize));
+            let gate = Gate::new(credentials, handle.clone());
+            app = app.layer(axum::middleware::from_fn_with_state(gate, authorize));
         }
         let graceful = GracefulShutdown::new();
         let connections = limits::Connections::new();

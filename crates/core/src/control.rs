@@ -76,6 +76,9 @@ pub enum Request {
         kind: String,
         data: String,
     },
+    /// A line for the event log from a service of the daemon (a refused login, with its
+    /// peer); answered [`Reply::Recorded`].
+    Note(String),
 }
 
 impl fmt::Display for Request {
@@ -114,6 +117,7 @@ impl fmt::Display for Request {
             Request::RemoteCommEvent { kind, data } => {
                 return write!(f, "remotecomm {kind:?} ({} bytes)", data.len());
             }
+            Request::Note(_) => return f.write_str("note"),
         };
         f.write_str(verb)?;
         for target in targets {

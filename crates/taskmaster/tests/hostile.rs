@@ -181,3 +181,42 @@ fn oversized_malformed_and_garbage_requests_get_their_4xx_and_nothing_else_moves
     assert_eq!(api.get("/v1/processes/web").status, 200);
     assert_eq!(tm.running_pid("web"), web);
 }
+
+#[test]
+fn tcp_without_the_right_credentials_is_refused_and_the_peer_is_in_the_event_log() {
+    let sandbox = Sandbox::new();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("its address").port()
+    };
+    let web = program(
+        "web",
+        &fixture_cmd(&["sleep", "forever"]),
+        &["starttime: 0"],
+    );
+    sandbox.write_config(&format!(
+        "http:\n  listen: 127.0.0.1:{port}\n  username: admin\n  password: s3cret\n{}",
+        config(&[web])
+    ));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    tm.wait_for_state("web", "RUNNING", TIMEOUT);
+    let ask = |authorization: &str| -> Option<u16> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(TIMEOUT)).ok()?;
+        let request = format!(
+            "GET /v1/processes HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{authorization}\r\n"
+        );
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+    };
+    // admin:wrong, admin:s3cret in base64.
+    assert_eq!(ask(""), Some(401));
+    assert_eq!(ask("Authorization: Basic YWRtaW46d3Jvbmc=\r\n"), Some(401));
+    assert_eq!(ask("Authorization: Basic YWRtaW46czNjcmV0\r\n"), Some(200));
+    tm.wait_for_log(
+        "refused a request without the right username and password from 127.0.0.1:",
+        TIMEOUT,
+    );
+}

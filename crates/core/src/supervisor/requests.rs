@@ -41,6 +41,7 @@ impl Supervisor {
                 | Request::DaemonState
                 | Request::SendStdin { .. }
                 | Request::RemoteCommEvent { .. }
+                | Request::Note(_)
         );
         if ticket.is_some() && !query && !repeated_shutdown {
             out.push(Action::Log(Notice {
@@ -221,6 +222,13 @@ impl Supervisor {
             Request::SendStdin { targets, data } => self.send_stdin(ticket, &targets, data, out),
             Request::RemoteCommEvent { kind, data } => {
                 self.remote_communication_event(&kind, &data, out);
+                Some(Reply::Recorded)
+            }
+            Request::Note(message) => {
+                out.push(Action::Log(Notice {
+                    process: None,
+                    message,
+                }));
                 Some(Reply::Recorded)
             }
             Request::Shutdown => {
