@@ -220,3 +220,116 @@ fn tcp_without_the_right_credentials_is_refused_and_the_peer_is_in_the_event_log
         TIMEOUT,
     );
 }
+
+// ---- hostile children ------------------------------------------------------------------------
+
+/// The daemon's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}
+
+/// How much the daemon's memory may grow under a hostile child: far below what the child
+/// sends, so that growing with it would show.
+const GROWTH_KIB: u64 = 16 * 1024;
+
+#[test]
+fn a_child_flooding_the_notify_socket_with_datagrams_and_descriptors_grows_nothing() {
+    let sandbox = Sandbox::new();
+    // 20,000 datagrams, every tenth with 253 descriptors (the most one may carry), as fast as
+    // the socket takes them, then a file saying it is done.
+    let script = "import os, socket\n\
+                  s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                  addr = os.environ['NOTIFY_SOCKET']\n\
+                  fd = os.open('/dev/null', os.O_RDONLY)\n\
+                  for n in range(20000):\n    \
+                      try:\n        \
+                          if n % 10 == 0:\n            \
+                              socket.send_fds(s, [b'STATUS=flood %d' % n], [fd] * 253, addr)\n        \
+                          else:\n            \
+                              s.sendto(b'WATCHDOG=1\\nSTATUS=x' + b'y' * 4000, addr)\n    \
+                      except (BlockingIOError, ConnectionRefusedError, OSError):\n        \
+                          pass\n\
+                  open('done', 'w').close()\n\
+                  import time\n\
+                  time.sleep(1000)\n";
+    std::fs::write(sandbox.file("flood.py"), script).expect("write flood.py");
+    let calm = program(
+        "calm",
+        &fixture_cmd(&["sleep", "forever"]),
+        &["starttime: 0"],
+    );
+    let flood = program(
+        "flood",
+        &crate::support::yaml_quote(&format!("python3 {}", sandbox.file_str("flood.py"))),
+        &[
+            "starttime: 0",
+            &format!("workingdir: {}", sandbox.file_str("")),
+        ],
+    );
+    sandbox.write_config(&config(&[calm, flood]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    let calm_pid = tm.running_pid("calm");
+    let pid = tm.daemon_pid();
+    let api = Api::connect(sandbox.file("taskmaster.sock"));
+    let (fds, rss) = (descriptors(pid), rss_kib(pid));
+    sandbox.wait_for_file("done", TIMEOUT);
+    // The other program and the daemon are untouched; what the flood sent is gone.
+    assert_eq!(api.get("/v1/processes/calm").status, 200);
+    assert_eq!(tm.running_pid("calm"), calm_pid);
+    wait_until("the flood's descriptors to be closed", TIMEOUT, || {
+        (descriptors(pid) <= fds + 2).then_some(())
+    });
+    let grown = rss_kib(pid).saturating_sub(rss);
+    assert!(grown < GROWTH_KIB, "the daemon grew by {grown} KiB");
+}
+
+#[test]
+fn a_child_writing_a_line_that_never_ends_to_syslog_grows_nothing() {
+    let sandbox = Sandbox::new();
+    let syslog = sandbox.file("syslog.sock");
+    let receiver = std::os::unix::net::UnixDatagram::bind(&syslog).expect("a syslog socket");
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("a read timeout");
+    // 32 MiB without a newline, then a file saying it is done.
+    let script = "import sys\nchunk = b'x' * 65536\nfor _ in range(512):\n    sys.stdout.buffer.write(chunk)\nsys.stdout.flush()\nopen('done', 'w').close()\nimport time\ntime.sleep(1000)\n";
+    std::fs::write(sandbox.file("long.py"), script).expect("write long.py");
+    let long = program(
+        "long",
+        &crate::support::yaml_quote(&format!("python3 {}", sandbox.file_str("long.py"))),
+        &[
+            "starttime: 0",
+            "stdout: syslog",
+            &format!("workingdir: {}", sandbox.file_str("")),
+        ],
+    );
+    sandbox.write_config(&format!(
+        "syslog_socket: {}\n{}",
+        crate::support::yaml_quote(syslog.to_str().expect("UTF-8")),
+        config(&[long])
+    ));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    tm.running_pid("long");
+    let pid = tm.daemon_pid();
+    let rss = rss_kib(pid);
+    // Syslog reads as it may: the daemon must not keep what it could not send.
+    let mut datagram = vec![0u8; 128 * 1024];
+    let mut received = 0usize;
+    wait_until("the long line to be written", TIMEOUT, || {
+        while let Ok(n) = receiver.recv(&mut datagram) {
+            received += n;
+        }
+        sandbox.file("done").exists().then_some(())
+    });
+    let grown = rss_kib(pid).saturating_sub(rss);
+    assert!(
+        grown < GROWTH_KIB,
+        "the daemon grew by {grown} KiB (syslog got {received} bytes)"
+    );
+}
