@@ -633,16 +633,114 @@ impl ProgramSpec {
         (self.group_priority.unwrap_or(self.priority), self.priority)
     }
 
-    /// Whether a process running with `self` needs no restart to run with `other`: the same
-    /// settings, whatever the program's `numprocs` (a pool that grows or shrinks leaves the
-    /// processes it keeps alone).
-    pub fn same_process_settings(&self, other: &ProgramSpec) -> bool {
-        let mut other = other.clone();
-        other.numprocs = self.numprocs;
-        other.numprocs_start = self.numprocs_start;
-        other.processes.clone_from(&self.processes);
-        *self == other
+    /// What changes from `self` to `other` for a process running with `self`: the settings
+    /// taskmaster applies in place (how it watches the process), and those that restart it
+    /// (what the process is, or what it was given at its start). `numprocs` aside: a pool
+    /// that grows or shrinks leaves the processes it keeps alone.
+    pub fn changes(&self, other: &ProgramSpec) -> SettingsChange {
+        let (a, b) = (self, other);
+        let in_place = [
+            ("autostart", a.autostart != b.autostart),
+            ("autorestart", a.autorestart != b.autorestart),
+            ("exitcodes", a.exitcodes != b.exitcodes),
+            ("starttime", a.starttime != b.starttime),
+            ("startretries", a.startretries != b.startretries),
+            ("stopsignal", a.stopsignal != b.stopsignal),
+            ("stoptime", a.stoptime != b.stoptime),
+            (
+                "priority",
+                a.priority != b.priority || a.group_priority != b.group_priority,
+            ),
+            ("killgroup", a.killgroup != b.killgroup),
+            ("ready", a.ready != b.ready || a.readytime != b.readytime),
+            ("watchdog_paused", a.watchdog_paused != b.watchdog_paused),
+            ("healthcheck", a.healthcheck != b.healthcheck),
+            ("on_exit", a.on_exit != b.on_exit),
+            ("restart_limit", a.restart_limit != b.restart_limit),
+            ("backoff", a.backoff != b.backoff),
+            ("events", a.listener != b.listener),
+            ("process_name", a.process_name != b.process_name),
+        ];
+        let mut same = other.clone();
+        same.numprocs = self.numprocs;
+        same.numprocs_start = self.numprocs_start;
+        same.processes.clone_from(&self.processes);
+        same.autostart = self.autostart;
+        same.autorestart = self.autorestart;
+        same.exitcodes.clone_from(&self.exitcodes);
+        same.starttime = self.starttime;
+        same.startretries = self.startretries;
+        same.stopsignal = self.stopsignal;
+        same.stoptime = self.stoptime;
+        same.priority = self.priority;
+        same.group_priority = self.group_priority;
+        same.killgroup = self.killgroup;
+        same.ready = self.ready;
+        same.readytime = self.readytime;
+        same.watchdog_paused = self.watchdog_paused;
+        same.healthcheck.clone_from(&self.healthcheck);
+        same.on_exit.clone_from(&self.on_exit);
+        same.restart_limit = self.restart_limit;
+        same.backoff = self.backoff;
+        same.listener.clone_from(&self.listener);
+        same.process_name.clone_from(&self.process_name);
+        let restart = [
+            ("cmd", a.cmd != b.cmd || a.argv != b.argv),
+            ("env", a.env != b.env || a.serverurl != b.serverurl),
+            ("workingdir", a.workingdir != b.workingdir),
+            ("umask", a.umask != b.umask),
+            ("user", a.user != b.user),
+            (
+                "stdout",
+                a.stdout != b.stdout || a.stdout_syslog != b.stdout_syslog,
+            ),
+            (
+                "stderr",
+                a.stderr != b.stderr || a.stderr_syslog != b.stderr_syslog,
+            ),
+            ("stdin", a.stdin != b.stdin),
+            (
+                "rotation",
+                a.stdout_rotation != b.stdout_rotation || a.stderr_rotation != b.stderr_rotation,
+            ),
+            // The child is told its period (WATCHDOG_USEC) when it starts.
+            ("watchdog", a.watchdog != b.watchdog),
+            // Its output is watched for them from its start.
+            ("alerts", a.alerts != b.alerts),
+            ("rlimits", a.rlimits != b.rlimits),
+            ("socket", a.fcgi_socket != b.fcgi_socket),
+            (
+                "output events",
+                a.stdout_events != b.stdout_events || a.stderr_events != b.stderr_events,
+            ),
+        ];
+        let mut change = SettingsChange {
+            in_place: in_place
+                .iter()
+                .filter(|(_, c)| *c)
+                .map(|(n, _)| *n)
+                .collect(),
+            restart: restart
+                .iter()
+                .filter(|(_, c)| *c)
+                .map(|(n, _)| *n)
+                .collect(),
+        };
+        // Whatever else differs (a setting added later and not listed above) restarts.
+        if *self != same && change.restart.is_empty() {
+            change.restart.push("other settings");
+        }
+        change
     }
+}
+
+/// What a reload changes for a running process: [`ProgramSpec::changes`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsChange {
+    /// Settings applied to the running process, without a restart.
+    pub in_place: Vec<&'static str>,
+    /// Settings that restart it.
+    pub restart: Vec<&'static str>,
 }
 
 /// The two formats a configuration file can be written in.

@@ -1347,3 +1347,38 @@ fn the_last_failed_start_goes_through_backoff_to_fatal_as_supervisord_does() {
     );
     assert_eq!(w.sup.process("web").unwrap().backoff, 0);
 }
+
+// ---- reloads that restart only what must restart ---------------------------------------------
+
+#[test]
+fn a_reload_applies_watching_settings_in_place_and_restarts_for_the_process_itself() {
+    let mut w = World::new("programs:\n  web: {cmd: /bin/web, starttime: 0}\n");
+    let pid = w.pid("web");
+    w.reload("programs:\n  web: {cmd: /bin/web, starttime: 0, autorestart: never, stoptime: 3}\n");
+    assert_eq!(w.pid("web"), pid, "no restart for autorestart and stoptime");
+    assert_eq!(w.spawn_count("web"), 1);
+    assert!(
+        w.logs
+            .iter()
+            .any(|l| l == "web: autorestart, stoptime changed in place, no restart"),
+        "{:?}",
+        w.logs
+    );
+    // In force at once: an exit is not restarted any more.
+    w.exit("web", killed(Signal::KILL));
+    assert_eq!(w.state("web"), "EXITED");
+    assert_eq!(w.spawn_count("web"), 1);
+    w.request(Request::Start(vec!["web".into()]));
+    let pid = w.pid("web");
+    w.reload(
+        "programs:\n  web: {cmd: /bin/web --new, starttime: 0, autorestart: never, stoptime: 3}\n",
+    );
+    assert!(
+        w.logs.iter().any(|l| l == "web: restarted: cmd changed"),
+        "{:?}",
+        w.logs
+    );
+    assert_eq!(w.signals.last().map(|s| s.pid), Some(pid));
+    w.exit("web", killed(Signal::TERM));
+    assert_ne!(w.pid("web"), pid);
+}

@@ -706,3 +706,36 @@ fn reload_while_the_old_process_is_still_stopping_starts_only_the_latest_setting
     tm.wait_for_state("slow", "EXITED", TIMEOUT);
     tm.shutdown();
 }
+
+#[test]
+fn a_reload_applies_autorestart_and_stoptime_in_place_and_restarts_for_a_new_cmd() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&config(&[program("web", &sleeper(), &[])]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    let pid = tm.running_pid("web");
+    sandbox.write_config(&config(&[program(
+        "web",
+        &sleeper(),
+        &["autorestart: never", "stoptime: 3"],
+    )]));
+    assert_eq!(tm.command_all("reload"), ["reloaded: changed web"]);
+    tm.wait_for_log(
+        "web: autorestart, stoptime changed in place, no restart",
+        TIMEOUT,
+    );
+    assert_eq!(tm.running_pid("web"), pid);
+    assert!(is_alive(pid));
+    // autorestart: never is in force for the process that was already running.
+    send_signal(pid, Signal::KILL).expect("SIGKILL to web");
+    tm.wait_for_state("web", "EXITED", TIMEOUT);
+    tm.command_all("start web");
+    let pid = tm.running_pid("web");
+    sandbox.write_config(&config(&[program(
+        "web",
+        &fixture_cmd(&["sleep", "100000"]),
+        &["autorestart: never", "stoptime: 3"],
+    )]));
+    assert_eq!(tm.command_all("reload"), ["reloaded: changed web"]);
+    tm.wait_for_log("web: restarted: cmd changed", TIMEOUT);
+    wait_for_new_pid(&mut tm, "web", pid);
+}

@@ -486,9 +486,24 @@ impl Supervisor {
                     let Some(p) = self.processes.get_mut(&name) else {
                         continue;
                     };
-                    if p.spec.same_process_settings(spec) {
+                    let change = p.spec.changes(spec);
+                    if change.restart.is_empty() {
                         p.spec = Arc::clone(spec);
+                        if !change.in_place.is_empty() {
+                            let changed = change.in_place.join(", ");
+                            log(
+                                out,
+                                &name,
+                                format!("{changed} changed in place, no restart"),
+                            );
+                        }
                     } else {
+                        let changed = change.restart.join(", ");
+                        let message = match p.state.is_stopped() {
+                            true => format!("{changed} changed"),
+                            false => format!("restarted: {changed} changed"),
+                        };
+                        log(out, &name, message);
                         self.retire_process(&name, now, out);
                         self.waiting_processes.insert(name, Arc::clone(spec));
                     }
