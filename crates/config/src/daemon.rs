@@ -47,6 +47,10 @@ pub struct DaemonSettings {
     pub childlogdir: Option<PathBuf>,
     /// `nocleanup`: AUTO log files are kept at exit.
     pub nocleanup: bool,
+    /// `exit_when_done`: taskmaster exits (0) once every program has ended and none will be
+    /// restarted, as a batch job's supervisor.
+    #[serde(default)]
+    pub exit_when_done: bool,
     /// The AUTO log files of the programs (`stdout_logfile = AUTO`, supervisord's default):
     /// removed at exit unless `nocleanup`.
     pub auto_logs: BTreeSet<PathBuf>,
@@ -67,6 +71,7 @@ impl Default for DaemonSettings {
             strip_ansi: false,
             childlogdir: None,
             nocleanup: false,
+            exit_when_done: false,
             auto_logs: BTreeSet::new(),
             socket_access: SocketAccess::default(),
         }

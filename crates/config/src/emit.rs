@@ -134,6 +134,9 @@ fn daemon(out: &mut String, daemon: &crate::DaemonSettings) {
     if daemon.nocleanup {
         out.push_str("nocleanup: true\n");
     }
+    if daemon.exit_when_done {
+        out.push_str("exit_when_done: true\n");
+    }
 }
 
 fn program(out: &mut String, spec: &ProgramSpec, auto_logs: &BTreeSet<PathBuf>) {
@@ -195,6 +198,9 @@ fn program(out: &mut String, spec: &ProgramSpec, auto_logs: &BTreeSet<PathBuf>) 
     }
     if let Some(user) = &spec.user {
         key("user", user_name(user));
+    }
+    if spec.critical {
+        key("critical", "true".to_string());
     }
     if !spec.rlimits.is_empty() {
         let limits: Vec<String> = spec

@@ -220,6 +220,10 @@ pub struct ProgramSpec {
     /// as its stdin, fd 0 (supervisord's `[fcgi-program:x]` and its `socket` options).
     #[serde(default)]
     pub fcgi_socket: Option<FcgiSocket>,
+    /// When it ends for good (FATAL, or an exit not restarted), taskmaster stops everything
+    /// and exits with its exit code (`critical`): a container's main program.
+    #[serde(default)]
+    pub critical: bool,
     /// The resource limits its processes start with (`rlimits`), set before exec.
     #[serde(default)]
     pub rlimits: Rlimits,
@@ -660,6 +664,7 @@ impl ProgramSpec {
             ("backoff", a.backoff != b.backoff),
             ("events", a.listener != b.listener),
             ("process_name", a.process_name != b.process_name),
+            ("critical", a.critical != b.critical),
         ];
         let mut same = other.clone();
         same.numprocs = self.numprocs;
@@ -684,6 +689,7 @@ impl ProgramSpec {
         same.backoff = self.backoff;
         same.listener.clone_from(&self.listener);
         same.process_name.clone_from(&self.process_name);
+        same.critical = self.critical;
         let restart = [
             ("cmd", a.cmd != b.cmd || a.argv != b.argv),
             ("env", a.env != b.env || a.serverurl != b.serverurl),

@@ -458,6 +458,12 @@ pub(crate) const OPTIONS: &[ProgramOption] = &[
         },
     },
     ProgramOption {
+        name: "critical",
+        supervisord: None,
+        expected: BOOLEAN,
+        read: |d, text, _, _| boolean(text).map(|on| d.spec.critical = on),
+    },
+    ProgramOption {
         name: "user",
         supervisord: Some("user"),
         expected: "a user name or uid",
@@ -873,5 +879,6 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         fcgi_socket: None,
         listener: None,
         rlimits: Default::default(),
+        critical: false,
     }
 }

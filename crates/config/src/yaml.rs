@@ -286,6 +286,9 @@ const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
     ("nocleanup", |c, node, key, top| {
         top.daemon.nocleanup = c.boolean(node, key).unwrap_or(false)
     }),
+    ("exit_when_done", |c, node, key, top| {
+        top.daemon.exit_when_done = c.boolean(node, key).unwrap_or(false)
+    }),
     // [unix_http_server]'s chmod, chown, username and password.
     ("socket_mode", |c, node, key, top| {
         let text = c.scalar(node, key, "an octal mode such as 0660");

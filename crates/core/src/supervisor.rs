@@ -262,6 +262,9 @@ pub struct Supervisor {
     staged: Option<Config>,
     shutting_down: bool,
     exit_sent: bool,
+    /// The status taskmaster exits with: a `critical` program's when it ended the run.
+    #[serde(default)]
+    exit_code: u8,
     daemon_pid: u32,
     /// The process pair, when the runtime keeps one.
     #[serde(default)]
@@ -280,6 +283,7 @@ impl Supervisor {
             staged: None,
             shutting_down: false,
             exit_sent: false,
+            exit_code: 0,
             daemon_pid,
             pair: None,
         };
@@ -299,6 +303,12 @@ impl Supervisor {
             supervisor.spawn(&name, now, &mut out);
         }
         (supervisor, out)
+    }
+
+    /// The status taskmaster exits with: 0, or the exit code of the `critical` program whose
+    /// end ended the run (128 + the signal for a death by signal).
+    pub fn exit_code(&self) -> u8 {
+        self.exit_code
     }
 
     /// Reacts to one event and returns what to do, in order.
@@ -1153,6 +1163,57 @@ impl Supervisor {
         }
     }
 
+    /// A container's rules: a `critical` program that ended for good (FATAL, or an exit that
+    /// will not be restarted) ends the run with its exit code; with `exit_when_done`, the run
+    /// ends once every program has ended for good.
+    fn end_when_done(&mut self, now: Time, out: &mut Vec<Action>) {
+        let ended = |p: &Process| {
+            matches!(p.state, State::Exited | State::Fatal) && !p.start_pending() && !p.hook_running
+        };
+        let critical = self
+            .processes
+            .values()
+            .find(|p| p.spec.critical && ended(p))
+            .map(|p| {
+                let code = match p.last_exit.as_ref().and_then(|exit| exit.status) {
+                    Some(ExitStatus::Code(code)) => u8::try_from(code).unwrap_or(1),
+                    Some(ExitStatus::Signal { signal, .. }) => {
+                        u8::try_from(128 + signal.number()).unwrap_or(255)
+                    }
+                    // FATAL without a child that ran: it never started.
+                    None => 1,
+                };
+                (p.name.clone(), p.state, code)
+            });
+        if let Some((name, state, code)) = critical {
+            self.exit_code = code;
+            let message = format!(
+                "{name} is critical and has ended ({state}): stopping everything, then exiting \
+                 with its status {code}"
+            );
+            out.push(Action::Log(Notice {
+                process: None,
+                message,
+            }));
+            return self.shutdown(now, out);
+        }
+        let done = self.config.daemon.exit_when_done
+            && self.waiting_processes.is_empty()
+            && self
+                .processes
+                .values()
+                .all(|p| ended(p) || (p.state == State::Stopped && !p.start_pending()));
+        if done {
+            out.push(Action::Log(Notice {
+                process: None,
+                message: "every program has ended and none will be restarted: exiting \
+                          (exit_when_done)"
+                    .to_string(),
+            }));
+            self.shutdown(now, out);
+        }
+    }
+
     fn shutdown(&mut self, now: Time, out: &mut Vec<Action>) {
         if self.shutting_down {
             return;
@@ -1205,6 +1266,9 @@ impl Supervisor {
     /// After every event: answer the requests whose processes have reached their goals, drop
     /// retired records, start programs that were waiting for them, and exit after a shutdown.
     fn settle(&mut self, now: Time, out: &mut Vec<Action>) {
+        if !self.shutting_down {
+            self.end_when_done(now, out);
+        }
         // First, as it may stop more processes, which the waiters below must see.
         if self.shutting_down {
             self.stop_next_level(now, out);

@@ -1382,3 +1382,50 @@ fn a_reload_applies_watching_settings_in_place_and_restarts_for_the_process_itse
     w.exit("web", killed(Signal::TERM));
     assert_ne!(w.pid("web"), pid);
 }
+
+// ---- a container's rules: critical, exit_when_done ------------------------------------------
+
+#[test]
+fn a_critical_program_that_ends_for_good_stops_everything_with_its_exit_code() {
+    let mut w = World::new(
+        "programs:\n  main: {cmd: /bin/main, starttime: 0, autorestart: never, critical: true}\n  \
+         side: {cmd: /bin/side, starttime: 0}\n",
+    );
+    let side = w.pid("side");
+    w.exit("main", code(7));
+    assert!(w.sup.is_shutting_down());
+    assert_eq!(w.sup.exit_code(), 7);
+    assert!(w
+        .logs
+        .iter()
+        .any(|l| l.starts_with("main is critical and has ended (EXITED)")));
+    assert!(w.signals.iter().any(|s| s.pid == side));
+    // A death by signal is 128 + the signal, as a shell says it.
+    let mut w = World::new(
+        "programs:\n  main: {cmd: /bin/main, starttime: 0, autorestart: never, critical: true}\n",
+    );
+    w.exit("main", killed(Signal::KILL));
+    assert_eq!(w.sup.exit_code(), 137);
+}
+
+#[test]
+fn a_critical_program_restarted_by_its_policy_ends_nothing() {
+    let mut w = World::new("programs:\n  main: {cmd: /bin/main, starttime: 0, critical: true}\n");
+    w.exit("main", code(3));
+    assert!(!w.sup.is_shutting_down());
+    assert_eq!(w.spawn_count("main"), 2);
+}
+
+#[test]
+fn exit_when_done_ends_the_run_once_every_program_has_ended_for_good() {
+    let mut w = World::new(
+        "exit_when_done: true\nprograms:\n  a: {cmd: /bin/a, starttime: 0, autorestart: never}\n  \
+         b: {cmd: /bin/b, starttime: 0, autorestart: never}\n",
+    );
+    w.exit("a", code(0));
+    assert!(!w.sup.is_shutting_down(), "b still runs");
+    w.exit("b", code(0));
+    assert!(w.sup.is_shutting_down());
+    assert_eq!(w.sup.exit_code(), 0);
+    assert!(w.exited);
+}

@@ -252,7 +252,7 @@ impl Daemon {
 
     /// Runs the loop on the calling thread until every process has stopped after a shutdown
     /// (a `shutdown` request, SIGTERM or SIGINT).
-    pub fn run_blocking(self) -> Result<(), StartError> {
+    pub fn run_blocking(self) -> Result<u8, StartError> {
         self.run_blocking_with(|_| std::future::pending())
     }
 
@@ -263,7 +263,7 @@ impl Daemon {
     pub fn run_blocking_with<Service>(
         mut self,
         service: impl FnOnce(Exiting) -> Service,
-    ) -> Result<(), StartError>
+    ) -> Result<u8, StartError>
     where
         Service: Future<Output = ()> + Send + 'static,
     {

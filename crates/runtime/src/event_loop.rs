@@ -27,7 +27,8 @@ use crate::{clock, notify, pair, startup, sys, StartError};
 const TAKEOVER_SERVICE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Daemon {
-    pub(crate) async fn run(mut self) -> Result<(), StartError> {
+    /// Runs until every process has stopped after a shutdown; the status to exit with.
+    pub(crate) async fn run(mut self) -> Result<u8, StartError> {
         // Handlers go in before the first spawn, so that no SIGCHLD can be missed.
         let mut sigchld = signal(SignalKind::child()).map_err(StartError::Signals)?;
         let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
@@ -165,7 +166,7 @@ impl Daemon {
             self.log.say("taskmaster exits: every process has stopped");
         }
         self.log.flush();
-        Ok(())
+        Ok(self.supervisor.exit_code())
     }
 
     /// The end of every turn: the supervisor's deadlines and the pair's duties that are due,

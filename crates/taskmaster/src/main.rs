@@ -510,7 +510,8 @@ fn run(path: &Path, with_shell: bool, verbose: bool, mode: Mode) -> ExitCode {
     }
     terminal.restore();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        // 0, or a critical program's status when its end ended the run.
+        Ok(status) => ExitCode::from(status),
         Err(e) => {
             eprintln!("taskmaster: {e}");
             ExitCode::FAILURE

@@ -15,6 +15,7 @@ mod api;
 mod capture;
 mod child_examples;
 mod childutils;
+mod container;
 mod corpus;
 mod ctl;
 mod event_log;
