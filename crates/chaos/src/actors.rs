@@ -33,11 +33,26 @@ pub struct Context {
     pub tally: tally::Shared,
     /// Set when the run's time is up: every actor finishes what it does and returns.
     pub done: AtomicBool,
+    /// When the actors started: the storms and lulls are counted from it.
+    pub begun: Instant,
 }
+
+/// The run's rhythm: a storm, when every actor works, then a lull, when the signaller only
+/// continues what it paused (and flips the health flag) and the clients only ask for status,
+/// long enough for what needs a process left alone for a while to happen (a watchdog's
+/// hang found, failed health checks in a row, a restart limit reached).
+const STORM: Duration = Duration::from_secs(10);
+const LULL: Duration = Duration::from_secs(5);
 
 impl Context {
     pub fn is_done(&self) -> bool {
         self.done.load(Ordering::Relaxed)
+    }
+
+    /// Whether this is a lull.
+    pub fn in_lull(&self) -> bool {
+        let cycle = (STORM + LULL).as_millis();
+        self.begun.elapsed().as_millis() % cycle >= STORM.as_millis()
     }
 
     fn layout(&self) -> Layout {
@@ -84,7 +99,7 @@ fn pace(next: Instant, period: Duration) -> Instant {
 
 /// Signals to random processes of the run, `rate` a second: SIGKILL, SIGSEGV, SIGTERM and
 /// SIGSTOP, each SIGSTOP followed by a SIGCONT 0.1 to 2 s later (every pause still due is
-/// continued before it returns). Now and then the health checks' flag is flipped instead.
+/// continued before it returns). Every 0.5 to 4 s it may flip the health checks' flag too.
 pub fn signaller(ctx: &Context, rate: u32) {
     const SIGNALS: [(Signal, &str, u64); 4] = [
         (Signal::KILL, "SIGKILL", 25),
@@ -100,6 +115,7 @@ pub fn signaller(ctx: &Context, rate: u32) {
     let mut listed = Instant::now();
     let mut next = Instant::now();
     let mut first = true;
+    let mut next_flip = Instant::now();
     while !ctx.is_done() {
         let now = Instant::now();
         let (due, later): (Vec<_>, Vec<_>) = paused.drain(..).partition(|(_, at)| *at <= now);
@@ -114,9 +130,10 @@ pub fn signaller(ctx: &Context, rate: u32) {
             listed = now;
             first = false;
         }
-        if rng.chance(3) {
+        if now >= next_flip {
             flip_health(ctx, &mut rng);
-        } else {
+            next_flip = now + Duration::from_millis(rng.between(500, 4000));
+        } else if !ctx.in_lull() {
             // Children two times in three, deeper processes otherwise (when there are any).
             let deep = rng.chance(33);
             let (signal, name, _) = SIGNALS[rng.weighted(&weights)];
@@ -151,13 +168,12 @@ pub fn signaller(ctx: &Context, rate: u32) {
     }
 }
 
-/// Removes the health flag (the health checks start failing: the process is declared
-/// unhealthy and restarted) or puts it back.
+/// Removes the health flag (the health checks start failing: after two in a row the process
+/// is declared unhealthy and restarted) or puts it back, or leaves it as it is.
 fn flip_health(ctx: &Context, rng: &mut Rng) {
     let flag = ctx.paths.health_flag();
-    // Mostly healthy: the flag is put back more readily than it is taken away.
     let flipped = if flag.exists() {
-        rng.chance(40) && fs::remove_file(&flag).is_ok()
+        rng.chance(50) && fs::remove_file(&flag).is_ok()
     } else {
         fs::write(&flag, b"").is_ok()
     };
@@ -227,14 +243,20 @@ fn random_request(rng: &mut Rng, layout: &Layout) -> (Vec<String>, Request) {
             };
             return (words, request);
         }
-        _ => (
-            vec!["kill"],
-            Request::Kill {
+        _ => {
+            let restart = rng.chance(70);
+            let words = if restart {
+                vec!["kill"]
+            } else {
+                vec!["kill", "--no-restart"]
+            };
+            let request = Request::Kill {
                 targets: targets.clone(),
-                restart: true,
+                restart,
                 by: "chaos".to_string(),
-            },
-        ),
+            };
+            (words, request)
+        }
     };
     let words = words
         .into_iter()
@@ -245,12 +267,17 @@ fn random_request(rng: &mut Rng, layout: &Layout) -> (Vec<String>, Request) {
 }
 
 /// One client: requests back to back (a pause of up to 30 ms between them) until the run is
-/// done, on the JSON API, or with `shell` through `taskmaster ctl` in the shell's language.
+/// done, on the JSON API, or with `shell` through `taskmaster ctl` in the shell's language;
+/// only `status` in the lulls.
 pub fn client(ctx: &Context, index: u64, shell: bool) {
     let mut rng = Rng::for_actor(ctx.seed, 10 + index);
     let mut api = TimedClient::new(&ctx.paths.socket(), ctx.request_timeout);
     while !ctx.is_done() {
-        let (words, request) = random_request(&mut rng, &ctx.layout());
+        let (words, request) = if ctx.in_lull() {
+            (vec!["status".to_string()], Request::Status(Vec::new()))
+        } else {
+            random_request(&mut rng, &ctx.layout())
+        };
         let verb = words.first().cloned().unwrap_or_default();
         let (label, answer) = if shell {
             let answer = control::ctl(
@@ -271,7 +298,8 @@ pub fn client(ctx: &Context, index: u64, shell: bool) {
     }
 }
 
-/// Changes the configuration and reloads it, every 0.3 to 1.5 s, until the run is done: by
+/// Changes the configuration and reloads it, every 0.3 to 1.5 s of the storms (one time in
+/// seven at once after the last), until the run is done: by
 /// SIGHUP half the time, by the `reload` request the other half. One reload in eight keeps
 /// the file as it was.
 pub fn reloader(ctx: &Context) {
@@ -279,7 +307,7 @@ pub fn reloader(ctx: &Context) {
     let mut api = TimedClient::new(&ctx.paths.socket(), ctx.request_timeout);
     let mut next = Instant::now() + Duration::from_millis(rng.between(300, 1500));
     while !ctx.is_done() {
-        if Instant::now() < next {
+        if Instant::now() < next || ctx.in_lull() {
             thread::sleep(Duration::from_millis(20));
             continue;
         }
@@ -311,7 +339,13 @@ pub fn reloader(ctx: &Context) {
                 t.record("reload", &answer);
             });
         }
-        next = Instant::now() + Duration::from_millis(rng.between(300, 1500));
+        // Now and then a burst: the next change follows at once, while this one is applied.
+        let pause = if rng.chance(15) {
+            rng.between(0, 20)
+        } else {
+            rng.between(300, 1500)
+        };
+        next = Instant::now() + Duration::from_millis(pause);
     }
 }
 
@@ -428,7 +462,11 @@ pub fn watcher(ctx: &Context) {
                 let text = format!("pid {} is a zombie child of taskmaster", s.pid);
                 wrong.push((text.clone(), Wrong::Zombie, text, GRACE));
             } else if !named.contains(&s.pid) && !is_helper(s.pid) {
-                let text = format!("pid {} is a child of taskmaster no process names", s.pid);
+                let args = procfs::cmdline(s.pid).unwrap_or_default().join(" ");
+                let text = format!(
+                    "pid {} ({args}) is a child of taskmaster no process names",
+                    s.pid
+                );
                 wrong.push((text.clone(), Wrong::Lie, text, GRACE));
             }
         }
@@ -441,7 +479,7 @@ pub fn watcher(ctx: &Context) {
             }
             let (text, grace) = if is_helper(s.pid) {
                 (
-                    format!("health check pid {} outlives its timeout", s.pid),
+                    format!("helper pid {} outlives its timeout", s.pid),
                     HELPER_GRACE,
                 )
             } else {
@@ -463,6 +501,15 @@ pub fn watcher(ctx: &Context) {
             for (key, kind, text, grace) in &wrong {
                 let first = *since.entry(key.clone()).or_insert(now);
                 let lasted = now.duration_since(first);
+                let disagreement = !matches!(kind, Wrong::Leftover);
+                let longer = t
+                    .watched
+                    .longest
+                    .as_ref()
+                    .is_none_or(|(most, _)| lasted > *most);
+                if disagreement && longer {
+                    t.watched.longest = Some((lasted, text.clone()));
+                }
                 if lasted >= *grace && counted.insert(key.clone()) {
                     match kind {
                         Wrong::Lie => t.watched.lies += 1,

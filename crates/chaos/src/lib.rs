@@ -110,6 +110,8 @@ pub struct Report {
     /// taskmaster's descriptors and RSS (KiB), before the actors start and after the settling.
     pub fds: (usize, usize),
     pub rss_kib: (u64, u64),
+    /// taskmaster's threads, before and after (said, not judged: idle helper threads linger).
+    pub threads: (u64, u64),
     /// taskmaster's descriptors and RSS every 10 s of the run: (second, descriptors, KiB).
     pub during: Vec<(u64, usize, u64)>,
     pub fd_slack: usize,
@@ -236,6 +238,13 @@ impl fmt::Display for Report {
         for sample in &watched.samples {
             writeln!(f, "  {sample}")?;
         }
+        if let Some((lasted, what)) = &watched.longest {
+            writeln!(
+                f,
+                "  the longest disagreement seen: {:.2} s ({what})",
+                lasted.as_secs_f64()
+            )?;
+        }
         match &self.settled {
             Ok(took) => writeln!(f, "settled in {:.1} s", took.as_secs_f64())?,
             Err(why) => writeln!(f, "never settled: {why}")?,
@@ -270,6 +279,11 @@ impl fmt::Display for Report {
             f,
             "  during the run (descriptors/KiB): {}",
             during.join(", ")
+        )?;
+        writeln!(
+            f,
+            "threads: {} before, {} after",
+            self.threads.0, self.threads.1
         )?;
         match &self.daemon_exit {
             Some(exit) => writeln!(f, "taskmaster: exited during the run ({exit})")?,
@@ -376,6 +390,7 @@ fn supervise(
     }
     let fds_before = procfs::fd_count(daemon.pid).unwrap_or(0);
     let rss_before = procfs::rss_kib(daemon.pid).unwrap_or(0);
+    let threads_before = procfs::threads(daemon.pid).unwrap_or(0);
     let load_before = procfs::loadavg();
 
     let ctx = Context {
@@ -387,6 +402,7 @@ fn supervise(
         layout: Mutex::new(initial.clone()),
         tally: tally::Shared::default(),
         done: Default::default(),
+        begun: Instant::now(),
     };
     let mut daemon_exit = None;
     let mut during = Vec::new();
@@ -427,6 +443,7 @@ fn supervise(
         let mut end_tally = Tally::default();
         actors::continue_paused(&paths.token_assignment());
         let _ = fs::write(paths.health_flag(), b"");
+        let _ = fs::write(paths.calm_flag(), b"");
         let restored = actors::write_config(paths, initial);
         let answer = match restored {
             Ok(()) => client.send(Request::Reload),
@@ -459,6 +476,7 @@ fn supervise(
         let rss = procfs::rss_kib(daemon.pid).unwrap_or(u64::MAX / 2);
         (settled, findings, fds, rss)
     };
+    let threads_after = procfs::threads(daemon.pid).unwrap_or(0);
     let load_after = procfs::loadavg();
     let shutdown_clean = daemon.shut_down(&socket, Duration::from_secs(60));
     let duration = started.elapsed();
@@ -472,6 +490,7 @@ fn supervise(
         findings,
         fds: (fds_before, fds_after),
         rss_kib: (rss_before, rss_after),
+        threads: (threads_before, threads_after),
         during,
         fd_slack: options.fd_slack,
         rss_slack_kib: options.rss_slack_kib,

@@ -123,14 +123,23 @@ fn clock_seed() -> u64 {
     (nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)
 }
 
-/// The watchdog program: READY=1, then a heartbeat every half of `WATCHDOG_USEC`, until killed.
+/// The watchdog program: READY=1, then a heartbeat every half of `WATCHDOG_USEC`; after 1 to
+/// 5 s (by its pid) it hangs as a deadlocked program would, its heartbeats stopped, unless the
+/// run is settling (the calm flag exists in its working directory). Runs until killed.
 fn heartbeat() -> ExitCode {
-    println!("heartbeat {} up", std::process::id());
+    let pid = std::process::id();
+    println!("heartbeat {pid} up");
     if let Err(e) = taskmaster_child::ready() {
         eprintln!("heartbeat: cannot say ready: {e}");
     }
-    let _watchdog = taskmaster_child::Watchdog::start();
+    let mut watchdog = taskmaster_child::Watchdog::start();
+    let hang_at = std::time::Instant::now() + Duration::from_millis(1000 + u64::from(pid % 4000));
     loop {
-        std::thread::sleep(Duration::from_secs(3600));
+        std::thread::sleep(Duration::from_millis(200));
+        let calm = std::path::Path::new(taskmaster_chaos::programs::CALM).exists();
+        if watchdog.is_some() && !calm && std::time::Instant::now() >= hang_at {
+            println!("heartbeat {pid} hangs");
+            watchdog = None;
+        }
     }
 }

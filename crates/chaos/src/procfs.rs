@@ -82,8 +82,18 @@ pub fn fd_count(pid: u32) -> Option<usize> {
 
 /// The process's resident memory, in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_field(pid, "VmRSS:")
+}
+
+/// How many threads the process has.
+pub fn threads(pid: u32) -> Option<u64> {
+    status_field(pid, "Threads:")
+}
+
+/// A number of `/proc/PID/status`, by its label.
+fn status_field(pid: u32, label: &str) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(label))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -156,6 +166,7 @@ mod tests {
         assert!(cmdline(me).is_some_and(|args| !args.is_empty()));
         assert!(fd_count(me).is_some_and(|n| n >= 3));
         assert!(rss_kib(me).is_some_and(|kib| kib > 0));
+        assert!(threads(me).is_some_and(|n| n >= 1));
         assert!(Table::read().stats.contains_key(&me));
     }
 }

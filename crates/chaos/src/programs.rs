@@ -18,6 +18,10 @@ use crate::rng::Rng;
 /// process that has it (a child, a grandchild, a health check) was started by this run.
 pub const TOKEN_VARIABLE: &str = "CHAOS_TOKEN";
 
+/// The file, in the programs' working directory, that tells the watchdog programs to stop
+/// hanging now and then (see [`Paths::calm_flag`]).
+pub const CALM: &str = "calm";
+
 /// The most programs and processes per program a layout grows to.
 const MAX_PROGRAMS: usize = 16;
 const MIN_PROGRAMS: usize = 4;
@@ -54,14 +58,20 @@ impl Paths {
         self.dir.join("healthy")
     }
 
+    /// Once this file exists (the run is settling), the watchdog programs no longer hang.
+    pub fn calm_flag(&self) -> PathBuf {
+        self.dir.join(CALM)
+    }
+
     /// The command health checks run (`/bin/sh -c` it).
     pub fn health_command(&self) -> String {
         format!("test -e {}", quote(&self.health_flag()))
     }
 
-    /// The `on_exit` hook of the stubborn programs.
+    /// The `on_exit` hook of the stubborn programs. Two commands, so that the shell stays (a
+    /// shell may exec a lone command in its place) and the helper is known by its arguments.
     pub fn hook_command(&self) -> String {
-        "sleep 0.1".to_string()
+        "sleep 0.1; true".to_string()
     }
 
     /// The arguments of taskmaster's helpers (health checks, hooks): children of taskmaster
@@ -98,7 +108,8 @@ pub enum Kind {
     Failing,
     /// Sleeps, with a health check that fails while the run's health flag is gone.
     Healthy,
-    /// Sends READY=1 and heartbeats, with a `watchdog`.
+    /// Sends READY=1 and heartbeats, with a `watchdog`; hangs (no more heartbeats) after 1 to
+    /// 5 s, until the run settles.
     Watchdog,
     /// Exits 0 after 0.6 s, always restarted, until its `restart_limit` makes it FATAL.
     Exiter,
@@ -156,8 +167,9 @@ impl Kind {
         match (self, state) {
             // They never reach RUNNING for long: they end FATAL (or STOPPED by a request).
             (Kind::Failing | Kind::Unready, Stopped | Exited | Fatal) => Rest::AtRest,
-            // EXITED is between two of its runs: the restart is due.
+            // EXITED is between two of its runs, or after a kill without restart.
             (Kind::Exiter, Stopped | Fatal) => Rest::AtRest,
+            (Kind::Exiter, Exited) => Rest::Down,
             (Kind::Failing | Kind::Unready | Kind::Exiter, _) => Rest::Moving,
             (_, Running) => Rest::AtRest,
             (_, Stopped | Exited | Fatal) => Rest::Down,

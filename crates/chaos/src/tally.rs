@@ -50,6 +50,9 @@ pub struct Watched {
     pub zombies: u64,
     pub leftovers: u64,
     pub samples: Vec<String>,
+    /// The longest any disagreement between `status` and `/proc` (a lie or a zombie) was seen
+    /// to last, counted or not, and what it was.
+    pub longest: Option<(std::time::Duration, String)>,
 }
 
 impl Watched {
