@@ -145,6 +145,7 @@ impl Report {
         count(watched.lies as usize, "status lies during the run");
         count(watched.zombies as usize, "zombies during the run");
         count(watched.leftovers as usize, "leftovers during the run");
+        count(t.client_errors as usize, "requests answered 4xx");
         count(t.server_errors as usize, "requests answered 5xx");
         count(t.never as usize, "requests never answered");
         count(t.broken as usize, "broken connections");
@@ -348,6 +349,9 @@ pub fn run(options: &Options) -> Result<Report, String> {
     fs::write(paths.health_flag(), b"").map_err(|e| format!("cannot write the flag: {e}"))?;
     actors::write_config(&paths, &initial)?;
 
+    // Declared before the daemon, so dropped after it: whatever way this function is left (a
+    // panic included), what the run started is ended, taskmaster first, then the rest by pid.
+    let _cleanup = Cleanup(paths.token_assignment());
     let started = Instant::now();
     let mut daemon = Daemon::start(
         &options.binaries.taskmaster,
@@ -360,6 +364,15 @@ pub fn run(options: &Options) -> Result<Report, String> {
         let _ = fs::remove_dir_all(&dir);
     }
     Ok(report)
+}
+
+/// Ends every process of the run still alive when dropped.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        daemon::end_stragglers(&self.0);
+    }
 }
 
 /// The run proper, once taskmaster is up: always ends with taskmaster and every process of
