@@ -3,7 +3,9 @@
 //! A command check or a hook is a child of taskmaster (`/bin/sh -c`, in its own process
 //! group). The one reaper collects it with everything else and hands its wait status to the
 //! task waiting for it ([`HelperExits`]); the task bounds the wait with the check's or hook's
-//! timeout and kills the helper's whole group when it is over. Network checks are plain tasks.
+//! timeout and kills the helper's whole group when it is over. A helper's group never outlives
+//! it: what is left in it when the helper ends is killed at its reaping. Network checks are
+//! plain tasks.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,27 +16,26 @@ use tokio::sync::oneshot;
 
 use crate::{probe, sys};
 
-/// The children that are helpers, not processes: who waits for each one's end.
+/// The children that are helpers, not processes: what each one is (`web: its health check`),
+/// and who waits for its end.
 #[derive(Default)]
-pub struct HelperExits(HashMap<u32, oneshot::Sender<ExitStatus>>);
+pub struct HelperExits(HashMap<u32, (String, oneshot::Sender<ExitStatus>)>);
 
 impl HelperExits {
-    /// Registers helper `pid`; the receiver gets its wait status once it is reaped.
-    pub fn register(&mut self, pid: u32) -> oneshot::Receiver<ExitStatus> {
+    /// Registers helper `pid`, which `what` names for the event log; the receiver gets its
+    /// wait status once it is reaped.
+    pub fn register(&mut self, pid: u32, what: String) -> oneshot::Receiver<ExitStatus> {
         let (sender, receiver) = oneshot::channel();
-        self.0.insert(pid, sender);
+        self.0.insert(pid, (what, sender));
         receiver
     }
 
-    /// Hands a reaped pid's status to its waiter; false when `pid` is no helper.
-    pub fn reaped(&mut self, pid: u32, status: ExitStatus) -> bool {
-        match self.0.remove(&pid) {
-            Some(waiter) => {
-                let _ = waiter.send(status); // the waiter may have given up; nothing to do
-                true
-            }
-            None => false,
-        }
+    /// Hands a reaped pid's status to its waiter, and says what the helper was; `None` when
+    /// `pid` is no helper.
+    pub fn reaped(&mut self, pid: u32, status: ExitStatus) -> Option<String> {
+        let (what, waiter) = self.0.remove(&pid)?;
+        let _ = waiter.send(status); // the waiter may have given up; nothing to do
+        Some(what)
     }
 
     pub fn contains(&self, pid: u32) -> bool {

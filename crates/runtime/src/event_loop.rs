@@ -323,7 +323,16 @@ impl Daemon {
         self.publish_output(pid);
         self.children.remove(pid);
         self.listener_exited(pid);
-        if self.helpers.reaped(pid, status) {
+        if let Some(helper) = self.helpers.reaped(pid, status) {
+            // A helper's group does not outlive it: what it left running (`cmd &`) is killed,
+            // as killgroup stops what a program leaves. While any process is left in the group
+            // its id cannot be reused, so the kill reaches only what the helper left.
+            if sys::group_exists(pid) {
+                self.log.say(format!(
+                    "{helper} (pid {pid}) left processes in its process group: killed"
+                ));
+                let _ = sys::kill_group(pid, taskmaster_core::Signal::KILL);
+            }
             return None;
         }
         Some(Event::Exited {

@@ -62,6 +62,7 @@ impl Daemon {
             return;
         };
         let events = self.task_events.clone();
+        let what = format!("{process}: its health check");
         let done = move |result| {
             let _ = events.send(TaskEvent::Core(Box::new(Event::ProbeDone {
                 process,
@@ -87,7 +88,7 @@ impl Daemon {
             &mut self.sinks,
         ) {
             Ok(spawn::Spawned { pid: helper, .. }) => {
-                let exit = self.helpers.register(helper);
+                let exit = self.helpers.register(helper, what);
                 tokio::spawn(async move {
                     let result = checks::wait_helper(helper, exit, check.timeout).await;
                     done(result.map(|()| "exit status 0".to_string()));
@@ -135,7 +136,9 @@ impl Daemon {
                         ..Default::default()
                     },
                 );
-                let exit = self.helpers.register(helper);
+                let exit = self
+                    .helpers
+                    .register(helper, format!("{owner}: its on_exit hook"));
                 tokio::spawn(async move {
                     done(checks::wait_helper(helper, exit, hook.timeout).await);
                 });

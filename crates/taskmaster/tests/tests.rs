@@ -24,6 +24,7 @@ mod exit_causes;
 mod failure_types;
 mod harness_selftest;
 mod health;
+mod helper_groups;
 mod hostile;
 mod lifecycle;
 mod listeners;
