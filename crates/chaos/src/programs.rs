@@ -68,10 +68,11 @@ impl Paths {
         format!("test -e {}", quote(&self.health_flag()))
     }
 
-    /// The `on_exit` hook of the stubborn programs. Two commands, so that the shell stays (a
-    /// shell may exec a lone command in its place) and the helper is known by its arguments.
+    /// The `on_exit` hook of the stubborn programs. It leaves a `sleep` running in the
+    /// background, which taskmaster must kill when the hook ends; and with two commands the
+    /// shell stays (a shell may exec a lone command in its place), known by its arguments.
     pub fn hook_command(&self) -> String {
-        "sleep 0.1; true".to_string()
+        "sleep 30 & sleep 0.1".to_string()
     }
 
     /// The arguments of taskmaster's helpers (health checks, hooks): children of taskmaster
@@ -102,7 +103,8 @@ pub enum Kind {
     Wrapper,
     /// Forks a grandchild into its own process group, then sleeps.
     Forker,
-    /// Ignores its stop signal: killed at `stoptime`.
+    /// Ignores its stop signal: killed at `stoptime`; an `on_exit` hook that leaves a process
+    /// in the background.
     Stubborn,
     /// Exits 3 at once: BACKOFF, then FATAL.
     Failing,
