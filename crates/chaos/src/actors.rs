@@ -268,7 +268,7 @@ fn random_request(rng: &mut Rng, layout: &Layout) -> (Vec<String>, Request) {
 
 /// One client: requests back to back (a pause of up to 30 ms between them) until the run is
 /// done, on the JSON API, or with `shell` through `taskmaster ctl` in the shell's language;
-/// only `status` in the lulls.
+/// in the lulls only `status`, every 50 to 100 ms.
 pub fn client(ctx: &Context, index: u64, shell: bool) {
     let mut rng = Rng::for_actor(ctx.seed, 10 + index);
     let mut api = TimedClient::new(&ctx.paths.socket(), ctx.request_timeout);
@@ -294,7 +294,13 @@ pub fn client(ctx: &Context, index: u64, shell: bool) {
             *t.requests.entry(label.clone()).or_default() += 1;
             t.record(&words.join(" "), &answer);
         });
-        thread::sleep(Duration::from_millis(rng.below(30)));
+        // A lull is calm: a status every 50 to 100 ms per client, not back to back.
+        let pause = if ctx.in_lull() {
+            rng.between(50, 100)
+        } else {
+            rng.below(30)
+        };
+        thread::sleep(Duration::from_millis(pause));
     }
 }
 

@@ -84,8 +84,8 @@ impl Options {
         Options {
             seconds,
             seed,
-            clients: 4,
-            signal_rate: 40,
+            clients: 6,
+            signal_rate: 60,
             request_timeout: Duration::from_secs(60),
             settle_timeout: Duration::from_secs(120),
             fd_slack: 2,

@@ -29,10 +29,10 @@ struct Args {
     #[arg(long)]
     seed: Option<u64>,
     /// How many clients send requests at once
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 6)]
     clients: u32,
     /// Signals sent to children and grandchildren per second
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 60)]
     signals_per_second: u32,
     /// A request not answered within this many seconds counts as never answered
     #[arg(long, default_value_t = 60)]
