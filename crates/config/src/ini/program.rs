@@ -315,7 +315,7 @@ impl Translator<'_> {
                 }
             }
             if TEMPLATED.contains(&option) || option == "process_name" {
-                written.insert(option_name(option), text);
+                written.insert(option, text);
             }
         }
         // Without a log file option, supervisord's default: AUTO.
@@ -542,17 +542,6 @@ fn log_stream(option: &str) -> Option<Stream> {
         "stderr_logfile" => Some(Stream::Stderr),
         _ => None,
     }
-}
-
-/// `option` as a `'static` name, for the texts kept per process.
-fn option_name(option: &str) -> &'static str {
-    PROGRAM_OPTIONS
-        .iter()
-        .chain(FCGI_OPTIONS)
-        .chain(LISTENER_OPTIONS)
-        .find(|known| **known == option)
-        .copied()
-        .unwrap_or("")
 }
 
 /// The program's own view, for `convert`: its first process, but an option's text as written
