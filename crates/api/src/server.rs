@@ -549,11 +549,13 @@ async fn main_log(
 /// offset and the bytes are all of one opened file (the follower's first), so a rotation
 /// meanwhile cannot shift them.
 async fn read_log(path: PathBuf, query: &LogQuery) -> Result<Response, ApiError> {
+    // A log not written yet (a process never started) is not there: 404, not a server fault.
     let cannot_read = |e: std::io::Error| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot read {}: {e}", path.display()),
-        )
+        let status = match e.kind() {
+            std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, format!("cannot read {}: {e}", path.display()))
     };
     let start_in = |size: u64| match query.offset {
         None => 0,

@@ -18,6 +18,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ini_config", ini_config),
     ("xmlrpc_call", xmlrpc_call),
     ("json_bodies", json_bodies),
+    ("api_routes", api_routes),
     ("notify_datagram", notify_datagram),
     ("listener_protocol", listener_protocol),
     ("handover_frame", handover_frame),
@@ -61,6 +62,85 @@ pub fn json_bodies(data: &[u8]) {
     let _ = serde_json::from_slice::<taskmaster_api::wire::KillRequest>(data);
     let _ = serde_json::from_slice::<taskmaster_api::wire::LogrotateRequest>(data);
 }
+
+/// A whole HTTP request to the control socket's routes, answered by a real supervision core
+/// (of [`ROUTES_CONFIG`], running nothing): the first line is the method and the target
+/// (`POST /v1/processes/web/signal?x=1`), the rest the body, sent as JSON. No answer may be a
+/// 500, and the handlers must not panic.
+pub fn api_routes(data: &[u8]) {
+    let (line, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(end) => (&data[..end], &data[end + 1..]),
+        None => (data, &[][..]),
+    };
+    let Some(space) = line.iter().position(|&b| b == b' ') else {
+        return;
+    };
+    let (method, target) = (&line[..space], &line[space + 1..]);
+    let Ok(method) = axum::http::Method::from_bytes(method) else {
+        return;
+    };
+    let Ok(uri) = axum::http::Uri::try_from(target) else {
+        return;
+    };
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_vec()));
+    let Ok(request) = request else {
+        return;
+    };
+    let asked = format!("{} {}", request.method(), request.uri());
+    ROUTES.with(|(runtime, config)| {
+        runtime.block_on(async {
+            let handle = taskmaster_runtime::fuzzing::core_handle(config.clone());
+            let router = taskmaster_api::server::router(handle);
+            let Ok(response) = tower::ServiceExt::oneshot(router, request).await;
+            assert_ne!(
+                response.status(),
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "{asked} answered 500"
+            );
+            // The body as far as it is ready: event streams and followed logs never end.
+            let mut body = response.into_body().into_data_stream();
+            for _ in 0..64 {
+                match futures_util::FutureExt::now_or_never(futures_util::StreamExt::next(
+                    &mut body,
+                )) {
+                    Some(Some(Ok(_))) => continue,
+                    _ => break,
+                }
+            }
+        })
+    });
+}
+
+thread_local! {
+    /// The routes target's event loop, and its configuration read once.
+    static ROUTES: (tokio::runtime::Runtime, taskmaster_config::Config) = {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime for the routes target");
+        let path = Path::new("/nonexistent/fuzz/taskmaster.yaml");
+        let accounts = taskmaster_config::Accounts::listed(0, Vec::new());
+        let config = taskmaster_config::Config::parse_with(ROUTES_CONFIG, path, &accounts)
+            .expect("the routes target's configuration is valid");
+        (runtime, config)
+    };
+}
+
+/// The programs the routes target's core supervises (none is started: autostart is off).
+pub const ROUTES_CONFIG: &str = "programs:
+  web:
+    cmd: sleep 1000
+    numprocs: 2
+    autostart: false
+  worker:
+    cmd: sleep 1000
+    autostart: false
+    stdin: pipe
+";
 
 /// An sd_notify datagram from a child.
 pub fn notify_datagram(data: &[u8]) {

@@ -149,4 +149,37 @@ pub mod fuzzing {
         crate::handover::fuzz_frame(data);
         let _ = serde_json::from_slice::<crate::pair::Message>(data);
     }
+
+    /// A [`Handle`](crate::Handle) answered by a supervision core of `config` that runs
+    /// nothing, on a task of the current tokio runtime: a request the core answers at once
+    /// gets that answer; one it would answer later (a start waits for RUNNING) is dropped, as
+    /// when the daemon has exited. For fuzzing the API's routes with a real core behind them.
+    pub fn core_handle(config: taskmaster_config::Config) -> crate::Handle {
+        use taskmaster_core::{Action, Event, Supervisor, Ticket};
+        let (supervisor, _) = Supervisor::new(config, std::process::id(), crate::clock::now());
+        let (sender, mut requests) =
+            tokio::sync::mpsc::unbounded_channel::<crate::handle::Message>();
+        let (events, _) = tokio::sync::broadcast::channel(crate::handle::EVENT_BACKLOG);
+        tokio::spawn(async move {
+            let mut supervisor = supervisor;
+            let mut next_ticket = 0;
+            while let Some(message) = requests.recv().await {
+                next_ticket += 1;
+                let ticket = Ticket(next_ticket);
+                let event = Event::Request {
+                    ticket: Some(ticket),
+                    request: message.request,
+                };
+                let actions = supervisor.handle(event, crate::clock::now());
+                let answer = actions.into_iter().find_map(|action| match action {
+                    Action::Reply { ticket: t, reply } if t == ticket => Some(reply),
+                    _ => None,
+                });
+                if let Some(reply) = answer {
+                    let _ = message.reply.send(reply);
+                }
+            }
+        });
+        crate::Handle { sender, events }
+    }
 }

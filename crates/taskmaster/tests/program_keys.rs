@@ -1276,4 +1276,15 @@ fn rlimits_are_the_childs_resource_limits_from_its_start() {
     let _tm = launch(&sandbox, &programs);
     sandbox.wait_for_file("limits.txt", TIMEOUT);
     assert_eq!(sandbox.read("limits.txt"), "nofile 200 300\ncore 0\n");
+
+    // `convert` shows them as the daemon took them.
+    let mut convert = Command::new(taskmaster_bin());
+    convert.arg("convert").arg(sandbox.config_path());
+    let shown = Ran::from(run_to_completion(convert, TIMEOUT));
+    assert_eq!(shown.code, Some(0), "{}", shown.stderr);
+    assert!(
+        shown.stdout.contains("rlimits: {core: \"0\", nofile: \"200:300\"}"),
+        "{}",
+        shown.stdout
+    );
 }
