@@ -55,6 +55,9 @@ pub struct Process {
     /// Why it is FATAL when that is not failed starts (the restart limit).
     #[serde(default)]
     pub gave_up: Option<String>,
+    /// What its start waits for (`depends_on`): `["db (BACKOFF)"]`; empty when nothing.
+    #[serde(default)]
+    pub waiting_for: Vec<String>,
 }
 
 /// How a process last ended.
@@ -153,6 +156,8 @@ pub enum Step {
     AlreadyAdded,
     StillRunning,
     NoStdin,
+    /// Waiting for its dependencies, which will not come unless someone acts.
+    Blocked,
 }
 
 /// The answer to start, stop, restart and signal.
@@ -404,6 +409,7 @@ pub fn process(clock: &Clock, info: &ProcessInfo) -> Process {
             },
         }),
         gave_up: info.gave_up.clone(),
+        waiting_for: info.waiting_for.clone(),
     }
 }
 
@@ -499,6 +505,7 @@ pub fn result(outcome: &Outcome) -> Result_ {
         Err(Failure::ShuttingDown) => (Step::ShuttingDown, None),
         Err(Failure::AlreadyAdded) => (Step::AlreadyAdded, None),
         Err(Failure::StillRunning) => (Step::StillRunning, None),
+        Err(Failure::Blocked(why)) => (Step::Blocked, Some(why.clone())),
     };
     Result_ {
         process: outcome.process.clone(),
@@ -585,6 +592,7 @@ pub fn to_process_info(p: Process) -> ProcessInfo {
             _ => Health::Unknown,
         }),
         gave_up: p.gave_up,
+        waiting_for: p.waiting_for,
     }
 }
 
@@ -624,6 +632,7 @@ pub fn to_outcome(r: Result_) -> Outcome {
         (_, Step::ShuttingDown) => Err(Failure::ShuttingDown),
         (_, Step::AlreadyAdded) => Err(Failure::AlreadyAdded),
         (_, Step::StillRunning) => Err(Failure::StillRunning),
+        (_, Step::Blocked) => Err(Failure::Blocked(detail())),
     };
     Outcome {
         process: r.process,

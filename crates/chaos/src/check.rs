@@ -222,6 +222,7 @@ mod tests {
                 status_text: None,
                 health: None,
                 gave_up: None,
+                waiting_for: Vec::new(),
             })
             .collect()
     }

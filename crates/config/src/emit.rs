@@ -202,6 +202,9 @@ fn program(out: &mut String, spec: &ProgramSpec, auto_logs: &BTreeSet<PathBuf>) 
     if spec.critical {
         key("critical", "true".to_string());
     }
+    if !spec.depends_on.is_empty() {
+        key("depends_on", depends_on(&spec.depends_on));
+    }
     if !spec.rlimits.is_empty() {
         let limits: Vec<String> = spec
             .rlimits
@@ -387,6 +390,28 @@ fn string(text: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// `depends_on` as a flow list when every dependency is a plain "running", as a flow mapping
+/// otherwise.
+fn depends_on(dependencies: &[crate::Dependency]) -> String {
+    let plain = |d: &crate::Dependency| d.condition == crate::Condition::Running && !d.restart;
+    if dependencies.iter().all(plain) {
+        let names: Vec<String> = dependencies.iter().map(|d| string(&d.program)).collect();
+        return format!("[{}]", names.join(", "));
+    }
+    let entries: Vec<String> = dependencies
+        .iter()
+        .map(|d| {
+            let restart = if d.restart { ", restart: true" } else { "" };
+            format!(
+                "{}: {{condition: {}{restart}}}",
+                string(&d.program),
+                d.condition.word()
+            )
+        })
+        .collect();
+    format!("{{{}}}", entries.join(", "))
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@
 //! file names a user).
 
 mod daemon;
+mod dependencies;
 mod diff;
 mod duration;
 mod emit;
@@ -54,6 +55,7 @@ pub use daemon::{
     auto_log_path, DaemonSettings, LogLevel, Owner, SocketAccess, DEFAULT_IDENTIFIER,
     DEFAULT_SOCKET_MODE,
 };
+pub use dependencies::{Condition, Dependency};
 pub use diff::{diff, keep_fixed_settings, ReloadPlan};
 pub use duration::parse_duration;
 pub use emit::to_yaml;
@@ -224,6 +226,9 @@ pub struct ProgramSpec {
     /// and exits with its exit code (`critical`): a container's main program.
     #[serde(default)]
     pub critical: bool,
+    /// The programs it waits for before it starts (`depends_on`), in the order written.
+    #[serde(default)]
+    pub depends_on: Vec<Dependency>,
     /// The resource limits its processes start with (`rlimits`), set before exec.
     #[serde(default)]
     pub rlimits: Rlimits,
@@ -665,6 +670,7 @@ impl ProgramSpec {
             ("events", a.listener != b.listener),
             ("process_name", a.process_name != b.process_name),
             ("critical", a.critical != b.critical),
+            ("depends_on", a.depends_on != b.depends_on),
         ];
         let mut same = other.clone();
         same.numprocs = self.numprocs;
@@ -688,6 +694,7 @@ impl ProgramSpec {
         same.restart_limit = self.restart_limit;
         same.backoff = self.backoff;
         same.listener.clone_from(&self.listener);
+        same.depends_on.clone_from(&self.depends_on);
         same.process_name.clone_from(&self.process_name);
         same.critical = self.critical;
         let restart = [

@@ -145,6 +145,9 @@ pub(crate) struct ProgramDraft {
     pub buffer_size: Option<(u32, Place)>,
     /// Where `redirect_stderr = true` was written.
     pub redirect_place: Option<Place>,
+    /// Where the program's dependencies were written (`depends_on`,
+    /// `dependent_startup_wait_for`).
+    pub depends_on: Option<Place>,
 }
 
 /// A program with its rules applied.
@@ -157,6 +160,8 @@ pub(crate) struct ProgramRead {
     /// `stdout` and `stderr` are `AUTO` (stderr's never with `redirect_stderr`).
     pub auto: [bool; 2],
     pub redirect_stderr: bool,
+    /// Where its dependencies were written: the graph is checked once every program is read.
+    pub depends_on: Option<Place>,
 }
 
 /// One option both formats write as one piece of text: its name in taskmaster's YAML, in
@@ -553,6 +558,7 @@ impl ProgramDraft {
             events: None,
             buffer_size: None,
             redirect_place: None,
+            depends_on: None,
         }
     }
 
@@ -651,6 +657,7 @@ impl ProgramDraft {
             user: self.user,
             auto,
             redirect_stderr: self.redirect_stderr,
+            depends_on: self.depends_on,
         };
         (read, remarks)
     }
@@ -880,5 +887,6 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         listener: None,
         rlimits: Default::default(),
         critical: false,
+        depends_on: Vec::new(),
     }
 }

@@ -45,9 +45,9 @@ use crate::values::{
     parse_factor, parse_integer, parse_umask, quote, Words, FACTOR_EXPECTED, UMASK_EXPECTED,
 };
 use crate::{
-    parse_duration, Accounts, Alert, AlertLevel, Backoff, Config, Credentials, GroupSpec,
-    HealthCheck, HttpListener, PairSettings, Probe, ProcessSpec, ProgramSpec, RestartLimit, Stdin,
-    Stream, User,
+    parse_duration, Accounts, Alert, AlertLevel, Backoff, Condition, Config, Credentials,
+    Dependency, GroupSpec, HealthCheck, HttpListener, PairSettings, Probe, ProcessSpec,
+    ProgramSpec, RestartLimit, Stdin, Stream, User,
 };
 
 /// Validates a raw tree read from `path`; `user` values are looked up in `accounts`, and
@@ -102,6 +102,10 @@ pub(crate) fn validate(
         }
     }
     let socket_access = checker.socket_access(&mut top);
+    let graph = crate::dependencies::check(&top.programs, &top.dependency_places);
+    checker
+        .errors
+        .extend(graph.into_iter().map(|(_, error)| error));
     if !checker.errors.is_empty() {
         return Err(ConfigErrors::sorted(checker.errors));
     }
@@ -196,6 +200,8 @@ struct TopLevel {
     /// Each program's `user` and where it was written: checked against taskmaster's own
     /// once the file is read.
     program_users: Vec<(Place, User)>,
+    /// Where each program's `depends_on` is written: the graph is checked once all are read.
+    dependency_places: BTreeMap<String, Place>,
     /// The daemon's settings (`pidfile`, `loglevel`...).
     daemon: crate::DaemonSettings,
     /// `socket_mode` and `socket_owner`; the credentials come from the two below.
@@ -355,6 +361,10 @@ const HTTP_KEYS: &[Key<HttpDraft>] = &[
 /// The program keys whose value is not one piece of text (or may be null), read by the YAML
 /// alone; the others are the program layer's [`program::OPTIONS`].
 const PROGRAM_KEYS: &[Key<ProgramDraft>] = &[
+    ("depends_on", |c, node, key, d| {
+        d.spec.depends_on = c.depends_on(node, key);
+        d.depends_on = Some(c.place(node, key));
+    }),
     ("exitcodes", |c, node, key, d| {
         if let Some(codes) = c.exitcodes(node, key) {
             d.spec.exitcodes = codes;
@@ -721,6 +731,9 @@ impl Checker<'_> {
             }
             if let (Some(user), Some(place)) = (&spec.user, read.user) {
                 top.program_users.push((place, user.clone()));
+            }
+            if let Some(place) = read.depends_on {
+                top.dependency_places.insert(name.to_string(), place);
             }
             top.programs.insert(name.to_string(), spec);
         }
@@ -1344,7 +1357,67 @@ impl Checker<'_> {
             level: draft.level,
         })
     }
+
+    /// `depends_on: [db, cache]` (each RUNNING), or `depends_on: {db: {condition: healthy,
+    /// restart: true}, cache: ~}`.
+    fn depends_on(&mut self, node: &Node, key: &str) -> Vec<Dependency> {
+        let running = |program: &str| Dependency {
+            program: program.to_string(),
+            condition: Condition::Running,
+            restart: false,
+        };
+        match &node.value {
+            Value::Null => Vec::new(),
+            Value::Sequence(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    self.scalar(item, &format!("{key}[{i}]"), "a program name")
+                        .map(running)
+                })
+                .collect(),
+            Value::Mapping(pairs) => pairs
+                .iter()
+                .filter_map(|(name_node, value)| {
+                    let name = self.key_name(name_node, key)?;
+                    let mut dependency = running(name);
+                    let path = join(key, name);
+                    if value.value != Value::Null {
+                        let pairs =
+                            self.mapping(value, &path, "a mapping with condition and restart")?;
+                        self.keys(pairs, &path, DEPENDENCY_KEYS, &mut dependency);
+                    }
+                    Some(dependency)
+                })
+                .collect(),
+            _ => {
+                let message = format!(
+                    "expected a list of programs such as [db, cache], or a mapping such as \
+                     {{db: {{condition: healthy}}}}, found {}",
+                    describe(node)
+                );
+                self.error(node, key, message);
+                Vec::new()
+            }
+        }
+    }
 }
+
+/// The keys of one dependency in `depends_on`'s mapping form.
+const DEPENDENCY_KEYS: &[Key<Dependency>] = &[
+    ("condition", |c, node, key, d| {
+        if let Some(text) = c.scalar(node, key, "running, healthy, exited or ready") {
+            if let Some(condition) = c.check(node, key, Condition::parse(text)) {
+                d.condition = condition;
+            }
+        }
+    }),
+    ("restart", |c, node, key, d| {
+        if let Some(restart) = c.boolean(node, key) {
+            d.restart = restart;
+        }
+    }),
+];
 
 /// Whether a mapping has the key `name`.
 fn has_key(pairs: &[(Node, Node)], name: &str) -> bool {

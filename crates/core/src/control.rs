@@ -215,6 +215,9 @@ pub enum Failure {
     StillRunning,
     /// Its stdin takes no data; the text says why (not a pipe, closed by the process, full).
     NoStdin(String),
+    /// It waits for what it depends on, which will not come unless someone acts (a
+    /// dependency is FATAL, or stopped); the text says what it waits for.
+    Blocked(String),
 }
 
 impl fmt::Display for Outcome {
@@ -228,6 +231,7 @@ impl fmt::Display for Outcome {
             Ok(Done::Removed) => write!(f, "{}: removed process group", self.process),
             Ok(Done::Sent) => write!(f, "{}: sent", self.process),
             Err(Failure::NoStdin(why)) => write!(f, "{}: ERROR (no stdin: {why})", self.process),
+            Err(Failure::Blocked(why)) => write!(f, "{}: ERROR ({why})", self.process),
             Err(failure) => write!(f, "{}: ERROR ({failure})", self.process),
         }
     }
@@ -246,6 +250,7 @@ impl fmt::Display for Failure {
             Failure::AlreadyAdded => "already added",
             Failure::StillRunning => "process group still running",
             Failure::NoStdin(_) => "no stdin",
+            Failure::Blocked(_) => "blocked by its dependencies",
         })
     }
 }
@@ -317,6 +322,10 @@ pub struct ProcessInfo {
     pub health: Option<Health>,
     /// Why it is FATAL when that is not failed starts (the restart limit).
     pub gave_up: Option<String>,
+    /// What its start waits for (`depends_on`), one text each: `db (BACKOFF)`; empty when
+    /// it waits for nothing.
+    #[serde(default)]
+    pub waiting_for: Vec<String>,
 }
 
 /// The message supervisord shows for a start that failed by exiting early.
@@ -341,9 +350,12 @@ impl ProcessInfo {
     }
 
     /// supervisorctl's description column: `pid 4242, uptime 0:01:02` when running, the reason
-    /// when failed, the stop time when stopped. `now` is the snapshot's time; `date` renders the
+    /// when failed, the stop time when stopped, what it waits for when it waits. `now` is the snapshot's time; `date` renders the
     /// wall-clock date of a moment that lies the given duration in the past.
     pub fn description(&self, now: Time, date: impl Fn(Duration) -> String) -> String {
+        if !self.waiting_for.is_empty() {
+            return format!("waiting for {}", self.waiting_for.join(", "));
+        }
         let mut parts: Vec<String> = Vec::new();
         match self.state {
             State::Running => {

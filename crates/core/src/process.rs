@@ -293,6 +293,8 @@ pub(crate) enum AfterStop {
     Policy,
     /// Count it as a failed start (no READY=1 within `readytime`).
     FailStart,
+    /// Wait for its dependencies, then start (`restart: true`: a dependency stopped).
+    WaitForDependencies,
 }
 
 /// One supervised process: the record the state machine updates.
@@ -344,6 +346,9 @@ pub struct Process {
     /// How many times it has come to STOPPED: a request waiting for a stop compares counts,
     /// since the process may be started again within the very event that stopped it.
     pub(crate) stops: u64,
+    /// A start is held until what it depends on is there (`depends_on`): STOPPED, waiting.
+    #[serde(default)]
+    pub(crate) waiting: bool,
 }
 
 impl Process {
@@ -373,6 +378,7 @@ impl Process {
             after_stop: AfterStop::Nothing,
             held_exit: None,
             stops: 0,
+            waiting: false,
         }
     }
 
@@ -386,9 +392,16 @@ impl Process {
         self.after_stop == AfterStop::Remove
     }
 
-    /// Whether a start is on its way though no child runs yet: after a `backoff` delay, or once
-    /// the `on_exit` hook is done.
+    /// Whether a start is on its way though no child runs yet: after a `backoff` delay, once
+    /// the `on_exit` hook is done, or once its dependencies are there.
     pub fn start_pending(&self) -> bool {
-        self.start_after_hook || matches!(self.deadline, Some((_, Deadline::Restart)))
+        self.waiting
+            || self.start_after_hook
+            || matches!(self.deadline, Some((_, Deadline::Restart)))
+    }
+
+    /// Whether its start waits for what it depends on (`depends_on`).
+    pub fn is_waiting(&self) -> bool {
+        self.waiting
     }
 }

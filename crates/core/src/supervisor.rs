@@ -1,7 +1,8 @@
+mod dependencies;
 mod liveness;
 mod requests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::process::{
 };
 use crate::time::Time;
 use crate::Request;
+use dependencies::Pull;
 
 /// Something that happened, for the supervisor to react to.
 #[derive(Debug, Clone, PartialEq)]
@@ -269,6 +271,9 @@ pub struct Supervisor {
     /// The process pair, when the runtime keeps one.
     #[serde(default)]
     pair: Option<PairInfo>,
+    /// Processes a stop request has reached whose stop waits for their dependents to stop.
+    #[serde(default)]
+    held_stops: BTreeSet<String>,
 }
 
 impl Supervisor {
@@ -286,6 +291,7 @@ impl Supervisor {
             exit_code: 0,
             daemon_pid,
             pair: None,
+            held_stops: BTreeSet::new(),
         };
         let mut out = Vec::new();
         // As supervisord: every group is added, then it runs, then the processes start.
@@ -300,7 +306,12 @@ impl Supervisor {
         }
         out.push(Action::Announce(Announcement::Running));
         for name in autostart {
-            supervisor.spawn(&name, now, &mut out);
+            if supervisor
+                .process(&name)
+                .is_some_and(|p| p.state == State::Stopped && !p.waiting)
+            {
+                supervisor.start_or_wait(&name, Pull::NeverStarted, now, &mut out);
+            }
         }
         (supervisor, out)
     }
@@ -646,6 +657,11 @@ impl Supervisor {
                             if !shutting_down {
                                 self.spawn(&name, now, out);
                             }
+                        } else if p.after_stop == AfterStop::WaitForDependencies {
+                            p.after_stop = AfterStop::Nothing;
+                            if !shutting_down {
+                                self.start_or_wait(&name, Pull::Nothing, now, out);
+                            }
                         }
                     }
                 }
@@ -907,6 +923,7 @@ impl Supervisor {
             return;
         }
         p.start_after_hook = false;
+        p.waiting = false;
         change_state(p, State::Starting, out);
         p.started_at = Some(now);
         p.spawn_error = None;
@@ -1012,7 +1029,7 @@ impl Supervisor {
                 // A start by request begins afresh: no failed starts, no quick deaths counted.
                 p.backoff = 0;
                 p.restarts_in_row = 0;
-                self.spawn(name, now, out);
+                self.start_or_wait(name, Pull::AtRest, now, out);
                 Ok(())
             }
         }
@@ -1046,12 +1063,14 @@ impl Supervisor {
                 }
                 Ok(())
             }
-            // A restart is pending (a backoff delay, or the on_exit hook): the stop cancels it.
+            // A restart is pending (a backoff delay, the on_exit hook, dependencies): the stop
+            // cancels it.
             (State::Exited | State::Fatal | State::Stopped | State::Unknown, _)
                 if p.start_pending() =>
             {
                 p.deadline = None;
                 p.start_after_hook = false;
+                p.waiting = false;
                 change_state(p, State::Stopped, out);
                 log(out, name, "stopped (its restart is cancelled)".to_string());
                 Ok(())
@@ -1124,7 +1143,7 @@ impl Supervisor {
         let autostart = spec.autostart;
         self.insert_process(name.clone(), spec, out);
         if autostart && !self.shutting_down {
-            self.spawn(&name, now, out);
+            self.start_or_wait(&name, Pull::NeverStarted, now, out);
         }
     }
 
@@ -1199,10 +1218,10 @@ impl Supervisor {
         }
         let done = self.config.daemon.exit_when_done
             && self.waiting_processes.is_empty()
-            && self
-                .processes
-                .values()
-                .all(|p| ended(p) || (p.state == State::Stopped && !p.start_pending()));
+            && self.processes.values().all(|p| {
+                let blocked = p.waiting && self.is_blocked(&p.name);
+                ended(p) || (p.state == State::Stopped && (!p.start_pending() || blocked))
+            });
         if done {
             out.push(Action::Log(Notice {
                 process: None,
@@ -1221,10 +1240,12 @@ impl Supervisor {
         self.shutting_down = true;
         out.push(Action::Announce(Announcement::Stopping));
         self.waiting_processes.clear();
+        self.held_stops.clear();
         for p in self.processes.values_mut() {
             if p.start_pending() {
                 p.deadline = None;
                 p.start_after_hook = false;
+                p.waiting = false;
             }
         }
         out.push(Action::Log(Notice {
@@ -1241,11 +1262,13 @@ impl Supervisor {
             if self.processes.values().any(|p| p.state == State::Stopping) {
                 return;
             }
+            // Dependents first: a process waits while one that depends on it runs.
             let running = |p: &Process| !p.state.is_stopped();
+            let free = |p: &Process| running(p) && !self.has_running_dependents(p);
             let Some(level) = self
                 .processes
                 .values()
-                .filter(|p| running(p))
+                .filter(|p| free(p))
                 .map(|p| p.spec.order())
                 .max()
             else {
@@ -1254,7 +1277,7 @@ impl Supervisor {
             let names: Vec<String> = self
                 .processes
                 .values()
-                .filter(|p| running(p) && p.spec.order() == level)
+                .filter(|p| free(p) && p.spec.order() == level)
                 .map(|p| p.name.clone())
                 .collect();
             for name in names {
@@ -1273,6 +1296,8 @@ impl Supervisor {
         if self.shutting_down {
             self.stop_next_level(now, out);
         }
+        self.release_held_stops(now, out);
+        self.settle_dependencies(now, out);
         let mut waiters = std::mem::take(&mut self.waiters);
         for waiter in &mut waiters {
             for item in &mut waiter.items {
@@ -1337,6 +1362,10 @@ impl Supervisor {
             Goal::Running => match p.state {
                 State::Running => item.finish(Ok(Done::Started)),
                 State::Starting | State::Stopping => {}
+                _ if p.waiting && self.is_blocked(&item.process) => {
+                    let unmet = self.unmet(&item.process).join(", ");
+                    item.finish(Err(Failure::Blocked(format!("waiting for {unmet}"))));
+                }
                 _ if p.start_pending() => {}
                 _ if self.shutting_down => item.finish(Err(Failure::ShuttingDown)),
                 _ => match &p.spawn_error {

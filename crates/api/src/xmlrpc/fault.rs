@@ -96,6 +96,11 @@ impl Fault {
             Failure::StillRunning => Fault::with(Code::StillRunning, name),
             // supervisord's answer for a stdin that takes nothing (closed, or none).
             Failure::NoStdin(_) => Fault::with(Code::NoFile, name),
+            // It did not start, and will not by itself: supervisord's word for a start that
+            // did not happen is this one.
+            Failure::Blocked(why) => {
+                Fault::with(Code::AbnormalTermination, format!("{name}: {why}"))
+            }
         }
     }
 }

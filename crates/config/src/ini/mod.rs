@@ -162,6 +162,7 @@ pub fn parse_with(
         daemon: crate::DaemonSettings::default(),
         auto_streams: Vec::new(),
         group_of: BTreeMap::new(),
+        dependency_places: BTreeMap::new(),
     };
     let (sections, raw_errors) = raw::parse(text);
     t.add_source(path, raw_errors);
@@ -319,6 +320,9 @@ struct Translator<'h> {
     auto_streams: Vec<AutoStream>,
     /// The `[group:x]` each program is in, by program name: `%(group_name)s`.
     group_of: BTreeMap<String, String>,
+    /// Where each program's `dependent_startup_wait_for` is written: the graph is checked
+    /// once every section is read.
+    dependency_places: BTreeMap<String, crate::program::Place>,
 }
 
 /// A `user` value looked up, and where its value was written, for the errors that need
@@ -714,6 +718,14 @@ impl Translator<'_> {
                         self.at_section(src, section, message);
                         continue;
                     }
+                    if kind == "eventlistener" && runs_dependent_startup(section) {
+                        let message = "taskmaster starts programs in dependency order itself \
+                                       (dependent_startup, dependent_startup_wait_for): this \
+                                       listener, supervisord-dependent-startup, is not run"
+                            .to_string();
+                        self.warning(src, (section.line, section.column), &section.name, message);
+                        continue;
+                    }
                     let kind = match kind {
                         "fcgi-program" => program::Kind::Fcgi,
                         "eventlistener" => program::Kind::Listener,
@@ -815,6 +827,10 @@ impl Translator<'_> {
             if let Some(&(src, section, _)) = headers.iter().find(|(_, _, n)| *n == name) {
                 self.at_section(src, section, message);
             }
+        }
+        let graph = crate::dependencies::check(&result.config.programs, &self.dependency_places);
+        for (place, error) in graph {
+            self.errors.push((place.src, error));
         }
         result.config.user = self.check_users();
         result
@@ -1008,4 +1024,13 @@ fn inet_listener(server: &InetHttpServer) -> Result<crate::HttpListener, String>
         listen: (ip, server.port).into(),
         credentials: server.credentials.clone(),
     })
+}
+
+/// Whether an `[eventlistener:x]` runs supervisord-dependent-startup, whose work taskmaster
+/// does itself.
+fn runs_dependent_startup(section: &Section) -> bool {
+    section
+        .options
+        .iter()
+        .any(|o| o.name == "command" && o.value.contains("supervisord_dependent_startup"))
 }

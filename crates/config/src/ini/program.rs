@@ -83,6 +83,15 @@ const PROGRAM_OPTIONS: &[&str] = &[
     "serverurl",
 ];
 
+/// supervisord-dependent-startup's options, which taskmaster reads itself: a program with
+/// `dependent_startup = true` is started once the programs of `dependent_startup_wait_for`
+/// (`db:running migrate:exited`) are in those states.
+const DEPENDENT_STARTUP: &[&str] = &[
+    "dependent_startup",
+    "dependent_startup_wait_for",
+    "dependent_startup_inherit_priority",
+];
+
 /// The options of an `[fcgi-program:x]` besides a program's: its listening socket.
 const FCGI_OPTIONS: &[&str] = &["socket", "socket_backlog", "socket_owner", "socket_mode"];
 
@@ -159,6 +168,7 @@ impl Translator<'_> {
         let known: Vec<&str> = PROGRAM_OPTIONS
             .iter()
             .chain(kind.own_options())
+            .chain(DEPENDENT_STARTUP)
             .copied()
             .collect();
         let options = self.options(src, section, &known);
@@ -210,6 +220,7 @@ impl Translator<'_> {
             }
         }
         self.accepted_only_as_a_no_op(src, section, &options, &constant);
+        let dependent_startup = self.dependent_startup(src, section, &options, &constant, name);
 
         let before = (self.errors.len(), self.warnings.len());
         let mut made = Vec::new();
@@ -224,6 +235,12 @@ impl Translator<'_> {
             read.spec.numprocs_start = start;
             // Negative priorities (allowed by supervisord) all come first.
             read.spec.priority = u32::try_from(priority).unwrap_or(0);
+            if let Some(dependencies) = &dependent_startup {
+                // The plugin starts it (its autostart is false for supervisord): taskmaster
+                // starts it, once what it waits for is there.
+                read.spec.autostart = true;
+                read.spec.depends_on.clone_from(dependencies);
+            }
             let first = num == start;
             if first {
                 self.settle_once_read(src, section, &read);
@@ -435,6 +452,53 @@ impl Translator<'_> {
                 }
             }
         }
+    }
+
+    /// supervisord-dependent-startup's options: with `dependent_startup = true`, what the
+    /// program waits for (nothing when `dependent_startup_wait_for` is not given); `None`
+    /// when the plugin does not start it (its `wait_for` is then ignored, as by the plugin).
+    fn dependent_startup(
+        &mut self,
+        src: usize,
+        section: &Section,
+        options: &Options,
+        names: &Names,
+        program: &str,
+    ) -> Option<Vec<crate::Dependency>> {
+        let enabled = self
+            .read(
+                src,
+                section,
+                options,
+                "dependent_startup",
+                names,
+                values::boolean,
+            )
+            .unwrap_or(false);
+        let wait_for = self.read_text(src, section, options, "dependent_startup_wait_for", names);
+        let inherit = "dependent_startup_inherit_priority";
+        if let Some((at, _)) = self.read_text(src, section, options, inherit, names) {
+            let message = "ignored: the order of starts follows the dependencies, and priority \
+                           orders the rest"
+                .to_string();
+            self.warning_at_value(&at, message);
+        }
+        if !enabled {
+            if let Some((at, _)) = wait_for {
+                let message = "ignored without dependent_startup = true (as \
+                               supervisord-dependent-startup ignores it)"
+                    .to_string();
+                self.warning_at_value(&at, message);
+            }
+            return None;
+        }
+        let Some((at, text)) = wait_for else {
+            return Some(Vec::new());
+        };
+        let dependencies = self.check(&at, crate::dependencies::parse_wait_for(&text))?;
+        let place = self.place_of_value(&at);
+        self.dependency_places.insert(program.to_string(), place);
+        Some(dependencies)
     }
 
     /// An option's expanded value, if given.

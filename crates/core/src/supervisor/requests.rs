@@ -15,6 +15,15 @@ use crate::process::{AfterStop, ExitCause, Process, State};
 use crate::time::Time;
 use crate::Action;
 
+/// In which order a request acts on the processes it names.
+#[derive(Clone, Copy)]
+pub(super) enum Order {
+    /// What others depend on first (starts).
+    DependenciesFirst,
+    /// Dependents first (stops, restarts).
+    DependentsFirst,
+}
+
 /// How many characters of a remote communication event's data its event-log line shows.
 const REMOTE_DATA_SHOWN: usize = 200;
 
@@ -72,26 +81,35 @@ impl Supervisor {
                     .collect();
                 Some(Reply::Pids { pids, errors })
             }
-            Request::Start(targets) => {
-                self.act_and_wait(ticket, &targets, now, out, |s, n, now, out| {
-                    s.start_process(n, now, out).map(|()| Goal::Running)
-                })
-            }
-            Request::Stop(targets) => {
-                self.act_and_wait(ticket, &targets, now, out, |s, n, now, out| {
-                    s.stop_process(n, now, out).map(|()| Goal::Stopped)
-                })
-            }
-            Request::Restart(targets) => {
-                self.act_and_wait(ticket, &targets, now, out, |s, n, now, out| {
-                    match s.processes.get(n).map(|p| p.state.is_stopped()) {
-                        Some(true) => s.start_process(n, now, out).map(|()| Goal::Running),
-                        _ => s
-                            .stop_process(n, now, out)
-                            .map(|()| Goal::StoppedThenRunning),
-                    }
-                })
-            }
+            Request::Start(targets) => self.act_and_wait(
+                ticket,
+                &targets,
+                Order::DependenciesFirst,
+                now,
+                out,
+                |s, n, now, out| s.start_process(n, now, out).map(|()| Goal::Running),
+            ),
+            Request::Stop(targets) => self.act_and_wait(
+                ticket,
+                &targets,
+                Order::DependentsFirst,
+                now,
+                out,
+                |s, n, now, out| s.stop_in_order(n, now, out).map(|()| Goal::Stopped),
+            ),
+            Request::Restart(targets) => self.act_and_wait(
+                ticket,
+                &targets,
+                Order::DependentsFirst,
+                now,
+                out,
+                |s, n, now, out| match s.processes.get(n).map(|p| p.state.is_stopped()) {
+                    Some(true) => s.start_process(n, now, out).map(|()| Goal::Running),
+                    _ => s
+                        .stop_in_order(n, now, out)
+                        .map(|()| Goal::StoppedThenRunning),
+                },
+            ),
             Request::Signal { signal, targets } => {
                 let mut outcomes = Vec::new();
                 for resolved in self.resolve_in_order(&targets) {
@@ -263,16 +281,55 @@ impl Supervisor {
 
     /// Applies `act` to every process the targets name, and answers once each has reached the
     /// goal `act` returns (or at once when nobody waits).
+    /// A stop by request: at once, or, when a process that depends on this one is stopping
+    /// too, once that one has stopped.
+    fn stop_in_order(
+        &mut self,
+        name: &str,
+        now: Time,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Failure> {
+        let running = self
+            .processes
+            .get(name)
+            .is_some_and(|p| matches!(p.state, State::Starting | State::Running));
+        if running && self.stop_must_wait(name) {
+            self.held_stops.insert(name.to_string());
+            log(
+                out,
+                name,
+                "stop waits for the processes that depend on it".to_string(),
+            );
+            return Ok(());
+        }
+        self.stop_process(name, now, out)
+    }
+
     pub(super) fn act_and_wait(
         &mut self,
         ticket: Option<Ticket>,
         targets: &[String],
+        order: Order,
         now: Time,
         out: &mut Vec<Action>,
         act: impl Fn(&mut Self, &str, Time, &mut Vec<Action>) -> Result<Goal, Failure>,
     ) -> Option<Reply> {
         let mut items: Vec<WaitItem> = Vec::new();
-        for resolved in self.resolve_in_order(targets) {
+        let mut resolved = self.resolve_in_order(targets);
+        // Stable: programs at the same depth keep the order they were named in.
+        let depths = self.depths();
+        let depth = |r: &Result<Named, Outcome>| {
+            let program = r.as_ref().ok().and_then(|n| self.processes.get(&n.name));
+            program
+                .and_then(|p| depths.get(p.program()))
+                .copied()
+                .unwrap_or(0)
+        };
+        match order {
+            Order::DependenciesFirst => resolved.sort_by_key(depth),
+            Order::DependentsFirst => resolved.sort_by_key(|r| std::cmp::Reverse(depth(r))),
+        }
+        for resolved in resolved {
             let Named { name, alone } = match resolved {
                 Ok(named) => named,
                 Err(unknown) => {
@@ -692,6 +749,10 @@ impl Supervisor {
             status_text: p.status_text.clone(),
             health: p.health.clone(),
             gave_up: p.gave_up.clone(),
+            waiting_for: match p.waiting {
+                true => self.unmet(name),
+                false => Vec::new(),
+            },
         })
     }
 
