@@ -2179,3 +2179,93 @@ fn group_name_is_the_groups_name_in_a_group_as_in_supervisord() {
     assert_eq!(config.programs["web"].processes[0].spec.env["G"], "site");
     assert_eq!(config.programs["db"].argv, ["run", "db"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// supervisord-dependent-startup
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn dependent_startup_keys_become_depends_on_and_the_plugin_is_not_run() {
+    use taskmaster_config::{Condition, Dependency};
+    let text = "[eventlistener:dependentstartup]
+command=python -m supervisord_dependent_startup
+events=PROCESS_STATE
+
+[program:db]
+command=/bin/db
+autostart=false
+dependent_startup=true
+
+[program:migrate]
+command=/bin/migrate
+autostart=false
+dependent_startup=true
+dependent_startup_wait_for=db:running
+
+[program:web]
+command=/bin/web
+autostart=false
+dependent_startup=true
+dependent_startup_wait_for=db:RUNNING migrate:exited
+
+[program:plain]
+command=/bin/plain
+autostart=false
+dependent_startup_wait_for=db:running
+";
+    let ini = read(text);
+    let programs = &ini.config.programs;
+    assert!(!programs.contains_key("dependentstartup"));
+    assert!(
+        programs["db"].autostart,
+        "the plugin would start it: taskmaster does"
+    );
+    assert!(programs["db"].depends_on.is_empty());
+    assert_eq!(
+        programs["web"].depends_on,
+        [
+            Dependency {
+                program: "db".into(),
+                condition: Condition::Running,
+                restart: false
+            },
+            Dependency {
+                program: "migrate".into(),
+                condition: Condition::Exited,
+                restart: false
+            },
+        ]
+    );
+    assert!(!programs["plain"].autostart);
+    assert!(programs["plain"].depends_on.is_empty());
+    assert_eq!(
+        warnings(text),
+        [
+            "/sv/t.conf:1:1: eventlistener:dependentstartup: taskmaster starts programs in dependency order itself (dependent_startup, dependent_startup_wait_for): this listener, supervisord-dependent-startup, is not run",
+            "/sv/t.conf:25:28: program:plain.dependent_startup_wait_for: ignored without dependent_startup = true (as supervisord-dependent-startup ignores it)",
+        ]
+    );
+}
+
+#[test]
+fn dependent_startup_wait_for_refuses_other_states_and_unknown_programs() {
+    let text = "[program:web]
+command=/bin/web
+dependent_startup=true
+dependent_startup_wait_for=db:fatal cache:running
+";
+    let found = errors(text);
+    assert_eq!(
+        found,
+        ["/sv/t.conf:4:28: program:web.dependent_startup_wait_for: \"db:fatal\": taskmaster waits for the states running and exited, found \"fatal\""]
+    );
+    let text = "[program:web]
+command=/bin/web
+dependent_startup=true
+dependent_startup_wait_for=cache:running
+";
+    assert_eq!(
+        errors(text),
+        ["/sv/t.conf:4:28: program:web.dependent_startup_wait_for: depends on \"cache\", which is no program"]
+    );
+}

@@ -987,3 +987,100 @@ fn an_rlimit_above_taskmasters_own_hard_limit_is_refused_unless_root() {
     let root = taskmaster_config::Accounts::listed(0, Vec::new());
     assert!(taskmaster_config::Config::parse_with(text, path, &root).is_ok());
 }
+
+// ---------------------------------------------------------------------------------------------
+// depends_on
+// ---------------------------------------------------------------------------------------------
+
+const DEPENDENCIES: &str = "programs:
+  db:
+    cmd: run
+    healthcheck: {cmd: check}
+  cache:
+    cmd: run
+  web:
+    cmd: run
+    depends_on: [db, cache]
+  worker:
+    cmd: run
+    depends_on:
+      db: {condition: healthy}
+      cache: {condition: running, restart: true}
+      web: ~
+";
+
+#[test]
+fn depends_on_is_a_list_of_programs_or_a_mapping_with_conditions() {
+    use taskmaster_config::{Condition, Dependency};
+    let config = parse(DEPENDENCIES).unwrap_or_else(|e| panic!("{e}"));
+    let running = |program: &str| Dependency {
+        program: program.into(),
+        condition: Condition::Running,
+        restart: false,
+    };
+    assert_eq!(
+        config.programs["web"].depends_on,
+        [running("db"), running("cache")]
+    );
+    assert_eq!(
+        config.programs["worker"].depends_on,
+        [
+            Dependency {
+                condition: Condition::Healthy,
+                ..running("db")
+            },
+            Dependency {
+                restart: true,
+                ..running("cache")
+            },
+            running("web"),
+        ]
+    );
+    assert!(config.programs["db"].depends_on.is_empty());
+    // `convert` writes them back as read.
+    let again = parse(&taskmaster_config::to_yaml(&config)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        again.programs["worker"].depends_on,
+        config.programs["worker"].depends_on
+    );
+    assert_eq!(
+        again.programs["web"].depends_on,
+        config.programs["web"].depends_on
+    );
+}
+
+#[test]
+fn a_dependency_graph_with_a_cycle_an_unknown_name_or_an_impossible_condition_is_refused() {
+    let text = "programs:
+  a:
+    cmd: run
+    depends_on: [b]
+  b:
+    cmd: run
+    depends_on: [c]
+  c:
+    cmd: run
+    depends_on: [a, dbb]
+  d:
+    cmd: run
+    depends_on: {c: {condition: healthy}, a: {condition: ready}, b: {condition: soon}}
+  e:
+    cmd: run
+    depends_on: [e]
+  f:
+    cmd: run
+    depends_on: web
+";
+    assert_eq!(
+        errors(text),
+        [
+            "t.yaml:4:17: programs.a.depends_on: a cycle of dependencies: a -> b -> c -> a",
+            "t.yaml:10:17: programs.c.depends_on: depends on \"dbb\", which is no program",
+            "t.yaml:13:17: programs.d.depends_on: waits for c to be healthy, but it has no healthcheck: it never will be",
+            "t.yaml:13:17: programs.d.depends_on: waits for a to be ready, but it has no `ready: notify`: it never will be",
+            "t.yaml:13:81: programs.d.depends_on.b.condition: expected running, healthy, exited or ready, found \"soon\"",
+            "t.yaml:16:17: programs.e.depends_on: e depends on itself",
+            "t.yaml:19:17: programs.f.depends_on: expected a list of programs such as [db, cache], or a mapping such as {db: {condition: healthy}}, found \"web\"",
+        ]
+    );
+}
