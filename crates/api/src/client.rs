@@ -248,6 +248,9 @@ impl Client {
             Request::Note(_) => Err(ClientError::NotInApi(
                 "a note for the event log is the daemon's own, not a client's",
             )),
+            Request::Metrics => Err(ClientError::NotInApi(
+                "the metrics are read as Prometheus text: GET /metrics",
+            )),
             Request::Shutdown => {
                 let answer = self.send(Method::POST, "/v1/shutdown", None)?;
                 ok(&answer)?;

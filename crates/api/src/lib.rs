@@ -24,6 +24,7 @@ pub mod client;
 mod follow;
 pub mod limits;
 mod listen;
+pub mod metrics;
 pub mod server;
 pub mod tcp;
 pub mod wire;

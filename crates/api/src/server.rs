@@ -47,6 +47,7 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/pid", get(pid))
         .route("/v1/state", get(state))
         .route("/v1/events", get(events))
+        .route("/metrics", get(metrics))
         .with_state(handle.clone())
         // supervisord's XML-RPC and log-tail routes, for supervisorctl.
         .merge(crate::xmlrpc::router(handle))
@@ -426,6 +427,30 @@ async fn config(State(handle): State<Handle>) -> Result<Json<wire::ConfigFiles>,
         })),
         other => Err(unexpected(other)),
     }
+}
+
+/// Prometheus' scrape: every process and taskmaster itself, in the text format the `Accept`
+/// header asks for.
+async fn metrics(
+    State(handle): State<Handle>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let Reply::Metrics(metrics) = ask(&handle, Request::Metrics).await? else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected reply",
+        ));
+    };
+    let clock = wire::Clock::new(metrics.now);
+    let families = crate::metrics::families(&metrics, |at| clock.wall(at));
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = crate::metrics::Format::accepted(accept);
+    let text = crate::metrics::write(&families, format);
+    Ok((
+        [(header::CONTENT_TYPE, crate::metrics::content_type(format))],
+        text,
+    )
+        .into_response())
 }
 
 async fn add_group(

@@ -694,6 +694,7 @@ pub fn reply_json(reply: &Reply) -> serde_json::Value {
             shutting_down: *shutting_down,
         }),
         Reply::Recorded => serde_json::to_value(Recorded { recorded: true }),
+        Reply::Metrics(metrics) => serde_json::to_value(&**metrics),
     };
     value.unwrap_or(serde_json::Value::Null)
 }

@@ -53,6 +53,8 @@ pub enum Request {
     Config,
     /// Whether the daemon is running or shutting down.
     DaemonState,
+    /// What `/metrics` shows: every process with its counters, and the daemon's.
+    Metrics,
     /// Stop every process, then exit.
     Shutdown,
     /// Hand over to the hot backup (`run --pair`) and exit, every process left running; with
@@ -107,6 +109,7 @@ impl fmt::Display for Request {
             Request::RemoveGroup(t) => ("remove", t),
             Request::Config => return f.write_str("config"),
             Request::DaemonState => return f.write_str("state"),
+            Request::Metrics => return f.write_str("metrics"),
             Request::Shutdown => return f.write_str("shutdown"),
             Request::Handover { upgrade: false } => return f.write_str("takeover"),
             Request::Handover { upgrade: true } => return f.write_str("upgrade"),
@@ -161,6 +164,8 @@ pub enum Reply {
     DaemonState {
         shutting_down: bool,
     },
+    /// Boxed: far bigger than the other replies.
+    Metrics(Box<Metrics>),
     /// This taskmaster handed over to its backup, this pid, and exits.
     HandedOver(u32),
     /// No handover: the text says why (not a pair, shutting down, no backup came).
@@ -326,6 +331,34 @@ pub struct ProcessInfo {
     /// it waits for nothing.
     #[serde(default)]
     pub waiting_for: Vec<String>,
+}
+
+/// Every process with its counters, and the daemon's: what `/metrics` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// The supervisor's clock when the snapshot was taken.
+    pub now: Time,
+    pub processes: Vec<ProcessMetrics>,
+    pub reloads: ReloadCounts,
+    /// Takeovers of the process pair (0 without one).
+    pub takeovers: u64,
+}
+
+/// One process and its counters since taskmaster started (a takeover keeps them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessMetrics {
+    pub info: ProcessInfo,
+    /// Children spawned again after the first.
+    pub restarts: u64,
+    /// Children ended, by cause (`crashed`, `exited`...).
+    pub exits: std::collections::BTreeMap<String, u64>,
+}
+
+/// Reloads applied, and refused for a file with errors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadCounts {
+    pub applied: u64,
+    pub refused: u64,
 }
 
 /// The message supervisord shows for a start that failed by exiting early.

@@ -26,7 +26,10 @@ mod process;
 mod supervisor;
 mod time;
 
-pub use control::{Done, Failure, Outcome, PairInfo, ProcessInfo, Reply, Request, Ticket};
+pub use control::{
+    Done, Failure, Metrics, Outcome, PairInfo, ProcessInfo, ProcessMetrics, ReloadCounts, Reply,
+    Request, Ticket,
+};
 pub use notify::Notification;
 pub use process::{ExitCause, ExitStatus, Health, LastExit, Process, State};
 pub use supervisor::{Action, Announcement, Event, LoadPurpose, Notice, Scope, Supervisor};

@@ -349,6 +349,13 @@ pub struct Process {
     /// A start is held until what it depends on is there (`depends_on`): STOPPED, waiting.
     #[serde(default)]
     pub(crate) waiting: bool,
+    /// How many times a child was spawned again after the first (by policy, by request, a
+    /// retry), for the metrics.
+    #[serde(default)]
+    pub respawns: u64,
+    /// How many children ended, by cause ([`ExitCause::name`]), for the metrics.
+    #[serde(default)]
+    pub exits: std::collections::BTreeMap<String, u64>,
 }
 
 impl Process {
@@ -379,6 +386,8 @@ impl Process {
             held_exit: None,
             stops: 0,
             waiting: false,
+            respawns: 0,
+            exits: Default::default(),
         }
     }
 

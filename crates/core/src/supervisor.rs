@@ -274,6 +274,9 @@ pub struct Supervisor {
     /// Processes a stop request has reached whose stop waits for their dependents to stop.
     #[serde(default)]
     held_stops: BTreeSet<String>,
+    /// Reloads applied and refused (a file with errors), for the metrics.
+    #[serde(default)]
+    reloads: crate::control::ReloadCounts,
 }
 
 impl Supervisor {
@@ -292,6 +295,7 @@ impl Supervisor {
             daemon_pid,
             pair: None,
             held_stops: BTreeSet::new(),
+            reloads: Default::default(),
         };
         let mut out = Vec::new();
         // As supervisord: every group is added, then it runs, then the processes start.
@@ -479,6 +483,7 @@ impl Supervisor {
             return;
         };
         log(out, name, format!("spawn error: {error}"));
+        *p.exits.entry("spawn_failed".to_string()).or_default() += 1;
         p.last_exit = Some(LastExit {
             status: None,
             cause: ExitCause::SpawnFailed(error.clone()),
@@ -625,6 +630,9 @@ impl Supervisor {
         p.stopped_at = Some(now);
         p.deadline = None;
         p.last_exit = Some(last_exit.clone());
+        *p.exits
+            .entry(last_exit.cause.name().to_string())
+            .or_default() += 1;
         self.run_exit_hook(&name, &last_exit, out);
         let Some(p) = self.processes.get_mut(&name) else {
             return;
@@ -924,6 +932,9 @@ impl Supervisor {
         }
         p.start_after_hook = false;
         p.waiting = false;
+        if p.started_at.is_some() {
+            p.respawns += 1;
+        }
         change_state(p, State::Starting, out);
         p.started_at = Some(now);
         p.spawn_error = None;

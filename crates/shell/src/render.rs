@@ -67,6 +67,8 @@ pub fn render(reply: &Reply) -> Vec<String> {
             "RUNNING".to_string()
         }],
         Reply::Recorded => vec!["recorded in the event log".to_string()],
+        // `/metrics` renders its own text; the shell shows a count.
+        Reply::Metrics(metrics) => vec![format!("{} process(es)", metrics.processes.len())],
     }
 }
 
@@ -85,6 +87,7 @@ pub fn succeeded(reply: &Reply) -> bool {
         | Reply::Compared(_)
         | Reply::Config { .. }
         | Reply::DaemonState { .. }
+        | Reply::Metrics(_)
         | Reply::ShuttingDown
         | Reply::HandedOver(_)
         | Reply::Recorded => true,

@@ -10,7 +10,9 @@ use super::{
     by_priority, change_state, log, processes_of, Goal, LoadPurpose, Named, Notice, Scope,
     Supervisor, WaitItem, Waiter,
 };
-use crate::control::{Done, Failure, Outcome, ProcessInfo, Reply, Request, Ticket};
+use crate::control::{
+    Done, Failure, Metrics, Outcome, ProcessInfo, ProcessMetrics, Reply, Request, Ticket,
+};
 use crate::process::{AfterStop, ExitCause, Process, State};
 use crate::time::Time;
 use crate::Action;
@@ -48,6 +50,7 @@ impl Supervisor {
                 | Request::Pid(_)
                 | Request::Config
                 | Request::DaemonState
+                | Request::Metrics
                 | Request::SendStdin { .. }
                 | Request::RemoteCommEvent { .. }
                 | Request::Note(_)
@@ -199,6 +202,25 @@ impl Supervisor {
             Request::DaemonState => Some(Reply::DaemonState {
                 shutting_down: self.shutting_down,
             }),
+            Request::Metrics => Some(Reply::Metrics(Box::new(Metrics {
+                now,
+                processes: self
+                    .processes
+                    .values()
+                    .filter_map(|p| {
+                        Some(ProcessMetrics {
+                            info: self.info(&p.name)?,
+                            restarts: p.respawns,
+                            exits: p.exits.clone(),
+                        })
+                    })
+                    .collect(),
+                reloads: self.reloads,
+                takeovers: self
+                    .pair
+                    .as_ref()
+                    .map_or(0, |pair| u64::from(pair.takeovers)),
+            }))),
             Request::Config => Some(Reply::Config {
                 active: Box::new(self.config.clone()),
                 staged: self.staged.clone().map(Box::new),
@@ -380,6 +402,7 @@ impl Supervisor {
     ) {
         let reply = match result {
             Err(errors) => {
+                self.reloads.refused += 1;
                 for error in &errors {
                     out.push(Action::Log(Notice {
                         process: None,
@@ -501,6 +524,7 @@ impl Supervisor {
                     }));
                 }
                 let plan = diff(&self.config, &config);
+                self.reloads.applied += 1;
                 self.apply(&config, now, out);
                 self.config = config;
                 self.staged = None;

@@ -1,0 +1,181 @@
+//! `GET /metrics`: the core's snapshot ([`Metrics`]) and taskmaster's own process figures as
+//! Prometheus metrics, written in Prometheus' text format, or in OpenMetrics' when the scraper
+//! asks for it (`Accept: application/openmetrics-text`).
+//!
+//! The metrics are built at each scrape from the snapshot, as plain data ([`Family`]), then
+//! written by one of two small writers ([`text`]); nothing is kept between scrapes. Names,
+//! types, units and help follow Prometheus' conventions (`_total` counters, `_seconds`,
+//! `_bytes`, one `_info` gauge), so `promtool check metrics` passes on the output.
+
+mod own;
+mod text;
+
+use taskmaster_core::{Health, Metrics, State};
+
+pub use text::{content_type, write, Format};
+
+/// A metric family: its samples, and what they mean.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    /// The name as Prometheus' text format writes it (a counter's ends with `_total`).
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    /// The unit its name ends with (`seconds`, `bytes`), for OpenMetrics' `# UNIT`.
+    pub unit: Option<&'static str>,
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+}
+
+/// One value and its labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: Vec<(&'static str, String)>,
+    pub value: f64,
+}
+
+/// Every state a process can be in: `taskmaster_process_state` has one sample each.
+const STATES: [State; 8] = [
+    State::Stopped,
+    State::Starting,
+    State::Running,
+    State::Backoff,
+    State::Stopping,
+    State::Exited,
+    State::Fatal,
+    State::Unknown,
+];
+
+/// The families of a scrape: the snapshot's, then taskmaster's own. `wall` turns the
+/// snapshot's monotonic times into Unix times.
+pub fn families(metrics: &Metrics, wall: impl Fn(taskmaster_core::Time) -> f64) -> Vec<Family> {
+    let family = |name, help, kind, unit| Family {
+        name,
+        help,
+        kind,
+        unit,
+        samples: Vec::new(),
+    };
+    let mut build = family(
+        "taskmaster_build_info",
+        "The version of taskmaster running, as a label; always 1.",
+        Kind::Gauge,
+        None,
+    );
+    build.samples.push(Sample {
+        labels: vec![("version", env!("CARGO_PKG_VERSION").to_string())],
+        value: 1.0,
+    });
+    let mut state = family(
+        "taskmaster_process_state",
+        "The state of each process: 1 for the state it is in, 0 for the others.",
+        Kind::Gauge,
+        None,
+    );
+    let mut up = family(
+        "taskmaster_process_up",
+        "Whether each process is RUNNING (1) or not (0).",
+        Kind::Gauge,
+        None,
+    );
+    let mut started = family(
+        "taskmaster_process_start_time_seconds",
+        "When the running child of each process was started, as Unix time.",
+        Kind::Gauge,
+        Some("seconds"),
+    );
+    let mut restarts = family(
+        "taskmaster_process_restarts_total",
+        "Children of each process spawned again after its first, since taskmaster started.",
+        Kind::Counter,
+        None,
+    );
+    let mut exits = family(
+        "taskmaster_process_exits_total",
+        "Children of each process that ended, by cause (exited, crashed, killed, hung, \
+         unhealthy, not_ready, spawn_failed, stopped, killed_after_stoptime, killed_by_request).",
+        Kind::Counter,
+        None,
+    );
+    let mut healthy = family(
+        "taskmaster_process_healthy",
+        "For each process with a health check: 1 when its last checks passed, 0 otherwise.",
+        Kind::Gauge,
+        None,
+    );
+    for process in &metrics.processes {
+        let info = &process.info;
+        let who = || vec![("name", info.name.clone()), ("group", info.group.clone())];
+        for candidate in STATES {
+            let mut labels = who();
+            labels.push(("state", candidate.name().to_string()));
+            state.samples.push(Sample {
+                labels,
+                value: f64::from(u8::from(candidate == info.state)),
+            });
+        }
+        up.samples.push(Sample {
+            labels: who(),
+            value: f64::from(u8::from(info.state == State::Running)),
+        });
+        if let (Some(_), Some(at)) = (info.pid, info.started_at) {
+            started.samples.push(Sample {
+                labels: who(),
+                value: wall(at),
+            });
+        }
+        restarts.samples.push(Sample {
+            labels: who(),
+            value: process.restarts as f64,
+        });
+        for (cause, count) in &process.exits {
+            let mut labels = who();
+            labels.push(("cause", cause.clone()));
+            exits.samples.push(Sample {
+                labels,
+                value: *count as f64,
+            });
+        }
+        if let Some(health) = &info.health {
+            healthy.samples.push(Sample {
+                labels: who(),
+                value: f64::from(u8::from(*health == Health::Healthy)),
+            });
+        }
+    }
+    let mut reloads = family(
+        "taskmaster_reloads_total",
+        "Reloads of the configuration: applied, or refused for a file with errors.",
+        Kind::Counter,
+        None,
+    );
+    for (result, count) in [
+        ("applied", metrics.reloads.applied),
+        ("refused", metrics.reloads.refused),
+    ] {
+        reloads.samples.push(Sample {
+            labels: vec![("result", result.to_string())],
+            value: count as f64,
+        });
+    }
+    let mut takeovers = family(
+        "taskmaster_pair_takeovers_total",
+        "Times a backup took over from a primary that died (run --pair).",
+        Kind::Counter,
+        None,
+    );
+    takeovers.samples.push(Sample {
+        labels: Vec::new(),
+        value: metrics.takeovers as f64,
+    });
+    let mut all = vec![
+        build, state, up, started, restarts, exits, healthy, reloads, takeovers,
+    ];
+    all.extend(own::families());
+    all
+}
