@@ -353,8 +353,8 @@ fn as_pid_1_taskmaster_reaps_every_orphan_of_the_namespace() {
 }
 
 /// Runs three programs under taskmaster as pid 1 (one ignores its stop signal, one leaves a
-/// child in its process group), sends `signal` to taskmaster, and checks that it stopped each
-/// of them before it exited 0.
+/// child in its process group), sends signals it does not handle (ignored, and not passed on),
+/// then `signal` to taskmaster, and checks that it stopped each program before it exited 0.
 fn a_shutdown_signal_to_pid_1_stops_everything_and_exits_0(signal: Signal, name: &str) {
     let sandbox = Sandbox::new();
     let fixture = crate::support::fixture_bin();
@@ -403,6 +403,21 @@ fn a_shutdown_signal_to_pid_1_stops_everything_and_exits_0(signal: Signal, name:
     let api = Api::connect(sandbox.file("taskmaster.sock"));
     for program in ["plain", "stubborn", "parent"] {
         api.wait_for_process(program, "RUNNING", |p| p["state"] == "RUNNING");
+    }
+
+    // Signals it has no handler for never reach pid 1: not even SIGQUIT or SIGALRM, which
+    // would end any other process. The answer to a request after them shows it survived
+    // them (a fatal signal is acted on before the process runs again).
+    for ignored in [Signal::QUIT, Signal::ALARM] {
+        pid1.signal(ignored);
+    }
+    assert_eq!(api.get("/v1/processes").status, 200);
+    assert!(
+        is_alive(pid1.pid),
+        "taskmaster died of a signal it does not handle"
+    );
+    for &pid in &pids {
+        assert!(is_alive(pid), "pid {pid} died when taskmaster got SIGQUIT");
     }
 
     pid1.signal(signal);
