@@ -1283,7 +1283,9 @@ fn rlimits_are_the_childs_resource_limits_from_its_start() {
     let shown = Ran::from(run_to_completion(convert, TIMEOUT));
     assert_eq!(shown.code, Some(0), "{}", shown.stderr);
     assert!(
-        shown.stdout.contains("rlimits: {core: \"0\", nofile: \"200:300\"}"),
+        shown
+            .stdout
+            .contains("rlimits: {core: \"0\", nofile: \"200:300\"}"),
         "{}",
         shown.stdout
     );
