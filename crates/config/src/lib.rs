@@ -54,7 +54,7 @@ pub use daemon::{
     auto_log_path, DaemonSettings, LogLevel, Owner, SocketAccess, DEFAULT_IDENTIFIER,
     DEFAULT_SOCKET_MODE,
 };
-pub use diff::{diff, keep_fixed_settings, ReloadPlan};
+pub use diff::{diff, keep_fixed_settings, ChangedSettings, ReloadPlan};
 pub use duration::parse_duration;
 pub use emit::to_yaml;
 pub use error::{os_reason, ConfigError, ConfigErrors, ConfigWarning};
