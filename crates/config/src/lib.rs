@@ -665,6 +665,11 @@ impl ProgramSpec {
             ("events", a.listener != b.listener),
             ("process_name", a.process_name != b.process_name),
             ("critical", a.critical != b.critical),
+            // The capture's sink takes the new sizes for its next write.
+            (
+                "rotation",
+                a.stdout_rotation != b.stdout_rotation || a.stderr_rotation != b.stderr_rotation,
+            ),
         ];
         let mut same = other.clone();
         same.numprocs = self.numprocs;
@@ -690,6 +695,8 @@ impl ProgramSpec {
         same.listener.clone_from(&self.listener);
         same.process_name.clone_from(&self.process_name);
         same.critical = self.critical;
+        same.stdout_rotation = self.stdout_rotation;
+        same.stderr_rotation = self.stderr_rotation;
         let restart = [
             ("cmd", a.cmd != b.cmd || a.argv != b.argv),
             ("env", a.env != b.env || a.serverurl != b.serverurl),
@@ -705,10 +712,6 @@ impl ProgramSpec {
                 a.stderr != b.stderr || a.stderr_syslog != b.stderr_syslog,
             ),
             ("stdin", a.stdin != b.stdin),
-            (
-                "rotation",
-                a.stdout_rotation != b.stdout_rotation || a.stderr_rotation != b.stderr_rotation,
-            ),
             // The child is told its period (WATCHDOG_USEC) when it starts.
             ("watchdog", a.watchdog != b.watchdog),
             // Its output is watched for them from its start.

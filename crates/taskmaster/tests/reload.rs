@@ -799,3 +799,45 @@ fn reread_says_per_changed_program_what_a_reload_changes_in_place_and_what_resta
     tm.wait_for_log("api: restarted: cmd changed", TIMEOUT);
     tm.shutdown();
 }
+
+#[test]
+fn a_reload_applies_new_rotation_sizes_to_the_running_process_s_log_without_a_restart() {
+    let sandbox = Sandbox::new();
+    let talker = |maxbytes: &str| {
+        let stop = sandbox.file_str("stop");
+        program(
+            "talker",
+            &fixture_cmd(&["lines-until", &stop, "0.002"]),
+            &[
+                "stdout: talker.log",
+                &format!("stdout_maxbytes: {maxbytes}"),
+                "stdout_backups: 3",
+            ],
+        )
+    };
+    // Never rotated at first.
+    sandbox.write_config(&config(&[talker("0")]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    let pid = tm.running_pid("talker");
+    sandbox.wait_for_contents("talker.log", |text| text.contains("line 2\n"), TIMEOUT);
+
+    sandbox.write_config(&config(&[talker("1KB")]));
+    assert_eq!(
+        tm.command_all("reread"),
+        ["talker: changed (in place: rotation)"]
+    );
+    assert_eq!(tm.command_all("reload"), ["reloaded: changed talker"]);
+    tm.wait_for_log("talker: rotation changed in place, no restart", TIMEOUT);
+    // The running process's file rotates by the new size: the first rotated file holds what
+    // was there, each after it exactly 1KB.
+    wait_until("talker.log.2", TIMEOUT, || {
+        sandbox.file("talker.log.2").exists().then_some(())
+    });
+    let size = fs::metadata(sandbox.file("talker.log.1"))
+        .expect("talker.log.1")
+        .len();
+    assert_eq!(size, 1024);
+    assert_eq!(tm.running_pid("talker"), pid, "talker was restarted");
+    fs::write(sandbox.file("stop"), "").expect("write stop");
+    tm.shutdown();
+}
