@@ -5,6 +5,7 @@
 //! the client converts back by using wall-clock nanoseconds as its monotonic origin (only
 //! differences between times matter to the renderer).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -166,12 +167,23 @@ pub struct Results {
     pub results: Vec<Result_>,
 }
 
-/// `POST /v1/reload` when the file was valid.
+/// `POST /v1/reload` and `POST /v1/reread` when the file was valid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reloaded {
     pub added: Vec<String>,
     pub changed: Vec<String>,
     pub removed: Vec<String>,
+    /// For each program of `changed`, by name: the settings applied in place and those that
+    /// restart it.
+    #[serde(default)]
+    pub settings: BTreeMap<String, ChangedSettings>,
+}
+
+/// What changed in one program (`Reloaded::settings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangedSettings {
+    pub in_place: Vec<String>,
+    pub restart: Vec<String>,
 }
 
 /// Any error: `{"error": "what went wrong"}`, with more fields where useful.
@@ -535,6 +547,17 @@ pub fn reloaded(plan: &ReloadPlan) -> Reloaded {
         added: plan.added.clone(),
         changed: plan.changed.clone(),
         removed: plan.removed.clone(),
+        settings: plan
+            .settings
+            .iter()
+            .map(|(name, settings)| {
+                let wire = ChangedSettings {
+                    in_place: settings.in_place.clone(),
+                    restart: settings.restart.clone(),
+                };
+                (name.clone(), wire)
+            })
+            .collect(),
     }
 }
 
@@ -646,6 +669,17 @@ pub fn to_plan(reloaded: Reloaded) -> ReloadPlan {
         changed: reloaded.changed,
         removed: reloaded.removed,
         unchanged: Vec::new(),
+        settings: reloaded
+            .settings
+            .into_iter()
+            .map(|(name, settings)| {
+                let core = taskmaster_core::ChangedSettings {
+                    in_place: settings.in_place,
+                    restart: settings.restart,
+                };
+                (name, core)
+            })
+            .collect(),
     }
 }
 

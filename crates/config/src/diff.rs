@@ -3,12 +3,16 @@
 //! A reload (SIGHUP, or `reload` in the shell) must leave unchanged programs running, so the
 //! supervisor needs to know, per program name, what happened between the configuration it
 //! runs and the one just read. The comparison is the whole [`ProgramSpec`]: any field that
-//! differs, however small (`stoptime` included), makes the program `changed`; deciding which
-//! changes could be applied without a restart is the supervisor's business, not this crate's.
+//! differs, however small (`stoptime` included), makes the program `changed`; for each changed
+//! program the plan also says which of its settings a reload applies in place and which
+//! restart it ([`ProgramSpec::changes`], which the supervisor applies process by process), so
+//! that `reread` can tell before a reload what the reload will do.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Config;
+use crate::{Config, ProgramSpec};
 
 /// What a reload does, by program name; each list is sorted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +25,50 @@ pub struct ReloadPlan {
     pub removed: Vec<String>,
     /// In both, identical.
     pub unchanged: Vec<String>,
+    /// For each program of `changed`: the settings that changed, sorted as a reload applies
+    /// them.
+    #[serde(default)]
+    pub settings: BTreeMap<String, ChangedSettings>,
+}
+
+/// The settings of a changed program, as a reload applies them to its running processes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedSettings {
+    /// Applied to the running processes in place, without a restart.
+    pub in_place: Vec<String>,
+    /// Settings that restart the processes.
+    pub restart: Vec<String>,
+}
+
+impl ChangedSettings {
+    /// What changes from the program `old` to the program `new`: [`ProgramSpec::changes`],
+    /// and its processes: a pool that grows or shrinks (`numprocs`) leaves those it keeps
+    /// alone, while a new `numprocs_start` renames, and so replaces, each one.
+    pub fn between(old: &ProgramSpec, new: &ProgramSpec) -> ChangedSettings {
+        let change = old.changes(new);
+        let mut settings = ChangedSettings {
+            in_place: change.in_place.iter().map(|s| s.to_string()).collect(),
+            restart: change.restart.iter().map(|s| s.to_string()).collect(),
+        };
+        if old.numprocs != new.numprocs {
+            settings.in_place.push("numprocs".to_string());
+        }
+        if old.numprocs_start != new.numprocs_start {
+            settings.restart.push("numprocs_start".to_string());
+        }
+        settings
+    }
+
+    /// In words, as `reread` says it: `in place: autorestart, stoptime; restart: cmd`, each
+    /// part only when it has settings ("" for none).
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = [("in place", &self.in_place), ("restart", &self.restart)]
+            .into_iter()
+            .filter(|(_, names)| !names.is_empty())
+            .map(|(how, names)| format!("{how}: {}", names.join(", ")))
+            .collect();
+        parts.join("; ")
+    }
 }
 
 impl ReloadPlan {
@@ -55,7 +103,11 @@ pub fn diff(old: &Config, new: &Config) -> ReloadPlan {
     for (name, spec) in &new.programs {
         match old.programs.get(name) {
             None => plan.added.push(name.clone()),
-            Some(old_spec) if old_spec != spec => plan.changed.push(name.clone()),
+            Some(old_spec) if old_spec != spec => {
+                plan.changed.push(name.clone());
+                plan.settings
+                    .insert(name.clone(), ChangedSettings::between(old_spec, spec));
+            }
             Some(_) => plan.unchanged.push(name.clone()),
         }
     }
@@ -235,6 +287,26 @@ mod tests {
     }
 
     #[test]
+    fn the_plan_says_per_changed_program_what_changes_in_place_and_what_restarts_it() {
+        let old =
+            config("programs:\n  web: {cmd: a, stoptime: 1}\n  db: {cmd: b}\n  pool: {cmd: p}\n");
+        let new = config(
+            "programs:\n  web: {cmd: a2, stoptime: 2, autorestart: never}\n  db: {cmd: b, stoptime: 3}\n  pool: {cmd: p, numprocs: 2, process_name: \"p%(process_num)d\"}\n",
+        );
+        let plan = diff(&old, &new);
+        let settings = |name: &str| plan.settings.get(name).cloned().unwrap_or_default();
+        assert_eq!(settings("web").in_place, ["autorestart", "stoptime"]);
+        assert_eq!(settings("web").restart, ["cmd"]);
+        assert_eq!(
+            settings("web").describe(),
+            "in place: autorestart, stoptime; restart: cmd"
+        );
+        assert_eq!(settings("db").describe(), "in place: stoptime");
+        assert_eq!(settings("pool").in_place, ["process_name", "numprocs"]);
+        assert_eq!(plan.settings.len(), plan.changed.len());
+    }
+
+    #[test]
     fn identical_configurations_give_an_empty_plan() {
         let text = "programs:\n  web: {cmd: a}\n  db: {cmd: b}\n";
         let plan = diff(&config(text), &config(text));
@@ -310,6 +382,7 @@ mod summary_tests {
             changed: vec!["db".into(), "web".into()],
             removed: vec![],
             unchanged: vec!["x".into()],
+            ..ReloadPlan::default()
         };
         assert_eq!(plan.summary(), "added api; changed db, web");
         assert_eq!(ReloadPlan::default().summary(), "nothing changed");

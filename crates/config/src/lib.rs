@@ -56,7 +56,7 @@ pub use daemon::{
     DEFAULT_SOCKET_MODE,
 };
 pub use dependencies::{Condition, Dependency};
-pub use diff::{diff, keep_fixed_settings, ReloadPlan};
+pub use diff::{diff, keep_fixed_settings, ChangedSettings, ReloadPlan};
 pub use duration::parse_duration;
 pub use emit::to_yaml;
 pub use error::{os_reason, ConfigError, ConfigErrors, ConfigWarning};
@@ -671,6 +671,11 @@ impl ProgramSpec {
             ("process_name", a.process_name != b.process_name),
             ("critical", a.critical != b.critical),
             ("depends_on", a.depends_on != b.depends_on),
+            // The capture's sink takes the new sizes for its next write.
+            (
+                "rotation",
+                a.stdout_rotation != b.stdout_rotation || a.stderr_rotation != b.stderr_rotation,
+            ),
         ];
         let mut same = other.clone();
         same.numprocs = self.numprocs;
@@ -697,6 +702,8 @@ impl ProgramSpec {
         same.depends_on.clone_from(&self.depends_on);
         same.process_name.clone_from(&self.process_name);
         same.critical = self.critical;
+        same.stdout_rotation = self.stdout_rotation;
+        same.stderr_rotation = self.stderr_rotation;
         let restart = [
             ("cmd", a.cmd != b.cmd || a.argv != b.argv),
             ("env", a.env != b.env || a.serverurl != b.serverurl),
@@ -712,10 +719,6 @@ impl ProgramSpec {
                 a.stderr != b.stderr || a.stderr_syslog != b.stderr_syslog,
             ),
             ("stdin", a.stdin != b.stdin),
-            (
-                "rotation",
-                a.stdout_rotation != b.stdout_rotation || a.stderr_rotation != b.stderr_rotation,
-            ),
             // The child is told its period (WATCHDOG_USEC) when it starts.
             ("watchdog", a.watchdog != b.watchdog),
             // Its output is watched for them from its start.

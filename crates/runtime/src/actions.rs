@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use taskmaster_config::Config;
-use taskmaster_core::{Action, Event, Reply, Scope, Signal};
+use taskmaster_config::{Config, Stream};
+use taskmaster_core::{Action, Event, LoadPurpose, Reply, Scope, Signal};
 
 use crate::children::Child;
 use crate::daemon::Daemon;
@@ -61,6 +61,9 @@ impl Daemon {
                         // A program the reload drops leaves its AUTO files to clean at exit.
                         self.auto_logs
                             .extend(config.daemon.auto_logs.iter().cloned());
+                        if purpose == LoadPurpose::Apply {
+                            self.apply_rotations(&config);
+                        }
                         Box::new(config)
                     })
                     .map_err(|errors| errors.iter().map(|e| e.to_string()).collect());
@@ -208,6 +211,21 @@ impl Daemon {
         self.log.flush();
         if let Some(waiting) = self.waiting.remove(&ticket) {
             let _ = waiting.send(reply); // the asker may have gone; nothing to do
+        }
+    }
+
+    /// A reload's rotation sizes, given to the log files open now: the processes writing
+    /// there keep running (the supervisor applies `rotation` in place), and the next write
+    /// rotates by the new sizes. A process the reload restarts gets them too.
+    fn apply_rotations(&self, config: &Config) {
+        for program in config.programs.values() {
+            for process in &program.processes {
+                for stream in [Stream::Stdout, Stream::Stderr] {
+                    if let Some(path) = process.spec.file(stream) {
+                        self.sinks.set_rotation(path, process.spec.rotation(stream));
+                    }
+                }
+            }
         }
     }
 

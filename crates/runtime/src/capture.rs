@@ -24,6 +24,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -50,8 +51,25 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// A log file that pipes drain into, rotated by size.
 pub struct Sink {
     path: PathBuf,
-    rotation: Rotation,
+    /// The rotation's `maxbytes` and `backups`, which a reload may change while pipes drain
+    /// into the file: each write reads them afresh.
+    maxbytes: AtomicU64,
+    backups: AtomicU32,
     file: Mutex<File>,
+}
+
+impl Sink {
+    fn rotation(&self) -> Rotation {
+        Rotation {
+            maxbytes: self.maxbytes.load(Ordering::Relaxed),
+            backups: self.backups.load(Ordering::Relaxed),
+        }
+    }
+
+    fn set_rotation(&self, rotation: Rotation) {
+        self.maxbytes.store(rotation.maxbytes, Ordering::Relaxed);
+        self.backups.store(rotation.backups, Ordering::Relaxed);
+    }
 }
 
 /// The open log files, by path, and the links to syslog sockets, by socket, for as long as a
@@ -64,7 +82,8 @@ pub struct Sinks {
 
 impl Sinks {
     /// The sink for `path`, opened (and created) if no pipe writes there yet. Its rotation is
-    /// that of the first program that opened it.
+    /// that of the first program that opened it, until a reload changes it
+    /// ([`Sinks::set_rotation`]).
     pub fn open(&mut self, path: &Path, rotation: Rotation) -> std::io::Result<Arc<Sink>> {
         if let Some(sink) = self.files.get(path).and_then(Weak::upgrade) {
             return Ok(sink);
@@ -78,11 +97,20 @@ impl Sinks {
             .open(path)?;
         let sink = Arc::new(Sink {
             path: path.to_path_buf(),
-            rotation,
+            maxbytes: AtomicU64::new(rotation.maxbytes),
+            backups: AtomicU32::new(rotation.backups),
             file: Mutex::new(file),
         });
         self.files.insert(path.to_path_buf(), Arc::downgrade(&sink));
         Ok(sink)
+    }
+
+    /// Gives the open sink for `path`, if any, the rotation `rotation` from its next write
+    /// on: a reload's new sizes, applied without a restart of the processes writing there.
+    pub fn set_rotation(&self, path: &Path, rotation: Rotation) {
+        if let Some(sink) = self.files.get(path).and_then(Weak::upgrade) {
+            sink.set_rotation(rotation);
+        }
     }
 
     /// The link to the syslog socket `socket`, shared by every stream that sends there, so that
@@ -405,9 +433,10 @@ fn transfer(pipe: &OwnedFd, sink: &Sink, file: &mut File) -> Result<usize, Faile
 fn room(sink: &Sink, file: &mut File) -> Result<usize, Failed> {
     let mut size = rustix::fs::seek(&*file, rustix::fs::SeekFrom::End(0))
         .map_err(|e| Failed::Write(e.into()))?;
-    let maxbytes = sink.rotation.maxbytes;
+    let rotation = sink.rotation();
+    let maxbytes = rotation.maxbytes;
     if maxbytes > 0 && size >= maxbytes {
-        rotate(&sink.path, sink.rotation.backups, file).map_err(Failed::Rotate)?;
+        rotate(&sink.path, rotation.backups, file).map_err(Failed::Rotate)?;
         size = 0;
     }
     Ok(match maxbytes {

@@ -127,13 +127,20 @@ fn stop_date(ago: Duration) -> String {
     then.strftime("%b %d %I:%M %p").to_string()
 }
 
-/// `reread`, as supervisorctl says it: what a reload would add, change and remove.
+/// `reread`, as supervisorctl says it: what a reload would add, change and remove; for each
+/// changed program, which settings it would apply in place and which restart it.
 fn compared_lines(plan: &ReloadPlan) -> Vec<String> {
     if plan.is_empty() {
         return vec!["No config updates to processes".to_string()];
     }
     let mut lines = Vec::new();
-    lines.extend(plan.changed.iter().map(|name| format!("{name}: changed")));
+    // supervisorctl's `web: changed`, and what a reload would do about it.
+    lines.extend(plan.changed.iter().map(|name| {
+        match plan.settings.get(name).map(|settings| settings.describe()) {
+            Some(settings) if !settings.is_empty() => format!("{name}: changed ({settings})"),
+            _ => format!("{name}: changed"),
+        }
+    }));
     lines.extend(plan.added.iter().map(|name| format!("{name}: available")));
     lines.extend(
         plan.removed

@@ -1092,7 +1092,12 @@ fn reload_answers_what_was_added_changed_and_removed() {
     assert_eq!(answer.status, 200, "{answer}");
     assert_eq!(
         answer.json(),
-        json!({"added": ["comes"], "changed": ["changes"], "removed": ["goes"]})
+        json!({
+            "added": ["comes"],
+            "changed": ["changes"],
+            "removed": ["goes"],
+            "settings": {"changes": {"in_place": ["stoptime"], "restart": []}},
+        })
     );
     api.running_pid("comes");
     wait_until("goes to be removed", TIMEOUT, || {

@@ -739,3 +739,105 @@ fn a_reload_applies_autorestart_and_stoptime_in_place_and_restarts_for_a_new_cmd
     tm.wait_for_log("web: restarted: cmd changed", TIMEOUT);
     wait_for_new_pid(&mut tm, "web", pid);
 }
+
+#[test]
+fn reread_says_per_changed_program_what_a_reload_changes_in_place_and_what_restarts_it() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&config(&[
+        program("api", &sleeper(), &[]),
+        program("old", &sleeper(), &[]),
+        program("web", &sleeper(), &[]),
+    ]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    let pids: Vec<u32> = ["api", "old", "web"]
+        .iter()
+        .map(|name| tm.running_pid(name))
+        .collect();
+    sandbox.write_config(&config(&[
+        program("api", &fixture_cmd(&["sleep", "100000"]), &["stoptime: 2"]),
+        program("fresh", &sleeper(), &[]),
+        program("web", &sleeper(), &["autorestart: never", "stoptime: 3"]),
+    ]));
+    let expected = [
+        "api: changed (in place: stoptime; restart: cmd)",
+        "web: changed (in place: autorestart, stoptime)",
+        "fresh: available",
+        "old: disappeared",
+    ];
+    // The shell of `run`, and `ctl`, which renders the API's JSON.
+    assert_eq!(tm.command_all("reread"), expected);
+    let ctl = sandbox.ctl(&["reread"]);
+    assert_eq!(ctl.lines(), expected, "{ctl:?}");
+    let api = crate::support::unix_http::Api::connect(sandbox.file("taskmaster.sock"));
+    let answer = api.post("/v1/reread", None);
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        answer.json(),
+        serde_json::json!({
+            "added": ["fresh"],
+            "changed": ["api", "web"],
+            "removed": ["old"],
+            "settings": {
+                "api": {"in_place": ["stoptime"], "restart": ["cmd"]},
+                "web": {"in_place": ["autorestart", "stoptime"], "restart": []},
+            },
+        })
+    );
+    // A reread changes nothing.
+    for (name, pid) in ["api", "old", "web"].iter().zip(pids) {
+        assert_eq!(tm.running_pid(name), pid, "{name}");
+    }
+    // The reload then does what the reread said.
+    assert_eq!(
+        tm.command_all("reload"),
+        ["reloaded: added fresh; changed api, web; removed old"]
+    );
+    tm.wait_for_log(
+        "web: autorestart, stoptime changed in place, no restart",
+        TIMEOUT,
+    );
+    tm.wait_for_log("api: restarted: cmd changed", TIMEOUT);
+    tm.shutdown();
+}
+
+#[test]
+fn a_reload_applies_new_rotation_sizes_to_the_running_process_s_log_without_a_restart() {
+    let sandbox = Sandbox::new();
+    let talker = |maxbytes: &str| {
+        let stop = sandbox.file_str("stop");
+        program(
+            "talker",
+            &fixture_cmd(&["lines-until", &stop, "0.002"]),
+            &[
+                "stdout: talker.log",
+                &format!("stdout_maxbytes: {maxbytes}"),
+                "stdout_backups: 3",
+            ],
+        )
+    };
+    // Never rotated at first.
+    sandbox.write_config(&config(&[talker("0")]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    let pid = tm.running_pid("talker");
+    sandbox.wait_for_contents("talker.log", |text| text.contains("line 2\n"), TIMEOUT);
+
+    sandbox.write_config(&config(&[talker("1KB")]));
+    assert_eq!(
+        tm.command_all("reread"),
+        ["talker: changed (in place: rotation)"]
+    );
+    assert_eq!(tm.command_all("reload"), ["reloaded: changed talker"]);
+    tm.wait_for_log("talker: rotation changed in place, no restart", TIMEOUT);
+    // The running process's file rotates by the new size: the first rotated file holds what
+    // was there, each after it exactly 1KB.
+    wait_until("talker.log.2", TIMEOUT, || {
+        sandbox.file("talker.log.2").exists().then_some(())
+    });
+    let size = fs::metadata(sandbox.file("talker.log.1"))
+        .expect("talker.log.1")
+        .len();
+    assert_eq!(size, 1024);
+    assert_eq!(tm.running_pid("talker"), pid, "talker was restarted");
+    fs::write(sandbox.file("stop"), "").expect("write stop");
+    tm.shutdown();
+}
