@@ -29,6 +29,7 @@ mod hostile;
 mod lifecycle;
 mod listeners;
 mod liveness;
+mod metrics;
 mod notify;
 mod pair;
 mod pair_demo;

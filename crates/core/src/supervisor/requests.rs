@@ -402,7 +402,6 @@ impl Supervisor {
     ) {
         let reply = match result {
             Err(errors) => {
-                self.reloads.refused += 1;
                 for error in &errors {
                     out.push(Action::Log(Notice {
                         process: None,
@@ -504,6 +503,7 @@ impl Supervisor {
     ) {
         let reply = match result {
             Err(errors) => {
+                self.reloads.refused += 1;
                 for error in &errors {
                     out.push(Action::Log(Notice {
                         process: None,

@@ -49,6 +49,15 @@ impl Api {
         self.send("GET", target, None)
     }
 
+    /// `GET target` with `accept` as its `Accept` header.
+    pub fn get_accepting(&self, target: &str, accept: &str) -> Answer {
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: taskmaster\r\nConnection: close\r\n\
+             Accept: {accept}\r\n\r\n"
+        );
+        self.exchange(request.as_bytes(), "GET", target)
+    }
+
     /// `POST target`, with `body` as JSON if given.
     pub fn post(&self, target: &str, body: Option<&str>) -> Answer {
         self.send("POST", target, body)
