@@ -352,6 +352,9 @@ pub struct ProcessMetrics {
     pub restarts: u64,
     /// Children ended, by cause (`crashed`, `exited`...).
     pub exits: std::collections::BTreeMap<String, u64>,
+    /// Bytes written on stdout and stderr since this taskmaster started (a takeover starts
+    /// them again).
+    pub output: [u64; 2],
 }
 
 /// Reloads applied, and refused for a file with errors.

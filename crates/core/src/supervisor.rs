@@ -74,6 +74,12 @@ pub enum Event {
         files: usize,
         errors: Vec<String>,
     },
+    /// [`Action::CountOutput`] is done: each process's bytes written on stdout and stderr
+    /// since this taskmaster started, by name.
+    OutputCounted {
+        ticket: Ticket,
+        counts: BTreeMap<String, [u64; 2]>,
+    },
     /// [`Action::Handover`] is done: the backup that has the word now, or why none does.
     HandoverDone {
         ticket: Option<Ticket>,
@@ -173,6 +179,11 @@ pub enum Action {
     },
     /// Every process has stopped after a shutdown: the daemon may exit.
     Exit,
+    /// Read how many bytes each process has written on stdout and stderr, then report
+    /// [`Event::OutputCounted`] (for the metrics).
+    CountOutput {
+        ticket: Ticket,
+    },
     /// Reopen log files at their paths, then report [`Event::LogsReopened`]: `only` these
     /// (the files of the processes a user named), or every one, the event log included.
     ReopenLogs {
@@ -371,6 +382,10 @@ impl Supervisor {
                 answer(ticket, reply, &mut out);
             }
             Event::Request { ticket, request } => self.request(ticket, request, now, &mut out),
+            Event::OutputCounted { ticket, counts } => {
+                let metrics = self.metrics(now, &counts);
+                answer(Some(ticket), Reply::Metrics(Box::new(metrics)), &mut out);
+            }
             Event::ConfigLoaded {
                 ticket,
                 purpose: LoadPurpose::Apply,

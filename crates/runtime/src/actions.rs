@@ -141,6 +141,17 @@ impl Daemon {
                     written,
                 })
             }
+            Action::CountOutput { ticket } => {
+                let load = |count: &std::sync::atomic::AtomicU64| {
+                    count.load(std::sync::atomic::Ordering::Relaxed)
+                };
+                let counts = self
+                    .output_counts
+                    .iter()
+                    .map(|(name, [stdout, stderr])| (name.clone(), [load(stdout), load(stderr)]))
+                    .collect();
+                Some(Event::OutputCounted { ticket, counts })
+            }
             Action::ReopenLogs { ticket, only } => {
                 let (files, errors) = self.reopen_logs(only.as_deref());
                 Some(Event::LogsReopened {

@@ -217,6 +217,8 @@ struct Drain {
     pipe: OwnedFd,
     stream: Stream,
     way: Way,
+    /// Every byte read from the pipe, whatever its way (for the metrics).
+    counted: Arc<AtomicU64>,
     /// Hears of each error (once until the next success).
     report: Box<dyn Fn(String) + Send + Sync>,
 }
@@ -239,7 +241,8 @@ enum Way {
 impl Capture {
     /// Starts draining `pipe`, child `pid`'s `stream`, to `destination` on a thread of its own,
     /// until every writer has closed it. `report` hears of each error (once until the next
-    /// success); `to_loop` hears what the loop must (a listener's protocol, a stream's events).
+    /// success); `to_loop` hears what the loop must (a listener's protocol, a stream's events);
+    /// `counted` adds up every byte read.
     pub fn start(
         pipe: OwnedFd,
         stream: Stream,
@@ -247,6 +250,7 @@ impl Capture {
         pid: u32,
         report: impl Fn(String) + Send + Sync + 'static,
         to_loop: ToLoop,
+        counted: Arc<AtomicU64>,
     ) -> Capture {
         let (name, way) = match destination {
             Destination::File(sink) => (
@@ -255,7 +259,7 @@ impl Capture {
             ),
             Destination::Syslog { file, link, tag } => {
                 let format = syslog::Format::new(stream, &tag, pid);
-                let relay = Relay::new(&pipe, file, link, format, &report);
+                let relay = Relay::new(&pipe, file, link, format, Arc::clone(&counted), &report);
                 (format!("syslog {tag} {}", stream.name()), Way::Lines(relay))
             }
             Destination::Protocol { file } => {
@@ -263,7 +267,8 @@ impl Capture {
             }
             Destination::Observed { file, events } => {
                 let news = Box::new(move || to_loop(News::Heard));
-                let observed = Observed::new(&pipe, file, events, news, &report);
+                let observed =
+                    Observed::new(&pipe, file, events, news, Arc::clone(&counted), &report);
                 (
                     format!("events {pid} {}", stream.name()),
                     Way::Observed(observed),
@@ -274,18 +279,26 @@ impl Capture {
             pipe,
             stream,
             way,
+            counted,
             report: Box::new(report),
         }));
         let drained = capture.clone();
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
             let Drain {
-                pipe, way, report, ..
+                pipe,
+                way,
+                report,
+                counted,
+                ..
             } = &*drained.0;
             match way {
-                Way::Splice(sink) => drain_blocking(pipe, sink, report),
+                Way::Splice(sink) => drain_blocking(pipe, sink, counted, report),
                 Way::Lines(relay) => relay.run(pipe, report),
                 Way::Protocol { file, to_loop } => {
-                    let deliver = |bytes| to_loop(News::Protocol(bytes));
+                    let deliver = |bytes: Vec<u8>| {
+                        counted.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                        to_loop(News::Protocol(bytes))
+                    };
                     protocol::run(pipe, file.as_ref(), &deliver, report)
                 }
                 Way::Observed(observed) => observed.run(pipe, report),
@@ -319,6 +332,7 @@ impl Capture {
                     if moved == 0 {
                         break;
                     }
+                    self.0.counted.fetch_add(moved as u64, Ordering::Relaxed);
                 }
             }
             Way::Lines(relay) => relay.flush(&self.0.pipe, &*self.0.report),
@@ -344,7 +358,7 @@ fn lock(sink: &Sink) -> std::sync::MutexGuard<'_, File> {
     }
 }
 
-fn drain_blocking(pipe: &OwnedFd, sink: &Sink, report: &dyn Fn(String)) {
+fn drain_blocking(pipe: &OwnedFd, sink: &Sink, counted: &AtomicU64, report: &dyn Fn(String)) {
     let mut failing = false;
     loop {
         // Wait for data (or the end) without holding the file.
@@ -363,7 +377,8 @@ fn drain_blocking(pipe: &OwnedFd, sink: &Sink, report: &dyn Fn(String)) {
         let moved = transfer(pipe, sink, &mut lock(sink));
         match moved {
             Ok(0) => return, // every writer is gone
-            Ok(_) => {
+            Ok(moved) => {
+                counted.fetch_add(moved as u64, Ordering::Relaxed);
                 if failing {
                     report(format!("output goes to {} again", sink.path.display()));
                     failing = false;
@@ -375,7 +390,7 @@ fn drain_blocking(pipe: &OwnedFd, sink: &Sink, report: &dyn Fn(String)) {
             Err(Failed::Write(e))
                 if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ESPIPE)) =>
             {
-                return copy_blocking(pipe, sink, report);
+                return copy_blocking(pipe, sink, counted, report);
             }
             Err(failed) => {
                 if !failing {
@@ -527,7 +542,7 @@ pub(crate) fn rotate(path: &Path, backups: u32, file: &mut File) -> std::io::Res
 }
 
 /// The fallback where splice cannot write (a terminal, a device): read and write.
-fn copy_blocking(pipe: &OwnedFd, sink: &Sink, report: &dyn Fn(String)) {
+fn copy_blocking(pipe: &OwnedFd, sink: &Sink, counted: &AtomicU64, report: &dyn Fn(String)) {
     let mut pipe = File::from(match pipe.try_clone() {
         Ok(pipe) => pipe,
         Err(e) => {
@@ -543,6 +558,7 @@ fn copy_blocking(pipe: &OwnedFd, sink: &Sink, report: &dyn Fn(String)) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => return,
         };
+        counted.fetch_add(read as u64, Ordering::Relaxed);
         let _ = (&*lock(sink)).write_all(&buffer[..read]);
     }
 }

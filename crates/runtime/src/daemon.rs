@@ -19,6 +19,9 @@ use crate::{
     adopt, capture, checks, clock, notify_socket_path, pair, spawn, startup, stdin, sys, StartError,
 };
 
+/// A process's output counters: stdout's, then stderr's, shared with its captures' threads.
+pub(crate) type OutputCounts = [std::sync::Arc<std::sync::atomic::AtomicU64>; 2];
+
 pub struct Daemon {
     pub(crate) supervisor: Supervisor,
     /// Actions returned by `Supervisor::new` (or `take_over`), carried out when the loop
@@ -29,6 +32,9 @@ pub struct Daemon {
     pub(crate) context: spawn::ChildContext,
     /// Every live child: its pidfd, output captures and stdin pipe.
     pub(crate) children: Children,
+    /// The bytes each process has written on stdout and stderr since this taskmaster started,
+    /// by process name (its health checks' and hooks' too): the metrics' output counters.
+    pub(crate) output_counts: std::collections::HashMap<String, OutputCounts>,
     /// Hooks and command checks: children that are not processes, and the tasks awaiting
     /// their exits.
     pub(crate) helpers: checks::HelperExits,
@@ -111,6 +117,7 @@ impl Daemon {
             log,
             context,
             children: Children::default(),
+            output_counts: std::collections::HashMap::new(),
             helpers: checks::HelperExits::default(),
             sinks: capture::Sinks::default(),
             fcgi_sockets: crate::fcgi::FcgiSockets::default(),

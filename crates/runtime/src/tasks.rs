@@ -238,14 +238,23 @@ impl Daemon {
     /// Drains child `pid`'s output pipes into their files or to syslog, each on a thread of
     /// its own; their errors (a full disk, syslog gone) reach the event log, about `process`.
     pub(crate) fn start_captures(
-        &self,
+        &mut self,
         pid: u32,
         process: &str,
         pipes: Vec<(std::os::fd::OwnedFd, Stream, capture::Destination)>,
     ) -> Vec<capture::Capture> {
+        let counts = self
+            .output_counts
+            .entry(process.to_string())
+            .or_default()
+            .clone();
         pipes
             .into_iter()
             .map(|(pipe, stream, destination)| {
+                let counted = match stream {
+                    Stream::Stdout => std::sync::Arc::clone(&counts[0]),
+                    Stream::Stderr => std::sync::Arc::clone(&counts[1]),
+                };
                 let events = self.task_events.clone();
                 let process = process.to_string();
                 let report = move |message| {
@@ -267,7 +276,7 @@ impl Daemon {
                         capture::News::Heard => TaskEvent::OutputHeard(pid),
                     });
                 });
-                capture::Capture::start(pipe, stream, destination, pid, report, to_loop)
+                capture::Capture::start(pipe, stream, destination, pid, report, to_loop, counted)
             })
             .collect()
     }

@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 use rustix::process::Signal;
 
 use crate::support::unix_http::Api;
-use crate::support::{config, fixture_cmd, program, send_signal, Sandbox, Taskmaster};
+use crate::support::{
+    config, fixture_cmd, program, send_signal, wait_until, Sandbox, Taskmaster, TIMEOUT,
+};
 
 /// The value of the sample written exactly `series` (`name{labels}`), if there is one.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -57,6 +59,15 @@ fn metrics_count_what_happened_and_promtool_accepts_them() {
             ],
         ),
         program(
+            "talker",
+            "sh -c 'printf %1000s x; printf 0123456789 >&2; exec sleep 1000'",
+            &[
+                "starttime: 0",
+                &format!("stdout: {}", sandbox.file_str("talker.out")),
+                &format!("stderr: {}", sandbox.file_str("talker.err")),
+            ],
+        ),
+        program(
             "idle",
             &fixture_cmd(&["sleep", "forever"]),
             &["autostart: false"],
@@ -75,6 +86,16 @@ fn metrics_count_what_happened_and_promtool_accepts_them() {
         }));
     }
     api.wait_for_process("checked", "healthy", |p| p["health"]["state"] == "healthy");
+
+    // What the talker wrote, once its captures have moved it.
+    let talker = "name=\"talker\",group=\"talker\"";
+    let stdout = format!("taskmaster_process_output_bytes_total{{{talker},stream=\"stdout\"}}");
+    let stderr = format!("taskmaster_process_output_bytes_total{{{talker},stream=\"stderr\"}}");
+    wait_until("the talker's 1,010 bytes counted", TIMEOUT, || {
+        let text = api.get("/metrics").body;
+        (sample(&text, &stdout) == Some(1000.0) && sample(&text, &stderr) == Some(10.0))
+            .then_some(())
+    });
 
     let answer = api.get("/metrics");
     assert_eq!(answer.status, 200, "{}", answer.body);

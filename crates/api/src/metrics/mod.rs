@@ -102,6 +102,13 @@ pub fn families(metrics: &Metrics, wall: impl Fn(taskmaster_core::Time) -> f64) 
         Kind::Counter,
         None,
     );
+    let mut output = family(
+        "taskmaster_process_output_bytes_total",
+        "Bytes each process (its health checks and hooks included) wrote on stdout and \
+         stderr, since this taskmaster started.",
+        Kind::Counter,
+        Some("bytes"),
+    );
     let mut healthy = family(
         "taskmaster_process_healthy",
         "For each process with a health check: 1 when its last checks passed, 0 otherwise.",
@@ -141,6 +148,14 @@ pub fn families(metrics: &Metrics, wall: impl Fn(taskmaster_core::Time) -> f64) 
                 value: *count as f64,
             });
         }
+        for (stream, bytes) in ["stdout", "stderr"].into_iter().zip(process.output) {
+            let mut labels = who();
+            labels.push(("stream", stream.to_string()));
+            output.samples.push(Sample {
+                labels,
+                value: bytes as f64,
+            });
+        }
         if let Some(health) = &info.health {
             healthy.samples.push(Sample {
                 labels: who(),
@@ -174,7 +189,7 @@ pub fn families(metrics: &Metrics, wall: impl Fn(taskmaster_core::Time) -> f64) 
         value: metrics.takeovers as f64,
     });
     let mut all = vec![
-        build, state, up, started, restarts, exits, healthy, reloads, takeovers,
+        build, state, up, started, restarts, exits, output, healthy, reloads, takeovers,
     ];
     all.extend(own::families());
     all

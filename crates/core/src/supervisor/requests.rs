@@ -202,25 +202,13 @@ impl Supervisor {
             Request::DaemonState => Some(Reply::DaemonState {
                 shutting_down: self.shutting_down,
             }),
-            Request::Metrics => Some(Reply::Metrics(Box::new(Metrics {
-                now,
-                processes: self
-                    .processes
-                    .values()
-                    .filter_map(|p| {
-                        Some(ProcessMetrics {
-                            info: self.info(&p.name)?,
-                            restarts: p.respawns,
-                            exits: p.exits.clone(),
-                        })
-                    })
-                    .collect(),
-                reloads: self.reloads,
-                takeovers: self
-                    .pair
-                    .as_ref()
-                    .map_or(0, |pair| u64::from(pair.takeovers)),
-            }))),
+            // The runtime counts the output: it answers first.
+            Request::Metrics => {
+                if let Some(ticket) = ticket {
+                    out.push(Action::CountOutput { ticket });
+                }
+                None
+            }
             Request::Config => Some(Reply::Config {
                 active: Box::new(self.config.clone()),
                 staged: self.staged.clone().map(Box::new),
@@ -751,6 +739,31 @@ impl Supervisor {
             return in_group;
         }
         names(&|p| p.name.rsplit(':').next() == Some(target))
+    }
+
+    /// Every process with its counters, and the daemon's; `output` is what the runtime
+    /// counted of each process's output.
+    pub(super) fn metrics(&self, now: Time, output: &BTreeMap<String, [u64; 2]>) -> Metrics {
+        Metrics {
+            now,
+            processes: self
+                .processes
+                .values()
+                .filter_map(|p| {
+                    Some(ProcessMetrics {
+                        info: self.info(&p.name)?,
+                        restarts: p.respawns,
+                        exits: p.exits.clone(),
+                        output: output.get(&p.name).copied().unwrap_or_default(),
+                    })
+                })
+                .collect(),
+            reloads: self.reloads,
+            takeovers: self
+                .pair
+                .as_ref()
+                .map_or(0, |pair| u64::from(pair.takeovers)),
+        }
     }
 
     pub(super) fn info(&self, name: &str) -> Option<ProcessInfo> {

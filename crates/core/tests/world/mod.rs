@@ -160,6 +160,10 @@ impl World {
                     ticket,
                     result: Err("the fake world keeps no backup".to_string()),
                 }),
+                Action::CountOutput { ticket } => self.handle(Event::OutputCounted {
+                    ticket,
+                    counts: Default::default(),
+                }),
                 Action::ReopenLogs { ticket, .. } => self.handle(Event::LogsReopened {
                     ticket,
                     files: 0,

@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustix::event::{PollFd, PollFlags};
@@ -39,6 +40,8 @@ pub(super) struct Observed {
     state: Mutex<State>,
     /// Tells the loop there is something to take.
     news: Box<dyn Fn() + Send + Sync>,
+    /// Every byte read (for the metrics).
+    counted: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -55,6 +58,7 @@ impl Observed {
         file: Option<Arc<Sink>>,
         events: StreamEvents,
         news: Box<dyn Fn() + Send + Sync>,
+        counted: Arc<AtomicU64>,
         report: &dyn Fn(String),
     ) -> Observed {
         // The thread and the loop's flush both read: neither may block in a read.
@@ -62,6 +66,7 @@ impl Observed {
             report(format!("cannot make the pipe non-blocking: {e}"));
         }
         Observed {
+            counted,
             file,
             events,
             state: Mutex::new(State::default()),
@@ -132,6 +137,7 @@ impl Observed {
                 0
             }
             Ok(read) => {
+                self.counted.fetch_add(read as u64, Ordering::Relaxed);
                 let mut pieces = Vec::new();
                 state
                     .tokens

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustix::event::{PollFd, PollFlags};
@@ -21,6 +22,8 @@ pub(super) struct Relay {
     format: syslog::Format,
     /// Taken by whoever reads the pipe (the thread, or the loop's flush), never while sending.
     state: Mutex<RelayState>,
+    /// Every byte read (for the metrics).
+    counted: Arc<AtomicU64>,
     /// An eventfd the loop's flush writes to, so that the thread sends what flush read; `None`
     /// if the system had none to give (flushed lines then wait for the pipe's next news).
     wake: Option<OwnedFd>,
@@ -51,6 +54,7 @@ impl Relay {
         file: Option<Arc<Sink>>,
         link: Arc<syslog::Link>,
         format: syslog::Format,
+        counted: Arc<AtomicU64>,
         report: &dyn Fn(String),
     ) -> Relay {
         // The thread and the loop's flush both read: neither may block in a read.
@@ -70,6 +74,7 @@ impl Relay {
             report(format!("output to syslog: {why}"));
         }
         Relay {
+            counted,
             file,
             link,
             format,
@@ -168,6 +173,7 @@ impl Relay {
                 0
             }
             Ok(read) => {
+                self.counted.fetch_add(read as u64, Ordering::Relaxed);
                 let bytes = &buffer[..read];
                 self.write_file(state, bytes, report);
                 self.queue_lines(state, bytes);
