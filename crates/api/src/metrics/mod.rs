@@ -32,11 +32,36 @@ pub enum Kind {
     Counter,
 }
 
-/// One value and its labels.
+/// One value and its labels, written out once (`name="web",group="web"`, values escaped):
+/// a scrape of a thousand processes writes tens of thousands of samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    pub labels: Vec<(&'static str, String)>,
+    pub labels: String,
     pub value: f64,
+}
+
+/// `pairs` as a sample's labels: `name="value"`, comma-separated, each value escaped.
+pub fn labels(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(name);
+        out.push_str("=\"");
+        text::escape_label_into(&mut out, value);
+        out.push('"');
+    }
+    out
+}
+
+/// `labels` and one more label after them.
+fn and(labels: &str, name: &str, value: &str) -> String {
+    let more = self::labels(&[(name, value)]);
+    match labels.is_empty() {
+        true => more,
+        false => format!("{labels},{more}"),
+    }
 }
 
 /// Every state a process can be in: `taskmaster_process_state` has one sample each.
@@ -68,7 +93,7 @@ pub fn families(metrics: &Metrics, wall: impl Fn(taskmaster_core::Time) -> f64) 
         None,
     );
     build.samples.push(Sample {
-        labels: vec![("version", env!("CARGO_PKG_VERSION").to_string())],
+        labels: labels(&[("version", env!("CARGO_PKG_VERSION"))]),
         value: 1.0,
     });
     let mut state = family(
@@ -117,48 +142,42 @@ pub fn families(metrics: &Metrics, wall: impl Fn(taskmaster_core::Time) -> f64) 
     );
     for process in &metrics.processes {
         let info = &process.info;
-        let who = || vec![("name", info.name.clone()), ("group", info.group.clone())];
+        let who = labels(&[("name", &info.name), ("group", &info.group)]);
         for candidate in STATES {
-            let mut labels = who();
-            labels.push(("state", candidate.name().to_string()));
             state.samples.push(Sample {
-                labels,
+                labels: and(&who, "state", candidate.name()),
                 value: f64::from(u8::from(candidate == info.state)),
             });
         }
         up.samples.push(Sample {
-            labels: who(),
+            labels: who.clone(),
             value: f64::from(u8::from(info.state == State::Running)),
         });
         if let (Some(_), Some(at)) = (info.pid, info.started_at) {
             started.samples.push(Sample {
-                labels: who(),
+                labels: who.clone(),
                 value: wall(at),
             });
         }
         restarts.samples.push(Sample {
-            labels: who(),
+            labels: who.clone(),
             value: process.restarts as f64,
         });
         for (cause, count) in &process.exits {
-            let mut labels = who();
-            labels.push(("cause", cause.clone()));
             exits.samples.push(Sample {
-                labels,
+                labels: and(&who, "cause", cause),
                 value: *count as f64,
             });
         }
         for (stream, bytes) in ["stdout", "stderr"].into_iter().zip(process.output) {
-            let mut labels = who();
-            labels.push(("stream", stream.to_string()));
             output.samples.push(Sample {
-                labels,
+                labels: and(&who, "stream", stream),
                 value: bytes as f64,
             });
         }
         if let Some(health) = &info.health {
             healthy.samples.push(Sample {
-                labels: who(),
+                labels: who.clone(),
                 value: f64::from(u8::from(*health == Health::Healthy)),
             });
         }
@@ -174,7 +193,7 @@ pub fn families(metrics: &Metrics, wall: impl Fn(taskmaster_core::Time) -> f64) 
         ("refused", metrics.reloads.refused),
     ] {
         reloads.samples.push(Sample {
-            labels: vec![("result", result.to_string())],
+            labels: labels(&[("result", result)]),
             value: count as f64,
         });
     }
@@ -185,7 +204,7 @@ pub fn families(metrics: &Metrics, wall: impl Fn(taskmaster_core::Time) -> f64) 
         None,
     );
     takeovers.samples.push(Sample {
-        labels: Vec::new(),
+        labels: String::new(),
         value: metrics.takeovers as f64,
     });
     let mut all = vec![

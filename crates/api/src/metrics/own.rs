@@ -14,7 +14,7 @@ pub(super) fn families() -> Vec<Family> {
                 kind,
                 unit,
                 samples: vec![Sample {
-                    labels: Vec::new(),
+                    labels: String::new(),
                     value,
                 }],
             });

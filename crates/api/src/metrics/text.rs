@@ -54,15 +54,12 @@ pub fn write(families: &[Family], format: Format) -> String {
             out.push_str(family.name);
             if !sample.labels.is_empty() {
                 out.push('{');
-                for (i, (label, value)) in sample.labels.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let _ = write!(out, "{label}=\"{}\"", escape_label(value));
-                }
+                out.push_str(&sample.labels);
                 out.push('}');
             }
-            let _ = writeln!(out, " {}", number(sample.value));
+            out.push(' ');
+            push_number(&mut out, sample.value);
+            out.push('\n');
         }
     }
     if format == Format::OpenMetrics {
@@ -72,20 +69,24 @@ pub fn write(families: &[Family], format: Format) -> String {
 }
 
 /// A value as both formats read it: integers without a fraction.
-fn number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
+fn push_number(out: &mut String, value: f64) {
+    let _ = if value.fract() == 0.0 && value.abs() < 1e15 {
+        write!(out, "{}", value as i64)
     } else {
-        format!("{value}")
-    }
+        write!(out, "{value}")
+    };
 }
 
-/// A label value: backslash, double quote and newline escaped.
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// A label value, backslash, double quote and newline escaped, at the end of `out`.
+pub(super) fn escape_label_into(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
 }
 
 /// A help text: backslash and newline escaped.
@@ -105,7 +106,7 @@ mod tests {
             kind: Kind::Counter,
             unit: None,
             samples: vec![Sample {
-                labels: vec![("name", "we\"b\\\n".to_string())],
+                labels: super::super::labels(&[("name", "we\"b\\\n")]),
                 value: 3.0,
             }],
         }]
