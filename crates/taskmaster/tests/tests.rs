@@ -18,6 +18,7 @@ mod childutils;
 mod container;
 mod corpus;
 mod ctl;
+mod dependencies;
 mod event_log;
 mod example_config;
 mod exit_causes;

@@ -106,12 +106,20 @@ impl Supervisor {
     /// What process `name` still waits for, one text each: `db (BACKOFF)`, `db (RUNNING,
     /// not yet healthy)`; empty when everything is there.
     pub(super) fn unmet(&self, name: &str) -> Vec<String> {
+        self.unmet_in(name, &self.by_program())
+    }
+
+    /// [`Self::unmet`], with the processes of each program already grouped (`by_program`):
+    /// what is asked after every event, for every waiting process, stays linear.
+    fn unmet_in(&self, name: &str, by_program: &BTreeMap<&str, Vec<&Process>>) -> Vec<String> {
         let Some(p) = self.processes.get(name) else {
             return Vec::new();
         };
         let mut unmet = Vec::new();
         for dependency in &p.spec.depends_on {
-            let processes: Vec<&Process> = self.processes_of_program(&dependency.program);
+            let processes: &[&Process] = by_program
+                .get(dependency.program.as_str())
+                .map_or(&[], Vec::as_slice);
             if processes.is_empty() {
                 unmet.push(format!("{} (not in the configuration)", dependency.program));
                 continue;
@@ -171,7 +179,16 @@ impl Supervisor {
             .filter(|p| p.waiting)
             .map(|p| p.name.clone())
             .collect();
-        for name in waiting {
+        // Grouped once: a start below changes states, not which process is whose.
+        let ready: Vec<String> = {
+            let by_program = self.by_program();
+            waiting
+                .into_iter()
+                .filter(|name| self.unmet_in(name, &by_program).is_empty())
+                .collect()
+        };
+        for name in ready {
+            // An earlier start of this round may have changed what this one waits for.
             if self.unmet(&name).is_empty() {
                 if let Some(p) = self.processes.get_mut(&name) {
                     p.waiting = false;
@@ -294,6 +311,15 @@ impl Supervisor {
             }
         }
         depths
+    }
+
+    /// The processes of each program, retiring ones aside.
+    fn by_program(&self) -> BTreeMap<&str, Vec<&Process>> {
+        let mut by_program: BTreeMap<&str, Vec<&Process>> = BTreeMap::new();
+        for q in self.processes.values().filter(|q| !q.is_retiring()) {
+            by_program.entry(q.program()).or_default().push(q);
+        }
+        by_program
     }
 
     fn processes_of_program(&self, program: &str) -> Vec<&Process> {
