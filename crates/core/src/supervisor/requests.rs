@@ -325,10 +325,12 @@ impl Supervisor {
         act: impl Fn(&mut Self, &str, Time, &mut Vec<Action>) -> Result<Goal, Failure>,
     ) -> Option<Reply> {
         let mut items: Vec<WaitItem> = Vec::new();
-        let mut resolved = self.resolve_in_order(targets);
-        // Stable: programs at the same depth keep the order they were named in.
+        // Acted on in dependency order (stable: programs at the same depth keep the order
+        // they were named in); answered in the order named.
+        let mut resolved: Vec<(usize, Result<Named, Outcome>)> =
+            self.resolve_in_order(targets).into_iter().enumerate().collect();
         let depths = self.depths();
-        let depth = |r: &Result<Named, Outcome>| {
+        let depth = |(_, r): &(usize, Result<Named, Outcome>)| {
             let program = r.as_ref().ok().and_then(|n| self.processes.get(&n.name));
             program
                 .and_then(|p| depths.get(p.program()))
@@ -339,7 +341,8 @@ impl Supervisor {
             Order::DependenciesFirst => resolved.sort_by_key(depth),
             Order::DependentsFirst => resolved.sort_by_key(|r| std::cmp::Reverse(depth(r))),
         }
-        for resolved in resolved {
+        let mut named_at: Vec<usize> = Vec::new();
+        for (at, resolved) in resolved {
             let Named { name, alone } = match resolved {
                 Ok(named) => named,
                 Err(unknown) => {
@@ -349,6 +352,7 @@ impl Supervisor {
                         outcomes: vec![unknown],
                         stops_before: 0,
                     });
+                    named_at.push(at);
                     continue;
                 }
             };
@@ -374,7 +378,11 @@ impl Supervisor {
                 },
             };
             items.push(item);
+            named_at.push(at);
         }
+        let mut in_order: Vec<(usize, WaitItem)> = named_at.into_iter().zip(items).collect();
+        in_order.sort_by_key(|(at, _)| *at);
+        let items = in_order.into_iter().map(|(_, item)| item).collect();
         if let Some(ticket) = ticket {
             self.waiters.push(Waiter { ticket, items });
         }
