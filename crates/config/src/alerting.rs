@@ -106,15 +106,13 @@ pub struct Webhook {
     pub headers: Vec<(String, String)>,
 }
 
-/// Mail through one SMTP server.
+/// Mail through one SMTP server, in plain SMTP (no TLS: a local relay or MTA).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailRoute {
     /// `host:port` as written.
     pub smtp: String,
     pub host: String,
     pub port: u16,
-    /// STARTTLS before the mail (required when true).
-    pub starttls: bool,
     /// `username` and `password` for SMTP AUTH, both or neither.
     pub credentials: Option<(String, String)>,
     pub from: String,

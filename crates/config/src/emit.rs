@@ -163,9 +163,6 @@ fn alerting(out: &mut String, spec: &crate::AlertingSpec) {
     if let Some(email) = &spec.email {
         out.push_str("  email:\n");
         let _ = writeln!(out, "    smtp: {}", string(&email.smtp));
-        if email.starttls {
-            out.push_str("    starttls: true\n");
-        }
         if let Some((username, password)) = &email.credentials {
             let _ = writeln!(out, "    username: {}", string(username));
             let _ = writeln!(out, "    password: {}", string(password));

@@ -57,7 +57,6 @@ const WEBHOOK_KEYS: &[Key<WebhookDraft>] = &[
 #[derive(Default)]
 struct EmailDraft {
     smtp: Option<(String, String, u16)>,
-    starttls: bool,
     username: Option<String>,
     password: Option<String>,
     from: Option<String>,
@@ -71,9 +70,6 @@ const EMAIL_KEYS: &[Key<EmailDraft>] = &[
             c.check(node, key, parse_smtp(text))
                 .map(|(host, port)| (text.to_string(), host, port))
         });
-    }),
-    ("starttls", |c, node, key, d| {
-        d.starttls = c.boolean(node, key).unwrap_or(false)
     }),
     ("username", |c, node, key, d| {
         d.username = c.scalar(node, key, "a user name").map(str::to_string)
@@ -248,7 +244,6 @@ impl Checker<'_> {
             smtp,
             host,
             port,
-            starttls: draft.starttls,
             credentials,
             from: draft.from?,
             to: draft.to?,
@@ -295,7 +290,6 @@ alerting:
     - url: http://localhost/
   email:
     smtp: \"127.0.0.1:2525\"
-    starttls: true
     username: tm
     password: secret
     from: taskmaster@host

@@ -216,6 +216,7 @@ impl Supervisor {
                     })
                     .collect(),
                 reloads: self.reloads,
+                alerts_sent: self.alerts_sent.clone(),
                 takeovers: self
                     .pair
                     .as_ref()
@@ -260,6 +261,10 @@ impl Supervisor {
                 }
             }
             Request::SendStdin { targets, data } => self.send_stdin(ticket, &targets, data, out),
+            Request::TestAlerts => {
+                out.push(Action::TestAlerts { ticket });
+                None
+            }
             Request::RemoteCommEvent { kind, data } => {
                 self.remote_communication_event(&kind, &data, out);
                 Some(Reply::Recorded)
