@@ -173,8 +173,25 @@ pub fn families(metrics: &Metrics, wall: impl Fn(taskmaster_core::Time) -> f64) 
         labels: Vec::new(),
         value: metrics.takeovers as f64,
     });
+    let mut alerts = family(
+        "taskmaster_alerts_sent_total",
+        "Alert messages by destination: delivered (ok), or failed after their retries.",
+        Kind::Counter,
+        None,
+    );
+    for (destination, counts) in &metrics.alerts_sent {
+        for (result, count) in [("ok", counts.sent), ("failed", counts.failed)] {
+            alerts.samples.push(Sample {
+                labels: vec![
+                    ("destination", destination.clone()),
+                    ("result", result.to_string()),
+                ],
+                value: count as f64,
+            });
+        }
+    }
     let mut all = vec![
-        build, state, up, started, restarts, exits, healthy, reloads, takeovers,
+        build, state, up, started, restarts, exits, healthy, reloads, takeovers, alerts,
     ];
     all.extend(own::families());
     all
