@@ -36,10 +36,16 @@ pub(crate) struct Alerting {
     commands: Option<mpsc::UnboundedSender<Command>>,
 }
 
+/// The stderr file to read an event's tail from, and its length when the event happened.
+type StderrAt = Option<(PathBuf, u64)>;
+
+/// An event waiting for its message.
+type Waiting = (Box<Occurrence>, StderrAt);
+
 /// What the loop tells the dispatcher.
 enum Command {
-    /// An event, with the stderr file to read its tail from (and its length then).
-    Event(Box<Occurrence>, Option<(PathBuf, u64)>),
+    /// An event, with the stderr file to read its tail from.
+    Event(Box<Occurrence>, StderrAt),
     /// New settings (a reload); `None`: alerting is gone.
     Configure(Option<Arc<Settings>>),
     /// `alerts test`: a test message to every destination now, past the batch.
@@ -239,7 +245,7 @@ async fn dispatch(
     settings: Arc<Settings>,
 ) {
     let mut settings = Some(settings);
-    let mut batch: Batch<(Box<Occurrence>, Option<(PathBuf, u64)>)> = Batch::default();
+    let mut batch: Batch<Waiting> = Batch::default();
     loop {
         let window = settings.as_ref().map_or(Duration::ZERO, |s| s.batch);
         let due = batch.due(window).map(tokio::time::Instant::from_std);
@@ -271,7 +277,7 @@ async fn dispatch(
 /// One message of `events` to every destination, each delivery on a task of its own.
 async fn send(
     settings: Arc<Settings>,
-    events: Vec<(Box<Occurrence>, Option<(PathBuf, u64)>)>,
+    events: Vec<Waiting>,
     reports: mpsc::UnboundedSender<TaskEvent>,
 ) {
     let mut occurrences = Vec::with_capacity(events.len());
