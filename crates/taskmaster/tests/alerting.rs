@@ -509,3 +509,67 @@ fn ctl_alerts_test_says_what_each_destination_answered() {
     let datagram = String::from_utf8_lossy(&buffer[..read]);
     assert!(datagram.contains("test message from "), "{datagram}");
 }
+
+#[test]
+fn a_crash_loop_is_one_restart_storm_and_events_choose_what_is_sent() {
+    let sandbox = Sandbox::new();
+    let receiver = Receiver::start(Answers::Ok);
+    let looping = program(
+        "looping",
+        &fixture_cmd(&["eprint", "cannot open config", "exit", "1"]),
+        &["starttime: 0", "stderr: looping.err"],
+    );
+    let _tm = start(
+        &sandbox,
+        &alerting_to(&receiver, "0", "  events: [restart_storm]\n"),
+        &[looping],
+    );
+    let body = receiver.wait_for(1)[0].json();
+    let events = body["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{body}");
+    let event = &events[0];
+    assert_eq!(event["event"], "restart_storm", "{body}");
+    assert_eq!(event["cause"], "exited", "{body}");
+    assert!(
+        event["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("restarted 5 times in a row")),
+        "{body}"
+    );
+    assert_eq!(event["stderr_tail"][0], "cannot open config", "{body}");
+}
+
+#[test]
+fn an_output_match_is_sent_as_an_alert() {
+    let sandbox = Sandbox::new();
+    let receiver = Receiver::start(Answers::Ok);
+    let talker = program(
+        "talker",
+        &fixture_cmd(&[
+            "sleep",
+            "0.2",
+            "eprint",
+            "ERROR: Corrupted data 42",
+            "sleep",
+            "forever",
+        ]),
+        &[
+            "starttime: 0",
+            "stderr: talker.err",
+            "alerts: [{match: Corrupted data, level: error}]",
+        ],
+    );
+    let _tm = start(
+        &sandbox,
+        &alerting_to(&receiver, "0", "  events: [alert]\n"),
+        &[talker],
+    );
+    let body = receiver.wait_for(1)[0].json();
+    let event = &body["events"][0];
+    assert_eq!(event["event"], "alert", "{body}");
+    assert_eq!(event["program"], "talker", "{body}");
+    assert_eq!(
+        event["message"], "alert (error) on stderr: ERROR: Corrupted data 42",
+        "{body}"
+    );
+}
