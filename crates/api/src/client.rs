@@ -251,6 +251,11 @@ impl Client {
             Request::Metrics => Err(ClientError::NotInApi(
                 "the metrics are read as Prometheus text: GET /metrics",
             )),
+            Request::TestAlerts => {
+                let tested: wire::AlertsTested =
+                    self.json(self.send(Method::POST, "/v1/alerts/test", None)?)?;
+                Ok(Reply::AlertsTested(tested.into_results()))
+            }
             Request::Shutdown => {
                 let answer = self.send(Method::POST, "/v1/shutdown", None)?;
                 ok(&answer)?;

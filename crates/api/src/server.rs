@@ -43,6 +43,7 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/takeover", post(takeover))
         .route("/v1/logrotate", post(logrotate))
+        .route("/v1/alerts/test", post(test_alerts))
         .route("/v1/upgrade", post(upgrade))
         .route("/v1/pid", get(pid))
         .route("/v1/state", get(state))
@@ -494,6 +495,16 @@ async fn logrotate(
             errors,
         })
         .into_response()),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `POST /v1/alerts/test`: a test message to every alert destination; what each answered.
+async fn test_alerts(State(handle): State<Handle>) -> Result<Response, ApiError> {
+    match ask(&handle, Request::TestAlerts).await? {
+        Reply::AlertsTested(results) => {
+            Ok(Json(wire::AlertsTested::from_results(&results)).into_response())
+        }
         other => Err(unexpected(other)),
     }
 }

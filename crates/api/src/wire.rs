@@ -245,6 +245,52 @@ pub struct LogsReopened {
     pub errors: Vec<String>,
 }
 
+/// `POST /v1/alerts/test`: what each alert destination answered to a test message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertsTested {
+    pub destinations: Vec<AlertTested>,
+}
+
+/// One destination's answer (`answer`), or why it failed (`error`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertTested {
+    /// `webhook http://...`, `email smtp HOST:PORT`, `syslog`.
+    pub destination: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl AlertsTested {
+    pub fn from_results(results: &[(String, Result<String, String>)]) -> AlertsTested {
+        let destinations = results
+            .iter()
+            .map(|(destination, result)| AlertTested {
+                destination: destination.clone(),
+                ok: result.is_ok(),
+                answer: result.as_ref().ok().cloned(),
+                error: result.as_ref().err().cloned(),
+            })
+            .collect();
+        AlertsTested { destinations }
+    }
+
+    pub fn into_results(self) -> Vec<(String, Result<String, String>)> {
+        self.destinations
+            .into_iter()
+            .map(|tested| {
+                let result = match (tested.ok, tested.answer, tested.error) {
+                    (true, answer, _) => Ok(answer.unwrap_or_default()),
+                    (false, _, error) => Err(error.unwrap_or_default()),
+                };
+                (tested.destination, result)
+            })
+            .collect()
+    }
+}
+
 /// A remote communication event written to the event log (`ctl --json`; the API takes none).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recorded {
@@ -729,6 +775,7 @@ pub fn reply_json(reply: &Reply) -> serde_json::Value {
         }),
         Reply::Recorded => serde_json::to_value(Recorded { recorded: true }),
         Reply::Metrics(metrics) => serde_json::to_value(&**metrics),
+        Reply::AlertsTested(results) => serde_json::to_value(AlertsTested::from_results(results)),
     };
     value.unwrap_or(serde_json::Value::Null)
 }

@@ -56,6 +56,10 @@ pub struct DaemonSettings {
     pub auto_logs: BTreeSet<PathBuf>,
     /// Who may use the control socket.
     pub socket_access: SocketAccess,
+    /// `alerting:`: where taskmaster tells people what went wrong; `None`: nowhere but the
+    /// event log. Boxed: rarely there, and a `Config` travels in the supervisor's events.
+    #[serde(default)]
+    pub alerting: Option<Box<crate::AlertingSpec>>,
 }
 
 impl Default for DaemonSettings {
@@ -74,6 +78,7 @@ impl Default for DaemonSettings {
             exit_when_done: false,
             auto_logs: BTreeSet::new(),
             socket_access: SocketAccess::default(),
+            alerting: None,
         }
     }
 }

@@ -137,6 +137,43 @@ fn daemon(out: &mut String, daemon: &crate::DaemonSettings) {
     if daemon.exit_when_done {
         out.push_str("exit_when_done: true\n");
     }
+    if let Some(alerting) = &daemon.alerting {
+        self::alerting(out, alerting);
+    }
+}
+
+/// `alerting:`, whole.
+fn alerting(out: &mut String, spec: &crate::AlertingSpec) {
+    out.push_str("alerting:\n");
+    let events: Vec<&str> = spec.events.iter().map(|event| event.name()).collect();
+    let _ = writeln!(out, "  events: [{}]", events.join(", "));
+    let _ = writeln!(out, "  batch: {}", seconds(spec.batch));
+    if !spec.webhooks.is_empty() {
+        out.push_str("  webhooks:\n");
+        for webhook in &spec.webhooks {
+            let _ = writeln!(out, "    - url: {}", string(&webhook.url.url));
+            if !webhook.headers.is_empty() {
+                out.push_str("      headers:\n");
+                for (name, value) in &webhook.headers {
+                    let _ = writeln!(out, "        {}: {}", string(name), string(value));
+                }
+            }
+        }
+    }
+    if let Some(email) = &spec.email {
+        out.push_str("  email:\n");
+        let _ = writeln!(out, "    smtp: {}", string(&email.smtp));
+        if let Some((username, password)) = &email.credentials {
+            let _ = writeln!(out, "    username: {}", string(username));
+            let _ = writeln!(out, "    password: {}", string(password));
+        }
+        let _ = writeln!(out, "    from: {}", string(&email.from));
+        let to: Vec<String> = email.to.iter().map(|to| string(to)).collect();
+        let _ = writeln!(out, "    to: [{}]", to.join(", "));
+    }
+    if spec.syslog {
+        out.push_str("  syslog: true\n");
+    }
 }
 
 fn program(out: &mut String, spec: &ProgramSpec, auto_logs: &BTreeSet<PathBuf>) {

@@ -26,6 +26,7 @@
 //! the password and group databases ([`Accounts`]; [`Config::parse`] reads them too when a
 //! file names a user).
 
+mod alerting;
 mod daemon;
 mod dependencies;
 mod diff;
@@ -51,6 +52,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use alerting::{AlertEvent, AlertingSpec, EmailRoute, Webhook, DEFAULT_BATCH, RESTART_STORM};
 pub use daemon::{
     auto_log_path, DaemonSettings, LogLevel, Owner, SocketAccess, DEFAULT_IDENTIFIER,
     DEFAULT_SOCKET_MODE,

@@ -28,7 +28,8 @@
 //!   `syslog` as the value of `stdout` or `stderr`) are read in any case. A file named
 //!   `syslog` is written `./syslog`.
 
-mod probe;
+mod alerting;
+pub(crate) mod probe;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -239,6 +240,9 @@ const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
         top.syslog_socket = c.path(node, key)
     }),
     ("http", |c, node, key, top| top.http = c.http(node, key)),
+    ("alerting", |c, node, key, top| {
+        top.daemon.alerting = c.alerting(node, key).map(Box::new)
+    }),
     ("pair", |c, node, key, top| {
         if let Some(pairs) = c.mapping(node, key, "a mapping such as {interval: 200ms, misses: 5}")
         {

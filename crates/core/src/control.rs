@@ -81,6 +81,9 @@ pub enum Request {
     /// A line for the event log from a service of the daemon (a refused login, with its
     /// peer); answered [`Reply::Recorded`].
     Note(String),
+    /// Send a test message to every alert destination (`alerts test`); answered
+    /// [`Reply::AlertsTested`] with what each answered.
+    TestAlerts,
 }
 
 impl fmt::Display for Request {
@@ -121,6 +124,7 @@ impl fmt::Display for Request {
                 return write!(f, "remotecomm {kind:?} ({} bytes)", data.len());
             }
             Request::Note(_) => return f.write_str("note"),
+            Request::TestAlerts => return f.write_str("alerts test"),
         };
         f.write_str(verb)?;
         for target in targets {
@@ -177,6 +181,10 @@ pub enum Reply {
     },
     /// A remote communication event was written to the event log.
     Recorded,
+    /// A test message went to each alert destination: what each answered (`Ok`) or why it
+    /// failed, by destination (`webhook http://...`, `email smtp 127.0.0.1:25`, `syslog`).
+    /// Empty: `alerting:` names no destination.
+    AlertsTested(Vec<(String, Result<String, String>)>),
 }
 
 /// What happened to one process for one request.
@@ -342,6 +350,16 @@ pub struct Metrics {
     pub reloads: ReloadCounts,
     /// Takeovers of the process pair (0 without one).
     pub takeovers: u64,
+    /// Alert messages delivered and failed, by destination.
+    #[serde(default)]
+    pub alerts_sent: std::collections::BTreeMap<String, DeliveryCounts>,
+}
+
+/// Alert messages to one destination: delivered, and failed after their retries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryCounts {
+    pub sent: u64,
+    pub failed: u64,
 }
 
 /// One process and its counters since taskmaster started (a takeover keeps them).

@@ -27,8 +27,8 @@ mod supervisor;
 mod time;
 
 pub use control::{
-    Done, Failure, Metrics, Outcome, PairInfo, ProcessInfo, ProcessMetrics, ReloadCounts, Reply,
-    Request, Ticket,
+    DeliveryCounts, Done, Failure, Metrics, Outcome, PairInfo, ProcessInfo, ProcessMetrics,
+    ReloadCounts, Reply, Request, Ticket,
 };
 pub use notify::Notification;
 pub use process::{ExitCause, ExitStatus, Health, LastExit, Process, State};

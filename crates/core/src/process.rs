@@ -409,6 +409,11 @@ impl Process {
             || matches!(self.deadline, Some((_, Deadline::Restart)))
     }
 
+    /// Automatic restarts in a row after short runs (the `backoff` row; 0 without `backoff`).
+    pub fn restarts_in_row(&self) -> u32 {
+        self.restarts_in_row
+    }
+
     /// Whether its start waits for what it depends on (`depends_on`).
     pub fn is_waiting(&self) -> bool {
         self.waiting

@@ -85,6 +85,13 @@ pub enum Event {
         ticket: Option<Ticket>,
         result: Result<u32, String>,
     },
+    /// One alert message reached `destination` (`ok`), or did not after its retries.
+    AlertDelivered { destination: String, ok: bool },
+    /// [`Action::TestAlerts`] is done: what each destination answered, or why it did not.
+    AlertsTested {
+        ticket: Option<Ticket>,
+        results: Vec<(String, Result<String, String>)>,
+    },
     /// A user asks. With no ticket nobody waits for the reply (a SIGHUP reload).
     Request {
         ticket: Option<Ticket>,
@@ -196,6 +203,11 @@ pub enum Action {
         ticket: Option<Ticket>,
         upgrade: bool,
     },
+    /// Send a test message to every alert destination now, past the batch, then report
+    /// [`Event::AlertsTested`].
+    TestAlerts {
+        ticket: Option<Ticket>,
+    },
     /// Queue `data` for the stdin pipe of each process of `writes` (name and pid), then report
     /// [`Event::StdinWritten`], giving `outcomes` (the targets that could not take it) back.
     WriteStdin {
@@ -288,6 +300,9 @@ pub struct Supervisor {
     /// Reloads applied and refused (a file with errors), for the metrics.
     #[serde(default)]
     reloads: crate::control::ReloadCounts,
+    /// Alert messages delivered and failed, by destination, for the metrics.
+    #[serde(default)]
+    alerts_sent: BTreeMap<String, crate::control::DeliveryCounts>,
 }
 
 impl Supervisor {
@@ -307,6 +322,7 @@ impl Supervisor {
             pair: None,
             held_stops: BTreeSet::new(),
             reloads: Default::default(),
+            alerts_sent: BTreeMap::new(),
         };
         let mut out = Vec::new();
         // As supervisord: every group is added, then it runs, then the processes start.
@@ -380,6 +396,17 @@ impl Supervisor {
                     Err(why) => Reply::HandoverRefused(why),
                 };
                 answer(ticket, reply, &mut out);
+            }
+            Event::AlertDelivered { destination, ok } => {
+                let counts = self.alerts_sent.entry(destination).or_default();
+                if ok {
+                    counts.sent += 1;
+                } else {
+                    counts.failed += 1;
+                }
+            }
+            Event::AlertsTested { ticket, results } => {
+                answer(ticket, Reply::AlertsTested(results), &mut out);
             }
             Event::Request { ticket, request } => self.request(ticket, request, now, &mut out),
             Event::OutputCounted { ticket, counts } => {

@@ -1431,3 +1431,25 @@ fn exit_when_done_ends_the_run_once_every_program_has_ended_for_good() {
     assert_eq!(w.sup.exit_code(), 0);
     assert!(w.exited);
 }
+
+#[test]
+fn alerts_test_is_answered_with_each_destination_and_deliveries_are_counted() {
+    let mut w = World::new(INPUT);
+    let reply = w.ask(Request::TestAlerts);
+    assert_eq!(
+        reply,
+        Reply::AlertsTested(vec![("syslog".to_string(), Ok("sent".to_string()))])
+    );
+    assert!(w.logs.iter().any(|line| line == "command: alerts test"));
+    for ok in [true, true, false] {
+        w.handle(taskmaster_core::Event::AlertDelivered {
+            destination: "webhook http://127.0.0.1:9/".to_string(),
+            ok,
+        });
+    }
+    let Reply::Metrics(metrics) = w.ask(Request::Metrics) else {
+        panic!("no metrics");
+    };
+    let counts = metrics.alerts_sent["webhook http://127.0.0.1:9/"];
+    assert_eq!((counts.sent, counts.failed), (2, 1));
+}

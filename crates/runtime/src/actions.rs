@@ -91,6 +91,7 @@ impl Daemon {
                 tries,
                 expected,
             } => {
+                self.alert_state_change(&process, from, to);
                 self.publish_state_change(&crate::announce::StateChange {
                     process: &process,
                     from,
@@ -160,6 +161,7 @@ impl Daemon {
                     errors,
                 })
             }
+            Action::TestAlerts { ticket } => self.test_alerts(ticket),
             Action::Handover { ticket, upgrade } => match self.primary.as_mut() {
                 Some(primary) => {
                     primary.begin_handover(ticket, upgrade, &mut self.log);

@@ -70,6 +70,8 @@ pub struct Daemon {
     /// The AUTO log files of every configuration read (a reload can drop a program), removed
     /// at exit unless `nocleanup`.
     pub(crate) auto_logs: std::collections::BTreeSet<PathBuf>,
+    /// `alerting:` in force, and the way to the task that delivers alerts.
+    pub(crate) alerting: crate::alerting::Alerting,
 }
 
 impl Daemon {
@@ -138,6 +140,7 @@ impl Daemon {
             service_gate: None,
             pidfile: None,
             auto_logs,
+            alerting: Default::default(),
         };
         Ok((daemon, Handle { sender, events }))
     }

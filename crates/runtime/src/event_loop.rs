@@ -67,6 +67,7 @@ impl Daemon {
         }
         // Every socket and file taskmaster opens at start is open by now.
         self.switch_user()?;
+        self.configure_alerting();
         let initial = std::mem::take(&mut self.initial);
         self.carry_out(initial);
         self.reap();
@@ -195,6 +196,8 @@ impl Daemon {
             self.sync_pair_info();
         }
         self.deliver_events();
+        // A reload may have changed `alerting:`: it applies at once.
+        self.configure_alerting();
         self.log.flush();
     }
 
@@ -398,6 +401,12 @@ impl Daemon {
             TaskEvent::ListenerOutput(pid, bytes) => self.listener_output(pid, &bytes),
             TaskEvent::OutputHeard(pid) => self.publish_output(pid),
             TaskEvent::ListenerClosed(pid) => self.listener_closed(pid),
+            TaskEvent::AlertDelivered {
+                destination,
+                result,
+                attempts,
+                events,
+            } => self.alert_delivered(destination, result, attempts, events),
             TaskEvent::ProcessNote(process, message) => self.log.write_at(
                 LogLevel::Warn,
                 &Notice {
@@ -406,6 +415,7 @@ impl Daemon {
                 },
             ),
             TaskEvent::Alert(matched) => {
+                self.alert_output(&matched);
                 let message = format!(
                     "alert ({}) on {}: {}",
                     matched.level.name(),

@@ -44,6 +44,7 @@
 
 mod actions;
 mod adopt;
+mod alerting;
 mod alerts;
 mod announce;
 mod capture;

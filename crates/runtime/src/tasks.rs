@@ -32,6 +32,13 @@ pub(crate) enum TaskEvent {
     OutputHeard(u32),
     /// An event listener's stdout ended: every byte it wrote was reported before.
     ListenerClosed(u32),
+    /// An alert message's delivery to `destination` is done: its answer, or the last failure.
+    AlertDelivered {
+        destination: String,
+        result: Result<String, String>,
+        attempts: u32,
+        events: usize,
+    },
 }
 
 /// Says that listener `pid`'s stdout ended when it is dropped: it lives in the capture's

@@ -174,6 +174,12 @@ pub const COMMANDS: &[CommandInfo] = &[
         true,
     ),
     info(
+        "alerts",
+        "alerts test",
+        "send a test message to every alert destination of alerting: and say what each answered",
+        false,
+    ),
+    info(
         "takeover",
         "takeover",
         "(run --pair) hand over to the hot backup, every process left running",
@@ -275,6 +281,10 @@ pub fn parse(line: &str) -> Result<Parsed, String> {
         "shutdown" => no_args(Parsed::Run(Request::Shutdown)),
         "takeover" => no_args(Parsed::Run(Request::Handover { upgrade: false })),
         "logrotate" => Ok(Parsed::Run(Request::ReopenLogs(args))),
+        "alerts" => match args.as_slice() {
+            [test] if test == "test" => Ok(Parsed::Run(Request::TestAlerts)),
+            _ => Err(format!("error: usage: {}", usage("alerts"))),
+        },
         "upgrade" => no_args(Parsed::Run(Request::Handover { upgrade: true })),
         "help" | "?" => Ok(Parsed::Help(args.first().cloned())),
         "quit" | "exit" => no_args(Parsed::Quit),

@@ -69,6 +69,19 @@ pub fn render(reply: &Reply) -> Vec<String> {
         Reply::Recorded => vec!["recorded in the event log".to_string()],
         // `/metrics` renders its own text; the shell shows a count.
         Reply::Metrics(metrics) => vec![format!("{} process(es)", metrics.processes.len())],
+        Reply::AlertsTested(results) if results.is_empty() => {
+            vec![
+                "error: no alert destination: the configuration has no alerting: section"
+                    .to_string(),
+            ]
+        }
+        Reply::AlertsTested(results) => results
+            .iter()
+            .map(|(destination, result)| match result {
+                Ok(answer) => format!("{destination}: {answer}"),
+                Err(why) => format!("{destination}: ERROR ({why})"),
+            })
+            .collect(),
     }
 }
 
@@ -93,6 +106,9 @@ pub fn succeeded(reply: &Reply) -> bool {
         | Reply::Recorded => true,
         Reply::HandoverRefused(_) => false,
         Reply::LogsReopened { errors, .. } => errors.is_empty(),
+        Reply::AlertsTested(results) => {
+            !results.is_empty() && results.iter().all(|(_, result)| result.is_ok())
+        }
     }
 }
 

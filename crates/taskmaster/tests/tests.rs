@@ -11,6 +11,7 @@ mod views;
 #[path = "fixture/pattern.rs"]
 mod pattern;
 
+mod alerting;
 mod api;
 mod capture;
 mod child_examples;

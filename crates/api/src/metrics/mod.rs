@@ -207,8 +207,22 @@ pub fn families(metrics: &Metrics, wall: impl Fn(taskmaster_core::Time) -> f64) 
         labels: String::new(),
         value: metrics.takeovers as f64,
     });
+    let mut alerts = family(
+        "taskmaster_alerts_sent_total",
+        "Alert messages by destination: delivered (ok), or failed after their retries.",
+        Kind::Counter,
+        None,
+    );
+    for (destination, counts) in &metrics.alerts_sent {
+        for (result, count) in [("ok", counts.sent), ("failed", counts.failed)] {
+            alerts.samples.push(Sample {
+                labels: labels(&[("destination", destination), ("result", result)]),
+                value: count as f64,
+            });
+        }
+    }
     let mut all = vec![
-        build, state, up, started, restarts, exits, output, healthy, reloads, takeovers,
+        build, state, up, started, restarts, exits, output, healthy, reloads, takeovers, alerts,
     ];
     all.extend(own::families());
     all

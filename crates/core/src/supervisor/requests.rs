@@ -248,6 +248,10 @@ impl Supervisor {
                 }
             }
             Request::SendStdin { targets, data } => self.send_stdin(ticket, &targets, data, out),
+            Request::TestAlerts => {
+                out.push(Action::TestAlerts { ticket });
+                None
+            }
             Request::RemoteCommEvent { kind, data } => {
                 self.remote_communication_event(&kind, &data, out);
                 Some(Reply::Recorded)
@@ -327,8 +331,11 @@ impl Supervisor {
         let mut items: Vec<WaitItem> = Vec::new();
         // Acted on in dependency order (stable: programs at the same depth keep the order
         // they were named in); answered in the order named.
-        let mut resolved: Vec<(usize, Result<Named, Outcome>)> =
-            self.resolve_in_order(targets).into_iter().enumerate().collect();
+        let mut resolved: Vec<(usize, Result<Named, Outcome>)> = self
+            .resolve_in_order(targets)
+            .into_iter()
+            .enumerate()
+            .collect();
         let depths = self.depths();
         let depth = |(_, r): &(usize, Result<Named, Outcome>)| {
             let program = r.as_ref().ok().and_then(|n| self.processes.get(&n.name));
@@ -767,6 +774,7 @@ impl Supervisor {
                 })
                 .collect(),
             reloads: self.reloads,
+            alerts_sent: self.alerts_sent.clone(),
             takeovers: self
                 .pair
                 .as_ref()

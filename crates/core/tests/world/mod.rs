@@ -187,6 +187,11 @@ impl World {
                         written,
                     });
                 }
+                // A fake world with one destination that answers.
+                Action::TestAlerts { ticket } => self.handle(Event::AlertsTested {
+                    ticket,
+                    results: vec![("syslog".to_string(), Ok("sent".to_string()))],
+                }),
                 Action::Exit => {
                     assert!(!self.exited, "Exit was sent twice");
                     self.exited = true;

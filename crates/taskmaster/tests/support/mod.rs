@@ -59,7 +59,7 @@ pub fn fixture_bin() -> PathBuf {
 
 /// What the venv of [`supervisor_venv_bin`] holds, from PyPI, as `.ci/run` installs it.
 pub const VENV_PACKAGES: &str =
-    "supervisor==4.3.0 superlance==2.0.0 superfsmon==1.2.3 watchdog==7.1.1";
+    "supervisor==4.3.0 superlance==2.0.0 superfsmon==1.2.3 watchdog==7.1.1 aiosmtpd==1.4.6";
 
 /// A program of the Python venv that has PyPI's `supervisor` 4.3.0 and its ecosystem
 /// ([`VENV_PACKAGES`]: `python`, `supervisord`, `supervisorctl`, `echo_supervisord_conf`,
