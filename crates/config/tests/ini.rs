@@ -1320,11 +1320,9 @@ fn rpcinterface_supervisor_is_accepted_only_as_every_supervisord_conf_has_it() {
 
 #[test]
 fn unknown_options_are_warnings_with_a_suggestion_as_supervisord_ignores_them() {
-    // supervisord-dependent-startup's own keys, a typo, a YAML name, and nonsense.
-    let text = program_text(
-        "stoptime=5\ncomand=x\nstartsecs=1\nbogus=1\ndependent_startup=true\n\
-         dependent_startup_wait_for=db:running\n",
-    );
+    // A typo, a YAML name, and nonsense (supervisord-dependent-startup's keys are known: see
+    // dependent_startup_keys_become_depends_on_and_the_plugin_is_not_run).
+    let text = program_text("stoptime=5\ncomand=x\nstartsecs=1\nbogus=1\n");
     let spec = &read(&text).config.programs["web"];
     assert_eq!(
         (spec.cmd.as_str(), spec.starttime),
@@ -1335,9 +1333,7 @@ fn unknown_options_are_warnings_with_a_suggestion_as_supervisord_ignores_them() 
         [
             "/sv/t.conf:3:1: program:web: unknown option \"stoptime\", ignored as supervisord ignores it (did you mean \"stopwaitsecs\"?)",
             "/sv/t.conf:4:1: program:web: unknown option \"comand\", ignored as supervisord ignores it (did you mean \"command\"?)",
-            "/sv/t.conf:6:1: program:web: unknown option \"bogus\", ignored as supervisord ignores it (the options of [program:x] are command, process_name, numprocs, numprocs_start, priority, autostart, startsecs, startretries, autorestart, exitcodes, stopsignal, stopwaitsecs, stopasgroup, killasgroup, user, redirect_stderr, stdout_logfile, stdout_logfile_maxbytes, stdout_logfile_backups, stdout_capture_maxbytes, stdout_events_enabled, stdout_syslog, stderr_logfile, stderr_logfile_maxbytes, stderr_logfile_backups, stderr_capture_maxbytes, stderr_events_enabled, stderr_syslog, environment, directory, umask, serverurl)",
-            "/sv/t.conf:7:1: program:web: unknown option \"dependent_startup\", ignored as supervisord ignores it (the options of [program:x] are command, process_name, numprocs, numprocs_start, priority, autostart, startsecs, startretries, autorestart, exitcodes, stopsignal, stopwaitsecs, stopasgroup, killasgroup, user, redirect_stderr, stdout_logfile, stdout_logfile_maxbytes, stdout_logfile_backups, stdout_capture_maxbytes, stdout_events_enabled, stdout_syslog, stderr_logfile, stderr_logfile_maxbytes, stderr_logfile_backups, stderr_capture_maxbytes, stderr_events_enabled, stderr_syslog, environment, directory, umask, serverurl)",
-            "/sv/t.conf:8:1: program:web: unknown option \"dependent_startup_wait_for\", ignored as supervisord ignores it (the options of [program:x] are command, process_name, numprocs, numprocs_start, priority, autostart, startsecs, startretries, autorestart, exitcodes, stopsignal, stopwaitsecs, stopasgroup, killasgroup, user, redirect_stderr, stdout_logfile, stdout_logfile_maxbytes, stdout_logfile_backups, stdout_capture_maxbytes, stdout_events_enabled, stdout_syslog, stderr_logfile, stderr_logfile_maxbytes, stderr_logfile_backups, stderr_capture_maxbytes, stderr_events_enabled, stderr_syslog, environment, directory, umask, serverurl)",
+            "/sv/t.conf:6:1: program:web: unknown option \"bogus\", ignored as supervisord ignores it (the options of [program:x] are command, process_name, numprocs, numprocs_start, priority, autostart, startsecs, startretries, autorestart, exitcodes, stopsignal, stopwaitsecs, stopasgroup, killasgroup, user, redirect_stderr, stdout_logfile, stdout_logfile_maxbytes, stdout_logfile_backups, stdout_capture_maxbytes, stdout_events_enabled, stdout_syslog, stderr_logfile, stderr_logfile_maxbytes, stderr_logfile_backups, stderr_capture_maxbytes, stderr_events_enabled, stderr_syslog, environment, directory, umask, serverurl, dependent_startup, dependent_startup_wait_for, dependent_startup_inherit_priority)",
         ]
     );
     assert_eq!(
