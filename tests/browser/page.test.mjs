@@ -329,5 +329,12 @@ test("500 more processes come in live and the page keeps up", async () => {
   await filter.fill("crowd_49");
   await waitFor("the filter", async () => (await page.locator("#rows tr:not([hidden])").count()) === 11);
   await filter.fill("");
-  console.log(`# 500 processes listed in ${seconds.toFixed(1)} s; a start shown ${(Date.now() - clicked) / 1000} s after its click`);
+  const shown = (Date.now() - clicked) / 1000;
+  // A fresh page with all 510: how long until every row is there.
+  const opened = Date.now();
+  await page.reload();
+  await waitFor("510 rows", async () => (await page.locator("#rows tr").count()) === 510);
+  const listed = (Date.now() - opened) / 1000;
+  console.log(`500 processes came in ${seconds.toFixed(1)} s after the reload; a start was shown ` +
+    `${shown.toFixed(2)} s after its click; a fresh page listed all 510 in ${listed.toFixed(2)} s`);
 });
