@@ -18,6 +18,10 @@
 //! `/logtail` and `/mainlogtail` for `tail -f`), so the real `supervisorctl` drives taskmaster
 //! unchanged; it is the only part of the crate that knows XML. [`tcp`] serves the same routes
 //! on a TCP port, behind HTTP basic auth, as supervisord's `[inet_http_server]`.
+//!
+//! [`page`] serves a web page at `/` on both, a client of the same JSON routes that follows
+//! `/v1/events`; [`origin`] refuses, on every route, a request that changes something when a
+//! browser says another site's page sent it.
 
 mod auth;
 pub mod client;
@@ -25,6 +29,8 @@ mod follow;
 pub mod limits;
 mod listen;
 pub mod metrics;
+pub mod origin;
+pub mod page;
 pub mod server;
 pub mod tcp;
 pub mod wire;

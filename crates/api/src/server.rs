@@ -49,11 +49,14 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/state", get(state))
         .route("/v1/events", get(events))
         .route("/metrics", get(metrics))
+        .route("/", get(crate::page::page))
         .with_state(handle.clone())
         // supervisord's XML-RPC and log-tail routes, for supervisorctl.
         .merge(crate::xmlrpc::router(handle))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Outermost: another site's page is refused before any route reads its request.
+        .layer(axum::middleware::from_fn(crate::origin::same_site_only))
 }
 
 /// An error answer: a status and `{"error": ...}`.

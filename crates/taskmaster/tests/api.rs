@@ -1352,8 +1352,9 @@ fn a_wrong_method_is_405_with_the_allowed_ones() {
 #[test]
 fn an_unknown_endpoint_is_404() {
     let (_sandbox, mut tm, api, pid) = web_and_workers();
+    // `/` is the web page (page.rs).
     for target in [
-        "/",
+        "/index.html",
         "/v1",
         "/v1/nope",
         "/v2/processes",

@@ -33,6 +33,7 @@ mod listeners;
 mod liveness;
 mod metrics;
 mod notify;
+mod page;
 mod pair;
 mod pair_demo;
 mod program_keys;

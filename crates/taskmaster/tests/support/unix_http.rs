@@ -15,14 +15,42 @@ use serde_json::Value;
 
 use crate::support::{wait_until_or_none, TIMEOUT};
 
-/// One answer: its status, and its body de-chunked.
+/// One answer: its status, its headers, and its body de-chunked.
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
+    /// Each header's name, in lowercase, and value.
+    pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
 impl Answer {
+    /// A whole answer as read from a connection (over TCP too); fails the test when it is not
+    /// HTTP.
+    pub fn parse(raw: &[u8]) -> Answer {
+        let (status, chunked, rest) = parse_head(raw)
+            .unwrap_or_else(|| panic!("not an HTTP answer: {:?}", String::from_utf8_lossy(raw)));
+        let body = if chunked {
+            dechunk(rest).0
+        } else {
+            rest.to_vec()
+        };
+        Answer {
+            status,
+            headers: parse_headers(raw),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// The value of the header `name` (any case), if the answer has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The body as JSON; fails the test when it is not.
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body)
@@ -61,6 +89,30 @@ impl Api {
     /// `POST target`, with `body` as JSON if given.
     pub fn post(&self, target: &str, body: Option<&str>) -> Answer {
         self.send("POST", target, body)
+    }
+
+    /// `method target` with more headers (`("Origin", "http://evil.example")`), and `body` as
+    /// JSON if given.
+    pub fn send_with(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Answer {
+        let mut request =
+            format!("{method} {target} HTTP/1.1\r\nHost: taskmaster\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        match body {
+            Some(body) => request.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )),
+            None => request.push_str("Content-Length: 0\r\n\r\n"),
+        }
+        self.exchange(request.as_bytes(), method, target)
     }
 
     /// `POST target` with `body` as it is (`application/octet-stream`).
@@ -114,17 +166,7 @@ impl Api {
             .write_all(request)
             .unwrap_or_else(|e| panic!("send {method} {target}: {e}"));
         let raw = read_until(&mut stream, |_| false);
-        let (status, chunked, rest) = parse_head(&raw)
-            .unwrap_or_else(|| panic!("not an HTTP answer: {:?}", String::from_utf8_lossy(&raw)));
-        let body = if chunked {
-            dechunk(rest).0
-        } else {
-            rest.to_vec()
-        };
-        Answer {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
+        Answer::parse(&raw)
     }
 }
 
@@ -241,6 +283,22 @@ fn parse_head(raw: &[u8]) -> Option<(u16, bool, &[u8])> {
         .lines()
         .any(|line| line.starts_with("transfer-encoding:") && line.contains("chunked"));
     Some((status, chunked, &raw[end + 4..]))
+}
+
+/// The headers of a whole answer's head: each name in lowercase, and its value.
+fn parse_headers(raw: &[u8]) -> Vec<(String, String)> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end])
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            Some((name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        })
+        .collect()
 }
 
 /// The data of the complete chunks of a chunked body, and whether its last chunk was seen.
