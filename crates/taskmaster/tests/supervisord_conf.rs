@@ -488,7 +488,7 @@ fn check_warns_of_unknown_and_repeated_options_with_their_places_and_exits_0() {
     std::fs::write(
         &conf,
         "[supervisord]\nlogfile=%(here)s/tm.log\nlogfile_maxbytes=1MB\nlogfile_maxbytes=2MB\n\n\
-         [program:web]\ncommand=sleep 1\ndependent_startup=true\nstartsecs=0\n\
+         [program:web]\ncommand=sleep 1\nstartup_delay=5\nstartsecs=0\n\
          [include]\nfiles=conf.d/*.conf\n",
     )
     .expect("write");
@@ -503,7 +503,7 @@ fn check_warns_of_unknown_and_repeated_options_with_their_places_and_exits_0() {
     let file = conf.display();
     let expected = [
         format!("warning: {file}:4:1: supervisord: option \"logfile_maxbytes\" again (first at line 3, column 1): the last value is used, as supervisord does"),
-        format!("warning: {file}:8:1: program:web: unknown option \"dependent_startup\", ignored as supervisord ignores it"),
+        format!("warning: {file}:8:1: program:web: unknown option \"startup_delay\", ignored as supervisord ignores it"),
         format!("warning: {file}:11:7: include.files: no file matches"),
     ];
     let lines: Vec<&str> = stderr.lines().collect();
