@@ -64,17 +64,6 @@ fn and(labels: &str, name: &str, value: &str) -> String {
     }
 }
 
-/// Every state a process can be in: `taskmaster_process_state` has one sample each.
-const STATES: [State; 8] = [
-    State::Stopped,
-    State::Starting,
-    State::Running,
-    State::Backoff,
-    State::Stopping,
-    State::Exited,
-    State::Fatal,
-    State::Unknown,
-];
 
 /// The families of a scrape: the snapshot's, then taskmaster's own. `wall` turns the
 /// snapshot's monotonic times into Unix times.
@@ -98,7 +87,8 @@ pub fn families(metrics: &Metrics, wall: impl Fn(taskmaster_core::Time) -> f64) 
     });
     let mut state = family(
         "taskmaster_process_state",
-        "The state of each process: 1 for the state it is in, 0 for the others.",
+        "The state each process is in, as a label (STOPPED, STARTING, RUNNING, BACKOFF, \
+         STOPPING, EXITED, FATAL); always 1.",
         Kind::Gauge,
         None,
     );
@@ -143,12 +133,10 @@ pub fn families(metrics: &Metrics, wall: impl Fn(taskmaster_core::Time) -> f64) 
     for process in &metrics.processes {
         let info = &process.info;
         let who = labels(&[("name", &info.name), ("group", &info.group)]);
-        for candidate in STATES {
-            state.samples.push(Sample {
-                labels: and(&who, "state", candidate.name()),
-                value: f64::from(u8::from(candidate == info.state)),
-            });
-        }
+        state.samples.push(Sample {
+            labels: and(&who, "state", info.state.name()),
+            value: 1.0,
+        });
         up.samples.push(Sample {
             labels: who.clone(),
             value: f64::from(u8::from(info.state == State::Running)),
