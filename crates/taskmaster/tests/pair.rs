@@ -849,6 +849,11 @@ fn a_primary_polled_without_rest_starts_its_backup_and_so_does_its_successor() {
     let poller = StatusPoller::start(&sandbox, Duration::from_millis(50));
     let mut pair = Pair::launch(&sandbox, &yaml, &taskmaster_bin());
     pair.wait_for_log_count(BACKUP_CONNECTED, 1);
+    // The poller is answered before the kill: the takeover happens under its requests.
+    assert!(
+        poller.next_primary(0).is_some(),
+        "the poller never got an answer"
+    );
     let primary = pair.primary_pid();
     let children = pair.running_pids();
     let (successor, _) = pair.kill_primary(primary);
