@@ -64,7 +64,6 @@ fn and(labels: &str, name: &str, value: &str) -> String {
     }
 }
 
-
 /// The families of a scrape: the snapshot's, then taskmaster's own. `wall` turns the
 /// snapshot's monotonic times into Unix times.
 pub fn families(metrics: &Metrics, wall: impl Fn(taskmaster_core::Time) -> f64) -> Vec<Family> {
