@@ -6,9 +6,11 @@
 //! a JSON body), one email route through an SMTP server, and syslog (the file's
 //! `syslog_socket`). The values are checked here as text, once; the runtime trusts them.
 //!
-//! A webhook's URL is plain `http://` (the same forms as a health check's `http:`):
-//! taskmaster has no TLS client. A receiver elsewhere is reached through a local relay.
+//! A webhook's URL is `http://` or `https://` (otherwise the forms of a health check's
+//! `http:`); mail goes in plain SMTP, with STARTTLS, or over TLS from the first byte. TLS
+//! trusts the system's roots and `ca_file`'s.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -81,6 +83,9 @@ pub struct AlertingSpec {
     pub email: Option<EmailRoute>,
     /// Also to the configuration's `syslog_socket`, a datagram per event.
     pub syslog: bool,
+    /// A PEM file of certificates trusted beside the system's, for `https://` webhooks and
+    /// mail over TLS (a private CA, a self-signed relay).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// [`AlertingSpec::batch`]'s default.
@@ -102,33 +107,61 @@ impl AlertingSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Webhook {
     pub url: HttpProbe,
+    /// `https://`: the POST goes over TLS, the URL's host checked against the certificate.
+    pub https: bool,
     /// Extra request headers, in the order written: `Authorization: Bearer ...`.
     pub headers: Vec<(String, String)>,
 }
 
-/// Mail through one SMTP server, in plain SMTP (no TLS: a local relay or MTA).
+/// Mail through one SMTP server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailRoute {
     /// `host:port` as written.
     pub smtp: String,
     pub host: String,
     pub port: u16,
+    pub tls: SmtpTls,
     /// `username` and `password` for SMTP AUTH, both or neither.
     pub credentials: Option<(String, String)>,
     pub from: String,
     pub to: Vec<String>,
 }
 
-/// Parses a webhook's `url`: plain `http://` only.
-pub(crate) fn parse_webhook_url(text: &str) -> Result<HttpProbe, String> {
-    if text.len() >= 8 && text[..8].eq_ignore_ascii_case("https://") {
-        return Err(format!(
-            "invalid URL {}: only plain http:// is supported (taskmaster has no TLS client; \
-             post to a local relay)",
-            quote(text)
-        ));
+/// How mail reaches the SMTP server: `none` (plain SMTP, a local relay), `starttls` (plain,
+/// then TLS before anything else is said, the usual port 587; refused if the server does
+/// not offer it) or `tls` (TLS from the first byte, port 465).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+impl Words for SmtpTls {
+    const WORDS: &'static [(&'static str, SmtpTls)] = &[
+        ("none", SmtpTls::None),
+        ("starttls", SmtpTls::Starttls),
+        ("tls", SmtpTls::Tls),
+    ];
+}
+
+/// Parses `tls:` of `email`.
+pub(crate) fn parse_smtp_tls(text: &str) -> Result<SmtpTls, String> {
+    SmtpTls::parse(text)
+}
+
+impl SmtpTls {
+    /// The word the configuration uses.
+    pub fn name(self) -> &'static str {
+        self.word()
     }
-    crate::yaml::probe::parse_http_probe(text)
+}
+
+/// Parses a webhook's `url`, `http://` (port 80 by default) or `https://` (443), and says
+/// whether it is `https://`.
+pub(crate) fn parse_webhook_url(text: &str) -> Result<(HttpProbe, bool), String> {
+    let (url, scheme) = crate::yaml::probe::parse_url(text, &[("http", 80), ("https", 443)])?;
+    Ok((url, scheme == 1))
 }
 
 /// Headers taskmaster writes itself, which a webhook may not set.
@@ -224,12 +257,29 @@ mod tests {
     }
 
     #[test]
-    fn webhooks_are_plain_http() {
-        let url = parse_webhook_url("http://127.0.0.1:9000/hooks/taskmaster").expect("valid");
-        assert_eq!(url.address, "127.0.0.1:9000");
+    fn webhooks_are_http_or_https_each_with_its_port() {
+        let (url, https) =
+            parse_webhook_url("http://127.0.0.1:9000/hooks/taskmaster").expect("valid");
+        assert_eq!((url.address.as_str(), https), ("127.0.0.1:9000", false));
         assert_eq!(url.path, "/hooks/taskmaster");
-        let https = parse_webhook_url("https://example.com/x").unwrap_err();
-        assert!(https.contains("no TLS"), "{https}");
+        let (url, https) = parse_webhook_url("HTTPS://hooks.example.com/x").expect("valid");
+        assert_eq!(
+            (url.address.as_str(), https),
+            ("hooks.example.com:443", true)
+        );
+        assert_eq!(url.host_name(), "hooks.example.com");
+        let (url, _) = parse_webhook_url("https://hooks.example.com:8443/x").expect("valid");
+        assert_eq!(
+            (url.host_name(), url.address.as_str()),
+            ("hooks.example.com", "hooks.example.com:8443")
+        );
+        let (url, _) = parse_webhook_url("https://[::1]:8443/x").expect("valid");
+        assert_eq!(url.host_name(), "::1");
+        let ftp = parse_webhook_url("ftp://example.com/x").unwrap_err();
+        assert!(
+            ftp.contains("only http:// and https:// are supported"),
+            "{ftp}"
+        );
     }
 
     #[test]

@@ -163,6 +163,9 @@ fn alerting(out: &mut String, spec: &crate::AlertingSpec) {
     if let Some(email) = &spec.email {
         out.push_str("  email:\n");
         let _ = writeln!(out, "    smtp: {}", string(&email.smtp));
+        if email.tls != crate::SmtpTls::None {
+            let _ = writeln!(out, "    tls: {}", email.tls.name());
+        }
         if let Some((username, password)) = &email.credentials {
             let _ = writeln!(out, "    username: {}", string(username));
             let _ = writeln!(out, "    password: {}", string(password));
@@ -173,6 +176,9 @@ fn alerting(out: &mut String, spec: &crate::AlertingSpec) {
     }
     if spec.syslog {
         out.push_str("  syslog: true\n");
+    }
+    if let Some(ca_file) = &spec.ca_file {
+        let _ = writeln!(out, "  ca_file: {}", path(ca_file));
     }
 }
 

@@ -52,7 +52,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use alerting::{AlertEvent, AlertingSpec, EmailRoute, Webhook, DEFAULT_BATCH, RESTART_STORM};
+pub use alerting::{
+    AlertEvent, AlertingSpec, EmailRoute, SmtpTls, Webhook, DEFAULT_BATCH, RESTART_STORM,
+};
 pub use daemon::{
     auto_log_path, DaemonSettings, LogLevel, Owner, SocketAccess, DEFAULT_IDENTIFIER,
     DEFAULT_SOCKET_MODE,
@@ -397,6 +399,19 @@ pub struct HttpProbe {
     pub host: String,
     /// Path and query, at least `/`.
     pub path: String,
+}
+
+impl HttpProbe {
+    /// The host alone, the name a TLS certificate is checked against: the authority without
+    /// its port, an IPv6 address without its brackets.
+    pub fn host_name(&self) -> &str {
+        if let Some(bracketed) = self.host.strip_prefix('[') {
+            return bracketed.split(']').next().unwrap_or(bracketed);
+        }
+        self.host
+            .rsplit_once(':')
+            .map_or(&self.host, |(host, _)| host)
+    }
 }
 
 /// A command run after a child exits (`on_exit:`).

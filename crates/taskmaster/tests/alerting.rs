@@ -164,7 +164,7 @@ fn victim(sandbox: &Sandbox, name: &str) -> String {
 
 fn start(sandbox: &Sandbox, head: &str, programs: &[String]) -> Taskmaster {
     sandbox.write_config(&format!("{head}programs:\n{}", programs.concat()));
-    Taskmaster::start(sandbox, &[])
+    Taskmaster::start_serving(sandbox, &[])
 }
 
 /// The pid in `name.pid` once it is there and differs from `not`.
@@ -572,4 +572,199 @@ fn an_output_match_is_sent_as_an_alert() {
         event["message"], "alert (error) on stderr: ERROR: Corrupted data 42",
         "{body}"
     );
+}
+
+/// A private CA and a certificate it signed for `localhost` and 127.0.0.1, made with the
+/// openssl command in `folder`: `ca.pem`, and `cert.pem` with `key.pem` for the servers.
+fn private_ca(folder: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let ran = Command::new("openssl")
+            .args(args)
+            .current_dir(folder)
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl runs (Debian's openssl)");
+        assert!(
+            ran.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&ran.stderr)
+        );
+    };
+    let new_key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    let words = |text: String| text.split(' ').map(str::to_string).collect::<Vec<_>>();
+    let ca = words(format!(
+        "req -x509 {new_key} -keyout ca.key -out ca.pem -days 2"
+    ));
+    let ca: Vec<&str> = ca.iter().map(String::as_str).collect();
+    openssl(&[&ca[..], &["-subj", "/CN=taskmaster test CA"]].concat());
+    let csr = words(format!("req {new_key} -keyout key.pem -out cert.csr"));
+    let csr: Vec<&str> = csr.iter().map(String::as_str).collect();
+    openssl(&[&csr[..], &["-subj", "/CN=localhost"]].concat());
+    std::fs::write(
+        folder.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .expect("write san.ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
+/// An HTTPS server on 127.0.0.1:`port` (Python's http.server with `cert.pem`), writing each
+/// POST's body to `folder/hook-N.json`.
+fn https_receiver(sandbox: &Sandbox, port: u16) -> Process {
+    let folder = sandbox.file_str("tls");
+    let script = format!(
+        r#"
+import http.server, itertools, os, ssl
+count = itertools.count()
+class Keep(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        path = os.path.join({folder:?}, "hook-%d.json" % next(count))
+        with open(path + ".tmp", "wb") as f:
+            f.write(body)
+        os.rename(path + ".tmp", path)
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", {port}), Keep)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(os.path.join({folder:?}, "cert.pem"), os.path.join({folder:?}, "key.pem"))
+server.socket = context.wrap_socket(server.socket, server_side=True)
+open(os.path.join({folder:?}, "https-ready"), "w").close()
+server.serve_forever()
+"#
+    );
+    let mut cmd = Command::new(supervisor_venv_bin("python"));
+    cmd.arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let server = Process::spawn(cmd);
+    sandbox.wait_for_file("tls/https-ready", TIMEOUT);
+    server
+}
+
+/// aiosmtpd on 127.0.0.1:`port` that takes mail only after STARTTLS (with `cert.pem`),
+/// writing each message to `folder/mail-N.eml`.
+fn starttls_server(sandbox: &Sandbox, port: u16) -> Process {
+    let folder = sandbox.file_str("tls");
+    let script = format!(
+        r#"
+import itertools, logging, os, ssl, time
+from aiosmtpd.controller import Controller
+# The refused handshakes of the second half are expected: no traceback for them.
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+count = itertools.count()
+class Keep:
+    async def handle_DATA(self, server, session, envelope):
+        path = os.path.join({folder:?}, "mail-%d.eml" % next(count))
+        with open(path + ".tmp", "wb") as f:
+            f.write(envelope.content)
+        os.rename(path + ".tmp", path)
+        return "250 kept over TLS"
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(os.path.join({folder:?}, "cert.pem"), os.path.join({folder:?}, "key.pem"))
+controller = Controller(Keep(), hostname="127.0.0.1", port={port}, tls_context=context,
+                        require_starttls=True)
+controller.start()
+open(os.path.join({folder:?}, "smtp-ready"), "w").close()
+while True:
+    time.sleep(3600)
+"#
+    );
+    let mut cmd = Command::new(supervisor_venv_bin("python"));
+    cmd.arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let server = Process::spawn(cmd);
+    sandbox.wait_for_file("tls/smtp-ready", TIMEOUT);
+    server
+}
+
+#[test]
+fn https_webhooks_and_starttls_mail_trust_the_ca_file_and_nothing_else() {
+    let servers = Sandbox::new();
+    std::fs::create_dir_all(servers.file("tls")).expect("a tls folder");
+    private_ca(&servers.file("tls"));
+    let (https_port, smtp_port) = (free_port(), free_port());
+    let _https = https_receiver(&servers, https_port);
+    let _smtp = starttls_server(&servers, smtp_port);
+    // `localhost` for the webhook, an address for the mail: the certificate names both.
+    let alerting = |ca_file: &str| {
+        format!(
+            "alerting:\n  batch: 0\n{ca_file}  webhooks:\n    - url: \"https://localhost:{https_port}/hook\"\n  email:\n    smtp: \"127.0.0.1:{smtp_port}\"\n    tls: starttls\n    from: tm@example.org\n    to: [ops@example.com]\n"
+        )
+    };
+
+    // Trusting the private CA: both destinations take the message, the mail after STARTTLS
+    // (the server refuses mail before it).
+    let trusting = Sandbox::new();
+    let ca_file = format!(
+        "  ca_file: {}\n",
+        yaml_quote(&servers.file_str("tls/ca.pem"))
+    );
+    let mut tm = start(&trusting, &alerting(&ca_file), &[victim(&trusting, "web")]);
+    let ran = trusting.ctl(&["alerts", "test"]);
+    ran.expect_code(0);
+    assert_eq!(
+        ran.lines(),
+        [
+            format!("webhook https://localhost:{https_port}/hook: 200 OK").as_str(),
+            &format!("email smtp 127.0.0.1:{smtp_port}: 250 kept over TLS"),
+        ],
+        "{}",
+        ran.output()
+    );
+    let body: Value = serde_json::from_str(&servers.wait_for_file("tls/hook-0.json", TIMEOUT))
+        .expect("a JSON body");
+    assert_eq!(body["test"], true, "{body}");
+    let mail = servers.wait_for_file("tls/mail-0.eml", TIMEOUT);
+    assert!(
+        mail.contains("Subject: [taskmaster] test message from "),
+        "{mail}"
+    );
+    // And a real crash goes the same way.
+    send_signal(tm.running_pid("web"), Signal::SEGV).expect("SIGSEGV");
+    let crash = servers.wait_for_file("tls/hook-1.json", TIMEOUT);
+    assert!(crash.contains("\"crashed\""), "{crash}");
+    tm.wait_for_log(
+        &format!("sent to email smtp 127.0.0.1:{smtp_port}: 250 kept over TLS"),
+        TIMEOUT,
+    );
+
+    // Without it, the system's roots do not know the CA: both refuse to talk, and say why.
+    let untrusting = Sandbox::new();
+    let _tm = start(&untrusting, &alerting(""), &[]);
+    let ran = untrusting.ctl(&["alerts", "test"]);
+    assert_ne!(ran.code, Some(0), "{}", ran.output());
+    let output = ran.output();
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(lines.len(), 2, "{output}");
+    for line in lines {
+        assert!(line.contains("UnknownIssuer"), "{}", ran.output());
+    }
+    let received = std::fs::read_dir(servers.file("tls"))
+        .expect("the tls folder")
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("hook-"))
+        .count();
+    assert_eq!(received, 2, "nothing more reached the receiver");
 }

@@ -3,15 +3,13 @@
 //! script on stdin, and `run --no-shell` driven entirely through `ctl`.
 
 use std::fs::File;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::support::{
     config, current_line, fixture_cmd, idle_program, is_alive, program, run_to_completion,
-    send_signal, shell_quote, taskmaster_bin, wait_dead, wait_until, wait_until_or_none,
-    web_program, yaml_quote, Process, PtySession, Ran, Sandbox, Taskmaster, CTRL_C, CTRL_D, ENTER,
-    TAB, TIMEOUT,
+    send_signal, shell_quote, taskmaster_bin, wait_dead, wait_until, web_program, yaml_quote,
+    Process, PtySession, Ran, Sandbox, Taskmaster, CTRL_C, CTRL_D, ENTER, TAB, TIMEOUT,
 };
 use rustix::process::Signal;
 use serde_json::Value;
@@ -30,14 +28,7 @@ fn socket(sandbox: &Sandbox) -> PathBuf {
 /// connections.
 fn start_with(sandbox: &Sandbox, yaml: &str, extra_args: &[&str]) -> Taskmaster {
     sandbox.write_config(yaml);
-    let tm = Taskmaster::start(sandbox, extra_args);
-    if wait_until_or_none(TIMEOUT, || UnixStream::connect(socket(sandbox)).ok()).is_none() {
-        panic!(
-            "the control socket never took a connection\n{}",
-            tm.diagnostics()
-        );
-    }
-    tm
+    Taskmaster::start_serving(sandbox, extra_args)
 }
 
 /// `taskmaster run` (its shell on pipes, to compare with and to check ctl's effects).

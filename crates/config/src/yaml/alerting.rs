@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::{describe, Checker, Key};
 use crate::alerting::{
-    check_address, check_header_name, check_header_value, parse_event, parse_smtp,
-    parse_webhook_url, AlertEvent, AlertingSpec, EmailRoute, Webhook, DEFAULT_BATCH,
+    check_address, check_header_name, check_header_value, parse_event, parse_smtp, parse_smtp_tls,
+    parse_webhook_url, AlertEvent, AlertingSpec, EmailRoute, SmtpTls, Webhook, DEFAULT_BATCH,
 };
 use crate::raw::{Node, Value};
 
@@ -16,6 +16,7 @@ struct AlertingDraft {
     webhooks: Vec<Webhook>,
     email: Option<EmailRoute>,
     syslog: bool,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 const ALERTING_KEYS: &[Key<AlertingDraft>] = &[
@@ -34,18 +35,23 @@ const ALERTING_KEYS: &[Key<AlertingDraft>] = &[
     ("syslog", |c, node, key, d| {
         d.syslog = c.boolean(node, key).unwrap_or(false)
     }),
+    ("ca_file", |c, node, key, d| d.ca_file = c.path(node, key)),
 ];
 
 /// A webhook being read; `url` is required.
 #[derive(Default)]
 struct WebhookDraft {
-    url: Option<crate::HttpProbe>,
+    url: Option<(crate::HttpProbe, bool)>,
     headers: Vec<(String, String)>,
 }
 
 const WEBHOOK_KEYS: &[Key<WebhookDraft>] = &[
     ("url", |c, node, key, d| {
-        let text = c.scalar(node, key, "a URL such as http://127.0.0.1:9000/hooks");
+        let text = c.scalar(
+            node,
+            key,
+            "a URL such as https://hooks.example.com/taskmaster",
+        );
         d.url = text.and_then(|text| c.check(node, key, parse_webhook_url(text)));
     }),
     ("headers", |c, node, key, d| {
@@ -57,6 +63,7 @@ const WEBHOOK_KEYS: &[Key<WebhookDraft>] = &[
 #[derive(Default)]
 struct EmailDraft {
     smtp: Option<(String, String, u16)>,
+    tls: Option<SmtpTls>,
     username: Option<String>,
     password: Option<String>,
     from: Option<String>,
@@ -70,6 +77,10 @@ const EMAIL_KEYS: &[Key<EmailDraft>] = &[
             c.check(node, key, parse_smtp(text))
                 .map(|(host, port)| (text.to_string(), host, port))
         });
+    }),
+    ("tls", |c, node, key, d| {
+        let text = c.scalar(node, key, "none, starttls or tls");
+        d.tls = text.and_then(|text| c.check(node, key, parse_smtp_tls(text)));
     }),
     ("username", |c, node, key, d| {
         d.username = c.scalar(node, key, "a user name").map(str::to_string)
@@ -115,6 +126,7 @@ impl Checker<'_> {
             webhooks: Vec::new(),
             email: None,
             syslog: false,
+            ca_file: None,
         };
         let errors = self.errors.len();
         self.keys(pairs, key, ALERTING_KEYS, &mut draft);
@@ -124,6 +136,7 @@ impl Checker<'_> {
             webhooks: draft.webhooks,
             email: draft.email,
             syslog: draft.syslog,
+            ca_file: draft.ca_file,
         };
         if self.errors.len() > errors {
             return None;
@@ -182,9 +195,10 @@ impl Checker<'_> {
             let mut draft = WebhookDraft::default();
             self.keys(pairs, &key, WEBHOOK_KEYS, &mut draft);
             self.require(item, pairs, &key, "url");
-            if let Some(url) = draft.url {
+            if let Some((url, https)) = draft.url {
                 webhooks.push(Webhook {
                     url,
+                    https,
                     headers: draft.headers,
                 });
             }
@@ -219,7 +233,7 @@ impl Checker<'_> {
         headers
     }
 
-    /// `email:` `{smtp, from, to, starttls, username, password}`.
+    /// `email:` `{smtp, tls, username, password, from, to}`.
     fn email(&mut self, node: &Node, key: &str) -> Option<EmailRoute> {
         let pairs = self.mapping(node, key, "a mapping with smtp, from and to")?;
         let mut draft = EmailDraft::default();
@@ -244,6 +258,7 @@ impl Checker<'_> {
             smtp,
             host,
             port,
+            tls: draft.tls.unwrap_or(SmtpTls::None),
             credentials,
             from: draft.from?,
             to: draft.to?,
@@ -287,14 +302,16 @@ alerting:
   webhooks:
     - url: \"http://127.0.0.1:9000/hooks/taskmaster\"
       headers: {Authorization: \"Bearer abc\", X-Team: ops}
-    - url: http://localhost/
+    - url: https://localhost/
   email:
     smtp: \"127.0.0.1:2525\"
+    tls: STARTTLS
     username: tm
     password: secret
     from: taskmaster@host
     to: [ops@example.com, dev@example.com]
   syslog: true
+  ca_file: /etc/tm/ca.pem
 programs:
   web: {cmd: x}
 ";
@@ -316,8 +333,14 @@ programs:
             alerting.webhooks[0].headers[0],
             ("Authorization".to_string(), "Bearer abc".to_string())
         );
-        let email = alerting.email.as_ref().map(|e| (e.port, e.to.len()));
-        assert_eq!(email, Some((2525, 2)));
+        assert!(!alerting.webhooks[0].https && alerting.webhooks[1].https);
+        assert_eq!(alerting.webhooks[1].url.address, "localhost:443");
+        let email = alerting.email.as_ref().map(|e| (e.port, e.tls, e.to.len()));
+        assert_eq!(email, Some((2525, crate::SmtpTls::Starttls, 2)));
+        assert_eq!(
+            alerting.ca_file.as_deref(),
+            Some(Path::new("/etc/tm/ca.pem"))
+        );
         assert!(alerting.syslog);
         let yaml = crate::to_yaml(&config);
         assert_eq!(parse(&yaml), config, "{yaml}");
@@ -338,15 +361,16 @@ programs:
 alerting:
   events: [crashed, crash]
   webhooks:
-    - url: https://example.com/hook
+    - url: ftp://example.com/hook
       headers: {\"Bad Name\": x, Content-Length: 3}
     - headers: {}
-  email: {smtp: mail.example.com, from: ops, to: []}
+  email: {smtp: mail.example.com, tls: ssl, from: ops, to: []}
 ";
         let found = errors(text);
         for expected in [
             "taskmaster.yaml:2:21: alerting.events[1]: expected crashed",
-            "taskmaster.yaml:4:12: alerting.webhooks[0].url: invalid URL \"https://example.com/hook\": only plain http://",
+            "taskmaster.yaml:4:12: alerting.webhooks[0].url: invalid URL \"ftp://example.com/hook\": only http:// and https:// are supported",
+            "alerting.email.tls: expected none, starttls or tls",
             "alerting.webhooks[0].headers: invalid header name \"Bad Name\"",
             "alerting.webhooks[0].headers: header \"Content-Length\" is written by taskmaster",
             "alerting.webhooks[1]: missing required key \"url\"",

@@ -17,6 +17,12 @@ const ADDRESS_EXAMPLE: &str = "host:port such as 127.0.0.1:5432";
 
 /// `http:`'s URL taken apart: `http://AUTHORITY[/PATH][?QUERY]`, port 80 by default.
 pub(crate) fn parse_http_probe(url: &str) -> Result<HttpProbe, String> {
+    parse_url(url, &[("http", 80)]).map(|(probe, _)| probe)
+}
+
+/// A URL of one of `schemes` (each with its default port) taken apart, and the index of its
+/// scheme in `schemes`.
+pub(crate) fn parse_url(url: &str, schemes: &[(&str, u16)]) -> Result<(HttpProbe, usize), String> {
     let invalid = |why: &str| format!("invalid URL {}: {why}", quote(url));
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(format!(
@@ -24,11 +30,19 @@ pub(crate) fn parse_http_probe(url: &str) -> Result<HttpProbe, String> {
             quote(url)
         ));
     };
-    if !scheme.eq_ignore_ascii_case("http") {
-        return Err(invalid(&format!(
-            "only plain http:// is supported, not {scheme}://"
-        )));
-    }
+    let Some(index) = schemes
+        .iter()
+        .position(|(known, _)| known.eq_ignore_ascii_case(scheme))
+    else {
+        let supported = match schemes {
+            [(only, _)] => format!("only plain {only}:// is supported"),
+            _ => {
+                let known: Vec<String> = schemes.iter().map(|(s, _)| format!("{s}://")).collect();
+                format!("only {} are supported", known.join(" and "))
+            }
+        };
+        return Err(invalid(&format!("{supported}, not {scheme}://")));
+    };
     if url
         .chars()
         .any(|c| c.is_ascii_control() || c.is_whitespace() || !c.is_ascii())
@@ -53,7 +67,7 @@ pub(crate) fn parse_http_probe(url: &str) -> Result<HttpProbe, String> {
     let (host, port) = split_host_port(authority).map_err(|why| invalid(&why))?;
     let port = match port {
         Some(port) => parse_port(port).map_err(|why| invalid(&why))?,
-        None => 80,
+        None => schemes[index].1,
     };
     let host = check_host(host).map_err(|why| invalid(&why))?;
     let path = if path_and_query.starts_with('/') {
@@ -61,12 +75,13 @@ pub(crate) fn parse_http_probe(url: &str) -> Result<HttpProbe, String> {
     } else {
         format!("/{path_and_query}")
     };
-    Ok(HttpProbe {
+    let probe = HttpProbe {
         url: url.to_string(),
         address: format!("{host}:{port}"),
         host: authority.to_string(),
         path,
-    })
+    };
+    Ok((probe, index))
 }
 
 /// `tcp:`'s `host:port`, kept as written once checked.

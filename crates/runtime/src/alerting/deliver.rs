@@ -9,10 +9,11 @@ use std::time::Duration;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use taskmaster_config::{os_reason, EmailRoute, Webhook};
+use taskmaster_config::{os_reason, EmailRoute, SmtpTls, Webhook};
 use tokio::net::TcpStream;
 
 use super::message::Message;
+use super::tls;
 
 /// How hard a message is pushed: `attempts` tries, each bounded by `timeout`, the n-th
 /// retry after `first_wait` * 2^(n-1).
@@ -30,11 +31,17 @@ pub const POLICY: Policy = Policy {
     timeout: Duration::from_secs(5),
 };
 
-/// Where a message goes.
+/// Where a message goes. `ca_file` is `alerting`'s, trusted beside the system's roots.
 #[derive(Debug, Clone)]
 pub enum Destination {
-    Webhook(Webhook),
-    Email(EmailRoute),
+    Webhook {
+        webhook: Webhook,
+        ca_file: Option<PathBuf>,
+    },
+    Email {
+        route: EmailRoute,
+        ca_file: Option<PathBuf>,
+    },
     Syslog(PathBuf),
 }
 
@@ -43,8 +50,8 @@ impl Destination {
     /// `email smtp 127.0.0.1:25`, `syslog`.
     pub fn name(&self) -> String {
         match self {
-            Destination::Webhook(webhook) => format!("webhook {}", webhook.url.url),
-            Destination::Email(email) => format!("email smtp {}", email.smtp),
+            Destination::Webhook { webhook, .. } => format!("webhook {}", webhook.url.url),
+            Destination::Email { route, .. } => format!("email smtp {}", route.smtp),
             Destination::Syslog(_) => "syslog".to_string(),
         }
     }
@@ -65,6 +72,14 @@ fn transient(reason: String) -> Failed {
     }
 }
 
+/// A failure another attempt would repeat: a refused address, an unreadable `ca_file`.
+fn permanent(reason: String) -> Failed {
+    Failed {
+        reason,
+        permanent: true,
+    }
+}
+
 /// One attempt, bounded by `timeout`: what the destination answered.
 pub async fn once(
     destination: &Destination,
@@ -74,8 +89,12 @@ pub async fn once(
 ) -> Result<String, Failed> {
     let attempt = async {
         match destination {
-            Destination::Webhook(webhook) => post(webhook, message.json()).await,
-            Destination::Email(email) => mail(email, message, host, timeout).await,
+            Destination::Webhook { webhook, ca_file } => {
+                post(webhook, ca_file, message.json()).await
+            }
+            Destination::Email { route, ca_file } => {
+                mail(route, ca_file, message, host, timeout).await
+            }
             Destination::Syslog(socket) => syslog(socket.clone(), message).await,
         }
     };
@@ -108,12 +127,46 @@ pub async fn with_retries(
     }
 }
 
-/// A POST of `body` (JSON) to the webhook; a 2xx status is delivered.
-async fn post(webhook: &Webhook, body: Vec<u8>) -> Result<String, Failed> {
-    let url = &webhook.url;
-    let stream = TcpStream::connect(&url.address)
+/// A POST of `body` (JSON) to the webhook, over TLS for `https://`; a 2xx status is
+/// delivered.
+async fn post(
+    webhook: &Webhook,
+    ca_file: &Option<PathBuf>,
+    body: Vec<u8>,
+) -> Result<String, Failed> {
+    let stream = TcpStream::connect(&webhook.url.address)
         .await
         .map_err(|e| transient(os_reason(&e)))?;
+    if !webhook.https {
+        return post_on(stream, webhook, body).await;
+    }
+    let config = tls::client_config(ca_file.clone())
+        .await
+        .map_err(permanent)?;
+    let host = webhook.url.host_name();
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| permanent(format!("{host}: {e}")))?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .map_err(|e| {
+            // A certificate that does not check will not check on the next attempt either.
+            let rustls_error = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+            Failed {
+                permanent: matches!(rustls_error, Some(rustls::Error::InvalidCertificate(_))),
+                reason: format!("TLS: {e}"),
+            }
+        })?;
+    post_on(stream, webhook, body).await
+}
+
+/// The POST itself, on a connection made (plain or TLS).
+async fn post_on(
+    stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    webhook: &Webhook,
+    body: Vec<u8>,
+) -> Result<String, Failed> {
+    let url = &webhook.url;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| transient(e.to_string()))?;
@@ -167,20 +220,19 @@ async fn post(webhook: &Webhook, body: Vec<u8>) -> Result<String, Failed> {
     })
 }
 
-/// The message as a mail, through the route's SMTP server (plain SMTP).
+/// The message as a mail, through the route's SMTP server (plain, STARTTLS or TLS).
 async fn mail(
     route: &EmailRoute,
+    ca_file: &Option<PathBuf>,
     message: &Message,
     host: &str,
     timeout: Duration,
 ) -> Result<String, Failed> {
     use lettre::message::header::ContentType;
+    use lettre::transport::smtp::client::Tls;
     use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-    let refused = |reason: String| Failed {
-        reason,
-        permanent: true,
-    };
+    let refused = permanent;
     let from = route
         .from
         .parse()
@@ -196,8 +248,22 @@ async fn mail(
     let mail = builder
         .body(message.text())
         .map_err(|e| refused(e.to_string()))?;
+    let tls = match route.tls {
+        SmtpTls::None => Tls::None,
+        SmtpTls::Starttls | SmtpTls::Tls => {
+            let parameters = tls::smtp_parameters(route.host.clone(), ca_file.clone())
+                .await
+                .map_err(permanent)?;
+            if route.tls == SmtpTls::Tls {
+                Tls::Wrapper(parameters)
+            } else {
+                Tls::Required(parameters)
+            }
+        }
+    };
     let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&route.host)
         .port(route.port)
+        .tls(tls)
         .timeout(Some(timeout))
         .hello_name(lettre::transport::smtp::extension::ClientId::Domain(
             host.to_string(),
@@ -275,15 +341,19 @@ mod tests {
     use tokio::net::TcpListener;
 
     fn webhook(address: SocketAddr) -> Destination {
-        Destination::Webhook(Webhook {
-            url: taskmaster_config::HttpProbe {
-                url: format!("http://{address}/hook"),
-                address: address.to_string(),
-                host: address.to_string(),
-                path: "/hook".to_string(),
+        Destination::Webhook {
+            webhook: Webhook {
+                url: taskmaster_config::HttpProbe {
+                    url: format!("http://{address}/hook"),
+                    address: address.to_string(),
+                    host: address.to_string(),
+                    path: "/hook".to_string(),
+                },
+                https: false,
+                headers: vec![("Authorization".to_string(), "Bearer t".to_string())],
             },
-            headers: vec![("Authorization".to_string(), "Bearer t".to_string())],
-        })
+            ca_file: None,
+        }
     }
 
     /// A server answering each connection with the next of `statuses`; what it read.

@@ -14,6 +14,7 @@ mod batch;
 mod deliver;
 mod events;
 mod message;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,13 +62,19 @@ struct Settings {
 
 impl Settings {
     fn of(spec: &AlertingSpec, syslog_socket: &std::path::Path) -> Settings {
+        let ca_file = &spec.ca_file;
         let mut destinations: Vec<Destination> = spec
             .webhooks
             .iter()
-            .cloned()
-            .map(Destination::Webhook)
+            .map(|webhook| Destination::Webhook {
+                webhook: webhook.clone(),
+                ca_file: ca_file.clone(),
+            })
             .collect();
-        destinations.extend(spec.email.clone().map(Destination::Email));
+        destinations.extend(spec.email.iter().map(|route| Destination::Email {
+            route: route.clone(),
+            ca_file: ca_file.clone(),
+        }));
         if spec.syslog {
             destinations.push(Destination::Syslog(syslog_socket.to_path_buf()));
         }

@@ -760,6 +760,21 @@ impl Taskmaster {
         Taskmaster::spawn(sandbox, sandbox.taskmaster_command(extra_args))
     }
 
+    /// [`Taskmaster::start`], returning once the control socket beside the configuration
+    /// takes connections (for tests that talk to it with ctl or the API first).
+    pub fn start_serving(sandbox: &Sandbox, extra_args: &[&str]) -> Taskmaster {
+        let tm = Taskmaster::start(sandbox, extra_args);
+        let socket = sandbox.file("taskmaster.sock");
+        let connect = || std::os::unix::net::UnixStream::connect(&socket).ok();
+        if wait_until_or_none(TIMEOUT, connect).is_none() {
+            panic!(
+                "the control socket never took a connection\n{}",
+                tm.diagnostics()
+            );
+        }
+        tm
+    }
+
     /// Starts `cmd` as the daemon, on pipes; its event log is `sandbox.logfile()`.
     pub fn spawn(sandbox: &Sandbox, mut cmd: Command) -> Taskmaster {
         cmd.stdin(Stdio::piped())
