@@ -307,6 +307,24 @@ mod tests {
     }
 
     #[test]
+    fn a_rotation_turned_on_or_off_restarts_and_a_new_size_does_not() {
+        let with = |maxbytes: &str| {
+            config(&format!(
+                "programs:\n  web: {{cmd: a, stdout: web.log, stdout_maxbytes: {maxbytes}}}\n"
+            ))
+        };
+        let settings = |old: &str, new: &str| {
+            let plan = diff(&with(old), &with(new));
+            plan.settings.get("web").cloned().unwrap_or_default()
+        };
+        // 1MB to 2MB: taskmaster's capture rotates at the new size.
+        assert_eq!(settings("1MB", "2MB").describe(), "in place: rotation");
+        // 0 to 1MB and back: the process wrote the file itself, or will.
+        assert_eq!(settings("0", "1MB").describe(), "restart: rotation");
+        assert_eq!(settings("1MB", "0").describe(), "restart: rotation");
+    }
+
+    #[test]
     fn identical_configurations_give_an_empty_plan() {
         let text = "programs:\n  web: {cmd: a}\n  db: {cmd: b}\n";
         let plan = diff(&config(text), &config(text));

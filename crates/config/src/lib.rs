@@ -627,6 +627,20 @@ impl ProgramSpec {
         }
     }
 
+    /// Whether the process writes `stream`'s file itself (opened by taskmaster with
+    /// O_APPEND, given as the child's descriptor), rather than into a pipe taskmaster drains:
+    /// when the stream goes to a file that is never rotated and nothing reads the stream in
+    /// passing (no syslog, no output events, not a listener's protocol). taskmaster then
+    /// spends nothing on the stream, and no crash of its can lose a byte; whatever needs the
+    /// output after it is written (`tail`, `alerts`) reads the file.
+    pub fn writes_own_file(&self, stream: Stream) -> bool {
+        self.file(stream).is_some()
+            && self.rotation(stream).maxbytes == 0
+            && self.syslog(stream).is_none()
+            && !self.events(stream).any()
+            && !(self.listener.is_some() && stream == Stream::Stdout)
+    }
+
     /// Whether an exit with this code counts as expected.
     pub fn is_expected_exit(&self, code: i32) -> bool {
         self.exitcodes.contains(&code)
@@ -665,6 +679,10 @@ impl ProgramSpec {
     /// that grows or shrinks leaves the processes it keeps alone.
     pub fn changes(&self, other: &ProgramSpec) -> SettingsChange {
         let (a, b) = (self, other);
+        // A rotation turned on or off changes who writes the file (the process or taskmaster).
+        let output_way_changes = [Stream::Stdout, Stream::Stderr]
+            .into_iter()
+            .any(|stream| a.writes_own_file(stream) != b.writes_own_file(stream));
         let in_place = [
             ("autostart", a.autostart != b.autostart),
             ("autorestart", a.autorestart != b.autorestart),
@@ -691,7 +709,8 @@ impl ProgramSpec {
             // The capture's sink takes the new sizes for its next write.
             (
                 "rotation",
-                a.stdout_rotation != b.stdout_rotation || a.stderr_rotation != b.stderr_rotation,
+                (a.stdout_rotation != b.stdout_rotation || a.stderr_rotation != b.stderr_rotation)
+                    && !output_way_changes,
             ),
         ];
         let mut same = other.clone();
@@ -736,6 +755,7 @@ impl ProgramSpec {
                 a.stderr != b.stderr || a.stderr_syslog != b.stderr_syslog,
             ),
             ("stdin", a.stdin != b.stdin),
+            ("rotation", output_way_changes),
             // The child is told its period (WATCHDOG_USEC) when it starts.
             ("watchdog", a.watchdog != b.watchdog),
             // Its output is watched for them from its start.

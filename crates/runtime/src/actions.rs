@@ -246,6 +246,7 @@ impl Daemon {
     /// How many were reopened, and what failed.
     fn reopen_logs(&mut self, only: Option<&[PathBuf]>) -> (usize, Vec<String>) {
         let (mut files, mut errors) = self.sinks.reopen(only);
+        self.warn_of_files_processes_hold(only);
         if only.is_none() {
             match self.log.reopen_in_place() {
                 Ok(()) => files += 1,
@@ -256,6 +257,32 @@ impl Daemon {
             }
         }
         (files, errors)
+    }
+
+    /// Says which of the files `only` names (or of every file) the running processes write
+    /// themselves: taskmaster cannot reopen those (the process holds its descriptor), so an
+    /// outside logrotate that renamed one has the process writing on into the renamed file.
+    fn warn_of_files_processes_hold(&mut self, only: Option<&[PathBuf]>) {
+        let mut held: Vec<String> = Vec::new();
+        for process in self.supervisor.processes().filter(|p| p.pid.is_some()) {
+            for stream in [Stream::Stdout, Stream::Stderr] {
+                let Some(path) = process.spec.file(stream) else {
+                    continue;
+                };
+                let chosen = only.is_none_or(|only| only.iter().any(|p| p == path));
+                let text = path.display().to_string();
+                if chosen && process.spec.writes_own_file(stream) && !held.contains(&text) {
+                    held.push(text);
+                }
+            }
+        }
+        if !held.is_empty() {
+            self.log.warn(format!(
+                "logrotate: {} written by the processes themselves (never rotated by taskmaster): \
+                 not reopened; an outside logrotate needs copytruncate for them",
+                held.join(", ")
+            ));
+        }
     }
 
     fn send_signal(&mut self, pid: u32, signal: Signal, scope: Scope) {

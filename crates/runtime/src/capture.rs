@@ -1,8 +1,10 @@
 //! Output capture: children write into pipes taskmaster holds, and a thread per pipe moves what
-//! arrives into the log file with `splice`, inside the kernel.
+//! arrives into the log file with `splice`, inside the kernel. (A file never rotated, with
+//! nothing reading the stream on its way, is the child's own instead: see
+//! `ProgramSpec::writes_own_file` and `spawn`. Nothing here is involved.)
 //!
 //! Why pipes rather than giving the child the file itself: taskmaster then holds every byte's
-//! way to disk (what rotation, `tail`, attach and a hot backup need), and still copies nothing
+//! way to disk (what rotation, syslog and output events need), and still copies nothing
 //! through user space: `splice` moves pages from the pipe to the file, so no byte ever sits in a
 //! buffer of ours where a crash could lose it. A thread per pipe blocks in `splice`, never the
 //! event loop: a program writing as fast as it can delays nobody's restart or request.

@@ -67,14 +67,8 @@ pub fn spawn(
             .map_err(|e| format!("workingdir {}: {}", dir.display(), os_reason(&e)))?;
     }
     let stdin = input(&spec.stdin)?;
-    let stdout = output(
-        destination(name, spec, Stream::Stdout, sinks)?,
-        Stream::Stdout,
-    )?;
-    let stderr = output(
-        destination(name, spec, Stream::Stderr, sinks)?,
-        Stream::Stderr,
-    )?;
+    let stdout = output(name, spec, Stream::Stdout, sinks)?;
+    let stderr = output(name, spec, Stream::Stderr, sinks)?;
     let mut env = environment(name, spec, context);
     if let Some(period) = spec.watchdog {
         env.push((
@@ -125,8 +119,8 @@ pub fn spawn_shell(
     let mut env = environment(name, spec, context);
     env.extend(extra_env.iter().map(|(k, v)| (k.into(), v.into())));
     let mut output_of = |stream| match to_logs {
-        true => output(destination(name, spec, stream, sinks)?, stream),
-        false => output(None, stream),
+        true => output(name, spec, stream, sinks),
+        false => discard(),
     };
     let stdout = output_of(Stream::Stdout)?;
     let stderr = output_of(Stream::Stderr)?;
@@ -406,10 +400,12 @@ fn input(stdin: &Stdin) -> Result<Input, String> {
     }
 }
 
-/// Where a child's stdout or stderr goes: /dev/null, or a pipe that taskmaster drains into the
-/// file or to syslog (see [`crate::capture`]).
+/// Where a child's stdout or stderr goes: /dev/null, its file itself, or a pipe that
+/// taskmaster drains into the file or to syslog (see [`crate::capture`]).
 enum Output {
     Discard(File),
+    /// The file, opened O_APPEND: the child writes it ([`ProgramSpec::writes_own_file`]).
+    Direct(File),
     Captured {
         pipe: Pipe,
         stream: Stream,
@@ -421,7 +417,7 @@ impl Output {
     /// The descriptor the child gets.
     fn child_end(&self) -> BorrowedFd<'_> {
         match self {
-            Output::Discard(file) => file.as_fd(),
+            Output::Discard(file) | Output::Direct(file) => file.as_fd(),
             Output::Captured { pipe, .. } => pipe.write.as_fd(),
         }
     }
@@ -430,7 +426,7 @@ impl Output {
     /// ends when the child (and whatever inherited it) is gone.
     fn into_capture(self) -> Option<(OwnedFd, Stream, Destination)> {
         match self {
-            Output::Discard(_) => None,
+            Output::Discard(_) | Output::Direct(_) => None,
             Output::Captured {
                 pipe,
                 stream,
@@ -450,14 +446,11 @@ pub fn destination(
     sinks: &mut Sinks,
 ) -> Result<Option<Destination>, String> {
     let file = match spec.file(stream) {
-        Some(path) => Some(sinks.open(path, spec.rotation(stream)).map_err(|e| {
-            format!(
-                "cannot open {} file {}: {}",
-                stream.name(),
-                path.display(),
-                os_reason(&e)
-            )
-        })?),
+        Some(path) => Some(
+            sinks
+                .open(path, spec.rotation(stream))
+                .map_err(|e| cannot_open(stream, path, &e))?,
+        ),
         None => None,
     };
     if spec.listener.is_some() && stream == Stream::Stdout {
@@ -478,15 +471,25 @@ pub fn destination(
     })
 }
 
-/// The child's end of `stream`: /dev/null when it is discarded, else a pipe to drain to
-/// `destination`.
-fn output(destination: Option<Destination>, stream: Stream) -> Result<Output, String> {
-    let Some(destination) = destination else {
+/// The child's end of `stream` of process `name`: /dev/null when it is discarded, the file
+/// when the process writes it itself, else a pipe to drain to the stream's destination.
+fn output(
+    name: &str,
+    spec: &ProgramSpec,
+    stream: Stream,
+    sinks: &mut Sinks,
+) -> Result<Output, String> {
+    if let Some(path) = spec.file(stream).filter(|_| spec.writes_own_file(stream)) {
+        // Never truncated; O_APPEND puts each write of every process sharing it at the end.
         return File::options()
-            .write(true)
-            .open("/dev/null")
-            .map(Output::Discard)
-            .map_err(|e| format!("cannot open /dev/null: {}", os_reason(&e)));
+            .append(true)
+            .create(true)
+            .open(path)
+            .map(Output::Direct)
+            .map_err(|e| cannot_open(stream, path, &e));
+    }
+    let Some(destination) = destination(name, spec, stream, sinks)? else {
+        return discard();
     };
     let pipe = Pipe::new().map_err(|e| format!("cannot make a pipe: {}", os_reason(&e)))?;
     Ok(Output::Captured {
@@ -494,6 +497,25 @@ fn output(destination: Option<Destination>, stream: Stream) -> Result<Output, St
         stream,
         destination,
     })
+}
+
+/// `cannot open stdout file /var/log/web.log: Permission denied`: a spawn error.
+fn cannot_open(stream: Stream, path: &Path, e: &std::io::Error) -> String {
+    format!(
+        "cannot open {} file {}: {}",
+        stream.name(),
+        path.display(),
+        os_reason(e)
+    )
+}
+
+/// /dev/null, for a stream nobody keeps.
+fn discard() -> Result<Output, String> {
+    File::options()
+        .write(true)
+        .open("/dev/null")
+        .map(Output::Discard)
+        .map_err(|e| format!("cannot open /dev/null: {}", os_reason(&e)))
 }
 
 #[cfg(test)]

@@ -69,6 +69,103 @@ fn a_child_writes_into_a_pipe_taskmaster_holds() {
     sandbox.wait_for_contents("web.out", |text| text == "hello\n", TIMEOUT);
 }
 
+/// A file that is never rotated, with nothing reading the stream on its way: the child's own
+/// descriptor is the file, opened for appending; `tail` and `alerts` read it all the same.
+#[test]
+fn a_file_never_rotated_is_written_by_the_process_itself() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.file_str("web.out");
+    sandbox.write_config(&config(&[program(
+        "web",
+        &fixture_cmd(&["lines", "3000", "print", "ready", "sleep", "forever"]),
+        &[
+            "starttime: 0",
+            &format!("stdout: {}", yaml_quote(&out)),
+            "stdout_maxbytes: 0",
+            "redirect_stderr: true",
+            "alerts: [{match: \"ready\"}]",
+        ],
+    )]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    let pid = tm
+        .wait_for_state("web", "RUNNING", TIMEOUT)
+        .pid()
+        .expect("web's pid");
+    assert_eq!(fd_target(pid, 1), PathBuf::from(&out), "stdout is the file");
+    assert_eq!(
+        fd_target(pid, 2),
+        PathBuf::from(&out),
+        "stderr too (redirected)"
+    );
+    let flags = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/1")).unwrap_or_default();
+    let flags = flags
+        .lines()
+        .find_map(|line| line.strip_prefix("flags:"))
+        .and_then(|octal| u32::from_str_radix(octal.trim(), 8).ok())
+        .unwrap_or(0);
+    assert_ne!(flags & libc::O_APPEND as u32, 0, "opened for appending");
+    let expected: String = (1..=3000)
+        .map(|i| format!("line {i}\n"))
+        .chain(["ready\n".to_string()])
+        .collect();
+    sandbox.wait_for_contents("web.out", |text| text == expected, TIMEOUT);
+    tm.wait_for_log("web: alert (warning) on stdout: ready", TIMEOUT);
+    let tail = sandbox.ctl(&["tail", "-n", "2", "web"]);
+    assert_eq!(tail.stdout, "line 3000\nready\n", "{tail:?}");
+}
+
+/// Where something must read the stream as it comes (syslog, output events) or taskmaster
+/// rotates the file, the child writes into taskmaster's pipe, as before.
+#[test]
+fn a_stream_that_is_read_on_its_way_or_rotated_still_goes_through_a_pipe() {
+    let sandbox = Sandbox::new();
+    let socket = sandbox.file_str("log.sock");
+    let _syslog = std::os::unix::net::UnixDatagram::bind(&socket).expect("bind a syslog socket");
+    let sleeper = |name: &str, extra: &str| {
+        let out = format!(
+            "stdout: {}",
+            yaml_quote(&sandbox.file_str(&format!("{name}.out")))
+        );
+        program(
+            name,
+            &fixture_cmd(&["sleep", "forever"]),
+            &["starttime: 0", &out, extra],
+        )
+    };
+    let yaml = format!(
+        "syslog_socket: {}\n{}",
+        yaml_quote(&socket),
+        config(&[
+            sleeper("direct", "stdout_maxbytes: 0"),
+            sleeper("rotated", "stdout_maxbytes: 1MB"),
+            sleeper("syslogged", "stdout_syslog: true\n    stdout_maxbytes: 0"),
+            sleeper(
+                "heard",
+                "stdout_events_enabled: true\n    stdout_maxbytes: 0"
+            ),
+        ])
+    );
+    sandbox.write_config(&yaml);
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    for (name, piped) in [
+        ("direct", false),
+        ("rotated", true),
+        ("syslogged", true),
+        ("heard", true),
+    ] {
+        let pid = tm
+            .wait_for_state(name, "RUNNING", TIMEOUT)
+            .pid()
+            .expect("a pid");
+        let target = fd_target(pid, 1).to_string_lossy().into_owned();
+        assert_eq!(
+            target.starts_with("pipe:["),
+            piped,
+            "{name}'s stdout is {target}"
+        );
+    }
+}
+
 #[test]
 fn the_last_lines_are_in_the_file_when_the_exit_is_known() {
     let sandbox = Sandbox::new();
@@ -482,6 +579,43 @@ fn logrotate_reopens_files_an_outside_logrotate_renamed() {
     assert!(log.contains("log files reopened: 2, errors: 0"), "{log}");
 }
 
+/// A file the process writes itself cannot be reopened by taskmaster: `logrotate` says so,
+/// and logrotate's `copytruncate` is the way (the file is opened for appending, so the
+/// process's next line lands at the start of the emptied file, not after a hole).
+#[test]
+fn logrotate_names_the_files_processes_write_themselves_and_copytruncate_keeps_them() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&config(&[program(
+        "job",
+        &before_and_after(),
+        &["starttime: 0", "stdout: job.out", "stdout_maxbytes: 0"],
+    )]));
+    let mut tm = Taskmaster::start(&sandbox, &[]);
+    tm.wait_for_state("job", "RUNNING", TIMEOUT);
+    sandbox.wait_for_contents("job.out", |text| text == "before\n", TIMEOUT);
+    // What logrotate's copytruncate does: copy, then empty the file in place.
+    std::fs::copy(sandbox.file("job.out"), sandbox.file("job.out.1")).expect("copy");
+    std::fs::File::options()
+        .write(true)
+        .open(sandbox.file("job.out"))
+        .and_then(|file| file.set_len(0))
+        .expect("truncate");
+    let answer = ctl(&sandbox, &["logrotate"]);
+    assert!(answer.status.success(), "{answer:?}");
+    let warning = tm.wait_for_log("written by the processes themselves", TIMEOUT);
+    assert!(
+        warning.contains(&format!(
+            "logrotate: {} written by the processes themselves (never rotated by taskmaster): \
+             not reopened; an outside logrotate needs copytruncate for them",
+            sandbox.file("job.out").display()
+        )),
+        "{warning}"
+    );
+    std::fs::write(sandbox.file("go"), "").expect("create go");
+    sandbox.wait_for_contents("job.out", |text| text == "after\n", TIMEOUT);
+    assert_eq!(sandbox.read("job.out.1"), "before\n");
+}
+
 #[test]
 fn logrotate_with_names_reopens_only_their_files() {
     let sandbox = Sandbox::new();
@@ -584,7 +718,8 @@ fn a_file_size_limit_is_an_error_the_capture_recovers_from() {
         &fixture_cmd(&["lines", "10000", "sleep", "forever"]),
         &[
             "starttime: 0",
-            "stdout_maxbytes: 0",
+            // Rotated, so captured by taskmaster (a file never rotated the child writes).
+            "stdout_maxbytes: 1MB",
             &format!("stdout: {}", yaml_quote(&out)),
         ],
     )]));
@@ -1111,7 +1246,9 @@ fn a_full_disk_is_reported_once_and_capture_resumes_when_there_is_room() {
         &[
             "starttime: 0",
             &format!("stdout: {}", yaml_quote(&out.to_string_lossy())),
-            "stdout_maxbytes: 0",
+            // Rotated (past the disk's size), so captured: a file never rotated the writer
+            // writes itself, and would hear of the full disk itself.
+            "stdout_maxbytes: 100MB",
         ],
     )]));
     let mut tm = Taskmaster::start(&sandbox, &[]);

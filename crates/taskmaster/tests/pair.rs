@@ -356,18 +356,52 @@ fn sh(script: &str) -> String {
 }
 
 /// `counter`: `numprocs` processes, each appending `NAME N` (N = 1, 2, 3, ...) to counter.out
-/// every ~20 ms, a line per write (`echo` is a shell builtin).
+/// every ~20 ms, a line per write (`echo` is a shell builtin), through taskmaster's capture.
 fn counter(numprocs: usize) -> String {
+    counter_with(numprocs, &[])
+}
+
+/// [`counter`] with `extra` keys.
+fn counter_with(numprocs: usize, extra: &[&str]) -> String {
+    let numprocs = format!("numprocs: {numprocs}");
+    let mut keys = vec![
+        numprocs.as_str(),
+        "starttime: 0",
+        "stoptime: 2",
+        "stdout: counter.out",
+    ];
+    keys.extend_from_slice(extra);
     program(
         "counter",
         &sh(r#"i=0; while :; do i=$((i+1)); echo "$TASKMASTER_PROCESS_NAME $i"; sleep 0.02; done"#),
-        &[
-            &format!("numprocs: {numprocs}"),
-            "starttime: 0",
-            "stoptime: 2",
-            "stdout: counter.out",
-        ],
+        &keys,
     )
+}
+
+/// Asserts that counter.out holds each of `counters`' lines exactly once, in order, and at
+/// least 10 of each.
+fn assert_counted_once(pair: &Pair<'_>, sandbox: &Sandbox, counters: &[&str]) {
+    let text = sandbox.read("counter.out");
+    assert!(text.ends_with('\n'), "counter.out ends mid-line");
+    let numbers = counted(&text);
+    assert_eq!(numbers.len(), counters.len(), "{:?}", numbers.keys());
+    for name in counters {
+        let written = &numbers[*name];
+        let last = written.len() as u64;
+        let expected: Vec<u64> = (1..=last).collect();
+        if *written != expected {
+            let first_wrong = written
+                .iter()
+                .zip(&expected)
+                .position(|(got, want)| got != want);
+            pair.fail(&format!(
+                "{name} wrote {last} lines, not 1..={last} in order; first difference at line \
+                 {first_wrong:?}: {:?}",
+                first_wrong.map(|at| &written[at.saturating_sub(2)..(at + 3).min(written.len())])
+            ));
+        }
+        assert!(last >= 10, "{name} wrote only {last} lines");
+    }
 }
 
 /// `quitter`: exits with code 7 once the file `quit` exists, removing it first so that the
@@ -534,28 +568,52 @@ fn the_primary_killed_five_times_leaves_every_child_running_and_every_line_writt
     // Every line each counter wrote is in the file exactly once.
     let stop = sandbox.ctl(&["stop", "counter:*"]);
     assert_eq!(stop.code, Some(0), "{stop:?}");
-    let text = sandbox.read("counter.out");
-    assert!(text.ends_with('\n'), "counter.out ends mid-line");
-    let numbers = counted(&text);
-    assert_eq!(numbers.len(), counters.len(), "{:?}", numbers.keys());
-    for name in counters {
-        let written = &numbers[name];
-        let last = written.len() as u64;
-        let expected: Vec<u64> = (1..=last).collect();
-        if *written != expected {
-            let first_wrong = written
-                .iter()
-                .zip(&expected)
-                .position(|(got, want)| got != want);
-            pair.fail(&format!(
-                "{name} wrote {last} lines, not 1..={last} in order; first difference at line \
-                 {first_wrong:?}: {:?}",
-                first_wrong.map(|at| &written[at.saturating_sub(2)..(at + 3).min(written.len())])
-            ));
-        }
-        assert!(last >= 10, "{name} wrote only {last} lines");
-    }
+    assert_counted_once(&pair, &sandbox, &counters);
 
+    pair.shutdown();
+}
+
+/// A file the processes write themselves (never rotated: `stdout_maxbytes: 0`) has nothing
+/// to hand over: the primary's death costs it no line, and the counters write on.
+#[test]
+fn a_file_the_processes_write_themselves_loses_no_line_across_a_takeover() {
+    let sandbox = Sandbox::new();
+    let yaml = config(&[counter_with(2, &["stdout_maxbytes: 0"])]);
+    let mut pair = Pair::start(&sandbox, &yaml);
+    let children = pair.running_pids();
+    for pid in children.values() {
+        let stdout = std::fs::read_link(format!("/proc/{pid}/fd/1")).unwrap_or_default();
+        assert_eq!(
+            stdout,
+            sandbox.file("counter.out"),
+            "pid {pid} writes the file"
+        );
+    }
+    let counters = ["counter_00", "counter_01"];
+    // Every counter 10 lines past `at`.
+    let all_past = |at: &HashMap<String, u64>| {
+        let counts = last_counts(&sandbox);
+        counters
+            .iter()
+            .all(|name| {
+                counts.get(*name).copied().unwrap_or(0) >= at.get(*name).copied().unwrap_or(0) + 10
+            })
+            .then_some(())
+    };
+    wait_until("every counter to write", TIMEOUT, || {
+        all_past(&HashMap::new())
+    });
+    let primary = pair.primary_pid();
+    let counts_at_kill = last_counts(&sandbox);
+    let (successor, _) = pair.kill_primary(primary);
+    assert_ne!(successor, primary);
+    assert_eq!(pair.running_pids(), children, "the same children");
+    wait_until("the counters to write on", TIMEOUT, || {
+        all_past(&counts_at_kill)
+    });
+    let stop = sandbox.ctl(&["stop", "counter:*"]);
+    assert_eq!(stop.code, Some(0), "{stop:?}");
+    assert_counted_once(&pair, &sandbox, &counters);
     pair.shutdown();
 }
 
