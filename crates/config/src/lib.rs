@@ -924,24 +924,27 @@ impl ControlClient {
                 format!("cannot read: {}", os_reason(&e)),
             ))
         })?;
-        let (config, ctl) = match detect_format(path, &text) {
-            Format::Yaml => (Config::parse(&text, path)?, None),
+        let (socket, access, ctl) = match detect_format(path, &text) {
+            // Only the keys a client needs: see `yaml::control_client`.
+            Format::Yaml => {
+                let (socket, access) = yaml::control_client(&raw::parse(&text, path)?, path)?;
+                (socket, access, None)
+            }
             Format::Ini => {
                 let ini = ini::parse(&text, path, &ini::Host::current())?;
-                (ini.config, ini.supervisorctl)
+                let access = ini.config.daemon.socket_access;
+                (ini.config.socket, access, ini.supervisorctl)
             }
         };
         let from_ctl = ctl.and_then(|ctl| match (ctl.username, ctl.password) {
             (Some(username), Some(password)) => Some(Credentials { username, password }),
             _ => None,
         });
-        let own = config
-            .daemon
-            .socket_access
+        let own = access
             .credentials
             .filter(|c| !c.password.starts_with("{SHA}"));
         Ok(ControlClient {
-            socket: config.socket,
+            socket,
             credentials: from_ctl.or(own),
         })
     }

@@ -53,6 +53,52 @@ use crate::{
 
 /// Validates a raw tree read from `path`; `user` values are looked up in `accounts`, and
 /// `%(ENV_X)s` and `%(host_node_name)s` in `host`.
+/// The top-level keys a control client reads ([`control_client`]).
+const CONTROL_KEYS: [&str; 3] = ["socket", "socket_username", "socket_password"];
+
+/// How `taskmaster ctl -c FILE` reaches the daemon: the file's `socket` (default
+/// `taskmaster.sock` beside it) and socket credentials, each checked as [`validate`] checks
+/// it. Nothing else in the file is read: a client starts fast (no user or program lookups),
+/// and reaches a daemon whose file has since been edited into an invalid one.
+pub(crate) fn control_client(
+    tree: &Node,
+    path: &Path,
+) -> Result<(PathBuf, crate::SocketAccess), ConfigErrors> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let accounts = Accounts::system();
+    let host = crate::Host::current();
+    let mut checker = Checker {
+        file: path,
+        dir,
+        accounts: &accounts,
+        errors: Vec::new(),
+        host: &host,
+        group_of: BTreeMap::new(),
+    };
+    let mut top = TopLevel::default();
+    if let Value::Mapping(pairs) = &tree.value {
+        let wanted: Vec<(Node, Node)> = pairs
+            .iter()
+            .filter(|(key, _)| {
+                matches!(&key.value, Value::Scalar { text, .. } if CONTROL_KEYS.contains(&text.as_str()))
+            })
+            .cloned()
+            .collect();
+        checker.keys(&wanted, "", TOP_LEVEL_KEYS, &mut top);
+    }
+    let access = checker.socket_access(&mut top);
+    if !checker.errors.is_empty() {
+        return Err(ConfigErrors::sorted(checker.errors));
+    }
+    let socket = top
+        .socket
+        .unwrap_or_else(|| checker.dir.join("taskmaster.sock"));
+    Ok((socket, access))
+}
+
 pub(crate) fn validate(
     tree: &Node,
     path: &Path,

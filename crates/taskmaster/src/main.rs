@@ -150,9 +150,13 @@ const SHELL_FAREWELL: Duration = Duration::from_secs(5);
 const INVALID_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
-    // Before anything else, and before any thread exists.
-    taskmaster_runtime::prepare_process();
-    match Cli::parse().command.with_absolute_paths() {
+    let command = Cli::parse().command.with_absolute_paths();
+    // What supervises (`run`, the pair demo) first makes this process fit to, before any
+    // thread exists; a client (`ctl`, `check`, `convert`) starts without it, for speed.
+    if matches!(command, Command::Run { .. } | Command::PairDemo { .. }) {
+        taskmaster_runtime::prepare_process();
+    }
+    match command {
         Command::Check { config } => check(&config),
         Command::Convert { file } => convert(&file),
         Command::Ctl {
@@ -555,22 +559,27 @@ fn ctl(target: &taskmaster_config::ControlClient, json: bool, command: &[String]
     }
     let mut stdout = std::io::stdout();
     let executed = taskmaster_shell::execute(&backend, &command.join(" "), &mut stdout);
+    // The answer in one write, not one per line (stdout is line-buffered).
+    let mut text = String::new();
     if json {
         let value = match &executed.reply {
             Some(reply) => taskmaster_api::wire::reply_json(reply),
             None if executed.lines.is_empty() => serde_json::json!({}),
             None => serde_json::json!({ "error": executed.lines.join("\n") }),
         };
-        println!("{value}");
-    } else if executed.verdict == Verdict::Error {
-        for line in &executed.lines {
-            eprintln!("{line}");
-        }
+        text = format!("{value}\n");
     } else {
         for line in &executed.lines {
-            println!("{line}");
+            text.push_str(line);
+            text.push('\n');
         }
     }
+    // A closed stdout (`ctl status | head -1`) is the reader's choice, not a failure.
+    let _ = if executed.verdict == Verdict::Error && !json {
+        std::io::stderr().write_all(text.as_bytes())
+    } else {
+        stdout.write_all(text.as_bytes())
+    };
     ExitCode::from(executed.verdict.exit_status())
 }
 
