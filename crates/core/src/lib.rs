@@ -32,7 +32,9 @@ pub use control::{
 };
 pub use notify::Notification;
 pub use process::{ExitCause, ExitStatus, Health, LastExit, Process, State};
-pub use supervisor::{Action, Announcement, Event, LoadPurpose, Notice, Scope, Supervisor};
+pub use supervisor::{
+    Action, Announcement, Changes, Event, LoadPurpose, Notice, Scope, Supervisor,
+};
 pub use taskmaster_config::{
     AutoRestart, ChangedSettings, Config, ProgramSpec, ReloadPlan, Signal,
 };

@@ -1,4 +1,5 @@
 mod dependencies;
+mod index;
 mod liveness;
 mod requests;
 
@@ -241,6 +242,38 @@ pub struct Notice {
     pub message: String,
 }
 
+/// What changed in a supervisor since the last time (see [`Supervisor::take_changes`]), for a
+/// copy to apply ([`Supervisor::apply_changes`]): plain data, as the state is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Records changed or added, whole.
+    processes: Vec<Process>,
+    /// Records removed, by name.
+    removed: Vec<String>,
+    /// The configuration and the staged one, when either changed.
+    config: Option<Box<(Config, Option<Config>)>>,
+    waiting_processes: BTreeMap<String, Arc<ProgramSpec>>,
+    waiters: Vec<Waiter>,
+    shutting_down: bool,
+    exit_sent: bool,
+    exit_code: u8,
+    daemon_pid: u32,
+    pair: Option<PairInfo>,
+    held_stops: BTreeSet<String>,
+    reloads: crate::control::ReloadCounts,
+    alerts_sent: BTreeMap<String, crate::control::DeliveryCounts>,
+}
+
+impl Changes {
+    /// The names of the records it changes or removes.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.processes
+            .iter()
+            .map(|p| p.name.as_str())
+            .chain(self.removed.iter().map(String::as_str))
+    }
+}
+
 /// A request waiting for processes to reach their goals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Waiter {
@@ -277,7 +310,7 @@ struct Named {
 pub struct Supervisor {
     config: Config,
     /// By name; the order is the order `status` lists them in.
-    processes: BTreeMap<String, Process>,
+    processes: index::Records,
     /// Processes added or changed by a reload whose old record is still stopping, by name;
     /// each is added once the old one is gone.
     #[serde(default)]
@@ -303,6 +336,10 @@ pub struct Supervisor {
     /// Alert messages delivered and failed, by destination, for the metrics.
     #[serde(default)]
     alerts_sent: BTreeMap<String, crate::control::DeliveryCounts>,
+    /// Caches that keep an event's work from growing with the number of processes; not
+    /// state (see `index.rs`).
+    #[serde(skip)]
+    index: index::Index,
 }
 
 impl Supervisor {
@@ -311,7 +348,7 @@ impl Supervisor {
     pub fn new(config: Config, daemon_pid: u32, now: Time) -> (Supervisor, Vec<Action>) {
         let mut supervisor = Supervisor {
             config: config.clone(),
-            processes: BTreeMap::new(),
+            processes: index::Records::default(),
             waiting_processes: BTreeMap::new(),
             waiters: Vec::new(),
             staged: None,
@@ -323,6 +360,11 @@ impl Supervisor {
             held_stops: BTreeSet::new(),
             reloads: Default::default(),
             alerts_sent: BTreeMap::new(),
+            index: index::Index {
+                pids_known: true,
+                timers_known: true,
+                ..Default::default()
+            },
         };
         let mut out = Vec::new();
         // As supervisord: every group is added, then it runs, then the processes start.
@@ -344,6 +386,7 @@ impl Supervisor {
                 supervisor.start_or_wait(&name, Pull::NeverStarted, now, &mut out);
             }
         }
+        supervisor.refile();
         (supervisor, out)
     }
 
@@ -356,6 +399,7 @@ impl Supervisor {
     /// Reacts to one event and returns what to do, in order.
     pub fn handle(&mut self, event: Event, now: Time) -> Vec<Action> {
         let mut out = Vec::new();
+        self.index.know(&self.processes);
         match event {
             Event::Spawned { process, pid } => self.spawned(&process, pid, now, &mut out),
             Event::SpawnFailed { process, error } => {
@@ -425,16 +469,23 @@ impl Supervisor {
             } => self.config_staged(ticket, result.map(|config| *config), &mut out),
         }
         self.settle(now, &mut out);
+        self.refile();
         out
+    }
+
+    /// The records this event changed have their timers filed again (and are noted for the
+    /// backup).
+    fn refile(&mut self) {
+        let touched = self.processes.take_touched();
+        self.index.refile(&self.processes, touched);
     }
 
     /// The earliest moment something is due; the runtime sends [`Event::Timer`] then.
     pub fn next_deadline(&self) -> Option<Time> {
-        self.processes
-            .values()
-            .flat_map(|p| [p.deadline.map(|(at, _)| at), p.liveness.next_due()])
-            .flatten()
-            .min()
+        if self.index.timers_known {
+            return self.index.timers.first().map(|(at, _)| *at);
+        }
+        self.processes.values().filter_map(index::due).min()
     }
 
     pub fn processes(&self) -> impl Iterator<Item = &Process> {
@@ -447,6 +498,13 @@ impl Supervisor {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// A number that changes whenever [`Supervisor::config`] does (a reload applied, a group
+    /// added or removed), so that what is derived from the configuration is derived again
+    /// only then. Not state: a supervisor read back starts again from 0.
+    pub fn config_generation(&self) -> u64 {
+        self.index.config_changes
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -466,6 +524,12 @@ impl Supervisor {
         let mut out = Vec::new();
         self.daemon_pid = daemon_pid;
         self.waiters.clear();
+        let changed = self.index.changed.take();
+        self.index = index::Index {
+            changed,
+            ..Default::default()
+        };
+        self.index.know(&self.processes);
         // A shutdown the dead one had finished must still end this one.
         self.exit_sent = false;
         let lost_hooks: Vec<String> = self
@@ -493,7 +557,137 @@ impl Supervisor {
             );
         }
         self.settle(now, &mut out);
+        self.refile();
         out
+    }
+
+    /// From now on, keeps note of what changes, for [`Supervisor::take_changes`]: what a hot
+    /// backup that was just sent the whole state needs next.
+    pub fn keep_changes(&mut self) {
+        self.index.changed = Some(BTreeSet::new());
+        self.index.config_taken = self.index.config_changes;
+    }
+
+    /// What changed since [`Supervisor::keep_changes`] or the last call: the records changed,
+    /// added or removed, the configuration if it changed, and the rest of the state (small).
+    /// Its size grows with what changed, not with the number of processes.
+    pub fn take_changes(&mut self) -> Changes {
+        let names = self
+            .index
+            .changed
+            .replace(BTreeSet::new())
+            .unwrap_or_default();
+        let mut processes = Vec::new();
+        let mut removed = Vec::new();
+        for name in names {
+            match self.processes.get(&name) {
+                Some(p) => processes.push(p.clone()),
+                None => removed.push(name),
+            }
+        }
+        let config = (self.index.config_taken != self.index.config_changes).then(|| {
+            self.index.config_taken = self.index.config_changes;
+            Box::new((self.config.clone(), self.staged.clone()))
+        });
+        Changes {
+            processes,
+            removed,
+            config,
+            waiting_processes: self.waiting_processes.clone(),
+            waiters: self.waiters.clone(),
+            shutting_down: self.shutting_down,
+            exit_sent: self.exit_sent,
+            exit_code: self.exit_code,
+            daemon_pid: self.daemon_pid,
+            pair: self.pair.clone(),
+            held_stops: self.held_stops.clone(),
+            reloads: self.reloads,
+            alerts_sent: self.alerts_sent.clone(),
+        }
+    }
+
+    /// Brings a copy (a backup's) up to date with what its original changed.
+    pub fn apply_changes(&mut self, changes: Changes) {
+        for p in changes.processes {
+            self.processes.insert(p.name.clone(), p);
+        }
+        for name in &changes.removed {
+            self.processes.remove(name);
+        }
+        if let Some(config) = changes.config {
+            (self.config, self.staged) = *config;
+        }
+        self.waiting_processes = changes.waiting_processes;
+        self.waiters = changes.waiters;
+        self.shutting_down = changes.shutting_down;
+        self.exit_sent = changes.exit_sent;
+        self.exit_code = changes.exit_code;
+        self.daemon_pid = changes.daemon_pid;
+        self.pair = changes.pair;
+        self.held_stops = changes.held_stops;
+        self.reloads = changes.reloads;
+        self.alerts_sent = changes.alerts_sent;
+        // Built again from the records when this copy is used.
+        let _ = self.processes.take_touched();
+        self.index = index::Index::default();
+    }
+
+    /// The process whose child is `pid`, among those `keep` accepts: through the pid index,
+    /// verified against the record; past it (a supervisor read back, an orphan), by a look at
+    /// every record.
+    fn by_pid(&self, pid: u32, keep: impl Fn(&Process) -> bool) -> Option<String> {
+        let indexed = self.index.pids.get(&pid).and_then(|name| {
+            let p = self.processes.get(name)?;
+            (p.pid == Some(pid) && keep(p)).then(|| name.clone())
+        });
+        indexed.or_else(|| {
+            self.processes
+                .values()
+                .find(|p| p.pid == Some(pid) && keep(p))
+                .map(|p| p.name.clone())
+        })
+    }
+
+    /// Whether any process has a child (through the pid index, which has every one).
+    fn any_child(&self, mut keep: impl FnMut(&Process) -> bool) -> bool {
+        self.index.pids.iter().any(|(&pid, name)| {
+            self.processes
+                .get(name)
+                .is_some_and(|p| p.pid == Some(pid) && keep(p))
+        })
+    }
+
+    /// The summary of every process's settings, computed again if a spec changed since.
+    fn refresh_specs(&mut self) -> &index::SpecSummary {
+        let processes = &self.processes;
+        self.index
+            .specs
+            .get_or_insert_with(|| index::SpecSummary::of(processes.values()))
+    }
+
+    /// Whether any process of group `group` has a record: its processes are named `group`
+    /// (a lone program) or `group:PROCESS`, so only those names are looked at.
+    fn group_exists(&self, group: &str) -> bool {
+        self.group_members(group).next().is_some()
+    }
+
+    /// The processes of group `group`, in name order.
+    pub(super) fn group_members<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> impl Iterator<Item = &'a Process> + 'a {
+        let prefix = format!("{group}:");
+        let lone = self.processes.get(group).into_iter();
+        let members = self
+            .processes
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .map(|(_, p)| p)
+            .take_while(move |p| p.name.starts_with(&prefix));
+        lone.chain(members)
+            .filter(move |p| p.spec.group_name() == group)
     }
 
     // ---- events -------------------------------------------------------------------------
@@ -504,6 +698,7 @@ impl Supervisor {
         };
         p.pid = Some(pid);
         p.last_pid = Some(pid);
+        self.index.pids.insert(pid, name.to_string());
         let message = match &p.spec.user {
             Some(user) => format!("spawned with pid {pid} as {}", user.name),
             None => format!("spawned with pid {pid}"),
@@ -544,12 +739,7 @@ impl Supervisor {
         now: Time,
         out: &mut Vec<Action>,
     ) {
-        let Some(name) = self
-            .processes
-            .values()
-            .find(|p| p.pid == Some(pid) && p.held_exit.is_none())
-            .map(|p| p.name.clone())
-        else {
+        let Some(name) = self.by_pid(pid, |p| p.held_exit.is_none()) else {
             return; // an orphan reaped by the subreaper: none of ours
         };
         let Some(p) = self.processes.get_mut(&name) else {
@@ -637,14 +827,12 @@ impl Supervisor {
 
     /// The group of a held exit is empty: the exit takes effect.
     fn group_gone(&mut self, pgid: u32, now: Time, out: &mut Vec<Action>) {
-        let Some(p) = self
-            .processes
-            .values_mut()
-            .find(|p| p.pid == Some(pgid) && p.held_exit.is_some())
-        else {
+        let Some(name) = self.by_pid(pgid, |p| p.held_exit.is_some()) else {
             return;
         };
-        let name = p.name.clone();
+        let Some(p) = self.processes.get_mut(&name) else {
+            return;
+        };
         let Some(last_exit) = p.held_exit.take() else {
             return;
         };
@@ -667,6 +855,9 @@ impl Supervisor {
         let Some(p) = self.processes.get_mut(&name) else {
             return;
         };
+        if self.index.pids.get(&pid) == Some(&name) {
+            self.index.pids.remove(&pid);
+        }
         p.pid = None;
         p.paused = None;
         p.stopped_at = Some(now);
@@ -839,8 +1030,11 @@ impl Supervisor {
 
     /// Records that a child was paused by `signal`, or resumed (`None`).
     fn paused(&mut self, pid: u32, signal: Option<Signal>, now: Time, out: &mut Vec<Action>) {
-        let Some(p) = self.processes.values_mut().find(|p| p.pid == Some(pid)) else {
+        let Some(name) = self.by_pid(pid, |_| true) else {
             return; // an orphan of ours, or none at all
+        };
+        let Some(p) = self.processes.get_mut(&name) else {
+            return;
         };
         // A second stop while stopped changes nothing (and after a takeover, a pause is
         // learned without its signal).
@@ -861,17 +1055,20 @@ impl Supervisor {
     }
 
     fn deadlines_passed(&mut self, now: Time, out: &mut Vec<Action>) {
-        let due: Vec<(String, Deadline)> = self
-            .processes
-            .values_mut()
-            .filter_map(|p| match p.deadline {
-                Some((at, kind)) if at <= now => {
+        // Only the processes whose timers are due are looked at (the index files them all).
+        let timers_due = self.index.due_by(now);
+        let mut due: Vec<(String, Deadline)> = Vec::new();
+        for name in &timers_due {
+            let Some(p) = self.processes.get_mut(name) else {
+                continue;
+            };
+            if let Some((at, kind)) = p.deadline {
+                if at <= now {
                     p.deadline = None;
-                    Some((p.name.clone(), kind))
+                    due.push((p.name.clone(), kind));
                 }
-                _ => None,
-            })
-            .collect();
+            }
+        }
         for (name, kind) in due {
             let Some(p) = self.processes.get_mut(&name) else {
                 continue;
@@ -916,7 +1113,7 @@ impl Supervisor {
                 _ => {}
             }
         }
-        self.liveness_timers(now, out);
+        self.liveness_timers(timers_due, now, out);
     }
 
     /// Stdin writes were queued: the answer has one outcome per target.
@@ -1203,15 +1400,12 @@ impl Supervisor {
     /// Adds the record of process `name`, announcing its group when it is the group's first.
     fn insert_process(&mut self, name: String, spec: Arc<ProgramSpec>, out: &mut Vec<Action>) {
         let group = spec.group_name();
-        if !self
-            .processes
-            .values()
-            .any(|p| p.spec.group_name() == group)
-        {
+        if !self.group_exists(group) {
             out.push(Action::Announce(Announcement::GroupAdded(
                 group.to_string(),
             )));
         }
+        self.index.specs = None;
         self.processes
             .insert(name.clone(), Process::new(name, spec));
     }
@@ -1224,11 +1418,7 @@ impl Supervisor {
         };
         log(out, name, "removed".to_string());
         let group = removed.spec.group_name();
-        if !self
-            .processes
-            .values()
-            .any(|p| p.spec.group_name() == group)
-        {
+        if !self.group_exists(group) {
             out.push(Action::Announce(Announcement::GroupRemoved(
                 group.to_string(),
             )));
@@ -1242,9 +1432,14 @@ impl Supervisor {
         let ended = |p: &Process| {
             matches!(p.state, State::Exited | State::Fatal) && !p.start_pending() && !p.hook_running
         };
+        // Only the `critical` programs' processes are looked at, not every process.
+        self.refresh_specs();
         let critical = self
-            .processes
-            .values()
+            .index
+            .specs
+            .iter()
+            .flat_map(|specs| &specs.critical)
+            .filter_map(|name| self.processes.get(name))
             .find(|p| p.spec.critical && ended(p))
             .map(|p| {
                 let code = match p.last_exit.as_ref().and_then(|exit| exit.status) {
@@ -1312,12 +1507,15 @@ impl Supervisor {
     /// of the highest priority still running; lower priorities wait until it is down.
     fn stop_next_level(&mut self, now: Time, out: &mut Vec<Action>) {
         loop {
-            if self.processes.values().any(|p| p.state == State::Stopping) {
+            // STOPPING has a child: only the processes with one are looked at.
+            if self.any_child(|p| p.state == State::Stopping) {
                 return;
             }
-            // Dependents first: a process waits while one that depends on it runs.
+            // Dependents first: a process waits while one that depends on it runs. The
+            // programs with a running dependent are found once, not once per process.
             let running = |p: &Process| !p.state.is_stopped();
-            let free = |p: &Process| running(p) && !self.has_running_dependents(p);
+            let depended_on = self.depended_on_by_running();
+            let free = |p: &Process| running(p) && !depended_on.contains(p.program());
             let Some(level) = self
                 .processes
                 .values()
@@ -1369,14 +1567,20 @@ impl Supervisor {
             }
         }
 
-        let retired: Vec<String> = self
-            .processes
-            .values()
-            .filter(|p| p.is_retiring() && p.state.is_stopped())
-            .map(|p| p.name.clone())
-            .collect();
-        for name in retired {
-            self.remove_process(&name, out);
+        // Records retire only after a reload or a removal marked them: no look at every
+        // record after every event otherwise.
+        if !self.index.no_retiring {
+            let retiring = self.processes.values().filter(|p| p.is_retiring());
+            let retired: Vec<String> = retiring
+                .clone()
+                .filter(|p| p.state.is_stopped())
+                .map(|p| p.name.clone())
+                .collect();
+            let left = retiring.count() - retired.len();
+            for name in retired {
+                self.remove_process(&name, out);
+            }
+            self.index.no_retiring = left == 0;
         }
 
         let mut ready: Vec<(String, Arc<ProgramSpec>)> = self
@@ -1392,11 +1596,13 @@ impl Supervisor {
         }
 
         // Hooks are waited for too: a cleanup cut short by the exit would leave what it cleans.
-        let all_done = self
-            .processes
-            .values()
-            .all(|p| p.pid.is_none() && !p.hook_running);
-        if self.shutting_down && !self.exit_sent && all_done {
+        let all_done = |s: &Self| {
+            !s.any_child(|_| true)
+                && s.processes
+                    .values()
+                    .all(|p| p.pid.is_none() && !p.hook_running)
+        };
+        if self.shutting_down && !self.exit_sent && all_done(self) {
             self.exit_sent = true;
             out.push(Action::Exit);
         }

@@ -184,6 +184,11 @@ proptest! {
     ) {
         let mut w = World::with_failing(CONFIGS[0], &[("bad", "cannot execute /bin/bad")]);
         let mut tickets = Vec::new();
+        // A backup's copy, kept up to date by what changed after each step: always the same
+        // state, and (its caches unknown, so its deadline found by a look at every record) the
+        // same next deadline as the original's index gives.
+        let mut copy = w.sup.clone();
+        w.sup.keep_changes();
         for s in steps {
             match s {
                 Step::Exit(i, c, leftovers) => {
@@ -270,6 +275,9 @@ proptest! {
                 }
             }
             check_invariants(&w);
+            copy.apply_changes(w.sup.take_changes());
+            prop_assert_eq!(&copy, &w.sup);
+            prop_assert_eq!(copy.next_deadline(), w.sup.next_deadline());
         }
 
         // Shut down, and let every child die when asked: everything must settle.

@@ -823,6 +823,33 @@ fn the_supervisor_state_round_trips_through_serde() {
 }
 
 #[test]
+fn a_copy_kept_up_to_date_by_changes_is_the_original() {
+    // What a hot backup gets after every turn: what changed, not the whole state.
+    let mut w = running("  db:\n    cmd: /bin/db\n    starttime: 0\n");
+    let text = serde_json::to_string(&w.sup).expect("serializes");
+    let mut copy: taskmaster_core::Supervisor = serde_json::from_str(&text).expect("reads");
+    w.sup.keep_changes();
+    let apply = |w: &mut World, copy: &mut taskmaster_core::Supervisor| {
+        let changes = w.sup.take_changes();
+        let text = serde_json::to_string(&changes).expect("serializes");
+        copy.apply_changes(serde_json::from_str(&text).expect("reads"));
+        assert_eq!(*copy, w.sup);
+        assert_eq!(copy.next_deadline(), w.sup.next_deadline());
+    };
+    w.request(Request::Stop(vec!["web".into()])); // a waiting request and a deadline
+    apply(&mut w, &mut copy);
+    let changes = w.sup.take_changes();
+    assert_eq!(changes.names().count(), 0, "nothing changed since");
+    copy.apply_changes(changes);
+    w.exit("web", code(0));
+    w.request(Request::RemoveGroup(vec!["web".into()]));
+    apply(&mut w, &mut copy);
+    assert!(copy.process("web").is_none());
+    w.request(Request::Shutdown);
+    apply(&mut w, &mut copy);
+}
+
+#[test]
 fn a_second_shutdown_is_answered_but_not_logged_again() {
     let mut w = running("");
     w.ask(Request::Shutdown);

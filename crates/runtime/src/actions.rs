@@ -50,6 +50,7 @@ impl Daemon {
                 None
             }
             Action::LoadConfig { ticket, purpose } => {
+                self.release_memory = true;
                 // `logfile` is bound at start (a reload keeps it, and says so): the event log
                 // stays where it is.
                 let result = Config::load_with_warnings(&self.config_path)
@@ -195,15 +196,11 @@ impl Daemon {
         let pid = child.pid;
         let captures = self.start_captures(pid, &process, child.captures);
         let stdin = child.stdin.and_then(|fd| self.stdin_pipe(pid, fd));
-        let pidfd = crate::children::open_pidfd(pid);
-        if pidfd.is_none() {
-            self.log
-                .warn(format!("{process}: cannot open a pidfd for pid {pid}"));
-        }
         self.children.insert(
             pid,
             Child {
-                pidfd,
+                program: true,
+                pidfd: None,
                 captures,
                 stdin,
                 fcgi_socket,

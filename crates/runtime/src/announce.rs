@@ -81,7 +81,12 @@ impl Daemon {
     /// Every pool listening to `kind` keeps the event (the pools are those of the
     /// configuration in force: a listener added by this very reload hears of its group).
     fn publish(&mut self, kind: EventType, payload: String) {
-        self.listeners.configure(self.supervisor.config());
+        // Once per configuration, not once per event: it looks at every program.
+        let generation = self.supervisor.config_generation();
+        if self.listeners_configured != Some(generation) {
+            self.listeners.configure(self.supervisor.config());
+            self.listeners_configured = Some(generation);
+        }
         let mut said = Vec::new();
         self.listeners.publish(kind, payload, &mut said);
         self.say(said);

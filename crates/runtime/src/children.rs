@@ -3,8 +3,9 @@
 //!
 //! A child is a program's process (spawned here, or adopted from a dead primary) or a helper
 //! (a hook or a command health check). Each has the captures that drain its output pipes, and
-//! may have the write end of its stdin pipe; a program's child also has the pidfd it is
-//! signalled through, attributed notifications by, and handed to a backup with. When a child
+//! may have the write end of its stdin pipe; a program's child is marked as one (notifications
+//! are attributed to it, it is handed to a backup), and an adopted one also has the pidfd it is
+//! signalled and watched through. When a child
 //! is reaped (or an adopted one is learned to have exited), [`Children::remove`] moves what is
 //! left in its pipes to its files first, so its last lines are on disk before anyone hears
 //! that it exited, then closes everything it held.
@@ -20,7 +21,14 @@ use crate::{capture, stdin, sys};
 /// What taskmaster holds of one live child.
 #[derive(Default)]
 pub(crate) struct Child {
-    /// A program's child only: helpers are not signalled one by one, and never handed over.
+    /// A program's child (not a helper: helpers are not signalled one by one, and never
+    /// handed over).
+    pub program: bool,
+    /// An adopted child's pidfd (it is not ours to waitpid, and its pid could be reused
+    /// unseen). Our own children hold none: until reaped, a pid stays theirs, so signals go
+    /// by pid, and a pidfd for the backup is opened when it is sent. No descriptor per child
+    /// means a spawn's fd table, which each child copies and closes at exec, does not grow
+    /// with the number of children.
     pub pidfd: Option<OwnedFd>,
     pub captures: Vec<capture::Capture>,
     pub stdin: Option<stdin::StdinPipe>,
@@ -41,14 +49,14 @@ impl Children {
 
     /// Whether `pid` is a live child of a program (not a helper).
     pub fn is_program_child(&self, pid: u32) -> bool {
-        self.0.get(&pid).is_some_and(|child| child.pidfd.is_some())
+        self.0.get(&pid).is_some_and(|child| child.program)
     }
 
     /// The pids of the programs' live children.
     pub fn program_pids(&self) -> Vec<u32> {
         self.0
             .iter()
-            .filter(|(_, child)| child.pidfd.is_some())
+            .filter(|(_, child)| child.program)
             .map(|(pid, _)| *pid)
             .collect()
     }
@@ -65,12 +73,17 @@ impl Children {
         self.0.get(&pid)?.stdin.as_ref()
     }
 
-    /// What a backup needs to hold the child: its pidfd, its output pipes' read ends with
-    /// their streams, its stdin pipe's write end.
+    /// What a backup needs to hold the child: its pidfd (opened now for a child of ours: it is
+    /// not reaped while it has a record here, so the pid is still its own), its output pipes'
+    /// read ends with their streams, its stdin pipe's write end.
     pub fn descriptors(&self, pid: u32) -> Option<Descriptors<'_>> {
-        let child = self.0.get(&pid)?;
+        let child = self.0.get(&pid).filter(|child| child.program)?;
+        let pidfd = match &child.pidfd {
+            Some(pidfd) => pidfd.try_clone().ok()?,
+            None => open_pidfd(pid)?,
+        };
         Some(Descriptors {
-            pidfd: child.pidfd.as_ref()?,
+            pidfd,
             outputs: child
                 .captures
                 .iter()
@@ -132,7 +145,7 @@ impl Children {
 
 /// A child's descriptors, borrowed, for a backup.
 pub(crate) struct Descriptors<'a> {
-    pub pidfd: &'a OwnedFd,
+    pub pidfd: OwnedFd,
     pub outputs: Vec<(Stream, &'a OwnedFd)>,
     pub stdin: Option<&'a OwnedFd>,
 }

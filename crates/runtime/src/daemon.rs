@@ -44,6 +44,8 @@ pub struct Daemon {
     pub(crate) fcgi_sockets: crate::fcgi::FcgiSockets,
     /// The event listeners' pools, their buffers, and where each listener is in the protocol.
     pub(crate) listeners: crate::listeners::Listeners,
+    /// The supervisor's configuration generation the pools were last configured from.
+    pub(crate) listeners_configured: Option<u64>,
     /// With `--pair`, what the primary needs, until the loop binds its link.
     pub(crate) pair_settings: Option<PrimarySettings>,
     /// With `--pair`, once the loop runs: the backup's keeper.
@@ -62,6 +64,8 @@ pub struct Daemon {
     pub(crate) waiting: std::collections::HashMap<Ticket, oneshot::Sender<crate::Reply>>,
     pub(crate) next_ticket: u64,
     pub(crate) exit: bool,
+    /// A configuration was read this turn: free memory goes back to the system at its end.
+    pub(crate) release_memory: bool,
     /// Opened when the control service may start answering: at once, or, after a takeover,
     /// once the new backup is connected (so that whoever sees the takeover sees a pair).
     pub(crate) service_gate: Option<oneshot::Sender<()>>,
@@ -124,6 +128,7 @@ impl Daemon {
             sinks: capture::Sinks::default(),
             fcgi_sockets: crate::fcgi::FcgiSockets::default(),
             listeners: crate::listeners::Listeners::default(),
+            listeners_configured: None,
             pair_settings: None,
             primary: None,
             adopted: Vec::new(),
@@ -137,6 +142,8 @@ impl Daemon {
             waiting: std::collections::HashMap::new(),
             next_ticket: 0,
             exit: false,
+            // The configuration was read at start.
+            release_memory: true,
             service_gate: None,
             pidfile: None,
             auto_logs,
@@ -187,6 +194,7 @@ impl Daemon {
         daemon.initial = supervisor.take_over(std::process::id(), now);
         let history = supervisor.pair().cloned().unwrap_or_default();
         daemon.supervisor = supervisor;
+        daemon.listeners_configured = None;
         daemon.announce_pair(PairInfo {
             primary_pid: std::process::id(),
             backup_pid: None,
@@ -247,6 +255,7 @@ impl Daemon {
         }
         // Its stdin pipe's writer is a task: it starts with the loop (`keep_adopted_stdins`).
         let child = Child {
+            program: true,
             pidfd: Some(held.pidfd),
             captures,
             stdin: None,

@@ -139,7 +139,7 @@ impl Daemon {
                 accepted = accept_backup(self.primary.as_mut()), if awaiting_backup => {
                     if let (Ok(peer), Some(primary)) = (accepted, self.primary.as_mut()) {
                         primary
-                            .backup_connected(peer, &self.supervisor, &self.children, &mut self.log)
+                            .backup_connected(peer, &mut self.supervisor, &self.children, &mut self.log)
                             .await;
                     }
                 }
@@ -182,7 +182,7 @@ impl Daemon {
         }
         if let Some(primary) = self.primary.as_mut() {
             let handover = primary
-                .after_turn(&self.supervisor, &self.children, &mut self.log)
+                .after_turn(&mut self.supervisor, &self.children, &mut self.log)
                 .await;
             if let Some(done) = handover {
                 self.dispatch(Event::HandoverDone {
@@ -199,6 +199,9 @@ impl Daemon {
         // A reload may have changed `alerting:`: it applies at once.
         self.configure_alerting();
         self.log.flush();
+        if std::mem::take(&mut self.release_memory) {
+            sys::release_free_memory();
+        }
     }
 
     fn handed_over(&self) -> bool {

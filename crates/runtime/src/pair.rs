@@ -47,6 +47,9 @@ pub fn pair_socket_path(socket: &Path) -> PathBuf {
 pub(crate) enum Message {
     /// The whole supervisor state.
     State(Box<Supervisor>),
+    /// What changed in the state since the last `State` or `Changes` (a backup older than
+    /// this message ignores it; the primary it hears is then older too).
+    Changes(Box<taskmaster_core::Changes>),
     /// A new child. The descriptors come with the message: its pidfd, then the read end of
     /// each output pipe, whose streams are `outputs`, in the same order, then with `stdin` the
     /// write end of its stdin pipe.
@@ -164,9 +167,25 @@ async fn listen(path: PathBuf, silence: Duration) -> Result<Takeover, BackupErro
         match serde_json::from_slice::<Message>(&header) {
             Ok(Message::State(state)) => {
                 // Children the state no longer has a pid for are gone: drop their descriptors.
-                let live: Vec<u32> = state.processes().filter_map(|p| p.pid).collect();
+                let live: std::collections::HashSet<u32> =
+                    state.processes().filter_map(|p| p.pid).collect();
                 children.retain(|pid, _| live.contains(pid));
                 supervisor = Some(*state);
+            }
+            Ok(Message::Changes(changes)) => {
+                if let Some(supervisor) = supervisor.as_mut() {
+                    // The children of the records changed that no longer have them are gone.
+                    let before: Vec<(String, u32)> = changes
+                        .names()
+                        .filter_map(|name| Some((name.to_string(), supervisor.process(name)?.pid?)))
+                        .collect();
+                    supervisor.apply_changes(*changes);
+                    for (name, pid) in before {
+                        if supervisor.process(&name).and_then(|p| p.pid) != Some(pid) {
+                            children.remove(&pid);
+                        }
+                    }
+                }
             }
             Ok(Message::Child {
                 pid,
@@ -341,6 +360,11 @@ impl PrimaryLink {
     pub async fn send_state(&mut self, supervisor: &Supervisor) {
         self.send(&Message::State(Box::new(supervisor.clone())), &[])
             .await;
+    }
+
+    /// Sends what changed in the state since the last time.
+    pub async fn send_changes(&mut self, changes: taskmaster_core::Changes) {
+        self.send(&Message::Changes(Box::new(changes)), &[]).await;
     }
 
     /// Says that the primary lives.

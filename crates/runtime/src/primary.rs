@@ -155,7 +155,7 @@ impl Primary {
     pub async fn backup_connected(
         &mut self,
         peer: Option<u32>,
-        supervisor: &Supervisor,
+        supervisor: &mut Supervisor,
         children: &Children,
         log: &mut EventLog,
     ) {
@@ -164,8 +164,10 @@ impl Primary {
             self.link.disconnect();
             return;
         }
-        // The state first: a backup without it cannot take over.
+        // The state first: a backup without it cannot take over. Then, after each turn, what
+        // changed since.
         self.link.send_state(supervisor).await;
+        supervisor.keep_changes();
         self.state_changed = false;
         for pid in children.program_pids() {
             if let Some(descriptors) = children.descriptors(pid) {
@@ -199,7 +201,7 @@ impl Primary {
     /// lives; a handover finished or given up.
     pub async fn after_turn(
         &mut self,
-        supervisor: &Supervisor,
+        supervisor: &mut Supervisor,
         children: &Children,
         log: &mut EventLog,
     ) -> Option<HandoverResult> {
@@ -282,7 +284,7 @@ impl Primary {
         }
     }
 
-    async fn send_updates(&mut self, supervisor: &Supervisor, children: &Children) {
+    async fn send_updates(&mut self, supervisor: &mut Supervisor, children: &Children) {
         for pid in std::mem::take(&mut self.new_children) {
             if let Some(descriptors) = children.descriptors(pid) {
                 self.link.send_child(pid, &descriptors).await;
@@ -290,7 +292,9 @@ impl Primary {
             }
         }
         if std::mem::take(&mut self.state_changed) {
-            self.link.send_state(supervisor).await;
+            // What changed, not the whole state: its size follows the turn's work, not the
+            // number of processes.
+            self.link.send_changes(supervisor.take_changes()).await;
             self.last_sent = Instant::now();
         } else if Instant::now() >= self.last_sent + self.interval {
             self.link.send_beat().await;

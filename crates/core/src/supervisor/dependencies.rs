@@ -9,7 +9,7 @@
 //! dependencies when it started. A start pulls in the dependencies that nothing else will
 //! start (STOPPED, never asked to run); a start by request also those that have ended.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use taskmaster_config::{Condition, Dependency};
 
@@ -106,6 +106,14 @@ impl Supervisor {
     /// What process `name` still waits for, one text each: `db (BACKOFF)`, `db (RUNNING,
     /// not yet healthy)`; empty when everything is there.
     pub(super) fn unmet(&self, name: &str) -> Vec<String> {
+        // Without dependencies nothing is unmet: no grouping of every process for that.
+        if self
+            .processes
+            .get(name)
+            .is_none_or(|p| p.spec.depends_on.is_empty())
+        {
+            return Vec::new();
+        }
         self.unmet_in(name, &self.by_program())
     }
 
@@ -169,7 +177,8 @@ impl Supervisor {
     /// After every event: starts the waiting processes whose dependencies are all there now,
     /// and stops those that must restart with a dependency that has stopped running.
     pub(super) fn settle_dependencies(&mut self, now: Time, out: &mut Vec<Action>) {
-        if self.shutting_down {
+        // Without any `depends_on` nothing waits, and nothing restarts with another.
+        if self.shutting_down || !self.refresh_specs().dependencies {
             return;
         }
         self.restart_with_dependencies(now, out);
@@ -278,11 +287,14 @@ impl Supervisor {
             .filter(move |q| q.spec.depends_on.iter().any(|d| d.program == program))
     }
 
-    /// Whether a running process may be stopped at a shutdown: none that depends on it
-    /// still runs.
-    pub(super) fn has_running_dependents(&self, p: &Process) -> bool {
-        self.dependents_of(p.program())
-            .any(|q| !q.state.is_stopped())
+    /// The programs a process that still runs depends on: at a shutdown, a process of one of
+    /// them may not be stopped yet. One look at every process.
+    pub(super) fn depended_on_by_running(&self) -> BTreeSet<&str> {
+        self.processes
+            .values()
+            .filter(|q| !q.state.is_stopped())
+            .flat_map(|q| q.spec.depends_on.iter().map(|d| d.program.as_str()))
+            .collect()
     }
 
     /// How deep each program is in the graph: 0 for one that depends on nothing, else one

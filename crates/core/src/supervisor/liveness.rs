@@ -62,9 +62,16 @@ impl Supervisor {
     }
 
     /// Acts on the watchdog and health-check timers that are due.
-    pub(super) fn liveness_timers(&mut self, now: Time, out: &mut Vec<Action>) {
+    /// `due` are the processes whose timers were due when the event came; those changed since
+    /// are looked at too.
+    pub(super) fn liveness_timers(&mut self, due: Vec<String>, now: Time, out: &mut Vec<Action>) {
         let mut hung = Vec::new();
-        for p in self.processes.values_mut() {
+        let mut names: std::collections::BTreeSet<String> = due.into_iter().collect();
+        names.extend(self.processes.touched().cloned());
+        for name in names {
+            let Some(p) = self.processes.get_mut(&name) else {
+                continue;
+            };
             if p.state != State::Running {
                 continue;
             }

@@ -416,6 +416,7 @@ impl Supervisor {
             Ok(config) => {
                 let plan = diff(&self.config, &config);
                 self.staged = Some(config);
+                self.index.config_changes += 1;
                 Reply::Compared(plan)
             }
         };
@@ -446,12 +447,13 @@ impl Supervisor {
         if specs.is_empty() {
             return Err(Failure::NoSuchProcess);
         }
-        if self.processes.values().any(|p| p.spec.group_name() == name) {
+        if self.group_members(name).next().is_some() {
             return Err(Failure::AlreadyAdded);
         }
         if let Some(group) = source.groups.get(name).cloned() {
             self.config.groups.insert(name.to_string(), group);
         }
+        self.index.config_changes += 1;
         out.push(Action::Log(Notice {
             process: Some(name.to_string()),
             message: "added".to_string(),
@@ -470,12 +472,7 @@ impl Supervisor {
         name: &str,
         out: &mut Vec<Action>,
     ) -> Result<Done, Failure> {
-        let members: Vec<String> = self
-            .processes
-            .values()
-            .filter(|p| p.spec.group_name() == name)
-            .map(|p| p.name.clone())
-            .collect();
+        let members: Vec<String> = self.group_members(name).map(|p| p.name.clone()).collect();
         if members.is_empty() {
             return Err(Failure::NoSuchProcess);
         }
@@ -492,6 +489,7 @@ impl Supervisor {
             .programs
             .retain(|_, spec| spec.group_name() != name);
         self.config.groups.remove(name);
+        self.index.config_changes += 1;
         self.waiting_processes
             .retain(|_, waiting| waiting.group_name() != name);
         Ok(Done::Removed)
@@ -530,6 +528,7 @@ impl Supervisor {
                 self.reloads.applied += 1;
                 self.apply(&config, now, out);
                 self.config = config;
+                self.index.config_changes += 1;
                 self.staged = None;
                 out.push(Action::Log(Notice {
                     process: None,
@@ -573,6 +572,7 @@ impl Supervisor {
                     let change = p.spec.changes(spec);
                     if change.restart.is_empty() {
                         p.spec = Arc::clone(spec);
+                        self.index.specs = None;
                         if !change.in_place.is_empty() {
                             let changed = change.in_place.join(", ");
                             log(
@@ -619,6 +619,7 @@ impl Supervisor {
         let _ = self.stop_process(name, now, out);
         if let Some(p) = self.processes.get_mut(name) {
             p.after_stop = AfterStop::Remove;
+            self.index.no_retiring = false;
         }
     }
 
@@ -702,6 +703,9 @@ impl Supervisor {
             return all.map(|name| Ok(Named { name, alone: false })).collect();
         }
         let mut resolved: Vec<Result<Named, Outcome>> = Vec::new();
+        // Where each name is in `resolved`: a repeat is found at once, not by a look at every
+        // name before it (`all` is every process).
+        let mut places: BTreeMap<String, usize> = BTreeMap::new();
         for target in targets {
             let found = self.resolve(target);
             if found.is_empty() {
@@ -712,10 +716,12 @@ impl Supervisor {
             }
             let alone = found.len() == 1 && !target.ends_with(":*") && target != "all";
             for name in found {
-                let earlier = resolved.iter_mut().flatten().find(|n| n.name == name);
-                match earlier {
-                    Some(earlier) => earlier.alone |= alone,
-                    None => resolved.push(Ok(Named { name, alone })),
+                match places.get(&name).and_then(|&at| resolved.get_mut(at)) {
+                    Some(Ok(earlier)) => earlier.alone |= alone,
+                    _ => {
+                        places.insert(name.clone(), resolved.len());
+                        resolved.push(Ok(Named { name, alone }));
+                    }
                 }
             }
         }
@@ -736,20 +742,26 @@ impl Supervisor {
         if target == "all" {
             return names(&|_| true);
         }
+        // A group's processes are found by their names (`GROUP` or `GROUP:...`), not by a look
+        // at every process.
+        let group_names = |group: &str, keep: &dyn Fn(&Process) -> bool| -> Vec<String> {
+            self.group_members(group)
+                .filter(|p| keep(p))
+                .map(|p| p.name.clone())
+                .collect()
+        };
         if let Some(group) = target.strip_suffix(":*") {
-            return names(&|p| p.spec.group_name() == group);
+            return group_names(group, &|_| true);
         }
         if let Some((group, process)) = target.split_once(':') {
             // As supervisord reads it: the process of that group with that name, so `web:web`
             // is also the lone program `web` (whose full name is just `web`).
-            return names(&|p| {
-                p.spec.group_name() == group && p.name.rsplit(':').next() == Some(process)
-            });
+            return group_names(group, &|p| p.name.rsplit(':').next() == Some(process));
         }
         if self.processes.contains_key(target) {
             return vec![target.to_string()];
         }
-        let in_group = names(&|p| p.spec.group_name() == target);
+        let in_group = group_names(target, &|_| true);
         if !in_group.is_empty() {
             return in_group;
         }
