@@ -1,31 +1,44 @@
-//! Benchmark of output capture (`cargo bench -p taskmaster --bench output`, under a minute). A
-//! child writes 1 GiB to its stdout as fast as it can; the figure is how fast those bytes reach
-//! its log file under taskmaster, against the same writer piped into `cat > FILE`, and what that
-//! costs the daemon. Each kind of run, in the same run of the bench:
+//! Benchmark of output capture (`cargo bench -p taskmaster --bench output`, about a minute). A
+//! child writes 1 GiB to its stdout as fast as it can; the figures are how fast those bytes reach
+//! its log file under taskmaster, in both of its ways (the file itself, or a pipe it drains),
+//! against the same writer writing into the file and piped into `cat > FILE`, and what that costs
+//! the daemon. Each kind of run, in the same run of the bench and with the same writer:
 //!
 //! 1. **`writer > FILE`**: the writer's stdout is the file itself, nothing in between. The
 //!    ceiling for throughput, and the writer's CPU time here is the cost of copying 1 GiB into
 //!    the page cache, which every capture through a pipe pays once more (`splice` from a pipe to
-//!    a file copies too): the floor under a daemon's CPU per GiB.
-//! 2. **Baseline, `writer | cat > FILE`**: the bench spawns both and joins them with a pipe, as
-//!    `sh -c 'writer | cat > FILE'` would, and can end each by its pid. Throughput, and `cat`'s
-//!    CPU time (read from its zombie, before it is reaped).
-//! 3. **taskmaster**: `taskmaster run -c FILE --no-shell` with one program: `stdout: FILE`,
-//!    `autorestart: never`, `starttime: 0`, and `stdout_maxbytes: 0` (no rotation) if the build
-//!    knows that key. Throughput and its ratio to the baseline's (target: at least 0.9), and the
-//!    daemon's CPU time per GiB (target: under 0.2 s): utime+stime in /proc/PID/stat, which
-//!    counts every thread of the process, the capture threads included, even after they end.
-//! 4. **supervisord**: the same writer with `stdout_logfile=FILE`, `stdout_logfile_maxbytes=0`
+//!    a file copies too): the floor under a pipe reader's CPU per GiB.
+//! 2. **`writer | cat > FILE`**, the baseline for pipe readers: the bench spawns both and joins
+//!    them with a pipe, as `sh -c 'writer | cat > FILE'` would, and can end each by its pid.
+//!    Throughput, and `cat`'s CPU time (read from its zombie, before it is reaped).
+//! 3. **taskmaster direct**: `taskmaster run -c FILE --no-shell` with one program: `stdout:
+//!    FILE`, `stdout_maxbytes: 0` (no rotation), `autorestart: never`, `starttime: 0`. Nothing
+//!    reads the stream on its way, so the child gets the file itself (O_APPEND) and taskmaster
+//!    captures nothing. Targets: the file's own speed (throughput at least [`TARGET_DIRECT_RATIO`]
+//!    of `writer > FILE`'s), and no daemon CPU to speak of (under
+//!    [`TARGET_DIRECT_CPU_S_PER_GIB`] per GiB, a few clock ticks).
+//! 4. **taskmaster pipe**: the same with `stdout_maxbytes: 100GB` (see [`PIPE_MAXBYTES`]) and
+//!    `stdout_backups: 1`: rotation makes the stream go through a pipe that a capture thread
+//!    drains with `splice`, and a run never writes enough to rotate. Throughput, the daemon's
+//!    CPU per GiB, and that CPU against the writer's own for `writer > FILE` (one copy into the
+//!    page cache): target at most [`TARGET_PIPE_CPU_RATIO`] of it.
+//! 5. **supervisord**: the same writer with `stdout_logfile=FILE`, `stdout_logfile_maxbytes=0`
 //!    (no rotation): throughput and CPU per GiB. supervisord is the executable `SUPERVISORD`
 //!    names, as for benches/supervise.rs, or else the one in the venv `scripts/bench` makes
 //!    (target/bench-venv); without either, it is not measured.
+//!
+//! A daemon's CPU time is utime+stime in /proc/PID/stat, which counts every thread of the
+//! process, the capture threads included, even after they end.
 //!
 //! **The writer** is this bench binary itself, run as `output writer BYTES DIR`: it writes 1 MiB
 //! blocks from memory, so that it costs little and the capture is what is measured. Each block
 //! is the same pseudo-random pattern stamped with its index, so the check after every run
 //! compares the file with what was written, block by block: stronger than comparing checksums
 //! with the baseline's file (which must hold the same bytes), and it names a lost, repeated or
-//! misplaced block. The file must also be exactly the size written.
+//! misplaced block. The file must also be exactly the size written. Before it waits, the writer
+//! notes what its stdout is (the link /proc/self/fd/1, in DIR/stdout), and a run whose writer
+//! did not write where its kind says (the file itself, or a pipe) is an error: taskmaster's two
+//! ways cannot be confused.
 //!
 //! **The clock**: the writer creates DIR/ready and waits for DIR/go. Seeing `ready`, the bench
 //! reads the daemon's CPU time (its start-up is over), then creates `go`; the writer notes
@@ -41,11 +54,11 @@
 //! would otherwise pay ~1.7 s/GiB of page faults or not, depending on how long memory had been
 //! free, which swamps everything else measured here.
 //!
-//! The first three kinds take turns for [`ROUNDS`] rounds (medians are compared); supervisord
-//! runs once. Every run has its own folder in one temporary directory, so all write to one
-//! filesystem; after its check the file is deleted and the filesystem synced, so no run pays for
-//! an earlier one's writeback. With less than [`SPACE_FOR_FULL`] free there, the bench writes
-//! [`SMALL_BYTES`] instead, says so, and scales the figures per GiB.
+//! All kinds but supervisord take turns for [`ROUNDS`] rounds (medians are compared, ratios are
+//! of medians); supervisord runs once. Every run has its own folder in one temporary directory,
+//! so all write to one filesystem; after its check the file is deleted and the filesystem
+//! synced, so no run pays for an earlier one's writeback. With less than [`SPACE_FOR_FULL`] free
+//! there, the bench writes [`SMALL_BYTES`] instead, says so, and scales the figures per GiB.
 //!
 //! Targets are printed PASS/MISS; a miss never fails the run, since this is a measurement. The
 //! exit status is non-zero when a run without supervisord could not be measured or a file did not
@@ -79,11 +92,23 @@ const BLOCK: usize = 1 << 20;
 const GIB: f64 = (1u64 << 30) as f64;
 const MIB: f64 = (1u64 << 20) as f64;
 
-/// Rounds of `writer > FILE`, the baseline and taskmaster (supervisord runs once).
+/// Rounds of every kind but supervisord (which runs once).
 const ROUNDS: usize = 3;
 
-const TARGET_RATIO: f64 = 0.9;
-const TARGET_CPU_S_PER_GIB: f64 = 0.2;
+/// taskmaster direct's throughput against `writer > FILE`'s: the file's own speed, give or take
+/// the noise between runs.
+const TARGET_DIRECT_RATIO: f64 = 0.95;
+/// taskmaster direct's daemon CPU per GiB: nothing, give or take a few clock ticks of its own
+/// loop while the writer runs.
+const TARGET_DIRECT_CPU_S_PER_GIB: f64 = 0.05;
+/// taskmaster pipe's daemon CPU against the writer's for `writer > FILE`: one copy into the page
+/// cache, and a little more.
+const TARGET_PIPE_CPU_RATIO: f64 = 1.2;
+
+/// taskmaster pipe's `stdout_maxbytes`: any size makes the stream go through a pipe; one this
+/// large (the config takes any size that fits in 64 bits) is never reached in a run, so what is
+/// measured is the capture, not a rotation.
+const PIPE_MAXBYTES: &str = "100GB";
 
 /// For a daemon to start its writer (supervisord imports Python for a while).
 const READY_DEADLINE: Duration = Duration::from_secs(30);
@@ -126,26 +151,21 @@ fn main() -> ExitCode {
     let mut results = Results::default();
     println!();
     for round in 1..=ROUNDS {
-        results
-            .direct
-            .push(measure(Kind::Direct, &tools, root.path(), round, bytes));
-        results
-            .cat
-            .push(measure(Kind::Cat, &tools, root.path(), round, bytes));
-        let taskmaster = measure(Kind::Taskmaster, &tools, root.path(), round, bytes);
-        results.taskmaster.push(taskmaster);
+        for kind in Kind::ROUNDS {
+            let run = measure(kind, &tools, root.path(), round, bytes);
+            results.runs[kind.column()].push(run);
+        }
     }
-    results.supervisord = tools
-        .supervisord
-        .as_ref()
-        .map(|_| measure(Kind::Supervisord, &tools, root.path(), 1, bytes));
+    if tools.supervisord.is_some() {
+        let run = measure(Kind::Supervisord, &tools, root.path(), 1, bytes);
+        results.runs[Kind::Supervisord.column()].push(run);
+    }
     print_summary(&tools, bytes, &results);
-    let measured = results
-        .direct
+    let failed = Kind::ROUNDS
         .iter()
-        .chain(&results.cat)
-        .chain(&results.taskmaster);
-    if measured.clone().all(Result::is_ok) {
+        .flat_map(|kind| &results.runs[kind.column()])
+        .any(Result::is_err);
+    if !failed {
         ExitCode::SUCCESS
     } else {
         eprintln!("output: some runs without supervisord failed (see above)");
@@ -153,14 +173,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Every run, by kind, in the order they ran.
+/// Every run, by kind (at [`Kind::column`]), in the order they ran; supervisord's is empty when
+/// it was not found.
 #[derive(Default)]
 struct Results {
-    direct: Vec<Result<Run, String>>,
-    cat: Vec<Result<Run, String>>,
-    taskmaster: Vec<Result<Run, String>>,
-    /// Measured once, if supervisord was found.
-    supervisord: Option<Result<Run, String>>,
+    runs: [Vec<Result<Run, String>>; Kind::ALL.len()],
 }
 
 /// [`FULL_BYTES`], or [`SMALL_BYTES`] if the temporary directory's filesystem is short of space.
@@ -191,39 +208,76 @@ fn choose_size(dir: &Path) -> u64 {
 /// Who moves the writer's bytes into the file.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    /// The floor: `writer > FILE`, no pipe, nothing in between.
-    Direct,
-    /// The baseline: `writer | cat > FILE`.
+    /// The ceiling: `writer > FILE`, no pipe, nothing in between.
+    File,
+    /// The baseline for pipe readers: `writer | cat > FILE`.
     Cat,
-    Taskmaster,
+    /// taskmaster with `stdout_maxbytes: 0`: the writer gets the file itself.
+    TaskmasterDirect,
+    /// taskmaster with rotation (never reached): the writer gets a pipe that taskmaster drains.
+    TaskmasterPipe,
     Supervisord,
 }
 
 impl Kind {
+    /// Every kind, in the summary's order.
+    const ALL: [Kind; 5] = [
+        Kind::File,
+        Kind::Cat,
+        Kind::TaskmasterDirect,
+        Kind::TaskmasterPipe,
+        Kind::Supervisord,
+    ];
+    /// The kinds that take turns for [`ROUNDS`] rounds, in that order.
+    const ROUNDS: [Kind; 4] = [
+        Kind::File,
+        Kind::Cat,
+        Kind::TaskmasterDirect,
+        Kind::TaskmasterPipe,
+    ];
+
+    /// Its place in [`Kind::ALL`], [`Results`] and the summary's columns.
+    fn column(self) -> usize {
+        self as usize
+    }
+
     fn name(self) -> &'static str {
         match self {
-            Kind::Direct => "writer > FILE",
+            Kind::File => "writer > FILE",
             Kind::Cat => "writer | cat > FILE",
-            Kind::Taskmaster => "taskmaster",
+            Kind::TaskmasterDirect => "taskmaster direct",
+            Kind::TaskmasterPipe => "taskmaster pipe",
             Kind::Supervisord => "supervisord",
         }
     }
 
     fn folder(self) -> &'static str {
         match self {
-            Kind::Direct => "direct",
+            Kind::File => "file",
             Kind::Cat => "cat",
-            Kind::Taskmaster => "taskmaster",
+            Kind::TaskmasterDirect => "taskmaster-direct",
+            Kind::TaskmasterPipe => "taskmaster-pipe",
             Kind::Supervisord => "supervisord",
         }
+    }
+
+    fn is_taskmaster(self) -> bool {
+        matches!(self, Kind::TaskmasterDirect | Kind::TaskmasterPipe)
+    }
+
+    /// Whether the writer's stdout is the file itself, rather than a pipe.
+    fn writes_own_file(self) -> bool {
+        matches!(self, Kind::File | Kind::TaskmasterDirect)
     }
 
     /// Whether a line of the daemon's log says the writer exited.
     fn is_exit_line(self, line: &str) -> bool {
         match self {
-            Kind::Direct | Kind::Cat => false,
+            Kind::File | Kind::Cat => false,
             // `2026-11-22 06:07:29.475 writer: exited with code 0 (expected)`
-            Kind::Taskmaster => line.contains(&format!(" {PROGRAM}: exited")),
+            Kind::TaskmasterDirect | Kind::TaskmasterPipe => {
+                line.contains(&format!(" {PROGRAM}: exited"))
+            }
             // `... INFO exited: writer (exit status 0; expected)`
             Kind::Supervisord => line.contains(&format!("exited: {PROGRAM} (")),
         }
@@ -232,8 +286,8 @@ impl Kind {
     /// Whether that exit line says the writer succeeded.
     fn is_success(self, line: &str) -> bool {
         match self {
-            Kind::Direct | Kind::Cat => false,
-            Kind::Taskmaster => line.contains("exited with code 0 "),
+            Kind::File | Kind::Cat => false,
+            Kind::TaskmasterDirect | Kind::TaskmasterPipe => line.contains("exited with code 0 "),
             Kind::Supervisord => line.contains("(exit status 0;"),
         }
     }
@@ -291,10 +345,11 @@ fn measure(
 ) -> Result<Run, String> {
     let result = RunDir::create(root, kind, round).and_then(|run_dir| {
         let run = match kind {
-            Kind::Direct | Kind::Cat => unsupervised_run(kind, tools, &run_dir, bytes),
-            Kind::Taskmaster | Kind::Supervisord => supervised_run(kind, tools, &run_dir, bytes),
+            Kind::File | Kind::Cat => unsupervised_run(kind, tools, &run_dir, bytes),
+            _ => supervised_run(kind, tools, &run_dir, bytes),
         };
         let checked = run.and_then(|run| {
+            check_stdout(kind, &run_dir)?;
             check_contents(&run_dir.output, bytes)?;
             Ok(run)
         });
@@ -393,6 +448,11 @@ impl Signals {
         self.0.join("cpu")
     }
 
+    /// What the writer's stdout is: the link /proc/self/fd/1 (`pipe:[1234]`, or a file's path).
+    fn stdout(&self) -> PathBuf {
+        self.0.join("stdout")
+    }
+
     fn let_go(&self) -> Result<(), String> {
         File::create(self.go())
             .map_err(|e| format!("cannot create {}: {e}", self.go().display()))?;
@@ -417,7 +477,7 @@ fn read_ns(path: &Path) -> Result<u64, String> {
         .map_err(|_| format!("{}: not a time: {text:?}", path.display()))
 }
 
-/// The writer without a supervisor: into the file itself ([`Kind::Direct`]), or piped into
+/// The writer without a supervisor: into the file itself ([`Kind::File`]), or piped into
 /// `cat > FILE` ([`Kind::Cat`]).
 fn unsupervised_run(
     kind: Kind,
@@ -620,6 +680,30 @@ fn wait_for_size(
     Ok(seen_at)
 }
 
+/// Whether the writer wrote where its kind says: into the output file itself, or into a pipe.
+/// Without it, taskmaster's two ways could measure the same thing unnoticed.
+fn check_stdout(kind: Kind, run_dir: &RunDir) -> Result<(), String> {
+    let path = run_dir.signals.stdout();
+    let stdout =
+        fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (right, expected) = if kind.writes_own_file() {
+        // The link is the file's real path: the temporary directory's may go through a link.
+        let output = fs::canonicalize(&run_dir.output)
+            .map_err(|e| format!("cannot resolve {}: {e}", run_dir.output.display()))?;
+        (
+            Path::new(&stdout) == output.as_path(),
+            "the output file itself",
+        )
+    } else {
+        (stdout.starts_with("pipe:"), "a pipe")
+    };
+    if right {
+        Ok(())
+    } else {
+        Err(format!("the writer's stdout was {stdout}, not {expected}"))
+    }
+}
+
 /// Whether the file holds exactly what the writer wrote.
 fn check_contents(path: &Path, bytes: u64) -> Result<(), String> {
     let mut file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
@@ -680,8 +764,9 @@ fn sync_filesystem(dir: &Path) {
 
 // ---- the writer ---------------------------------------------------------------------------
 
-/// `output writer BYTES DIR`: signals DIR/ready, waits for DIR/go, notes its start in
-/// DIR/started, then writes BYTES (a multiple of [`BLOCK`]) to stdout, a block per write.
+/// `output writer BYTES DIR`: notes what its stdout is in DIR/stdout, signals DIR/ready, waits
+/// for DIR/go, notes its start in DIR/started, then writes BYTES (a multiple of [`BLOCK`]) to
+/// stdout, a block per write.
 fn writer_main(args: &[OsString]) -> ExitCode {
     match write_blocks(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -702,6 +787,10 @@ fn write_blocks(args: &[OsString]) -> Result<(), String> {
         .filter(|b| b % BLOCK as u64 == 0)
         .ok_or_else(|| format!("not a multiple of {BLOCK} bytes: {bytes:?}"))?;
     let signals = Signals(PathBuf::from(signals));
+    let stdout = fs::read_link("/proc/self/fd/1")
+        .map_err(|e| format!("cannot read the link /proc/self/fd/1: {e}"))?;
+    fs::write(signals.stdout(), stdout.as_os_str().as_encoded_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", signals.stdout().display()))?;
     File::create(signals.ready())
         .map_err(|e| format!("cannot create {}: {e}", signals.ready().display()))?;
     let deadline = Instant::now() + GO_DEADLINE;
@@ -780,9 +869,10 @@ fn elapsed_s(start_ns: u64, end_ns: u64) -> f64 {
 
 // ---- supervisors --------------------------------------------------------------------------
 
-/// taskmaster's configuration for the writer, and its event log's path. `rotation_off` adds
-/// `stdout_maxbytes: 0`.
-fn taskmaster_config(run_dir: &RunDir, argv: &[String], rotation_off: bool) -> (String, PathBuf) {
+/// taskmaster's configuration for the writer, and its event log's path: for
+/// [`Kind::TaskmasterDirect`], no rotation, so the writer gets the file itself; for
+/// [`Kind::TaskmasterPipe`], a rotation never reached, so it gets a pipe.
+fn taskmaster_config(run_dir: &RunDir, argv: &[String], kind: Kind) -> (String, PathBuf) {
     let log = run_dir.dir.join("events.log");
     let yaml_quote = |s: &str| format!("\"{}\"", s.replace('\\', r"\\").replace('"', "\\\""));
     let mut text = format!(
@@ -800,9 +890,10 @@ fn taskmaster_config(run_dir: &RunDir, argv: &[String], rotation_off: bool) -> (
         stdout = yaml_quote(&path_arg(&run_dir.output)),
         stderr = yaml_quote(&path_arg(&run_dir.writer_errors)),
     );
-    if rotation_off {
-        text += "    stdout_maxbytes: 0\n";
-    }
+    text += &match kind {
+        Kind::TaskmasterDirect => "    stdout_maxbytes: 0\n".to_string(),
+        _ => format!("    stdout_maxbytes: {PIPE_MAXBYTES}\n    stdout_backups: 1\n"),
+    };
     (text, log)
 }
 
@@ -874,15 +965,15 @@ impl Daemon {
     fn start(kind: Kind, tools: &Tools, run_dir: &RunDir, bytes: u64) -> Result<Daemon, String> {
         let argv = run_dir.writer_argv(tools, bytes);
         let (text, log, config) = match kind {
-            Kind::Taskmaster => {
-                let (text, log) = taskmaster_config(run_dir, &argv, tools.taskmaster_has_maxbytes);
+            Kind::TaskmasterDirect | Kind::TaskmasterPipe => {
+                let (text, log) = taskmaster_config(run_dir, &argv, kind);
                 (text, log, run_dir.dir.join("taskmaster.yaml"))
             }
             Kind::Supervisord => {
                 let (text, log) = supervisord_config(run_dir, &argv);
                 (text, log, run_dir.dir.join("supervisord.conf"))
             }
-            Kind::Direct | Kind::Cat => return Err(format!("{} has no daemon", kind.name())),
+            Kind::File | Kind::Cat => return Err(format!("{} has no daemon", kind.name())),
         };
         fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
         let mut command = match kind {
@@ -1022,8 +1113,6 @@ struct Tools {
     bench: PathBuf,
     /// supervisord's executable and where it was found; `None` when it was not.
     supervisord: Option<(PathBuf, &'static str)>,
-    /// Whether taskmaster's configuration knows `stdout_maxbytes` (rotation).
-    taskmaster_has_maxbytes: bool,
     /// Clock ticks per second for /proc/PID/stat, and where that number comes from.
     clk_tck: (u64, &'static str),
 }
@@ -1042,12 +1131,10 @@ impl Tools {
             });
         let taskmaster = PathBuf::from(env!("CARGO_BIN_EXE_taskmaster"));
         let bench = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-        let taskmaster_has_maxbytes = knows_stdout_maxbytes(&taskmaster)?;
         Ok(Tools {
             supervisord: find_supervisord(&taskmaster),
             taskmaster,
             bench,
-            taskmaster_has_maxbytes,
             clk_tck,
         })
     }
@@ -1069,11 +1156,10 @@ impl Tools {
             load_average()
         );
         println!("  taskmaster:  {}", self.taskmaster.display());
-        if self.taskmaster_has_maxbytes {
-            println!("               with `stdout_maxbytes: 0` (no rotation)");
-        } else {
-            println!("               (this build has no `stdout_maxbytes`: it does not rotate)");
-        }
+        println!(
+            "               direct: `stdout_maxbytes: 0`; pipe: `stdout_maxbytes: \
+             {PIPE_MAXBYTES}`, `stdout_backups: 1` (never reached)"
+        );
         println!(
             "  writer:      {} {WRITER_ARG} BYTES DIR (1 MiB writes)",
             self.bench.display()
@@ -1109,36 +1195,6 @@ fn find_supervisord(taskmaster: &Path) -> Option<(PathBuf, &'static str)> {
     venv.is_file().then_some((venv, "scripts/bench's venv"))
 }
 
-/// Whether taskmaster accepts `stdout_maxbytes`: asks `taskmaster check` about a configuration
-/// that has it.
-fn knows_stdout_maxbytes(taskmaster: &Path) -> Result<bool, String> {
-    let dir = temp_dir()?;
-    let config = dir.path().join("probe.yaml");
-    let text = format!(
-        "programs:\n  probe:\n    cmd: \"true\"\n    stdout: \"{}\"\n    stdout_maxbytes: 0\n",
-        path_arg(&dir.path().join("probe.out"))
-    );
-    fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
-    let answer = Command::new(taskmaster)
-        .arg("check")
-        .arg("-c")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", taskmaster.display()))?;
-    let said = String::from_utf8_lossy(&answer.stderr);
-    if answer.status.success() {
-        Ok(true)
-    } else if said.contains("unknown key \"stdout_maxbytes\"") {
-        Ok(false)
-    } else {
-        Err(format!(
-            "`taskmaster check` refused a probe configuration: {}",
-            said.trim()
-        ))
-    }
-}
-
 fn temp_dir() -> Result<TempDir, String> {
     tempfile::Builder::new()
         .prefix("taskmaster-bench-output-")
@@ -1159,117 +1215,148 @@ fn path_arg(path: &Path) -> String {
 // ---- the summary --------------------------------------------------------------------------
 
 fn print_summary(tools: &Tools, bytes: u64, results: &Results) {
-    let sv_runs = results.supervisord.as_slice();
-    let sv_measured = results.supervisord.is_some();
+    let runs = |kind: Kind| results.runs[kind.column()].as_slice();
+    let sv_measured = !runs(Kind::Supervisord).is_empty();
     let per_gib = |seconds: f64| seconds * GIB / bytes as f64;
-    // One figure's medians: writer > FILE, writer | cat, taskmaster, supervisord.
-    let figure = |value: &dyn Fn(&Run) -> Option<f64>| {
-        [
-            median(&results.direct, value),
-            median(&results.cat, value),
-            median(&results.taskmaster, value),
-            median(sv_runs, value),
-        ]
-    };
+    // One figure's medians, by kind.
+    let figure =
+        |value: &dyn Fn(&Run) -> Option<f64>| Kind::ALL.map(|kind| median(runs(kind), value));
     let throughput = figure(&|r| Some(r.throughput_mib_s(bytes)));
-    let to_cat = throughput.map(|tp| ratio(tp, throughput[1]));
+    let to_file = throughput.map(|tp| ratio(tp, throughput[Kind::File.column()]));
+    let to_cat = throughput.map(|tp| ratio(tp, throughput[Kind::Cat.column()]));
     let seconds = figure(&|r| Some(r.seconds));
     let copier_cpu = figure(&|r| r.copier_cpu_s_per_gib(bytes));
     let daemon_total = figure(&|r| r.daemon_cpu.as_ref().map(|c| per_gib(c.total)));
     let writer_cpu = figure(&|r| Some(r.writer_cpu_s_per_gib(bytes)));
+    // The one copy into the page cache that a capture through a pipe pays again.
+    let one_copy = writer_cpu[Kind::File.column()];
+    let to_one_copy = copier_cpu.map(|cpu| ratio(cpu, one_copy));
 
-    // The cells of a row: each kind's figure, then taskmaster's divided by supervisord's.
-    let cells = |values: [Option<f64>; 4], with: &[bool; 4], fmt: fn(f64) -> String| {
-        let mut cells: Vec<String> = values
+    // The cells of a row: each kind's figure, where `with` says the row has one.
+    let cells = |values: [Option<f64>; 5], with: fn(Kind) -> bool, fmt: fn(f64) -> String| {
+        Kind::ALL
             .iter()
-            .zip(with)
-            .enumerate()
-            .map(|(i, (value, &with))| match (with, value) {
+            .zip(values)
+            .map(|(&kind, value)| match (with(kind), value) {
                 (false, _) => "-".to_string(),
-                (true, _) if i == 3 && !sv_measured => "-".to_string(),
+                (true, _) if kind == Kind::Supervisord && !sv_measured => "-".to_string(),
                 (true, None) => "error".to_string(),
-                (true, Some(v)) => fmt(*v),
+                (true, Some(v)) => fmt(v),
             })
-            .collect();
-        cells.push(if sv_measured && with[2] && with[3] {
-            fmt_ratio(ratio(values[2], values[3]))
-        } else {
-            "-".to_string()
-        });
-        cells
+            .collect::<Vec<String>>()
     };
-    let all = [true; 4];
-    let supervised = [false, false, true, true];
-    let copied = [false, true, true, true];
-    let ratio_verdict = match to_cat[2] {
-        Some(r) if r >= TARGET_RATIO => "PASS",
-        Some(_) => "MISS",
-        None => "error",
-    };
-    let cpu_verdict = match copier_cpu[2] {
-        Some(c) if c < TARGET_CPU_S_PER_GIB => "PASS",
-        Some(_) => "MISS",
-        None => "error",
-    };
-    let mut throughput_ratios = cells(to_cat, &all, |r| fmt_ratio(Some(r)));
-    if let Some(tm_sv) = throughput_ratios.last_mut() {
-        *tm_sv = "-".to_string();
-    }
-    let rows: Vec<(&str, &str, Vec<String>, &str)> = vec![
-        ("throughput", "-", cells(throughput, &all, fmt_mib_s), "-"),
-        (
-            "throughput / writer | cat's",
-            ">= 0.9",
-            throughput_ratios,
-            ratio_verdict,
-        ),
-        (
-            "writer's start → file complete",
-            "-",
-            cells(seconds, &all, fmt_s),
-            "-",
-        ),
+    let all = |_| true;
+    let supervised = |kind: Kind| kind.is_taskmaster() || kind == Kind::Supervisord;
+    let copied = |kind: Kind| kind != Kind::File;
+    let ratios = |r| fmt_ratio(Some(r));
+    let rows: Vec<(&str, Vec<String>)> = vec![
+        ("throughput", cells(throughput, all, fmt_mib_s)),
+        ("  / writer > FILE's", cells(to_file, all, ratios)),
+        ("  / writer | cat's", cells(to_cat, all, ratios)),
+        ("writer's start → file complete", cells(seconds, all, fmt_s)),
         (
             "CPU per GiB: cat's, the daemon's",
-            "< 0.2 s",
-            cells(copier_cpu, &copied, fmt_s),
-            cpu_verdict,
+            cells(copier_cpu, copied, fmt_s),
+        ),
+        (
+            "  / one copy (writer > FILE's writer CPU)",
+            cells(to_one_copy, copied, ratios),
         ),
         (
             "  the daemon's, with its start",
-            "-",
-            cells(daemon_total, &supervised, fmt_s),
-            "-",
+            cells(daemon_total, supervised, fmt_s),
         ),
-        (
-            "writer's CPU per GiB",
-            "-",
-            cells(writer_cpu, &all, fmt_s),
-            "-",
-        ),
+        ("writer's CPU per GiB", cells(writer_cpu, all, fmt_s)),
     ];
-    let header: Vec<String> = [
-        "figure",
-        "target",
-        "writer > FILE",
-        "writer | cat",
-        "taskmaster",
-        "supervisord",
-        "tm/supervisord",
-        "verdict",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut header = vec!["figure".to_string()];
+    header.extend(Kind::ALL.map(|kind| kind.name().to_string()));
     let lines: Vec<Vec<String>> = std::iter::once(header)
-        .chain(rows.into_iter().map(|(what, target, cells, verdict)| {
-            let mut line = vec![what.to_string(), target.to_string()];
+        .chain(rows.into_iter().map(|(what, cells)| {
+            let mut line = vec![what.to_string()];
             line.extend(cells);
-            line.push(verdict.to_string());
             line
         }))
         .collect();
+    println!(
+        "\nsummary: {} written by one child in 1 MiB writes; medians of {ROUNDS} runs, 1 for \
+         supervisord; load average {} at the end",
+        fmt_size(bytes as f64),
+        load_average()
+    );
+    print_table(&lines);
+
+    let direct = Kind::TaskmasterDirect.column();
+    let pipe = Kind::TaskmasterPipe.column();
+    let targets = [
+        (
+            "taskmaster direct: throughput / writer > FILE's",
+            format!(">= {TARGET_DIRECT_RATIO}"),
+            fmt_ratio(to_file[direct]),
+            verdict(to_file[direct], |r| r >= TARGET_DIRECT_RATIO),
+        ),
+        (
+            "taskmaster direct: daemon CPU per GiB",
+            format!("< {}", fmt_s(TARGET_DIRECT_CPU_S_PER_GIB)),
+            opt(copier_cpu[direct], fmt_s),
+            verdict(copier_cpu[direct], |c| c < TARGET_DIRECT_CPU_S_PER_GIB),
+        ),
+        (
+            "taskmaster pipe: daemon CPU / one copy",
+            format!("<= {TARGET_PIPE_CPU_RATIO}x"),
+            fmt_ratio(to_one_copy[pipe]),
+            verdict(to_one_copy[pipe], |r| r <= TARGET_PIPE_CPU_RATIO),
+        ),
+    ];
+    let header = ["target", "wanted", "measured", "verdict"].map(String::from);
+    let lines: Vec<Vec<String>> = std::iter::once(header.to_vec())
+        .chain(
+            targets
+                .into_iter()
+                .map(|(what, wanted, measured, verdict)| {
+                    vec![what.to_string(), wanted, measured, verdict.to_string()]
+                }),
+        )
+        .collect();
+    println!();
+    print_table(&lines);
+    println!(
+        "\nCPU of cat and of a daemon (all its threads, from its writer's `ready` on): utime+stime \
+         in /proc/PID/stat, in steps of {} ({} ticks/s). The writer's: CLOCK_PROCESS_CPUTIME_ID \
+         over its writes.",
+        fmt_s(1.0 / tools.clk_tck.0 as f64),
+        tools.clk_tck.0,
+    );
+    println!(
+        "One copy: a capture through a pipe copies each byte into the page cache once (splice \
+         from a pipe to a file copies too); that copy alone is the writer's CPU for `writer > \
+         FILE`, {} per GiB here.",
+        opt(one_copy, fmt_s)
+    );
+    if bytes != FULL_BYTES {
+        println!(
+            "note: {} per run, not 1 GiB (little free space); figures per GiB are scaled",
+            fmt_size(bytes as f64)
+        );
+    }
+    if !sv_measured {
+        println!("supervisord: not measured (set SUPERVISORD, or run scripts/bench once)");
+    }
+}
+
+/// PASS or MISS for a target; `error` without a figure.
+fn verdict(value: Option<f64>, met: impl Fn(f64) -> bool) -> &'static str {
+    match value {
+        Some(value) if met(value) => "PASS",
+        Some(_) => "MISS",
+        None => "error",
+    }
+}
+
+/// Prints rows of cells in columns: the first line is the header, the first column is aligned
+/// left and the others right.
+fn print_table(lines: &[Vec<String>]) {
     let mut widths = vec![0usize; lines[0].len()];
-    for line in &lines {
+    for line in lines {
         for (width, cell) in widths.iter_mut().zip(line) {
             *width = (*width).max(cell.chars().count());
         }
@@ -1285,12 +1372,6 @@ fn print_summary(tools: &Tools, bytes: u64, results: &Results) {
         }
         text
     };
-    println!(
-        "\nsummary: {} written by one child in 1 MiB writes; medians of {ROUNDS} runs, 1 for \
-         supervisord; load average {} at the end",
-        fmt_size(bytes as f64),
-        load_average()
-    );
     println!("{}", text(&lines[0]));
     println!(
         "{}",
@@ -1298,28 +1379,6 @@ fn print_summary(tools: &Tools, bytes: u64, results: &Results) {
     );
     for line in &lines[1..] {
         println!("{}", text(line));
-    }
-    println!(
-        "CPU of cat and of a daemon (all its threads, from its writer's `ready` on): utime+stime \
-         in /proc/PID/stat, in steps of {} ({} ticks/s). The writer's: CLOCK_PROCESS_CPUTIME_ID \
-         over its writes.",
-        fmt_s(1.0 / tools.clk_tck.0 as f64),
-        tools.clk_tck.0,
-    );
-    println!(
-        "A capture through a pipe copies each byte into the page cache once (splice from a pipe \
-         to a file copies too): that copy alone is the writer's CPU for `writer > FILE`, {} per \
-         GiB here.",
-        opt(writer_cpu[0], fmt_s)
-    );
-    if bytes != FULL_BYTES {
-        println!(
-            "note: {} per run, not 1 GiB (little free space); figures per GiB are scaled",
-            fmt_size(bytes as f64)
-        );
-    }
-    if !sv_measured {
-        println!("supervisord: not measured (set SUPERVISORD, or run scripts/bench once)");
     }
 }
 
