@@ -245,6 +245,9 @@ struct Writer {
     queue: tokio::sync::mpsc::UnboundedSender<Outgoing>,
     /// Set by the task when a send failed or timed out: the backup is gone or not listening.
     broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Messages written so far: how [`PrimaryLink::close`] tells a writer that is getting on
+    /// from one that is stuck.
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -253,6 +256,8 @@ impl Writer {
         let (queue, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
         let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = std::sync::Arc::clone(&broken);
+        let sent_count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = std::sync::Arc::clone(&sent_count);
         let task = tokio::spawn(async move {
             while let Some(message) = outgoing.recv().await {
                 let fds: Vec<_> = message.fds.iter().map(|fd| fd.as_fd()).collect();
@@ -262,11 +267,13 @@ impl Writer {
                     flag.store(true, std::sync::atomic::Ordering::SeqCst);
                     return;
                 }
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
         });
         Writer {
             queue,
             broken,
+            sent: sent_count,
             task,
         }
     }
@@ -322,12 +329,28 @@ impl PrimaryLink {
         }
     }
 
-    /// Lets the writer finish what is queued (the last word to the backup), at most a second,
-    /// then closes the stream.
+    /// Lets the writer finish what is queued (the last word to the backup) for as long as it
+    /// gets on (a message written every second at least: with many processes, what a
+    /// shutdown changed is long to write and read), then closes the stream. A backup that
+    /// missed the last word would take over from a primary that shut down.
     pub async fn close(&mut self) {
-        if let Some(writer) = self.writer.take() {
+        if let Some(mut writer) = self.writer.take() {
             drop(writer.queue);
-            let _ = tokio::time::timeout(Duration::from_secs(1), writer.task).await;
+            let mut sent = writer.sent.load(std::sync::atomic::Ordering::SeqCst);
+            loop {
+                if tokio::time::timeout(Duration::from_secs(1), &mut writer.task)
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+                let now_sent = writer.sent.load(std::sync::atomic::Ordering::SeqCst);
+                if now_sent == sent {
+                    writer.task.abort();
+                    break;
+                }
+                sent = now_sent;
+            }
         }
     }
 

@@ -212,6 +212,10 @@ impl Primary {
         self.start_backup_if_due(supervisor.is_shutting_down(), log);
         if self.link.is_connected() {
             self.send_updates(supervisor, children).await;
+            // The writer task runs on this thread: a loop that always has something ready (a
+            // shutdown reaping thousands of children) would otherwise starve it, and the
+            // backup, hearing nothing, would take the primary for hung.
+            tokio::task::yield_now().await;
         }
         self.finish_handover(supervisor).await.inspect(|done| {
             if let Ok(backup) = done.result {

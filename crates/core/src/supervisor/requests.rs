@@ -63,8 +63,14 @@ impl Supervisor {
         }
         let reply = match request {
             Request::Status(targets) => {
-                let (names, errors) = self.resolve_all(&targets);
-                let processes = names.iter().filter_map(|n| self.info(n)).collect();
+                let (processes, errors) = if targets.is_empty() {
+                    // Every process, straight from the records (no names to look up).
+                    let all = self.processes.values().map(|p| self.info_of(p));
+                    (all.collect(), Vec::new())
+                } else {
+                    let (names, errors) = self.resolve_all(&targets);
+                    (names.iter().filter_map(|n| self.info(n)).collect(), errors)
+                };
                 Some(Reply::Status {
                     now,
                     processes,
@@ -566,10 +572,18 @@ impl Supervisor {
             match wanted.get(&name) {
                 None => self.retire_process(&name, now, out),
                 Some(spec) => {
+                    let Some(p) = self.processes.get(&name) else {
+                        continue;
+                    };
+                    // The very same settings: the record is left untouched (a backup hears
+                    // of the processes a reload changed, not of every one).
+                    if *p.spec == **spec {
+                        continue;
+                    }
+                    let change = p.spec.changes(spec);
                     let Some(p) = self.processes.get_mut(&name) else {
                         continue;
                     };
-                    let change = p.spec.changes(spec);
                     if change.restart.is_empty() {
                         p.spec = Arc::clone(spec);
                         self.index.specs = None;
@@ -795,8 +809,12 @@ impl Supervisor {
     }
 
     pub(super) fn info(&self, name: &str) -> Option<ProcessInfo> {
-        let p = self.processes.get(name)?;
-        Some(ProcessInfo {
+        Some(self.info_of(self.processes.get(name)?))
+    }
+
+    fn info_of(&self, p: &Process) -> ProcessInfo {
+        let name = p.name.as_str();
+        ProcessInfo {
             name: p.name.clone(),
             program: p.program().to_string(),
             group: p.spec.group_name().to_string(),
@@ -818,7 +836,7 @@ impl Supervisor {
                 true => self.unmet(name),
                 false => Vec::new(),
             },
-        })
+        }
     }
 
     /// The panic button: SIGKILL to the process group now, no stop signal, no stoptime. The
