@@ -23,6 +23,10 @@
 //! PASS/MISS, never failing the run (a measurement, not a test). The exit status is non-zero
 //! only when a figure could not be taken.
 //!
+//! The bench is a child subreaper: should a daemon die before its children (with `--pair`, a
+//! primary its backup took for hung), they come to the bench, which kills them by pid (its own
+//! unreaped children: no pid can be reused meanwhile) and reaps them after the run, saying so.
+//!
 //! Limits: each supervised child costs the daemon one pidfd (no pipe: output is discarded);
 //! the bench raises its own RLIMIT_NOFILE (inherited by the daemon) to what N needs, up to the
 //! hard limit, and checks `kernel.pid_max` against N. Every process started here is ended by
@@ -97,6 +101,12 @@ fn main() -> ExitCode {
         eprintln!("scale: {e}");
         return ExitCode::FAILURE;
     }
+    // The children of a daemon that dies before them (a primary its backup killed) come to
+    // the bench, which ends them (see `end_leftovers`).
+    if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+        eprintln!("scale: cannot become a child subreaper: {e}");
+        return ExitCode::FAILURE;
+    }
     println!(
         "scale: N programs of `{} {SLEEP}` (starttime 0, output discarded); load average: {}",
         sleep_bin.display(),
@@ -118,7 +128,12 @@ fn main() -> ExitCode {
             }
         };
         println!("  floor (the bench spawning {n} sleeps)  {floor:>9.1} ms");
-        match supervised(n, pair, &taskmaster, &sleep_bin) {
+        let result = supervised(n, pair, &taskmaster, &sleep_bin);
+        let leftovers = end_leftovers();
+        if leftovers > 0 {
+            println!("  {leftovers} process(es) left under the bench: killed by pid and reaped");
+        }
+        match result {
             Ok(mut figures) => {
                 figures.floor_ms = floor;
                 rows.push(figures);
@@ -132,6 +147,38 @@ fn main() -> ExitCode {
     print_summary(&rows);
     println!("\nload average at the end: {}", load_average());
     ExitCode::SUCCESS
+}
+
+/// Ends what a run left under the bench, which is their subreaper: the children of a primary
+/// its backup killed, the backup. Each is our child and not reaped, so its pid is still its
+/// own when it is signalled; then it is reaped. At most 10 rounds. How many were killed.
+fn end_leftovers() -> usize {
+    use rustix::process::{wait, WaitOptions};
+    let reap = || while let Ok(Some(_)) = wait(WaitOptions::NOHANG) {};
+    let bench = std::process::id();
+    // A backup whose primary shut down exits by itself: a second for that first.
+    for _ in 0..20 {
+        reap();
+        if common::children_of(bench).is_empty() {
+            return 0;
+        }
+        sleep(Duration::from_millis(50));
+    }
+    let mut killed = 0;
+    for _ in 0..10 {
+        reap();
+        let left = common::children_of(bench);
+        if left.is_empty() {
+            break;
+        }
+        for &pid in &left {
+            let _ = common::send(pid, Signal::KILL);
+        }
+        killed += left.len();
+        sleep(Duration::from_millis(100));
+    }
+    reap();
+    killed
 }
 
 /// `sleep`, from the usual places.
