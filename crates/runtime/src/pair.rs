@@ -34,6 +34,14 @@ use crate::handover::Channel;
 /// the backup itself was the one paused) before it calls the primary silent.
 const PAUSED_GRACE: Duration = Duration::from_millis(2);
 
+/// How long a silent primary that is busy (on a CPU, its CPU time growing: a turn of the loop
+/// that stops thousands of processes at once) is waited for before it counts as hung anyway.
+const BUSY_PRIMARY_WAIT: Duration = Duration::from_secs(30);
+
+/// At the end, how long the writer may go without finishing a message before the stream is
+/// closed anyway.
+const CLOSE_PATIENCE: Duration = Duration::from_secs(5);
+
 /// How long a send to the backup may take before the backup counts as broken.
 const SEND_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -136,9 +144,11 @@ pub fn wait_as_backup(socket: &Path, silence: Duration) -> Result<Takeover, Back
 
 async fn listen(path: PathBuf, silence: Duration) -> Result<Takeover, BackupError> {
     // The primary is this backup's parent. Its pidfd, taken now, can only ever reach it.
-    let primary = rustix::process::getppid().and_then(|parent| {
+    let parent = rustix::process::getppid();
+    let primary = parent.and_then(|parent| {
         rustix::process::pidfd_open(parent, rustix::process::PidfdFlags::empty()).ok()
     });
+    let mut busy = BusyWatch::new(parent.map(|p| p.as_raw_nonzero().get()));
     let stream = tokio::net::UnixStream::connect(&path)
         .await
         .map_err(|source| BackupError::Connect {
@@ -157,12 +167,15 @@ async fn listen(path: PathBuf, silence: Duration) -> Result<Takeover, BackupErro
             received = tokio::time::timeout(PAUSED_GRACE, channel.recv()).await;
         }
         let received = match received {
+            // Silent but working (a long turn): not hung. Its words will come after the turn.
+            Err(_) if busy.still_working().await => continue,
             Err(_) => break format!("no word from the primary for {silence:?}"),
             Ok(Ok(None)) if handed_over => break "the primary handed over".to_string(),
             Ok(Ok(None)) => break "the primary's stream ended".to_string(),
             Ok(Err(e)) => break format!("the primary's stream failed: {e}"),
             Ok(Ok(Some(received))) => received,
         };
+        busy.heard();
         let (header, fds) = received;
         match serde_json::from_slice::<Message>(&header) {
             Ok(Message::State(state)) => {
@@ -223,6 +236,60 @@ async fn listen(path: PathBuf, silence: Duration) -> Result<Takeover, BackupErro
         children,
         reason,
     })
+}
+
+/// Whether a silent primary is busy rather than hung: over [`BUSY_LOOK`], it is running or
+/// waiting for a CPU (state R) or in the kernel (D: a loaded machine's page faults, its disk),
+/// or its CPU time (utime + stime, from /proc) grows; for at most [`BUSY_PRIMARY_WAIT`] after
+/// its last word. A paused primary (SIGSTOP, state T) or one stuck waiting (S, D) uses no CPU,
+/// and is taken over as before, [`BUSY_LOOK`] later.
+struct BusyWatch {
+    pid: Option<i32>,
+    last_word: std::time::Instant,
+}
+
+/// How long a silent primary is watched for signs of work.
+const BUSY_LOOK: Duration = Duration::from_millis(250);
+
+impl BusyWatch {
+    fn new(pid: Option<i32>) -> BusyWatch {
+        BusyWatch {
+            pid,
+            last_word: std::time::Instant::now(),
+        }
+    }
+
+    /// The primary spoke.
+    fn heard(&mut self) {
+        self.last_word = std::time::Instant::now();
+    }
+
+    /// After a silence: whether the primary works (see [`BusyWatch`]).
+    async fn still_working(&mut self) -> bool {
+        if self.last_word.elapsed() >= BUSY_PRIMARY_WAIT {
+            return false;
+        }
+        let Some((running_before, before)) = self.look() else {
+            return false;
+        };
+        tokio::time::sleep(BUSY_LOOK).await;
+        let Some((running_after, after)) = self.look() else {
+            return false;
+        };
+        running_before || running_after || after > before
+    }
+
+    /// Whether the primary is on a CPU, waiting for one or in the kernel, and its CPU time in
+    /// clock ticks.
+    fn look(&self) -> Option<(bool, u64)> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid?)).ok()?;
+        // Fields after the command name (which may hold spaces): state is field 3, utime 14.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let running = matches!(*fields.first()?, "R" | "D");
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        Some((running, utime + stime))
+    }
 }
 
 /// The primary's end: the listener its backup connects to, and the stream once it has.
@@ -330,15 +397,16 @@ impl PrimaryLink {
     }
 
     /// Lets the writer finish what is queued (the last word to the backup) for as long as it
-    /// gets on (a message written every second at least: with many processes, what a
-    /// shutdown changed is long to write and read), then closes the stream. A backup that
+    /// gets on (a message written every [`CLOSE_PATIENCE`] at least: with many processes, what
+    /// a shutdown changed is long to write, and for the backup to read), then closes the
+    /// stream. A backup that
     /// missed the last word would take over from a primary that shut down.
     pub async fn close(&mut self) {
         if let Some(mut writer) = self.writer.take() {
             drop(writer.queue);
             let mut sent = writer.sent.load(std::sync::atomic::Ordering::SeqCst);
             loop {
-                if tokio::time::timeout(Duration::from_secs(1), &mut writer.task)
+                if tokio::time::timeout(CLOSE_PATIENCE, &mut writer.task)
                     .await
                     .is_ok()
                 {
