@@ -17,7 +17,7 @@
 //! The target: `ctl status` within 1.2 ms. Every process is ended by its pid: the daemon by
 //! SIGTERM (SIGKILL past a deadline), the clients end by themselves.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -78,10 +78,10 @@ fn run(dir: &Path) -> Result<(), String> {
     let config = dir.join("taskmaster.yaml");
     let text = format!(
         "programs:\n  web:\n    cmd: \"{} sleep forever\"\n    starttime: 0\n    numprocs: 10\n",
-        binary("tm-fixture").display()
+        common::binary("tm-fixture").display()
     );
     std::fs::write(&config, text).map_err(|e| format!("write {}: {e}", config.display()))?;
-    let mut daemon = Command::new(binary("taskmaster"))
+    let mut daemon = Command::new(common::binary("taskmaster"))
         .args(["run", "--no-shell", "-c"])
         .arg(&config)
         .stdin(Stdio::null())
@@ -110,7 +110,7 @@ struct Case {
 
 fn measure(dir: &Path, client: &Path, config: &Path) -> Result<(), String> {
     let socket = dir.join("taskmaster.sock");
-    let taskmaster = binary("taskmaster").display().to_string();
+    let taskmaster = common::binary("taskmaster").display().to_string();
     let ctl_s = |args: &[&str]| {
         let mut argv = vec![taskmaster.clone(), "ctl".to_string(), "-s".to_string()];
         argv.push(socket.display().to_string());
@@ -195,13 +195,4 @@ fn case(name: &'static str, argv: Vec<String>) -> Case {
         argv,
         times_ms: Vec::with_capacity(RUNS),
     }
-}
-
-fn binary(name: &str) -> PathBuf {
-    let mut path = std::env::current_exe().unwrap_or_default();
-    path.pop();
-    if path.ends_with("deps") {
-        path.pop();
-    }
-    path.join(name)
 }

@@ -12,7 +12,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ const HELD: usize = 1000;
 fn main() -> ExitCode {
     let dir = std::env::temp_dir().join(format!("tm-idle-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
-    let fixture = binary("tm-fixture");
+    let fixture = common::binary("tm-fixture");
     let config = dir.join("taskmaster.yaml");
     let text = format!(
         "programs:\n  web:\n    cmd: \"{} sleep forever\"\n    starttime: 0\n",
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         eprintln!("cannot write {}: {e}", config.display());
         return ExitCode::FAILURE;
     }
-    let mut daemon = match Command::new(binary("taskmaster"))
+    let mut daemon = match Command::new(common::binary("taskmaster"))
         .args(["run", "--no-shell", "-c"])
         .arg(&config)
         .stdin(Stdio::null())
@@ -162,14 +162,4 @@ fn percentile(times: &[f64], p: f64) -> f64 {
     let mut sorted = times.to_vec();
     sorted.sort_by(f64::total_cmp);
     common::percentile(&sorted, p)
-}
-
-/// A binary of this workspace, built beside the bench.
-fn binary(name: &str) -> PathBuf {
-    let mut path = std::env::current_exe().unwrap_or_default();
-    path.pop();
-    if path.ends_with("deps") {
-        path.pop();
-    }
-    path.join(name)
 }

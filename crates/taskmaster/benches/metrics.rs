@@ -9,7 +9,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,13 +24,13 @@ fn main() -> ExitCode {
     let config = dir.join("taskmaster.yaml");
     let text = format!(
         "programs:\n  web:\n    cmd: \"{} sleep forever\"\n    starttime: 0\n    numprocs: {PROCESSES}\n",
-        binary("tm-fixture").display()
+        common::binary("tm-fixture").display()
     );
     if let Err(e) = std::fs::write(&config, text) {
         eprintln!("cannot write {}: {e}", config.display());
         return ExitCode::FAILURE;
     }
-    let mut daemon = match Command::new(binary("taskmaster"))
+    let mut daemon = match Command::new(common::binary("taskmaster"))
         .args(["run", "--no-shell", "-c"])
         .arg(&config)
         .stdin(Stdio::null())
@@ -123,14 +123,4 @@ fn get(socket: &Path, target: &str) -> Result<(f64, String), String> {
         ));
     }
     Ok((elapsed, String::from_utf8_lossy(&answer).into_owned()))
-}
-
-/// A binary of this workspace, built beside the bench.
-fn binary(name: &str) -> PathBuf {
-    let mut path = std::env::current_exe().unwrap_or_default();
-    path.pop();
-    if path.ends_with("deps") {
-        path.pop();
-    }
-    path.join(name)
 }

@@ -397,14 +397,31 @@ fn syslog_gets_a_datagram_per_event_with_its_severity() {
     assert!(datagram.contains("SIGSEGV"), "{datagram}");
 }
 
-/// aiosmtpd on 127.0.0.1:`port`, writing each message to `folder/mail-N.eml`.
+/// aiosmtpd on 127.0.0.1:`port`, writing each message to `mail/mail-N.eml` in the sandbox.
 fn smtp_server(sandbox: &Sandbox, port: u16) -> Process {
+    smtp_server_with(sandbox, port, None)
+}
+
+/// [`smtp_server`]; with `starttls`, a folder holding `cert.pem` and `key.pem`, it takes mail
+/// only after STARTTLS, and says `250 kept over TLS`.
+fn smtp_server_with(sandbox: &Sandbox, port: u16, starttls: Option<&str>) -> Process {
     let folder = sandbox.file_str("mail");
     std::fs::create_dir_all(&folder).expect("a mail folder");
+    let (context, answer) = match starttls {
+        Some(certs) => (
+            format!(
+                "ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\ncontext.load_cert_chain(os.path.join({certs:?}, \"cert.pem\"), os.path.join({certs:?}, \"key.pem\"))"
+            ),
+            "250 kept over TLS",
+        ),
+        None => ("None".to_string(), "250 kept"),
+    };
     let script = format!(
         r#"
-import asyncio, itertools, os, time
+import asyncio, itertools, logging, os, ssl, time
 from aiosmtpd.controller import Controller
+# A client that refuses the certificate is expected in a test: no traceback for it.
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 count = itertools.count()
 class Keep:
     async def handle_DATA(self, server, session, envelope):
@@ -414,8 +431,10 @@ class Keep:
             f.write(("X-Rcpt: %s\n" % ",".join(envelope.rcpt_tos)).encode())
             f.write(envelope.content)
         os.rename(path + ".tmp", path)
-        return "250 kept"
-controller = Controller(Keep(), hostname="127.0.0.1", port={port})
+        return {answer:?}
+context = {context}
+controller = Controller(Keep(), hostname="127.0.0.1", port={port}, tls_context=context,
+                        require_starttls=context is not None)
 controller.start()
 open(os.path.join({folder:?}, "ready"), "w").close()
 while True:
@@ -661,44 +680,6 @@ server.serve_forever()
     server
 }
 
-/// aiosmtpd on 127.0.0.1:`port` that takes mail only after STARTTLS (with `cert.pem`),
-/// writing each message to `folder/mail-N.eml`.
-fn starttls_server(sandbox: &Sandbox, port: u16) -> Process {
-    let folder = sandbox.file_str("tls");
-    let script = format!(
-        r#"
-import itertools, logging, os, ssl, time
-from aiosmtpd.controller import Controller
-# The refused handshakes of the second half are expected: no traceback for them.
-logging.getLogger("mail.log").setLevel(logging.CRITICAL)
-count = itertools.count()
-class Keep:
-    async def handle_DATA(self, server, session, envelope):
-        path = os.path.join({folder:?}, "mail-%d.eml" % next(count))
-        with open(path + ".tmp", "wb") as f:
-            f.write(envelope.content)
-        os.rename(path + ".tmp", path)
-        return "250 kept over TLS"
-context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain(os.path.join({folder:?}, "cert.pem"), os.path.join({folder:?}, "key.pem"))
-controller = Controller(Keep(), hostname="127.0.0.1", port={port}, tls_context=context,
-                        require_starttls=True)
-controller.start()
-open(os.path.join({folder:?}, "smtp-ready"), "w").close()
-while True:
-    time.sleep(3600)
-"#
-    );
-    let mut cmd = Command::new(supervisor_venv_bin("python"));
-    cmd.arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    let server = Process::spawn(cmd);
-    sandbox.wait_for_file("tls/smtp-ready", TIMEOUT);
-    server
-}
-
 #[test]
 fn https_webhooks_and_starttls_mail_trust_the_ca_file_and_nothing_else() {
     let servers = Sandbox::new();
@@ -706,7 +687,7 @@ fn https_webhooks_and_starttls_mail_trust_the_ca_file_and_nothing_else() {
     private_ca(&servers.file("tls"));
     let (https_port, smtp_port) = (free_port(), free_port());
     let _https = https_receiver(&servers, https_port);
-    let _smtp = starttls_server(&servers, smtp_port);
+    let _smtp = smtp_server_with(&servers, smtp_port, Some(&servers.file_str("tls")));
     // `localhost` for the webhook, an address for the mail: the certificate names both.
     let alerting = |ca_file: &str| {
         format!(
@@ -736,7 +717,7 @@ fn https_webhooks_and_starttls_mail_trust_the_ca_file_and_nothing_else() {
     let body: Value = serde_json::from_str(&servers.wait_for_file("tls/hook-0.json", TIMEOUT))
         .expect("a JSON body");
     assert_eq!(body["test"], true, "{body}");
-    let mail = servers.wait_for_file("tls/mail-0.eml", TIMEOUT);
+    let mail = servers.wait_for_file("mail/mail-0.eml", TIMEOUT);
     assert!(
         mail.contains("Subject: [taskmaster] test message from "),
         "{mail}"

@@ -1,5 +1,5 @@
-//! What the benchmarks share: signalling, finding and stopping the processes they start, and
-//! percentiles.
+//! What the benchmarks share: the workspace's executables, signalling, finding and stopping
+//! the processes they start, and percentiles.
 #![allow(dead_code)] // each benchmark uses a part
 
 use std::fs;
@@ -8,6 +8,16 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process, Pid, Signal};
+
+/// The workspace's executable `name` (`taskmaster`, `tm-fixture`), built beside this bench.
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let mut path = std::env::current_exe().unwrap_or_default();
+    path.pop();
+    if path.ends_with("deps") {
+        path.pop();
+    }
+    path.join(name)
+}
 
 /// Sends `signal` to `pid`.
 pub fn send(pid: u32, signal: Signal) -> Result<(), String> {
