@@ -274,14 +274,21 @@ mod tests {
 
     #[test]
     fn a_datagram_reaches_the_udp_backup() {
-        let probe = UdpSocket::bind("127.0.0.1:0").expect("probe");
-        let address = probe.local_addr().expect("address");
-        drop(probe);
-        let transport = Transport::Udp {
-            listen: address,
-            peer: address,
-        };
-        let receiver = Receiver::bind(&transport, Path::new("unused")).expect("bind");
+        // A port found free may be taken again before the receiver binds it (other
+        // tests' senders bind ephemeral ports too): try a few.
+        let (transport, receiver) = (0..20)
+            .find_map(|_| {
+                let probe = UdpSocket::bind("127.0.0.1:0").expect("probe");
+                let address = probe.local_addr().expect("address");
+                drop(probe);
+                let transport = Transport::Udp {
+                    listen: address,
+                    peer: address,
+                };
+                let receiver = Receiver::bind(&transport, Path::new("unused")).ok()?;
+                Some((transport, receiver))
+            })
+            .expect("a free UDP port in twenty tries");
         let sender = Sender::open(&transport, Path::new("unused"), PATIENCE).expect("sender");
         assert_eq!(sender.limit(), (UDP_LIMIT, "UDP"));
         sender.send(b"hello").expect("send");

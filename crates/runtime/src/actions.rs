@@ -20,6 +20,10 @@ impl Daemon {
     pub(crate) fn carry_out(&mut self, actions: Vec<Action>) {
         let mut queue = VecDeque::from(actions);
         while let Some(action) = queue.pop_front() {
+            // A `start all` of thousands is a long turn: the backup still hears the primary.
+            if let Some(primary) = self.primary.as_mut() {
+                primary.beat_if_due();
+            }
             if let Some(result) = self.carry_out_one(action) {
                 queue.extend(self.handle_event(result));
             }

@@ -67,7 +67,8 @@ pub(crate) fn pidfd_of(pid: u32) -> io::Result<OwnedFd> {
 /// A process supervised without being our child: its pid and a pidfd for it.
 pub(crate) struct Adopted {
     pid: u32,
-    pidfd: OwnedFd,
+    /// Shared with the child's record: one descriptor per adopted child.
+    pidfd: std::sync::Arc<OwnedFd>,
 }
 
 /// Why the exit status of an adopted process could not be learned.
@@ -109,7 +110,7 @@ enum Witness {
 impl Adopted {
     /// Adopts the process `pid`, given a pidfd for it (typically received from the primary).
     /// The pidfd is the authority: `pid` only names where `/proc` shows the process.
-    pub(crate) fn new(pid: u32, pidfd: OwnedFd) -> Adopted {
+    pub(crate) fn new(pid: u32, pidfd: std::sync::Arc<OwnedFd>) -> Adopted {
         Adopted { pid, pidfd }
     }
 
@@ -305,7 +306,7 @@ mod tests {
             // G blocks on the pipe until we close it, so this pid is still G's.
             let pidfd = pidfd_of(pid).expect("pidfd_open");
             Grandchild {
-                adopted: Adopted::new(pid, pidfd),
+                adopted: Adopted::new(pid, pidfd.into()),
                 trigger: Some(write_end),
                 parent,
                 parent_output,
@@ -385,7 +386,8 @@ mod tests {
                     .adopted
                     .pidfd()
                     .try_clone_to_owned()
-                    .expect("dup"),
+                    .expect("dup")
+                    .into(),
             );
             let waiting = adopted.exited_with_witness();
             tokio::pin!(waiting);

@@ -29,7 +29,7 @@ pub(crate) struct Child {
     /// by pid, and a pidfd for the backup is opened when it is sent. No descriptor per child
     /// means a spawn's fd table, which each child copies and closes at exec, does not grow
     /// with the number of children.
-    pub pidfd: Option<OwnedFd>,
+    pub pidfd: Option<std::sync::Arc<OwnedFd>>,
     pub captures: Vec<capture::Capture>,
     pub stdin: Option<stdin::StdinPipe>,
     /// Its program's listening socket (FastCGI): held, never read, while the child lives;

@@ -107,7 +107,9 @@ impl Daemon {
         }
         let auto_logs = config.daemon.auto_logs.clone();
         let config_path = config.path.clone();
+        let children_nofile = startup::raise_own_nofile();
         let context = spawn::ChildContext {
+            children_nofile,
             base_env: std::env::vars_os().collect(),
             notify_socket: notify_socket_path(&config.socket),
             control_socket: config.socket.clone(),
@@ -172,7 +174,11 @@ impl Daemon {
             backup_connected: false,
             ..info
         });
-        self.pair_settings = Some(PrimarySettings { config, verbose });
+        self.pair_settings = Some(PrimarySettings {
+            config,
+            verbose,
+            nofile: self.context.children_nofile,
+        });
         self
     }
 
@@ -250,13 +256,13 @@ impl Daemon {
             .collect();
         let owner = process.map_or_else(|| format!("pid {pid}"), |(name, _)| name);
         let captures = self.start_captures(pid, &owner, pipes);
-        if let Ok(watched) = held.pidfd.try_clone() {
-            self.adopted.push(adopt::Adopted::new(pid, watched));
-        }
+        let pidfd = std::sync::Arc::new(held.pidfd);
+        self.adopted
+            .push(adopt::Adopted::new(pid, std::sync::Arc::clone(&pidfd)));
         // Its stdin pipe's writer is a task: it starts with the loop (`keep_adopted_stdins`).
         let child = Child {
             program: true,
-            pidfd: Some(held.pidfd),
+            pidfd: Some(pidfd),
             captures,
             stdin: None,
             // A FastCGI socket is not handed over: the children hold it; the next spawn opens
@@ -353,6 +359,7 @@ impl Daemon {
     pub(crate) fn handle_event(&mut self, event: Event) -> Vec<Action> {
         if let Some(primary) = self.primary.as_mut() {
             primary.state_changed();
+            primary.beat_if_due();
         }
         self.supervisor.handle(event, clock::now())
     }

@@ -139,8 +139,7 @@ impl Daemon {
                 accepted = accept_backup(self.primary.as_mut()), if awaiting_backup => {
                     if let (Ok(peer), Some(primary)) = (accepted, self.primary.as_mut()) {
                         primary
-                            .backup_connected(peer, &mut self.supervisor, &self.children, &mut self.log)
-                            .await;
+                            .backup_connected(peer, &mut self.supervisor, &self.children, &mut self.log);
                     }
                 }
             }
@@ -181,9 +180,7 @@ impl Daemon {
             self.dispatch(Event::Timer);
         }
         if let Some(primary) = self.primary.as_mut() {
-            let handover = primary
-                .after_turn(&mut self.supervisor, &self.children, &mut self.log)
-                .await;
+            let handover = primary.after_turn(&mut self.supervisor, &self.children, &mut self.log);
             if let Some(done) = handover {
                 self.dispatch(Event::HandoverDone {
                     ticket: done.ticket,

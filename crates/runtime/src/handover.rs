@@ -80,41 +80,13 @@ impl Channel {
     /// (the kernel duplicates them into the receiver; ours stay open). Fails with
     /// `InvalidInput` for more than [`MAX_FDS_PER_MESSAGE`] descriptors or a header over
     /// [`MAX_HEADER`], without sending anything.
+    #[cfg_attr(not(test), allow(dead_code))] // the primary sends with `send_blocking`
     pub(crate) async fn send(&mut self, header: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-        let prefix = encode_prefix(header.len(), fds.len())?;
-        let total = PREFIX_LEN + header.len();
-        let mut control_space =
-            vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
-        let mut sent = 0;
-        while sent < total {
-            let written = self
-                .stream
-                .async_io(Interest::WRITABLE, || {
-                    let (prefix_rest, header_rest) = if sent < PREFIX_LEN {
-                        (&prefix[sent..], header)
-                    } else {
-                        (&prefix[..0], &header[sent - PREFIX_LEN..])
-                    };
-                    let iov = [IoSlice::new(prefix_rest), IoSlice::new(header_rest)];
-                    let mut control = SendAncillaryBuffer::new(&mut control_space);
-                    // The descriptors go with the first bytes only. A call that fails sent
-                    // nothing, descriptors included, so a retry sends them again.
-                    if sent == 0 && !fds.is_empty() {
-                        let pushed = control.push(SendAncillaryMessage::ScmRights(fds));
-                        debug_assert!(pushed, "control space is sized for the descriptors");
-                    }
-                    Ok(sendmsg(
-                        &self.stream,
-                        &iov,
-                        &mut control,
-                        SendFlags::NOSIGNAL,
-                    )?)
-                })
+        let mut frame = Frame::new(header, fds)?;
+        while !frame.is_sent() {
+            self.stream
+                .async_io(Interest::WRITABLE, || frame.send_some(self.stream.as_fd()))
                 .await?;
-            if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            sent += written;
         }
         Ok(())
     }
@@ -148,6 +120,69 @@ impl Channel {
                 }
             }
         }
+    }
+}
+
+/// Sends one message as [`Channel::send`] does, on a blocking socket (a thread's own: each
+/// `sendmsg` waits at most the socket's send timeout, then fails).
+pub(crate) fn send_blocking(
+    socket: &std::os::unix::net::UnixStream,
+    header: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    let mut frame = Frame::new(header, fds)?;
+    while !frame.is_sent() {
+        frame.send_some(socket.as_fd())?;
+    }
+    Ok(())
+}
+
+/// One message on its way out: what is sent of it so far.
+struct Frame<'a> {
+    prefix: [u8; PREFIX_LEN],
+    header: &'a [u8],
+    fds: &'a [BorrowedFd<'a>],
+    control_space: Vec<MaybeUninit<u8>>,
+    sent: usize,
+}
+
+impl<'a> Frame<'a> {
+    fn new(header: &'a [u8], fds: &'a [BorrowedFd<'a>]) -> io::Result<Frame<'a>> {
+        Ok(Frame {
+            prefix: encode_prefix(header.len(), fds.len())?,
+            header,
+            fds,
+            control_space: vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))],
+            sent: 0,
+        })
+    }
+
+    fn is_sent(&self) -> bool {
+        self.sent == PREFIX_LEN + self.header.len()
+    }
+
+    /// One `sendmsg` of what is left.
+    fn send_some(&mut self, socket: BorrowedFd<'_>) -> io::Result<()> {
+        let sent = self.sent;
+        let (prefix_rest, header_rest) = if sent < PREFIX_LEN {
+            (&self.prefix[sent..], self.header)
+        } else {
+            (&self.prefix[..0], &self.header[sent - PREFIX_LEN..])
+        };
+        let iov = [IoSlice::new(prefix_rest), IoSlice::new(header_rest)];
+        let mut control = SendAncillaryBuffer::new(&mut self.control_space);
+        // The descriptors go with the first bytes only. A call that fails sent nothing,
+        // descriptors included, so a retry sends them again.
+        if sent == 0 && !self.fds.is_empty() {
+            let pushed = control.push(SendAncillaryMessage::ScmRights(self.fds));
+            debug_assert!(pushed, "control space is sized for the descriptors");
+        }
+        let written = sendmsg(socket, &iov, &mut control, SendFlags::NOSIGNAL)?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        self.sent += written;
+        Ok(())
     }
 }
 
@@ -401,6 +436,20 @@ mod tests {
         let mut contents = String::new();
         received_file.read_to_string(&mut contents).expect("read");
         assert_eq!(contents, "file contents");
+    }
+
+    #[tokio::test]
+    async fn a_blocking_sender_frames_as_the_async_one() {
+        let (sender, receiver) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        receiver.set_nonblocking(true).expect("nonblocking");
+        let mut backup = Channel::new(UnixStream::from_std(receiver).expect("register"));
+        let (read, _write) = rustix::pipe::pipe().expect("pipe");
+        send_blocking(&sender, b"{\"one\":1}", &[read.as_fd()]).expect("send");
+        send_blocking(&sender, b"{\"two\":2}", &[]).expect("send");
+        let (header, fds) = recv(&mut backup).await.expect("recv").expect("a message");
+        assert_eq!((header.as_slice(), fds.len()), (&b"{\"one\":1}"[..], 1));
+        let (header, fds) = recv(&mut backup).await.expect("recv").expect("a message");
+        assert_eq!((header.as_slice(), fds.len()), (&b"{\"two\":2}"[..], 0));
     }
 
     #[tokio::test]

@@ -22,13 +22,14 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use taskmaster_config::{ProgramSpec, Stream};
 use taskmaster_core::Supervisor;
 
-use crate::handover::Channel;
+use crate::handover::{send_blocking, Channel};
 
 /// After a silence, how long the backup looks for what waits in the stream (already there if
 /// the backup itself was the one paused) before it calls the primary silent.
@@ -42,7 +43,10 @@ const BUSY_PRIMARY_WAIT: Duration = Duration::from_secs(30);
 /// closed anyway.
 const CLOSE_PATIENCE: Duration = Duration::from_secs(5);
 
-/// How long a send to the backup may take before the backup counts as broken.
+/// How often [`PrimaryLink::close`] looks whether the writer is done.
+const CLOSE_POLL: Duration = Duration::from_millis(5);
+
+/// How long one write to the backup may wait before the backup counts as broken.
 const SEND_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Where the primary of a daemon whose control socket is `socket` listens for its backup.
@@ -167,8 +171,18 @@ async fn listen(path: PathBuf, silence: Duration) -> Result<Takeover, BackupErro
             received = tokio::time::timeout(PAUSED_GRACE, channel.recv()).await;
         }
         let received = match received {
-            // Silent but working (a long turn): not hung. Its words will come after the turn.
-            Err(_) if busy.still_working().await => continue,
+            // Silent but working: not hung. Said once per silence, since a primary's long
+            // turns are meant to keep it talking (its heartbeats go out mid-turn).
+            Err(_) if busy.still_working().await => {
+                if !busy.said_silent {
+                    busy.said_silent = true;
+                    eprintln!(
+                        "taskmaster backup (pid {}): the primary has said nothing for {silence:?} but is working: not taking over",
+                        std::process::id()
+                    );
+                }
+                continue;
+            }
             Err(_) => break format!("no word from the primary for {silence:?}"),
             Ok(Ok(None)) if handed_over => break "the primary handed over".to_string(),
             Ok(Ok(None)) => break "the primary's stream ended".to_string(),
@@ -246,6 +260,8 @@ async fn listen(path: PathBuf, silence: Duration) -> Result<Takeover, BackupErro
 struct BusyWatch {
     pid: Option<i32>,
     last_word: std::time::Instant,
+    /// The current silence was reported.
+    said_silent: bool,
 }
 
 /// How long a silent primary is watched for signs of work.
@@ -256,12 +272,14 @@ impl BusyWatch {
         BusyWatch {
             pid,
             last_word: std::time::Instant::now(),
+            said_silent: false,
         }
     }
 
     /// The primary spoke.
     fn heard(&mut self) {
         self.last_word = std::time::Instant::now();
+        self.said_silent = false;
     }
 
     /// After a silence: whether the primary works (see [`BusyWatch`]).
@@ -301,52 +319,137 @@ pub(crate) struct PrimaryLink {
     writer: Option<Writer>,
 }
 
-/// A message on its way to the backup: its header and the descriptors that go with it.
-struct Outgoing {
-    header: Vec<u8>,
-    fds: Vec<OwnedFd>,
+/// What the loop gives the writer: a message and the descriptors that go with it (the writer
+/// serializes it: a state of thousands of processes costs the loop nothing), or a heartbeat.
+enum Outgoing {
+    Message { message: Message, fds: Vec<OwnedFd> },
+    Beat,
 }
 
-/// The task that writes to the backup's stream, in order.
+/// The thread that writes to the backup's stream, in order. A thread, not a task on the
+/// loop: what the loop queues goes out while the loop is busy, so a heartbeat asked for in
+/// the middle of a long turn (see [`crate::primary::Primary::beat_if_due`]) reaches the
+/// backup on time, and even while the thread serializes a large message (what a turn changed
+/// in thousands of processes): the stream is idle then, and a heartbeat goes out between two
+/// of the serializer's writes.
 struct Writer {
-    queue: tokio::sync::mpsc::UnboundedSender<Outgoing>,
-    /// Set by the task when a send failed or timed out: the backup is gone or not listening.
-    broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    queue: std::sync::mpsc::Sender<Outgoing>,
+    /// Shared with the thread: whether it failed, what it sent, whether a beat is asked for.
+    shared: std::sync::Arc<WriterState>,
+    /// The stream, to shut down: a send stuck in the thread fails at once.
+    stream: std::os::unix::net::UnixStream,
+    thread: std::thread::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct WriterState {
+    /// Set by the thread when a send failed or timed out: the backup is gone or not listening.
+    broken: AtomicBool,
     /// Messages written so far: how [`PrimaryLink::close`] tells a writer that is getting on
     /// from one that is stuck.
-    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
+    sent: AtomicU64,
+    /// The loop asked for a heartbeat that has not gone out yet.
+    beat: AtomicBool,
 }
 
+/// While a message is serialized, how many bytes between two looks at whether a heartbeat is
+/// asked for.
+const BEAT_LOOK_BYTES: usize = 64 << 10;
+
 impl Writer {
-    fn start(mut channel: Channel) -> Writer {
-        let (queue, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
-        let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = std::sync::Arc::clone(&broken);
-        let sent_count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = std::sync::Arc::clone(&sent_count);
-        let task = tokio::spawn(async move {
-            while let Some(message) = outgoing.recv().await {
-                let fds: Vec<_> = message.fds.iter().map(|fd| fd.as_fd()).collect();
-                let sent =
-                    tokio::time::timeout(SEND_TIMEOUT, channel.send(&message.header, &fds)).await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                    return;
+    fn start(stream: tokio::net::UnixStream) -> std::io::Result<Writer> {
+        let stream = stream.into_std()?;
+        stream.set_nonblocking(false)?;
+        stream.set_write_timeout(Some(SEND_TIMEOUT))?;
+        let own_stream = stream.try_clone()?;
+        let (queue, outgoing) = std::sync::mpsc::channel::<Outgoing>();
+        let shared = std::sync::Arc::new(WriterState::default());
+        let state = std::sync::Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("pair-writer".into())
+            .spawn(move || {
+                if write_all(&own_stream, &outgoing, &state).is_err() {
+                    state.broken.store(true, Ordering::SeqCst);
                 }
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        });
-        Writer {
+            })?;
+        Ok(Writer {
             queue,
-            broken,
-            sent: sent_count,
-            task,
-        }
+            shared,
+            stream,
+            thread,
+        })
     }
 
     fn is_broken(&self) -> bool {
-        self.broken.load(std::sync::atomic::Ordering::SeqCst) || self.task.is_finished()
+        self.shared.broken.load(Ordering::SeqCst) || self.thread.is_finished()
+    }
+
+    /// Asks for a heartbeat: sent after what is queued, or in the middle of serializing it.
+    fn beat(&self) {
+        self.shared.beat.store(true, Ordering::SeqCst);
+        let _ = self.queue.send(Outgoing::Beat);
+    }
+
+    /// Ends the stream now, whatever is still queued: the thread's send fails, and it exits.
+    fn abort(self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// The writer thread's work: every message queued, in order, until the queue closes.
+fn write_all(
+    stream: &std::os::unix::net::UnixStream,
+    outgoing: &std::sync::mpsc::Receiver<Outgoing>,
+    state: &WriterState,
+) -> std::io::Result<()> {
+    let send_beat_if_asked = || -> std::io::Result<()> {
+        if state.beat.swap(false, Ordering::SeqCst) {
+            send_blocking(stream, BEAT_HEADER, &[])?;
+        }
+        Ok(())
+    };
+    for outgoing in outgoing {
+        let Outgoing::Message { message, fds } = outgoing else {
+            send_beat_if_asked()?;
+            continue;
+        };
+        let mut header = Serialized {
+            bytes: Vec::new(),
+            next_look: BEAT_LOOK_BYTES,
+            look: &send_beat_if_asked,
+        };
+        // Every message is plain data: it serializes unless a heartbeat's send failed.
+        serde_json::to_writer(&mut header, &message).map_err(std::io::Error::other)?;
+        let fds: Vec<_> = fds.iter().map(|fd| fd.as_fd()).collect();
+        send_blocking(stream, &header.bytes, &fds)?;
+        state.sent.fetch_add(1, Ordering::SeqCst);
+    }
+    Ok(())
+}
+
+/// A heartbeat's header: [`Message::Beat`] as JSON.
+const BEAT_HEADER: &[u8] = b"\"Beat\"";
+
+/// A message's header as it is serialized, with a look at whether a heartbeat is asked for
+/// every [`BEAT_LOOK_BYTES`].
+struct Serialized<'a> {
+    bytes: Vec<u8>,
+    next_look: usize,
+    look: &'a dyn Fn() -> std::io::Result<()>,
+}
+
+impl std::io::Write for Serialized<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.bytes.extend_from_slice(bytes);
+        if self.bytes.len() >= self.next_look {
+            self.next_look = self.bytes.len() + BEAT_LOOK_BYTES;
+            (self.look)()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -385,14 +488,14 @@ impl PrimaryLink {
             .and_then(|c| c.pid())
             .and_then(|pid| u32::try_from(pid).ok());
         self.disconnect();
-        self.writer = Some(Writer::start(Channel::new(stream)));
+        self.writer = Some(Writer::start(stream)?);
         Ok(peer)
     }
 
     /// Forgets the stream (its backup is gone, or being replaced).
     pub fn disconnect(&mut self) {
         if let Some(writer) = self.writer.take() {
-            writer.task.abort();
+            writer.abort();
         }
     }
 
@@ -402,69 +505,71 @@ impl PrimaryLink {
     /// stream. A backup that
     /// missed the last word would take over from a primary that shut down.
     pub async fn close(&mut self) {
-        if let Some(mut writer) = self.writer.take() {
-            drop(writer.queue);
-            let mut sent = writer.sent.load(std::sync::atomic::Ordering::SeqCst);
-            loop {
-                if tokio::time::timeout(CLOSE_PATIENCE, &mut writer.task)
-                    .await
-                    .is_ok()
-                {
-                    break;
-                }
-                let now_sent = writer.sent.load(std::sync::atomic::Ordering::SeqCst);
-                if now_sent == sent {
-                    writer.task.abort();
-                    break;
-                }
-                sent = now_sent;
+        let Some(Writer {
+            queue,
+            shared,
+            stream,
+            thread,
+        }) = self.writer.take()
+        else {
+            return;
+        };
+        drop(queue);
+        let mut last_sent = shared.sent.load(Ordering::SeqCst);
+        let mut last_progress = std::time::Instant::now();
+        while !thread.is_finished() {
+            tokio::time::sleep(CLOSE_POLL).await;
+            let now_sent = shared.sent.load(Ordering::SeqCst);
+            if now_sent != last_sent {
+                (last_sent, last_progress) = (now_sent, std::time::Instant::now());
+            } else if last_progress.elapsed() >= CLOSE_PATIENCE {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                break;
             }
         }
     }
 
     /// Queues a message, with descriptors (duplicated: the caller keeps its own).
-    pub async fn send(&mut self, message: &Message, fds: &[std::os::fd::BorrowedFd<'_>]) {
+    pub fn send(&mut self, message: Message, fds: &[std::os::fd::BorrowedFd<'_>]) {
         let Some(writer) = self.writer.as_ref() else {
-            return;
-        };
-        let Ok(header) = serde_json::to_vec(message) else {
             return;
         };
         let Ok(fds) = fds.iter().map(|fd| fd.try_clone_to_owned()).collect() else {
             return;
         };
-        let _ = writer.queue.send(Outgoing { header, fds });
+        let _ = writer.queue.send(Outgoing::Message { message, fds });
     }
 
     /// Tells the backup that the pair is over (a shutdown), so that it exits rather than take
     /// over.
-    pub async fn send_exit(&mut self) {
-        self.send(&Message::Exit, &[]).await;
+    pub fn send_exit(&mut self) {
+        self.send(Message::Exit, &[]);
     }
 
     /// Tells the backup to take over once this primary's stream ends.
-    pub async fn send_handover(&mut self) {
-        self.send(&Message::Handover, &[]).await;
+    pub fn send_handover(&mut self) {
+        self.send(Message::Handover, &[]);
     }
 
     /// Sends the whole state.
-    pub async fn send_state(&mut self, supervisor: &Supervisor) {
-        self.send(&Message::State(Box::new(supervisor.clone())), &[])
-            .await;
+    pub fn send_state(&mut self, supervisor: &Supervisor) {
+        self.send(Message::State(Box::new(supervisor.clone())), &[]);
     }
 
     /// Sends what changed in the state since the last time.
-    pub async fn send_changes(&mut self, changes: taskmaster_core::Changes) {
-        self.send(&Message::Changes(Box::new(changes)), &[]).await;
+    pub fn send_changes(&mut self, changes: taskmaster_core::Changes) {
+        self.send(Message::Changes(Box::new(changes)), &[]);
     }
 
     /// Says that the primary lives.
-    pub async fn send_beat(&mut self) {
-        self.send(&Message::Beat, &[]).await;
+    pub fn send_beat(&mut self) {
+        if let Some(writer) = self.writer.as_ref() {
+            writer.beat();
+        }
     }
 
     /// Sends a new child's pidfd, output pipes and stdin pipe.
-    pub async fn send_child(&mut self, pid: u32, child: &crate::children::Descriptors<'_>) {
+    pub fn send_child(&mut self, pid: u32, child: &crate::children::Descriptors<'_>) {
         let mut fds = vec![child.pidfd.as_fd()];
         fds.extend(child.outputs.iter().map(|(_, fd)| fd.as_fd()));
         fds.extend(child.stdin.map(|fd| fd.as_fd()));
@@ -477,7 +582,7 @@ impl PrimaryLink {
                 .collect(),
             stdin: child.stdin.is_some(),
         };
-        self.send(&message, &fds).await;
+        self.send(message, &fds);
     }
 }
 
@@ -489,9 +594,25 @@ impl Drop for PrimaryLink {
 
 /// Starts the backup: the executable `exe` (this one, or the file it was started from, for an
 /// upgrade), as `run --pair --backup`, in a process group of its own. Returns its pid.
-pub(crate) fn spawn_backup(exe: &Path, config: &Path, verbose: bool) -> std::io::Result<u32> {
+/// `nofile` is the RLIMIT_NOFILE taskmaster was started with (before it raised its own): the
+/// backup starts with it too, so that when it takes over it gives its children the same.
+pub(crate) fn spawn_backup(
+    exe: &Path,
+    config: &Path,
+    verbose: bool,
+    nofile: Option<rustix::process::Rlimit>,
+) -> std::io::Result<u32> {
     use std::os::unix::process::CommandExt;
     let mut command = std::process::Command::new(exe);
+    if let Some(limit) = nofile {
+        // SAFETY: setrlimit is async-signal-safe, and the closure allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
+                    .map_err(std::io::Error::from)
+            });
+        }
+    }
     command
         .arg("run")
         .arg("-c")
@@ -510,6 +631,14 @@ pub(crate) fn spawn_backup(exe: &Path, config: &Path, verbose: bool) -> std::io:
 #[cfg(test)]
 mod handed_output_tests {
     use super::*;
+
+    #[test]
+    fn the_writers_heartbeat_is_a_beat_message() {
+        assert_eq!(
+            serde_json::to_vec(&Message::Beat).expect("serialize"),
+            BEAT_HEADER
+        );
+    }
 
     #[test]
     fn an_older_primarys_child_names_files_and_a_newer_ones_streams() {

@@ -34,6 +34,8 @@ const BACKUP_RESPAWN: Duration = Duration::from_secs(1);
 pub(crate) struct PrimarySettings {
     pub config: PathBuf,
     pub verbose: bool,
+    /// The RLIMIT_NOFILE taskmaster started with, for the backup (see [`pair::spawn_backup`]).
+    pub nofile: Option<rustix::process::Rlimit>,
 }
 
 /// The backup process, while it runs.
@@ -152,7 +154,7 @@ impl Primary {
     /// A backup connected: it gets the state and every child's descriptors, unless it is not
     /// the backup this primary keeps (one it replaced for an upgrade may have been on its way
     /// in).
-    pub async fn backup_connected(
+    pub fn backup_connected(
         &mut self,
         peer: Option<u32>,
         supervisor: &mut Supervisor,
@@ -166,12 +168,12 @@ impl Primary {
         }
         // The state first: a backup without it cannot take over. Then, after each turn, what
         // changed since.
-        self.link.send_state(supervisor).await;
+        self.link.send_state(supervisor);
         supervisor.keep_changes();
         self.state_changed = false;
         for pid in children.program_pids() {
             if let Some(descriptors) = children.descriptors(pid) {
-                self.link.send_child(pid, &descriptors).await;
+                self.link.send_child(pid, &descriptors);
             }
         }
         self.new_children.clear();
@@ -199,7 +201,7 @@ impl Primary {
     /// After every turn of the loop, and when [`Primary::next_duty`] comes: a backup started
     /// if one is due; the backup told of new children, of the new state, or that the primary
     /// lives; a handover finished or given up.
-    pub async fn after_turn(
+    pub fn after_turn(
         &mut self,
         supervisor: &mut Supervisor,
         children: &Children,
@@ -211,13 +213,9 @@ impl Primary {
         }
         self.start_backup_if_due(supervisor.is_shutting_down(), log);
         if self.link.is_connected() {
-            self.send_updates(supervisor, children).await;
-            // The writer task runs on this thread: a loop that always has something ready (a
-            // shutdown reaping thousands of children) would otherwise starve it, and the
-            // backup, hearing nothing, would take the primary for hung.
-            tokio::task::yield_now().await;
+            self.send_updates(supervisor, children);
         }
-        self.finish_handover(supervisor).await.inspect(|done| {
+        self.finish_handover(supervisor).inspect(|done| {
             if let Ok(backup) = done.result {
                 log.say(format!(
                     "handing over to the backup (pid {backup}); this taskmaster exits, every process left running"
@@ -248,7 +246,7 @@ impl Primary {
     /// never connected is killed (it would take over from nobody).
     pub async fn close(mut self, log: &mut EventLog) {
         if !self.handed_over {
-            self.link.send_exit().await;
+            self.link.send_exit();
         }
         let connected = self.link.is_connected();
         self.link.close().await;
@@ -273,7 +271,12 @@ impl Primary {
         } else {
             PathBuf::from("/proc/self/exe")
         };
-        match pair::spawn_backup(&exe, &self.settings.config, self.settings.verbose) {
+        match pair::spawn_backup(
+            &exe,
+            &self.settings.config,
+            self.settings.verbose,
+            self.settings.nofile,
+        ) {
             Ok(pid) => {
                 self.backup = Some(Backup { pid, started: now });
                 log.say(format!("backup started (pid {pid})"));
@@ -288,20 +291,30 @@ impl Primary {
         }
     }
 
-    async fn send_updates(&mut self, supervisor: &mut Supervisor, children: &Children) {
+    /// In the middle of a long turn (thousands of spawns or exits): a heartbeat if one is due,
+    /// so that the backup does not take a busy primary for a hung one. Only the loop calls
+    /// it, so a hung loop still falls silent. Cheap: a clock read when none is due.
+    pub fn beat_if_due(&mut self) {
+        if self.link.is_connected() && Instant::now() >= self.last_sent + self.interval {
+            self.link.send_beat();
+            self.last_sent = Instant::now();
+        }
+    }
+
+    fn send_updates(&mut self, supervisor: &mut Supervisor, children: &Children) {
         for pid in std::mem::take(&mut self.new_children) {
             if let Some(descriptors) = children.descriptors(pid) {
-                self.link.send_child(pid, &descriptors).await;
+                self.link.send_child(pid, &descriptors);
                 self.last_sent = Instant::now();
             }
         }
         if std::mem::take(&mut self.state_changed) {
             // What changed, not the whole state: its size follows the turn's work, not the
             // number of processes.
-            self.link.send_changes(supervisor.take_changes()).await;
+            self.link.send_changes(supervisor.take_changes());
             self.last_sent = Instant::now();
         } else if Instant::now() >= self.last_sent + self.interval {
-            self.link.send_beat().await;
+            self.link.send_beat();
             self.last_sent = Instant::now();
         }
     }
@@ -309,7 +322,7 @@ impl Primary {
     /// Hands over when a handover waits and its backup is ready: gives the backup the last
     /// state and the word; the backup takes over when this process's stream ends. Gives up
     /// at the handover's deadline.
-    async fn finish_handover(&mut self, supervisor: &Supervisor) -> Option<HandoverResult> {
+    fn finish_handover(&mut self, supervisor: &Supervisor) -> Option<HandoverResult> {
         let handover = self.handover.as_ref()?;
         if handover.needs_new_backup || !self.link.is_connected() {
             if Instant::now() < handover.deadline {
@@ -326,8 +339,8 @@ impl Primary {
         let backup = self.backup.as_ref().map_or(0, |backup| backup.pid);
         self.handover = None;
         self.handed_over = true;
-        self.link.send_state(supervisor).await;
-        self.link.send_handover().await;
+        self.link.send_state(supervisor);
+        self.link.send_handover();
         Some(HandoverResult {
             ticket,
             result: Ok(backup),

@@ -33,6 +33,9 @@ use crate::sys;
 
 /// What every child is given besides its program's settings.
 pub struct ChildContext {
+    /// The RLIMIT_NOFILE children get: the one taskmaster had before it raised its own
+    /// ([`crate::startup::raise_own_nofile`]); `None` when it is taskmaster's own.
+    pub children_nofile: Option<rustix::process::Rlimit>,
     /// taskmaster's own environment, which each program's `env` is merged over.
     pub base_env: Vec<(OsString, OsString)>,
     /// The sd_notify socket (`NOTIFY_SOCKET`).
@@ -80,7 +83,7 @@ pub fn spawn(
         umask: spec.umask,
         own_pid_variable: spec.watchdog.map(|_| "WATCHDOG_PID"),
         user: switch_to(spec),
-        limits: limits_of(spec),
+        limits: limits_of(spec, context),
     };
     let launch = sys::Launch {
         argv: &spec.argv,
@@ -133,7 +136,7 @@ pub fn spawn_shell(
         umask: None,
         own_pid_variable: None,
         user: switch_to(spec),
-        limits: limits_of(spec),
+        limits: limits_of(spec, context),
     };
     let launch = sys::Launch {
         argv: &argv,
@@ -152,15 +155,18 @@ pub fn spawn_shell(
     })
 }
 
-/// The ids to switch to for `spec`'s `user`: none when taskmaster runs as that user already,
-/// as supervisord does (even the same groups need root to be set).
-/// The program's `rlimits`, as setrlimit takes them.
-fn limits_of(spec: &ProgramSpec) -> Vec<(rustix::process::Resource, rustix::process::Rlimit)> {
+/// The limits a child of `spec` gets, as setrlimit takes them, in order: RLIMIT_NOFILE as
+/// taskmaster had it before raising its own, then the program's `rlimits`.
+fn limits_of(
+    spec: &ProgramSpec,
+    context: &ChildContext,
+) -> Vec<(rustix::process::Resource, rustix::process::Rlimit)> {
     use rustix::process::Resource as R;
     use taskmaster_config::Resource;
-    spec.rlimits
-        .iter()
-        .map(|(resource, limit)| {
+    let inherited = context.children_nofile.map(|limit| (R::Nofile, limit));
+    inherited
+        .into_iter()
+        .chain(spec.rlimits.iter().map(|(resource, limit)| {
             let resource = match resource {
                 Resource::As => R::As,
                 Resource::Core => R::Core,
@@ -184,7 +190,7 @@ fn limits_of(spec: &ProgramSpec) -> Vec<(rustix::process::Resource, rustix::proc
                 maximum: limit.hard,
             };
             (resource, limit)
-        })
+        }))
         .collect()
 }
 
@@ -536,6 +542,7 @@ mod tests {
 
     fn context() -> ChildContext {
         ChildContext {
+            children_nofile: None,
             base_env: vec![
                 ("HOME".into(), "/root".into()),
                 ("PATH".into(), "/bin".into()),

@@ -90,6 +90,28 @@ fn raise(
     }
 }
 
+/// Raises this process's own RLIMIT_NOFILE soft limit to its hard limit, as Go programs and
+/// systemd's advice do: each child and capture holds descriptors, and a backup that takes
+/// over holds a pidfd per child, so 10,000 programs need more than the usual soft 1,024. The
+/// limit it had (after `minfds`) is returned, for the children: they get it back before
+/// their exec (a program that still uses select() breaks above 1,024). `None` if nothing
+/// changed.
+pub(crate) fn raise_own_nofile() -> Option<Rlimit> {
+    let before = getrlimit(Resource::Nofile);
+    let (Some(soft), Some(hard)) = (before.current, before.maximum) else {
+        return None;
+    };
+    if soft >= hard {
+        return None;
+    }
+    let raised = Rlimit {
+        current: Some(hard),
+        maximum: Some(hard),
+    };
+    setrlimit(Resource::Nofile, raised).ok()?;
+    Some(before)
+}
+
 /// A socket owner's uid and gid: `user` (a name or a number) and `group` (likewise), the
 /// user's primary group when no group is given, as supervisord's `chown` reads them.
 pub fn owner_ids(owner: &Owner) -> Result<(u32, u32), String> {

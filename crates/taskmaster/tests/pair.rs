@@ -961,6 +961,59 @@ fn the_new_primary_killed_as_soon_as_the_takeover_shows_is_survived_ten_times() 
     pair.shutdown();
 }
 
+/// A turn far longer than the backup's patience (a `start all`, then a `stop all`, of 1,000
+/// processes, most of a second in a debug build, with a backup that waits 150 ms for a word)
+/// does not lose the primary: its heartbeats go out in the middle of the turn, even while the
+/// writer serializes what the turn changed, so the backup never even finds it silent. What is
+/// left between two heartbeats is one step of the supervisor or the end of the turn, some
+/// 25 ms each here.
+#[test]
+fn a_turn_longer_than_the_backups_patience_keeps_the_primary_talking() {
+    let sandbox = Sandbox::new();
+    let many = program(
+        "many",
+        &fixture_cmd(&["sleep", "forever"]),
+        &[
+            "numprocs: 1000",
+            "autostart: false",
+            "starttime: 0",
+            "stoptime: 10",
+        ],
+    );
+    let yaml = format!("pair: {{interval: 25ms, misses: 6}}\n{}", config(&[many]));
+    let mut pair = Pair::start(&sandbox, &yaml);
+    let primary = pair.primary_pid();
+    for command in ["start", "stop"] {
+        let ran = sandbox.ctl(&[command, "all"]);
+        assert_eq!(ran.code, Some(0), "`ctl {command} all`: {ran:?}");
+    }
+    let stopped = wait_until_or_none(TIMEOUT, || {
+        let ran = sandbox.ctl(&["status"]);
+        let lines: Vec<&str> = ran
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("many:"))
+            .collect();
+        (lines.len() == 1000 && lines.iter().all(|l| l.contains("STOPPED"))).then_some(())
+    });
+    if stopped.is_none() {
+        pair.fail("the 1,000 processes did not all stop");
+    }
+    assert_eq!(pair.primary_pid(), primary, "the primary changed");
+    assert_eq!(
+        pair.log_count(TAKING_OVER),
+        0,
+        "a takeover:\n{}",
+        pair.log()
+    );
+    let stderr = pair.under.stderr();
+    assert!(
+        !stderr.contains("the primary has said nothing"),
+        "the backup found the primary silent:\n{stderr}"
+    );
+    pair.shutdown();
+}
+
 /// `status` says when the pair has no backup that could take over: while the backup is being
 /// replaced (here, one that cannot start, its configuration file gone) and until a new one
 /// is connected.

@@ -4,8 +4,8 @@
 use std::process::Command;
 
 use crate::support::{
-    fixture_bin, run_to_completion, shell_quote, taskmaster_bin, wait_until, Sandbox, Taskmaster,
-    TIMEOUT,
+    fixture_bin, open_files_limit, run_to_completion, shell_quote, taskmaster_bin, wait_until,
+    Sandbox, Taskmaster, TIMEOUT,
 };
 
 /// A supervisord.conf in the sandbox: a socket and an event log beside it, a pool of three
@@ -791,15 +791,10 @@ fn minfds_raises_the_open_files_limit_or_refuses_to_start() {
         &format!("RLIMIT_NOFILE raised from {lowered} to {soft} (minfds = {soft})"),
         TIMEOUT,
     );
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
-    let open_files = limits
-        .lines()
-        .find(|line| line.starts_with("Max open files"))
-        .unwrap_or_default();
     assert_eq!(
-        open_files.split_whitespace().nth(3),
-        Some(soft.to_string().as_str()),
-        "the child inherits it: {open_files}"
+        open_files_limit(pid),
+        Some(soft),
+        "the child inherits minfds"
     );
     tm.shutdown();
 

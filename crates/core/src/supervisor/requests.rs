@@ -309,6 +309,7 @@ impl Supervisor {
         now: Time,
         out: &mut Vec<Action>,
     ) -> Result<(), Failure> {
+        self.refresh_specs();
         let running = self
             .processes
             .get(name)

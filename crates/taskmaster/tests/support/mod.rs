@@ -139,6 +139,15 @@ pub fn wait_until_or_none<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>
     }
 }
 
+/// The soft RLIMIT_NOFILE of process `pid`, from /proc (`None` if unlimited or unreadable).
+pub fn open_files_limit(pid: u32) -> Option<u64> {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// Runs `cmd` with no stdin and its output captured, like [`Command::output`] but with a
 /// deadline: fails the test if the command has not exited and closed its output within
 /// `timeout` (the command and what it started are killed then).
@@ -955,6 +964,11 @@ impl Taskmaster {
     /// Makes sure `pid` is SIGKILLed when this taskmaster is dropped.
     pub fn track(&mut self, pid: u32) {
         self.process.track(pid);
+    }
+
+    /// What the daemon (and whatever shares its stderr) wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// The event log as it is now ("" if it does not exist yet).
