@@ -37,7 +37,9 @@ pub enum ClientError {
 /// A connection point to a running taskmaster.
 pub struct Client {
     socket: PathBuf,
-    runtime: tokio::runtime::Runtime,
+    /// Made on first use, by what streams (a log followed, events, stdin): a one-shot request
+    /// needs none (see [`Client::send`]), so `ctl status` starts no runtime.
+    runtime: std::sync::OnceLock<tokio::runtime::Runtime>,
     /// `Authorization: Basic ...`, sent with every request when the socket asks for a
     /// username and password.
     authorization: Option<String>,
@@ -132,15 +134,23 @@ pub fn last_lines_start(text: &[u8], lines: u64) -> Option<usize> {
 
 impl Client {
     pub fn new(socket: &Path) -> Result<Client, ClientError> {
+        Ok(Client {
+            socket: socket.to_path_buf(),
+            runtime: std::sync::OnceLock::new(),
+            authorization: None,
+        })
+    }
+
+    /// The runtime the streaming requests run on, made the first time.
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, ClientError> {
+        if let Some(runtime) = self.runtime.get() {
+            return Ok(runtime);
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| ClientError::Http(e.to_string()))?;
-        Ok(Client {
-            socket: socket.to_path_buf(),
-            runtime,
-            authorization: None,
-        })
+        Ok(self.runtime.get_or_init(|| runtime))
     }
 
     /// The same client, sending `username` and `password` with every request (HTTP basic
@@ -301,7 +311,7 @@ impl Client {
         for target in targets {
             let mut last = Vec::new();
             for piece in data.chunks(PIECE) {
-                last = self.runtime.block_on(self.post_stdin(target, piece))?;
+                last = self.runtime()?.block_on(self.post_stdin(target, piece))?;
                 if last.iter().any(|o| o.result.is_err()) {
                     break;
                 }
@@ -390,7 +400,7 @@ impl Client {
         let mut followed = None;
         let (text, _) = last_lines(lines, |window| {
             let path = format!("{log}?offset=-{window}&follow=true");
-            let (answer, rest) = self.runtime.block_on(self.followed_window(&path))?;
+            let (answer, rest) = self.runtime()?.block_on(self.followed_window(&path))?;
             followed = Some(rest);
             Ok((answer.bytes.to_vec(), answer.offset))
         })?;
@@ -399,7 +409,7 @@ impl Client {
             return Ok(());
         };
         write_out(out, &past_the_window)?;
-        self.runtime.block_on(copy_body(body, true, out))
+        self.runtime()?.block_on(copy_body(body, true, out))
     }
 
     /// The start of a followed answer: the window it was asked from (from `X-Log-Offset` to
@@ -461,7 +471,7 @@ impl Client {
     /// and a single `ctl tail -f` exits 0. (From then on SIGINT no longer kills this process:
     /// the runtime keeps its handler.)
     fn copy_log(&self, path: &str, follow: bool, out: &mut dyn Write) -> Result<(), ClientError> {
-        self.runtime.block_on(async {
+        self.runtime()?.block_on(async {
             let response = self.request(Method::GET, path, None).await?;
             let status = response.status();
             let body = response.into_body();
@@ -474,7 +484,7 @@ impl Client {
 
     /// A byte range of a log as the API answers `GET .../log...?offset=..`.
     fn log_window(&self, path: &str) -> Result<LogWindow, ClientError> {
-        self.runtime.block_on(async {
+        self.runtime()?.block_on(async {
             let response = self.request(Method::GET, path, None).await?;
             let status = response.status();
             let number = |name: &str| -> Option<u64> {
@@ -501,16 +511,40 @@ impl Client {
         decode(&answer.body)
     }
 
+    /// One request and its whole answer, on a blocking socket of its own: HTTP/1.1 with
+    /// `Connection: close`, read to the end. No runtime and no HTTP machinery for what most
+    /// commands are, so that a `ctl` command costs little more than its process.
     fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Answer, ClientError> {
-        self.runtime.block_on(async {
-            let response = self.request(method, path, body).await?;
-            collect(response).await
-        })
+        use std::io::Read as _;
+        let mut stream =
+            std::os::unix::net::UnixStream::connect(&self.socket).map_err(|error| {
+                ClientError::Connect {
+                    path: self.socket.clone(),
+                    reason: os_reason(&error),
+                }
+            })?;
+        let body = body.unwrap_or_default();
+        let mut request =
+            format!("{method} {path} HTTP/1.1\r\nHost: taskmaster\r\nConnection: close\r\n");
+        if let Some(authorization) = &self.authorization {
+            request.push_str(&format!("Authorization: {authorization}\r\n"));
+        }
+        if !body.is_empty() {
+            request.push_str("Content-Type: application/json\r\n");
+        }
+        request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(&body);
+        let mut answer = Vec::new();
+        std::io::Write::write_all(&mut stream, &bytes)
+            .and_then(|()| stream.read_to_end(&mut answer))
+            .map_err(|e| ClientError::Http(format!("the control socket: {}", os_reason(&e))))?;
+        parse_answer(&answer)
     }
 
     /// A request whose body, if any, is JSON.
@@ -610,6 +644,66 @@ async fn collect(response: hyper::Response<hyper::body::Incoming>) -> Result<Ans
     Ok(Answer { status, body })
 }
 
+/// A whole HTTP/1.1 answer, as read to the end of its connection: status and body (by its
+/// `Content-Length`, de-chunked, or all that follows the headers).
+fn parse_answer(bytes: &[u8]) -> Result<Answer, ClientError> {
+    let malformed = |why: &str| ClientError::Http(format!("a malformed answer: {why}"));
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_length = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Err(malformed("it ends in its headers")),
+        Err(e) => return Err(malformed(&e.to_string())),
+    };
+    let status = response
+        .code
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or_else(|| malformed("no status"))?;
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
+    };
+    let rest = &bytes[head_length..];
+    let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        dechunk(rest).ok_or_else(|| malformed("a broken chunked body"))?
+    } else if let Some(length) = header("content-length") {
+        let length: usize = length
+            .trim()
+            .parse()
+            .map_err(|_| malformed("Content-Length"))?;
+        rest.get(..length)
+            .ok_or_else(|| malformed("shorter than its Content-Length"))?
+            .to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok(Answer {
+        status,
+        body: Bytes::from(body),
+    })
+}
+
+/// A chunked body's data; `None` if it is cut short or malformed.
+fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let httparse::Status::Complete((start, size)) = httparse::parse_chunk_size(rest).ok()?
+        else {
+            return None;
+        };
+        let size = usize::try_from(size).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        let end = start.checked_add(size)?;
+        body.extend_from_slice(rest.get(start..end)?);
+        rest = rest.get(end.checked_add(2)?..)?;
+    }
+}
+
 fn ok(answer: &Answer) -> Result<(), ClientError> {
     if answer.status.is_success() {
         Ok(())
@@ -681,7 +775,7 @@ impl Client {
     pub fn events(&self) -> Result<Events, ClientError> {
         let mut client = Client::new(&self.socket)?;
         client.authorization.clone_from(&self.authorization);
-        let body = client.runtime.block_on(async {
+        let body = client.runtime()?.block_on(async {
             let response = client.request(Method::GET, "/v1/events", None).await?;
             let status = response.status();
             if !status.is_success() {
@@ -722,7 +816,11 @@ impl Iterator for Events {
             if self.ended {
                 return None;
             }
-            match self.client.runtime.block_on(self.body.frame()) {
+            let runtime = match self.client.runtime() {
+                Ok(runtime) => runtime,
+                Err(e) => return Some(Err(e)),
+            };
+            match runtime.block_on(self.body.frame()) {
                 None => self.ended = true,
                 Some(Err(e)) => {
                     self.ended = true;
@@ -948,5 +1046,54 @@ mod tests {
         assert_eq!(last_lines(0, &mut read).unwrap().0, b"");
         // 8 KiB, then twice as much until 2000 lines fit (about 21 KiB).
         assert_eq!(asked[..4], [8192, 8192, 16384, 32768]);
+    }
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use super::*;
+
+    fn parsed(text: &str) -> Result<(u16, String), String> {
+        parse_answer(text.as_bytes())
+            .map(|a| (a.status.as_u16(), String::from_utf8_lossy(&a.body).into()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_body_is_read_by_its_length_by_its_chunks_or_to_the_end() {
+        let by_length = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+        assert_eq!(parsed(by_length), Ok((200, "hello".into())));
+        let chunked =
+            "HTTP/1.1 409 Conflict\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n";
+        assert_eq!(parsed(chunked), Ok((409, "hello".into())));
+        let to_the_end = "HTTP/1.1 200 OK\r\n\r\nhello";
+        assert_eq!(parsed(to_the_end), Ok((200, "hello".into())));
+    }
+
+    #[test]
+    fn a_cut_or_malformed_answer_is_an_error_that_says_so() {
+        for (text, why) in [
+            ("HTTP/1.1 200 OK\r\ncontent-le", "it ends in its headers"),
+            ("garbage\r\n\r\n", "a malformed answer"),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nhello",
+                "shorter than its Content-Length",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: many\r\n\r\nhello",
+                "Content-Length",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n9\r\nhel",
+                "a broken chunked body",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nffffffffffffffff\r\nx",
+                "a broken chunked body",
+            ),
+        ] {
+            let error = parsed(text).expect_err(text);
+            assert!(error.contains(why), "{text:?}: {error}");
+        }
     }
 }

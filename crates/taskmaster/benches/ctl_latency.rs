@@ -12,7 +12,8 @@
 //!   and the same answer, with nothing a real client needs (parsing, formatting, errors).
 //! - `taskmaster --version`: taskmaster's own start, with no work.
 //! - `taskmaster ctl -s SOCKET status` and `taskmaster ctl -c FILE status` (the socket found
-//!   from the configuration).
+//!   from the configuration); and the first with the `small` profile's executable, if
+//!   `target/small/taskmaster` has been built (`cargo build --profile small`).
 //!
 //! The target: `ctl status` within 1.2 ms. Every process is ended by its pid: the daemon by
 //! SIGTERM (SIGKILL past a deadline), the clients end by themselves.
@@ -147,6 +148,16 @@ fn measure(dir: &Path, client: &Path, config: &Path) -> Result<(), String> {
     ctl_c.push(config.display().to_string());
     ctl_c.push("status".to_string());
     cases.push(case("taskmaster ctl -c FILE status", ctl_c));
+    // The `small` profile's executable, when it has been built (`cargo build --profile small`).
+    let small = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/small/taskmaster");
+    if small.exists() {
+        let mut argv = ctl_s(&["status"]);
+        argv[0] = small.display().to_string();
+        cases.push(case(
+            "taskmaster ctl -s SOCKET status (`--profile small`)",
+            argv,
+        ));
+    }
     for _ in 0..RUNS {
         for case in &mut cases {
             let started = Instant::now();

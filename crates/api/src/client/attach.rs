@@ -67,7 +67,7 @@ impl Client {
             streams.push("stderr");
         }
         let name = process.name.as_str();
-        self.runtime.block_on(async {
+        self.runtime()?.block_on(async {
             let mut output = futures_util::stream::SelectAll::new();
             for stream in streams {
                 // An offset past the end starts at the end: what comes from now on.
