@@ -556,11 +556,9 @@ impl Supervisor {
     /// own settings changed. A process of a kept program whose settings did not change takes
     /// the program's new view (its `numprocs`) without a restart.
     pub(super) fn apply(&mut self, config: &Config, now: Time, out: &mut Vec<Action>) {
+        // By name: no program's settings copied, whatever their number.
         let wanted: BTreeMap<String, Arc<ProgramSpec>> =
-            by_priority(config.programs.values().cloned())
-                .iter()
-                .flat_map(|spec| processes_of(spec).collect::<Vec<_>>())
-                .collect();
+            config.programs.values().flat_map(processes_of).collect();
         self.waiting_processes
             .retain(|name, _| wanted.contains_key(name));
         let current: Vec<String> = self
