@@ -697,6 +697,22 @@ programs:
 }
 
 #[test]
+fn a_process_a_reload_leaves_alone_holds_the_new_settings_and_is_not_a_change() {
+    let mut w = World::new(WORKERS);
+    w.sup.keep_changes();
+    let Reply::Reloaded(plan) = w.reload(WORKERS) else {
+        panic!()
+    };
+    assert!(plan.changed.is_empty() && plan.added.is_empty() && plan.removed.is_empty());
+    // One copy of the settings, the configuration's, not the old one beside it.
+    let web = w.sup.process("web").expect("web");
+    let configured = &w.sup.config().programs["web"].processes[0].spec;
+    assert!(std::sync::Arc::ptr_eq(&web.spec, configured));
+    let changes = w.sup.take_changes();
+    assert_eq!(changes.names().count(), 0, "no record changed");
+}
+
+#[test]
 fn a_rejected_reload_changes_nothing() {
     let mut w = World::new(WORKERS);
     let before = w.sup.clone();

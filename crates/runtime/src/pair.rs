@@ -423,9 +423,18 @@ fn write_all(
         let fds: Vec<_> = fds.iter().map(|fd| fd.as_fd()).collect();
         send_blocking(stream, &header.bytes, &fds)?;
         state.sent.fetch_add(1, Ordering::SeqCst);
+        // A large message (the state of thousands of processes) leaves its buffers free in
+        // this thread's own arena, which the allocator would keep.
+        if header.bytes.len() >= TRIM_AFTER_BYTES {
+            drop((header, message));
+            crate::sys::release_free_memory();
+        }
     }
     Ok(())
 }
+
+/// After a message this large, the writer gives the memory it used back to the kernel.
+const TRIM_AFTER_BYTES: usize = 1 << 20;
 
 /// A heartbeat's header: [`Message::Beat`] as JSON.
 const BEAT_HEADER: &[u8] = b"\"Beat\"";

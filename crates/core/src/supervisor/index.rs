@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use taskmaster_config::ProgramSpec;
+
 use crate::process::Process;
 use crate::time::Time;
 
@@ -177,6 +179,19 @@ impl Records {
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Process> {
         self.touched.0.extend(self.map.keys().cloned());
         self.map.values_mut()
+    }
+
+    /// Gives record `name` the settings `spec` if they equal its own: the same value, now
+    /// shared with the configuration rather than held twice, so not a change (not noted).
+    /// Whether they were equal.
+    pub fn share_equal_spec(&mut self, name: &str, spec: &std::sync::Arc<ProgramSpec>) -> bool {
+        match self.map.get_mut(name) {
+            Some(p) if *p.spec == **spec => {
+                p.spec = std::sync::Arc::clone(spec);
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn insert(&mut self, name: String, process: Process) -> Option<Process> {

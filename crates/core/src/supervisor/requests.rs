@@ -571,14 +571,15 @@ impl Supervisor {
             match wanted.get(&name) {
                 None => self.retire_process(&name, now, out),
                 Some(spec) => {
+                    // The very same settings: the record is left untouched (a backup hears
+                    // of the processes a reload changed, not of every one), and holds the new
+                    // configuration's copy, so that the old one goes.
+                    if self.processes.share_equal_spec(&name, spec) {
+                        continue;
+                    }
                     let Some(p) = self.processes.get(&name) else {
                         continue;
                     };
-                    // The very same settings: the record is left untouched (a backup hears
-                    // of the processes a reload changed, not of every one).
-                    if *p.spec == **spec {
-                        continue;
-                    }
                     let change = p.spec.changes(spec);
                     let Some(p) = self.processes.get_mut(&name) else {
                         continue;
