@@ -68,6 +68,7 @@ impl Daemon {
                             .extend(config.daemon.auto_logs.iter().cloned());
                         if purpose == LoadPurpose::Apply {
                             self.apply_rotations(&config);
+                            self.raise_nofile_for(&config);
                         }
                         Box::new(config)
                     })
@@ -217,6 +218,17 @@ impl Daemon {
             self.listeners.started(pid, &spec.name, &process);
         }
         Event::Spawned { process, pid }
+    }
+
+    /// A configuration with more processes than the open files limit allows for raises it
+    /// (see [`crate::startup::raise_own_nofile`]); once raised it stays so.
+    fn raise_nofile_for(&mut self, config: &Config) {
+        if self.context.children_nofile.is_some() {
+            return;
+        }
+        let processes = config.programs.values().map(|p| p.processes.len()).sum();
+        self.context.children_nofile =
+            crate::startup::raise_own_nofile(crate::startup::descriptors_needed(processes));
     }
 
     /// Sends the reply to whoever waits for `ticket`.

@@ -1357,38 +1357,47 @@ fn check_of_a_missing_file_says_it_cannot_be_read() {
     );
 }
 
-/// taskmaster raises its own open files limit to the hard limit (each child and capture holds
-/// descriptors, a backup that takes over one more per child), and its programs get back the
-/// limit it was started with.
+/// taskmaster raises its own open files limit to the hard limit when its programs need more
+/// descriptors than the limit allows (each child and capture holds some; a backup that takes
+/// over one more per child), and its programs get back the limit it was started with. A
+/// configuration that fits changes nothing.
 #[test]
-fn taskmaster_raises_its_open_files_limit_and_its_programs_keep_the_one_it_had() {
+fn taskmaster_raises_its_open_files_limit_when_needed_and_its_programs_keep_theirs() {
     use rustix::process::{getrlimit, Resource};
     let Some(hard) = getrlimit(Resource::Nofile).maximum else {
         eprintln!("skipped: RLIMIT_NOFILE's hard limit is unlimited here");
         return;
     };
-    let started_with = hard.min(1 << 20) - 100;
+    let started_with: u64 = 200;
+    if hard <= started_with {
+        eprintln!("skipped: RLIMIT_NOFILE's hard limit is {hard}, nothing to raise");
+        return;
+    }
     let sandbox = Sandbox::new();
-    let config = sandbox.write_config(&config(&[program(
-        "web",
-        &fixture_cmd(&["sleep", "forever"]),
-        &["starttime: 0"],
-    )]));
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(format!("ulimit -S -n {started_with} && exec \"$0\" \"$@\""))
-        .arg(taskmaster_bin())
-        .args(["run", "-c"])
-        .arg(&config)
-        .current_dir(sandbox.path())
-        .env("HOME", sandbox.path());
-    let mut tm = Taskmaster::spawn(&sandbox, cmd);
-    let web = tm.running_pid("web");
-    assert_eq!(
-        open_files_limit(tm.daemon_pid()),
-        Some(hard),
-        "taskmaster's own"
-    );
-    assert_eq!(open_files_limit(web), Some(started_with), "web's");
-    tm.shutdown();
+    // 40 processes need more than 200 descriptors by taskmaster's count; 1 does not.
+    for (numprocs, daemon_limit) in [(40, hard), (1, started_with)] {
+        let config = sandbox.write_config(&config(&[program(
+            "web",
+            &fixture_cmd(&["sleep", "forever"]),
+            &["starttime: 0", &format!("numprocs: {numprocs}")],
+        )]));
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -S -n {started_with} && exec \"$0\" \"$@\""))
+            .arg(taskmaster_bin())
+            .args(["run", "-c"])
+            .arg(&config)
+            .current_dir(sandbox.path())
+            .env("HOME", sandbox.path());
+        let mut tm = Taskmaster::spawn(&sandbox, cmd);
+        let first = if numprocs == 1 { "web" } else { "web:web_00" };
+        let web = tm.running_pid(first);
+        assert_eq!(
+            open_files_limit(tm.daemon_pid()),
+            Some(daemon_limit),
+            "taskmaster's own, with {numprocs} process(es)"
+        );
+        assert_eq!(open_files_limit(web), Some(started_with), "web's");
+        tm.shutdown();
+    }
 }
