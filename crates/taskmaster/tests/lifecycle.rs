@@ -1401,3 +1401,42 @@ fn taskmaster_raises_its_open_files_limit_when_needed_and_its_programs_keep_thei
         tm.shutdown();
     }
 }
+
+/// Many programs started at once (taskmaster launches them on two threads) each get their
+/// own child: every RUNNING process's child is the one started for it (its
+/// `TASKMASTER_PROCESS_NAME`), and the ones that cannot start say why, each its own reason.
+#[test]
+fn programs_started_together_each_get_their_own_child_or_their_own_error() {
+    let sandbox = Sandbox::new();
+    let programs: Vec<String> = (0..24)
+        .map(|i| {
+            let name = format!("p{i:02}");
+            if i % 3 == 2 {
+                let cmd = format!("/nonexistent/{name}");
+                program(&name, &cmd, &["startretries: 0", "starttime: 0"])
+            } else {
+                program(&name, &fixture_cmd(&["sleep", "forever"]), &["starttime: 0"])
+            }
+        })
+        .collect();
+    let mut tm = launch(&sandbox, &programs.concat());
+    for i in 0..24 {
+        let name = format!("p{i:02}");
+        if i % 3 == 2 {
+            let status = tm.wait_for_state(&name, "FATAL", TIMEOUT);
+            assert!(
+                tm.log().contains(&format!("/nonexistent/{name}")),
+                "{name}'s own error is not logged: {status:?}"
+            );
+        } else {
+            let pid = tm.running_pid(&name);
+            let environ = fs::read(format!("/proc/{pid}/environ")).expect("environ");
+            let own = format!("TASKMASTER_PROCESS_NAME={name}");
+            assert!(
+                environ.split(|&b| b == 0).any(|var| var == own.as_bytes()),
+                "{name}'s pid {pid} is not its own child"
+            );
+        }
+    }
+    tm.shutdown();
+}
