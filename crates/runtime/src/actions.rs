@@ -5,10 +5,9 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use taskmaster_config::{Config, ProgramSpec, Stream};
+use taskmaster_config::{Config, Stream};
 use taskmaster_core::{Action, Event, LoadPurpose, Reply, Scope, Signal};
 
 use crate::children::Child;
@@ -25,74 +24,10 @@ impl Daemon {
             if let Some(primary) = self.primary.as_mut() {
                 primary.beat_if_due();
             }
-            let action = match take_spawns(action, &mut queue) {
-                Next::Spawns(spawns) => {
-                    for result in self.spawn_all(spawns) {
-                        queue.extend(self.handle_event(result));
-                    }
-                    continue;
-                }
-                Next::One(action) => action,
-            };
             if let Some(result) = self.carry_out_one(action) {
                 queue.extend(self.handle_event(result));
             }
         }
-    }
-
-    /// Starts the children of `spawns` at once: each is prepared on the loop (its files, its
-    /// environment), then launched on two threads, since a spawn's cost is the kernel's
-    /// (copying and exec) and both cores can pay it, then recorded in order. The same events,
-    /// in the same order, as starting them one by one.
-    fn spawn_all(&mut self, spawns: Vec<(String, Arc<ProgramSpec>)>) -> Vec<Event> {
-        let prepared: Vec<Result<spawn::Prepared, String>> = spawns
-            .iter()
-            .map(|(process, spec)| {
-                self.watch_alerts(spec);
-                spawn::Prepared::new(process, spec, &self.context, &mut self.sinks)
-            })
-            .collect();
-        let mut launched: Vec<Option<Result<u32, String>>> = Vec::new();
-        launched.resize_with(spawns.len(), || None);
-        let launch = |i: usize| {
-            let ready = prepared[i].as_ref().ok()?;
-            Some(ready.launch(&spawns[i].1, None))
-        };
-        std::thread::scope(|scope| {
-            // The odd ones on a thread of their own; the even ones here.
-            let odd = scope.spawn(|| {
-                (1..spawns.len())
-                    .step_by(2)
-                    .map(&launch)
-                    .collect::<Vec<_>>()
-            });
-            for i in (0..spawns.len()).step_by(2) {
-                launched[i] = launch(i);
-            }
-            let odd = odd.join().unwrap_or_default();
-            for (i, result) in (1..spawns.len()).step_by(2).zip(odd) {
-                launched[i] = result;
-            }
-        });
-        spawns
-            .into_iter()
-            .zip(prepared)
-            .zip(launched)
-            .map(
-                |(((process, spec), prepared), launched)| match (prepared, launched) {
-                    (Ok(prepared), Some(Ok(pid))) => {
-                        self.record_spawn(process, &spec, prepared.spawned(pid), None)
-                    }
-                    (Err(error), _) | (Ok(_), Some(Err(error))) => {
-                        Event::SpawnFailed { process, error }
-                    }
-                    (Ok(_), None) => Event::SpawnFailed {
-                        process,
-                        error: "not launched".to_string(),
-                    },
-                },
-            )
-            .collect()
     }
 
     /// Carries out one action; what it led to, if the supervisor must hear it at once.
@@ -259,21 +194,10 @@ impl Daemon {
             None => None,
         };
         let socket = fcgi_socket.as_deref().map(crate::fcgi::ListeningSocket::fd);
-        match spawn::spawn(&process, spec, socket, &self.context, &mut self.sinks) {
-            Ok(child) => self.record_spawn(process, spec, child, fcgi_socket),
-            Err(error) => Event::SpawnFailed { process, error },
-        }
-    }
-
-    /// A child of process `process` was started: what taskmaster holds of it is recorded,
-    /// and the supervisor is to hear of it.
-    fn record_spawn(
-        &mut self,
-        process: String,
-        spec: &taskmaster_config::ProgramSpec,
-        child: spawn::Spawned,
-        fcgi_socket: Option<Arc<crate::fcgi::ListeningSocket>>,
-    ) -> Event {
+        let child = match spawn::spawn(&process, spec, socket, &self.context, &mut self.sinks) {
+            Ok(child) => child,
+            Err(error) => return Event::SpawnFailed { process, error },
+        };
         let pid = child.pid;
         let captures = self.start_captures(pid, &process, child.captures);
         let stdin = child.stdin.and_then(|fd| self.stdin_pipe(pid, fd));
@@ -399,44 +323,4 @@ impl Daemon {
             }
         }
     }
-}
-
-/// Spawns worth launching together: at least this many in a row.
-const SPAWNS_TOGETHER: usize = 4;
-
-/// At most this many children are prepared at once (each holds its pipes until launched).
-const MOST_SPAWNS_TOGETHER: usize = 256;
-
-/// What [`Daemon::carry_out`] does next: spawns together, or one action.
-enum Next {
-    Spawns(Vec<(String, Arc<ProgramSpec>)>),
-    One(Action),
-}
-
-/// `action` and the actions after it in `queue`, if they are spawns that may start together
-/// (a FastCGI program's shares its socket, and starts alone): their processes and settings.
-/// Otherwise `action` alone.
-fn take_spawns(action: Action, queue: &mut VecDeque<Action>) -> Next {
-    let together = |action: &Action| matches!(action, Action::Spawn { spec, .. } if spec.fcgi_socket.is_none());
-    let in_a_row = 1 + queue.iter().take_while(|next| together(next)).count();
-    let Action::Spawn { process, spec } = action else {
-        return Next::One(action);
-    };
-    if spec.fcgi_socket.is_some() || in_a_row < SPAWNS_TOGETHER {
-        return Next::One(Action::Spawn { process, spec });
-    }
-    let mut spawns = vec![(process, spec)];
-    while spawns.len() < MOST_SPAWNS_TOGETHER {
-        match queue.pop_front() {
-            Some(Action::Spawn { process, spec }) if spec.fcgi_socket.is_none() => {
-                spawns.push((process, spec));
-            }
-            Some(other) => {
-                queue.push_front(other);
-                break;
-            }
-            None => break,
-        }
-    }
-    Next::Spawns(spawns)
 }

@@ -63,92 +63,47 @@ pub fn spawn(
     context: &ChildContext,
     sinks: &mut Sinks,
 ) -> Result<Spawned, String> {
-    let prepared = Prepared::new(name, spec, context, sinks)?;
-    let pid = prepared.launch(spec, socket)?;
-    Ok(prepared.spawned(pid))
-}
-
-/// Everything one child is started with, opened and worked out on the loop: the launch alone
-/// ([`Prepared::launch`], the costly part) may then run on another thread, beside others.
-pub struct Prepared {
-    stdin: Input,
-    stdout: Output,
-    stderr: Output,
-    env: Vec<(OsString, OsString)>,
-    setup: sys::ChildSetup,
-}
-
-impl Prepared {
-    /// Opens and works out what a child of process `name` of program `spec` needs.
-    pub fn new(
-        name: &str,
-        spec: &ProgramSpec,
-        context: &ChildContext,
-        sinks: &mut Sinks,
-    ) -> Result<Prepared, String> {
-        spec.argv.first().ok_or("cmd is empty")?;
-        if let Some(dir) = &spec.workingdir {
-            // Checked here because a failed chdir and a failed exec report the same errors.
-            check_directory(dir)
-                .map_err(|e| format!("workingdir {}: {}", dir.display(), os_reason(&e)))?;
-        }
-        let stdin = input(&spec.stdin)?;
-        let stdout = output(name, spec, Stream::Stdout, sinks)?;
-        let stderr = output(name, spec, Stream::Stderr, sinks)?;
-        let mut env = environment(name, spec, context);
-        if let Some(period) = spec.watchdog {
-            env.push((
-                "WATCHDOG_USEC".into(),
-                period.as_micros().to_string().into(),
-            ));
-        }
-        let setup = sys::ChildSetup {
-            umask: spec.umask,
-            own_pid_variable: spec.watchdog.map(|_| "WATCHDOG_PID"),
-            user: switch_to(spec),
-            limits: limits_of(spec, context),
-        };
-        Ok(Prepared {
-            stdin,
-            stdout,
-            stderr,
-            env,
-            setup,
-        })
+    let program = spec.argv.first().ok_or("cmd is empty")?;
+    if let Some(dir) = &spec.workingdir {
+        // Checked here because a failed chdir and a failed exec report the same errors.
+        check_directory(dir)
+            .map_err(|e| format!("workingdir {}: {}", dir.display(), os_reason(&e)))?;
     }
-
-    /// Starts the child (of `spec`, which it was prepared for), with `socket` as its stdin
-    /// if given: its pid. Safe to call from any thread.
-    pub fn launch(
-        &self,
-        spec: &ProgramSpec,
-        socket: Option<BorrowedFd<'_>>,
-    ) -> Result<u32, String> {
-        let program = spec.argv.first().ok_or("cmd is empty")?;
-        let launch = sys::Launch {
-            argv: &spec.argv,
-            env: &self.env,
-            cwd: spec.workingdir.as_deref(),
-            stdio: [
-                socket.unwrap_or(self.stdin.child_end()),
-                self.stdout.child_end(),
-                self.stderr.child_end(),
-            ],
-        };
-        launch_with(&launch, &self.setup).map_err(|e| e.describe(spec, program))
+    let stdin = input(&spec.stdin)?;
+    let stdout = output(name, spec, Stream::Stdout, sinks)?;
+    let stderr = output(name, spec, Stream::Stderr, sinks)?;
+    let mut env = environment(name, spec, context);
+    if let Some(period) = spec.watchdog {
+        env.push((
+            "WATCHDOG_USEC".into(),
+            period.as_micros().to_string().into(),
+        ));
     }
-
-    /// The started child `pid`, with the pipes the caller drains and writes.
-    pub fn spawned(self, pid: u32) -> Spawned {
-        Spawned {
-            pid,
-            stdin: self.stdin.into_writer(),
-            captures: [self.stdout, self.stderr]
-                .into_iter()
-                .filter_map(Output::into_capture)
-                .collect(),
-        }
-    }
+    let setup = sys::ChildSetup {
+        umask: spec.umask,
+        own_pid_variable: spec.watchdog.map(|_| "WATCHDOG_PID"),
+        user: switch_to(spec),
+        limits: limits_of(spec, context),
+    };
+    let launch = sys::Launch {
+        argv: &spec.argv,
+        env: &env,
+        cwd: spec.workingdir.as_deref(),
+        stdio: [
+            socket.unwrap_or(stdin.child_end()),
+            stdout.child_end(),
+            stderr.child_end(),
+        ],
+    };
+    let pid = launch_with(&launch, &setup).map_err(|e| e.describe(spec, program))?;
+    Ok(Spawned {
+        pid,
+        stdin: stdin.into_writer(),
+        captures: [stdout, stderr]
+            .into_iter()
+            .filter_map(Output::into_capture)
+            .collect(),
+    })
 }
 
 /// Starts `/bin/sh -c command` for process `name` of program `spec`, with the program's

@@ -1402,9 +1402,9 @@ fn taskmaster_raises_its_open_files_limit_when_needed_and_its_programs_keep_thei
     }
 }
 
-/// Many programs started at once (taskmaster launches them on two threads) each get their
-/// own child: every RUNNING process's child is the one started for it (its
-/// `TASKMASTER_PROCESS_NAME`), and the ones that cannot start say why, each its own reason.
+/// Many programs started at once each get their own child: every RUNNING process's child is
+/// the one started for it (its `TASKMASTER_PROCESS_NAME`), and the ones that cannot start say
+/// why, each its own reason.
 #[test]
 fn programs_started_together_each_get_their_own_child_or_their_own_error() {
     let sandbox = Sandbox::new();
