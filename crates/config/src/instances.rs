@@ -60,18 +60,19 @@ pub(crate) fn check_names(program: &str, names: &[String]) -> Vec<String> {
 
 /// The processes of `program`, from each one's name and settings.
 pub(crate) fn processes(instances: Vec<(String, u32, ProgramSpec)>) -> Vec<ProcessSpec> {
-    instances
-        .into_iter()
-        .map(|(name, num, mut spec)| {
-            spec.processes.clear();
-            never_rotate_devices(&mut spec);
-            ProcessSpec {
-                name,
-                num,
-                spec: Arc::new(spec),
-            }
-        })
-        .collect()
+    // Collected into a vector of its own: collected in place, the processes would keep the
+    // instances' allocation (a whole ProgramSpec's room per process, 1.1 KB, unused).
+    let mut processes = Vec::with_capacity(instances.len());
+    processes.extend(instances.into_iter().map(|(name, num, mut spec)| {
+        spec.processes.clear();
+        never_rotate_devices(&mut spec);
+        ProcessSpec {
+            name,
+            num,
+            spec: Arc::new(spec),
+        }
+    }));
+    processes
 }
 
 /// Every process name used by more than one program, in a way that would make a bare name

@@ -1415,7 +1415,11 @@ fn programs_started_together_each_get_their_own_child_or_their_own_error() {
                 let cmd = format!("/nonexistent/{name}");
                 program(&name, &cmd, &["startretries: 0", "starttime: 0"])
             } else {
-                program(&name, &fixture_cmd(&["sleep", "forever"]), &["starttime: 0"])
+                program(
+                    &name,
+                    &fixture_cmd(&["sleep", "forever"]),
+                    &["starttime: 0"],
+                )
             }
         })
         .collect();

@@ -534,7 +534,8 @@ impl Supervisor {
                 let plan = diff(&self.config, &config);
                 self.reloads.applied += 1;
                 self.apply(&config, now, out);
-                self.config = config;
+                self.processes.compact();
+                self.config = super::compacted(config);
                 self.index.config_changes += 1;
                 self.staged = None;
                 out.push(Action::Log(Notice {
