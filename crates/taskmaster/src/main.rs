@@ -172,7 +172,16 @@ fn main() -> ExitCode {
                     socket,
                     credentials: None,
                 },
-                None => control_client(&config),
+                None => match control_client(&config) {
+                    Ok(target) => target,
+                    Err(errors) => {
+                        eprintln!(
+                            "taskmaster ctl: cannot find the control socket in {}:\n{errors}",
+                            config.display()
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                },
             };
             if let (Some(username), Some(password)) = (username, password) {
                 target.credentials = Some(taskmaster_config::Credentials { username, password });
@@ -526,14 +535,20 @@ fn run(path: &Path, with_shell: bool, verbose: bool, mode: Mode) -> ExitCode {
 /// How to reach the taskmaster whose configuration is `config`: its `socket:` and the
 /// credentials to send, or `taskmaster.sock` beside it when the file cannot be read (being
 /// edited, say).
-fn control_client(config: &Path) -> taskmaster_config::ControlClient {
-    taskmaster_config::ControlClient::load(config).unwrap_or_else(|_| {
+/// Where `ctl -c FILE` finds its daemon: FILE's socket and credentials; with no such file
+/// (the default `taskmaster.yaml` where there is none), `taskmaster.sock` beside where it
+/// would be. A file that says something wrong about them is an error, never a guess.
+fn control_client(
+    config: &Path,
+) -> Result<taskmaster_config::ControlClient, taskmaster_config::ConfigErrors> {
+    if !config.exists() {
         let folder = config.parent().filter(|p| !p.as_os_str().is_empty());
-        taskmaster_config::ControlClient {
+        return Ok(taskmaster_config::ControlClient {
             socket: folder.unwrap_or(Path::new(".")).join("taskmaster.sock"),
             credentials: None,
-        }
-    })
+        });
+    }
+    taskmaster_config::ControlClient::load(config)
 }
 
 fn ctl(target: &taskmaster_config::ControlClient, json: bool, command: &[String]) -> ExitCode {

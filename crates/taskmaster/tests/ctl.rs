@@ -907,3 +907,29 @@ fn maintail_shows_the_end_of_the_event_log_and_follows_it() {
     send_signal(follow.pid(), Signal::INT).expect("interrupt ctl");
     follow.wait_exit(TIMEOUT);
 }
+
+/// `ctl -c FILE` with a file that says something wrong about the socket says so, with the
+/// place, and reaches for no socket; with no file at all it tries `taskmaster.sock` beside
+/// where the file would be.
+#[test]
+fn ctl_c_with_a_wrong_socket_setting_says_where_and_guesses_nothing() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.write_config("socket_username: admin\nprograms: {}\n");
+    let config = config.to_str().expect("UTF-8");
+    let ran = ctl_raw(&sandbox, &["-c", config, "status"]);
+    assert_eq!(ran.code, Some(1), "{ran:?}");
+    assert!(
+        ran.stderr.contains("cannot find the control socket in")
+            && ran
+                .stderr
+                .contains("taskmaster.yaml:2:18: socket_username: socket_password is missing"),
+        "{ran:?}"
+    );
+    let missing = sandbox.file("elsewhere/none.yaml");
+    let ran = ctl_raw(
+        &sandbox,
+        &["-c", missing.to_str().expect("UTF-8"), "status"],
+    );
+    assert_eq!(ran.code, Some(1), "{ran:?}");
+    assert!(ran.stderr.contains("elsewhere/taskmaster.sock"), "{ran:?}");
+}
