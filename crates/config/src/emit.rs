@@ -334,7 +334,7 @@ fn liveness(out: &mut String, spec: &ProgramSpec) {
     }
     match &spec.backoff {
         // The default throttle is what no `backoff:` key reads as.
-        Some(backoff) if *backoff == Backoff::THROTTLE => {}
+        Some(backoff) if **backoff == Backoff::THROTTLE => {}
         Some(backoff) => {
             // f64's Display is the shortest text that reads back as the same number, never
             // with an exponent: what `factor` accepts.
@@ -516,7 +516,7 @@ programs:
         // Each key was read, so the round trip proves something.
         let worker = &config.programs["worker"];
         assert_ne!(worker, &defaults("worker"));
-        assert_eq!(worker.backoff.map(|b| b.factor), Some(1.1));
+        assert_eq!(worker.backoff.as_ref().map(|b| b.factor), Some(1.1));
     }
 
     #[test]
@@ -527,12 +527,12 @@ programs:
         );
         assert_eq!(
             config.programs["throttled"].backoff,
-            Some(Backoff::THROTTLE)
+            Some(Box::new(Backoff::THROTTLE))
         );
         assert_eq!(config.programs["off"].backoff, None);
         assert_eq!(config.programs["no"].backoff, None);
         // Written as a map, it is a backoff with the same numbers whose first restart waits.
-        let custom = config.programs["custom"].backoff;
+        let custom = config.programs["custom"].backoff.as_deref();
         assert_eq!(custom.map(|b| b.first_at_once), Some(false));
         assert_round_trip(&config);
         let yaml = to_yaml(&config);

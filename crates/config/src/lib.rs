@@ -202,20 +202,20 @@ pub struct ProgramSpec {
     /// (`killgroup`, default true: systemd's `KillMode=control-group`).
     #[serde(default = "yes")]
     pub killgroup: bool,
-    pub healthcheck: Option<HealthCheck>,
+    pub healthcheck: Option<Box<HealthCheck>>,
     /// A shell command run after every exit of a child, before it is started again.
     pub on_exit: Option<Hook>,
     /// More automatic restarts than this within the window ends FATAL; `None`: no limit.
     pub restart_limit: Option<RestartLimit>,
     /// Delays between automatic restarts after a RUNNING process exits: by default
     /// [`Backoff::THROTTLE`]; `None` (`backoff: off`): always at once.
-    pub backoff: Option<Backoff>,
+    pub backoff: Option<Box<Backoff>>,
     /// Output lines that raise an alert.
     pub alerts: Vec<Alert>,
     /// The user the process runs as (`user`), with its groups, looked up when the file was
     /// read; `None`: taskmaster's own. Its health checks and `on_exit` hooks run as it too.
     #[serde(default)]
-    pub user: Option<User>,
+    pub user: Option<Box<User>>,
     /// The group the program belongs to (`groups:`, `[group:x]`); `None`: its own.
     #[serde(default)]
     pub group: Option<String>,
@@ -225,7 +225,7 @@ pub struct ProgramSpec {
     /// The listening socket taskmaster opens for the program and gives each of its processes
     /// as its stdin, fd 0 (supervisord's `[fcgi-program:x]` and its `socket` options).
     #[serde(default)]
-    pub fcgi_socket: Option<FcgiSocket>,
+    pub fcgi_socket: Option<Box<FcgiSocket>>,
     /// When it ends for good (FATAL, or an exit not restarted), taskmaster stops everything
     /// and exits with its exit code (`critical`): a container's main program.
     #[serde(default)]
@@ -733,7 +733,7 @@ impl ProgramSpec {
         same.healthcheck.clone_from(&self.healthcheck);
         same.on_exit.clone_from(&self.on_exit);
         same.restart_limit = self.restart_limit;
-        same.backoff = self.backoff;
+        same.backoff = self.backoff.clone();
         same.listener.clone_from(&self.listener);
         same.depends_on.clone_from(&self.depends_on);
         same.process_name.clone_from(&self.process_name);

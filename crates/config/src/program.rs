@@ -473,7 +473,7 @@ pub(crate) const OPTIONS: &[ProgramOption] = &[
         supervisord: Some("user"),
         expected: "a user name or uid",
         read: |d, text, place, context| {
-            d.spec.user = Some(context.accounts.find(text)?);
+            d.spec.user = Some(Box::new(context.accounts.find(text)?));
             d.user = Some(place.clone());
             Ok(())
         },
@@ -743,12 +743,12 @@ impl ProgramDraft {
                 );
                 remarks.push(error(&place, message));
             }
-            self.spec.fcgi_socket = Some(crate::FcgiSocket {
+            self.spec.fcgi_socket = Some(Box::new(crate::FcgiSocket {
                 address,
                 backlog: self.socket_backlog.take().map(|(n, _)| n),
                 owner: None,
                 mode: DEFAULT_SOCKET_MODE,
-            });
+            }));
             return;
         }
         // As supervisord: the program's user owns the socket unless socket_owner says.
@@ -756,12 +756,12 @@ impl ProgramDraft {
             user: user.uid.to_string(),
             group: Some(user.gid.to_string()),
         });
-        self.spec.fcgi_socket = Some(crate::FcgiSocket {
+        self.spec.fcgi_socket = Some(Box::new(crate::FcgiSocket {
             address,
             backlog: self.socket_backlog.take().map(|(n, _)| n),
             owner: owner.map(|(owner, _)| owner).or(program_user),
             mode: mode.map_or(DEFAULT_SOCKET_MODE, |(mode, _)| mode),
-        });
+        }));
     }
 
     /// Makes a listener's `events` and `buffer_size` its [`crate::ListenerSpec`]: `events` is
@@ -877,7 +877,7 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         healthcheck: None,
         on_exit: None,
         restart_limit: None,
-        backoff: Some(crate::Backoff::THROTTLE),
+        backoff: Some(Box::new(crate::Backoff::THROTTLE)),
         alerts: Vec::new(),
         group: None,
         group_priority: None,

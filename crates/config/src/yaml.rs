@@ -440,13 +440,13 @@ const PROGRAM_KEYS: &[Key<ProgramDraft>] = &[
         };
     }),
     ("healthcheck", |c, node, key, d| {
-        d.spec.healthcheck = c.healthcheck(node, key);
+        d.spec.healthcheck = c.healthcheck(node, key).map(Box::new);
     }),
     ("restart_limit", |c, node, key, d| {
         d.spec.restart_limit = c.restart_limit(node, key);
     }),
     ("backoff", |c, node, key, d| {
-        d.spec.backoff = c.backoff(node, key);
+        d.spec.backoff = c.backoff(node, key).map(Box::new);
     }),
     ("alerts", |c, node, key, d| {
         d.spec.alerts = c.alerts(node, key)
@@ -780,7 +780,7 @@ impl Checker<'_> {
                     .push((name.to_string(), Stream::Stderr, false));
             }
             if let (Some(user), Some(place)) = (&spec.user, read.user) {
-                top.program_users.push((place, user.clone()));
+                top.program_users.push((place, (**user).clone()));
             }
             if let Some(place) = read.depends_on {
                 top.dependency_places.insert(name.to_string(), place);

@@ -374,8 +374,8 @@ fn a_program_with_only_a_command_gets_supervisords_defaults() {
         "supervisord gives every child a stdin pipe"
     );
     assert_eq!(
-        spec.backoff,
-        Some(taskmaster_config::Backoff::THROTTLE),
+        spec.backoff.as_deref(),
+        Some(&taskmaster_config::Backoff::THROTTLE),
         "a crash loop is throttled as in YAML, though supervisord has no such option"
     );
     let ini = read(&program_text(""));
@@ -1154,8 +1154,8 @@ fn an_fcgi_program_is_a_program_with_its_listening_socket() {
     .config;
     let php = &config.programs["php"];
     assert_eq!(
-        php.fcgi_socket,
-        Some(FcgiSocket {
+        php.fcgi_socket.as_deref(),
+        Some(&FcgiSocket {
             address: SocketAddress::Unix(PathBuf::from("/run/php.sock")),
             backlog: Some(64),
             owner: Some(Owner {

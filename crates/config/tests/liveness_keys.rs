@@ -61,7 +61,7 @@ fn every_liveness_key_has_a_default() {
     assert_eq!(spec.healthcheck, None);
     assert_eq!(spec.on_exit, None);
     assert_eq!(spec.restart_limit, None);
-    assert_eq!(spec.backoff, Some(Backoff::THROTTLE));
+    assert_eq!(spec.backoff.as_deref(), Some(&Backoff::THROTTLE));
     assert!(spec.alerts.is_empty());
 }
 
@@ -204,7 +204,9 @@ fn watchdog_paused_is_ignore_or_restart() {
 
 #[test]
 fn healthcheck_cmd_takes_the_timing_defaults() {
-    let check = program("healthcheck:\n  cmd: \"test -e /tmp/ok\"").healthcheck;
+    let check = program("healthcheck:\n  cmd: \"test -e /tmp/ok\"")
+        .healthcheck
+        .map(|check| *check);
     assert_eq!(
         check,
         Some(HealthCheck {
@@ -222,7 +224,8 @@ fn healthcheck_timing_keys_are_read() {
     let check = program(
         "healthcheck:\n  tcp: 127.0.0.1:5432\n  interval: 5s\n  timeout: 500ms\n  retries: 1\n  start_period: 1m",
     )
-    .healthcheck;
+    .healthcheck
+    .map(|check| *check);
     assert_eq!(
         check,
         Some(HealthCheck {
@@ -492,9 +495,15 @@ fn backoff_keys_are_each_optional() {
         factor: 2.0,
         first_at_once: false,
     };
-    assert_eq!(program("backoff: {}").backoff, Some(defaults));
     assert_eq!(
-        program("backoff: {initial: 500ms, max: 10s, factor: 1.5}").backoff,
+        program("backoff: {}").backoff.as_deref().copied(),
+        Some(defaults)
+    );
+    assert_eq!(
+        program("backoff: {initial: 500ms, max: 10s, factor: 1.5}")
+            .backoff
+            .as_deref()
+            .copied(),
         Some(Backoff {
             initial: Duration::from_millis(500),
             max: secs(10),
@@ -503,14 +512,17 @@ fn backoff_keys_are_each_optional() {
         })
     );
     assert_eq!(
-        program("backoff:\n  factor: 1").backoff,
+        program("backoff:\n  factor: 1").backoff.as_deref().copied(),
         Some(Backoff {
             factor: 1.0,
             ..defaults
         })
     );
     assert_eq!(
-        program("backoff: {initial: 5s, max: 5s}").backoff,
+        program("backoff: {initial: 5s, max: 5s}")
+            .backoff
+            .as_deref()
+            .copied(),
         Some(Backoff {
             initial: secs(5),
             max: secs(5),
@@ -522,7 +534,7 @@ fn backoff_keys_are_each_optional() {
 
 #[test]
 fn without_backoff_a_program_gets_the_crash_loop_throttle() {
-    let throttle = program("").backoff.expect("the default throttle");
+    let throttle = *program("").backoff.expect("the default throttle");
     assert_eq!(throttle, Backoff::THROTTLE);
     assert!(throttle.first_at_once);
     // At once, then 0.1 s, 0.2 s, 0.4 s... up to 10 s.

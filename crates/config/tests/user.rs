@@ -61,12 +61,12 @@ fn a_programs_user_is_looked_up_by_name_or_uid() {
     let text = "programs:\n  web: {cmd: run, user: www-data}\n  api: {cmd: run, user: 1000}\n";
     let config = accepted(yaml(text, 0));
     assert_eq!(
-        config.programs["web"].user,
-        Some(user("www-data", 33, &[33]))
+        config.programs["web"].user.as_deref(),
+        Some(&user("www-data", 33, &[33]))
     );
     assert_eq!(
-        config.programs["api"].user,
-        Some(user("ann", 1000, &[1000, 27]))
+        config.programs["api"].user.as_deref(),
+        Some(&user("ann", 1000, &[1000, 27]))
     );
     assert_eq!(config.user, None);
     let config = accepted(yaml("programs:\n  web: {cmd: run}\n", 0));
@@ -167,8 +167,8 @@ fn once_taskmaster_has_switched_away_from_root_its_programs_run_as_it() {
 fn ini_user_is_a_programs_user() {
     let config = accepted(ini("[program:web]\ncommand=run\nuser=www-data\n", 0));
     assert_eq!(
-        config.programs["web"].user,
-        Some(user("www-data", 33, &[33]))
+        config.programs["web"].user.as_deref(),
+        Some(&user("www-data", 33, &[33]))
     );
     // Expanded as supervisord expands it, once for the program.
     let config = accepted(ini(

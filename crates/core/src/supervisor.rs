@@ -972,7 +972,7 @@ impl Supervisor {
             AutoRestart::Always => "autorestart is always",
             _ => "the exit was not expected",
         };
-        let Some(backoff) = p.spec.backoff else {
+        let Some(backoff) = p.spec.backoff.as_deref().copied() else {
             log(out, name, format!("restarting: {why}"));
             self.spawn(name, now, out);
             return;

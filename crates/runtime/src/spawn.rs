@@ -536,7 +536,7 @@ mod tests {
             .programs
             .remove("web")
             .expect("web");
-        spec.user = user;
+        spec.user = user.map(Box::new);
         spec
     }
 

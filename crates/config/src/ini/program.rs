@@ -366,7 +366,7 @@ impl Translator<'_> {
     fn settle_once_read(&mut self, src: usize, section: &Section, read: &ProgramRead) {
         if let (Some(user), Some(place)) = (&read.spec.user, &read.user) {
             let placed = super::PlacedUser {
-                user: user.clone(),
+                user: (**user).clone(),
                 place: place.clone(),
             };
             self.program_users.push(placed);
