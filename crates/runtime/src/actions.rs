@@ -226,9 +226,7 @@ impl Daemon {
         if self.context.children_nofile.is_some() {
             return;
         }
-        let processes = config.programs.values().map(|p| p.processes.len()).sum();
-        self.context.children_nofile =
-            crate::startup::raise_own_nofile(crate::startup::descriptors_needed(processes));
+        self.context.children_nofile = crate::startup::raise_own_nofile(config);
     }
 
     /// Sends the reply to whoever waits for `ticket`.

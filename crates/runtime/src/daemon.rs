@@ -107,9 +107,7 @@ impl Daemon {
         }
         let auto_logs = config.daemon.auto_logs.clone();
         let config_path = config.path.clone();
-        let children_nofile = startup::raise_own_nofile(startup::descriptors_needed(
-            config.programs.values().map(|p| p.processes.len()).sum(),
-        ));
+        let children_nofile = startup::raise_own_nofile(&config);
         let context = spawn::ChildContext {
             children_nofile,
             base_env: std::env::vars_os().collect(),

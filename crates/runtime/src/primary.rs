@@ -313,9 +313,8 @@ impl Primary {
             // number of processes.
             self.link.send_changes(supervisor.take_changes());
             self.last_sent = Instant::now();
-        } else if Instant::now() >= self.last_sent + self.interval {
-            self.link.send_beat();
-            self.last_sent = Instant::now();
+        } else {
+            self.beat_if_due();
         }
     }
 

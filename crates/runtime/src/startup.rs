@@ -90,20 +90,22 @@ fn raise(
     }
 }
 
-/// How many descriptors a daemon of `processes` processes may hold at once: a few of its own,
+/// How many descriptors a daemon of `config`'s processes may hold at once: a few of its own,
 /// and per child up to three pipes, a pidfd when a backup took it over, and the copies a
 /// hand-over to a backup makes.
-pub(crate) fn descriptors_needed(processes: usize) -> u64 {
+fn descriptors_needed(config: &taskmaster_config::Config) -> u64 {
+    let processes: usize = config.programs.values().map(|p| p.processes.len()).sum();
     64 + 6 * processes as u64
 }
 
-/// Raises this process's own RLIMIT_NOFILE soft limit to its hard limit when it is below
-/// `needed`, as Go programs and systemd's advice do: 10,000 programs need more than the usual
-/// soft 1,024. The limit it had (after `minfds`) is returned, for the children: they get it
+/// Raises this process's own RLIMIT_NOFILE soft limit to its hard limit when it is below what
+/// `config` needs ([`descriptors_needed`]), as Go programs and systemd's advice do: 10,000
+/// programs need more than the usual soft 1,024. The limit it had (after `minfds`) is returned, for the children: they get it
 /// back before their exec (a program that still uses select() breaks above 1,024), which
 /// costs each spawn a fork instead of posix_spawn; so a configuration that fits the limit
 /// changes nothing. `None` if nothing changed.
-pub(crate) fn raise_own_nofile(needed: u64) -> Option<Rlimit> {
+pub(crate) fn raise_own_nofile(config: &taskmaster_config::Config) -> Option<Rlimit> {
+    let needed = descriptors_needed(config);
     let before = getrlimit(Resource::Nofile);
     let (Some(soft), Some(hard)) = (before.current, before.maximum) else {
         return None;
