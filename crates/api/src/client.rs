@@ -219,6 +219,11 @@ impl Client {
                     staged: config.staged.map(Box::new),
                 })
             }
+            Request::Cluster => {
+                let cluster: wire::Cluster =
+                    self.json(self.send(Method::GET, "/v1/cluster", None)?)?;
+                Ok(Reply::Cluster(cluster.cluster.map(Box::new)))
+            }
             Request::DaemonState => {
                 let state: wire::DaemonState =
                     self.json(self.send(Method::GET, "/v1/state", None)?)?;

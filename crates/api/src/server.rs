@@ -47,6 +47,7 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/upgrade", post(upgrade))
         .route("/v1/pid", get(pid))
         .route("/v1/state", get(state))
+        .route("/v1/cluster", get(cluster))
         .route("/v1/events", get(events))
         .route("/metrics", get(metrics))
         .route("/", get(crate::page::page))
@@ -558,6 +559,17 @@ async fn pid(State(handle): State<Handle>) -> Result<Json<wire::Pid>, ApiError> 
 async fn state(State(handle): State<Handle>) -> Result<Json<wire::DaemonState>, ApiError> {
     match ask(&handle, Request::DaemonState).await? {
         Reply::DaemonState { shutting_down } => Ok(Json(wire::DaemonState { shutting_down })),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `{"cluster": {...}}`: the nodes alive, what each holds, each singleton's holder; `null`
+/// outside a cluster.
+async fn cluster(State(handle): State<Handle>) -> Result<Json<wire::Cluster>, ApiError> {
+    match ask(&handle, Request::Cluster).await? {
+        Reply::Cluster(cluster) => Ok(Json(wire::Cluster {
+            cluster: cluster.map(|c| *c),
+        })),
         other => Err(unexpected(other)),
     }
 }

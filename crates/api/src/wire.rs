@@ -59,6 +59,16 @@ pub struct Process {
     /// What its start waits for (`depends_on`): `["db (BACKOFF)"]`; empty when nothing.
     #[serde(default)]
     pub waiting_for: Vec<String>,
+    /// For a cluster singleton: whether this node holds it, who does (`node`, `since`,
+    /// `since_unix`, `term`), and why nothing is known when etcd cannot be reached.
+    #[serde(default)]
+    pub cluster: Option<taskmaster_core::cluster::SingletonInfo>,
+}
+
+/// `GET /v1/cluster`: the cluster as this node knows it; `null` outside a cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub cluster: Option<taskmaster_core::cluster::ClusterInfo>,
 }
 
 /// How a process last ended.
@@ -72,7 +82,7 @@ pub struct Exit {
     /// Whether `exitcodes` expected it.
     pub expected: bool,
     /// Why it ended: `exited`, `crashed`, `killed`, `hung`, `unhealthy`, `not_ready`,
-    /// `spawn_failed`, `stopped`, `killed_after_stoptime`, `killed_by_request`.
+    /// `spawn_failed`, `stopped`, `killed_after_stoptime`, `killed_by_request`, `lease_lost`.
     #[serde(default)]
     pub cause: String,
     /// More about the cause: how it was hung, why unhealthy, the spawn error.
@@ -468,14 +478,16 @@ pub fn process(clock: &Clock, info: &ProcessInfo) -> Process {
         }),
         gave_up: info.gave_up.clone(),
         waiting_for: info.waiting_for.clone(),
+        cluster: info.cluster.clone(),
     }
 }
 
 fn exit(exit: &LastExit) -> Exit {
     let detail = match &exit.cause {
-        ExitCause::Hung(text) | ExitCause::Unhealthy(text) | ExitCause::SpawnFailed(text) => {
-            Some(text.clone())
-        }
+        ExitCause::Hung(text)
+        | ExitCause::Unhealthy(text)
+        | ExitCause::SpawnFailed(text)
+        | ExitCause::LeaseLost(text) => Some(text.clone()),
         _ => None,
     };
     Exit {
@@ -525,6 +537,7 @@ fn to_last_exit(exit: Exit) -> LastExit {
         "stopped" => ExitCause::Stopped,
         "killed_after_stoptime" => ExitCause::KilledAfterStoptime,
         "killed_by_request" => ExitCause::KilledByRequest,
+        "lease_lost" => ExitCause::LeaseLost(detail),
         _ => ExitCause::Exited,
     };
     LastExit {
@@ -662,6 +675,7 @@ pub fn to_process_info(p: Process) -> ProcessInfo {
         }),
         gave_up: p.gave_up,
         waiting_for: p.waiting_for,
+        cluster: p.cluster,
     }
 }
 
@@ -775,6 +789,9 @@ pub fn reply_json(reply: &Reply) -> serde_json::Value {
         }),
         Reply::Recorded => serde_json::to_value(Recorded { recorded: true }),
         Reply::Metrics(metrics) => serde_json::to_value(&**metrics),
+        Reply::Cluster(cluster) => serde_json::to_value(Cluster {
+            cluster: cluster.as_deref().cloned(),
+        }),
         Reply::AlertsTested(results) => serde_json::to_value(AlertsTested::from_results(results)),
     };
     value.unwrap_or(serde_json::Value::Null)

@@ -223,6 +223,7 @@ mod tests {
                 health: None,
                 gave_up: None,
                 waiting_for: Vec::new(),
+                cluster: None,
             })
             .collect()
     }

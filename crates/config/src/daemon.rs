@@ -60,6 +60,10 @@ pub struct DaemonSettings {
     /// event log. Boxed: rarely there, and a `Config` travels in the supervisor's events.
     #[serde(default)]
     pub alerting: Option<Box<crate::AlertingSpec>>,
+    /// `cluster:`: the etcd this node shares with the others, for `singleton` programs;
+    /// `None`: no cluster. Boxed as `alerting` is.
+    #[serde(default)]
+    pub cluster: Option<Box<crate::ClusterSpec>>,
 }
 
 impl Default for DaemonSettings {
@@ -79,6 +83,7 @@ impl Default for DaemonSettings {
             auto_logs: BTreeSet::new(),
             socket_access: SocketAccess::default(),
             alerting: None,
+            cluster: None,
         }
     }
 }

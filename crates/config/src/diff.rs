@@ -162,6 +162,13 @@ pub fn keep_fixed_settings(old: &Config, new: &mut Config) -> Vec<&'static str> 
         "loglevel",
         &mut keep,
     );
+    // The store client and this node's name are the daemon's from its start.
+    keep_old(
+        &mut daemon.cluster,
+        &old_daemon.cluster,
+        "cluster",
+        &mut keep,
+    );
     keep_old(&mut daemon.umask, &old_daemon.umask, "umask", &mut keep);
     keep_old(
         &mut daemon.directory,

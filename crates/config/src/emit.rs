@@ -242,6 +242,9 @@ fn program(out: &mut String, spec: &ProgramSpec, auto_logs: &BTreeSet<PathBuf>) 
     if let Some(user) = &spec.user {
         key("user", user_name(user));
     }
+    if spec.singleton {
+        key("singleton", "true".to_string());
+    }
     if spec.critical {
         key("critical", "true".to_string());
     }

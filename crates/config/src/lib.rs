@@ -27,6 +27,7 @@
 //! file names a user).
 
 mod alerting;
+mod cluster;
 mod daemon;
 mod dependencies;
 mod diff;
@@ -55,6 +56,7 @@ use serde::{Deserialize, Serialize};
 pub use alerting::{
     AlertEvent, AlertingSpec, EmailRoute, SmtpTls, Webhook, DEFAULT_BATCH, RESTART_STORM,
 };
+pub use cluster::{ClusterSpec, DEFAULT_PREFIX as DEFAULT_CLUSTER_PREFIX, DEFAULT_TTL};
 pub use daemon::{
     auto_log_path, DaemonSettings, LogLevel, Owner, SocketAccess, DEFAULT_IDENTIFIER,
     DEFAULT_SOCKET_MODE,
@@ -230,6 +232,9 @@ pub struct ProgramSpec {
     /// and exits with its exit code (`critical`): a container's main program.
     #[serde(default)]
     pub critical: bool,
+    /// It runs on one node of the cluster only, the one holding its key (`singleton`).
+    #[serde(default)]
+    pub singleton: bool,
     /// The programs it waits for before it starts (`depends_on`), in the order written.
     #[serde(default)]
     pub depends_on: Vec<Dependency>,
@@ -758,6 +763,7 @@ impl ProgramSpec {
             ("rotation", output_way_changes),
             // The child is told its period (WATCHDOG_USEC) when it starts.
             ("watchdog", a.watchdog != b.watchdog),
+            ("singleton", a.singleton != b.singleton),
             // Its output is watched for them from its start.
             ("alerts", a.alerts != b.alerts),
             ("rlimits", a.rlimits != b.rlimits),

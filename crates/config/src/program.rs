@@ -148,6 +148,8 @@ pub(crate) struct ProgramDraft {
     /// Where the program's dependencies were written (`depends_on`,
     /// `dependent_startup_wait_for`).
     pub depends_on: Option<Place>,
+    /// Where `singleton: true` was written.
+    pub singleton: Option<Place>,
 }
 
 /// A program with its rules applied.
@@ -162,6 +164,8 @@ pub(crate) struct ProgramRead {
     pub redirect_stderr: bool,
     /// Where its dependencies were written: the graph is checked once every program is read.
     pub depends_on: Option<Place>,
+    /// Where `singleton: true` was written: checked against `cluster:` once the file is read.
+    pub singleton: Option<Place>,
 }
 
 /// One option both formats write as one piece of text: its name in taskmaster's YAML, in
@@ -559,6 +563,7 @@ impl ProgramDraft {
             buffer_size: None,
             redirect_place: None,
             depends_on: None,
+            singleton: None,
         }
     }
 
@@ -658,6 +663,7 @@ impl ProgramDraft {
             auto,
             redirect_stderr: self.redirect_stderr,
             depends_on: self.depends_on,
+            singleton: self.singleton,
         };
         (read, remarks)
     }
@@ -887,6 +893,7 @@ pub(crate) fn defaults(name: &str) -> ProgramSpec {
         listener: None,
         rlimits: Default::default(),
         critical: false,
+        singleton: false,
         depends_on: Vec::new(),
     }
 }

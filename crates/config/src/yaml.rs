@@ -29,6 +29,7 @@
 //!   `syslog` is written `./syslog`.
 
 mod alerting;
+mod cluster;
 pub(crate) mod probe;
 
 use std::collections::BTreeMap;
@@ -153,6 +154,15 @@ pub(crate) fn validate(
     checker
         .errors
         .extend(graph.into_iter().map(|(_, error)| error));
+    // Known only now: `cluster` may come after `programs`.
+    let cluster = top.daemon.cluster.as_deref();
+    for (name, place) in &top.singleton_places {
+        let stoptime = top.programs.get(name).map(|spec| spec.stoptime);
+        if let Some(refusal) = stoptime.and_then(|t| crate::cluster::singleton_refusal(cluster, t))
+        {
+            checker.errors.push(place.say(refusal));
+        }
+    }
     if !checker.errors.is_empty() {
         return Err(ConfigErrors::sorted(checker.errors));
     }
@@ -249,6 +259,9 @@ struct TopLevel {
     program_users: Vec<(Place, User)>,
     /// Where each program's `depends_on` is written: the graph is checked once all are read.
     dependency_places: BTreeMap<String, Place>,
+    /// Where each program's `singleton: true` is written: checked against `cluster:` once
+    /// the file is read.
+    singleton_places: Vec<(String, Place)>,
     /// The daemon's settings (`pidfile`, `loglevel`...).
     daemon: crate::DaemonSettings,
     /// `socket_mode` and `socket_owner`; the credentials come from the two below.
@@ -288,6 +301,9 @@ const TOP_LEVEL_KEYS: &[Key<TopLevel>] = &[
     ("http", |c, node, key, top| top.http = c.http(node, key)),
     ("alerting", |c, node, key, top| {
         top.daemon.alerting = c.alerting(node, key).map(Box::new)
+    }),
+    ("cluster", |c, node, key, top| {
+        top.daemon.cluster = c.cluster(node, key).map(Box::new)
     }),
     ("pair", |c, node, key, top| {
         if let Some(pairs) = c.mapping(node, key, "a mapping such as {interval: 200ms, misses: 5}")
@@ -414,6 +430,10 @@ const PROGRAM_KEYS: &[Key<ProgramDraft>] = &[
     ("depends_on", |c, node, key, d| {
         d.spec.depends_on = c.depends_on(node, key);
         d.depends_on = Some(c.place(node, key));
+    }),
+    ("singleton", |c, node, key, d| {
+        d.spec.singleton = c.boolean(node, key).unwrap_or(false);
+        d.singleton = d.spec.singleton.then(|| c.place(node, key));
     }),
     ("exitcodes", |c, node, key, d| {
         if let Some(codes) = c.exitcodes(node, key) {
@@ -784,6 +804,9 @@ impl Checker<'_> {
             }
             if let Some(place) = read.depends_on {
                 top.dependency_places.insert(name.to_string(), place);
+            }
+            if let Some(place) = read.singleton {
+                top.singleton_places.push((name.to_string(), place));
             }
             top.programs.insert(name.to_string(), spec);
         }

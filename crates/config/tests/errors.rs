@@ -41,7 +41,7 @@ bogus: 1
             "t.yaml:9:10: programs.web.cmd: cannot split \"sh -c 'oops\" into words: missing closing quote",
             "t.yaml:10:5: programs.web: unknown key \"stoptimee\" (did you mean \"stoptime\"?)",
             "t.yaml:11:10: logfile: expected a path, found a list",
-            "t.yaml:12:1: unknown key \"bogus\" (valid keys: programs, eventlisteners, groups, logfile, logfile_maxbytes, logfile_backups, socket, syslog_socket, http, alerting, pair, user, pidfile, loglevel, identifier, umask, directory, minfds, minprocs, strip_ansi, childlogdir, nocleanup, exit_when_done, socket_mode, socket_owner, socket_username, socket_password)",
+            "t.yaml:12:1: unknown key \"bogus\" (valid keys: programs, eventlisteners, groups, logfile, logfile_maxbytes, logfile_backups, socket, syslog_socket, http, alerting, cluster, pair, user, pidfile, loglevel, identifier, umask, directory, minfds, minprocs, strip_ansi, childlogdir, nocleanup, exit_when_done, socket_mode, socket_owner, socket_username, socket_password)",
         ]
     );
 }
@@ -53,7 +53,7 @@ fn the_display_of_all_errors_is_one_per_line() {
     };
     assert_eq!(
         errors.to_string(),
-        "t.yaml:1:1: unknown key \"a\" (valid keys: programs, eventlisteners, groups, logfile, logfile_maxbytes, logfile_backups, socket, syslog_socket, http, alerting, pair, user, pidfile, loglevel, identifier, umask, directory, minfds, minprocs, strip_ansi, childlogdir, nocleanup, exit_when_done, socket_mode, socket_owner, socket_username, socket_password)\n\
+        "t.yaml:1:1: unknown key \"a\" (valid keys: programs, eventlisteners, groups, logfile, logfile_maxbytes, logfile_backups, socket, syslog_socket, http, alerting, cluster, pair, user, pidfile, loglevel, identifier, umask, directory, minfds, minprocs, strip_ansi, childlogdir, nocleanup, exit_when_done, socket_mode, socket_owner, socket_username, socket_password)\n\
          t.yaml:3:3: programs.web: missing required key \"cmd\""
     );
 }

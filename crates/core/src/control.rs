@@ -55,6 +55,8 @@ pub enum Request {
     DaemonState,
     /// What `/metrics` shows: every process with its counters, and the daemon's.
     Metrics,
+    /// The cluster as this node knows it: the nodes alive and who holds each singleton.
+    Cluster,
     /// Stop every process, then exit.
     Shutdown,
     /// Hand over to the hot backup (`run --pair`) and exit, every process left running; with
@@ -113,6 +115,7 @@ impl fmt::Display for Request {
             Request::Config => return f.write_str("config"),
             Request::DaemonState => return f.write_str("state"),
             Request::Metrics => return f.write_str("metrics"),
+            Request::Cluster => return f.write_str("cluster"),
             Request::Shutdown => return f.write_str("shutdown"),
             Request::Handover { upgrade: false } => return f.write_str("takeover"),
             Request::Handover { upgrade: true } => return f.write_str("upgrade"),
@@ -170,6 +173,8 @@ pub enum Reply {
     },
     /// Boxed: far bigger than the other replies.
     Metrics(Box<Metrics>),
+    /// `None`: this taskmaster is in no cluster.
+    Cluster(Option<Box<crate::cluster::ClusterInfo>>),
     /// This taskmaster handed over to its backup, this pid, and exits.
     HandedOver(u32),
     /// No handover: the text says why (not a pair, shutting down, no backup came).
@@ -339,6 +344,9 @@ pub struct ProcessInfo {
     /// it waits for nothing.
     #[serde(default)]
     pub waiting_for: Vec<String>,
+    /// Where it runs in the cluster, for a `singleton` program.
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::SingletonInfo>,
 }
 
 /// Every process with its counters, and the daemon's: what `/metrics` shows.
@@ -409,6 +417,11 @@ impl ProcessInfo {
     pub fn description(&self, now: Time, date: impl Fn(Duration) -> String) -> String {
         if !self.waiting_for.is_empty() {
             return format!("waiting for {}", self.waiting_for.join(", "));
+        }
+        if let Some(cluster) = &self.cluster {
+            if self.pid.is_none() && self.state == State::Stopped {
+                return cluster.standby();
+            }
         }
         let mut parts: Vec<String> = Vec::new();
         match self.state {

@@ -20,6 +20,7 @@
 //! The states are supervisord's, with its transitions, so its users and tools understand them.
 //! Because the whole state is plain data (serializable), a hot backup can hold a copy of it.
 
+pub mod cluster;
 mod control;
 pub mod notify;
 mod process;

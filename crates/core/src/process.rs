@@ -110,6 +110,9 @@ pub enum ExitCause {
     KilledAfterStoptime,
     /// The panic button: SIGKILL by request.
     KilledByRequest,
+    /// A cluster singleton stopped because this node may no longer hold its key; the text
+    /// says why.
+    LeaseLost(String),
 }
 
 impl ExitCause {
@@ -126,6 +129,7 @@ impl ExitCause {
             ExitCause::Stopped => "stopped",
             ExitCause::KilledAfterStoptime => "killed_after_stoptime",
             ExitCause::KilledByRequest => "killed_by_request",
+            ExitCause::LeaseLost(_) => "lease_lost",
         }
     }
 
@@ -185,6 +189,7 @@ impl fmt::Display for LastExit {
                     ExitCause::Stopped => f.write_str("stopped by request")?,
                     ExitCause::KilledAfterStoptime => f.write_str("killed after stoptime")?,
                     ExitCause::KilledByRequest => f.write_str("killed by request")?,
+                    ExitCause::LeaseLost(why) => write!(f, "lease lost: {why}")?,
                     ExitCause::Exited | ExitCause::Killed | ExitCause::Crashed => {
                         f.write_str(cause.name())?
                     }

@@ -1,3 +1,4 @@
+mod cluster;
 mod dependencies;
 mod index;
 mod liveness;
@@ -98,6 +99,8 @@ pub enum Event {
         ticket: Option<Ticket>,
         request: Request,
     },
+    /// The cluster's store client learnt something (`cluster:`).
+    Cluster(crate::cluster::ClusterNews),
     /// The runtime carried out [`Action::LoadConfig`]; on error, one message per problem.
     /// Boxed: a whole `Config` is far bigger than the other events.
     ConfigLoaded {
@@ -135,6 +138,23 @@ pub enum Action {
     Spawn {
         process: String,
         spec: Arc<ProgramSpec>,
+        /// For a cluster singleton: the term its key is held in, for the child's
+        /// `TASKMASTER_FENCING_TOKEN`.
+        fencing_token: Option<i64>,
+    },
+    /// Try to hold singleton `program`'s key, and keep trying while nobody holds it; report
+    /// who does ([`crate::cluster::ClusterNews::Holder`]).
+    Contend {
+        program: String,
+    },
+    /// Stop trying to hold `program`'s key, and give it up if it is held here.
+    Withdraw {
+        program: String,
+    },
+    /// The lease's kill deadline moved to `kill_at`: each singleton's guard kills its process
+    /// group then unless told of a later one.
+    Fence {
+        kill_at: Time,
     },
     Signal {
         pid: u32,
@@ -262,6 +282,8 @@ pub struct Changes {
     held_stops: BTreeSet<String>,
     reloads: crate::control::ReloadCounts,
     alerts_sent: BTreeMap<String, crate::control::DeliveryCounts>,
+    #[serde(default)]
+    cluster: cluster::Cluster,
 }
 
 impl Changes {
@@ -336,6 +358,9 @@ pub struct Supervisor {
     /// Alert messages delivered and failed, by destination, for the metrics.
     #[serde(default)]
     alerts_sent: BTreeMap<String, crate::control::DeliveryCounts>,
+    /// What this node knows of its cluster (`cluster:`, `singleton`).
+    #[serde(default)]
+    cluster: cluster::Cluster,
     /// Caches that keep an event's work from growing with the number of processes; not
     /// state (see `index.rs`).
     #[serde(skip)]
@@ -360,6 +385,7 @@ impl Supervisor {
             held_stops: BTreeSet::new(),
             reloads: Default::default(),
             alerts_sent: BTreeMap::new(),
+            cluster: Default::default(),
             index: index::Index {
                 pids_known: true,
                 timers_known: true,
@@ -424,6 +450,7 @@ impl Supervisor {
             } => self.probe_done(&process, pid, result, now, &mut out),
             Event::HookDone { process, result } => self.hook_done(&process, result, now, &mut out),
             Event::PairChanged(pair) => self.pair = Some(pair),
+            Event::Cluster(news) => self.cluster_news(news, now, &mut out),
             Event::Timer => self.deadlines_passed(now, &mut out),
             Event::StdinWritten {
                 ticket,
@@ -483,14 +510,24 @@ impl Supervisor {
 
     /// The earliest moment something is due; the runtime sends [`Event::Timer`] then.
     pub fn next_deadline(&self) -> Option<Time> {
-        if self.index.timers_known {
-            return self.index.timers.first().map(|(at, _)| *at);
+        let process_deadline = if self.index.timers_known {
+            self.index.timers.first().map(|(at, _)| *at)
+        } else {
+            self.processes.values().filter_map(index::due).min()
+        };
+        match (process_deadline, self.next_lease_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        self.processes.values().filter_map(index::due).min()
     }
 
     pub fn processes(&self) -> impl Iterator<Item = &Process> {
         self.processes.values()
+    }
+
+    /// What `status` shows of process `name`.
+    pub fn status_of(&self, name: &str) -> Option<crate::ProcessInfo> {
+        self.info(name)
     }
 
     pub fn process(&self, name: &str) -> Option<&Process> {
@@ -604,6 +641,7 @@ impl Supervisor {
             held_stops: self.held_stops.clone(),
             reloads: self.reloads,
             alerts_sent: self.alerts_sent.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 
@@ -628,6 +666,7 @@ impl Supervisor {
         self.held_stops = changes.held_stops;
         self.reloads = changes.reloads;
         self.alerts_sent = changes.alerts_sent;
+        self.cluster = changes.cluster;
         // Built again from the records when this copy is used.
         let _ = self.processes.take_touched();
         self.index = index::Index::default();
@@ -1115,6 +1154,7 @@ impl Supervisor {
             }
         }
         self.liveness_timers(timers_due, now, out);
+        self.lease_deadlines_passed(now, out);
     }
 
     /// Stdin writes were queued: the answer has one outcome per target.
@@ -1171,6 +1211,12 @@ impl Supervisor {
             return;
         }
         p.start_after_hook = false;
+        if !self.singleton_may_start(name, now, out) {
+            return;
+        }
+        let Some(p) = self.processes.get_mut(name) else {
+            return;
+        };
         p.waiting = false;
         if p.started_at.is_some() {
             p.respawns += 1;
@@ -1182,9 +1228,12 @@ impl Supervisor {
         p.status_text = None;
         p.health = None;
         p.deadline = None;
+        let spec = Arc::clone(&p.spec);
+        let fencing_token = self.fencing_token(&spec);
         out.push(Action::Spawn {
             process: name.to_string(),
-            spec: Arc::clone(&p.spec),
+            spec,
+            fencing_token,
         });
     }
 
@@ -1549,6 +1598,7 @@ impl Supervisor {
             self.stop_next_level(now, out);
         }
         self.release_held_stops(now, out);
+        self.settle_cluster(now, out);
         self.settle_dependencies(now, out);
         let mut waiters = std::mem::take(&mut self.waiters);
         for waiter in &mut waiters {
@@ -1622,6 +1672,10 @@ impl Supervisor {
             Goal::Running => match p.state {
                 State::Running => item.finish(Ok(Done::Started)),
                 State::Starting | State::Stopping => {}
+                _ if self.standing_by(&item.process).is_some() => {
+                    let standby = self.standing_by(&item.process).unwrap_or_default();
+                    item.finish(Err(Failure::Blocked(standby)));
+                }
                 _ if p.waiting && self.is_blocked(&item.process) => {
                     let unmet = self.unmet(&item.process).join(", ");
                     item.finish(Err(Failure::Blocked(format!("waiting for {unmet}"))));

@@ -5,12 +5,21 @@ mod world;
 use std::collections::HashSet;
 
 use proptest::prelude::*;
+use taskmaster_core::cluster::{ClusterNews, Holder};
 use taskmaster_core::{Event, Notification, Request, Signal, State};
 use world::{code, killed, secs, World};
 
 const CONFIGS: [&str; 3] = [
     "
+cluster:
+  etcd: http://127.0.0.1:2379
+  node: a
 programs:
+  sched:
+    cmd: /bin/sched
+    singleton: true
+    stoptime: 2
+    starttime: 0
   web:
     cmd: /bin/web
     starttime: 1
@@ -52,7 +61,15 @@ programs:
 ",
 ];
 
-const TARGETS: [&str; 6] = ["web", "workers", "workers:workers_01", "bad", "api", "all"];
+const TARGETS: [&str; 7] = [
+    "web",
+    "workers",
+    "workers:workers_01",
+    "bad",
+    "api",
+    "sched",
+    "all",
+];
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -83,6 +100,9 @@ enum Step {
     Input(usize),
     /// The last process of a watched group is gone.
     GroupGone(usize),
+    /// News from the cluster's store: a renewal, the singleton's key held here, elsewhere
+    /// or by nobody, the lease lost.
+    Cluster(u8),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -106,6 +126,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => Just(Step::Hook),
         1 => (0..TARGETS.len(), any::<bool>()).prop_map(|(t, restart)| Step::Kill(t, restart)),
         1 => (0..TARGETS.len()).prop_map(Step::Input),
+        3 => (0..5u8).prop_map(Step::Cluster),
     ]
 }
 
@@ -168,6 +189,18 @@ fn check_invariants(w: &World) {
             "{}: last announced {last}, is {}",
             p.name, p.state
         );
+    }
+    // A singleton is up only where its key is held.
+    for p in w.sup.processes().filter(|p| p.spec.singleton) {
+        if matches!(p.state, State::Starting | State::Running) {
+            let info = w.sup.status_of(&p.name);
+            let here = info.and_then(|i| i.cluster).is_some_and(|c| c.here);
+            assert!(
+                here,
+                "{} is {} though its key is not held here",
+                p.name, p.state
+            );
+        }
     }
     if w.exited {
         assert!(w.sup.is_shutting_down());
@@ -261,6 +294,25 @@ proptest! {
                         prop_assert!(record.is_some_and(|p| p.pid == Some(*pid)
                             && p.spec.stdin == taskmaster_config::Stdin::Pipe));
                     }
+                }
+                Step::Cluster(what) => {
+                    let holder = |node: Option<&str>| ClusterNews::Holder {
+                        program: "sched".into(),
+                        holder: Holder {
+                            here: node == Some("a"),
+                            node: node.map(str::to_string),
+                            term: Some(7),
+                            ..Default::default()
+                        },
+                    };
+                    let news = match what {
+                        0 => ClusterNews::Renewed { sent: w.now },
+                        1 => holder(Some("a")),
+                        2 => holder(Some("b")),
+                        3 => holder(None),
+                        _ => ClusterNews::LeaseLost { why: "expired".into() },
+                    };
+                    w.handle(Event::Cluster(news));
                 }
                 Step::Pause(i, pause) => {
                     let pids = live_pids(&w);

@@ -33,9 +33,33 @@ impl Daemon {
     /// Carries out one action; what it led to, if the supervisor must hear it at once.
     fn carry_out_one(&mut self, action: Action) -> Option<Event> {
         match action {
-            Action::Spawn { process, spec } => {
+            Action::Spawn {
+                process,
+                spec,
+                fencing_token,
+            } => {
                 self.watch_alerts(&spec);
-                Some(self.spawn(process, &spec))
+                let spec = match fencing_token {
+                    Some(token) => crate::cluster::with_fencing_token(&spec, token),
+                    None => spec,
+                };
+                let spawned = self.spawn(process, &spec);
+                if let (true, Event::Spawned { process, pid }) = (spec.singleton, &spawned) {
+                    self.guard_child(process, *pid);
+                }
+                Some(spawned)
+            }
+            Action::Contend { program } => {
+                self.tell_cluster(taskmaster_cluster::Command::Contend(program));
+                None
+            }
+            Action::Withdraw { program } => {
+                self.tell_cluster(taskmaster_cluster::Command::Withdraw(program));
+                None
+            }
+            Action::Fence { kill_at } => {
+                self.fence(kill_at);
+                None
             }
             Action::Probe { process, pid, spec } => {
                 self.start_probe(process, pid, spec);

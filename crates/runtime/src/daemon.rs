@@ -76,6 +76,8 @@ pub struct Daemon {
     pub(crate) auto_logs: std::collections::BTreeSet<PathBuf>,
     /// `alerting:` in force, and the way to the task that delivers alerts.
     pub(crate) alerting: crate::alerting::Alerting,
+    /// With `cluster:`, once the loop runs: the store client and the singletons' guards.
+    pub(crate) cluster: Option<crate::cluster::ClusterLink>,
 }
 
 impl Daemon {
@@ -150,6 +152,7 @@ impl Daemon {
             pidfile: None,
             auto_logs,
             alerting: Default::default(),
+            cluster: None,
         };
         Ok((daemon, Handle { sender, events }))
     }
@@ -357,6 +360,7 @@ impl Daemon {
     /// Hands `event` to the supervisor: the one place its state changes, so the backup hears
     /// of every change.
     pub(crate) fn handle_event(&mut self, event: Event) -> Vec<Action> {
+        self.release_guards(&event);
         if let Some(primary) = self.primary.as_mut() {
             primary.state_changed();
             primary.beat_if_due();

@@ -68,6 +68,7 @@ impl Daemon {
         // Every socket and file taskmaster opens at start is open by now.
         self.switch_user()?;
         self.configure_alerting();
+        self.start_cluster();
         let initial = std::mem::take(&mut self.initial);
         self.carry_out(initial);
         self.reap();
@@ -151,6 +152,7 @@ impl Daemon {
         }
         // Whoever waited for an answer gets one, even from a daemon that is exiting.
         self.open_service_gate();
+        self.close_cluster().await;
         if let Some(primary) = self.primary.take() {
             primary.close(&mut self.log).await;
         }

@@ -180,6 +180,12 @@ pub const COMMANDS: &[CommandInfo] = &[
         false,
     ),
     info(
+        "cluster",
+        "cluster",
+        "(cluster:) the nodes alive, the singletons each holds, and who holds each singleton",
+        false,
+    ),
+    info(
         "takeover",
         "takeover",
         "(run --pair) hand over to the hot backup, every process left running",
@@ -280,6 +286,7 @@ pub fn parse(line: &str) -> Result<Parsed, String> {
         "remove" => Ok(Parsed::Run(Request::RemoveGroup(needs_names(args)?))),
         "shutdown" => no_args(Parsed::Run(Request::Shutdown)),
         "takeover" => no_args(Parsed::Run(Request::Handover { upgrade: false })),
+        "cluster" => no_args(Parsed::Run(Request::Cluster)),
         "logrotate" => Ok(Parsed::Run(Request::ReopenLogs(args))),
         "alerts" => match args.as_slice() {
             [test] if test == "test" => Ok(Parsed::Run(Request::TestAlerts)),

@@ -69,6 +69,10 @@ pub fn render(reply: &Reply) -> Vec<String> {
         Reply::Recorded => vec!["recorded in the event log".to_string()],
         // `/metrics` renders its own text; the shell shows a count.
         Reply::Metrics(metrics) => vec![format!("{} process(es)", metrics.processes.len())],
+        Reply::Cluster(None) => {
+            vec!["error: not in a cluster: the configuration has no cluster: section".to_string()]
+        }
+        Reply::Cluster(Some(cluster)) => cluster_lines(cluster),
         Reply::AlertsTested(results) if results.is_empty() => {
             vec![
                 "error: no alert destination: the configuration has no alerting: section"
@@ -101,10 +105,11 @@ pub fn succeeded(reply: &Reply) -> bool {
         | Reply::Config { .. }
         | Reply::DaemonState { .. }
         | Reply::Metrics(_)
+        | Reply::Cluster(Some(_))
         | Reply::ShuttingDown
         | Reply::HandedOver(_)
         | Reply::Recorded => true,
-        Reply::HandoverRefused(_) => false,
+        Reply::HandoverRefused(_) | Reply::Cluster(None) => false,
         Reply::LogsReopened { errors, .. } => errors.is_empty(),
         Reply::AlertsTested(results) => {
             !results.is_empty() && results.iter().all(|(_, result)| result.is_ok())
@@ -141,6 +146,57 @@ fn stop_date(ago: Duration) -> String {
         .and_then(|ago| now.checked_sub(ago).ok())
         .unwrap_or(now);
     then.strftime("%b %d %I:%M %p").to_string()
+}
+
+/// `ctl cluster`: the nodes alive with what each holds, then each singleton's holder.
+///
+/// ```text
+/// node web-3 (this taskmaster)
+/// web-1                          alive since 10:40:12   holds scheduler
+/// web-3                          alive since 10:40:15   holds nothing
+/// scheduler                      held by web-1 since 10:41:03 (term 7812)
+/// ```
+fn cluster_lines(cluster: &taskmaster_core::cluster::ClusterInfo) -> Vec<String> {
+    let mut lines = vec![format!("node {} (this taskmaster)", cluster.node)];
+    if let Some(why) = &cluster.unreachable {
+        lines.push(format!("etcd unreachable: {why}"));
+    }
+    for node in &cluster.nodes {
+        let since = node.since_unix.map_or_else(String::new, time_of_day);
+        let holds = match node.holds.is_empty() {
+            true => "nothing".to_string(),
+            false => node.holds.join(", "),
+        };
+        lines.push(format!(
+            "{:<30} alive since {since:<10} holds {holds}",
+            node.name
+        ));
+    }
+    for (program, holder) in &cluster.singletons {
+        let state = match &holder.node {
+            None => "free".to_string(),
+            Some(node) => {
+                let since = holder.since_unix.map_or_else(String::new, time_of_day);
+                let term = holder
+                    .term
+                    .map_or_else(String::new, |t| format!(" (term {t})"));
+                format!("held by {node} since {since}{term}")
+            }
+        };
+        lines.push(format!("{program:<30} {state}"));
+    }
+    lines
+}
+
+/// `10:41:03`, in local time.
+fn time_of_day(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|at| {
+            at.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|_| unix.to_string())
 }
 
 /// `reread`, as supervisorctl says it: what a reload would add, change and remove; for each

@@ -113,6 +113,10 @@ enum Command {
         /// The configuration file
         file: PathBuf,
     },
+    /// (Started by `run` beside each cluster singleton.) SIGKILL process group PGID at
+    /// KILL_AT (CLOCK_MONOTONIC, ns) unless told a later deadline on stdin
+    #[command(hide = true)]
+    Guard { pgid: u32, kill_at: u64 },
 }
 
 impl Command {
@@ -127,6 +131,7 @@ impl Command {
         match &mut self {
             Command::Run { config, .. } | Command::Check { config } => absolute(config),
             Command::Convert { file } => absolute(file),
+            Command::Guard { .. } => {}
             Command::PairDemo { dir, .. } => {
                 if let Some(dir) = dir {
                     absolute(dir);
@@ -159,6 +164,9 @@ fn main() -> ExitCode {
     match command {
         Command::Check { config } => check(&config),
         Command::Convert { file } => convert(&file),
+        Command::Guard { pgid, kill_at } => {
+            ExitCode::from(taskmaster_runtime::run_guard(pgid, kill_at))
+        }
         Command::Ctl {
             config,
             socket,
@@ -438,6 +446,14 @@ fn run(path: &Path, with_shell: bool, verbose: bool, mode: Mode) -> ExitCode {
     // A backup said them when it was started, as its primary.
     if mode != Mode::Backup {
         print_warnings(&warnings);
+    }
+    if mode != Mode::Alone && config.daemon.cluster.is_some() {
+        eprintln!(
+            "{}: cluster: a process pair cannot hold a cluster's singletons yet: run it without \
+             --pair (each singleton's guard keeps it within its lease if taskmaster dies)",
+            config.path.display()
+        );
+        return ExitCode::from(INVALID_CONFIG);
     }
     // A backup waits here, serving nothing, until its primary is gone.
     let takeover = match mode {

@@ -20,6 +20,7 @@ mod container;
 mod corpus;
 mod ctl;
 mod dependencies;
+mod etcd_harness;
 mod event_log;
 mod example_config;
 mod exit_causes;

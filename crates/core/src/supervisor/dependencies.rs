@@ -182,10 +182,11 @@ impl Supervisor {
             return;
         }
         self.restart_with_dependencies(now, out);
+        // A singleton standing by waits for its key, which `settle_cluster` sees to.
         let waiting: Vec<String> = self
             .processes
             .values()
-            .filter(|p| p.waiting)
+            .filter(|p| p.waiting && (!p.spec.singleton || self.may_run(p.program(), now)))
             .map(|p| p.name.clone())
             .collect();
         // Grouped once: a start below changes states, not which process is whose.

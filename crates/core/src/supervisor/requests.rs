@@ -51,6 +51,7 @@ impl Supervisor {
                 | Request::Config
                 | Request::DaemonState
                 | Request::Metrics
+                | Request::Cluster
                 | Request::SendStdin { .. }
                 | Request::RemoteCommEvent { .. }
                 | Request::Note(_)
@@ -205,6 +206,7 @@ impl Supervisor {
                     })
                     .collect(),
             )),
+            Request::Cluster => Some(Reply::Cluster(self.cluster_info().map(Box::new))),
             Request::DaemonState => Some(Reply::DaemonState {
                 shutting_down: self.shutting_down,
             }),
@@ -837,6 +839,7 @@ impl Supervisor {
                 true => self.unmet(name),
                 false => Vec::new(),
             },
+            cluster: p.spec.singleton.then(|| self.singleton_info(p.program())),
         }
     }
 

@@ -50,6 +50,11 @@ pub struct World {
     /// Every announcement, and every state change as supervisord's event tells it
     /// (`STARTING web tries:0`), in order: what event listeners hear.
     pub announced: Vec<String>,
+    /// The cluster's store asked for: programs contended for and withdrawn, in order, and
+    /// every kill deadline fenced.
+    pub contended: Vec<String>,
+    pub withdrawn: Vec<String>,
+    pub fences: Vec<Time>,
     pub exited: bool,
 }
 
@@ -82,6 +87,9 @@ impl World {
             changes: Vec::new(),
             watched_groups: Vec::new(),
             announced: Vec::new(),
+            contended: Vec::new(),
+            withdrawn: Vec::new(),
+            fences: Vec::new(),
             exited: false,
         };
         world.carry_out(actions);
@@ -96,7 +104,7 @@ impl World {
     fn carry_out(&mut self, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::Spawn { process, spec } => {
+                Action::Spawn { process, spec, .. } => {
                     let failure = self
                         .failing
                         .iter()
@@ -192,6 +200,9 @@ impl World {
                     ticket,
                     results: vec![("syslog".to_string(), Ok("sent".to_string()))],
                 }),
+                Action::Contend { program } => self.contended.push(program),
+                Action::Withdraw { program } => self.withdrawn.push(program),
+                Action::Fence { kill_at } => self.fences.push(kill_at),
                 Action::Exit => {
                     assert!(!self.exited, "Exit was sent twice");
                     self.exited = true;

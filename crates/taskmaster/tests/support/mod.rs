@@ -24,6 +24,7 @@
 //! 3. **Every loop is bounded**, by a deadline or a count.
 #![allow(dead_code)]
 
+pub mod etcd;
 pub mod unix_http;
 
 use std::collections::{HashMap, HashSet};
