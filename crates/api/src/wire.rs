@@ -59,10 +59,54 @@ pub struct Process {
     /// What its start waits for (`depends_on`): `["db (BACKOFF)"]`; empty when nothing.
     #[serde(default)]
     pub waiting_for: Vec<String>,
-    /// For a cluster singleton: whether this node holds it, who does (`node`, `since`,
-    /// `since_unix`, `term`), and why nothing is known when etcd cannot be reached.
+    /// For a cluster singleton: who holds it; `null` for other programs.
     #[serde(default)]
-    pub cluster: Option<taskmaster_core::cluster::SingletonInfo>,
+    pub cluster: Option<Singleton>,
+}
+
+/// Where a cluster singleton runs: `{"here": false, "holder": "web-1", "since": "10:41:03",
+/// "since_unix": 1796672598, "term": 7812, "unreachable": null}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Singleton {
+    /// This taskmaster holds its key (and may run it).
+    pub here: bool,
+    /// The node holding its key; `null` when nobody does.
+    pub holder: Option<String>,
+    /// When the holder took it: local time of day, and Unix time.
+    pub since: Option<String>,
+    pub since_unix: Option<i64>,
+    /// The key's create revision, the fencing token: larger for every new holder.
+    pub term: Option<i64>,
+    /// Why nothing is known: etcd cannot be reached.
+    pub unreachable: Option<String>,
+}
+
+impl Singleton {
+    fn of(info: &taskmaster_core::cluster::SingletonInfo) -> Singleton {
+        let holder = &info.holder;
+        Singleton {
+            here: info.here,
+            holder: holder.node.clone(),
+            since: holder.since.clone(),
+            since_unix: holder.since_unix,
+            term: holder.term,
+            unreachable: info.unreachable.clone(),
+        }
+    }
+
+    fn into_info(self) -> taskmaster_core::cluster::SingletonInfo {
+        taskmaster_core::cluster::SingletonInfo {
+            here: self.here,
+            holder: taskmaster_core::cluster::Holder {
+                here: self.here,
+                node: self.holder,
+                since: self.since,
+                since_unix: self.since_unix,
+                term: self.term,
+            },
+            unreachable: self.unreachable,
+        }
+    }
 }
 
 /// `GET /v1/cluster`: the cluster as this node knows it; `null` outside a cluster.
@@ -478,7 +522,7 @@ pub fn process(clock: &Clock, info: &ProcessInfo) -> Process {
         }),
         gave_up: info.gave_up.clone(),
         waiting_for: info.waiting_for.clone(),
-        cluster: info.cluster.clone(),
+        cluster: info.cluster.as_ref().map(Singleton::of),
     }
 }
 
@@ -675,7 +719,7 @@ pub fn to_process_info(p: Process) -> ProcessInfo {
         }),
         gave_up: p.gave_up,
         waiting_for: p.waiting_for,
-        cluster: p.cluster,
+        cluster: p.cluster.map(Singleton::into_info),
     }
 }
 

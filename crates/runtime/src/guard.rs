@@ -50,6 +50,9 @@ impl Guard {
             .stdin
             .take()
             .ok_or_else(|| std::io::Error::other("the guard's stdin pipe was not made"))?;
+        // A guard that reads nothing (stopped itself) must not block the loop: a full pipe
+        // is an error to report, not a wait.
+        rustix::io::ioctl_fionbio(&deadlines, true)?;
         // The loop's reaper collects it (`waitpid(-1)`), as every orphan of the subreaper.
         Ok(Guard { deadlines })
     }

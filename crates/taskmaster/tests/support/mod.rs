@@ -392,6 +392,11 @@ impl Process {
         self.child.id()
     }
 
+    /// Its stdin, when it was spawned with a pipe there (once).
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.child.stdin.take()
+    }
+
     /// Makes sure `pid` is killed when this process is dropped.
     pub fn track(&mut self, pid: u32) {
         self.reaper.track(pid);
