@@ -1060,6 +1060,37 @@ impl Checker<'_> {
         self.check(node, key, parse_exitcode(text))
     }
 
+    /// A list, or one item alone (`etcd: http://...`), each item read by `read` under its own
+    /// key (`etcd[1]`): `None`, with every error said, unless each was read and there is one
+    /// at least. `expected` says what the list looks like, `needed` what an empty one lacks.
+    fn one_or_more<T>(
+        &mut self,
+        node: &Node,
+        key: &str,
+        (expected, needed): (&str, &str),
+        mut read: impl FnMut(&mut Self, &Node, &str) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let items: Vec<&Node> = match &node.value {
+            Value::Sequence(items) => items.iter().collect(),
+            Value::Scalar { .. } => vec![node],
+            _ => {
+                let message = format!("expected {expected}, found {}", describe(node));
+                self.error(node, key, message);
+                return None;
+            }
+        };
+        let errors = self.errors.len();
+        let values: Vec<T> = items
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, item)| read(self, item, &format!("{key}[{i}]")))
+            .collect();
+        if values.is_empty() && errors == self.errors.len() {
+            self.error(node, key, needed.to_string());
+        }
+        (errors == self.errors.len() && !values.is_empty()).then_some(values)
+    }
+
     fn duration(&mut self, node: &Node, key: &str) -> Option<Duration> {
         let text = self.scalar(node, key, "a duration such as 1, 1.5s or 500ms")?;
         self.check(node, key, parse_duration(text))

@@ -90,28 +90,11 @@ const EMAIL_KEYS: &[Key<EmailDraft>] = &[
     }),
     ("from", |c, node, key, d| d.from = c.mail_address(node, key)),
     ("to", |c, node, key, d| {
-        let items = match &node.value {
-            Value::Sequence(items) => items.iter().collect(),
-            Value::Scalar { .. } => vec![node],
-            _ => {
-                let message = format!(
-                    "expected a list of addresses such as [ops@example.com], found {}",
-                    describe(node)
-                );
-                c.error(node, key, message);
-                return;
-            }
-        };
-        let addresses: Vec<String> = items
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, item)| c.mail_address(item, &format!("{key}[{i}]")))
-            .collect();
-        if addresses.is_empty() {
-            c.error(node, key, "at least one address is needed".to_string());
-        } else {
-            d.to = Some(addresses);
-        }
+        let says = (
+            "a list of addresses such as [ops@example.com]",
+            "at least one address is needed",
+        );
+        d.to = c.one_or_more(node, key, says, |c, item, key| c.mail_address(item, key));
     }),
 ];
 

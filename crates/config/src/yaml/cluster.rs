@@ -1,10 +1,10 @@
 //! `cluster:` read from YAML, each error at its value, as every other key's.
 
-use super::{describe, Checker, Key};
+use super::{Checker, Key};
 use crate::cluster::{
     check_endpoint, check_node, check_prefix, check_ttl, ClusterSpec, DEFAULT_PREFIX, DEFAULT_TTL,
 };
-use crate::raw::{Node, Value};
+use crate::raw::Node;
 
 /// `cluster:` being read; `etcd` is required.
 #[derive(Default)]
@@ -66,31 +66,13 @@ impl Checker<'_> {
 
     /// `etcd: [http://10.0.0.5:2379, ...]`, or one endpoint alone.
     fn endpoints(&mut self, node: &Node, key: &str) -> Option<Vec<String>> {
-        let items: Vec<&Node> = match &node.value {
-            Value::Sequence(items) => items.iter().collect(),
-            Value::Scalar { .. } => vec![node],
-            _ => {
-                let message = format!(
-                    "expected a list of endpoints such as [http://10.0.0.5:2379], found {}",
-                    describe(node)
-                );
-                self.error(node, key, message);
-                return None;
-            }
-        };
-        let errors = self.errors.len();
-        let endpoints: Vec<String> = items
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, item)| {
-                let key = format!("{key}[{i}]");
-                let text = self.scalar(item, &key, "an endpoint such as http://10.0.0.5:2379")?;
-                self.check(item, &key, check_endpoint(text))
-            })
-            .collect();
-        if endpoints.is_empty() && errors == self.errors.len() {
-            self.error(node, key, "at least one endpoint is needed".to_string());
-        }
-        (errors == self.errors.len() && !endpoints.is_empty()).then_some(endpoints)
+        let says = (
+            "a list of endpoints such as [http://10.0.0.5:2379]",
+            "at least one endpoint is needed",
+        );
+        self.one_or_more(node, key, says, |c, item, key| {
+            let text = c.scalar(item, key, "an endpoint such as http://10.0.0.5:2379")?;
+            c.check(item, key, check_endpoint(text))
+        })
     }
 }
