@@ -140,12 +140,12 @@ impl Daemon {
                 accepted = accept_backup(self.primary.as_mut()), if awaiting_backup => {
                     if let (Ok(peer), Some(primary)) = (accepted, self.primary.as_mut()) {
                         primary
-                            .backup_connected(peer, &mut self.supervisor, &self.children, &mut self.log);
+                            .backup_connected(peer, &mut self.supervisor, &self.children);
                     }
                 }
             }
             self.end_turn().await;
-            if gate_deadline.is_some() && self.primary.as_ref().is_some_and(Primary::is_connected) {
+            if gate_deadline.is_some() && self.primary.as_ref().is_some_and(Primary::is_ready) {
                 gate_deadline = None;
                 self.open_service_gate();
             }

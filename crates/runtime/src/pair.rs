@@ -317,6 +317,11 @@ pub(crate) struct PrimaryLink {
     /// The stream's writer task, while a backup is connected: the loop only queues messages,
     /// so a slow backup never holds it up.
     writer: Option<Writer>,
+    /// Messages queued on this stream, and how many must be written before the backup holds
+    /// what it needs to take over (the state and every child's descriptors): until then a
+    /// primary that dies leaves a backup with nothing.
+    queued: u64,
+    ready_after: u64,
 }
 
 /// What the loop gives the writer: a message and the descriptors that go with it (the writer
@@ -472,6 +477,8 @@ impl PrimaryLink {
             listener,
             path,
             writer: None,
+            queued: 0,
+            ready_after: u64::MAX,
         })
     }
 
@@ -480,6 +487,21 @@ impl PrimaryLink {
         self.writer
             .as_ref()
             .is_some_and(|writer| !writer.is_broken())
+    }
+
+    /// A backup is connected and everything queued before [`PrimaryLink::mark_ready`] (the
+    /// state, the children) is written: it could take over now.
+    pub fn is_ready(&self) -> bool {
+        self.is_connected()
+            && self
+                .writer
+                .as_ref()
+                .is_some_and(|writer| writer.shared.sent.load(Ordering::SeqCst) >= self.ready_after)
+    }
+
+    /// What is queued so far is what the backup needs to take over.
+    pub fn mark_ready(&mut self) {
+        self.ready_after = self.queued;
     }
 
     /// A backup was connected, and its stream failed since.
@@ -498,6 +520,7 @@ impl PrimaryLink {
             .and_then(|pid| u32::try_from(pid).ok());
         self.disconnect();
         self.writer = Some(Writer::start(stream)?);
+        (self.queued, self.ready_after) = (0, u64::MAX);
         Ok(peer)
     }
 
@@ -546,7 +569,13 @@ impl PrimaryLink {
         let Ok(fds) = fds.iter().map(|fd| fd.try_clone_to_owned()).collect() else {
             return;
         };
-        let _ = writer.queue.send(Outgoing::Message { message, fds });
+        if writer
+            .queue
+            .send(Outgoing::Message { message, fds })
+            .is_ok()
+        {
+            self.queued += 1;
+        }
     }
 
     /// Tells the backup that the pair is over (a shutdown), so that it exits rather than take

@@ -30,6 +30,9 @@ const HANDOVER_WAIT: Duration = Duration::from_secs(10);
 /// one that lived longer is replaced at once.
 const BACKUP_RESPAWN: Duration = Duration::from_secs(1);
 
+/// While a new backup's state is being written, how often the loop looks whether it is.
+const READY_POLL: Duration = Duration::from_millis(2);
+
 /// What the primary needs to start its backups: the configuration file they are started with.
 pub(crate) struct PrimarySettings {
     pub config: PathBuf,
@@ -72,6 +75,9 @@ pub(crate) struct Primary {
     state_changed: bool,
     /// Children spawned since the backup last heard, whose descriptors it needs.
     new_children: Vec<u32>,
+    /// A backup connected and its state is on its way: "connected" is said once it is
+    /// written.
+    announce_ready: bool,
     backup: Option<Backup>,
     /// When a backup is due, while there is none.
     next_backup: Instant,
@@ -98,6 +104,7 @@ impl Primary {
             interval,
             state_changed: true,
             new_children: Vec::new(),
+            announce_ready: false,
             backup: None,
             next_backup: now,
             last_sent: now,
@@ -109,7 +116,12 @@ impl Primary {
     /// The backup's pid, and whether it is connected (it has the state and can take over).
     pub fn backup(&self) -> (Option<u32>, bool) {
         let pid = self.backup.as_ref().map(|backup| backup.pid);
-        (pid, pid.is_some() && self.link.is_connected())
+        (pid, pid.is_some() && self.link.is_ready())
+    }
+
+    /// A backup holds the state and the children: it could take over now.
+    pub fn is_ready(&self) -> bool {
+        self.link.is_ready()
     }
 
     pub fn is_connected(&self) -> bool {
@@ -140,7 +152,9 @@ impl Primary {
             .is_connected()
             .then(|| self.last_sent + self.interval);
         let handover_due = self.handover.as_ref().map(|handover| handover.deadline);
-        [backup_due, beat_due, handover_due]
+        // Whether the new backup's state is written yet is looked at soon again.
+        let ready_due = self.announce_ready.then(|| Instant::now() + READY_POLL);
+        [backup_due, beat_due, handover_due, ready_due]
             .into_iter()
             .flatten()
             .min()
@@ -159,7 +173,6 @@ impl Primary {
         peer: Option<u32>,
         supervisor: &mut Supervisor,
         children: &Children,
-        log: &mut EventLog,
     ) {
         let expected = self.backup.as_ref().map(|backup| backup.pid);
         if peer.is_none() || peer != expected {
@@ -181,9 +194,10 @@ impl Primary {
         if let Some(handover) = self.handover.as_mut() {
             handover.needs_new_backup = false;
         }
-        if self.link.is_connected() {
-            log.say("the backup is connected");
-        }
+        // Said, and shown by `status`, once the backup holds all this: before, a primary that
+        // dies leaves it nothing to take over with.
+        self.link.mark_ready();
+        self.announce_ready = self.link.is_connected();
     }
 
     /// Whether `pid` was the backup; if so its end is logged and another is due.
@@ -215,6 +229,11 @@ impl Primary {
         if self.link.is_connected() {
             self.send_updates(supervisor, children);
         }
+        if self.announce_ready && self.link.is_ready() {
+            self.announce_ready = false;
+            log.say("the backup is connected");
+        }
+        self.announce_ready &= self.link.is_connected();
         self.finish_handover(supervisor).inspect(|done| {
             if let Ok(backup) = done.result {
                 log.say(format!(
