@@ -85,7 +85,7 @@ impl Singleton {
     fn of(info: &taskmaster_core::cluster::SingletonInfo) -> Singleton {
         let holder = &info.holder;
         Singleton {
-            here: info.here,
+            here: holder.here,
             holder: holder.node.clone(),
             since: holder.since.clone(),
             since_unix: holder.since_unix,
@@ -96,7 +96,6 @@ impl Singleton {
 
     fn into_info(self) -> taskmaster_core::cluster::SingletonInfo {
         taskmaster_core::cluster::SingletonInfo {
-            here: self.here,
             holder: taskmaster_core::cluster::Holder {
                 here: self.here,
                 node: self.holder,

@@ -53,9 +53,7 @@ pub struct NodeInfo {
 /// Where a singleton program runs, for `status` and the API's `cluster` object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SingletonInfo {
-    /// This node holds it (and may run it).
-    pub here: bool,
-    /// Who holds it, as last heard.
+    /// Who holds it, as last heard (`here`: this taskmaster).
     pub holder: Holder,
     /// Why nothing is known: the store cannot be reached.
     pub unreachable: Option<String>,
@@ -67,7 +65,7 @@ impl SingletonInfo {
         if let Some(why) = &self.unreachable {
             return format!("standby: etcd unreachable: {why}");
         }
-        match (&self.holder.node, self.here) {
+        match (&self.holder.node, self.holder.here) {
             (Some(node), false) => {
                 let mut text = format!("standby: held by {node}");
                 if let Some(since) = &self.holder.since {

@@ -1668,13 +1668,14 @@ impl Supervisor {
             item.finish(Err(Failure::Removed));
             return;
         };
+        // A singleton held elsewhere will not start here unless something changes there.
+        let standby = self.standing_by(&item.process);
         match goal {
             Goal::Running => match p.state {
                 State::Running => item.finish(Ok(Done::Started)),
                 State::Starting | State::Stopping => {}
-                _ if self.standing_by(&item.process).is_some() => {
-                    let standby = self.standing_by(&item.process).unwrap_or_default();
-                    item.finish(Err(Failure::Blocked(standby)));
+                _ if standby.is_some() => {
+                    item.finish(Err(Failure::Blocked(standby.unwrap_or_default())));
                 }
                 _ if p.waiting && self.is_blocked(&item.process) => {
                     let unmet = self.unmet(&item.process).join(", ");

@@ -194,7 +194,7 @@ fn check_invariants(w: &World) {
     for p in w.sup.processes().filter(|p| p.spec.singleton) {
         if matches!(p.state, State::Starting | State::Running) {
             let info = w.sup.status_of(&p.name);
-            let here = info.and_then(|i| i.cluster).is_some_and(|c| c.here);
+            let here = info.and_then(|i| i.cluster).is_some_and(|c| c.holder.here);
             assert!(
                 here,
                 "{} is {} though its key is not held here",

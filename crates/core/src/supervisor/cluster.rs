@@ -90,14 +90,14 @@ impl Supervisor {
         if self.may_run(&program, now) {
             return true;
         }
-        let standby = self.singleton_info(&program).standby();
+        let standby = (!p.waiting).then(|| self.singleton_info(&program).standby());
         let Some(p) = self.processes.get_mut(name) else {
             return false;
         };
         if !p.state.is_stopped() {
             change_state(p, State::Stopped, out);
         }
-        if !p.waiting {
+        if let Some(standby) = standby {
             p.waiting = true;
             log(out, name, standby);
         }
@@ -124,7 +124,6 @@ impl Supervisor {
             .cloned()
             .unwrap_or_default();
         SingletonInfo {
-            here: holder.here,
             holder,
             unreachable: self.cluster.unreachable.clone(),
         }
@@ -138,7 +137,7 @@ impl Supervisor {
             return None;
         }
         let info = self.singleton_info(p.program());
-        let elsewhere = info.holder.node.is_some() && !info.here;
+        let elsewhere = info.holder.node.is_some() && !info.holder.here;
         (elsewhere || info.unreachable.is_some()).then(|| info.standby())
     }
 
