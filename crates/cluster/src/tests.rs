@@ -131,6 +131,17 @@ fn held_elsewhere_by(program: &str, node: &str) -> impl Fn(&Report) -> bool {
     move |report| matches!(report, Report::HeldElsewhere { program: p, holder: Some(h), .. } if *p == program && *h == node)
 }
 
+/// Two contenders for `web` on `cluster`: `a` holds it (in the term returned), `b` stands by.
+async fn a_holds_and_b_stands_by(cluster: &MemoryCluster) -> (Node, Node, i64) {
+    let mut a = start(cluster, "a");
+    let mut b = start(cluster, "b");
+    a.send(Command::Contend("web".into()));
+    let term = a.held("web").await;
+    b.send(Command::Contend("web".into()));
+    b.wait_for(TTL, held_elsewhere_by("web", "a")).await;
+    (a, b, term)
+}
+
 #[tokio::test(start_paused = true)]
 async fn of_two_contenders_one_holds_and_the_other_stands_by() {
     let cluster = MemoryCluster::new();
@@ -177,12 +188,7 @@ async fn of_two_contenders_one_holds_and_the_other_stands_by() {
 #[tokio::test(start_paused = true)]
 async fn withdrawing_hands_the_singleton_to_the_other_node() {
     let cluster = MemoryCluster::new();
-    let mut a = start(&cluster, "a");
-    let mut b = start(&cluster, "b");
-    a.send(Command::Contend("web".into()));
-    let first_term = a.held("web").await;
-    b.send(Command::Contend("web".into()));
-    b.wait_for(TTL, held_elsewhere_by("web", "a")).await;
+    let (mut a, mut b, first_term) = a_holds_and_b_stands_by(&cluster).await;
 
     let withdrawn = Instant::now();
     a.send(Command::Withdraw("web".into()));
@@ -219,12 +225,7 @@ async fn renewals_go_every_third_of_the_ttl_with_the_clock_read_before_the_call(
 #[tokio::test(start_paused = true)]
 async fn a_hanging_store_stops_renewals_and_is_reported_unreachable_once() {
     let cluster = MemoryCluster::new();
-    let mut a = start(&cluster, "a");
-    let mut b = start(&cluster, "b");
-    a.send(Command::Contend("web".into()));
-    a.held("web").await;
-    b.send(Command::Contend("web".into()));
-    b.wait_for(TTL, held_elsewhere_by("web", "a")).await;
+    let (mut a, mut b, _) = a_holds_and_b_stands_by(&cluster).await;
     let (Report::Renewed { sent: last_sent }, _) = a.wait_for(TTL, is_renewed).await else {
         unreachable!()
     };
@@ -377,12 +378,7 @@ async fn a_program_withdrawn_during_its_acquisition_is_never_reported_held() {
 #[tokio::test(start_paused = true)]
 async fn after_a_watch_ends_the_contender_lists_again_and_still_sees_changes() {
     let cluster = MemoryCluster::new();
-    let mut a = start(&cluster, "a");
-    let mut b = start(&cluster, "b");
-    a.send(Command::Contend("web".into()));
-    a.held("web").await;
-    b.send(Command::Contend("web".into()));
-    b.wait_for(TTL, held_elsewhere_by("web", "a")).await;
+    let (a, mut b, _) = a_holds_and_b_stands_by(&cluster).await;
 
     cluster.end_watches("b");
     sleep(Duration::from_millis(10)).await;
@@ -393,12 +389,7 @@ async fn after_a_watch_ends_the_contender_lists_again_and_still_sees_changes() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_revokes_the_lease_so_the_other_node_takes_over_at_once() {
     let cluster = MemoryCluster::new();
-    let mut a = start(&cluster, "a");
-    let mut b = start(&cluster, "b");
-    a.send(Command::Contend("web".into()));
-    a.held("web").await;
-    b.send(Command::Contend("web".into()));
-    b.wait_for(TTL, held_elsewhere_by("web", "a")).await;
+    let (mut a, mut b, _) = a_holds_and_b_stands_by(&cluster).await;
 
     let stopped = Instant::now();
     a.send(Command::Shutdown);
