@@ -465,7 +465,10 @@ fn mail_goes_through_smtp_with_from_to_subject_and_the_program() {
         "alerting:\n  batch: 0\n  email:\n    smtp: \"127.0.0.1:{port}\"\n    from: taskmaster@example.org\n    to: [ops@example.com, dev@example.com]\n"
     );
     let mut tm = start(&sandbox, &head, &[victim(&sandbox, "web")]);
-    send_signal(tm.running_pid("web"), Signal::SEGV).expect("SIGSEGV");
+    let pid = tm.running_pid("web");
+    // The mail quotes the last stderr lines: the crash comes once they are written.
+    sandbox.wait_for_contents("web.err", |text| text.contains("about to fail"), TIMEOUT);
+    send_signal(pid, Signal::SEGV).expect("SIGSEGV");
     let mail = sandbox.wait_for_file("mail/mail-0.eml", TIMEOUT);
     assert!(
         mail.contains("X-Rcpt: ops@example.com,dev@example.com"),
