@@ -27,10 +27,9 @@ const READ_TIMEOUT: Duration = Duration::from_millis(100);
 /// Runs a session on this terminal: how it ended, in words, or the error.
 pub fn attach(client: &Client, name: &str, out: &mut dyn Write) -> Result<String, String> {
     let _line_mode = LineMode::enter();
-    let _ = writeln!(
-        out,
+    let greeting = format!(
         "attached to {name}: its output follows, lines you type go to its stdin; \
-         Ctrl-] or Ctrl-C detaches (the process keeps running)"
+         Ctrl-] or Ctrl-C detaches (the process keeps running)\n"
     );
     let (keys, typed) = mpsc::unbounded_channel();
     let over = Arc::new(AtomicBool::new(false));
@@ -38,7 +37,7 @@ pub fn attach(client: &Client, name: &str, out: &mut dyn Write) -> Result<String
         let over = Arc::clone(&over);
         move || read_keys(&keys, &over)
     });
-    let ended = client.attach(name, typed, DETACH_KEYS, out);
+    let ended = client.attach(name, &greeting, typed, DETACH_KEYS, out);
     over.store(true, Ordering::Relaxed);
     let _ = reader.join();
     // The detach key was echoed where the cursor was.

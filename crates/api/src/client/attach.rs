@@ -33,13 +33,16 @@ pub enum Detached {
 }
 
 impl Client {
-    /// Attaches to process `name`: writes its output to `out` as it comes, and sends each chunk
-    /// of `keys` to its stdin, until a chunk holds a byte of `detach_keys` (that chunk is not
-    /// sent: it is a line the user did not finish), `keys` ends, or the process exits. A process whose stdin is not a pipe still
-    /// shows its output; `out` is told once that input is not sent.
+    /// Attaches to process `name`: writes `greeting` to `out` once its output is followed (so
+    /// that all written after the greeting shows), then its output as it comes, and sends each
+    /// chunk of `keys` to its stdin, until a chunk holds a byte of `detach_keys` (that chunk is
+    /// not sent: it is a line the user did not finish), `keys` ends, or the process exits. A
+    /// process whose stdin is not a pipe still shows its output; `out` is told once that input
+    /// is not sent.
     pub fn attach(
         &self,
         name: &str,
+        greeting: &str,
         mut keys: mpsc::UnboundedReceiver<Vec<u8>>,
         detach_keys: &[u8],
         out: &mut dyn Write,
@@ -81,6 +84,7 @@ impl Client {
                     output.push(BodyStream::new(response.into_body()));
                 }
             }
+            write_out(out, greeting.as_bytes())?;
             let mut check = tokio::time::interval(CHECK_EVERY);
             let mut input_refused = false;
             loop {
