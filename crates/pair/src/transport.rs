@@ -98,7 +98,22 @@ impl Sender {
     /// patience ran out.
     pub fn send_patiently(&self, datagram: &[u8]) -> io::Result<()> {
         match self {
-            Sender::Unix { patient, path, .. } => patient.send_to(datagram, path).map(drop),
+            Sender::Unix { patient, path, .. } => {
+                let patience = patient.write_timeout()?;
+                let started = std::time::Instant::now();
+                loop {
+                    match patient.send_to(datagram, path) {
+                        // A send with a timeout is not restarted after a signal handler, even
+                        // under SA_RESTART (signal(7)): the program's own signals must not
+                        // cost it a checkpoint.
+                        Err(e)
+                            if e.kind() == io::ErrorKind::Interrupted
+                                && patience.is_none_or(|patience| started.elapsed() < patience) => {
+                        }
+                        sent => return sent.map(drop),
+                    }
+                }
+            }
             Sender::Udp { .. } => self.send(datagram),
         }
     }

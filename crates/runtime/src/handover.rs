@@ -57,6 +57,8 @@ const CONTROL_ROOM: usize = rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE));
 pub(crate) struct Channel {
     stream: UnixStream,
     incoming: Incoming,
+    /// Bytes received so far, of whole messages and of the one in progress.
+    bytes_received: u64,
 }
 
 impl Channel {
@@ -66,6 +68,7 @@ impl Channel {
         Channel {
             stream,
             incoming: Incoming::default(),
+            bytes_received: 0,
         }
     }
 
@@ -96,7 +99,11 @@ impl Channel {
     /// end in the middle of a message is an `UnexpectedEof` error; a prefix that announces more
     /// than the limits, or descriptors that do not match the announced count, `InvalidData`.
     pub(crate) async fn recv(&mut self) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
-        let Channel { stream, incoming } = self;
+        let Channel {
+            stream,
+            incoming,
+            bytes_received,
+        } = self;
         loop {
             if incoming.is_complete() {
                 return std::mem::take(incoming).into_message().map(Some);
@@ -105,7 +112,7 @@ impl Channel {
                 .async_io(Interest::READABLE, || incoming.read_some(stream.as_fd()))
                 .await;
             match step {
-                Ok(Read::Bytes) => {}
+                Ok(Read::Bytes(count)) => *bytes_received += count as u64,
                 Ok(Read::End) if incoming.is_empty() => return Ok(None),
                 Ok(Read::End) => {
                     *incoming = Incoming::default();
@@ -121,18 +128,34 @@ impl Channel {
             }
         }
     }
+
+    /// How many bytes [`Channel::recv`] has received so far, the message in progress's
+    /// included: a message that takes long to arrive is still a peer talking.
+    pub(crate) fn bytes_received(&self) -> u64 {
+        self.bytes_received
+    }
 }
 
-/// Sends one message as [`Channel::send`] does, on a blocking socket (a thread's own: each
-/// `sendmsg` waits at most the socket's send timeout, then fails).
+/// Sends one message as [`Channel::send`] does, on a blocking socket (a thread's own): fails
+/// once the socket's send timeout passes without a byte sent.
 pub(crate) fn send_blocking(
     socket: &std::os::unix::net::UnixStream,
     header: &[u8],
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<()> {
+    let timeout = socket.write_timeout()?;
     let mut frame = Frame::new(header, fds)?;
+    let mut last_progress = std::time::Instant::now();
     while !frame.is_sent() {
-        frame.send_some(socket.as_fd())?;
+        match frame.send_some(socket.as_fd()) {
+            Ok(()) => last_progress = std::time::Instant::now(),
+            // A send with a timeout is not restarted after a signal handler, SA_RESTART or
+            // not (signal(7)): a daemon's SIGCHLDs would break the stream.
+            Err(error)
+                if error.kind() == io::ErrorKind::Interrupted
+                    && timeout.is_none_or(|timeout| last_progress.elapsed() < timeout) => {}
+            Err(error) => return Err(error),
+        }
     }
     Ok(())
 }
@@ -209,8 +232,8 @@ fn encode_prefix(header_len: usize, fd_count: usize) -> io::Result<[u8; PREFIX_L
 
 /// What one `recvmsg` gave.
 enum Read {
-    /// Some bytes (and perhaps descriptors).
-    Bytes,
+    /// Some bytes, how many (and perhaps descriptors).
+    Bytes(usize),
     /// The end of the stream.
     End,
 }
@@ -290,7 +313,7 @@ impl Incoming {
             }
             Some(_) => self.header_filled += received.bytes,
         }
-        Ok(Read::Bytes)
+        Ok(Read::Bytes(received.bytes))
     }
 
     /// The complete message, checked against what its prefix announced.
@@ -438,6 +461,58 @@ mod tests {
         assert_eq!(contents, "file contents");
     }
 
+    /// Signals handled while a blocking send waits (the daemon's SIGCHLDs; SA_RESTART does not
+    /// restart a send with a timeout) do not break it: the message arrives whole.
+    #[test]
+    fn signals_during_a_blocking_send_do_not_break_it() {
+        extern "C" fn nothing(_: libc::c_int) {}
+        // SIGWINCH: nothing else in these tests handles it. As tokio installs its handlers.
+        // SAFETY: a handler that does nothing is async-signal-safe; the struct is zeroed, then
+        // its fields set.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = nothing as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            assert_eq!(
+                libc::sigaction(libc::SIGWINCH, &action, std::ptr::null_mut()),
+                0
+            );
+        }
+        let (sender, mut receiver) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        sender
+            .set_write_timeout(Some(DEADLINE))
+            .expect("a send timeout");
+        let header = big_header(8 << 20);
+        let sending = std::thread::spawn({
+            let header = header.clone();
+            move || send_blocking(&sender, &header, &[])
+        });
+        let thread = {
+            use std::os::unix::thread::JoinHandleExt;
+            sending.as_pthread_t()
+        };
+        // A signal at the sender before each read, while it mostly waits for room.
+        let mut received = Vec::new();
+        let mut chunk = vec![0; 16 << 10];
+        while received.len() < PREFIX_LEN + header.len() {
+            if !sending.is_finished() {
+                // SAFETY: the thread is alive (not finished, and joined only below).
+                unsafe { libc::pthread_kill(thread, libc::SIGWINCH) };
+            }
+            let read = receiver.read(&mut chunk).expect("read");
+            assert_ne!(read, 0, "the stream ended early");
+            received.extend_from_slice(&chunk[..read]);
+        }
+        sending
+            .join()
+            .expect("the sender")
+            .expect("a send that signals did not break");
+        assert!(
+            received[PREFIX_LEN..] == header[..],
+            "the header arrived changed"
+        );
+    }
+
     #[tokio::test]
     async fn a_blocking_sender_frames_as_the_async_one() {
         let (sender, receiver) = std::os::unix::net::UnixStream::pair().expect("socketpair");
@@ -523,6 +598,25 @@ mod tests {
             io::ErrorKind::UnexpectedEof
         );
         assert!(backup.incoming.header.capacity() < MAX_HEADER / 16);
+    }
+
+    /// A message that has only begun to arrive shows in the count (the backup's sign that
+    /// its primary is talking), and the whole of it once it is across.
+    #[tokio::test]
+    async fn bytes_received_counts_a_message_in_progress() {
+        let (mut raw, other) = UnixStream::pair().expect("socketpair");
+        let mut backup = Channel::new(other);
+        raw.write_all(&encode_prefix(20, 0).expect("prefix"))
+            .await
+            .expect("write");
+        raw.write_all(b"ten bytes.").await.expect("write");
+        let waited = tokio::time::timeout(Duration::from_millis(50), backup.recv()).await;
+        assert!(waited.is_err(), "half a message is not a message");
+        assert_eq!(backup.bytes_received(), 18);
+        raw.write_all(b"ten more..").await.expect("write");
+        let (header, _) = recv(&mut backup).await.expect("recv").expect("a message");
+        assert_eq!(header, b"ten bytes.ten more..");
+        assert_eq!(backup.bytes_received(), 28);
     }
 
     #[tokio::test]

@@ -46,8 +46,10 @@ const CLOSE_PATIENCE: Duration = Duration::from_secs(5);
 /// How often [`PrimaryLink::close`] looks whether the writer is done.
 const CLOSE_POLL: Duration = Duration::from_millis(5);
 
-/// How long one write to the backup may wait before the backup counts as broken.
-const SEND_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long one write to the backup may wait before the backup counts as broken: long enough
+/// for a backup that is busy reading a large state on a loaded machine (it stops reading while
+/// it applies one), short enough that a hung backup is replaced soon.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the primary of a daemon whose control socket is `socket` listens for its backup.
 pub fn pair_socket_path(socket: &Path) -> PathBuf {
@@ -163,6 +165,7 @@ async fn listen(path: PathBuf, silence: Duration) -> Result<Takeover, BackupErro
     let mut supervisor: Option<Supervisor> = None;
     let mut children: HashMap<u32, HeldChild> = HashMap::new();
     let mut handed_over = false;
+    let mut bytes_heard = 0;
     let reason = loop {
         let mut received = tokio::time::timeout(silence, channel.recv()).await;
         if received.is_err() {
@@ -170,7 +173,15 @@ async fn listen(path: PathBuf, silence: Duration) -> Result<Takeover, BackupErro
             // meanwhile is waiting in the stream. Only a stream with nothing in it is silence.
             received = tokio::time::timeout(PAUSED_GRACE, channel.recv()).await;
         }
+        // Part of a long message (the state of thousands of processes, slow to write on a
+        // loaded machine) is a word too: only a stream that brought nothing is silence.
+        let still_arriving = channel.bytes_received() != bytes_heard;
+        bytes_heard = channel.bytes_received();
         let received = match received {
+            Err(_) if still_arriving => {
+                busy.heard();
+                continue;
+            }
             // Silent but working: not hung. Said once per silence, since a primary's long
             // turns are meant to keep it talking (its heartbeats go out mid-turn).
             Err(_) if busy.still_working().await => {

@@ -963,12 +963,13 @@ fn the_new_primary_killed_as_soon_as_the_takeover_shows_is_survived_ten_times() 
 
 /// A turn far longer than the backup's patience (a `start all`, then a `stop all`, of 1,000
 /// processes, most of a second in a debug build, with a backup that waits 150 ms for a word)
-/// does not lose the primary: its heartbeats go out in the middle of the turn, even while the
-/// writer serializes what the turn changed, so the backup never even finds it silent. What is
-/// left between two heartbeats is one step of the supervisor or the end of the turn, some
-/// 25 ms each here.
+/// does not lose the primary, nor the backup: heartbeats go out in the middle of the turn,
+/// even while the writer serializes what the turn changed; a large message still arriving
+/// counts as a word; and a primary silent anyway (its threads starved on a loaded machine) is
+/// seen working. Whether the backup ever found it silent is the machine's load, not a pass or
+/// a fail.
 #[test]
-fn a_turn_longer_than_the_backups_patience_keeps_the_primary_talking() {
+fn a_turn_longer_than_the_backups_patience_loses_neither_primary_nor_backup() {
     let sandbox = Sandbox::new();
     let many = program(
         "many",
@@ -1006,10 +1007,11 @@ fn a_turn_longer_than_the_backups_patience_keeps_the_primary_talking() {
         "a takeover:\n{}",
         pair.log()
     );
-    let stderr = pair.under.stderr();
-    assert!(
-        !stderr.contains("the primary has said nothing"),
-        "the backup found the primary silent:\n{stderr}"
+    assert_eq!(
+        pair.log_count("the backup (pid"),
+        0,
+        "the backup was dropped or ended:\n{}",
+        pair.log()
     );
     pair.shutdown();
 }
