@@ -31,6 +31,8 @@ use rustix::net::{
 use tokio::io::Interest;
 use tokio::net::UnixStream;
 
+use crate::sys;
+
 /// The most descriptors one message carries: the kernel's SCM_MAX_FD, the most one `sendmsg`
 /// may pass.
 pub(crate) const MAX_FDS_PER_MESSAGE: usize = 253;
@@ -137,7 +139,7 @@ impl Channel {
 }
 
 /// Sends one message as [`Channel::send`] does, on a blocking socket (a thread's own): fails
-/// once the socket's send timeout passes without a byte sent.
+/// once the socket's send timeout passes without a byte sent, not when a signal interrupts.
 pub(crate) fn send_blocking(
     socket: &std::os::unix::net::UnixStream,
     header: &[u8],
@@ -145,17 +147,8 @@ pub(crate) fn send_blocking(
 ) -> io::Result<()> {
     let timeout = socket.write_timeout()?;
     let mut frame = Frame::new(header, fds)?;
-    let mut last_progress = std::time::Instant::now();
     while !frame.is_sent() {
-        match frame.send_some(socket.as_fd()) {
-            Ok(()) => last_progress = std::time::Instant::now(),
-            // A send with a timeout is not restarted after a signal handler, SA_RESTART or
-            // not (signal(7)): a daemon's SIGCHLDs would break the stream.
-            Err(error)
-                if error.kind() == io::ErrorKind::Interrupted
-                    && timeout.is_none_or(|timeout| last_progress.elapsed() < timeout) => {}
-            Err(error) => return Err(error),
-        }
+        sys::restarting(timeout, || frame.send_some(socket.as_fd()))?;
     }
     Ok(())
 }

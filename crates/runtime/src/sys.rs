@@ -26,6 +26,25 @@ pub fn mark_inherited_fds_cloexec() {
     }
 }
 
+/// Runs `call`, a blocking socket call on a socket with timeout `timeout`, again while a signal
+/// handler interrupts it: a call with a timeout is not restarted, SA_RESTART or not
+/// (signal(7)), and the daemon handles a SIGCHLD for every child that ends. Gives up with the
+/// interruption once `timeout` has passed since the first try.
+pub fn restarting<T>(
+    timeout: Option<std::time::Duration>,
+    mut call: impl FnMut() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let started = std::time::Instant::now();
+    loop {
+        match call() {
+            Err(error)
+                if error.kind() == std::io::ErrorKind::Interrupted
+                    && timeout.is_none_or(|timeout| started.elapsed() < timeout) => {}
+            done => return done,
+        }
+    }
+}
+
 /// Gives the memory malloc holds free back to the system: after a configuration is read, the
 /// parse of a large file (several times the size of what is kept) is freed but would stay in
 /// the daemon's resident set. A no-op where the C library is not glibc.

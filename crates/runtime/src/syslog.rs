@@ -200,7 +200,7 @@ impl Link {
     /// gone (syslog restarted) is made again once, as glibc does.
     fn deliver(&self, connection: &mut Option<UnixDatagram>, datagram: &[u8]) -> io::Result<()> {
         if let Some(connected) = connection.take() {
-            match connected.send(datagram) {
+            match send(&connected, datagram) {
                 Ok(_) => {
                     *connection = Some(connected);
                     return Ok(());
@@ -212,10 +212,15 @@ impl Link {
         let connected = UnixDatagram::unbound()?;
         connected.connect(&self.socket)?;
         connected.set_write_timeout(Some(SEND_TIMEOUT))?;
-        connected.send(datagram)?;
+        send(&connected, datagram)?;
         *connection = Some(connected);
         Ok(())
     }
+}
+
+/// Sends one datagram on a socket whose send timeout is [`SEND_TIMEOUT`].
+pub(crate) fn send(socket: &UnixDatagram, datagram: &[u8]) -> io::Result<()> {
+    crate::sys::restarting(Some(SEND_TIMEOUT), || socket.send(datagram)).map(drop)
 }
 
 /// Whether a send failed because the socket it was connected to is gone.

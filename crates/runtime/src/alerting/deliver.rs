@@ -297,7 +297,7 @@ async fn syslog(socket: PathBuf, message: &Message) -> Result<String, Failed> {
                 FACILITY_DAEMON | severity,
                 std::process::id()
             );
-            link.send(datagram.as_bytes())?;
+            crate::syslog::send(&link, datagram.as_bytes())?;
         }
         Ok(lines.len())
     })
