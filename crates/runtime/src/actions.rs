@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use taskmaster_config::{Config, Stream};
-use taskmaster_core::{Action, Event, LoadPurpose, Reply, Scope, Signal};
+use taskmaster_core::{Action, Event, Reply, Scope, Signal};
 
 use crate::children::Child;
 use crate::daemon::Daemon;
@@ -78,30 +78,8 @@ impl Daemon {
                 None
             }
             Action::LoadConfig { ticket, purpose } => {
-                self.release_memory = true;
-                // `logfile` is bound at start (a reload keeps it, and says so): the event log
-                // stays where it is.
-                let result = Config::load_with_warnings(&self.config_path)
-                    .map(|(config, warnings)| {
-                        for warning in &warnings {
-                            eprintln!("warning: {warning}");
-                        }
-                        self.config_warnings(&warnings);
-                        // A program the reload drops leaves its AUTO files to clean at exit.
-                        self.auto_logs
-                            .extend(config.daemon.auto_logs.iter().cloned());
-                        if purpose == LoadPurpose::Apply {
-                            self.apply_rotations(&config);
-                            self.raise_nofile_for(&config);
-                        }
-                        Box::new(config)
-                    })
-                    .map_err(|errors| errors.iter().map(|e| e.to_string()).collect());
-                Some(Event::ConfigLoaded {
-                    ticket,
-                    purpose,
-                    result,
-                })
+                self.load_config(ticket, purpose);
+                None
             }
             Action::Log(notice) => {
                 self.log.write(&notice);
@@ -246,7 +224,7 @@ impl Daemon {
 
     /// A configuration with more processes than the open files limit allows for raises it
     /// (see [`crate::startup::raise_own_nofile`]); once raised it stays so.
-    fn raise_nofile_for(&mut self, config: &Config) {
+    pub(crate) fn raise_nofile_for(&mut self, config: &Config) {
         if self.context.children_nofile.is_some() {
             return;
         }
@@ -265,7 +243,7 @@ impl Daemon {
     /// A reload's rotation sizes, given to the log files open now: the processes writing
     /// there keep running (the supervisor applies `rotation` in place), and the next write
     /// rotates by the new sizes. A process the reload restarts gets them too.
-    fn apply_rotations(&self, config: &Config) {
+    pub(crate) fn apply_rotations(&self, config: &Config) {
         for program in config.programs.values() {
             for process in &program.processes {
                 for stream in [Stream::Stdout, Stream::Stderr] {

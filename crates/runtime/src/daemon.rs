@@ -19,6 +19,10 @@ use crate::{
     adopt, capture, checks, clock, notify_socket_path, pair, spawn, startup, stdin, sys, StartError,
 };
 
+/// How long after a start, a reload or the last request the memory they used goes back: by then
+/// the processes started have mostly settled (supervisord's default `startsecs` is 1 s).
+const IDLE_RELEASE_DELAY: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A process's output counters: stdout's, then stderr's, shared with its captures' threads.
 pub(crate) type OutputCounts = [std::sync::Arc<std::sync::atomic::AtomicU64>; 2];
 
@@ -66,6 +70,11 @@ pub struct Daemon {
     pub(crate) exit: bool,
     /// A configuration was read this turn: free memory goes back to the system at its end.
     pub(crate) release_memory: bool,
+    /// When the memory a start, a reload or a request used goes back (see
+    /// [`Daemon::release_unused_memory_soon`]).
+    pub(crate) idle_release_at: Option<tokio::time::Instant>,
+    /// Reads of the configuration file for reloads and rereads.
+    pub(crate) config_loads: crate::config_load::ConfigLoads,
     /// Opened when the control service may start answering: at once, or, after a takeover,
     /// once the new backup is connected (so that whoever sees the takeover sees a pair).
     pub(crate) service_gate: Option<oneshot::Sender<()>>,
@@ -148,6 +157,8 @@ impl Daemon {
             exit: false,
             // The configuration was read at start.
             release_memory: true,
+            idle_release_at: None,
+            config_loads: Default::default(),
             service_gate: None,
             pidfile: None,
             auto_logs,
@@ -349,6 +360,14 @@ impl Daemon {
         if let Some(gate) = self.service_gate.take() {
             let _ = gate.send(());
         }
+    }
+
+    /// Gives back, [`IDLE_RELEASE_DELAY`] from now unless called again meanwhile, the memory
+    /// not in use: pages of code and read-only data (see [`crate::sys::release_unused_code`])
+    /// and malloc's free memory. After a start, a reload or a request, once the daemon is idle
+    /// again, what they ran and allocated goes.
+    pub(crate) fn release_unused_memory_soon(&mut self) {
+        self.idle_release_at = Some(tokio::time::Instant::now() + IDLE_RELEASE_DELAY);
     }
 
     /// Hands `event` to the supervisor and carries out what it asks.

@@ -81,6 +81,7 @@ impl Daemon {
             self.open_service_gate();
         }
         self.end_turn().await;
+        self.release_unused_memory_soon();
 
         while !self.exit {
             let deadline = self.supervisor.next_deadline().map(clock::instant_of);
@@ -134,6 +135,11 @@ impl Daemon {
                 () = sleep_until(duty) => {}
                 // So are the listeners' ticks.
                 () = sleep_until(tick) => {}
+                () = sleep_until(self.idle_release_at) => {
+                    self.idle_release_at = None;
+                    sys::release_free_memory();
+                    sys::release_unused_code();
+                }
                 Some(message) = self.requests.recv() => self.request(message),
                 datagram = notify.recv() => self.notified(datagram),
                 Some(event) = self.task_results.recv() => self.task_event(event),
@@ -283,6 +289,9 @@ impl Daemon {
             ticket: Some(ticket),
             request: message.request,
         });
+        // What answered it (the API, its encoders) need not stay mapped once the daemon is
+        // idle again.
+        self.release_unused_memory_soon();
     }
 
     /// Reaps every child that has ended, notes every one paused or resumed, and tells the
@@ -399,6 +408,7 @@ impl Daemon {
                 }
             }
             TaskEvent::Core(event) => self.dispatch(*event),
+            TaskEvent::ConfigRead(read) => self.config_read(*read),
             TaskEvent::Note(message) => self.log.warn(message),
             TaskEvent::ListenerOutput(pid, bytes) => self.listener_output(pid, &bytes),
             TaskEvent::OutputHeard(pid) => self.publish_output(pid),

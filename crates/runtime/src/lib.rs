@@ -52,6 +52,7 @@ mod checks;
 mod children;
 mod clock;
 mod cluster;
+mod config_load;
 mod daemon;
 mod event_loop;
 mod eventlog;
@@ -120,9 +121,10 @@ pub fn notify_socket_path(socket: &Path) -> PathBuf {
     socket.with_extension("notify")
 }
 
-/// Prepares this process to supervise: a subreaper, with no signal blocked or ignored and no
-/// stray descriptors to leak to its children. Call once, first thing, before any thread exists.
+/// Prepares this process to supervise: a subreaper, with no signal blocked or ignored, no
+/// stray descriptors to leak to its children, and one malloc arena for all its threads. Call once, first thing, before any thread exists.
 pub fn prepare_process() {
+    sys::use_one_malloc_arena();
     sys::unblock_all_signals();
     sys::reset_ignored_signals();
     sys::ignore_file_size_signal();

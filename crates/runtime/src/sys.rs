@@ -45,6 +45,19 @@ pub fn restarting<T>(
     }
 }
 
+/// Makes every thread allocate from malloc's one main arena. glibc gives each thread that
+/// allocates an arena of its own: a configuration read on a helper thread would then live in
+/// another arena than the loop's, its garbage out of [`release_free_memory`]'s reach, and each
+/// capture thread would hold one mostly empty. The daemon allocates from one thread (the loop)
+/// nearly always, so one arena costs no contention.
+pub fn use_one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tuning value; called before any thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 /// Gives the memory malloc holds free back to the system: after a configuration is read, the
 /// parse of a large file (several times the size of what is kept) is freed but would stay in
 /// the daemon's resident set. A no-op where the C library is not glibc.
@@ -55,6 +68,80 @@ pub fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Unmaps the pages of read-only files mapped now (taskmaster's code and read-only data, the C
+/// library's), so that only those used from now on come back: what ran once (the start, a
+/// configuration's parse, a request's answer) would stay mapped otherwise, as would its
+/// neighbours (the kernel maps a file 64 KiB at a time around each page used). The files stay
+/// in the page cache, so a page used again comes back without a read. Only mappings that hold
+/// no page of their own (none written: relocations, a debugger's breakpoints; none swapped):
+/// all of theirs are the file's and come back the same.
+pub fn release_unused_code() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    for mapping in file_mappings(&smaps) {
+        if !mapping.writable && mapping.only_the_files {
+            // SAFETY: a private, read-only mapping of a file whose every page is the file's
+            // (checked above): MADV_DONTNEED only unmaps them, and they fault back unchanged.
+            unsafe {
+                libc::madvise(
+                    mapping.start as *mut libc::c_void,
+                    mapping.end - mapping.start,
+                    libc::MADV_DONTNEED,
+                );
+            }
+        }
+    }
+}
+
+/// A mapping of a file, as `/proc/self/smaps` describes it.
+struct FileMapping {
+    start: usize,
+    end: usize,
+    writable: bool,
+    /// No page of it is anonymous (written, copied from the file) or swapped out.
+    only_the_files: bool,
+}
+
+/// The file mappings that `smaps` lists.
+fn file_mappings(smaps: &str) -> Vec<FileMapping> {
+    let mut mappings: Vec<FileMapping> = Vec::new();
+    let mut current_is_file = false;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(first) = fields.next() else { continue };
+        if let Some((start, end)) = first.split_once('-') {
+            // A header: `start-end perms offset dev inode [path]`.
+            let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) else {
+                current_is_file = false;
+                continue;
+            };
+            let permissions = fields.next().unwrap_or("");
+            let private = permissions.ends_with('p');
+            current_is_file = private && fields.nth(3).is_some_and(|path| path.starts_with('/'));
+            if current_is_file {
+                mappings.push(FileMapping {
+                    start,
+                    end,
+                    writable: permissions.contains('w'),
+                    only_the_files: true,
+                });
+            }
+        } else if current_is_file
+            && matches!(first, "Anonymous:" | "Swap:")
+            && fields.next() != Some("0")
+        {
+            if let Some(mapping) = mappings.last_mut() {
+                mapping.only_the_files = false;
+            }
+        }
+    }
+    mappings
 }
 
 /// Unblocks every signal in the calling thread. taskmaster may be started with signals blocked
@@ -948,4 +1035,60 @@ pub async fn pidfd_readable(pidfd: BorrowedFd<'_>) -> std::io::Result<()> {
     // Once readable, a pidfd stays readable: nothing to clear.
     let _ready = watched.readable().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only private mappings of files whose every page is the file's are released: not one
+    /// with relocated (anonymous) or swapped pages, nor a writable, shared or anonymous one.
+    #[test]
+    fn only_mappings_holding_nothing_of_their_own_are_released() {
+        let smaps = "\
+55d000000000-55d000100000 r--p 00000000 08:01 42 /usr/bin/taskmaster
+Rss:                 400 kB
+Anonymous:             0 kB
+Swap:                  0 kB
+55d000100000-55d000900000 r-xp 00100000 08:01 42 /usr/bin/taskmaster
+Anonymous:             0 kB
+Swap:                  0 kB
+55d000900000-55d000950000 r--p 00900000 08:01 42 /usr/bin/taskmaster
+Anonymous:           320 kB
+Swap:                  0 kB
+55d000950000-55d000960000 rw-p 00950000 08:01 42 /usr/bin/taskmaster
+Anonymous:            16 kB
+7f0000000000-7f0000001000 r--p 00000000 08:01 43 /usr/lib/libc.so.6
+Anonymous:             0 kB
+Swap:                  4 kB
+7f0000100000-7f0000200000 r--s 00000000 08:01 44 /tmp/shared
+Anonymous:             0 kB
+7f0000300000-7f0000400000 rw-p 00000000 00:00 0 [heap]
+Anonymous:          1024 kB
+";
+        let released: Vec<(usize, usize)> = file_mappings(smaps)
+            .into_iter()
+            .filter(|mapping| !mapping.writable && mapping.only_the_files)
+            .map(|mapping| (mapping.start, mapping.end))
+            .collect();
+        assert_eq!(
+            released,
+            [
+                (0x55d0_0000_0000, 0x55d0_0010_0000),
+                (0x55d0_0010_0000, 0x55d0_0090_0000)
+            ]
+        );
+    }
+
+    /// This very process goes on after a release: code, read-only data and relocated
+    /// pointers (a trait object's vtable, a formatted string) all still work.
+    #[test]
+    fn a_process_runs_on_after_its_unused_code_is_released() {
+        release_unused_code();
+        let shapes: Vec<Box<dyn std::fmt::Display>> = vec![Box::new(7), Box::new("seven")];
+        let said: Vec<String> = shapes.iter().map(|shape| format!("<{shape}>")).collect();
+        assert_eq!(said, ["<7>", "<seven>"]);
+        release_unused_code();
+        assert_eq!(i64::from_str_radix("-7f", 16), Ok(-127));
+    }
 }

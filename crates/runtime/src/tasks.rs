@@ -1,6 +1,6 @@
 //! The daemon's own tasks: work that takes time runs beside the loop and reports back through
 //! one channel ([`TaskEvent`]), so that the loop never waits for it. Health checks, `on_exit`
-//! hooks, output watchers for alerts, the capture threads' errors, adopted children's exits,
+//! hooks, output watchers for alerts, reads of the configuration file, the capture threads' errors, adopted children's exits,
 //! and process groups being emptied after their leader's exit.
 
 use std::collections::HashMap;
@@ -32,6 +32,8 @@ pub(crate) enum TaskEvent {
     OutputHeard(u32),
     /// An event listener's stdout ended: every byte it wrote was reported before.
     ListenerClosed(u32),
+    /// The configuration file was read again (boxed: a whole `Config`).
+    ConfigRead(Box<crate::config_load::ConfigRead>),
     /// An alert message's delivery to `destination` is done: its answer, or the last failure.
     AlertDelivered {
         destination: String,

@@ -842,3 +842,57 @@ fn a_reload_applies_new_rotation_sizes_to_the_running_process_s_log_without_a_re
     fs::write(sandbox.file("stop"), "").expect("write stop");
     tm.shutdown();
 }
+
+/// A reload reads the file beside the loop, which goes on meanwhile: with the configuration a
+/// FIFO whose writer has not come yet (as a slow disk or a huge file would keep a read), the
+/// reload waits and `status` still answers; once the file comes, the reload is answered.
+#[test]
+fn the_loop_answers_while_a_reload_reads_the_file() {
+    let sandbox = Sandbox::new();
+    let text =
+        fs::read_to_string(sandbox.write_config(&config(&[program("steady", &sleeper(), &[])])))
+            .expect("read the configuration back");
+    let path = sandbox.config_path();
+    fs::remove_file(&path).expect("remove the file");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("mkfifo");
+    // Each read of the FIFO takes what one writer writes, once a reader has opened it.
+    let write_once = || {
+        let (path, text) = (path.clone(), text.clone());
+        std::thread::spawn(move || fs::write(&path, text).expect("write the FIFO"))
+    };
+    let first = write_once();
+    let mut tm = Taskmaster::start_serving(&sandbox, &[]);
+    first.join().expect("the first writer");
+    let steady = tm.running_pid("steady");
+
+    let reload = {
+        let command = sandbox.ctl_command(&["reload"]);
+        std::thread::spawn(move || run_to_completion(command, TIMEOUT))
+    };
+    tm.wait_for_log("command: reload", TIMEOUT);
+    // The read is waiting for a writer: the loop is not.
+    let status = sandbox.ctl(&["status"]);
+    assert_eq!(status.code, Some(0), "{status:?}");
+    assert!(status.stdout.contains("RUNNING"), "{status:?}");
+    assert!(
+        !reload.is_finished(),
+        "the reload answered before its file came"
+    );
+
+    let writer = write_once();
+    let answer = reload.join().expect("the reload");
+    writer.join().expect("the second writer");
+    assert_eq!(answer.status.code(), Some(0), "{answer:?}");
+    assert!(
+        String::from_utf8_lossy(&answer.stdout).contains("reloaded: nothing changed"),
+        "{answer:?}"
+    );
+    assert_eq!(tm.running_pid("steady"), steady);
+}
