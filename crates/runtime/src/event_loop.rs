@@ -137,8 +137,12 @@ impl Daemon {
                 () = sleep_until(tick) => {}
                 () = sleep_until(self.idle_release_at) => {
                     self.idle_release_at = None;
-                    sys::release_free_memory();
-                    sys::release_unused_code();
+                    // Off the loop: with thousands of capture threads' stacks, reading
+                    // /proc/self/smaps takes a while.
+                    tokio::task::spawn_blocking(|| {
+                        sys::release_free_memory();
+                        sys::release_unused_code();
+                    });
                 }
                 Some(message) = self.requests.recv() => self.request(message),
                 datagram = notify.recv() => self.notified(datagram),
