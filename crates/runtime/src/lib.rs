@@ -122,7 +122,8 @@ pub fn notify_socket_path(socket: &Path) -> PathBuf {
 }
 
 /// Prepares this process to supervise: a subreaper, with no signal blocked or ignored, no
-/// stray descriptors to leak to its children, and one malloc arena for all its threads. Call once, first thing, before any thread exists.
+/// stray descriptors to leak to its children, and one malloc arena for all its threads. Call
+/// once, first thing, before any thread exists.
 pub fn prepare_process() {
     sys::use_one_malloc_arena();
     sys::unblock_all_signals();

@@ -81,67 +81,42 @@ pub fn release_unused_code() {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return;
     };
-    for mapping in file_mappings(&smaps) {
-        if !mapping.writable && mapping.only_the_files {
-            // SAFETY: a private, read-only mapping of a file whose every page is the file's
-            // (checked above): MADV_DONTNEED only unmaps them, and they fault back unchanged.
-            unsafe {
-                libc::madvise(
-                    mapping.start as *mut libc::c_void,
-                    mapping.end - mapping.start,
-                    libc::MADV_DONTNEED,
-                );
-            }
+    for (start, end) in releasable_mappings(&smaps) {
+        // SAFETY: a private, read-only mapping of a file whose every page is the file's
+        // (see `releasable_mappings`): MADV_DONTNEED only unmaps them, and they fault back
+        // unchanged.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
         }
     }
 }
 
-/// A mapping of a file, as `/proc/self/smaps` describes it.
-struct FileMapping {
-    start: usize,
-    end: usize,
-    writable: bool,
-    /// No page of it is anonymous (written, copied from the file) or swapped out.
-    only_the_files: bool,
-}
-
-/// The file mappings that `smaps` lists.
-fn file_mappings(smaps: &str) -> Vec<FileMapping> {
-    let mut mappings: Vec<FileMapping> = Vec::new();
-    let mut current_is_file = false;
+/// The address ranges, among the mappings `smaps` lists, that [`release_unused_code`] may
+/// unmap: private, read-only mappings of a file with no page anonymous (written, copied from
+/// the file) or swapped out.
+fn releasable_mappings(smaps: &str) -> Vec<(usize, usize)> {
+    let mut releasable = Vec::new();
+    // The mapping whose fields follow, while it may still be released.
+    let mut current: Option<(usize, usize)> = None;
     for line in smaps.lines() {
         let mut fields = line.split_whitespace();
         let Some(first) = fields.next() else { continue };
         if let Some((start, end)) = first.split_once('-') {
             // A header: `start-end perms offset dev inode [path]`.
-            let (Ok(start), Ok(end)) = (
-                usize::from_str_radix(start, 16),
-                usize::from_str_radix(end, 16),
-            ) else {
-                current_is_file = false;
-                continue;
-            };
+            releasable.extend(current.take());
             let permissions = fields.next().unwrap_or("");
-            let private = permissions.ends_with('p');
-            current_is_file = private && fields.nth(3).is_some_and(|path| path.starts_with('/'));
-            if current_is_file {
-                mappings.push(FileMapping {
-                    start,
-                    end,
-                    writable: permissions.contains('w'),
-                    only_the_files: true,
-                });
+            let is_file = fields.nth(3).is_some_and(|path| path.starts_with('/'));
+            if is_file && permissions.starts_with("r-") && permissions.ends_with('p') {
+                current = usize::from_str_radix(start, 16)
+                    .ok()
+                    .zip(usize::from_str_radix(end, 16).ok());
             }
-        } else if current_is_file
-            && matches!(first, "Anonymous:" | "Swap:")
-            && fields.next() != Some("0")
-        {
-            if let Some(mapping) = mappings.last_mut() {
-                mapping.only_the_files = false;
-            }
+        } else if matches!(first, "Anonymous:" | "Swap:") && fields.next() != Some("0") {
+            current = None;
         }
     }
-    mappings
+    releasable.extend(current);
+    releasable
 }
 
 /// Unblocks every signal in the calling thread. taskmaster may be started with signals blocked
@@ -1066,11 +1041,7 @@ Anonymous:             0 kB
 7f0000300000-7f0000400000 rw-p 00000000 00:00 0 [heap]
 Anonymous:          1024 kB
 ";
-        let released: Vec<(usize, usize)> = file_mappings(smaps)
-            .into_iter()
-            .filter(|mapping| !mapping.writable && mapping.only_the_files)
-            .map(|mapping| (mapping.start, mapping.end))
-            .collect();
+        let released = releasable_mappings(smaps);
         assert_eq!(
             released,
             [
