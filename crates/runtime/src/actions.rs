@@ -5,15 +5,55 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use taskmaster_config::{Config, Stream};
+use taskmaster_core::ProgramSpec;
 use taskmaster_core::{Action, Event, Reply, Scope, Signal};
 
 use crate::children::Child;
 use crate::daemon::Daemon;
 use crate::handle::DaemonEvent;
 use crate::{spawn, sys};
+
+/// At most this many consecutive spawns are launched together: a pair's primary beats
+/// between batches.
+const SPAWN_BATCH: usize = 16;
+
+/// Takes out of `queue` the spawns that come next (at most [`SPAWN_BATCH`] - 1), to be
+/// launched with the one before them. A start of many processes asks for each one's state
+/// change and log line, then its spawn: the spawns may pass those (the state changes are
+/// still told in order, before the spawned processes' next ones), never another action.
+fn take_spawns_ahead(queue: &mut VecDeque<Action>) -> Vec<Action> {
+    let mut ahead = Vec::new();
+    // Each spawn comes with a few reports: a long run of reports ends the look.
+    for (index, action) in queue.iter().enumerate().take(4 * SPAWN_BATCH) {
+        if ahead.len() + 1 == SPAWN_BATCH {
+            break;
+        }
+        match action {
+            Action::Spawn { .. } => ahead.push(index),
+            Action::StateChanged { .. } | Action::Log(_) => {}
+            _ => break,
+        }
+    }
+    // From the back, so that each index still points at its spawn.
+    let mut spawns: Vec<Action> = ahead
+        .into_iter()
+        .rev()
+        .filter_map(|index| queue.remove(index))
+        .collect();
+    spawns.reverse();
+    spawns
+}
+
+/// A child to spawn, with the FastCGI socket it is given (or why that could not be had).
+struct SpawnRequest {
+    process: String,
+    spec: Arc<ProgramSpec>,
+    fcgi_socket: Result<Option<Arc<crate::fcgi::ListeningSocket>>, String>,
+}
 
 impl Daemon {
     /// Carries out `actions` in order, with the actions that their results lead to.
@@ -24,7 +64,15 @@ impl Daemon {
             if let Some(primary) = self.primary.as_mut() {
                 primary.beat_if_due();
             }
-            if let Some(result) = self.carry_out_one(action) {
+            let results = match action {
+                Action::Spawn { .. } => {
+                    let mut spawns = take_spawns_ahead(&mut queue);
+                    spawns.insert(0, action);
+                    self.spawn_all(spawns)
+                }
+                action => self.carry_out_one(action).into_iter().collect(),
+            };
+            for result in results {
                 queue.extend(self.handle_event(result));
             }
         }
@@ -33,22 +81,7 @@ impl Daemon {
     /// Carries out one action; what it led to, if the supervisor must hear it at once.
     fn carry_out_one(&mut self, action: Action) -> Option<Event> {
         match action {
-            Action::Spawn {
-                process,
-                spec,
-                fencing_token,
-            } => {
-                self.watch_alerts(&spec);
-                let spec = match fencing_token {
-                    Some(token) => crate::cluster::with_fencing_token(&spec, token),
-                    None => spec,
-                };
-                let spawned = self.spawn(process, &spec);
-                if let (true, Event::Spawned { process, pid }) = (spec.singleton, &spawned) {
-                    self.guard_child(process, *pid);
-                }
-                Some(spawned)
-            }
+            Action::Spawn { .. } => self.spawn_all(vec![action]).pop(),
             Action::Contend { program } => {
                 self.tell_cluster(taskmaster_cluster::Command::Contend(program));
                 None
@@ -186,17 +219,79 @@ impl Daemon {
         }
     }
 
-    /// Spawns a child for `process`; the result is for the supervisor, at once.
-    fn spawn(&mut self, process: String, spec: &taskmaster_config::ProgramSpec) -> Event {
-        let fcgi_socket = match &spec.fcgi_socket {
-            Some(socket) => match self.fcgi_sockets.acquire(&spec.name, socket) {
-                Ok(socket) => Some(socket),
-                Err(error) => return Event::SpawnFailed { process, error },
-            },
-            None => None,
+    /// Spawns a child for each of `spawns` (consecutive [`Action::Spawn`]s), launched
+    /// together on two threads; the results, in order, are for the supervisor at once.
+    fn spawn_all(&mut self, spawns: Vec<Action>) -> Vec<Event> {
+        let requests: Vec<SpawnRequest> = spawns
+            .into_iter()
+            .filter_map(|action| match action {
+                Action::Spawn {
+                    process,
+                    spec,
+                    fencing_token,
+                } => Some(self.spawn_request(process, spec, fencing_token)),
+                _ => None,
+            })
+            .collect();
+        let prepared = requests
+            .iter()
+            .map(|request| {
+                let socket = request.fcgi_socket.as_ref().map_err(Clone::clone)?;
+                let socket = socket.as_deref().map(crate::fcgi::ListeningSocket::fd);
+                spawn::prepare(
+                    &request.process,
+                    &request.spec,
+                    socket,
+                    &self.context,
+                    &mut self.sinks,
+                )
+            })
+            .collect();
+        let launched = spawn::launch_all(prepared);
+        requests
+            .into_iter()
+            .zip(launched)
+            .map(|(request, launched)| self.spawned(request, launched))
+            .collect()
+    }
+
+    /// What spawning `process` needs of the daemon before its child is prepared.
+    fn spawn_request(
+        &mut self,
+        process: String,
+        spec: Arc<ProgramSpec>,
+        fencing_token: Option<i64>,
+    ) -> SpawnRequest {
+        self.watch_alerts(&spec);
+        let spec = match fencing_token {
+            Some(token) => crate::cluster::with_fencing_token(&spec, token),
+            None => spec,
         };
-        let socket = fcgi_socket.as_deref().map(crate::fcgi::ListeningSocket::fd);
-        let child = match spawn::spawn(&process, spec, socket, &self.context, &mut self.sinks) {
+        let fcgi_socket = spec
+            .fcgi_socket
+            .as_ref()
+            .map(|socket| self.fcgi_sockets.acquire(&spec.name, socket))
+            .transpose();
+        SpawnRequest {
+            process,
+            spec,
+            fcgi_socket,
+        }
+    }
+
+    /// Records the child launched for `request` (or why it was not): the event for the
+    /// supervisor.
+    fn spawned(
+        &mut self,
+        request: SpawnRequest,
+        launched: Result<spawn::Spawned, String>,
+    ) -> Event {
+        let SpawnRequest {
+            process,
+            spec,
+            fcgi_socket,
+        } = request;
+        let child = match launched {
             Ok(child) => child,
             Err(error) => return Event::SpawnFailed { process, error },
         };
@@ -210,7 +305,7 @@ impl Daemon {
                 pidfd: None,
                 captures,
                 stdin,
-                fcgi_socket,
+                fcgi_socket: fcgi_socket.ok().flatten(),
             },
         );
         if let Some(primary) = self.primary.as_mut() {
@@ -218,6 +313,9 @@ impl Daemon {
         }
         if spec.listener.is_some() {
             self.listeners.started(pid, &spec.name, &process);
+        }
+        if spec.singleton {
+            self.guard_child(&process, pid);
         }
         Event::Spawned { process, pid }
     }
