@@ -209,7 +209,7 @@ pub(crate) fn rotation_conflicts<'n>(
     names: impl Iterator<Item = &'n str>,
     programs: &BTreeMap<String, ProgramSpec>,
 ) -> Vec<(&'n str, String)> {
-    let mut first_writer: BTreeMap<&Path, (String, crate::Rotation)> = BTreeMap::new();
+    let mut first_writer: BTreeMap<&Path, (&str, &str, crate::Rotation)> = BTreeMap::new();
     let mut conflicts = Vec::new();
     for name in names {
         let Some(program) = programs.get(name) else {
@@ -227,10 +227,11 @@ pub(crate) fn rotation_conflicts<'n>(
                 continue;
             };
             match first_writer.get(file) {
-                Some((other, theirs)) if *theirs != rotation => conflicts.push((
+                Some((other, other_stream, theirs)) if *theirs != rotation => conflicts.push((
                     name,
                     format!(
-                        "{stream} goes to {} as {other} does, with other rotation settings \
+                        "{stream} goes to {} as {other}'s {other_stream} does, with other \
+                         rotation settings \
                          ({stream}_maxbytes {} and {stream}_backups {} here, {} and {} there): \
                          a file shared by streams must rotate alike",
                         file.display(),
@@ -242,7 +243,7 @@ pub(crate) fn rotation_conflicts<'n>(
                 )),
                 Some(_) => {}
                 None => {
-                    first_writer.insert(file, (format!("{name}'s {stream}"), rotation));
+                    first_writer.insert(file, (name, stream, rotation));
                 }
             }
         }

@@ -1757,11 +1757,9 @@ fn log(out: &mut Vec<Action>, process: &str, message: String) {
     }));
 }
 
-/// `config` with its programs in a map built anew from its sorted entries: a map filled one
-/// insertion at a time keeps nodes half empty, and each slot holds a whole `ProgramSpec`
-/// (1.1 KB), which at 10,000 programs is megabytes of room for nothing.
-pub(crate) fn compacted(mut config: Config) -> Config {
-    config.programs = std::mem::take(&mut config.programs).into_iter().collect();
+/// `config` with its programs in a map built anew ([`Config::compact`]).
+fn compacted(mut config: Config) -> Config {
+    config.compact();
     config
 }
 

@@ -713,6 +713,16 @@ fn a_process_a_reload_leaves_alone_holds_the_new_settings_and_is_not_a_change() 
 }
 
 #[test]
+fn an_unchanged_program_keeps_the_running_copy_of_its_settings() {
+    let mut w = World::new(WORKERS);
+    let running = std::sync::Arc::clone(&w.sup.process("web").expect("web").spec);
+    w.reload(WORKERS);
+    // Kept, not swapped for the file's equal copy: nothing of it was compared twice.
+    let web = w.sup.process("web").expect("web");
+    assert!(std::sync::Arc::ptr_eq(&web.spec, &running));
+}
+
+#[test]
 fn a_rejected_reload_changes_nothing() {
     let mut w = World::new(WORKERS);
     let before = w.sup.clone();

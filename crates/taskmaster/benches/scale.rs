@@ -63,6 +63,9 @@ const TARGET_STATUS_MS: f64 = 100.0;
 const TARGET_RELOAD_MS: f64 = 100.0;
 const TARGET_SHUTDOWN_MS: f64 = 8_000.0;
 const TARGET_RSS_MIB: f64 = 60.0;
+/// Longer than the daemon's wait before it gives back unused memory (3 s after its last
+/// activity).
+const IDLE_RELEASE_WAIT: Duration = Duration::from_secs(4);
 
 /// Every figure of one size.
 #[derive(Clone)]
@@ -77,6 +80,9 @@ struct Figures {
     shutdown_ms: f64,
     rss_mib: f64,
     rss_after_reload_mib: f64,
+    /// Once the daemon is idle after the reload (it gives back unused memory 3 s after its
+    /// last activity).
+    rss_idle_mib: f64,
 }
 
 fn main() -> ExitCode {
@@ -391,6 +397,12 @@ fn supervised(
         out.trim()
     );
     let rss_after_reload_mib = read_rss_mib(daemon.pid)?;
+    sleep(IDLE_RELEASE_WAIT);
+    let rss_idle_mib = read_rss_mib(daemon.pid)?;
+    println!(
+        "  daemon RSS after the reload         {rss_after_reload_mib:>9.1} MiB; \
+         {IDLE_RELEASE_WAIT:?} later, idle: {rss_idle_mib:.1} MiB"
+    );
 
     // 5. Shutdown.
     // A failed shutdown is a figure too (NaN, a MISS), not the end of the run.
@@ -415,6 +427,7 @@ fn supervised(
         shutdown_ms: shutdown,
         rss_mib,
         rss_after_reload_mib,
+        rss_idle_mib,
     })
 }
 
@@ -495,7 +508,7 @@ fn print_summary(rows: &[Figures]) {
     }
     println!("\nfigures:");
     println!(
-        "{:<14}{:>11}{:>13}{:>10}{:>11}{:>16}{:>11}{:>10}{:>14}",
+        "{:<14}{:>11}{:>13}{:>10}{:>11}{:>16}{:>11}{:>10}{:>14}{:>10}",
         "N",
         "floor ms",
         "RUNNING ms",
@@ -504,12 +517,13 @@ fn print_summary(rows: &[Figures]) {
         "reload ms/up ms",
         "shutdown",
         "RSS MiB",
-        "RSS reload"
+        "RSS reload",
+        "RSS idle"
     );
     for r in rows {
         let label = format!("{}{}", r.n, if r.pair { " --pair" } else { "" });
         println!(
-            "{:<14}{:>11.1}{:>13.1}{:>9.2}x{:>11.1}{:>16}{:>11.1}{:>10.1}{:>14.1}",
+            "{:<14}{:>11.1}{:>13.1}{:>9.2}x{:>11.1}{:>16}{:>11.1}{:>10.1}{:>14.1}{:>10.1}",
             label,
             r.floor_ms,
             r.start_ms,
@@ -518,7 +532,8 @@ fn print_summary(rows: &[Figures]) {
             format!("{:.1}/{:.1}", r.reload_call_ms, r.reload_running_ms),
             r.shutdown_ms,
             r.rss_mib,
-            r.rss_after_reload_mib
+            r.rss_after_reload_mib,
+            r.rss_idle_mib
         );
     }
     for r in rows.iter().filter(|r| r.n == 10_000) {
@@ -548,11 +563,14 @@ fn print_summary(rows: &[Figures]) {
             verdict(r.shutdown_ms, TARGET_SHUTDOWN_MS)
         );
         println!(
-            "  daemon RSS < 60 MiB:      {:>9.1} MiB {} (after the reload: {:.1} MiB, {})",
+            "  daemon RSS < 60 MiB:      {:>9.1} MiB {} (after the reload: {:.1} MiB, {}; \
+             idle after it: {:.1} MiB, {})",
             r.rss_mib,
             verdict(r.rss_mib, TARGET_RSS_MIB),
             r.rss_after_reload_mib,
-            verdict(r.rss_after_reload_mib, TARGET_RSS_MIB)
+            verdict(r.rss_after_reload_mib, TARGET_RSS_MIB),
+            r.rss_idle_mib,
+            verdict(r.rss_idle_mib, TARGET_RSS_MIB)
         );
     }
 }

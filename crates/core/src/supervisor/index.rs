@@ -186,7 +186,7 @@ impl Records {
     /// Whether they were equal.
     pub fn share_equal_spec(&mut self, name: &str, spec: &std::sync::Arc<ProgramSpec>) -> bool {
         match self.map.get_mut(name) {
-            Some(p) if *p.spec == **spec => {
+            Some(p) if std::sync::Arc::ptr_eq(&p.spec, spec) || *p.spec == **spec => {
                 p.spec = std::sync::Arc::clone(spec);
                 true
             }

@@ -535,9 +535,21 @@ impl Supervisor {
                 }
                 let plan = diff(&self.config, &config);
                 self.reloads.applied += 1;
-                self.apply(&config, now, out);
-                self.processes.compact();
-                self.config = super::compacted(config);
+                // An unchanged program keeps the running copy of its settings, which its
+                // processes share: none of it is compared again, and the file's copy goes
+                // with the old configuration.
+                for name in &plan.unchanged {
+                    if let (Some(running), Some(read)) = (
+                        self.config.programs.get_mut(name),
+                        config.programs.get_mut(name),
+                    ) {
+                        std::mem::swap(running, read);
+                    }
+                }
+                if self.apply(&config, now, out) {
+                    self.processes.compact();
+                }
+                self.config = config;
                 self.index.config_changes += 1;
                 self.staged = None;
                 out.push(Action::Log(Notice {
@@ -557,8 +569,9 @@ impl Supervisor {
     /// a new one starts; the rest are not touched. So a pool that grows or shrinks keeps the
     /// processes it still has, and a template that changes restarts only the processes whose
     /// own settings changed. A process of a kept program whose settings did not change takes
-    /// the program's new view (its `numprocs`) without a restart.
-    pub(super) fn apply(&mut self, config: &Config, now: Time, out: &mut Vec<Action>) {
+    /// the program's new view (its `numprocs`) without a restart. Whether a process was
+    /// added or retired.
+    pub(super) fn apply(&mut self, config: &Config, now: Time, out: &mut Vec<Action>) -> bool {
         // By name: no program's settings copied, whatever their number.
         let wanted: BTreeMap<String, Arc<ProgramSpec>> =
             config.programs.values().flat_map(processes_of).collect();
@@ -570,9 +583,13 @@ impl Supervisor {
             .filter(|p| !p.is_retiring())
             .map(|p| p.name.clone())
             .collect();
+        let mut records_change = false;
         for name in current {
             match wanted.get(&name) {
-                None => self.retire_process(&name, now, out),
+                None => {
+                    records_change = true;
+                    self.retire_process(&name, now, out);
+                }
                 Some(spec) => {
                     // The very same settings: the record is left untouched (a backup hears
                     // of the processes a reload changed, not of every one), and holds the new
@@ -605,6 +622,7 @@ impl Supervisor {
                             false => format!("restarted: {changed} changed"),
                         };
                         log(out, &name, message);
+                        records_change = true;
                         self.retire_process(&name, now, out);
                         self.waiting_processes.insert(name, Arc::clone(spec));
                     }
@@ -625,9 +643,11 @@ impl Supervisor {
             }
         }
         arriving.sort_by(|(a_name, a), (b_name, b)| (a.order(), a_name).cmp(&(b.order(), b_name)));
+        records_change |= !arriving.is_empty();
         for (name, spec) in arriving {
             self.add_process(name, spec, now, out);
         }
+        records_change
     }
 
     /// Stops process `name` and removes it once it has stopped.
