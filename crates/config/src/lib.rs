@@ -876,16 +876,13 @@ impl Config {
                 format!("cannot read: {}", os_reason(&e)),
             ))
         })?;
-        let (mut config, warnings) = match detect_format(path, &text) {
+        match detect_format(path, &text) {
             Format::Yaml => {
                 Config::parse_with(&text, path, accounts).map(|config| (config, Vec::new()))
             }
             Format::Ini => ini::parse_with(text.as_str(), path, &ini::Host::current(), accounts)
                 .map(|ini| (ini.config, ini.warnings)),
-        }?;
-        // Where it is read (a reload reads beside the daemon's loop), not where it is kept.
-        config.compact();
-        Ok((config, warnings))
+        }
     }
 
     /// Builds the map of programs anew from its sorted entries: a map filled one insertion at

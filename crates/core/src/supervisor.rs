@@ -1757,6 +1757,40 @@ fn log(out: &mut Vec<Action>, process: &str, message: String) {
     }));
 }
 
+/// The running map of programs `running`, its entries made those of the map just `read`:
+/// programs gone are removed, new ones inserted, and every slot takes the read value. The
+/// running map keeps its nodes, allocated at start; the read one, built beside the loop among
+/// the parse's temporaries, goes whole (with the values it now holds), so that the heap the
+/// reading used can be given back rather than stay pinned by the nodes of a map kept.
+fn with_entries_of(
+    mut running: BTreeMap<String, ProgramSpec>,
+    mut read: BTreeMap<String, ProgramSpec>,
+) -> BTreeMap<String, ProgramSpec> {
+    running.retain(|name, _| read.contains_key(name));
+    let arriving: Vec<String> = read
+        .keys()
+        .filter(|name| !running.contains_key(*name))
+        .cloned()
+        .collect();
+    for name in arriving {
+        if let Some(spec) = read.remove(&name) {
+            running.insert(name, spec);
+        }
+    }
+    // Both in name order: each kept slot meets its read value in one pass.
+    let mut read_entries = read.iter_mut().peekable();
+    for (name, kept) in running.iter_mut() {
+        while read_entries
+            .next_if(|(read_name, _)| *read_name < name)
+            .is_some()
+        {}
+        if let Some((_, value)) = read_entries.next_if(|(read_name, _)| *read_name == name) {
+            std::mem::swap(kept, value);
+        }
+    }
+    running
+}
+
 /// `config` with its programs in a map built anew ([`Config::compact`]).
 fn compacted(mut config: Config) -> Config {
     config.compact();
@@ -1775,4 +1809,23 @@ fn by_priority(specs: impl Iterator<Item = ProgramSpec>) -> Vec<ProgramSpec> {
     let mut specs: Vec<ProgramSpec> = specs.collect();
     specs.sort_by(|a, b| (a.order(), &a.name).cmp(&(b.order(), &b.name)));
     specs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn programs(yaml: &str) -> BTreeMap<String, ProgramSpec> {
+        Config::parse(yaml, std::path::Path::new("/srv/t.yaml"))
+            .expect("a configuration")
+            .programs
+    }
+
+    #[test]
+    fn the_running_map_takes_the_read_entries_gone_new_and_changed() {
+        let running = programs("programs:\n  a: {cmd: x}\n  b: {cmd: y}\n  c: {cmd: z}\n");
+        let read = programs("programs:\n  b: {cmd: y2}\n  c: {cmd: z}\n  d: {cmd: w}\n");
+        let expected = read.clone();
+        assert_eq!(with_entries_of(running, read), expected);
+    }
 }

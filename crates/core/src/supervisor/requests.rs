@@ -549,6 +549,9 @@ impl Supervisor {
                 if self.apply(&config, now, out) {
                     self.processes.compact();
                 }
+                let read = std::mem::take(&mut config.programs);
+                config.programs =
+                    super::with_entries_of(std::mem::take(&mut self.config.programs), read);
                 self.config = config;
                 self.index.config_changes += 1;
                 self.staged = None;
