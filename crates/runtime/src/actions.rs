@@ -25,7 +25,7 @@ const SPAWN_BATCH: usize = 16;
 /// launched with the one before them. A start of many processes asks for each one's state
 /// change and log line, then its spawn: the spawns may pass those (the state changes are
 /// still told in order, before the spawned processes' next ones), never another action.
-fn take_spawns_ahead(queue: &mut VecDeque<Action>) -> Vec<Action> {
+fn take_spawns_ahead(queue: &mut VecDeque<Action>) -> Vec<SpawnAsked> {
     let mut ahead = Vec::new();
     // Each spawn comes with a few reports: a long run of reports ends the look.
     for (index, action) in queue.iter().enumerate().take(4 * SPAWN_BATCH) {
@@ -39,13 +39,38 @@ fn take_spawns_ahead(queue: &mut VecDeque<Action>) -> Vec<Action> {
         }
     }
     // From the back, so that each index still points at its spawn.
-    let mut spawns: Vec<Action> = ahead
+    let mut spawns: Vec<SpawnAsked> = ahead
         .into_iter()
         .rev()
-        .filter_map(|index| queue.remove(index))
+        .filter_map(|index| queue.remove(index).and_then(SpawnAsked::from_action))
         .collect();
     spawns.reverse();
     spawns
+}
+
+/// What an [`Action::Spawn`] asks for.
+struct SpawnAsked {
+    process: String,
+    spec: Arc<ProgramSpec>,
+    fencing_token: Option<i64>,
+}
+
+impl SpawnAsked {
+    /// The spawn `action` asks for, if it is one.
+    fn from_action(action: Action) -> Option<SpawnAsked> {
+        match action {
+            Action::Spawn {
+                process,
+                spec,
+                fencing_token,
+            } => Some(SpawnAsked {
+                process,
+                spec,
+                fencing_token,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A child to spawn, with the FastCGI socket it is given (or why that could not be had).
@@ -65,9 +90,17 @@ impl Daemon {
                 primary.beat_if_due();
             }
             let results = match action {
-                Action::Spawn { .. } => {
-                    let mut spawns = take_spawns_ahead(&mut queue);
-                    spawns.insert(0, action);
+                Action::Spawn {
+                    process,
+                    spec,
+                    fencing_token,
+                } => {
+                    let mut spawns = vec![SpawnAsked {
+                        process,
+                        spec,
+                        fencing_token,
+                    }];
+                    spawns.extend(take_spawns_ahead(&mut queue));
                     self.spawn_all(spawns)
                 }
                 action => self.carry_out_one(action).into_iter().collect(),
@@ -81,7 +114,17 @@ impl Daemon {
     /// Carries out one action; what it led to, if the supervisor must hear it at once.
     fn carry_out_one(&mut self, action: Action) -> Option<Event> {
         match action {
-            Action::Spawn { .. } => self.spawn_all(vec![action]).pop(),
+            Action::Spawn {
+                process,
+                spec,
+                fencing_token,
+            } => self
+                .spawn_all(vec![SpawnAsked {
+                    process,
+                    spec,
+                    fencing_token,
+                }])
+                .pop(),
             Action::Contend { program } => {
                 self.tell_cluster(taskmaster_cluster::Command::Contend(program));
                 None
@@ -219,19 +262,12 @@ impl Daemon {
         }
     }
 
-    /// Spawns a child for each of `spawns` (consecutive [`Action::Spawn`]s), launched
+    /// Spawns a child for each of `spawns` (spawns asked for in a row), launched
     /// together on two threads; the results, in order, are for the supervisor at once.
-    fn spawn_all(&mut self, spawns: Vec<Action>) -> Vec<Event> {
+    fn spawn_all(&mut self, spawns: Vec<SpawnAsked>) -> Vec<Event> {
         let requests: Vec<SpawnRequest> = spawns
             .into_iter()
-            .filter_map(|action| match action {
-                Action::Spawn {
-                    process,
-                    spec,
-                    fencing_token,
-                } => Some(self.spawn_request(process, spec, fencing_token)),
-                _ => None,
-            })
+            .map(|asked| self.spawn_request(asked))
             .collect();
         let prepared = requests
             .iter()
@@ -256,12 +292,12 @@ impl Daemon {
     }
 
     /// What spawning `process` needs of the daemon before its child is prepared.
-    fn spawn_request(
-        &mut self,
-        process: String,
-        spec: Arc<ProgramSpec>,
-        fencing_token: Option<i64>,
-    ) -> SpawnRequest {
+    fn spawn_request(&mut self, asked: SpawnAsked) -> SpawnRequest {
+        let SpawnAsked {
+            process,
+            spec,
+            fencing_token,
+        } = asked;
         self.watch_alerts(&spec);
         let spec = match fencing_token {
             Some(token) => crate::cluster::with_fencing_token(&spec, token),
