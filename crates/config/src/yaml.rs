@@ -759,12 +759,17 @@ impl Checker<'_> {
             }
         };
         let mut names_in_file_order: Vec<(&Node, &str)> = Vec::new();
+        // Collected, then made a map at once: a map filled one insertion at a time moves whole
+        // programs at every split of its nodes, and leaves them half empty.
+        let mut read_programs: Vec<(String, ProgramSpec)> = Vec::with_capacity(pairs.len());
+        let mut read_names: std::collections::HashSet<&str> =
+            std::collections::HashSet::with_capacity(pairs.len());
         for (name_node, program) in pairs {
             let Some(name) = self.key_name(name_node, key) else {
                 continue;
             };
             let path = join(key, name);
-            if top.programs.contains_key(name) {
+            if top.programs.contains_key(name) || read_names.contains(name) {
                 let message = format!(
                     "a program named {name:?} is already defined (programs and eventlisteners \
                      share their names)"
@@ -808,8 +813,13 @@ impl Checker<'_> {
             if let Some(place) = read.singleton {
                 top.singleton_places.push((name.to_string(), place));
             }
-            top.programs.insert(name.to_string(), spec);
+            read_names.insert(name);
+            read_programs.push((name.to_string(), spec));
         }
+        top.programs = std::mem::take(&mut top.programs)
+            .into_iter()
+            .chain(read_programs)
+            .collect();
         for (name, message) in crate::instances::clashes(&top.programs) {
             if let Some(&(name_node, _)) = names_in_file_order.iter().find(|(_, n)| *n == name) {
                 self.error(name_node, &join(key, &name), message);
