@@ -32,12 +32,12 @@ pub(crate) fn numbers(spec: &ProgramSpec) -> impl Iterator<Item = u32> {
 
 /// What is wrong with the names the processes of `program` got, each named once; empty when
 /// every name is valid and they are all different.
-pub(crate) fn check_names(program: &str, names: &[String]) -> Vec<String> {
+pub(crate) fn check_names(program: &str, names: &[&str]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut first_of: BTreeMap<&str, usize> = BTreeMap::new();
     let mut said_invalid = false;
     for (i, name) in names.iter().enumerate() {
-        if name == program && !is_valid_program_name(program) {
+        if *name == program && !is_valid_program_name(program) {
             continue; // said of the program already
         }
         if !is_valid_program_name(name) {
@@ -63,16 +63,23 @@ pub(crate) fn processes(instances: Vec<(String, u32, ProgramSpec)>) -> Vec<Proce
     // Collected into a vector of its own: collected in place, the processes would keep the
     // instances' allocation (a whole ProgramSpec's room per process, 1.1 KB, unused).
     let mut processes = Vec::with_capacity(instances.len());
-    processes.extend(instances.into_iter().map(|(name, num, mut spec)| {
-        spec.processes.clear();
-        never_rotate_devices(&mut spec);
-        ProcessSpec {
-            name,
-            num,
-            spec: Arc::new(spec),
-        }
-    }));
+    processes.extend(
+        instances
+            .into_iter()
+            .map(|(name, num, spec)| process(name, num, spec)),
+    );
     processes
+}
+
+/// Process `name`, number `num`, of a program, running with `spec`.
+pub(crate) fn process(name: String, num: u32, mut spec: ProgramSpec) -> ProcessSpec {
+    spec.processes.clear();
+    never_rotate_devices(&mut spec);
+    ProcessSpec {
+        name,
+        num,
+        spec: Arc::new(spec),
+    }
 }
 
 /// Every process name used by more than one program, in a way that would make a bare name

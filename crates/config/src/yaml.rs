@@ -816,10 +816,9 @@ impl Checker<'_> {
             read_names.insert(name);
             read_programs.push((name.to_string(), spec));
         }
-        top.programs = std::mem::take(&mut top.programs)
-            .into_iter()
-            .chain(read_programs)
-            .collect();
+        // Those of the other section (`eventlisteners` or `programs`) too, if it came first.
+        read_programs.extend(std::mem::take(&mut top.programs));
+        top.programs = read_programs.into_iter().collect();
         for (name, message) in crate::instances::clashes(&top.programs) {
             if let Some(&(name_node, _)) = names_in_file_order.iter().find(|(_, n)| *n == name) {
                 self.error(name_node, &join(key, &name), message);
@@ -997,7 +996,7 @@ impl Checker<'_> {
             if let Some(mut process) = process {
                 // The pattern, not this process's name: the same in every process.
                 process.process_name.clone_from(&spec.process_name);
-                made.push((name, num, process));
+                made.push(crate::instances::process(name, num, process));
             }
         }
         // The same mistake in every process is said once.
@@ -1009,12 +1008,12 @@ impl Checker<'_> {
             }
         }
         self.errors.extend(seen);
-        let names: Vec<String> = made.iter().map(|(name, _, _)| name.clone()).collect();
+        let names: Vec<&str> = made.iter().map(|process| process.name.as_str()).collect();
         for problem in crate::instances::check_names(&spec.name, &names) {
             let node = value_of(program, "process_name").unwrap_or(name_node);
             self.error(node, &join(path, "process_name"), problem);
         }
-        crate::instances::processes(made)
+        made
     }
 
     /// Records the error of a shared value parser, if any.

@@ -421,7 +421,7 @@ impl Translator<'_> {
                 None => self.at_section(src, section, message),
             }
         }
-        let names: Vec<String> = made.iter().map(|(name, _, _)| name.clone()).collect();
+        let names: Vec<&str> = made.iter().map(|(name, _, _)| name.as_str()).collect();
         for problem in crate::instances::check_names(program, &names) {
             match options.get("process_name") {
                 Some(opt) => self.at_value(&At::new(src, section, opt), problem),
