@@ -91,8 +91,59 @@ struct Open {
     anchor: usize,
     /// For a mapping: the key read, waiting for its value.
     pending_key: Option<Node>,
-    /// For a mapping: where each key was first written (`None` stands for a null key).
-    seen: HashMap<Option<String>, (usize, usize)>,
+    /// For a mapping of many keys: where each key was first written (see [`first_written`]).
+    seen: Option<KeysSeen>,
+}
+
+/// Where each key of a mapping was first written, by its text (`None` stands for a null key).
+type KeysSeen = HashMap<Option<String>, (usize, usize)>;
+
+/// Up to this many keys, a mapping's keys are compared one by one rather than kept by text:
+/// most mappings (a program's settings) have a few, and the programs' one has thousands.
+const FEW_KEYS: usize = 16;
+
+/// A key's identity, as duplicates are found by: its text, or `None` for a null key; no
+/// identity for a collection used as a key.
+fn key_identity(key: &Node) -> Option<Option<&str>> {
+    match &key.value {
+        Value::Null => Some(None),
+        Value::Scalar { text, .. } => Some(Some(text)),
+        Value::Sequence(_) | Value::Mapping(_) => None,
+    }
+}
+
+/// Where a key like `key` was first written in the mapping of `pairs`, if one was: among the
+/// pairs themselves while they are few, then in `seen`, which is filled from them once they
+/// are many and then keeps `key` too.
+fn first_written(
+    pairs: &[(Node, Node)],
+    seen: &mut Option<KeysSeen>,
+    key: &Node,
+) -> Option<(usize, usize)> {
+    let identity = key_identity(key)?;
+    if pairs.len() < FEW_KEYS {
+        return pairs
+            .iter()
+            .map(|(earlier, _)| earlier)
+            .find(|earlier| key_identity(earlier) == Some(identity))
+            .map(|earlier| (earlier.line, earlier.column));
+    }
+    let seen = seen.get_or_insert_with(|| {
+        let mut seen = KeysSeen::with_capacity(pairs.len() * 2);
+        for (earlier, _) in pairs {
+            if let Some(text) = key_identity(earlier) {
+                seen.insert(text.map(str::to_string), (earlier.line, earlier.column));
+            }
+        }
+        seen
+    });
+    match seen.entry(identity.map(str::to_string)) {
+        std::collections::hash_map::Entry::Occupied(first) => Some(*first.get()),
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            slot.insert((key.line, key.column));
+            None
+        }
+    }
 }
 
 /// Turns parser events into a [`Node`] tree; records the first error and stops there.
@@ -213,22 +264,14 @@ impl<'a> Builder<'a> {
                         value.line = key.line;
                         value.column = key.column;
                     }
-                    let identity = match &key.value {
-                        Value::Null => Some(None),
-                        Value::Scalar { text, .. } => Some(Some(text.clone())),
-                        Value::Sequence(_) | Value::Mapping(_) => None,
-                    };
-                    if let Some(identity) = identity {
-                        if let Some(&(line, column)) = parent.seen.get(&identity) {
-                            let message = format!(
-                                "duplicate key {:?} (first at line {line}, column {column})",
-                                key_text(&key),
-                            );
-                            // Reported under the mapping's path (the pending key is taken).
-                            self.fail_at(key.line, key.column, message);
-                            return;
-                        }
-                        parent.seen.insert(identity, (key.line, key.column));
+                    if let Some((line, column)) = first_written(pairs, &mut parent.seen, &key) {
+                        let message = format!(
+                            "duplicate key {:?} (first at line {line}, column {column})",
+                            key_text(&key),
+                        );
+                        // Reported under the mapping's path (the pending key is taken).
+                        self.fail_at(key.line, key.column, message);
+                        return;
                     }
                     pairs.push((key, value));
                 }
@@ -252,7 +295,7 @@ impl<'a> Builder<'a> {
             },
             anchor,
             pending_key: None,
-            seen: HashMap::new(),
+            seen: None,
         });
     }
 
@@ -502,6 +545,30 @@ mod tests {
         };
         let keys: Vec<String> = pairs.iter().map(|(k, _)| key_text(k)).collect();
         assert_eq!(keys, ["b", "a", "c"]);
+    }
+
+    #[test]
+    fn a_duplicate_among_many_keys_is_found_before_and_after_they_are_many() {
+        for (first, again) in [(3, FEW_KEYS + 4), (FEW_KEYS + 2, FEW_KEYS + 6), (2, 9)] {
+            let mut text = String::new();
+            for i in 0..FEW_KEYS + 8 {
+                let key = if i == again { first } else { i };
+                text.push_str(&format!("k{key}: {i}\n"));
+            }
+            let Err(errors) = parse(&text, Path::new("t.yaml")) else {
+                panic!("accepted a duplicate of k{first}");
+            };
+            assert_eq!(
+                errors.to_string(),
+                format!(
+                    "t.yaml:{}:1: duplicate key \"k{first}\" (first at line {}, column 1)",
+                    again + 1,
+                    first + 1
+                )
+            );
+        }
+        let many: String = (0..FEW_KEYS * 2).map(|i| format!("k{i}: {i}\n")).collect();
+        assert!(parse(&many, Path::new("t.yaml")).is_ok());
     }
 
     #[test]
