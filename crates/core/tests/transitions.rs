@@ -697,6 +697,41 @@ programs:
 }
 
 #[test]
+fn processes_still_stopping_from_a_reload_come_back_with_the_newest_file() {
+    let mut w = World::new(WORKERS);
+    let web_pid = w.pid("web");
+    let worker_pid = w.pid("workers:workers_00");
+    // web goes; the workers change.
+    w.reload(
+        &WORKERS
+            .replace("/bin/worker", "/bin/worker --v2")
+            .replace("  web:\n    cmd: /bin/web\n    starttime: 0\n", ""),
+    );
+    assert_eq!(w.state("web"), "STOPPING");
+    assert_eq!(w.state("workers:workers_00"), "STOPPING");
+    // Before they are gone, a file that wants web again and the workers changed once more.
+    w.reload(&WORKERS.replace("/bin/worker", "/bin/worker --v3"));
+    for pid in [web_pid, worker_pid] {
+        w.handle(taskmaster_core::Event::Exited {
+            pid,
+            status: code(0),
+            leftovers: false,
+        });
+    }
+    assert_eq!(w.state("web"), "RUNNING", "web came back");
+    assert_eq!(w.spawn_count("web"), 2);
+    assert_eq!(w.spawn_count("workers:workers_00"), 2);
+    assert_eq!(
+        w.sup
+            .process("workers:workers_00")
+            .expect("workers_00")
+            .spec
+            .cmd,
+        "/bin/worker --v3"
+    );
+}
+
+#[test]
 fn a_process_a_reload_leaves_alone_holds_the_new_settings_and_is_not_a_change() {
     let mut w = World::new(WORKERS);
     w.sup.keep_changes();

@@ -575,75 +575,60 @@ impl Supervisor {
     /// the program's new view (its `numprocs`) without a restart. Whether a process was
     /// added or retired.
     pub(super) fn apply(&mut self, config: &Config, now: Time, out: &mut Vec<Action>) -> bool {
-        // By name: no program's settings copied, whatever their number.
-        let wanted: BTreeMap<String, Arc<ProgramSpec>> =
+        // By name, in the records' order: one pass over both, no program's settings copied
+        // and no record looked up, whatever their number.
+        let mut wanted: Vec<(String, Arc<ProgramSpec>)> =
             config.programs.values().flat_map(processes_of).collect();
-        self.waiting_processes
-            .retain(|name, _| wanted.contains_key(name));
-        let current: Vec<String> = self
-            .processes
-            .values()
-            .filter(|p| !p.is_retiring())
-            .map(|p| p.name.clone())
-            .collect();
-        let mut records_change = false;
-        for name in current {
-            match wanted.get(&name) {
-                None => {
-                    records_change = true;
-                    self.retire_process(&name, now, out);
+        wanted.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+        self.waiting_processes.retain(|name, _| {
+            wanted
+                .binary_search_by(|(wanted, _)| wanted.as_str().cmp(name))
+                .is_ok()
+        });
+        let mut steps = Vec::new();
+        let mut returning = Vec::new();
+        let mut arriving = Vec::new();
+        let mut records = self.processes.iter().peekable();
+        for (name, spec) in wanted {
+            while let Some((gone, p)) = records.next_if(|(record, _)| **record < name) {
+                if !p.is_retiring() {
+                    steps.push(ReloadStep::Retire(gone.clone()));
                 }
-                Some(spec) => {
-                    // The very same settings: the record is left untouched (a backup hears
-                    // of the processes a reload changed, not of every one), and holds the new
-                    // configuration's copy, so that the old one goes.
-                    if self.processes.share_equal_spec(&name, spec) {
-                        continue;
+            }
+            let waiting = self.waiting_processes.contains_key(&name);
+            match records.next_if(|(record, _)| **record == name) {
+                // Still on its way out from an earlier reload: it comes back once gone.
+                Some((_, p)) if p.is_retiring() => returning.push((name, spec)),
+                Some((_, p)) => {
+                    // The very copy it runs with (an unchanged program keeps it): nothing to do.
+                    if !Arc::ptr_eq(&p.spec, &spec) {
+                        steps.push(ReloadStep::Compare(name.clone(), Arc::clone(&spec)));
                     }
-                    let Some(p) = self.processes.get(&name) else {
-                        continue;
-                    };
-                    let change = p.spec.changes(spec);
-                    let Some(p) = self.processes.get_mut(&name) else {
-                        continue;
-                    };
-                    if change.restart.is_empty() {
-                        p.spec = Arc::clone(spec);
-                        self.index.specs = None;
-                        if !change.in_place.is_empty() {
-                            let changed = change.in_place.join(", ");
-                            log(
-                                out,
-                                &name,
-                                format!("{changed} changed in place, no restart"),
-                            );
-                        }
-                    } else {
-                        let changed = change.restart.join(", ");
-                        let message = match p.state.is_stopped() {
-                            true => format!("{changed} changed"),
-                            false => format!("restarted: {changed} changed"),
-                        };
-                        log(out, &name, message);
-                        records_change = true;
-                        self.retire_process(&name, now, out);
-                        self.waiting_processes.insert(name, Arc::clone(spec));
+                    if waiting {
+                        returning.push((name, spec));
                     }
                 }
+                None if waiting => returning.push((name, spec)),
+                None => arriving.push((name, spec)),
             }
         }
-        let mut arriving: Vec<(String, Arc<ProgramSpec>)> = Vec::new();
-        for (name, spec) in wanted {
-            if self.waiting_processes.contains_key(&name) {
-                self.waiting_processes.insert(name, spec);
-            } else if self.processes.contains_key(&name) {
-                // Still on its way out from an earlier reload: it comes back once gone.
-                if self.processes.get(&name).is_some_and(Process::is_retiring) {
-                    self.waiting_processes.insert(name, spec);
+        steps.extend(
+            records
+                .filter(|(_, p)| !p.is_retiring())
+                .map(|(gone, _)| ReloadStep::Retire(gone.clone())),
+        );
+        let mut records_change = false;
+        for step in steps {
+            records_change |= match step {
+                ReloadStep::Retire(name) => {
+                    self.retire_process(&name, now, out);
+                    true
                 }
-            } else {
-                arriving.push((name, spec));
-            }
+                ReloadStep::Compare(name, spec) => self.reconfigure(name, &spec, now, out),
+            };
+        }
+        for (name, spec) in returning {
+            self.waiting_processes.insert(name, spec);
         }
         arriving.sort_by(|(a_name, a), (b_name, b)| (a.order(), a_name).cmp(&(b.order(), b_name)));
         records_change |= !arriving.is_empty();
@@ -651,6 +636,49 @@ impl Supervisor {
             self.add_process(name, spec, now, out);
         }
         records_change
+    }
+
+    /// Gives process `name` the settings `spec` the reload read for it: kept as they are if
+    /// equal (the record holds the configuration's copy, so that the old one goes, and is not
+    /// a change: a backup hears of the processes a reload changed, not of every one), applied
+    /// in place if only how taskmaster watches it changed, else it stops and comes back with
+    /// them. Whether it was retired.
+    fn reconfigure(
+        &mut self,
+        name: String,
+        spec: &Arc<ProgramSpec>,
+        now: Time,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        if self.processes.share_equal_spec(&name, spec) {
+            return false;
+        }
+        let Some(p) = self.processes.get_mut(&name) else {
+            return false;
+        };
+        let change = p.spec.changes(spec);
+        if change.restart.is_empty() {
+            p.spec = Arc::clone(spec);
+            self.index.specs = None;
+            if !change.in_place.is_empty() {
+                let changed = change.in_place.join(", ");
+                log(
+                    out,
+                    &name,
+                    format!("{changed} changed in place, no restart"),
+                );
+            }
+            return false;
+        }
+        let changed = change.restart.join(", ");
+        let message = match p.state.is_stopped() {
+            true => format!("{changed} changed"),
+            false => format!("restarted: {changed} changed"),
+        };
+        log(out, &name, message);
+        self.retire_process(&name, now, out);
+        self.waiting_processes.insert(name, Arc::clone(spec));
+        true
     }
 
     /// Stops process `name` and removes it once it has stopped.
@@ -910,4 +938,12 @@ impl Supervisor {
 /// `outcomes` in its place.
 fn known(resolved: Result<Named, Outcome>, outcomes: &mut Vec<Outcome>) -> Option<Named> {
     resolved.map_err(|unknown| outcomes.push(unknown)).ok()
+}
+
+/// What a reload does to a process it found running, in the records' order.
+enum ReloadStep {
+    /// The file no longer has it: it stops and goes.
+    Retire(String),
+    /// The file has it with settings that are not the copy it runs with.
+    Compare(String, Arc<ProgramSpec>),
 }
