@@ -157,6 +157,9 @@ impl Daemon {
             self.end_turn().await;
             if gate_deadline.is_some() && self.primary.as_ref().is_some_and(Primary::is_ready) {
                 gate_deadline = None;
+                // The backup became ready on the writer's thread, maybe after the turn told
+                // the supervisor otherwise: the first answers say what opened the gate.
+                self.sync_pair_info();
                 self.open_service_gate();
             }
         }
