@@ -885,13 +885,6 @@ impl Config {
         }
     }
 
-    /// Builds the map of programs anew from its sorted entries: a map filled one insertion at
-    /// a time keeps nodes half empty, and each slot holds a whole `ProgramSpec` (1.1 KB),
-    /// which at 10,000 programs is megabytes of room for nothing.
-    pub fn compact(&mut self) {
-        self.programs = std::mem::take(&mut self.programs).into_iter().collect();
-    }
-
     /// Validates supervisord INI `text` as if it had been read from `path`, with taskmaster's
     /// environment and host name for the expansions. Its `[include]` files are read. What the
     /// `Config` cannot hold (priorities, the HTTP servers) is in [`ini::parse`]'s result.

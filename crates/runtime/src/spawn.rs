@@ -139,8 +139,8 @@ impl Prepared<'_> {
 }
 
 /// How many threads launch a batch of children: a launch waits for the kernel to load the
-/// child's program (posix_spawn returns after the exec), so two cores start a mass of
-/// programs about a third faster than one.
+/// child's program (posix_spawn returns after the exec), so two launchers overlap those
+/// waits (10,000 programs RUNNING in a median of 8.36 s instead of 8.99 s: README).
 const LAUNCH_THREADS: usize = 2;
 
 /// Launches `children` (or passes on why one could not be prepared), the calling thread and
